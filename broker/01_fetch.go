@@ -1,0 +1,196 @@
+package broker
+
+// Fetch: versions 4-12 (record batch v2 only; topics by name). A fetch that
+// finds fewer than min_bytes waits up to max_wait_ms without holding a
+// worker: it is parked on its partitions, woken by Produce or by its timer
+// (like Kafka's purgatory), and answered from whichever goroutine wakes it.
+// max_bytes and partition_max_bytes are honoured and capped by
+// --max-fetch-bytes, but the first batch found is returned whole even when it
+// is larger, as Kafka does so consumers always progress. Fetch sessions
+// (KIP-227) are not kept: every response has session id 0, which clients
+// take as "use full fetches".
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/codec/kafka"
+)
+
+// maxFetchWait caps max_wait_ms so a waiter cannot live for days.
+const maxFetchWait = 5 * time.Minute
+
+// fetchWaiter is one fetch waiting for data.
+type fetchWaiter struct {
+	b       *Broker
+	req     *kmsg.FetchRequest
+	respond Responder
+	done    atomic.Bool
+	timer   *time.Timer
+	mu      sync.Mutex // serialises retries
+	parts   []*partition
+}
+
+func (b *Broker) handleFetch(kreq kmsg.Request, _ *Client, respond Responder) {
+	req := kreq.(*kmsg.FetchRequest)
+	if req.Version >= 7 && req.SessionID != 0 {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.SetVersion(req.Version)
+		resp.ErrorCode = kafka.ErrFetchSessionIDNotFound
+		respond(resp)
+		return
+	}
+	resp, n := b.fetchOnce(req)
+	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
+	if n >= int64(req.MinBytes) || wait <= 0 || n < 0 {
+		respond(resp)
+		return
+	}
+	if wait > maxFetchWait {
+		wait = maxFetchWait
+	}
+	w := &fetchWaiter{b: b, req: req, respond: respond}
+	for _, rt := range req.Topics {
+		t := b.lookupTopic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			if p := t.partitionOf(rp.Partition); p != nil {
+				w.parts = append(w.parts, p)
+			}
+		}
+	}
+	b.metrics.fetchWaiting.Inc()
+	w.timer = time.AfterFunc(wait, w.expire)
+	w.retry()
+}
+
+// wake is called by a partition (under its lock) when data arrives.
+func (w *fetchWaiter) wake() {
+	if !w.done.Load() {
+		go w.retry()
+	}
+}
+
+// retry registers on the partitions, then looks again, so that data arriving
+// between the look and the registration is never missed.
+func (w *fetchWaiter) retry() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done.Load() {
+		return
+	}
+	for _, p := range w.parts {
+		p.mu.Lock()
+		p.waiters[w] = struct{}{}
+		p.mu.Unlock()
+	}
+	resp, n := w.b.fetchOnce(w.req)
+	if n >= int64(w.req.MinBytes) || n < 0 {
+		w.finish(resp)
+	}
+}
+
+func (w *fetchWaiter) expire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	resp, _ := w.b.fetchOnce(w.req)
+	w.finish(resp)
+}
+
+// finish answers once and unregisters. The caller holds w.mu.
+func (w *fetchWaiter) finish(resp kmsg.Response) {
+	if !w.done.CompareAndSwap(false, true) {
+		return
+	}
+	w.timer.Stop()
+	for _, p := range w.parts {
+		p.mu.Lock()
+		delete(p.waiters, w)
+		p.mu.Unlock()
+	}
+	w.b.metrics.fetchWaiting.Dec()
+	w.respond(resp)
+}
+
+// fetchOnce builds the response from what the log holds now. It returns the
+// record bytes found, or -1 when a partition has an error worth answering at
+// once (unknown topic, offset out of range).
+func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int64) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	resp.SetVersion(req.Version)
+	budget := b.cfg.MaxFetchBytes
+	if req.Version >= 3 && int64(req.MaxBytes) < budget && req.MaxBytes > 0 {
+		budget = int64(req.MaxBytes)
+	}
+	var total int64
+	urgent := false
+	for _, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic = rt.Topic
+		t := b.lookupTopic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.PreferredReadReplica = -1
+			p := t.partitionOf(rp.Partition)
+			if p == nil {
+				sp.ErrorCode = kafka.ErrUnknownTopicOrPartition
+				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+				urgent = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			limit := int64(rp.PartitionMaxBytes)
+			if rem := budget - total; limit > rem {
+				limit = rem
+			}
+			n := p.read(rp.FetchOffset, limit, total == 0, &sp)
+			if sp.ErrorCode != kafka.ErrNone {
+				urgent = true
+			}
+			total += n
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if urgent {
+		return resp, -1
+	}
+	return resp, total
+}
+
+// read fills sp with batches from offset, up to limit bytes (but at least
+// one whole batch when first is set). It returns the bytes returned.
+func (p *partition) read(offset, limit int64, first bool, sp *kmsg.FetchResponseTopicPartition) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = p.next, p.next, p.logStart
+	if offset < p.logStart || offset > p.next {
+		sp.ErrorCode = kafka.ErrOffsetOutOfRange
+		return 0
+	}
+	i := p.findBatch(offset)
+	var size int64
+	j := i
+	for ; j < len(p.batches); j++ {
+		n := int64(len(p.batches[j].raw))
+		if size+n > limit && !(first && j == i) {
+			break
+		}
+		size += n
+	}
+	switch {
+	case j == i:
+	case j == i+1:
+		sp.RecordBatches = p.batches[i].raw // immutable once appended
+	default:
+		buf := make([]byte, 0, size)
+		for k := i; k < j; k++ {
+			buf = append(buf, p.batches[k].raw...)
+		}
+		sp.RecordBatches = buf
+	}
+	return size
+}

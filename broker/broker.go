@@ -1,0 +1,152 @@
+package broker
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/codec/kafka"
+)
+
+// Config configures the embedded broker.
+type Config struct {
+	// NodeID is this broker's id in Metadata (it is also the controller).
+	NodeID int32
+	// Host and Port are advertised to clients in Metadata and FindCoordinator.
+	Host string
+	Port int32
+	// ClusterID is returned in Metadata and DescribeCluster.
+	ClusterID string
+	// AutoCreateTopics creates unknown topics on Metadata and Produce.
+	AutoCreateTopics bool
+	// DefaultPartitions is the partition count of auto-created topics.
+	DefaultPartitions int32
+	// MaxFetchBytes caps any Fetch response.
+	MaxFetchBytes int64
+	// MaxMessageBytes is the default max.message.bytes of a topic.
+	MaxMessageBytes int32
+	// Logger receives broker events; nil means slog.Default().
+	Logger *slog.Logger
+	// Metrics is the set broker metrics register in; nil means none.
+	Metrics *metrics.Set
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Client describes who sent a request.
+type Client struct {
+	// ID is the Kafka client id of the request header.
+	ID string
+	// Addr is the remote IP of the connection.
+	Addr string
+}
+
+// Responder receives the response to one request. A nil response means no
+// response is due (Produce with acks=0). It may be called from any goroutine,
+// exactly once.
+type Responder func(kmsg.Response)
+
+type handlerFunc func(req kmsg.Request, cl *Client, respond Responder)
+
+type handler struct {
+	min, max int16
+	fn       handlerFunc
+}
+
+// Broker is the embedded single-node Kafka broker.
+type Broker struct {
+	cfg      Config
+	log      *slog.Logger
+	handlers [kafkaMaxKey + 1]handler
+
+	mu     sync.RWMutex
+	topics map[string]*topic
+	byID   map[[16]byte]*topic
+
+	producers producerIDs
+	groups    *groups
+	metrics   brokerMetrics
+}
+
+const kafkaMaxKey = 80
+
+// New returns a broker serving the APIs of its handler table.
+func New(cfg Config) *Broker {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.DefaultPartitions <= 0 {
+		cfg.DefaultPartitions = 1
+	}
+	if cfg.MaxFetchBytes <= 0 {
+		cfg.MaxFetchBytes = 52428800
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 1048588
+	}
+	if cfg.ClusterID == "" {
+		cfg.ClusterID = "floodgate"
+	}
+	b := &Broker{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		topics: make(map[string]*topic),
+		byID:   make(map[[16]byte]*topic),
+	}
+	b.metrics = newBrokerMetrics(cfg.Metrics)
+	b.groups = newGroups(b)
+	b.register()
+	return b
+}
+
+// reg adds one API to the handler table.
+func (b *Broker) reg(key, min, max int16, fn handlerFunc) {
+	b.handlers[key] = handler{min: min, max: max, fn: fn}
+}
+
+// VersionRange returns the versions of key floodgate serves.
+func (b *Broker) VersionRange(key int16) (min, max int16, ok bool) {
+	if key < 0 || int(key) >= len(b.handlers) || b.handlers[key].fn == nil {
+		return 0, 0, false
+	}
+	h := b.handlers[key]
+	return h.min, h.max, true
+}
+
+// Handle serves one decoded request. The caller has checked the version
+// with VersionRange.
+func (b *Broker) Handle(req kmsg.Request, cl *Client, respond Responder) {
+	h := b.handlers[req.Key()]
+	h.fn(req, cl, respond)
+}
+
+// Close stops the broker's timers.
+func (b *Broker) Close() {
+	b.groups.close()
+}
+
+func (b *Broker) now() time.Time { return b.cfg.Now() }
+
+// newUUID returns a random topic id that is never all zeroes.
+func newUUID() [16]byte {
+	var id [16]byte
+	for id == ([16]byte{}) {
+		if _, err := rand.Read(id[:]); err != nil {
+			panic(fmt.Sprintf("broker: crypto/rand: %v", err))
+		}
+	}
+	return id
+}
+
+// errResponse answers req with code in every part.
+func errResponse(req kmsg.Request, code int16) kmsg.Response {
+	return kafka.ErrorResponse(req, code)
+}

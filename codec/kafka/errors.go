@@ -1,0 +1,185 @@
+package kafka
+
+import (
+	"errors"
+	"reflect"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ErrUnknownAPI is returned for an API key kmsg does not know.
+var ErrUnknownAPI = errors.New("kafka: unknown api key")
+
+// Kafka error codes floodgate answers with. The names follow Apache Kafka's
+// Errors enum.
+const (
+	ErrNone                      int16 = 0
+	ErrOffsetOutOfRange          int16 = 1
+	ErrCorruptMessage            int16 = 2
+	ErrUnknownTopicOrPartition   int16 = 3
+	ErrInvalidFetchSize          int16 = 4
+	ErrLeaderNotAvailable        int16 = 5
+	ErrNotLeaderForPartition     int16 = 6
+	ErrRequestTimedOut           int16 = 7
+	ErrMessageTooLarge           int16 = 10
+	ErrCoordinatorLoadInProgress int16 = 14
+	ErrCoordinatorNotAvailable   int16 = 15
+	ErrNotCoordinator            int16 = 16
+	ErrInvalidTopic              int16 = 17
+	ErrRecordListTooLarge        int16 = 18
+	ErrIllegalGeneration         int16 = 22
+	ErrInconsistentGroupProtocol int16 = 23
+	ErrInvalidGroupID            int16 = 24
+	ErrUnknownMemberID           int16 = 25
+	ErrInvalidSessionTimeout     int16 = 26
+	ErrRebalanceInProgress       int16 = 27
+	ErrInvalidCommitOffsetSize   int16 = 28
+	ErrUnsupportedVersion        int16 = 35
+	ErrTopicAlreadyExists        int16 = 36
+	ErrInvalidPartitions         int16 = 37
+	ErrInvalidReplicationFactor  int16 = 38
+	ErrInvalidRequest            int16 = 42
+	ErrUnsupportedForMessageFmt  int16 = 43
+	ErrOutOfOrderSequence        int16 = 45
+	ErrDuplicateSequence         int16 = 46
+	ErrInvalidProducerEpoch      int16 = 47
+	ErrInvalidTxnState           int16 = 48
+	ErrInvalidProducerIDMapping  int16 = 49
+	ErrUnknownServerError        int16 = -1
+	ErrInvalidConfig             int16 = 40
+	ErrNotController             int16 = 41
+	ErrKafkaStorageError         int16 = 56
+	ErrGroupIDNotFound           int16 = 69
+	ErrNonEmptyGroup             int16 = 68
+	ErrFetchSessionIDNotFound    int16 = 70
+	ErrMemberIDRequired          int16 = 79
+	ErrUnknownProducerID         int16 = 59
+	ErrGroupSubscribedToTopic    int16 = 86
+	ErrThrottlingQuotaExceeded   int16 = 89
+	ErrFencedInstanceID          int16 = 82
+	ErrUnknownLeaderEpoch        int16 = 75
+	ErrFencedLeaderEpoch         int16 = 74
+	ErrOffsetNotAvailable        int16 = 78
+	ErrUnstableOffsetCommit      int16 = 88
+)
+
+// ErrorResponse builds the response to req in which every part of the
+// request (each partition of a Produce or Fetch, each topic of a
+// CreateTopics, ...) carries code. APIs without per-item errors get code in
+// their top-level error field. The response version matches the request's.
+func ErrorResponse(req kmsg.Request, code int16) kmsg.Response {
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	switch r := req.(type) {
+	case *kmsg.ProduceRequest:
+		out := resp.(*kmsg.ProduceResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = t.Topic
+			rt.TopicID = t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			out.Topics = append(out.Topics, rt)
+		}
+	case *kmsg.FetchRequest:
+		out := resp.(*kmsg.FetchResponse)
+		out.ErrorCode = code
+		for _, t := range r.Topics {
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic = t.Topic
+			rt.TopicID = t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewFetchResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = code
+				rp.HighWatermark = -1
+				rp.LastStableOffset = -1
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			out.Topics = append(out.Topics, rt)
+		}
+	case *kmsg.ListOffsetsRequest:
+		out := resp.(*kmsg.ListOffsetsResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewListOffsetsResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewListOffsetsResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			out.Topics = append(out.Topics, rt)
+		}
+	case *kmsg.CreateTopicsRequest:
+		out := resp.(*kmsg.CreateTopicsResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic = t.Topic
+			rt.ErrorCode = code
+			out.Topics = append(out.Topics, rt)
+		}
+	case *kmsg.DeleteTopicsRequest:
+		out := resp.(*kmsg.DeleteTopicsResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic = t.Topic
+			rt.ErrorCode = code
+			out.Topics = append(out.Topics, rt)
+		}
+		for _, name := range r.TopicNames {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic = kmsg.StringPtr(name)
+			rt.ErrorCode = code
+			out.Topics = append(out.Topics, rt)
+		}
+	case *kmsg.CreatePartitionsRequest:
+		out := resp.(*kmsg.CreatePartitionsResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewCreatePartitionsResponseTopic()
+			rt.Topic = t.Topic
+			rt.ErrorCode = code
+			out.Topics = append(out.Topics, rt)
+		}
+	case *kmsg.OffsetCommitRequest:
+		out := resp.(*kmsg.OffsetCommitResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			out.Topics = append(out.Topics, rt)
+		}
+	default:
+		setTopLevelError(resp, code)
+	}
+	return resp
+}
+
+// setTopLevelError sets an ErrorCode field at the top of resp if it has one.
+// It is the cold-path fallback for APIs without a dedicated shape above.
+func setTopLevelError(resp kmsg.Response, code int16) {
+	v := reflect.ValueOf(resp)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return
+	}
+	f := v.Elem().FieldByName("ErrorCode")
+	if f.IsValid() && f.CanSet() && f.Kind() == reflect.Int16 {
+		f.SetInt(int64(code))
+	}
+}
+
+// SetThrottle sets throttle_time_ms on a response that carries it.
+func SetThrottle(resp kmsg.Response, millis int32) {
+	if t, ok := resp.(kmsg.SetThrottleResponse); ok {
+		t.SetThrottle(millis)
+	}
+}

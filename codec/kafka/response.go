@@ -1,0 +1,106 @@
+package kafka
+
+import (
+	"encoding/binary"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// apiVersionsKey is the one API whose response header stays at v0 (no tagged
+// fields) even in flexible versions, so clients can parse it before they
+// know which versions the broker speaks.
+const apiVersionsKey = 18
+
+// maxKey is the largest API key kmsg knows.
+const maxKey = 100
+
+// firstFlexible[k] is the first flexible version of API key k, or -1 when
+// the key has no flexible version (or is unknown). It is computed once from
+// kmsg and never written again.
+var firstFlexible = func() [maxKey + 1]int16 {
+	var t [maxKey + 1]int16
+	for k := range t {
+		t[k] = -1
+		req := kmsg.RequestForKey(int16(k))
+		if req == nil {
+			continue
+		}
+		for v := int16(0); v <= req.MaxVersion(); v++ {
+			req.SetVersion(v)
+			if req.IsFlexible() {
+				t[k] = v
+				break
+			}
+		}
+	}
+	return t
+}()
+
+// IsFlexibleRequest reports whether requests of this key and version use
+// flexible (KIP-482) headers and encodings.
+func IsFlexibleRequest(key, version int16) bool {
+	if key < 0 || int(key) > maxKey {
+		return false
+	}
+	f := firstFlexible[key]
+	return f >= 0 && version >= f
+}
+
+// AppendResponse appends a whole response frame (length prefix, response
+// header, body) answering the request described by h to dst.
+func AppendResponse(dst []byte, h *Header, resp kmsg.Response) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(h.CorrelationID))
+	if h.Flexible && h.APIKey != apiVersionsKey {
+		dst = append(dst, 0) // empty tagged fields of response header v1
+	}
+	resp.SetVersion(h.APIVersion)
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-LengthSize))
+	return dst
+}
+
+// DecodeRequest decodes the body of a frame (the bytes after the header)
+// into a fresh kmsg request of the header's key and version. Strings in the
+// result alias body, so body must outlive the request.
+func DecodeRequest(h *Header, body []byte) (kmsg.Request, error) {
+	req := kmsg.RequestForKey(h.APIKey)
+	if req == nil {
+		return nil, ErrUnknownAPI
+	}
+	req.SetVersion(h.APIVersion)
+	if u, ok := req.(interface{ UnsafeReadFrom([]byte) error }); ok {
+		if err := u.UnsafeReadFrom(body); err != nil {
+			return nil, err
+		}
+		return req, nil
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// VersionRanger reports the versions of an API key a server serves.
+type VersionRanger interface {
+	VersionRange(key int16) (min, max int16, ok bool)
+}
+
+// APIVersionsResponse builds the ApiVersions response listing every key
+// vr serves, at the given version, with code as its error.
+func APIVersionsResponse(vr VersionRanger, version int16, code int16) *kmsg.ApiVersionsResponse {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.SetVersion(version)
+	resp.ErrorCode = code
+	for k := int16(0); k <= maxKey; k++ {
+		min, max, ok := vr.VersionRange(k)
+		if !ok {
+			continue
+		}
+		ak := kmsg.NewApiVersionsResponseApiKey()
+		ak.ApiKey, ak.MinVersion, ak.MaxVersion = k, min, max
+		resp.ApiKeys = append(resp.ApiKeys, ak)
+	}
+	return resp
+}

@@ -1,0 +1,117 @@
+package limits
+
+import (
+	"sync"
+	"time"
+)
+
+// Bucket is a token bucket that refills at Rate tokens per second up to
+// Burst. It is not safe for concurrent use; Buckets wraps it with locks.
+type Bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// Take takes one token at now. When the bucket is empty it still takes the
+// token (going negative, as Kafka's quotas do) and returns how long the
+// caller must wait before the bucket is back at zero.
+func (b *Bucket) Take(now time.Time, rate, burst float64) time.Duration {
+	if b.last.IsZero() {
+		b.tokens = burst
+	} else if el := now.Sub(b.last).Seconds(); el > 0 {
+		b.tokens += el * rate
+		if b.tokens > burst {
+			b.tokens = burst
+		}
+	}
+	b.last = now
+	b.tokens--
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / rate * float64(time.Second))
+}
+
+// TryTake takes one token if one is there; otherwise it takes nothing and
+// returns how long until one is.
+func (b *Bucket) TryTake(now time.Time, rate, burst float64) time.Duration {
+	wait := b.Take(now, rate, burst)
+	if wait > 0 {
+		b.tokens++
+	}
+	return wait
+}
+
+// Buckets keeps one bucket per key (a client id or an IP) with a shared rate.
+// It is sharded so that event loops rarely contend, and forgets keys idle
+// for longer than a full refill.
+type Buckets struct {
+	rate, burst float64
+	shards      [16]bucketShard
+}
+
+type bucketShard struct {
+	mu      sync.Mutex
+	buckets map[string]*Bucket
+	sweep   time.Time
+}
+
+// NewBuckets returns per-key buckets of the given rate per second and burst.
+func NewBuckets(rate, burst float64) *Buckets {
+	b := &Buckets{rate: rate, burst: burst}
+	for i := range b.shards {
+		b.shards[i].buckets = make(map[string]*Bucket)
+	}
+	return b
+}
+
+// Rate returns the configured rate per second.
+func (b *Buckets) Rate() float64 { return b.rate }
+
+// Take takes a token for key (see Bucket.Take).
+func (b *Buckets) Take(key []byte, now time.Time) time.Duration {
+	s := &b.shards[fnv(key)%uint32(len(b.shards))]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bk, ok := s.buckets[string(key)] // no allocation for the lookup
+	if !ok {
+		s.forgetIdle(now, b.burst/b.rate)
+		bk = &Bucket{}
+		s.buckets[string(key)] = bk
+	}
+	return bk.Take(now, b.rate, b.burst)
+}
+
+// forgetIdle drops buckets that have been full for a while, at most once a second.
+func (s *bucketShard) forgetIdle(now time.Time, refillSeconds float64) {
+	if now.Sub(s.sweep) < time.Second {
+		return
+	}
+	s.sweep = now
+	idle := time.Duration((refillSeconds + 1) * float64(time.Second))
+	for k, bk := range s.buckets {
+		if now.Sub(bk.last) > idle {
+			delete(s.buckets, k)
+		}
+	}
+}
+
+// Len returns the number of keys tracked.
+func (b *Buckets) Len() int {
+	n := 0
+	for i := range b.shards {
+		b.shards[i].mu.Lock()
+		n += len(b.shards[i].buckets)
+		b.shards[i].mu.Unlock()
+	}
+	return n
+}
+
+func fnv(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
+}

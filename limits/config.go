@@ -1,0 +1,94 @@
+package limits
+
+import (
+	"fmt"
+	"time"
+)
+
+// QuotaKey says what identifies a client for rate limits.
+type QuotaKey uint8
+
+// Quota keys.
+const (
+	// QuotaByClientID keys rate limits by the Kafka client id, falling back to the IP.
+	QuotaByClientID QuotaKey = iota
+	// QuotaByIP keys rate limits by the source IP.
+	QuotaByIP
+)
+
+// ThrottleMode says how an over-rate request is answered.
+type ThrottleMode uint8
+
+// Throttle modes.
+const (
+	// ThrottleDelay serves the request, reports throttle_time_ms and stops reading the connection that long.
+	ThrottleDelay ThrottleMode = iota
+	// ThrottleReject answers THROTTLING_QUOTA_EXCEEDED without executing the request.
+	ThrottleReject
+)
+
+// Config is the value of every limit. A zero rate means the limit is off.
+type Config struct {
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	IdleTimeout         time.Duration
+	MaxRequestSize      int64
+	MaxFetchBytes       int64
+	MemoryLimitBytes    int64
+	MaxInflight         int
+	MaxQueued           int
+	ProduceRate         int
+	FetchRate           int
+	QuotaKey            QuotaKey
+	ThrottleMode        ThrottleMode
+}
+
+// Defaults returns the configuration of the table's defaults.
+func Defaults() Config {
+	return Config{
+		MaxConnections:      10000,
+		MaxConnectionsPerIP: 100,
+		IdleTimeout:         600 * time.Second,
+		MaxRequestSize:      104857600,
+		MaxFetchBytes:       52428800,
+		MemoryLimitBytes:    1 << 30,
+		MaxInflight:         1000,
+		MaxQueued:           1000,
+		ProduceRate:         10000,
+		FetchRate:           1000,
+	}
+}
+
+// Validate reports the first value no server could run with, naming its flag.
+func (c *Config) Validate() error {
+	checks := []struct {
+		flag string
+		v    int64
+		min  int64
+	}{
+		{"max-connections", int64(c.MaxConnections), 1},
+		{"max-connections-per-ip", int64(c.MaxConnectionsPerIP), 1},
+		{"connection-idle-timeout", c.IdleTimeout.Milliseconds(), 1},
+		{"max-request-size", c.MaxRequestSize, 64},
+		{"max-fetch-bytes", c.MaxFetchBytes, 1},
+		{"memory-limit-bytes", c.MemoryLimitBytes, 1 << 20},
+		{"max-inflight-requests", int64(c.MaxInflight), 1},
+		{"max-queued-requests", int64(c.MaxQueued), 1},
+		{"produce-rate-limit", int64(c.ProduceRate), 0},
+		{"fetch-rate-limit", int64(c.FetchRate), 0},
+	}
+	for _, ch := range checks {
+		if ch.v < ch.min {
+			return fmt.Errorf("--%s=%d: must be at least %d", ch.flag, ch.v, ch.min)
+		}
+	}
+	if c.MaxRequestSize > MaxFrameSize {
+		return fmt.Errorf("--max-request-size=%d: must be at most %d", c.MaxRequestSize, MaxFrameSize)
+	}
+	return nil
+}
+
+// MaxFrameSize is the absolute cap on an announced Kafka frame: a frame
+// above it is not discarded byte by byte but answered by closing the
+// connection, since no Kafka client sends one.
+const MaxFrameSize = 1 << 30

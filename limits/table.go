@@ -1,0 +1,100 @@
+package limits
+
+// Kind says how a limit's value is read from the command line.
+type Kind uint8
+
+// Kinds of limit values.
+const (
+	// Int is a whole number (bytes, counts, milliseconds, per second).
+	Int Kind = iota
+	// Float is a decimal number (ratios, percentages).
+	Float
+	// Enum is one word out of a fixed list.
+	Enum
+	// Duration is a Go duration such as 10s.
+	Duration
+)
+
+// Limit describes one limit floodgate enforces.
+type Limit struct {
+	// Flag is the command-line flag name without dashes.
+	Flag string
+	// Aliases are other accepted flag names.
+	Aliases []string
+	// Kind is how the value is parsed.
+	Kind Kind
+	// Default is the default value as written on the command line.
+	Default string
+	// Unit names the unit of the value (bytes, ms, requests/s, ...).
+	Unit string
+	// Protects says what the limit protects, in a few words.
+	Protects string
+	// Answer is what a client sees when the limit trips.
+	Answer string
+	// Metric is the metric to watch for this limit.
+	Metric string
+	// Enum lists the allowed words of an Enum limit.
+	Enum []string
+}
+
+// Table lists every limit once. --help, the README's tuning section and
+// /admin/stats are generated from or checked against it.
+var Table = []Limit{
+	{Flag: "max-connections", Aliases: []string{"max-total-connections"}, Kind: Int, Default: "10000", Unit: "connections",
+		Protects: "file descriptors and per-connection memory",
+		Answer:   "the connection is accepted and closed at once; established clients are untouched",
+		Metric:   `floodgate_connections_rejected_total{reason="max_connections"}`},
+	{Flag: "max-connections-per-ip", Aliases: []string{"max-connections-per-client"}, Kind: Int, Default: "100", Unit: "connections",
+		Protects: "fairness between source addresses",
+		Answer:   "the connection is accepted and closed at once",
+		Metric:   `floodgate_connections_rejected_total{reason="max_connections_per_ip"}`},
+	{Flag: "connection-idle-timeout", Kind: Int, Default: "600000", Unit: "ms",
+		Protects: "descriptors held by clients that went away silently",
+		Answer:   "the idle connection is closed",
+		Metric:   `floodgate_connections_closed_total{reason="idle"}`},
+	{Flag: "max-request-size", Kind: Int, Default: "104857600", Unit: "bytes",
+		Protects: "memory: checked on the length prefix before any buffering",
+		Answer:   "MESSAGE_TOO_LARGE (10) in the API's response shape; the frame is discarded as it streams in",
+		Metric:   "floodgate_request_too_large_total"},
+	{Flag: "max-fetch-bytes", Kind: Int, Default: "52428800", Unit: "bytes",
+		Protects: "memory and bandwidth of one Fetch response",
+		Answer:   "the Fetch response is capped (at least one whole batch is still returned)",
+		Metric:   "floodgate_bytes_out_total"},
+	{Flag: "memory-limit-bytes", Kind: Int, Default: "1073741824", Unit: "bytes",
+		Protects: "bytes held by in-flight requests and queued responses",
+		Answer:   "reading pauses near the limit; when exhausted new connections are refused and waiting requests get REQUEST_TIMED_OUT (7)",
+		Metric:   "floodgate_memory_used_bytes"},
+	{Flag: "max-inflight-requests", Kind: Int, Default: "1000", Unit: "requests per connection",
+		Protects: "memory and fairness: one connection cannot queue unbounded work",
+		Answer:   "the connection is not read until responses drain (TCP backpressure)",
+		Metric:   "floodgate_requests_in_flight"},
+	{Flag: "max-queued-requests", Kind: Int, Default: "1000", Unit: "requests",
+		Protects: "the worker pool queue shared by Kafka and HTTP",
+		Answer:   "the connection is not read until the queue drains (TCP backpressure)",
+		Metric:   "floodgate_request_queue_depth"},
+	{Flag: "produce-rate-limit", Kind: Int, Default: "10000", Unit: "Produce requests/s per client (0 = off)",
+		Protects: "broker CPU and disk from one producer",
+		Answer:   "delay: served with throttle_time_ms and the connection is not read that long; reject: THROTTLING_QUOTA_EXCEEDED (89)",
+		Metric:   `floodgate_requests_throttled_total{api="Produce"}`},
+	{Flag: "fetch-rate-limit", Kind: Int, Default: "1000", Unit: "Fetch requests/s per client (0 = off)",
+		Protects: "broker CPU from one consumer",
+		Answer:   "delay: served with throttle_time_ms and the connection is not read that long; reject: THROTTLING_QUOTA_EXCEEDED (89)",
+		Metric:   `floodgate_requests_throttled_total{api="Fetch"}`},
+	{Flag: "quota-key", Kind: Enum, Default: "client-id", Unit: "client-id|ip", Enum: []string{"client-id", "ip"},
+		Protects: "defines what a client is for the rate limits (client-id falls back to ip when empty)",
+		Answer:   "-", Metric: "-"},
+	{Flag: "throttle-mode", Kind: Enum, Default: "delay", Unit: "delay|reject", Enum: []string{"delay", "reject"},
+		Protects: "chooses how rate limits answer",
+		Answer:   "delay (KIP-219, every client copes) or reject (error 89: franz-go and kafka-go retry, sarama, librdkafka and kafkajs fail the record)",
+		Metric:   "floodgate_throttle_time_seconds"},
+}
+
+// Lookup returns the limit with the given flag name.
+func Lookup(flag string) (Limit, bool) {
+	for _, l := range Table {
+		if l.Flag == flag {
+			return l, true
+		}
+	}
+	return Limit{}, false
+}
