@@ -186,9 +186,6 @@ func (p *HeadParser) feed(buf []byte) (int, bool, error) {
 					ok = true
 				}
 				if !ok {
-					if c == '\n' || c == '\r' {
-						return 0, false, malformed(ReasonMalformedVersion)
-					}
 					return 0, false, malformed(ReasonMalformedVersion)
 				}
 				if p.st != stVersion {
@@ -497,13 +494,17 @@ func (p *HeadParser) transferEncoding(val []byte) error {
 	if !equalFold(trimOWS(last), "chunked") {
 		return malformed(ReasonTENotChunked)
 	}
-	for rest := val[:len(val)-len(last)-1]; len(rest) > 0; {
-		var elem []byte
-		elem, rest, _ = bytes.Cut(rest, []byte{','})
+	rest := val[:len(val)-len(last)-1]
+	for {
+		elem, after, more := bytes.Cut(rest, []byte{','})
 		elem = trimOWS(elem)
 		if len(elem) == 0 || equalFold(elem, "chunked") {
 			return malformed(ReasonTENotChunked)
 		}
+		if !more {
+			break
+		}
+		rest = after
 	}
 	return &LimitError{Status: StatusNotImplemented, Reason: ReasonTEUnsupported}
 }
