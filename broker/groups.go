@@ -1,14 +1,623 @@
 package broker
 
-// groups is the consumer group coordinator (the classic protocol). The
-// group APIs are registered by registerGroups.
-type groups struct {
-	b *Broker
+// The consumer group coordinator (the classic protocol, KIP-62/KIP-345
+// semantics): one state machine per group, Empty -> PreparingRebalance ->
+// CompletingRebalance -> Stable, driven by JoinGroup, SyncGroup, Heartbeat
+// and LeaveGroup, and by timers (session, rebalance, sync). No handler ever
+// blocks: a JoinGroup or SyncGroup that must wait keeps its Responder in the
+// member and is answered by whichever request or timer completes the phase.
+//
+// Every group shares one mutex (groups.mu). Responses are never sent under
+// it: state changes queue them in an outbox that is flushed after unlock.
+//
+// Committed offsets live in the group and outlive its members: a group whose
+// last member left is Empty and keeps its offsets. Offsets are in memory and
+// never expire (offsets.retention.minutes is not applied); an Empty group
+// without offsets is forgotten at once.
+
+import (
+	"bytes"
+	"encoding/hex"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/codec/kafka"
+)
+
+// Session timeout bounds (Kafka's group.min/max.session.timeout.ms). The
+// minimum is far below Kafka's 6 s so tests can use short sessions.
+const (
+	minSessionTimeout = 100 * time.Millisecond
+	maxSessionTimeout = 30 * time.Minute
+	// maxOffsetMetadata is Kafka's offset.metadata.max.bytes.
+	maxOffsetMetadata = 4096
+)
+
+// groupState is the classic group state machine's state.
+type groupState int8
+
+const (
+	groupEmpty groupState = iota
+	groupPreparingRebalance
+	groupCompletingRebalance
+	groupStable
+)
+
+// String returns the state name Kafka uses in ListGroups and DescribeGroups.
+func (s groupState) String() string {
+	switch s {
+	case groupEmpty:
+		return "Empty"
+	case groupPreparingRebalance:
+		return "PreparingRebalance"
+	case groupCompletingRebalance:
+		return "CompletingRebalance"
+	case groupStable:
+		return "Stable"
+	}
+	return "Dead"
 }
 
-func newGroups(b *Broker) *groups { return &groups{b: b} }
+// groups is the consumer group coordinator. The group APIs are registered by
+// registerGroups.
+type groups struct {
+	b *Broker
 
-func (g *groups) close() {}
+	mu     sync.Mutex
+	all    map[string]*group
+	closed bool
+	stops  []func() // run by close (retention sweeper, ...)
+}
 
-// registerGroups adds the group APIs to the handler table.
-func (b *Broker) registerGroups() {}
+// group is one consumer group.
+type group struct {
+	gs           *groups
+	name         string
+	state        groupState
+	protocolType string
+	protocol     string
+	generation   int32
+	leader       string
+	members      map[string]*member
+	pending      map[string]*time.Timer // ids handed out with MEMBER_ID_REQUIRED
+	static       map[string]string      // group.instance.id -> member id
+	offsets      map[string]map[int32]committedOffset
+
+	// epoch counts rebalances and join completions, so that a stale
+	// rebalance or sync timer recognises it has nothing left to do.
+	epoch          uint64
+	rebalanceTimer *time.Timer
+	syncTimer      *time.Timer
+}
+
+// member is one member of a group.
+type member struct {
+	id         string
+	instanceID *string
+	clientID   string
+	clientHost string
+	session    time.Duration
+	rebalance  time.Duration
+	protocols  []kmsg.JoinGroupRequestProtocol
+	assignment []byte
+
+	join     Responder // pending JoinGroup, answered when the join phase ends
+	joinVer  int16
+	sync     Responder // pending SyncGroup, answered with the assignment
+	syncVer  int16
+	timer    *time.Timer
+	timerSeq uint64
+}
+
+// committedOffset is one committed offset of a group.
+type committedOffset struct {
+	offset      int64
+	leaderEpoch int32
+	metadata    string
+	at          time.Time
+}
+
+// outbox collects responses to send once groups.mu is released.
+type outbox []func()
+
+func (o *outbox) send(respond Responder, resp kmsg.Response) {
+	if respond == nil {
+		return
+	}
+	*o = append(*o, func() { respond(resp) })
+}
+
+func newGroups(b *Broker) *groups {
+	return &groups{b: b, all: map[string]*group{}}
+}
+
+// do runs fn under the coordinator lock, then sends what fn queued and
+// refreshes the group metrics.
+func (gs *groups) do(fn func(out *outbox)) {
+	var out outbox
+	gs.mu.Lock()
+	fn(&out)
+	nGroups, nMembers := len(gs.all), 0
+	for _, g := range gs.all {
+		nMembers += len(g.members)
+	}
+	gs.mu.Unlock()
+	gs.b.metrics.groups.Set(float64(nGroups))
+	gs.b.metrics.members.Set(float64(nMembers))
+	for _, f := range out {
+		f()
+	}
+}
+
+// onClose adds a function close runs (used by the retention sweeper).
+func (gs *groups) onClose(fn func()) {
+	gs.mu.Lock()
+	gs.stops = append(gs.stops, fn)
+	gs.mu.Unlock()
+}
+
+// close stops every timer, answers waiting JoinGroup and SyncGroup requests
+// with COORDINATOR_NOT_AVAILABLE and runs the onClose hooks.
+func (gs *groups) close() {
+	var stops []func()
+	gs.do(func(out *outbox) {
+		if gs.closed {
+			return
+		}
+		gs.closed = true
+		stops = gs.stops
+		for _, g := range gs.all {
+			g.stopTimers()
+			for _, t := range g.pending {
+				t.Stop()
+			}
+			for _, m := range g.members {
+				if m.timer != nil {
+					m.timer.Stop()
+				}
+				if m.join != nil {
+					out.send(m.join, g.joinError(m.joinVer, m.id, kafka.ErrCoordinatorNotAvailable))
+					m.join = nil
+				}
+				if m.sync != nil {
+					out.send(m.sync, syncError(m.syncVer, kafka.ErrCoordinatorNotAvailable))
+					m.sync = nil
+				}
+			}
+		}
+	})
+	for _, fn := range stops {
+		fn()
+	}
+}
+
+// registerGroups adds the group APIs to the handler table. OffsetCommit and
+// OffsetFetch stop at v9: v10 names topics by id.
+func (b *Broker) registerGroups() {
+	b.reg(8, 0, 9, b.handleOffsetCommit)
+	b.reg(9, 0, 9, b.handleOffsetFetch)
+	b.reg(10, 0, 6, b.handleFindCoordinator)
+	b.reg(11, 0, 9, b.handleJoinGroup)
+	b.reg(12, 0, 4, b.handleHeartbeat)
+	b.reg(13, 0, 5, b.handleLeaveGroup)
+	b.reg(14, 0, 5, b.handleSyncGroup)
+	b.reg(15, 0, 6, b.handleDescribeGroups)
+	b.reg(16, 0, 5, b.handleListGroups)
+	b.reg(42, 0, 2, b.handleDeleteGroups)
+	b.reg(47, 0, 0, b.handleOffsetDelete)
+}
+
+// get returns the group named name, creating it (Empty) when create is set.
+// The caller holds gs.mu.
+func (gs *groups) get(name string, create bool) *group {
+	g := gs.all[name]
+	if g == nil && create {
+		g = &group{
+			gs:      gs,
+			name:    name,
+			members: map[string]*member{},
+			pending: map[string]*time.Timer{},
+			static:  map[string]string{},
+			offsets: map[string]map[int32]committedOffset{},
+		}
+		gs.all[name] = g
+	}
+	return g
+}
+
+// live reports whether g is still the group of its name (timers of a
+// deleted group must do nothing). The caller holds gs.mu.
+func (g *group) live() bool { return !g.gs.closed && g.gs.all[g.name] == g }
+
+// forgetIfUnused drops an Empty group without offsets. The caller holds gs.mu.
+func (g *group) forgetIfUnused() {
+	if g.state == groupEmpty && len(g.members) == 0 && len(g.pending) == 0 && len(g.offsets) == 0 && g.live() {
+		g.stopTimers()
+		delete(g.gs.all, g.name)
+	}
+}
+
+func (g *group) stopTimers() {
+	if g.rebalanceTimer != nil {
+		g.rebalanceTimer.Stop()
+		g.rebalanceTimer = nil
+	}
+	if g.syncTimer != nil {
+		g.syncTimer.Stop()
+		g.syncTimer = nil
+	}
+}
+
+// newMemberID returns a fresh member id, prefixed as Kafka does with the
+// group.instance.id or the client id.
+func newMemberID(prefix string) string {
+	id := newUUID()
+	return prefix + "-" + hex.EncodeToString(id[:])
+}
+
+// touch (re)starts m's session timer. The caller holds gs.mu.
+func (g *group) touch(m *member) {
+	if m.timer != nil {
+		m.timer.Stop()
+	}
+	m.timerSeq++
+	seq := m.timerSeq
+	m.timer = time.AfterFunc(m.session, func() {
+		g.gs.do(func(out *outbox) {
+			if !g.live() || g.members[m.id] != m || m.timerSeq != seq {
+				return
+			}
+			if m.join != nil {
+				// Waiting in a rebalance: the rebalance timeout decides.
+				return
+			}
+			g.gs.b.log.Info("group member session expired", "group", g.name, "member", m.id)
+			g.removeMember(m, out)
+		})
+	})
+}
+
+// removeMember drops m, answers its waiting requests with UNKNOWN_MEMBER_ID
+// and rebalances the others. The caller holds gs.mu.
+func (g *group) removeMember(m *member, out *outbox) {
+	g.dropMember(m, out, kafka.ErrUnknownMemberID)
+	switch g.state {
+	case groupStable, groupCompletingRebalance:
+		g.prepareRebalance(out)
+	case groupPreparingRebalance:
+		g.maybeCompleteJoin(out)
+	}
+}
+
+// dropMember removes m without touching the group state. The caller holds
+// gs.mu.
+func (g *group) dropMember(m *member, out *outbox, code int16) {
+	if m.timer != nil {
+		m.timer.Stop()
+	}
+	m.timerSeq++
+	delete(g.members, m.id)
+	if m.instanceID != nil && g.static[*m.instanceID] == m.id {
+		delete(g.static, *m.instanceID)
+	}
+	if m.join != nil {
+		out.send(m.join, g.joinError(m.joinVer, m.id, code))
+		m.join = nil
+	}
+	if m.sync != nil {
+		out.send(m.sync, syncError(m.syncVer, code))
+		m.sync = nil
+	}
+}
+
+// prepareRebalance starts a rebalance: members have until the largest
+// rebalance timeout to rejoin. The caller holds gs.mu.
+func (g *group) prepareRebalance(out *outbox) {
+	if g.state == groupPreparingRebalance {
+		g.maybeCompleteJoin(out)
+		return
+	}
+	if g.state == groupCompletingRebalance {
+		for _, m := range g.members {
+			if m.sync != nil {
+				out.send(m.sync, syncError(m.syncVer, kafka.ErrRebalanceInProgress))
+				m.sync = nil
+			}
+		}
+	}
+	g.stopTimers()
+	g.state = groupPreparingRebalance
+	g.epoch++
+	g.gs.b.metrics.rebalances.Inc()
+	var wait time.Duration
+	for _, m := range g.members {
+		if m.rebalance > wait {
+			wait = m.rebalance
+		}
+	}
+	epoch := g.epoch
+	g.rebalanceTimer = time.AfterFunc(wait, func() {
+		g.gs.do(func(out *outbox) {
+			if g.live() && g.epoch == epoch && g.state == groupPreparingRebalance {
+				g.completeJoin(out, true)
+			}
+		})
+	})
+	g.maybeCompleteJoin(out)
+}
+
+// maybeCompleteJoin ends the join phase once every member has rejoined and
+// no MEMBER_ID_REQUIRED member is outstanding. The caller holds gs.mu.
+func (g *group) maybeCompleteJoin(out *outbox) {
+	if g.state != groupPreparingRebalance || len(g.pending) > 0 {
+		return
+	}
+	for _, m := range g.members {
+		if m.join == nil {
+			return
+		}
+	}
+	g.completeJoin(out, false)
+}
+
+// completeJoin ends the join phase: members that did not rejoin are removed
+// (when the rebalance timed out), a new generation starts, and every waiting
+// JoinGroup is answered, the leader's with the member list. The caller holds
+// gs.mu.
+func (g *group) completeJoin(out *outbox, expired bool) {
+	g.stopTimers()
+	if expired {
+		for _, m := range g.members {
+			if m.join == nil {
+				g.gs.b.log.Info("group member did not rejoin in time", "group", g.name, "member", m.id)
+				g.dropMember(m, out, kafka.ErrUnknownMemberID)
+			}
+		}
+		for id, t := range g.pending {
+			t.Stop()
+			delete(g.pending, id)
+		}
+	}
+	g.generation++
+	g.epoch++
+	if len(g.members) == 0 {
+		g.state = groupEmpty
+		g.protocol, g.leader = "", ""
+		g.forgetIfUnused()
+		return
+	}
+	if lm := g.members[g.leader]; lm == nil || lm.join == nil {
+		g.leader = ""
+		for _, id := range g.sortedMemberIDs() {
+			if g.members[id].join != nil {
+				g.leader = id
+				break
+			}
+		}
+	}
+	g.protocol = g.selectProtocol()
+	g.state = groupCompletingRebalance
+	for _, m := range g.members {
+		m.assignment = nil
+		if m.join != nil {
+			out.send(m.join, g.joinResponse(m, m.joinVer, false))
+			m.join = nil
+		}
+		g.touch(m)
+	}
+	var wait time.Duration
+	for _, m := range g.members {
+		if m.rebalance > wait {
+			wait = m.rebalance
+		}
+	}
+	epoch := g.epoch
+	g.syncTimer = time.AfterFunc(wait, func() {
+		g.gs.do(func(out *outbox) {
+			if !g.live() || g.epoch != epoch || g.state != groupCompletingRebalance {
+				return
+			}
+			// The leader never sent its assignment: drop whoever did not
+			// sync and start over.
+			for _, m := range g.members {
+				if m.sync == nil {
+					g.dropMember(m, out, kafka.ErrUnknownMemberID)
+				}
+			}
+			if len(g.members) == 0 {
+				g.state = groupEmpty
+				g.generation++
+				g.protocol, g.leader = "", ""
+				g.forgetIfUnused()
+				return
+			}
+			g.prepareRebalance(out)
+		})
+	})
+}
+
+func (g *group) sortedMemberIDs() []string {
+	ids := make([]string, 0, len(g.members))
+	for id := range g.members {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// selectProtocol returns the first protocol, in the leader's preference
+// order, that every member supports. The caller holds gs.mu.
+func (g *group) selectProtocol() string {
+	lm := g.members[g.leader]
+	if lm == nil {
+		return ""
+	}
+	for _, p := range lm.protocols {
+		if g.allSupport(p.Name, nil) {
+			return p.Name
+		}
+	}
+	return ""
+}
+
+// allSupport reports whether every member but except supports protocol name.
+func (g *group) allSupport(name string, except *member) bool {
+	for _, m := range g.members {
+		if m == except {
+			continue
+		}
+		found := false
+		for _, p := range m.protocols {
+			if p.Name == name {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// compatible reports whether a member (except, when rejoining) announcing
+// protocols of protocolType may join g.
+func (g *group) compatible(protocolType string, protocols []kmsg.JoinGroupRequestProtocol, except *member) bool {
+	others := len(g.members)
+	if except != nil && g.members[except.id] == except {
+		others--
+	}
+	if others == 0 {
+		return true
+	}
+	if protocolType != g.protocolType {
+		return false
+	}
+	for _, p := range protocols {
+		if g.allSupport(p.Name, except) {
+			return true
+		}
+	}
+	return false
+}
+
+// metadataFor returns m's metadata for the group's protocol.
+func (m *member) metadataFor(protocol string) []byte {
+	for _, p := range m.protocols {
+		if p.Name == protocol {
+			return p.Metadata
+		}
+	}
+	return nil
+}
+
+func sameProtocols(a, b []kmsg.JoinGroupRequestProtocol) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || !bytes.Equal(a[i].Metadata, b[i].Metadata) {
+			return false
+		}
+	}
+	return true
+}
+
+// joinResponse is m's JoinGroup answer for the current generation. The
+// leader gets the member list; skip (v9+) tells a rejoining static leader
+// not to assign again.
+func (g *group) joinResponse(m *member, version int16, skip bool) *kmsg.JoinGroupResponse {
+	resp := kmsg.NewPtrJoinGroupResponse()
+	resp.SetVersion(version)
+	resp.Generation = g.generation
+	resp.ProtocolType = kmsg.StringPtr(g.protocolType)
+	resp.Protocol = kmsg.StringPtr(g.protocol)
+	resp.LeaderID = g.leader
+	resp.MemberID = m.id
+	if m.id == g.leader && (!skip || version >= 9) {
+		resp.SkipAssignment = skip
+		for _, id := range g.sortedMemberIDs() {
+			o := g.members[id]
+			rm := kmsg.NewJoinGroupResponseMember()
+			rm.MemberID = o.id
+			rm.InstanceID = o.instanceID
+			rm.ProtocolMetadata = o.metadataFor(g.protocol)
+			resp.Members = append(resp.Members, rm)
+		}
+	}
+	return resp
+}
+
+func (g *group) joinError(version int16, memberID string, code int16) *kmsg.JoinGroupResponse {
+	return joinError(version, memberID, code)
+}
+
+func joinError(version int16, memberID string, code int16) *kmsg.JoinGroupResponse {
+	resp := kmsg.NewPtrJoinGroupResponse()
+	resp.SetVersion(version)
+	resp.ErrorCode = code
+	resp.MemberID = memberID
+	resp.Protocol = kmsg.StringPtr("")
+	return resp
+}
+
+func syncError(version int16, code int16) *kmsg.SyncGroupResponse {
+	resp := kmsg.NewPtrSyncGroupResponse()
+	resp.SetVersion(version)
+	resp.ErrorCode = code
+	return resp
+}
+
+// checkMember finds the member a SyncGroup, Heartbeat or OffsetCommit names,
+// with Kafka's error for an unknown or fenced member. The caller holds
+// gs.mu.
+func (g *group) checkMember(memberID string, instanceID *string) (*member, int16) {
+	if instanceID != nil {
+		if id, ok := g.static[*instanceID]; ok && id != memberID {
+			return nil, kafka.ErrFencedInstanceID
+		}
+	}
+	m := g.members[memberID]
+	if m == nil {
+		return nil, kafka.ErrUnknownMemberID
+	}
+	return m, kafka.ErrNone
+}
+
+// commitOffset stores one offset. The caller holds gs.mu.
+func (g *group) commitOffset(topic string, partition int32, c committedOffset) {
+	ps := g.offsets[topic]
+	if ps == nil {
+		ps = map[int32]committedOffset{}
+		g.offsets[topic] = ps
+	}
+	ps[partition] = c
+}
+
+// subscribedTopics returns the topics the members of a "consumer" group
+// subscribe to, or ok false when they cannot be known.
+func (g *group) subscribedTopics() (map[string]bool, bool) {
+	if g.protocolType != "consumer" {
+		return nil, false
+	}
+	out := map[string]bool{}
+	for _, m := range g.members {
+		var meta kmsg.ConsumerMemberMetadata
+		if err := meta.ReadFrom(m.metadataFor(g.protocol)); err != nil {
+			return nil, false
+		}
+		for _, t := range meta.Topics {
+			out[t] = true
+		}
+		var asg kmsg.ConsumerMemberAssignment
+		if len(m.assignment) > 0 && asg.ReadFrom(m.assignment) == nil {
+			for _, t := range asg.Topics {
+				out[t.Topic] = true
+			}
+		}
+	}
+	return out, true
+}

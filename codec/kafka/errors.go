@@ -61,6 +61,8 @@ const (
 	ErrFencedLeaderEpoch         int16 = 74
 	ErrOffsetNotAvailable        int16 = 78
 	ErrUnstableOffsetCommit      int16 = 88
+	ErrOffsetMetadataTooLarge    int16 = 12
+	ErrInvalidReplicaAssignment  int16 = 39
 )
 
 // ErrorResponse builds the response to req in which every part of the

@@ -1,0 +1,95 @@
+package broker
+
+// OffsetCommit: versions 0-9 (v10 names topics by id and is not served).
+// A commit with generation -1 (v0, admin tools, consumers without a group)
+// is accepted only while the group has no members, and creates the group if
+// needed; otherwise the member id, group.instance.id and generation must be
+// current (UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, ILLEGAL_GENERATION), and a
+// group completing a rebalance answers REBALANCE_IN_PROGRESS. Commits during
+// PreparingRebalance are allowed, as in Kafka, so members can commit in
+// their revoke callback. A commit counts as a heartbeat. The v2-v4
+// retention time is ignored: offsets never expire.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/codec/kafka"
+)
+
+func (b *Broker) handleOffsetCommit(kreq kmsg.Request, _ *Client, respond Responder) {
+	req := kreq.(*kmsg.OffsetCommitRequest)
+	if req.Group == "" {
+		respond(errResponse(req, kafka.ErrInvalidGroupID))
+		return
+	}
+	gs := b.groups
+	gs.do(func(out *outbox) {
+		if gs.closed {
+			out.send(respond, errResponse(req, kafka.ErrCoordinatorNotAvailable))
+			return
+		}
+		g := gs.get(req.Group, false)
+		var code int16
+		switch {
+		case g == nil && req.Generation < 0:
+			g = gs.get(req.Group, true)
+		case g == nil:
+			code = kafka.ErrIllegalGeneration
+		default:
+			code = g.validateCommit(req.Generation, req.MemberID, req.InstanceID)
+		}
+		if code != kafka.ErrNone {
+			out.send(respond, errResponse(req, code))
+			return
+		}
+		now := b.now()
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		resp.SetVersion(req.Version)
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			t := b.lookupTopic(rt.Topic)
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				meta := ""
+				if rp.Metadata != nil {
+					meta = *rp.Metadata
+				}
+				switch {
+				case t.partitionOf(rp.Partition) == nil:
+					sp.ErrorCode = kafka.ErrUnknownTopicOrPartition
+				case len(meta) > maxOffsetMetadata:
+					sp.ErrorCode = kafka.ErrOffsetMetadataTooLarge
+				default:
+					g.commitOffset(rt.Topic, rp.Partition, committedOffset{
+						offset: rp.Offset, leaderEpoch: rp.LeaderEpoch, metadata: meta, at: now,
+					})
+				}
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		g.forgetIfUnused()
+		out.send(respond, resp)
+	})
+}
+
+// validateCommit checks who commits, as Kafka's classic group does. The
+// caller holds gs.mu.
+func (g *group) validateCommit(generation int32, memberID string, instanceID *string) int16 {
+	if generation < 0 && g.state == groupEmpty {
+		return kafka.ErrNone
+	}
+	m, code := g.checkMember(memberID, instanceID)
+	switch {
+	case code != kafka.ErrNone:
+		return code
+	case generation != g.generation:
+		return kafka.ErrIllegalGeneration
+	case g.state == groupCompletingRebalance:
+		return kafka.ErrRebalanceInProgress
+	}
+	g.touch(m)
+	return kafka.ErrNone
+}

@@ -1,0 +1,90 @@
+package broker
+
+// SyncGroup: versions 0-5. Followers that sync before the leader keep their
+// Responder and are answered when the leader's assignment arrives; if it
+// never does within the rebalance timeout, members that did not sync are
+// removed and the group rebalances again (their waiting syncs get
+// REBALANCE_IN_PROGRESS). Assignments for unknown member ids are ignored;
+// members the leader did not assign get an empty assignment. From v5 the
+// protocol type and name, when sent, must match the group's.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/codec/kafka"
+)
+
+func (b *Broker) handleSyncGroup(kreq kmsg.Request, _ *Client, respond Responder) {
+	req := kreq.(*kmsg.SyncGroupRequest)
+	if req.Group == "" {
+		respond(syncError(req.Version, kafka.ErrInvalidGroupID))
+		return
+	}
+	gs := b.groups
+	gs.do(func(out *outbox) {
+		fail := func(code int16) { out.send(respond, syncError(req.Version, code)) }
+		g := gs.get(req.Group, false)
+		if g == nil || gs.closed {
+			fail(kafka.ErrUnknownMemberID)
+			return
+		}
+		m, code := g.checkMember(req.MemberID, req.InstanceID)
+		switch {
+		case code != kafka.ErrNone:
+			fail(code)
+			return
+		case req.Generation != g.generation:
+			fail(kafka.ErrIllegalGeneration)
+			return
+		case req.ProtocolType != nil && *req.ProtocolType != g.protocolType,
+			req.Protocol != nil && *req.Protocol != g.protocol:
+			fail(kafka.ErrInconsistentGroupProtocol)
+			return
+		}
+		switch g.state {
+		case groupPreparingRebalance:
+			g.touch(m)
+			fail(kafka.ErrRebalanceInProgress)
+		case groupStable:
+			g.touch(m)
+			out.send(respond, g.syncResponse(req.Version, m))
+		case groupCompletingRebalance:
+			g.touch(m)
+			if m.sync != nil {
+				out.send(m.sync, syncError(m.syncVer, kafka.ErrRebalanceInProgress))
+			}
+			m.sync, m.syncVer = respond, req.Version
+			if m.id != g.leader {
+				return
+			}
+			for _, a := range req.GroupAssignment {
+				if am := g.members[a.MemberID]; am != nil {
+					am.assignment = a.MemberAssignment
+				}
+			}
+			g.stopTimers()
+			g.state = groupStable
+			for _, am := range g.members {
+				if am.sync != nil {
+					out.send(am.sync, g.syncResponse(am.syncVer, am))
+					am.sync = nil
+				}
+			}
+		default:
+			fail(kafka.ErrUnknownMemberID)
+		}
+	})
+}
+
+// syncResponse is m's SyncGroup answer: its assignment.
+func (g *group) syncResponse(version int16, m *member) *kmsg.SyncGroupResponse {
+	resp := kmsg.NewPtrSyncGroupResponse()
+	resp.SetVersion(version)
+	resp.ProtocolType = kmsg.StringPtr(g.protocolType)
+	resp.Protocol = kmsg.StringPtr(g.protocol)
+	resp.MemberAssignment = m.assignment
+	if resp.MemberAssignment == nil {
+		resp.MemberAssignment = []byte{}
+	}
+	return resp
+}

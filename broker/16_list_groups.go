@@ -1,0 +1,44 @@
+package broker
+
+// ListGroups: versions 0-5. Every group this coordinator knows, including
+// Empty groups that only hold offsets. The v4 states filter matches state
+// names case-insensitively; the v5 types filter knows only "classic" (every
+// group here is a classic group).
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (b *Broker) handleListGroups(kreq kmsg.Request, _ *Client, respond Responder) {
+	req := kreq.(*kmsg.ListGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	resp.SetVersion(req.Version)
+	match := func(filter []string, v string) bool {
+		if len(filter) == 0 {
+			return true
+		}
+		for _, f := range filter {
+			if strings.EqualFold(f, v) {
+				return true
+			}
+		}
+		return false
+	}
+	gs := b.groups
+	gs.do(func(*outbox) {
+		for _, g := range gs.all {
+			state := g.state.String()
+			if !match(req.StatesFilter, state) || !match(req.TypesFilter, "classic") {
+				continue
+			}
+			lg := kmsg.NewListGroupsResponseGroup()
+			lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.name, g.protocolType, state, "classic"
+			resp.Groups = append(resp.Groups, lg)
+		}
+	})
+	sort.Slice(resp.Groups, func(i, j int) bool { return resp.Groups[i].Group < resp.Groups[j].Group })
+	respond(resp)
+}

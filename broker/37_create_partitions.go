@@ -1,0 +1,87 @@
+package broker
+
+// CreatePartitions: versions 0-3. Grows a topic to count partitions (fewer
+// or equal is INVALID_PARTITIONS; at most 10000). A manual assignment must
+// give each new partition exactly this broker as its only replica
+// (INVALID_REPLICA_ASSIGNMENT). validate_only checks without creating. A
+// topic named twice in one request gets INVALID_REQUEST. The timeout is not
+// used.
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/codec/kafka"
+)
+
+func (b *Broker) handleCreatePartitions(kreq kmsg.Request, _ *Client, respond Responder) {
+	req := kreq.(*kmsg.CreatePartitionsRequest)
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	resp.SetVersion(req.Version)
+	seen := map[string]int{}
+	for _, rt := range req.Topics {
+		seen[rt.Topic]++
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic = rt.Topic
+		code, msg := kafka.ErrNone, ""
+		if seen[rt.Topic] > 1 {
+			code, msg = kafka.ErrInvalidRequest, "topic named more than once in the request"
+		} else {
+			code, msg = b.createPartitions(rt, req.ValidateOnly)
+		}
+		st.ErrorCode = code
+		if msg != "" {
+			st.ErrorMessage = kmsg.StringPtr(msg)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	respond(resp)
+}
+
+// createPartitions grows one topic.
+func (b *Broker) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOnly bool) (int16, string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.topics[rt.Topic]
+	if t == nil {
+		return kafka.ErrUnknownTopicOrPartition, fmt.Sprintf("topic %q does not exist", rt.Topic)
+	}
+	cur := int32(len(t.partitions))
+	switch {
+	case rt.Count <= cur:
+		return kafka.ErrInvalidPartitions, fmt.Sprintf("topic %q has %d partitions: the new count %d must be larger", rt.Topic, cur, rt.Count)
+	case rt.Count > maxPartitionsPerTopic:
+		return kafka.ErrInvalidPartitions, fmt.Sprintf("partition count %d is above the limit of %d", rt.Count, maxPartitionsPerTopic)
+	}
+	if rt.Assignment != nil {
+		if int32(len(rt.Assignment)) != rt.Count-cur {
+			return kafka.ErrInvalidReplicaAssignment, fmt.Sprintf("%d assignments for %d new partitions", len(rt.Assignment), rt.Count-cur)
+		}
+		for i, a := range rt.Assignment {
+			if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.NodeID {
+				return kafka.ErrInvalidReplicaAssignment, fmt.Sprintf("assignment %d: the only replica must be broker %d", i, b.cfg.NodeID)
+			}
+		}
+	}
+	if validateOnly {
+		return kafka.ErrNone, ""
+	}
+	// A new slice, published in one store under b.mu, so readers holding
+	// the old one keep a consistent view.
+	parts := make([]*partition, cur, rt.Count)
+	copy(parts, t.partitions)
+	for i := cur; i < rt.Count; i++ {
+		parts = append(parts, &partition{
+			topic:     t,
+			index:     i,
+			producers: map[int64]*producerState{},
+			waiters:   map[*fetchWaiter]struct{}{},
+		})
+	}
+	t.partitions = parts
+	b.log.Info("partitions created", "topic", t.name, "from", cur, "to", rt.Count)
+	return kafka.ErrNone, ""
+}

@@ -1,0 +1,64 @@
+package broker
+
+// OffsetDelete: version 0. Deletes committed offsets of a group. An Empty
+// group may lose any offset; a group with members only offsets of topics
+// none of its members subscribes to (GROUP_SUBSCRIBED_TO_TOPIC per
+// partition), which needs the "consumer" protocol to know subscriptions:
+// other protocol types with members get NON_EMPTY_GROUP.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/codec/kafka"
+)
+
+func (b *Broker) handleOffsetDelete(kreq kmsg.Request, _ *Client, respond Responder) {
+	req := kreq.(*kmsg.OffsetDeleteRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	resp.SetVersion(req.Version)
+	if req.Group == "" {
+		resp.ErrorCode = kafka.ErrInvalidGroupID
+		respond(resp)
+		return
+	}
+	gs := b.groups
+	gs.do(func(*outbox) {
+		g := gs.all[req.Group]
+		if g == nil {
+			resp.ErrorCode = kafka.ErrGroupIDNotFound
+			return
+		}
+		var subscribed map[string]bool
+		if len(g.members) > 0 {
+			var ok bool
+			if subscribed, ok = g.subscribedTopics(); !ok {
+				resp.ErrorCode = kafka.ErrNonEmptyGroup
+				return
+			}
+		}
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetDeleteResponseTopic()
+			st.Topic = rt.Topic
+			t := b.lookupTopic(rt.Topic)
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetDeleteResponseTopicPartition()
+				sp.Partition = rp.Partition
+				switch {
+				case t.partitionOf(rp.Partition) == nil:
+					sp.ErrorCode = kafka.ErrUnknownTopicOrPartition
+				case subscribed[rt.Topic]:
+					sp.ErrorCode = kafka.ErrGroupSubscribedToTopic
+				default:
+					delete(g.offsets[rt.Topic], rp.Partition)
+					if len(g.offsets[rt.Topic]) == 0 {
+						delete(g.offsets, rt.Topic)
+					}
+				}
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		g.forgetIfUnused()
+	})
+	respond(resp)
+}
