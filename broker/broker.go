@@ -150,3 +150,8 @@ func newUUID() [16]byte {
 func errResponse(req kmsg.Request, code int16) kmsg.Response {
 	return kafka.ErrorResponse(req, code)
 }
+
+// ServeKafka serves one request for the network loop.
+func (b *Broker) ServeKafka(req kmsg.Request, clientID, addr string, respond func(kmsg.Response)) {
+	b.Handle(req, &Client{ID: clientID, Addr: addr}, respond)
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/urfave/cli/v2"
+
+	"github.com/floodgate/floodgate/broker"
+	"github.com/floodgate/floodgate/limits"
+	"github.com/floodgate/floodgate/loop"
+)
+
+func serveCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "kafka-listen", Value: "0.0.0.0:9092", Usage: "host:port of the Kafka listener"},
+		&cli.StringFlag{Name: "http-listen", Value: "0.0.0.0:9094", Usage: "host:port of the HTTP listener (health, metrics, REST)"},
+		&cli.StringFlag{Name: "advertised-kafka-addr", Usage: "host:port returned to clients in Metadata (default: the Kafka listen address; 127.0.0.1 when it listens on all interfaces)"},
+		&cli.IntFlag{Name: "event-loops", Value: 0, Usage: "number of event loops (default: GOMAXPROCS)"},
+		&cli.IntFlag{Name: "workers", Value: 0, Usage: "size of the request worker pool (default: 4 x GOMAXPROCS)"},
+		&cli.BoolFlag{Name: "auto-create-topics", Value: true, Usage: "create unknown topics on Metadata requests"},
+		&cli.IntFlag{Name: "default-partitions", Value: 1, Usage: "partitions of auto-created topics (count)"},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug|info|warn|error"},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
+	}
+	flags = append(flags, limitFlags()...)
+	return &cli.Command{
+		Name:   "serve",
+		Usage:  "run floodgate with the embedded broker",
+		Flags:  flags,
+		Action: runServe,
+	}
+}
+
+// limitFlags builds one flag per row of the limits table.
+func limitFlags() []cli.Flag {
+	var out []cli.Flag
+	for _, l := range limits.Table {
+		usage := fmt.Sprintf("%s; unit: %s. Protects %s. When it trips: %s. Metric: %s", l.Flag, l.Unit, l.Protects, l.Answer, l.Metric)
+		switch l.Kind {
+		case limits.Int:
+			v, _ := strconv.ParseInt(l.Default, 10, 64)
+			out = append(out, &cli.Int64Flag{Name: l.Flag, Aliases: l.Aliases, Value: v, Usage: usage})
+		default:
+			out = append(out, &cli.StringFlag{Name: l.Flag, Aliases: l.Aliases, Value: l.Default, Usage: usage})
+		}
+	}
+	return out
+}
+
+// limitsFromFlags reads the limits table's flags.
+func limitsFromFlags(c *cli.Context) (limits.Config, error) {
+	cfg := limits.Config{
+		MaxConnections:      int(c.Int64("max-connections")),
+		MaxConnectionsPerIP: int(c.Int64("max-connections-per-ip")),
+		IdleTimeout:         time.Duration(c.Int64("connection-idle-timeout")) * time.Millisecond,
+		MaxRequestSize:      c.Int64("max-request-size"),
+		MaxFetchBytes:       c.Int64("max-fetch-bytes"),
+		MemoryLimitBytes:    c.Int64("memory-limit-bytes"),
+		MaxInflight:         int(c.Int64("max-inflight-requests")),
+		MaxQueued:           int(c.Int64("max-queued-requests")),
+		ProduceRate:         int(c.Int64("produce-rate-limit")),
+		FetchRate:           int(c.Int64("fetch-rate-limit")),
+	}
+	switch v := c.String("quota-key"); v {
+	case "client-id":
+		cfg.QuotaKey = limits.QuotaByClientID
+	case "ip":
+		cfg.QuotaKey = limits.QuotaByIP
+	default:
+		return cfg, fmt.Errorf("--quota-key=%q: want client-id or ip", v)
+	}
+	switch v := c.String("throttle-mode"); v {
+	case "delay":
+		cfg.ThrottleMode = limits.ThrottleDelay
+	case "reject":
+		cfg.ThrottleMode = limits.ThrottleReject
+	default:
+		return cfg, fmt.Errorf("--throttle-mode=%q: want delay or reject", v)
+	}
+	return cfg, cfg.Validate()
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level=%q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format=%q: want text or json", format)
+}
+
+// advertised returns the host and port clients are told to use.
+func advertised(flag string, listen string) (string, int32, error) {
+	addr := flag
+	if addr == "" {
+		addr = listen
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("--advertised-kafka-addr=%q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 || port > 65535 {
+		return "", 0, fmt.Errorf("--advertised-kafka-addr=%q: bad port", addr)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if flag != "" {
+			return "", 0, fmt.Errorf("--advertised-kafka-addr=%q: clients cannot connect to an unspecified address", flag)
+		}
+		host = "127.0.0.1"
+	}
+	return host, int32(port), nil
+}
+
+func runServe(c *cli.Context) error {
+	log, err := newLogger(c.String("log-level"), c.String("log-format"))
+	if err != nil {
+		return err
+	}
+	lim, err := limitsFromFlags(c)
+	if err != nil {
+		return err
+	}
+	if n := c.Int("default-partitions"); n < 1 || n > 10000 {
+		return fmt.Errorf("--default-partitions=%d: must be between 1 and 10000", n)
+	}
+	if n := c.Int("event-loops"); n < 0 || n > 1024 {
+		return fmt.Errorf("--event-loops=%d: must be between 0 (GOMAXPROCS) and 1024", n)
+	}
+	if n := c.Int("workers"); n < 0 || n > 65536 {
+		return fmt.Errorf("--workers=%d: must be between 0 (4 x GOMAXPROCS) and 65536", n)
+	}
+	const httpReserve = 16
+	soft, hard, err := limits.RaiseNoFile()
+	if err != nil {
+		return err
+	}
+	fit, clamped := limits.FitConnections(lim.MaxConnections, httpReserve, soft)
+	log.Info("open files limit", "soft", soft, "hard", hard)
+	if clamped {
+		log.Warn("--max-connections does not fit the open-files limit; clamped",
+			"flag", "max-connections", "configured", lim.MaxConnections, "effective", fit,
+			"open_files_limit", soft, "reserved_fds", limits.ReservedFDs+httpReserve,
+			"need_ulimit_n", lim.MaxConnections+limits.ReservedFDs+httpReserve)
+		lim.MaxConnections = fit
+	}
+
+	set := metrics.NewSet()
+	metrics.RegisterSet(set)
+	srv, err := loop.New(loop.Config{
+		KafkaListen: c.String("kafka-listen"),
+		HTTPListen:  c.String("http-listen"),
+		EventLoops:  c.Int("event-loops"),
+		Workers:     c.Int("workers"),
+		Limits:      lim,
+		HTTPReserve: httpReserve,
+		Logger:      log,
+		Metrics:     set,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	_, listenPort, _ := net.SplitHostPort(srv.KafkaAddr())
+	listenHost, _, _ := net.SplitHostPort(c.String("kafka-listen"))
+	host, port, err := advertised(c.String("advertised-kafka-addr"), net.JoinHostPort(listenHost, listenPort))
+	if err != nil {
+		return err
+	}
+	b := broker.New(broker.Config{
+		Host: host, Port: port,
+		AutoCreateTopics:  c.Bool("auto-create-topics"),
+		DefaultPartitions: int32(c.Int("default-partitions")),
+		MaxFetchBytes:     lim.MaxFetchBytes,
+		Logger:            log,
+		Metrics:           set,
+	})
+	defer b.Close()
+	srv.SetKafkaHandler(b)
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	log.Info("floodgate serving", "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "gomaxprocs", runtime.GOMAXPROCS(0))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case err := <-srvDone(srv):
+		return fmt.Errorf("engine stopped: %w", err)
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Stop(sctx)
+}
+
+func srvDone(s *loop.Server) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- s.Wait() }()
+	return ch
+}

@@ -1,0 +1,224 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// listenerKind says which protocol a connection speaks.
+type listenerKind uint8
+
+const (
+	kindKafka listenerKind = iota
+	kindHTTP
+)
+
+func (k listenerKind) String() string {
+	if k == kindHTTP {
+		return "http"
+	}
+	return "kafka"
+}
+
+// Accept backoff after a resource error (EMFILE, ENFILE, ENOBUFS, ENOMEM):
+// start small and double up to a second, as net/http and nginx do.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// probeMarker marks the connections used to discover the event loops.
+type probeMarker struct{}
+
+// discoverLoops finds every event loop of the engine so that the acceptor
+// can choose the loop of each connection itself (by source IP, so per-IP
+// counts stay loop-local). gnet exposes a loop only through a connection it
+// owns, so a few loopback connections are registered and closed at boot.
+func (s *Server) discoverLoops() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("discover loops: %w", err)
+	}
+	defer ln.Close()
+	n := s.cfg.EventLoops
+	for attempt := 0; attempt < 64*n && s.loopCount() < n; attempt++ {
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return fmt.Errorf("discover loops: %w", err)
+		}
+		server, err := ln.Accept()
+		if err != nil {
+			client.Close()
+			return fmt.Errorf("discover loops: %w", err)
+		}
+		ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), probeMarker{}), server)
+		ch, err := s.engine.Register(ctx)
+		if err == nil {
+			<-ch
+		}
+		server.Close()
+		client.Close()
+	}
+	if s.loopCount() < n {
+		return fmt.Errorf("discover loops: found %d of %d", s.loopCount(), n)
+	}
+	return nil
+}
+
+func (s *Server) loopCount() int {
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	return len(s.loops)
+}
+
+// startAcceptor runs the accept loop of one listener.
+func (s *Server) startAcceptor(ln net.Listener, kind listenerKind) {
+	s.acceptors.Add(1)
+	go func() {
+		defer s.acceptors.Done()
+		s.acceptLoop(ln.(*net.TCPListener), kind)
+	}()
+}
+
+// acceptLoop accepts until the listener closes. No error stops it: resource
+// errors back off and retry, everything else is counted and retried.
+func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind) {
+	var delay time.Duration
+	for {
+		nc, err := ln.AcceptTCP()
+		if err != nil {
+			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			name := errnoName(err)
+			s.met.counter(`floodgate_accept_errors_total{listener="` + kind.String() + `",errno="` + name + `"}`).Inc()
+			if delay == 0 {
+				delay = acceptBackoffMin
+			} else if delay *= 2; delay > acceptBackoffMax {
+				delay = acceptBackoffMax
+			}
+			s.warn.Warn("accept:"+kind.String(), "accept failed; pausing accepts",
+				"listener", kind.String(), "errno", name, "error", err.Error(), "pause", delay.String())
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.admit(nc, kind)
+	}
+}
+
+// errnoName names the errno inside an accept error.
+func errnoName(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.EMFILE:
+			return "EMFILE"
+		case syscall.ENFILE:
+			return "ENFILE"
+		case syscall.ENOBUFS:
+			return "ENOBUFS"
+		case syscall.ENOMEM:
+			return "ENOMEM"
+		default:
+			return fmt.Sprintf("errno_%d", int(errno))
+		}
+	}
+	return "other"
+}
+
+// admit applies the global limits to a new socket and hands it to the
+// event loop of its source IP. Over a limit the socket is closed at once.
+func (s *Server) admit(nc *net.TCPConn, kind listenerKind) {
+	max := int64(s.cfg.Limits.MaxConnections)
+	if kind == kindHTTP {
+		max += int64(s.cfg.HTTPReserve)
+	}
+	if !s.takeConnSlot(max) {
+		s.met.rejected("max_connections")
+		s.warn.Warn("limit:max-connections", "connection refused", "limit", "max-connections",
+			"configured", s.cfg.Limits.MaxConnections, "actual", s.active.Load(), "client_ip", remoteIP(nc).String(), "listener", kind.String())
+		closeNow(nc)
+		return
+	}
+	if s.budget.Exhausted() {
+		s.active.Add(-1)
+		s.met.rejected("memory")
+		s.warn.Warn("limit:memory-limit-bytes", "connection refused: memory budget exhausted", "limit", "memory-limit-bytes",
+			"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", remoteIP(nc).String())
+		closeNow(nc)
+		return
+	}
+	s.met.connsTotal.Inc()
+	ip := remoteIP(nc)
+	c := newConn(s, kind, ip, nc.RemoteAddr().String())
+	l := s.loopFor(ip)
+	c.loop = l
+	if err := s.enroll(l, c, nc); err != nil {
+		s.active.Add(-1)
+		s.met.rejected("register_failed")
+		s.warn.Warn("register:"+kind.String(), "could not hand connection to the event loop", "error", err.Error())
+	}
+}
+
+// takeConnSlot counts a connection in if the total stays within max.
+func (s *Server) takeConnSlot(max int64) bool {
+	for {
+		n := s.active.Load()
+		if n >= max {
+			return false
+		}
+		if s.active.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// enroll registers nc with loop l, carrying c as its context. gnet dup()s
+// the descriptor and closes nc in every case.
+func (s *Server) enroll(l *loopState, c *conn, nc net.Conn) error {
+	ctx := gnet.NewContext(context.Background(), c)
+	ch, err := l.el.Enroll(ctx, nc)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	res := <-ch
+	if res.Err != nil {
+		nc.Close()
+		return res.Err
+	}
+	return nil
+}
+
+// loopFor picks the event loop of an IP: every connection of one IP lands
+// on the same loop, so per-IP counts need no lock.
+func (s *Server) loopFor(ip netip.Addr) *loopState {
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	b := ip.As16()
+	return s.loops[maphash.Bytes(s.ipSeed, b[:])%uint64(len(s.loops))]
+}
+
+func remoteIP(nc net.Conn) netip.Addr {
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ta.IP); ok {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// closeNow closes a refused socket without lingering.
+func closeNow(nc *net.TCPConn) {
+	_ = nc.SetLinger(0)
+	_ = nc.Close()
+}

@@ -1,0 +1,26 @@
+package loop
+
+import "sync"
+
+// maxPooledBuf is the largest response buffer kept for reuse; larger ones
+// (big fetches) go back to the GC so one burst does not pin memory.
+const maxPooledBuf = 1 << 20
+
+// bufPool recycles response buffers.
+type bufPool struct{ p sync.Pool }
+
+func (bp *bufPool) get() *[]byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		*b = (*b)[:0]
+		return b
+	}
+	b := make([]byte, 0, 4096)
+	return &b
+}
+
+func (bp *bufPool) put(b *[]byte) {
+	if b == nil || cap(*b) > maxPooledBuf {
+		return
+	}
+	bp.p.Put(b)
+}

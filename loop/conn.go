@@ -1,0 +1,238 @@
+package loop
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sys/unix"
+
+	"github.com/floodgate/floodgate/codec/kafka"
+)
+
+// slot holds the response to one request until it is its turn to be written.
+type slot struct {
+	buf  *[]byte // nil with done set: no response is due (acks=0)
+	done bool
+}
+
+// conn is floodgate's state of one client connection. It outlives the gnet
+// connection when the connection is parked and re-registered.
+type conn struct {
+	s    *Server
+	kind listenerKind
+	ip   netip.Addr
+	addr string
+	loop *loopState
+
+	// Owned by the event loop (or by the park goroutine while parked).
+	gc          gnet.Conn
+	prev, next  *conn
+	listed      bool
+	lastActive  int64
+	counted     bool   // counted in the loop's per-IP map
+	parking     bool   // the next OnClose is a park, not a close
+	closeReason string // why floodgate closed it
+	carry       []byte // bytes taken from gnet when parked, read first
+	out         [][]byte
+	outBufs     []*[]byte
+	outOff      int
+	pendingJob  job // a job the full pool refused; the park goroutine submits it
+	throttle    time.Time
+	memWaited   bool
+	frameBudget int64 // budget reserved for the frame being received
+	discard     discardState
+	http        *httpConnState
+
+	wakePending atomic.Bool
+	closeReq    atomic.Pointer[string] // set by closeAsync
+	signal      chan struct{} // wakes the park goroutine
+
+	// Shared with workers: guarded by mu.
+	mu      sync.Mutex
+	parked  bool
+	closed  bool
+	nextSeq uint64
+	headSeq uint64
+	slots   []slot
+}
+
+// discardState tracks an oversize (or refused) frame being skipped.
+type discardState struct {
+	left   int64
+	seq    uint64
+	hdr    kafka.Header
+	code   int16
+	skim   *kafka.ProduceSkimmer
+	fixed  kmsg.Response // answer with this instead of an error shape
+	active bool
+}
+
+func newConn(s *Server, kind listenerKind, ip netip.Addr, addr string) *conn {
+	return &conn{s: s, kind: kind, ip: ip, addr: addr, slots: make([]slot, 4), signal: make(chan struct{}, 1)}
+}
+
+// pending returns requests dispatched whose responses are not yet written.
+func (c *conn) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int(c.nextSeq - c.headSeq)
+}
+
+// reserveSeq allocates the next response slot, in request order.
+func (c *conn) reserveSeq() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if int(c.nextSeq-c.headSeq) == len(c.slots) {
+		grown := make([]slot, 2*len(c.slots))
+		for s := c.headSeq; s < c.nextSeq; s++ {
+			grown[s&uint64(len(grown)-1)] = c.slots[s&uint64(len(c.slots)-1)]
+		}
+		c.slots = grown
+	}
+	seq := c.nextSeq
+	c.nextSeq++
+	c.s.inflight.Add(1)
+	return seq
+}
+
+// complete stores the encoded response of request seq (nil: none due) and
+// wakes whoever writes for this connection. Safe from any goroutine.
+func (c *conn) complete(seq uint64, buf *[]byte) {
+	if buf != nil {
+		c.s.budget.Force(int64(len(*buf)))
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.s.inflight.Add(-1)
+		c.dropBuf(buf)
+		return
+	}
+	c.slots[seq&uint64(len(c.slots)-1)] = slot{buf: buf, done: true}
+	head := seq == c.headSeq
+	parked, gc := c.parked, c.gc
+	c.mu.Unlock()
+	if !head {
+		return
+	}
+	if parked || gc == nil {
+		select {
+		case c.signal <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if c.wakePending.CompareAndSwap(false, true) {
+		_ = gc.Wake(nil)
+	}
+}
+
+// dropBuf returns a response buffer that will not be written.
+func (c *conn) dropBuf(buf *[]byte) {
+	if buf != nil {
+		c.s.budget.Release(int64(len(*buf)))
+		c.s.bufs.put(buf)
+	}
+}
+
+// collect moves finished responses, in order, to the output queue.
+func (c *conn) collect() {
+	c.mu.Lock()
+	for c.headSeq < c.nextSeq {
+		sl := &c.slots[c.headSeq&uint64(len(c.slots)-1)]
+		if !sl.done {
+			break
+		}
+		if sl.buf != nil {
+			c.out = append(c.out, *sl.buf)
+			c.outBufs = append(c.outBufs, sl.buf)
+		}
+		*sl = slot{}
+		c.headSeq++
+		c.s.inflight.Add(-1)
+	}
+	c.mu.Unlock()
+}
+
+// maxIOV is the kernel's limit on buffers per writev.
+const maxIOV = 1024
+
+// writeOut writes queued output to fd without blocking. It returns blocked
+// when the socket's send buffer is full with output left.
+func (c *conn) writeOut(fd int) (blocked bool, err error) {
+	for len(c.out) > 0 {
+		iov := c.out
+		if len(iov) > maxIOV {
+			iov = iov[:maxIOV]
+		}
+		first := iov[0]
+		iov[0] = first[c.outOff:]
+		n, err := unix.Writev(fd, iov)
+		iov[0] = first
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		c.s.met.bytesOut.Add(n)
+		c.advanceOut(n)
+	}
+	return false, nil
+}
+
+// advanceOut drops n written bytes from the output queue.
+func (c *conn) advanceOut(n int) {
+	for n > 0 && len(c.out) > 0 {
+		left := len(c.out[0]) - c.outOff
+		if n < left {
+			c.outOff += n
+			return
+		}
+		n -= left
+		c.outOff = 0
+		c.s.budget.Release(int64(len(c.out[0])))
+		c.s.bufs.put(c.outBufs[0])
+		c.out[0], c.outBufs[0] = nil, nil
+		c.out, c.outBufs = c.out[1:], c.outBufs[1:]
+	}
+	if len(c.out) == 0 {
+		c.out, c.outBufs = c.out[:0:0], c.outBufs[:0:0]
+	}
+}
+
+// releaseAll frees everything the connection holds; it is closed for good.
+func (c *conn) releaseAll() {
+	c.mu.Lock()
+	c.closed = true
+	for s := c.headSeq; s < c.nextSeq; s++ {
+		sl := &c.slots[s&uint64(len(c.slots)-1)]
+		if sl.done {
+			c.dropBuf(sl.buf)
+			c.s.inflight.Add(-1)
+		}
+		*sl = slot{}
+	}
+	// Requests still running will see closed and release themselves.
+	c.headSeq = c.nextSeq
+	c.mu.Unlock()
+	for i, b := range c.out {
+		c.s.budget.Release(int64(len(b)))
+		c.s.bufs.put(c.outBufs[i])
+	}
+	c.out, c.outBufs, c.outOff = nil, nil, 0
+	c.s.budget.Release(int64(len(c.carry)) + c.frameBudget)
+	c.carry, c.frameBudget = nil, 0
+	if j := c.pendingJob; j != nil {
+		// It holds a sequence and budget; running it lets it release both.
+		c.pendingJob = nil
+		go j()
+	}
+}

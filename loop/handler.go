@@ -1,0 +1,127 @@
+package loop
+
+import (
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
+)
+
+// gnetLogLevel keeps gnet's own logger to errors.
+const gnetLogLevel = logging.ErrorLevel
+
+// OnOpen sets up a new or re-registered (unparked) connection.
+func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	switch v := gc.Context().(type) {
+	case probeMarker:
+		s.loopOf(gc)
+		return nil, gnet.Close
+	case *conn:
+		return s.open(v, gc)
+	default:
+		return nil, gnet.Close // nobody else can reach the engine's socket
+	}
+}
+
+func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
+	now := time.Now().UnixNano()
+	c.mu.Lock()
+	resumed := c.parked
+	c.parked = false
+	c.gc = gc
+	c.mu.Unlock()
+	if resumed {
+		c.loop.touch(c, now)
+		c.wakePending.Store(true)
+		_ = gc.Wake(nil) // read the carry and flush what finished meanwhile
+		return nil, gnet.None
+	}
+	if !c.loop.admitIP(c.ip) {
+		s.met.rejected("max_connections_per_ip")
+		s.warn.Warn("limit:max-connections-per-ip:"+c.ip.String(), "connection refused", "limit", "max-connections-per-ip",
+			"configured", s.cfg.Limits.MaxConnectionsPerIP, "actual", c.loop.perIP[c.ip], "client_ip", c.ip.String())
+		c.closeReason = "rejected"
+		return nil, gnet.Close
+	}
+	c.counted = true
+	c.loop.touch(c, now)
+	return nil, gnet.None
+}
+
+// OnClose releases a connection, unless the close is a park.
+func (s *Server) OnClose(gc gnet.Conn, _ error) gnet.Action {
+	c, ok := gc.Context().(*conn)
+	if !ok {
+		return gnet.None
+	}
+	if c.parking {
+		c.parking = false
+		return gnet.None
+	}
+	c.mu.Lock()
+	c.gc = nil
+	c.mu.Unlock()
+	c.loop.unlink(c)
+	if c.counted {
+		c.loop.releaseIP(c.ip)
+		c.counted = false
+	}
+	reason := c.closeReason
+	if reason == "" {
+		reason = "client"
+	}
+	if reason != "rejected" {
+		s.met.closed(reason)
+	}
+	c.releaseAll()
+	s.active.Add(-1)
+	return gnet.None
+}
+
+// OnTraffic reads the table of contents of one connection's turn: honour a
+// close request, write finished responses, then read requests.
+func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, ok := gc.Context().(*conn)
+	if !ok {
+		return gnet.Close
+	}
+	c.wakePending.Store(false)
+	if r := c.closeReq.Load(); r != nil {
+		c.closeReason = *r
+		return gnet.Close
+	}
+	c.loop.touch(c, time.Now().UnixNano())
+	if act, parked := c.flush(gc); act != gnet.None || parked {
+		return act
+	}
+	var act gnet.Action
+	if c.kind == kindHTTP {
+		act = c.onHTTP(gc)
+	} else {
+		act = c.onKafka(gc)
+	}
+	if act != gnet.None || c.parking {
+		return act
+	}
+	// Answers produced while reading (refusals) go out now.
+	act, _ = c.flush(gc)
+	return act
+}
+
+// flush writes finished responses. A full socket parks the connection: the
+// rest is written by the park goroutine.
+func (c *conn) flush(gc gnet.Conn) (gnet.Action, bool) {
+	c.collect()
+	if len(c.out) == 0 {
+		return gnet.None, false
+	}
+	blocked, err := c.writeOut(gc.Fd())
+	if err != nil {
+		c.closeReason = "write_error"
+		return gnet.Close, false
+	}
+	if blocked {
+		return c.park(gc, "slow_reader"), true
+	}
+	return gnet.None, false
+}

@@ -1,0 +1,355 @@
+package loop
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/limits"
+)
+
+// headerPeek is how many bytes of a frame are peeked to read its header:
+// enough for any client id a real client sends. A header that does not fit
+// in maxHeaderPeek is not Kafka.
+const (
+	headerPeek    = 512
+	maxHeaderPeek = 40 << 10
+)
+
+// discardChunk bounds how much of a refused frame is taken per step.
+const discardChunk = 64 << 10
+
+// apiVersionsKey is the key of ApiVersions, answered specially when its
+// version is unsupported.
+const apiVersionsKey = 18
+
+// memoryWait is how long a request waits for the memory budget before it
+// is answered with REQUEST_TIMED_OUT.
+const memoryWait = 2 * time.Second
+
+// onKafka is the Kafka connection's traffic handler: flush responses, then
+// read frames while no limit says stop.
+func (c *conn) onKafka(gc gnet.Conn) gnet.Action {
+	in := input{c: c, gc: gc}
+	for {
+		if c.discard.active {
+			if !c.discardFrame(in) {
+				return gnet.None
+			}
+			continue
+		}
+		if c.frameBudget == 0 {
+			if reason := c.saturated(); reason != "" {
+				return c.park(gc, reason)
+			}
+		}
+		act, more := c.readFrame(in)
+		if act != gnet.None || !more {
+			return act
+		}
+	}
+}
+
+// saturated names the limit that says to stop reading, or "".
+func (c *conn) saturated() string {
+	s := c.s
+	switch {
+	case c.pending() >= s.cfg.Limits.MaxInflight:
+		return "max_inflight_requests"
+	case s.pool.full():
+		return "max_queued_requests"
+	case !c.throttle.IsZero() && time.Now().Before(c.throttle):
+		return "throttle"
+	case s.budget.NearLimit() && !c.memWaited:
+		return "memory"
+	}
+	return ""
+}
+
+// readFrame reads one frame if it is complete (or starts refusing it). It
+// returns more=false when it needs more bytes.
+func (c *conn) readFrame(in input) (gnet.Action, bool) {
+	s := c.s
+	avail := in.avail()
+	if avail < kafka.LengthSize {
+		return gnet.None, false
+	}
+	prefix := in.peek(kafka.LengthSize)
+	length := kafka.FrameLength(prefix)
+	if length < 0 || int64(length) > limits.MaxFrameSize {
+		return c.protocolError(fmt.Errorf("frame length %d outside 0..%d", length, int64(limits.MaxFrameSize))), false
+	}
+	var h kafka.Header
+	want := kafka.LengthSize + min(int(length), headerPeek)
+	for {
+		b := in.peek(min(want, avail))
+		if b == nil {
+			return gnet.None, false
+		}
+		err := kafka.ParseHeader(b[kafka.LengthSize:], length, &h)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, kafka.ErrShortHeader) {
+			return c.protocolError(err), false
+		}
+		if want >= kafka.LengthSize+int(length) || want >= maxHeaderPeek {
+			if want >= maxHeaderPeek {
+				return c.protocolError(fmt.Errorf("request header longer than %d bytes", maxHeaderPeek)), false
+			}
+			return gnet.None, false
+		}
+		if avail < want+1 {
+			return gnet.None, false
+		}
+		want = min(want*4, maxHeaderPeek, kafka.LengthSize+int(length))
+	}
+	if int64(length) > s.cfg.Limits.MaxRequestSize {
+		s.met.tooLarge.Inc()
+		s.warn.Warn("limit:max-request-size", "request too large", "limit", "max-request-size",
+			"configured", s.cfg.Limits.MaxRequestSize, "actual", length, "client_ip", c.ip.String(),
+			"client_id", string(h.ClientID), "api", kmsg.NameForKey(h.APIKey))
+		c.startDiscard(in, &h, kafka.ErrMessageTooLarge)
+		return gnet.None, true
+	}
+	min, max, ok := s.cfg.Kafka.VersionRange(h.APIKey)
+	if !ok || h.APIVersion < min || h.APIVersion > max {
+		if h.APIKey == apiVersionsKey {
+			c.answerUnsupportedAPIVersions(in, &h)
+			return gnet.None, true
+		}
+		s.met.counter(`floodgate_connections_closed_total{reason="unsupported_version"}`).Inc()
+		return c.protocolError(fmt.Errorf("api %s (%d) version %d not served", kmsg.NameForKey(h.APIKey), h.APIKey, h.APIVersion)), false
+	}
+	if c.frameBudget == 0 {
+		if !s.budget.Reserve(int64(length)) {
+			if !c.memWaited {
+				c.memWaited = true
+				c.throttle = time.Now().Add(memoryWait)
+				return c.park(in.gc, "memory"), false
+			}
+			c.memWaited = false
+			s.met.counter(`floodgate_requests_refused_total{reason="memory"}`).Inc()
+			s.warn.Warn("limit:memory-limit-bytes", "request refused: memory budget exhausted", "limit", "memory-limit-bytes",
+				"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", c.ip.String(), "api", kmsg.NameForKey(h.APIKey))
+			c.startDiscard(in, &h, kafka.ErrRequestTimedOut)
+			return gnet.None, true
+		}
+		c.memWaited = false
+		c.frameBudget = int64(length)
+	}
+	if avail < kafka.LengthSize+int(length) {
+		return gnet.None, false
+	}
+	return c.dispatchFrame(in, &h), true
+}
+
+// dispatchFrame copies a complete frame out of the input and queues it.
+func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
+	s := c.s
+	frame := make([]byte, h.Length)
+	in.discard(kafka.LengthSize)
+	in.read(frame)
+	s.met.bytesIn.Add(len(frame) + kafka.LengthSize)
+	hdr := *h
+	if h.ClientID != nil { // re-point it into the frame, which outlives the peeked bytes
+		const clientIDOffset = 2 + 2 + 4 + 2
+		hdr.ClientID = frame[clientIDOffset : clientIDOffset+len(h.ClientID)]
+	}
+	reserved := c.frameBudget
+	c.frameBudget = 0
+
+	throttle, reject := c.rateLimit(&hdr)
+	seq := c.reserveSeq()
+	j := func() { c.serve(seq, &hdr, frame, reserved, throttle, reject) }
+	if !s.pool.trySubmit(j) {
+		c.pendingJob = j
+		return c.park(in.gc, "max_queued_requests")
+	}
+	return gnet.None
+}
+
+// rateLimit applies the Produce and Fetch token buckets to one request. In
+// delay mode it returns the throttle to report and mutes the connection
+// that long; in reject mode it asks for the request to be refused.
+func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
+	s := c.s
+	var b *limits.Buckets
+	switch h.APIKey {
+	case 0:
+		b = s.produceRate
+	case 1:
+		b = s.fetchRate
+	}
+	if b == nil {
+		return 0, false
+	}
+	key := h.ClientID
+	if s.cfg.Limits.QuotaKey == limits.QuotaByIP || len(key) == 0 {
+		ip := c.ip.As16()
+		key = ip[:]
+	}
+	now := time.Now()
+	wait := b.Take(key, now)
+	if wait <= 0 {
+		return 0, false
+	}
+	idx := apiIndex(h.APIKey)
+	s.met.throttleTime.Update(wait.Seconds())
+	s.warn.Warn("limit:rate:"+kmsg.NameForKey(h.APIKey), "request over its rate limit", "limit",
+		map[int16]string{0: "produce-rate-limit", 1: "fetch-rate-limit"}[h.APIKey],
+		"configured", b.Rate(), "client_ip", c.ip.String(), "client_id", string(h.ClientID),
+		"api", kmsg.NameForKey(h.APIKey), "throttle_ms", wait.Milliseconds())
+	if s.cfg.Limits.ThrottleMode == limits.ThrottleReject {
+		s.met.throttledRej[idx].Inc()
+		return wait, true
+	}
+	s.met.throttledDelay[idx].Inc()
+	c.throttle = now.Add(wait)
+	return wait, false
+}
+
+// serve runs on a pool worker: decode, handle, encode.
+func (c *conn) serve(seq uint64, h *kafka.Header, frame []byte, reserved int64, throttle time.Duration, reject bool) {
+	s := c.s
+	start := time.Now()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			s.budget.Release(reserved)
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.met.panics.Inc()
+			s.log.Error("request panicked; closing its connection", "api", kmsg.NameForKey(h.APIKey),
+				"client_ip", c.ip.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			release()
+			c.complete(seq, nil)
+			c.closeAsync("panic")
+		}
+	}()
+	req, err := kafka.DecodeRequest(h, frame[h.Size:])
+	if err != nil {
+		s.met.malformed.Inc()
+		s.warn.Warn("malformed:"+c.ip.String(), "malformed request body; closing connection", "api", kmsg.NameForKey(h.APIKey),
+			"version", h.APIVersion, "client_ip", c.ip.String(), "error", err.Error())
+		release()
+		c.complete(seq, nil)
+		c.closeAsync("malformed")
+		return
+	}
+	idx := apiIndex(h.APIKey)
+	if m := s.met.requests[idx]; m != nil {
+		m.Inc()
+	}
+	respond := func(resp kmsg.Response) {
+		release()
+		if m := s.met.latency[idx]; m != nil {
+			m.UpdateDuration(start)
+		}
+		if resp == nil {
+			c.complete(seq, nil)
+			return
+		}
+		if throttle > 0 {
+			kafka.SetThrottle(resp, int32(throttle.Milliseconds()))
+		}
+		buf := s.bufs.get()
+		*buf = kafka.AppendResponse(*buf, h, resp)
+		c.complete(seq, buf)
+	}
+	if reject {
+		if p, ok := req.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
+			respond(nil)
+			return
+		}
+		respond(kafka.ErrorResponse(req, kafka.ErrThrottlingQuotaExceeded))
+		return
+	}
+	s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.ip.String(), respond)
+}
+
+// startDiscard answers a refused frame with code once it has streamed
+// past, without buffering it: Produce per partition (skimmed as it goes),
+// other APIs with their top-level error.
+func (c *conn) startDiscard(in input, h *kafka.Header, code int16) {
+	d := &c.discard
+	skim := d.skim
+	*d = discardState{active: true, hdr: *h, code: code, left: int64(kafka.LengthSize) + int64(h.Length)}
+	d.hdr.ClientID = nil
+	d.seq = c.reserveSeq()
+	in.discard(kafka.LengthSize + h.Size)
+	d.left -= int64(kafka.LengthSize + h.Size)
+	if h.APIKey == 0 {
+		if skim == nil {
+			skim = new(kafka.ProduceSkimmer)
+		}
+		skim.Reset(h.APIVersion)
+		d.skim = skim
+	}
+}
+
+// discardFrame skips what has arrived of a refused frame; it reports
+// whether the frame is finished (and answered).
+func (c *conn) discardFrame(in input) bool {
+	d := &c.discard
+	for d.left > 0 {
+		b := in.take(int(min(d.left, discardChunk)))
+		if len(b) == 0 {
+			return false
+		}
+		if d.skim != nil {
+			d.skim.Feed(b)
+		}
+		d.left -= int64(len(b))
+	}
+	d.active = false
+	resp := d.fixed
+	if resp != nil {
+		d.fixed = nil
+	} else if d.skim != nil && d.hdr.APIKey == 0 {
+		if d.skim.Acks() == 0 {
+			c.complete(d.seq, nil)
+			return true
+		}
+		resp = d.skim.Response(d.code)
+	} else if req := kmsg.RequestForKey(d.hdr.APIKey); req != nil {
+		req.SetVersion(d.hdr.APIVersion)
+		resp = kafka.ErrorResponse(req, d.code)
+	}
+	if resp == nil {
+		c.complete(d.seq, nil)
+		return true
+	}
+	buf := c.s.bufs.get()
+	*buf = kafka.AppendResponse(*buf, &d.hdr, resp)
+	c.complete(d.seq, buf)
+	return true
+}
+
+// answerUnsupportedAPIVersions answers an ApiVersions request of a version
+// floodgate does not serve with a v0 response carrying UNSUPPORTED_VERSION
+// and the supported ranges, as Kafka does, so the client can retry lower.
+func (c *conn) answerUnsupportedAPIVersions(in input, h *kafka.Header) {
+	c.startDiscard(in, h, kafka.ErrUnsupportedVersion)
+	d := &c.discard
+	d.skim = nil
+	d.hdr.APIVersion, d.hdr.Flexible = 0, false
+	d.fixed = kafka.APIVersionsResponse(c.s.cfg.Kafka, 0, kafka.ErrUnsupportedVersion)
+}
+
+// protocolError closes a connection that does not speak Kafka.
+func (c *conn) protocolError(err error) gnet.Action {
+	c.s.met.malformed.Inc()
+	c.s.warn.Warn("malformed:"+c.ip.String(), "malformed Kafka input; closing connection",
+		"client_ip", c.ip.String(), "error", err.Error())
+	c.closeReason = "malformed"
+	return gnet.Close
+}

@@ -1,0 +1,99 @@
+package loop
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// loopState is what one event loop owns: per-IP connection counts and the
+// idle list. Only that loop's goroutine touches it, so it has no locks.
+type loopState struct {
+	s     *Server
+	el    gnet.EventLoop
+	perIP map[netip.Addr]int32
+	conns int
+	// idle is a list of the loop's active connections ordered by last
+	// activity (oldest first): touching a connection moves it to the back in
+	// O(1), and the reaper stops at the first one that is not idle, so no
+	// tick scans every connection.
+	head, tail *conn
+}
+
+func newLoopState(s *Server, el gnet.EventLoop) *loopState {
+	return &loopState{s: s, el: el, perIP: map[netip.Addr]int32{}}
+}
+
+// touch marks c active now and moves it to the back of the idle list.
+func (l *loopState) touch(c *conn, now int64) {
+	c.lastActive = now
+	if l.tail == c {
+		return
+	}
+	l.unlink(c)
+	c.prev = l.tail
+	if l.tail != nil {
+		l.tail.next = c
+	} else {
+		l.head = c
+	}
+	l.tail = c
+	c.listed = true
+}
+
+// unlink removes c from the idle list if it is there.
+func (l *loopState) unlink(c *conn) {
+	if !c.listed {
+		return
+	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		l.tail = c.prev
+	}
+	c.prev, c.next, c.listed = nil, nil, false
+}
+
+// reap closes connections idle for longer than the timeout. Connections
+// with requests in flight are not idle: they are moved to the back.
+func (l *loopState) reap(now time.Time) {
+	limit := now.Add(-l.s.cfg.Limits.IdleTimeout).UnixNano()
+	for c := l.head; c != nil && c.lastActive < limit; c = l.head {
+		if c.pending() > 0 {
+			l.touch(c, now.UnixNano())
+			continue
+		}
+		l.unlink(c)
+		c.closeReason = "idle"
+		if c.gc != nil {
+			_ = l.el.Close(c.gc)
+		}
+	}
+}
+
+// admitIP counts a connection of ip in, unless the per-IP limit is reached.
+func (l *loopState) admitIP(ip netip.Addr) bool {
+	n := l.perIP[ip]
+	if int(n) >= l.s.cfg.Limits.MaxConnectionsPerIP {
+		return false
+	}
+	l.perIP[ip] = n + 1
+	l.conns++
+	return true
+}
+
+// releaseIP counts a connection of ip out.
+func (l *loopState) releaseIP(ip netip.Addr) {
+	if n := l.perIP[ip]; n <= 1 {
+		delete(l.perIP, ip)
+	} else {
+		l.perIP[ip] = n - 1
+	}
+	l.conns--
+}

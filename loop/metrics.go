@@ -1,0 +1,101 @@
+package loop
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// apiSlots bounds the per-API metric arrays.
+const apiSlots = 128
+
+// serverMetrics are the loop's counters and gauges. Per-API series are
+// created once at start so the request path never builds a metric name.
+type serverMetrics struct {
+	set            *metrics.Set
+	connsTotal     *metrics.Counter
+	bytesIn        *metrics.Counter
+	bytesOut       *metrics.Counter
+	tooLarge       *metrics.Counter
+	malformed      *metrics.Counter
+	panics         *metrics.Counter
+	throttleTime   *metrics.Histogram
+	requests       [apiSlots]*metrics.Counter
+	latency        [apiSlots]*metrics.Histogram
+	throttledDelay [apiSlots]*metrics.Counter
+	throttledRej   [apiSlots]*metrics.Counter
+}
+
+func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
+	m := &serverMetrics{set: set}
+	m.connsTotal = set.NewCounter("floodgate_connections_total")
+	m.bytesIn = set.NewCounter("floodgate_bytes_in_total")
+	m.bytesOut = set.NewCounter("floodgate_bytes_out_total")
+	m.tooLarge = set.NewCounter("floodgate_request_too_large_total")
+	m.malformed = set.NewCounter("floodgate_malformed_requests_total")
+	m.panics = set.NewCounter("floodgate_request_panics_total")
+	m.throttleTime = set.NewHistogram("floodgate_throttle_time_seconds")
+	for k := 0; k < apiSlots; k++ {
+		name := kmsg.NameForKey(int16(k))
+		if name == "Unknown" {
+			continue
+		}
+		m.requests[k] = set.NewCounter(fmt.Sprintf(`floodgate_requests_total{api=%q}`, name))
+		m.latency[k] = set.NewHistogram(fmt.Sprintf(`floodgate_request_duration_seconds{api=%q}`, name))
+		m.throttledDelay[k] = set.NewCounter(fmt.Sprintf(`floodgate_requests_throttled_total{api=%q,mode="delay"}`, name))
+		m.throttledRej[k] = set.NewCounter(fmt.Sprintf(`floodgate_requests_throttled_total{api=%q,mode="reject"}`, name))
+	}
+	set.NewGauge("floodgate_connections_active", func() float64 { return float64(s.active.Load()) })
+	set.NewGauge("floodgate_connections_parked", func() float64 { return float64(s.parked.Load()) })
+	set.NewGauge("floodgate_memory_used_bytes", func() float64 { return float64(s.budget.Used()) })
+	set.NewGauge("floodgate_memory_limit_bytes", func() float64 { return float64(s.budget.Limit()) })
+	set.NewGauge("floodgate_request_queue_depth", func() float64 { return float64(s.pool.depth()) })
+	set.NewGauge("floodgate_requests_in_flight", func() float64 { return float64(s.inflight.Load()) })
+	set.NewGauge("floodgate_max_connections", func() float64 { return float64(s.cfg.Limits.MaxConnections) })
+	set.NewGauge("floodgate_process_resident_bytes", func() float64 { return float64(ResidentBytes()) })
+	return m
+}
+
+// counter returns a labelled counter, creating it on first use (cold paths only).
+func (m *serverMetrics) counter(name string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(name)
+}
+
+// rejected counts a refused connection.
+func (m *serverMetrics) rejected(reason string) {
+	m.counter(`floodgate_connections_rejected_total{reason="` + reason + `"}`).Inc()
+}
+
+// closed counts a connection floodgate closed, by reason.
+func (m *serverMetrics) closed(reason string) {
+	m.counter(`floodgate_connections_closed_total{reason="` + reason + `"}`).Inc()
+}
+
+// apiIndex maps a key to its metric slot.
+func apiIndex(key int16) int {
+	if key < 0 || int(key) >= apiSlots {
+		return 0
+	}
+	return int(key)
+}
+
+// ResidentBytes returns the process's resident set size from /proc, or 0.
+func ResidentBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
+}

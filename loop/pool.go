@@ -1,0 +1,54 @@
+package loop
+
+import (
+	"sync"
+)
+
+// job is one unit of request work for the pool.
+type job func()
+
+// pool is the bounded worker pool shared by Kafka and HTTP requests: a
+// fixed number of goroutines and a queue of fixed capacity. Submitting
+// never blocks: a full queue is the caller's signal to stop reading.
+type pool struct {
+	jobs chan job
+	wg   sync.WaitGroup
+}
+
+func newPool(workers, queue int) *pool {
+	p := &pool{jobs: make(chan job, queue)}
+	p.wg.Add(workers)
+	for i := 0; i < workers; i++ {
+		go p.work()
+	}
+	return p
+}
+
+func (p *pool) work() {
+	defer p.wg.Done()
+	for j := range p.jobs {
+		j()
+	}
+}
+
+// trySubmit queues j and reports whether there was room.
+func (p *pool) trySubmit(j job) bool {
+	select {
+	case p.jobs <- j:
+		return true
+	default:
+		return false
+	}
+}
+
+// depth returns the number of queued jobs.
+func (p *pool) depth() int { return len(p.jobs) }
+
+// full reports whether the queue has no room.
+func (p *pool) full() bool { return len(p.jobs) >= cap(p.jobs) }
+
+// stop lets queued jobs finish and ends the workers.
+func (p *pool) stop() {
+	close(p.jobs)
+	p.wg.Wait()
+}
