@@ -66,6 +66,11 @@ func (d *BodyDecoder) Reset(req *Request, lim *Limits) {
 		d.mode = bodyChunked
 	case req.ContentLength > 0:
 		d.mode, d.remaining = bodyLength, req.ContentLength
+		if d.maxBody > 0 && req.ContentLength > d.maxBody {
+			// Normally refused by the head parser already; repeated here
+			// in case the decoder is given tighter limits.
+			d.err = exceeded(StatusRequestEntityTooLarge, LimitBodyBytes, ReasonBodyTooLarge, d.maxBody, req.ContentLength)
+		}
 	default:
 		d.st = csDone
 	}

@@ -43,7 +43,7 @@ const maxStep = 32 << 10
 // Close releases the decoder; it does not close src.
 func NewLimitedDecoder(encoding string, src io.Reader, maxDecompressed int64, maxRatio float64) (io.ReadCloser, error) {
 	enc := internCoding(trimOWS([]byte(encoding)))
-	cr := &countingReader{r: src}
+	cr := &countingReader{br: bufio.NewReaderSize(src, 4096)}
 	lr := &limitedReader{src: cr, maxOut: maxDecompressed, maxRatio: maxRatio, enc: enc}
 	switch enc {
 	case "", "identity":
@@ -56,15 +56,14 @@ func NewLimitedDecoder(encoding string, src io.Reader, maxDecompressed int64, ma
 		}
 		lr.r, lr.close = zr, zr.Close
 	case "deflate":
-		br := bufio.NewReader(cr)
-		if h, err := br.Peek(2); err == nil && isZlibHeader(h[0], h[1]) {
-			zr, err := zlib.NewReader(br)
+		if h, err := cr.br.Peek(2); err == nil && isZlibHeader(h[0], h[1]) {
+			zr, err := zlib.NewReader(cr)
 			if err != nil {
 				return nil, fmt.Errorf("httpcodec: deflate header: %w", err)
 			}
 			lr.r, lr.close = zr, zr.Close
 		} else {
-			fr := flate.NewReader(br)
+			fr := flate.NewReader(cr)
 			lr.r, lr.close = fr, fr.Close
 		}
 	case "zstd":
@@ -92,17 +91,30 @@ func isZlibHeader(b0, b1 byte) bool {
 	return b0&0x0f == 8 && b0>>4 <= 7 && (uint16(b0)<<8|uint16(b1))%31 == 0
 }
 
-// countingReader counts the bytes read through it.
+// countingReader buffers src and counts the bytes handed to the decoder.
+// It implements io.ByteReader, so the DEFLATE-based decoders use it as is
+// instead of wrapping it in a read-ahead buffer of their own: the count is
+// then the compressed bytes actually consumed, which keeps the ratio check
+// exact.
 type countingReader struct {
-	r io.Reader
-	n int64
+	br *bufio.Reader
+	n  int64
 }
 
 // Read implements io.Reader.
 func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
+	n, err := c.br.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// ReadByte implements io.ByteReader.
+func (c *countingReader) ReadByte() (byte, error) {
+	b, err := c.br.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
 }
 
 // limitedReader enforces the size and ratio limits on a decoder's output.
@@ -140,7 +152,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 		return n, l.err
 	}
 	if l.maxRatio > 0 && l.out > RatioFloor && float64(l.out) > l.maxRatio*float64(l.src.n) {
-		ratio := int64(l.out)
+		ratio := l.out
 		if l.src.n > 0 {
 			ratio = l.out / l.src.n
 		}

@@ -252,16 +252,18 @@ func (p *HeadParser) feed(buf []byte) (int, bool, error) {
 			p.valStart, p.valEnd = i, i
 			p.st = stValue
 		case stValue:
+			ve := p.valEnd
 			for i < end {
 				if c := buf[i]; isVchar(c) {
 					i++
-					p.valEnd = i
+					ve = i
 				} else if isOWS(c) {
 					i++
 				} else {
 					break
 				}
 			}
+			p.valEnd = ve
 			if m := p.lim.MaxHeaderValueBytes; m > 0 && p.valEnd-p.valStart > m {
 				return 0, false, exceeded(StatusRequestHeaderFieldsTooLarge, LimitHeaderValueBytes, ReasonHeaderValueTooLong, int64(m), int64(p.valEnd-p.valStart))
 			}
@@ -450,20 +452,21 @@ func (p *HeadParser) contentLength(buf, val []byte) error {
 		}
 		return nil
 	}
-	if len(val) == 0 || len(val) > 19 {
+	if len(val) == 0 {
 		return malformed(ReasonInvalidCL)
 	}
-	var n uint64
+	var n int64
 	for _, c := range val {
 		if !isDigit(c) {
 			return malformed(ReasonInvalidCL)
 		}
-		n = n*10 + uint64(c-'0')
+		d := int64(c - '0')
+		if n > (1<<63-1-d)/10 {
+			return malformed(ReasonInvalidCL)
+		}
+		n = n*10 + d
 	}
-	if n > 1<<63-1 {
-		return malformed(ReasonInvalidCL)
-	}
-	p.clSeen, p.clS, p.clE, p.cl = true, p.valStart, p.valEnd, int64(n)
+	p.clSeen, p.clS, p.clE, p.cl = true, p.valStart, p.valEnd, n
 	if m := p.lim.MaxBodyBytes; m > 0 && p.cl > m {
 		return exceeded(StatusRequestEntityTooLarge, LimitBodyBytes, ReasonBodyTooLarge, m, p.cl)
 	}
