@@ -2,6 +2,7 @@ package limits
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -92,3 +93,41 @@ func (c *Config) Validate() error {
 // above it is not discarded byte by byte but answered by closing the
 // connection, since no Kafka client sends one.
 const MaxFrameSize = 1 << 30
+
+// Value returns the configured value of a limit as it is written on the
+// command line.
+func (c *Config) Value(flag string) string {
+	switch flag {
+	case "max-connections":
+		return strconv.Itoa(c.MaxConnections)
+	case "max-connections-per-ip":
+		return strconv.Itoa(c.MaxConnectionsPerIP)
+	case "connection-idle-timeout":
+		return strconv.FormatInt(c.IdleTimeout.Milliseconds(), 10)
+	case "max-request-size":
+		return strconv.FormatInt(c.MaxRequestSize, 10)
+	case "max-fetch-bytes":
+		return strconv.FormatInt(c.MaxFetchBytes, 10)
+	case "memory-limit-bytes":
+		return strconv.FormatInt(c.MemoryLimitBytes, 10)
+	case "max-inflight-requests":
+		return strconv.Itoa(c.MaxInflight)
+	case "max-queued-requests":
+		return strconv.Itoa(c.MaxQueued)
+	case "produce-rate-limit":
+		return strconv.Itoa(c.ProduceRate)
+	case "fetch-rate-limit":
+		return strconv.Itoa(c.FetchRate)
+	case "quota-key":
+		if c.QuotaKey == QuotaByIP {
+			return "ip"
+		}
+		return "client-id"
+	case "throttle-mode":
+		if c.ThrottleMode == ThrottleReject {
+			return "reject"
+		}
+		return "delay"
+	}
+	return ""
+}

@@ -49,7 +49,7 @@ type conn struct {
 
 	wakePending atomic.Bool
 	closeReq    atomic.Pointer[string] // set by closeAsync
-	signal      chan struct{} // wakes the park goroutine
+	signal      chan struct{}          // wakes the park goroutine
 
 	// Shared with workers: guarded by mu.
 	mu      sync.Mutex
@@ -57,7 +57,10 @@ type conn struct {
 	closed  bool
 	nextSeq uint64
 	headSeq uint64
-	slots   []slot
+	// closeAfter, when set, closes the connection once the response of
+	// request closeAfter-1 is written (HTTP Connection: close).
+	closeAfter uint64
+	slots      []slot
 }
 
 // discardState tracks an oversize (or refused) frame being skipped.
@@ -137,6 +140,15 @@ func (c *conn) dropBuf(buf *[]byte) {
 		c.s.budget.Release(int64(len(*buf)))
 		c.s.bufs.put(buf)
 	}
+}
+
+// drainedForClose reports whether every response up to a requested close
+// has been collected and written.
+func (c *conn) drainedForClose() bool {
+	c.mu.Lock()
+	done := c.closeAfter != 0 && c.headSeq >= c.closeAfter
+	c.mu.Unlock()
+	return done && len(c.out) == 0
 }
 
 // collect moves finished responses, in order, to the output queue.

@@ -113,6 +113,10 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 func (c *conn) flush(gc gnet.Conn) (gnet.Action, bool) {
 	c.collect()
 	if len(c.out) == 0 {
+		if c.drainedForClose() {
+			c.closeReason = "http_close"
+			return gnet.Close, false
+		}
 		return gnet.None, false
 	}
 	blocked, err := c.writeOut(gc.Fd())
@@ -122,6 +126,10 @@ func (c *conn) flush(gc gnet.Conn) (gnet.Action, bool) {
 	}
 	if blocked {
 		return c.park(gc, "slow_reader"), true
+	}
+	if c.drainedForClose() {
+		c.closeReason = "http_close"
+		return gnet.Close, false
 	}
 	return gnet.None, false
 }

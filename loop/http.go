@@ -1,14 +1,364 @@
 package loop
 
-import "github.com/panjf2000/gnet/v2"
+import (
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"strconv"
+	"time"
 
-// HTTPHandler serves HTTP requests (see httpapi).
-type HTTPHandler interface{}
+	"github.com/panjf2000/gnet/v2"
+
+	httpcodec "github.com/floodgate/floodgate/codec/http"
+)
+
+// HTTPRequest is one complete HTTP request handed to the HTTPHandler.
+type HTTPRequest struct {
+	// Head is the parsed request head; it belongs to this request alone.
+	Head *httpcodec.Request
+	// Body is the de-chunked body (still compressed if Content-Encoding says so).
+	Body []byte
+	// RemoteIP is the client's address.
+	RemoteIP netip.Addr
+	// Received is when the head was complete.
+	Received time.Time
+}
+
+// HTTPResponse is what a handler answers.
+type HTTPResponse struct {
+	// Status is the HTTP status code.
+	Status int
+	// ContentType is the Content-Type header ("" for none).
+	ContentType string
+	// Header lists extra header fields (name, value).
+	Header [][2]string
+	// Body is the response body.
+	Body []byte
+	// Close asks for the connection to be closed after this response.
+	Close bool
+	// NoBody sends the headers (with the body's Content-Length) but not
+	// the body: the answer to HEAD.
+	NoBody bool
+}
+
+// HTTPHandler serves HTTP requests on a pool worker; respond must be
+// called exactly once, from any goroutine.
+type HTTPHandler interface {
+	ServeHTTP(r *HTTPRequest, respond func(*HTTPResponse))
+}
+
+// HTTPLimits are the HTTP codec limits and the header timeout.
+type HTTPLimits struct {
+	// Codec are the parser's header and body limits.
+	Codec httpcodec.Limits
+	// HeaderTimeout closes a connection whose request head is not complete
+	// in time (slowloris).
+	HeaderTimeout time.Duration
+}
+
+type httpPhase uint8
+
+const (
+	phaseHead httpPhase = iota
+	phaseBody
+	phaseClosing
+)
 
 // httpConnState is the HTTP parser state of one connection.
-type httpConnState struct{}
+type httpConnState struct {
+	phase     httpPhase
+	parser    httpcodec.HeadParser
+	req       *httpcodec.Request
+	body      httpcodec.BodyDecoder
+	bodyBuf   []byte
+	headStart time.Time
+	deadline  int64 // head deadline (unix nanos) while in phaseHead
+	budget    int64
+}
 
-// onHTTP is the HTTP connection's traffic handler.
+// onHTTP is the HTTP connection's traffic handler: parse heads and bodies
+// as bytes arrive, refuse at the first crossed limit, dispatch whole
+// requests to the pool.
 func (c *conn) onHTTP(gc gnet.Conn) gnet.Action {
-	return gnet.Close
+	s := c.s
+	h := c.http
+	if h == nil {
+		h = &httpConnState{}
+		c.http = h
+		c.startHead(time.Now())
+	}
+	in := input{c: c, gc: gc}
+	for {
+		switch h.phase {
+		case phaseClosing:
+			in.discard(in.avail())
+			return gnet.None
+		case phaseHead:
+			if reason := c.saturated(); reason != "" {
+				return c.park(gc, reason)
+			}
+			avail := in.avail()
+			if avail == 0 {
+				return gnet.None
+			}
+			buf := in.peek(avail)
+			n, done, err := h.parser.Feed(buf)
+			if err != nil {
+				c.refuseHTTP(err)
+				continue
+			}
+			if !done {
+				return gnet.None
+			}
+			in.discard(n)
+			s.met.bytesIn.Add(n)
+			if !c.beginBody() {
+				continue
+			}
+		case phaseBody:
+			avail := in.avail()
+			if avail == 0 && !h.body.Done() {
+				return gnet.None
+			}
+			b := in.peek(avail)
+			consumed, out, done, err := h.body.Feed(b, h.bodyBuf)
+			h.bodyBuf = out
+			in.discard(consumed)
+			s.met.bytesIn.Add(consumed)
+			if err != nil {
+				c.refuseHTTP(err)
+				continue
+			}
+			if !done {
+				return gnet.None
+			}
+			c.dispatchHTTP()
+		}
+	}
+}
+
+// startHead begins waiting for a request head.
+func (c *conn) startHead(now time.Time) {
+	h := c.http
+	h.phase = phaseHead
+	h.req = new(httpcodec.Request)
+	h.parser.Reset(&c.s.cfg.HTTPLimits.Codec, h.req)
+	h.headStart = now
+	h.bodyBuf = nil
+	if t := c.s.cfg.HTTPLimits.HeaderTimeout; t > 0 {
+		h.deadline = now.Add(t).UnixNano()
+		c.loop.watchHead(c, h.deadline)
+	}
+}
+
+// beginBody prepares the body of a complete head; false when refused.
+func (c *conn) beginBody() bool {
+	h := c.http
+	h.deadline = 0
+	h.phase = phaseBody
+	h.body.Reset(h.req, &c.s.cfg.HTTPLimits.Codec)
+	if h.req.ContentLength > 0 {
+		if !c.s.budget.Reserve(h.req.ContentLength) {
+			c.refuseHTTP(errMemory)
+			return false
+		}
+		h.budget = h.req.ContentLength
+		h.bodyBuf = make([]byte, 0, h.req.ContentLength)
+	}
+	if h.req.ExpectContinue && !h.body.Done() {
+		seq := c.reserveSeq()
+		buf := c.s.bufs.get()
+		*buf = append(*buf, "HTTP/1.1 100 Continue\r\n\r\n"...)
+		c.complete(seq, buf)
+	}
+	return true
+}
+
+// errMemory refuses a request when the memory budget is exhausted.
+var errMemory = errors.New("memory budget exhausted")
+
+// dispatchHTTP hands a complete request to the pool.
+func (c *conn) dispatchHTTP() {
+	s := c.s
+	h := c.http
+	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.ip, Received: h.headStart}
+	budget := h.budget
+	h.budget = 0
+	keepAlive := h.req.KeepAlive
+	seq := c.reserveSeq()
+	j := func() { c.serveHTTP(seq, r, budget, keepAlive) }
+	if keepAlive {
+		c.startHead(time.Now())
+	} else {
+		h.phase = phaseClosing
+	}
+	if !s.pool.trySubmit(j) {
+		c.pendingJob = j
+	}
+}
+
+// serveHTTP runs on a pool worker.
+func (c *conn) serveHTTP(seq uint64, r *HTTPRequest, budget int64, keepAlive bool) {
+	s := c.s
+	defer func() {
+		if p := recover(); p != nil {
+			s.met.panics.Inc()
+			s.log.Error("http handler panicked", "path", string(r.Head.Path), "panic", p)
+			s.budget.Release(budget)
+			c.completeHTTP(seq, &HTTPResponse{Status: 500, ContentType: "application/json",
+				Body: []byte(`{"error":"internal error"}`), Close: true})
+		}
+	}()
+	if s.cfg.HTTP == nil {
+		s.budget.Release(budget)
+		c.completeHTTP(seq, &HTTPResponse{Status: 404, Close: !keepAlive})
+		return
+	}
+	s.cfg.HTTP.ServeHTTP(r, func(resp *HTTPResponse) {
+		s.budget.Release(budget)
+		if !keepAlive {
+			resp.Close = true
+		}
+		if r.Head.Method == "HEAD" {
+			resp.NoBody = true
+		}
+		c.completeHTTP(seq, resp)
+	})
+}
+
+// completeHTTP encodes resp as request seq's answer.
+func (c *conn) completeHTTP(seq uint64, resp *HTTPResponse) {
+	buf := c.s.bufs.get()
+	*buf = AppendHTTPResponse(*buf, resp)
+	c.complete(seq, buf)
+	if resp.Close {
+		c.closeAfterWrite(seq)
+	}
+}
+
+// closeAfterWrite closes the connection once response seq is written.
+func (c *conn) closeAfterWrite(seq uint64) {
+	c.mu.Lock()
+	if c.closeAfter == 0 || seq+1 < c.closeAfter {
+		c.closeAfter = seq + 1
+	}
+	c.mu.Unlock()
+}
+
+// refuseHTTP answers a request refused by the codec (or the budget) and
+// closes the connection after the answer: the rest of the stream cannot be
+// trusted to be aligned on a request.
+func (c *conn) refuseHTTP(err error) {
+	s := c.s
+	h := c.http
+	status, limit, configured, actual, reason := 400, "malformed", int64(0), int64(0), err.Error()
+	var le *httpcodec.LimitError
+	switch {
+	case errors.As(err, &le):
+		status, limit, configured, actual, reason = le.Status, le.Limit, le.Configured, le.Actual, le.Reason
+	case errors.Is(err, errMemory):
+		status, limit, configured, actual = 503, "memory-limit-bytes", s.budget.Limit(), s.budget.Used()
+	}
+	s.met.httpRefused(status, limit)
+	s.warn.Warn("http:"+limit, "http request refused", "limit", limit, "status", status,
+		"configured", configured, "actual", actual, "client_ip", c.ip.String(), "reason", reason)
+	s.budget.Release(h.budget)
+	h.budget = 0
+	h.deadline = 0
+	h.phase = phaseClosing
+	resp := &HTTPResponse{Status: status, ContentType: "application/json", Close: true,
+		Body: LimitErrorBody(limit, configured, actual, reason)}
+	if status == 503 {
+		resp.Header = append(resp.Header, [2]string{"Retry-After", "1"})
+	}
+	seq := c.reserveSeq()
+	c.completeHTTP(seq, resp)
+}
+
+// LimitErrorBody is the JSON body of every refusal: which limit, its
+// configured value and, where known, the actual value.
+func LimitErrorBody(limit string, configured, actual int64, reason string) []byte {
+	v := struct {
+		Error      string `json:"error"`
+		Limit      string `json:"limit"`
+		Configured int64  `json:"configured,omitempty"`
+		Actual     int64  `json:"actual,omitempty"`
+	}{reason, limit, configured, actual}
+	b, _ := json.Marshal(v)
+	return append(b, '\n')
+}
+
+// statusText covers the statuses floodgate sends.
+func statusText(code int) string {
+	switch code {
+	case 100:
+		return "Continue"
+	case 200:
+		return "OK"
+	case 201:
+		return "Created"
+	case 204:
+		return "No Content"
+	case 400:
+		return "Bad Request"
+	case 404:
+		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
+	case 408:
+		return "Request Timeout"
+	case 409:
+		return "Conflict"
+	case 413:
+		return "Content Too Large"
+	case 415:
+		return "Unsupported Media Type"
+	case 422:
+		return "Unprocessable Content"
+	case 429:
+		return "Too Many Requests"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 500:
+		return "Internal Server Error"
+	case 501:
+		return "Not Implemented"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Status"
+}
+
+// AppendHTTPResponse appends resp as an HTTP/1.1 response.
+func AppendHTTPResponse(dst []byte, resp *HTTPResponse) []byte {
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(resp.Status), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, statusText(resp.Status)...)
+	dst = append(dst, "\r\nServer: floodgate\r\n"...)
+	if resp.ContentType != "" {
+		dst = append(dst, "Content-Type: "...)
+		dst = append(dst, resp.ContentType...)
+		dst = append(dst, "\r\n"...)
+	}
+	for _, h := range resp.Header {
+		dst = append(dst, h[0]...)
+		dst = append(dst, ": "...)
+		dst = append(dst, h[1]...)
+		dst = append(dst, "\r\n"...)
+	}
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(resp.Body)), 10)
+	if resp.Close {
+		dst = append(dst, "\r\nConnection: close"...)
+	}
+	dst = append(dst, "\r\n\r\n"...)
+	if resp.NoBody {
+		return dst
+	}
+	return append(dst, resp.Body...)
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	httpcodec "github.com/floodgate/floodgate/codec/http"
 )
 
 // loopState is what one event loop owns: per-IP connection counts and the
@@ -19,6 +21,40 @@ type loopState struct {
 	// O(1), and the reaper stops at the first one that is not idle, so no
 	// tick scans every connection.
 	head, tail *conn
+	// heads holds connections waiting for a request head, in deadline
+	// order (one timeout, so arrival order is deadline order).
+	heads []headWatch
+}
+
+// headWatch is one head deadline; stale entries (the head completed) are
+// skipped when they reach the front.
+type headWatch struct {
+	c        *conn
+	deadline int64
+}
+
+// watchHead adds a head deadline.
+func (l *loopState) watchHead(c *conn, deadline int64) {
+	l.heads = append(l.heads, headWatch{c, deadline})
+}
+
+// expireHeads answers 408 to connections whose head is late (slowloris).
+func (l *loopState) expireHeads(now int64) {
+	i := 0
+	for ; i < len(l.heads) && l.heads[i].deadline <= now; i++ {
+		w := l.heads[i]
+		h := w.c.http
+		if h == nil || h.phase != phaseHead || h.deadline != w.deadline || w.c.gc == nil {
+			continue
+		}
+		w.c.refuseHTTP(&httpcodec.LimitError{Limit: "header-read-timeout", Status: 408,
+			Configured: l.s.cfg.HTTPLimits.HeaderTimeout.Milliseconds(), Reason: "request head not received in time"})
+	}
+	if i > 0 {
+		n := copy(l.heads, l.heads[i:])
+		clear(l.heads[n:])
+		l.heads = l.heads[:n]
+	}
 }
 
 func newLoopState(s *Server, el gnet.EventLoop) *loopState {
@@ -63,6 +99,7 @@ func (l *loopState) unlink(c *conn) {
 // reap closes connections idle for longer than the timeout. Connections
 // with requests in flight are not idle: they are moved to the back.
 func (l *loopState) reap(now time.Time) {
+	l.expireHeads(now.UnixNano())
 	limit := now.Add(-l.s.cfg.Limits.IdleTimeout).UnixNano()
 	for c := l.head; c != nil && c.lastActive < limit; c = l.head {
 		if c.pending() > 0 {

@@ -99,3 +99,16 @@ func ResidentBytes() int64 {
 	}
 	return pages * int64(os.Getpagesize())
 }
+
+// httpRefused counts an HTTP request refused by a limit.
+func (m *serverMetrics) httpRefused(status int, limit string) {
+	switch limit {
+	case "max-header-size-bytes", "max-header-count", "max-header-name-bytes", "max-header-value-bytes":
+		m.counter("floodgate_header_size_exceeded_total").Inc()
+	case "max-body-size-bytes":
+		m.counter("floodgate_body_size_exceeded_total").Inc()
+	case "max-decompressed-size-bytes", "max-decompression-ratio":
+		m.counter("floodgate_decompression_rejected_total").Inc()
+	}
+	m.counter(`floodgate_http_refused_total{limit="` + limit + `",code="` + strconv.Itoa(status) + `"}`).Inc()
+}

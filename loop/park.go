@@ -85,6 +85,12 @@ func (c *conn) runParked(fd int) {
 			}
 			continue
 		}
+		if c.drainedForClose() {
+			nc.Close()
+			s.parked.Add(-1)
+			c.finishParked("http_close")
+			return
+		}
 		if s.stopping.Load() {
 			nc.Close()
 			s.parked.Add(-1)

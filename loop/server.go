@@ -49,6 +49,8 @@ type Config struct {
 	Kafka KafkaHandler
 	// HTTP serves HTTP requests.
 	HTTP HTTPHandler
+	// HTTPLimits are the HTTP codec limits and the header timeout.
+	HTTPLimits HTTPLimits
 	// Logger receives events; nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics is the set the server's metrics are registered in.
@@ -156,6 +158,9 @@ func (s *Server) Listen() error {
 	return nil
 }
 
+// SetHTTPHandler sets the HTTP handler; call it before Start.
+func (s *Server) SetHTTPHandler(h HTTPHandler) { s.cfg.HTTP = h }
+
 // SetKafkaHandler sets the Kafka handler; call it before Start.
 func (s *Server) SetKafkaHandler(h KafkaHandler) { s.cfg.Kafka = h }
 
@@ -256,13 +261,17 @@ func (s *Server) OnTick() (time.Duration, gnet.Action) {
 			return nil
 		}))
 	}
-	return reapInterval(s.cfg.Limits.IdleTimeout), gnet.None
+	return reapInterval(s.cfg.Limits.IdleTimeout, s.cfg.HTTPLimits.HeaderTimeout), gnet.None
 }
 
 // reapInterval checks idle connections often enough to close them within
-// about 1/8 of the timeout, but not more than 10 times a second.
-func reapInterval(idle time.Duration) time.Duration {
+// about 1/8 of the timeout (late heads within 1/4 of theirs), but not more
+// than 10 times a second.
+func reapInterval(idle, head time.Duration) time.Duration {
 	d := idle / 8
+	if head > 0 && head/4 < d {
+		d = head / 4
+	}
 	if d < 100*time.Millisecond {
 		d = 100 * time.Millisecond
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/floodgate/floodgate/broker"
+	"github.com/floodgate/floodgate/httpapi"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
@@ -170,6 +171,7 @@ func runServe(c *cli.Context) error {
 		Workers:     c.Int("workers"),
 		Limits:      lim,
 		HTTPReserve: httpReserve,
+		HTTPLimits:  loop.HTTPLimits{HeaderTimeout: 10 * time.Second},
 		Logger:      log,
 		Metrics:     set,
 	})
@@ -195,6 +197,7 @@ func runServe(c *cli.Context) error {
 	})
 	defer b.Close()
 	srv.SetKafkaHandler(b)
+	srv.SetHTTPHandler(httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready}))
 	if err := srv.Start(); err != nil {
 		return err
 	}

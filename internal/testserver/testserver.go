@@ -14,6 +14,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/floodgate/floodgate/broker"
+	"github.com/floodgate/floodgate/httpapi"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
@@ -48,6 +49,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		HTTPListen:  "127.0.0.1:0",
 		EventLoops:  2,
 		Limits:      limits.Defaults(),
+		HTTPLimits:  loop.HTTPLimits{HeaderTimeout: 10 * time.Second},
 		Logger:      quiet,
 		Metrics:     set,
 	}
@@ -68,6 +70,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	bc.MaxFetchBytes = lc.Limits.MaxFetchBytes
 	b := broker.New(bc)
 	srv.SetKafkaHandler(b)
+	srv.SetHTTPHandler(httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready}))
 	if err := srv.Start(); err != nil {
 		t.Fatalf("start: %v", err)
 	}

@@ -1,0 +1,43 @@
+# floodgate — the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+BIN     ?= bin/floodgate
+FUZZTIME ?= 10s
+RUNARGS ?=
+
+.PHONY: run build test vet fmt-check fuzz bench deps-test
+
+## run: start floodgate with the embedded broker (Kafka :9092, HTTP :9094)
+run:
+	$(GO) run ./cmd/floodgate serve $(RUNARGS)
+
+## build: build the binary into bin/
+build:
+	$(GO) build -o $(BIN) ./cmd/floodgate
+
+## test: vet, format check, the whole suite with -race, and a short fuzz run
+test: vet fmt-check deps-test
+	$(GO) test -race -timeout 20m ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## deps-test: install what the client-compatibility tests need (best effort)
+deps-test:
+	@command -v kcat >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+		(apt-get install -y -qq kcat >/dev/null 2>&1 || sudo -n apt-get install -y -qq kcat >/dev/null 2>&1) || \
+		echo "NOTE: kcat could not be installed; the librdkafka compatibility test will be skipped")
+
+## fuzz: run every fuzz target briefly
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzParseHeader$$' -fuzztime=$(FUZZTIME) ./codec/kafka/
+	$(GO) test -run='^$$' -fuzz='^FuzzProduceSkimmer$$' -fuzztime=$(FUZZTIME) ./codec/kafka/
+	@for f in $$($(GO) test -list='^Fuzz' ./codec/http/ | grep '^Fuzz'); do \
+		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./codec/http/ || exit 1; done
+
+## bench: the go benchmarks of the hot paths (see BENCHMARKS.md)
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=5 ./codec/... ./loop/ ./limits/
