@@ -19,25 +19,21 @@ import (
 // Configured limits (LimitError.Limit != "") are always allowed to differ:
 // ReadRequest has none.
 var deliberateStrictness = map[string]string{
-	ReasonBareLF:               "RFC 9112 2.2 lets a recipient accept bare LF; accepting it enables smuggling against CRLF-only intermediaries",
-	ReasonBareCR:               "RFC 9112 2.2: a bare CR must be rejected or replaced; we reject",
-	ReasonObsFold:              "RFC 9112 5.2: obs-fold may be rejected with 400; folding has been used for smuggling",
-	ReasonInvalidTarget:        "request-target limited to RFC 3986 characters (no fragment, no raw non-ASCII, no '{', '\"', ...)",
-	ReasonInvalidPercent:       "percent-encoding validated in the query too, not only the path",
-	ReasonInvalidTargetForm:    "asterisk-form only for OPTIONS, authority-form only (and only) for CONNECT, absolute-form only http/https",
-	ReasonInvalidAuthority:     "absolute-form authority without userinfo, IP literal or empty host",
-	ReasonUnsupportedVersion:   "only HTTP/1.0 and HTTP/1.1 are served (505); ReadRequest parses any HTTP/d.d",
-	ReasonMissingHost:          "RFC 9112 3.2: HTTP/1.1 without Host is 400 (net/http's Server checks this after ReadRequest)",
-	ReasonInvalidHost:          "Host limited to reg-name/IP-literal/port bytes (net/http's Server checks this after ReadRequest)",
-	ReasonCLAndTE:              "RFC 9112 6.1 allows treating Content-Length with Transfer-Encoding as an error; net/http drops Content-Length",
-	ReasonTEHTTP10:             "RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing; net/http ignores the header",
-	ReasonMultipleCE:           "only one Content-Encoding field, decoded by NewLimitedDecoder (415)",
-	ReasonChunkExtension:       "chunk extensions limited to visible bytes and whitespace",
-	ReasonTENotChunked:         "HTTP/1.0 requests are not exempted: every Transfer-Encoding must end in chunked",
-	ReasonMultipleTE:           "HTTP/1.0 requests are not exempted from the single-field rule",
-	ReasonTEUnsupported:        "HTTP/1.0 requests are not exempted: codings other than chunked are not implemented",
-	ReasonSpaceBeforeColon:     "also checked in HTTP/1.0 trailers, which net/http parses leniently",
-	ReasonMalformedRequestLine: "request line must be exactly method SP target SP version",
+	ReasonBareLF:             "RFC 9112 2.2 lets a recipient accept bare LF; accepting it enables smuggling against CRLF-only intermediaries",
+	ReasonBareCR:             "RFC 9112 2.2: a bare CR must be rejected or replaced; we reject",
+	ReasonObsFold:            "RFC 9112 5.2: obs-fold may be rejected with 400; folding has been used for smuggling",
+	ReasonInvalidTarget:      "request-target limited to RFC 3986 characters (no fragment, no raw non-ASCII, no '{', '\"', ...)",
+	ReasonInvalidPercent:     "percent-encoding validated in the query too, not only the path",
+	ReasonInvalidTargetForm:  "asterisk-form only for OPTIONS, authority-form only (and only) for CONNECT, absolute-form only http/https",
+	ReasonInvalidAuthority:   "absolute-form authority without userinfo, IP literal or empty host",
+	ReasonUnsupportedVersion: "only HTTP/1.0 and HTTP/1.1 are served (505); ReadRequest parses any HTTP/d.d",
+	ReasonMissingHost:        "RFC 9112 3.2: HTTP/1.1 without Host is 400 (net/http's Server checks this after ReadRequest)",
+	ReasonInvalidHost:        "Host limited to reg-name/IP-literal/port bytes (net/http's Server checks this after ReadRequest)",
+	ReasonCLAndTE:            "RFC 9112 6.1 allows treating Content-Length with Transfer-Encoding as an error; net/http drops Content-Length",
+	ReasonTEHTTP10:           "RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing; net/http ignores the header",
+	ReasonMultipleCE:         "only one Content-Encoding field, decoded by NewLimitedDecoder (415)",
+	ReasonChunkExtension:     "chunk extensions limited to visible bytes and whitespace",
+	ReasonSpaceBeforeColon:   "RFC 9112 5.1 requires 400; net/http keeps \"Name \" (with the space) as a distinct key",
 }
 
 // netResult is what net/http makes of an input.
@@ -391,6 +387,7 @@ func TestDeliberateStrictnessCases(t *testing.T) {
 		{"CL and TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", ReasonCLAndTE},
 		{"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", ReasonTEHTTP10},
 		{"two Content-Encoding fields", "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Encoding: br\r\n\r\n", ReasonMultipleCE},
+		{"space before colon", "GET / HTTP/1.1\r\nHost: a\r\nX-Sp : v\r\n\r\n", ReasonSpaceBeforeColon},
 		{"control byte in chunk extension", chunkedReq + "1;\x01\r\nx\r\n0\r\n\r\n", ReasonChunkExtension},
 	}
 	for _, tt := range tests {
