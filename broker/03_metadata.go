@@ -70,9 +70,7 @@ func (b *Broker) metadataTopic(t *topic, name string, code int16) kmsg.MetadataR
 		return mt
 	}
 	mt.TopicID = t.id
-	b.mu.RLock()
-	parts := t.partitions
-	b.mu.RUnlock()
+	parts := t.partitionList()
 	for _, p := range parts {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.index

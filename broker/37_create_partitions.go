@@ -49,7 +49,7 @@ func (b *Broker) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validate
 	if t == nil {
 		return kafka.ErrUnknownTopicOrPartition, fmt.Sprintf("topic %q does not exist", rt.Topic)
 	}
-	cur := int32(len(t.partitions))
+	cur := int32(len(t.partitionList()))
 	switch {
 	case rt.Count <= cur:
 		return kafka.ErrInvalidPartitions, fmt.Sprintf("topic %q has %d partitions: the new count %d must be larger", rt.Topic, cur, rt.Count)
@@ -69,19 +69,9 @@ func (b *Broker) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validate
 	if validateOnly {
 		return kafka.ErrNone, ""
 	}
-	// A new slice, published in one store under b.mu, so readers holding
-	// the old one keep a consistent view.
-	parts := make([]*partition, cur, rt.Count)
-	copy(parts, t.partitions)
-	for i := cur; i < rt.Count; i++ {
-		parts = append(parts, &partition{
-			topic:     t,
-			index:     i,
-			producers: map[int64]*producerState{},
-			waiters:   map[*fetchWaiter]struct{}{},
-		})
-	}
-	t.partitions = parts
+	// addPartitions publishes a new slice in one atomic store, so readers
+	// holding the old one keep a consistent view.
+	t.addPartitions(rt.Count - cur)
 	b.log.Info("partitions created", "topic", t.name, "from", cur, "to", rt.Count)
 	return kafka.ErrNone, ""
 }

@@ -118,7 +118,7 @@ func TestCreatePartitions(t *testing.T) {
 			for i, want := range tc.want {
 				wantCode(t, tc.name, r.Topics[i].ErrorCode, want)
 			}
-			if n := len(b.lookupTopic("t").partitions); n != tc.wantCount {
+			if n := len(b.lookupTopic("t").partitionList()); n != tc.wantCount {
 				t.Fatalf("t has %d partitions, want %d", n, tc.wantCount)
 			}
 		})

@@ -1,9 +1,3 @@
-// The race detector flags gnet's engine start-up (loop.discoverLoops vs
-// the reactors registering), outside the broker, so under -race this test
-// is left out until that is fixed.
-
-//go:build !race
-
 package broker_test
 
 import (

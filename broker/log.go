@@ -3,6 +3,7 @@ package broker
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,10 +33,10 @@ type partition struct {
 
 // topic is a named set of partitions with its configs.
 type topic struct {
-	name       string
-	id         [16]byte
-	partitions []*partition
-	configs    map[string]string
+	name    string
+	id      [16]byte
+	parts   atomic.Pointer[[]*partition] // replaced whole by CreatePartitions
+	configs map[string]string
 }
 
 func newTopic(name string, partitions int32, configs map[string]string) *topic {
@@ -48,14 +49,26 @@ func newTopic(name string, partitions int32, configs map[string]string) *topic {
 }
 
 func (t *topic) addPartitions(n int32) {
+	old := t.partitionList()
+	parts := make([]*partition, len(old), len(old)+int(n))
+	copy(parts, old)
 	for i := int32(0); i < n; i++ {
-		t.partitions = append(t.partitions, &partition{
+		parts = append(parts, &partition{
 			topic:     t,
-			index:     int32(len(t.partitions)),
+			index:     int32(len(parts)),
 			producers: map[int64]*producerState{},
 			waiters:   map[*fetchWaiter]struct{}{},
 		})
 	}
+	t.parts.Store(&parts)
+}
+
+// partitionList returns the topic's partitions; the slice is never mutated.
+func (t *topic) partitionList() []*partition {
+	if p := t.parts.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // findBatch returns the index of the batch holding offset, or len(batches).

@@ -46,9 +46,7 @@ func (b *Broker) sweepRetention() int {
 		if ms < 0 && bytes < 0 {
 			continue
 		}
-		b.mu.RLock()
-		parts := t.partitions
-		b.mu.RUnlock()
+		parts := t.partitionList()
 		for _, p := range parts {
 			n := p.applyRetention(now, ms, bytes)
 			if n > 0 {

@@ -154,7 +154,7 @@ func (b *Broker) deleteTopic(t *topic) {
 	delete(b.byID, t.id)
 	b.metrics.topics.Set(float64(len(b.topics)))
 	b.mu.Unlock()
-	for _, p := range t.partitions {
+	for _, p := range t.partitionList() {
 		p.mu.Lock()
 		p.wakeLocked()
 		p.mu.Unlock()
@@ -164,10 +164,14 @@ func (b *Broker) deleteTopic(t *topic) {
 
 // partitionOf returns the partition, or nil.
 func (t *topic) partitionOf(i int32) *partition {
-	if t == nil || i < 0 || int(i) >= len(t.partitions) {
+	if t == nil {
 		return nil
 	}
-	return t.partitions[i]
+	parts := t.partitionList()
+	if i < 0 || int(i) >= len(parts) {
+		return nil
+	}
+	return parts[i]
 }
 
 // sortedTopics returns every topic, in name order.

@@ -4,11 +4,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"github.com/panjf2000/gnet/v2/pkg/logging"
 )
-
-// gnetLogLevel keeps gnet's own logger to errors.
-const gnetLogLevel = logging.ErrorLevel
 
 // OnOpen sets up a new or re-registered (unparked) connection.
 func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {

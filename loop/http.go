@@ -10,6 +10,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/limits"
 )
 
 // HTTPRequest is one complete HTTP request handed to the HTTPHandler.
@@ -22,6 +23,9 @@ type HTTPRequest struct {
 	RemoteIP netip.Addr
 	// Received is when the head was complete.
 	Received time.Time
+	// Loop is the index of the event loop that read the request, in
+	// [0, Server.EventLoops()): per-worker limits count by it.
+	Loop int
 }
 
 // HTTPResponse is what a handler answers.
@@ -47,14 +51,27 @@ type HTTPHandler interface {
 	ServeHTTP(r *HTTPRequest, respond func(*HTTPResponse))
 }
 
-// HTTPLimits are the HTTP codec limits and the header timeout.
+// HTTPLimits are the HTTP limits enforced by the event loop itself, before
+// a request reaches the worker pool.
 type HTTPLimits struct {
-	// Codec are the parser's header and body limits.
+	// Codec are the parser's header and body limits. Codec.MaxBodyBytes
+	// must be the largest body any route accepts; BodyLimit narrows it.
 	Codec httpcodec.Limits
-	// HeaderTimeout closes a connection whose request head is not complete
-	// in time (slowloris).
+	// HeaderTimeout answers 408 and closes a connection whose request head
+	// is not complete in time (slowloris).
 	HeaderTimeout time.Duration
+	// MaxBodyBuffer bounds the body buffer allocated up front for one
+	// request (0: 1 MiB); it grows only as body bytes arrive.
+	MaxBodyBuffer int64
+	// BodyLimit returns the body limit of a request path (a --route's
+	// max-body-size), applied to Content-Length before any body byte is
+	// read; nil or a non-positive answer means Codec.MaxBodyBytes. It is
+	// called on the event loop and must not block.
+	BodyLimit func(path []byte) int64
 }
+
+// defaultBodyBuffer is MaxBodyBuffer's default.
+const defaultBodyBuffer = 1 << 20
 
 type httpPhase uint8
 
@@ -74,6 +91,8 @@ type httpConnState struct {
 	headStart time.Time
 	deadline  int64 // head deadline (unix nanos) while in phaseHead
 	budget    int64
+	loopIdx   int
+	lim       httpcodec.Limits // codec limits of the current body
 }
 
 // onHTTP is the HTTP connection's traffic handler: parse heads and bodies
@@ -83,7 +102,7 @@ func (c *conn) onHTTP(gc gnet.Conn) gnet.Action {
 	s := c.s
 	h := c.http
 	if h == nil {
-		h = &httpConnState{}
+		h = &httpConnState{loopIdx: s.loopIndex(c.loop)}
 		c.http = h
 		c.startHead(time.Now())
 	}
@@ -94,7 +113,7 @@ func (c *conn) onHTTP(gc gnet.Conn) gnet.Action {
 			in.discard(in.avail())
 			return gnet.None
 		case phaseHead:
-			if reason := c.saturated(); reason != "" {
+			if reason := c.httpSaturated(); reason != "" {
 				return c.park(gc, reason)
 			}
 			avail := in.avail()
@@ -129,6 +148,15 @@ func (c *conn) onHTTP(gc gnet.Conn) gnet.Action {
 				c.refuseHTTP(err)
 				continue
 			}
+			// Chunked bodies (and buffers grown past Content-Length) are
+			// accounted as they grow.
+			if grow := int64(cap(h.bodyBuf)) - h.budget; grow > 0 {
+				if !s.budget.Reserve(grow) {
+					c.refuseHTTP(errMemory)
+					continue
+				}
+				h.budget += grow
+			}
 			if !done {
 				return gnet.None
 			}
@@ -151,19 +179,49 @@ func (c *conn) startHead(now time.Time) {
 	}
 }
 
+// httpSaturated names the limit that says to stop reading an HTTP
+// connection, or "". A full worker queue is not one: the request is
+// answered 503 at dispatch instead.
+func (c *conn) httpSaturated() string {
+	switch {
+	case c.pending() >= c.s.cfg.Limits.MaxInflight:
+		return "max_inflight_requests"
+	case c.s.budget.NearLimit():
+		return "memory"
+	}
+	return ""
+}
+
 // beginBody prepares the body of a complete head; false when refused.
 func (c *conn) beginBody() bool {
 	h := c.http
+	hl := &c.s.cfg.HTTPLimits
 	h.deadline = 0
 	h.phase = phaseBody
-	h.body.Reset(h.req, &c.s.cfg.HTTPLimits.Codec)
+	h.lim = hl.Codec
+	if hl.BodyLimit != nil {
+		if l := hl.BodyLimit(h.req.Path); l > 0 {
+			h.lim.MaxBodyBytes = l
+		}
+	}
+	// Content-Length over the route's limit: 413 before any body byte.
+	if h.req.ContentLength > 0 && h.lim.MaxBodyBytes > 0 && h.req.ContentLength > h.lim.MaxBodyBytes {
+		c.refuseHTTP(&httpcodec.LimitError{Limit: httpcodec.LimitBodyBytes, Configured: h.lim.MaxBodyBytes,
+			Actual: h.req.ContentLength, Status: httpcodec.StatusRequestEntityTooLarge, Reason: httpcodec.ReasonBodyTooLarge})
+		return false
+	}
+	h.body.Reset(h.req, &h.lim)
 	if h.req.ContentLength > 0 {
 		if !c.s.budget.Reserve(h.req.ContentLength) {
 			c.refuseHTTP(errMemory)
 			return false
 		}
 		h.budget = h.req.ContentLength
-		h.bodyBuf = make([]byte, 0, h.req.ContentLength)
+		buf := hl.MaxBodyBuffer
+		if buf <= 0 {
+			buf = defaultBodyBuffer
+		}
+		h.bodyBuf = make([]byte, 0, min(h.req.ContentLength, buf))
 	}
 	if h.req.ExpectContinue && !h.body.Done() {
 		seq := c.reserveSeq()
@@ -181,7 +239,7 @@ var errMemory = errors.New("memory budget exhausted")
 func (c *conn) dispatchHTTP() {
 	s := c.s
 	h := c.http
-	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.ip, Received: h.headStart}
+	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.ip, Received: h.headStart, Loop: h.loopIdx}
 	budget := h.budget
 	h.budget = 0
 	keepAlive := h.req.KeepAlive
@@ -193,8 +251,62 @@ func (c *conn) dispatchHTTP() {
 		h.phase = phaseClosing
 	}
 	if !s.pool.trySubmit(j) {
-		c.pendingJob = j
+		// The worker queue (shared with Kafka) is full: answer 503 now
+		// rather than hold the request.
+		s.budget.Release(budget)
+		s.cfg.Metrics.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="queue"}`).Inc()
+		s.warn.Warn("limit:max-queued-requests", "http request refused: worker queue full", "limit", "max-queued-requests",
+			"configured", s.cfg.Limits.MaxQueued, "actual", s.pool.depth(), "client_ip", c.ip.String())
+		h.deadline = 0
+		h.phase = phaseClosing
+		s.cfg.Metrics.GetOrCreateCounter(refusedSeries(503)).Inc()
+		c.completeHTTP(seq, &HTTPResponse{Status: 503, ContentType: "application/json", Close: true,
+			Header: [][2]string{{"Retry-After", "1"}},
+			Body:   LimitErrorBody("max-queued-requests", int64(s.cfg.Limits.MaxQueued), int64(s.pool.depth()), "worker queue full")})
 	}
+}
+
+// refusedSeries names the floodgate_http_requests_total series of a
+// request the event loop refused before routing it; constant strings, so
+// no name is built per request.
+func refusedSeries(status int) string {
+	switch status {
+	case 400:
+		return `floodgate_http_requests_total{route="refused",code="400"}`
+	case 408:
+		return `floodgate_http_requests_total{route="refused",code="408"}`
+	case 413:
+		return `floodgate_http_requests_total{route="refused",code="413"}`
+	case 415:
+		return `floodgate_http_requests_total{route="refused",code="415"}`
+	case 431:
+		return `floodgate_http_requests_total{route="refused",code="431"}`
+	case 501:
+		return `floodgate_http_requests_total{route="refused",code="501"}`
+	case 503:
+		return `floodgate_http_requests_total{route="refused",code="503"}`
+	case 505:
+		return `floodgate_http_requests_total{route="refused",code="505"}`
+	}
+	return `floodgate_http_requests_total{route="refused",code="other"}`
+}
+
+// InFlight returns the requests (Kafka and HTTP) read and not yet answered.
+func (s *Server) InFlight() int64 { return s.inflight.Load() }
+
+// EventLoops returns the number of event loops.
+func (s *Server) EventLoops() int { return s.cfg.EventLoops }
+
+// loopIndex returns l's position among the event loops (0 if unknown).
+func (s *Server) loopIndex(l *loopState) int {
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	for i, x := range s.loops {
+		if x == l {
+			return i
+		}
+	}
+	return 0
 }
 
 // serveHTTP runs on a pool worker.
@@ -260,6 +372,7 @@ func (c *conn) refuseHTTP(err error) {
 		status, limit, configured, actual = 503, "memory-limit-bytes", s.budget.Limit(), s.budget.Used()
 	}
 	s.met.httpRefused(status, limit)
+	s.cfg.Metrics.GetOrCreateCounter(refusedSeries(status)).Inc()
 	s.warn.Warn("http:"+limit, "http request refused", "limit", limit, "status", status,
 		"configured", configured, "actual", actual, "client_ip", c.ip.String(), "reason", reason)
 	s.budget.Release(h.budget)
@@ -361,4 +474,27 @@ func AppendHTTPResponse(dst []byte, resp *HTTPResponse) []byte {
 		return dst
 	}
 	return append(dst, resp.Body...)
+}
+
+// HTTPLimitsFrom builds the loop's part of the HTTP limits from their
+// configuration. c must not change afterwards.
+func HTTPLimitsFrom(c *limits.HTTPConfig) HTTPLimits {
+	hl := HTTPLimits{
+		Codec: httpcodec.Limits{
+			MaxHeaderBytes:      c.MaxHeaderBytes,
+			MaxHeaderCount:      c.MaxHeaderCount,
+			MaxHeaderNameBytes:  c.MaxHeaderNameBytes,
+			MaxHeaderValueBytes: c.MaxHeaderValueBytes,
+			MaxBodyBytes:        c.MaxRouteBodyBytes(),
+		},
+		HeaderTimeout: c.HeaderReadTimeout,
+		MaxBodyBuffer: c.MaxBodyBufferBytes,
+	}
+	if hl.Codec.MaxBodyBytes == 0 {
+		hl.Codec.MaxBodyBytes = -1 // 0 means "default" to the codec; here it means off
+	}
+	if len(c.Routes) > 0 {
+		hl.BodyLimit = c.BodyLimit
+	}
+	return hl
 }

@@ -72,6 +72,7 @@ type Server struct {
 
 	engine    gnet.Engine
 	booted    chan struct{}
+	bootOnce  sync.Once
 	runErr    chan error
 	sockDir   string
 	kafkaLn   net.Listener
@@ -182,7 +183,7 @@ func (s *Server) serve() error {
 			gnet.WithLoadBalancing(gnet.SourceAddrHash),
 			gnet.WithTicker(true),
 			gnet.WithReadBufferCap(64<<10),
-			gnet.WithLogLevel(gnetLogLevel),
+			gnet.WithLogger(gnetLogger{s.log}),
 		)
 	}()
 	select {
@@ -241,15 +242,18 @@ func (s *Server) Stop(ctx context.Context) error {
 	return err
 }
 
-// OnBoot records the engine.
+// OnBoot records the engine. Its event loops do not exist yet: gnet calls
+// OnBoot before it starts them, so readiness is signalled by the first tick.
 func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.engine = eng
-	close(s.booted)
 	return gnet.None
 }
 
-// OnTick runs the idle reaper and unpark checks inside each loop.
+// OnTick runs the idle reaper and the late-head checks inside each loop.
+// The first tick also marks the engine ready: gnet starts the ticker only
+// after every event loop is registered.
 func (s *Server) OnTick() (time.Duration, gnet.Action) {
+	s.bootOnce.Do(func() { close(s.booted) })
 	s.loopsMu.Lock()
 	ls := append([]*loopState(nil), s.loops...)
 	s.loopsMu.Unlock()

@@ -1,0 +1,314 @@
+package loop_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/internal/testserver"
+	"github.com/floodgate/floodgate/limits"
+	"github.com/floodgate/floodgate/loop"
+)
+
+func TestConnectionLimits(t *testing.T) {
+	tests := []struct {
+		name      string
+		maxTotal  int
+		maxPerIP  int
+		sources   []string // one connection each, in order
+		wantAlive []bool
+	}{
+		{"connection over max-connections is closed, first ones keep working", 3, 100,
+			[]string{"127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1"}, []bool{true, true, true, false}},
+		{"per-IP limit counts each source address apart", 100, 2,
+			[]string{"127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3", "127.0.0.3"},
+			[]bool{true, true, true, false, true, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := testserver.Start(t, withLimits(func(l *limits.Config) {
+				l.MaxConnections, l.MaxConnectionsPerIP = tt.maxTotal, tt.maxPerIP
+			}))
+			conns := make([]net.Conn, len(tt.sources))
+			for i, src := range tt.sources {
+				conns[i] = dialFrom(t, src, srv.KafkaAddr())
+				if !tt.wantAlive[i] {
+					expectClosed(t, conns[i], 3*time.Second)
+				} else {
+					expectServed(t, conns[i])
+				}
+			}
+			for i, c := range conns {
+				if tt.wantAlive[i] {
+					expectServed(t, c)
+				}
+			}
+			reason := "max_connections"
+			if tt.maxPerIP < 100 {
+				reason = "max_connections_per_ip"
+			}
+			if n := srv.Metrics.GetOrCreateCounter(`floodgate_connections_rejected_total{reason="` + reason + `"}`).Get(); n == 0 {
+				t.Fatalf("rejection not counted under %s", reason)
+			}
+		})
+	}
+}
+
+func TestIdleConnectionsAreReaped(t *testing.T) {
+	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.IdleTimeout = 300 * time.Millisecond }))
+	idle := dialFrom(t, "", srv.KafkaAddr())
+	expectServed(t, idle)
+	expectClosed(t, idle, 5*time.Second)
+	if n := srv.Metrics.GetOrCreateCounter(`floodgate_connections_closed_total{reason="idle"}`).Get(); n == 0 {
+		t.Fatal("idle close not counted")
+	}
+}
+
+// produceFrame builds a Produce v9 frame of about size bytes for two
+// partitions of topic t.
+func produceFrameHeader(t *testing.T, size int) (head []byte, bodyLen int) {
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(7)
+	req.Acks = -1
+	req.TimeoutMillis = 1000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "big"
+	for p := int32(0); p < 2; p++ {
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = p
+		rp.Records = make([]byte, size/2)
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	return request(req, 77), 0
+}
+
+func TestOversizeProduceAnsweredPerPartitionWithoutBuffering(t *testing.T) {
+	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.MaxRequestSize = 1 << 20 }))
+	const size = 150 << 20
+	frame, _ := produceFrameHeader(t, size)
+	heapBefore := heapInuse()
+	c := dialFrom(t, "", srv.KafkaAddr())
+	go func() { _, _ = c.Write(frame) }()
+	corr, body := readResponse(t, c, false)
+	resp := kmsg.NewPtrProduceResponse()
+	resp.SetVersion(7)
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	if corr != 77 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 2 {
+		t.Fatalf("corr %d response %+v", corr, resp)
+	}
+	for _, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode != 10 {
+			t.Fatalf("partition %d: code %d, want MESSAGE_TOO_LARGE", p.Partition, p.ErrorCode)
+		}
+	}
+	// The frame itself is in the test's heap (the client's copy); the
+	// server must not have added another of its size.
+	if grown := int64(heapInuse()) - int64(heapBefore); grown > size/4 {
+		t.Fatalf("heap grew by %d bytes for a %d byte frame", grown, size)
+	}
+	expectServed(t, c) // the connection stays usable
+	if srv.Metrics.GetOrCreateCounter("floodgate_request_too_large_total").Get() == 0 {
+		t.Fatal("not counted")
+	}
+}
+
+func TestPipeliningWithoutReadingIsBounded(t *testing.T) {
+	const memLimit = 8 << 20
+	srv := testserver.Start(t, withLimits(func(l *limits.Config) {
+		l.MaxInflight = 100
+		l.MemoryLimitBytes = memLimit
+	}))
+	// 100,000 requests of ~1 KB (100 MB, far more than kernel buffers
+	// hold), never reading a response.
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.SetVersion(3)
+	req.ClientSoftwareName = string(bytes.Repeat([]byte("x"), 1000))
+	req.ClientSoftwareVersion = "1"
+	one := request(req, 1)
+	const n = 100000
+	all := bytes.Repeat(one, n)
+	c := dialFrom(t, "", srv.KafkaAddr())
+	var written atomic.Int64
+	go func() {
+		for off := 0; off < len(all); {
+			_ = c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+			k, err := c.Write(all[off:min(off+64<<10, len(all))])
+			written.Add(int64(k))
+			off += k
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var maxUsed int64
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if u := srv.Budget().Used(); u > maxUsed {
+			maxUsed = u
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if maxUsed > memLimit {
+		t.Fatalf("budget used %d over its limit %d", maxUsed, memLimit)
+	}
+	if w := written.Load(); w >= int64(len(all)) {
+		t.Fatalf("client wrote all %d bytes: the server kept reading", w)
+	}
+	st := srv.Stats()
+	if st.Parked == 0 {
+		t.Fatalf("connection not parked: %+v", st)
+	}
+	if st.InFlight > 100 {
+		t.Fatalf("%d requests in flight over max-inflight-requests=100", st.InFlight)
+	}
+	// Everyone else is still served.
+	expectServed(t, dialFrom(t, "", srv.KafkaAddr()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl := newClient(t, srv.KafkaAddr(), kgo.DefaultProduceTopic("other"), kgo.AllowAutoTopicCreation())
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("client wrote %d of %d bytes; budget peak %d bytes; server parked %d", written.Load(), len(all), maxUsed, st.Parked)
+}
+
+func TestParkedConnectionResumesAndAnswersEverything(t *testing.T) {
+	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.MaxInflight = 4 }))
+	c := dialFrom(t, "", srv.KafkaAddr())
+	const n = 500
+	var buf []byte
+	for i := 0; i < n; i++ {
+		buf = append(buf, request(apiVersions(3), int32(i))...)
+	}
+	go func() { _, _ = c.Write(buf) }()
+	for i := 0; i < n; i++ {
+		corr, _ := readResponse(t, c, false)
+		if corr != int32(i) {
+			t.Fatalf("response %d has correlation %d: out of order", i, corr)
+		}
+	}
+}
+
+func TestRateLimitDelaySlowsProducerWithoutLoss(t *testing.T) {
+	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.ProduceRate = 20 }))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prod := newClient(t, srv.KafkaAddr(), kgo.DefaultProduceTopic("rated"), kgo.AllowAutoTopicCreation(), kgo.ClientID("rated-producer"))
+	const n = 70
+	start := time.Now()
+	for i := 0; i < n; i++ { // one request per record
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: binary.BigEndian.AppendUint32(nil, uint32(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	// burst 20 free, then 50 at 20/s: at least ~2.5 s; allow slack.
+	if elapsed < 1500*time.Millisecond {
+		t.Fatalf("70 produce requests at 20/s took only %v", elapsed)
+	}
+	cons := newClient(t, srv.KafkaAddr(), kgo.ConsumeTopics("rated"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got := 0
+	for got < n {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if binary.BigEndian.Uint32(r.Value) != uint32(got) {
+				t.Fatalf("record %d out of order or lost", got)
+			}
+			got++
+		})
+	}
+	if srv.Metrics.GetOrCreateCounter(`floodgate_requests_throttled_total{api="Produce",mode="delay"}`).Get() == 0 {
+		t.Fatal("throttling not counted")
+	}
+}
+
+func TestRateLimitRejectModeAnswers89(t *testing.T) {
+	srv := testserver.Start(t, withLimits(func(l *limits.Config) {
+		l.ProduceRate = 1
+		l.ThrottleMode = limits.ThrottleReject
+	}))
+	c := dialFrom(t, "", srv.KafkaAddr())
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(7)
+	req.Acks = 1
+	req.TimeoutMillis = 1000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "nope"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	var sawReject bool
+	for i := 0; i < 5; i++ {
+		if _, err := c.Write(request(req, int32(i))); err != nil {
+			t.Fatal(err)
+		}
+		_, body := readResponse(t, c, false)
+		resp := kmsg.NewPtrProduceResponse()
+		resp.SetVersion(7)
+		if err := resp.ReadFrom(body); err != nil {
+			t.Fatal(err)
+		}
+		code := resp.Topics[0].Partitions[0].ErrorCode
+		if code == 89 {
+			sawReject = true
+			if resp.ThrottleMillis <= 0 {
+				t.Fatalf("89 without throttle_time_ms")
+			}
+		}
+	}
+	if !sawReject {
+		t.Fatal("no THROTTLING_QUOTA_EXCEEDED at 5 requests against 1/s")
+	}
+}
+
+func TestMemoryBudgetRefusesConnectionsAndRecovers(t *testing.T) {
+	const memLimit = 2 << 20
+	srv := testserver.Start(t, withLimits(func(l *limits.Config) {
+		l.MemoryLimitBytes = memLimit
+		l.MaxRequestSize = memLimit
+	}))
+	// A client announces a frame of the whole budget and sends only its
+	// header: the reservation holds the budget while the frame arrives.
+	hog := dialFrom(t, "", srv.KafkaAddr())
+	var head [14]byte
+	binary.BigEndian.PutUint32(head[:], memLimit)
+	binary.BigEndian.PutUint16(head[4:], 18) // ApiVersions v0
+	binary.BigEndian.PutUint16(head[12:], 0xffff)
+	if _, err := hog.Write(head[:]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !srv.Budget().Exhausted() {
+		if time.Now().After(deadline) {
+			t.Fatalf("budget not exhausted: used %d", srv.Budget().Used())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	refused := dialFrom(t, "", srv.KafkaAddr())
+	expectClosed(t, refused, 3*time.Second)
+	if srv.Metrics.GetOrCreateCounter(`floodgate_connections_rejected_total{reason="memory"}`).Get() == 0 {
+		t.Fatal("memory refusal not counted")
+	}
+	hog.Close()
+	for srv.Budget().Used() != 0 {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatalf("budget not released: %d", srv.Budget().Used())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	expectServed(t, dialFrom(t, "", srv.KafkaAddr()))
+	_ = loop.ResidentBytes
+}
