@@ -2,10 +2,15 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
 
@@ -14,70 +19,280 @@ type StatsFunc func() any
 
 // Config configures the API.
 type Config struct {
-	// Metrics is the set exposed by /metrics (with process metrics).
+	// Metrics is the set exposed by /metrics (with process metrics); the
+	// API's own metrics register in it. nil means a private set.
 	Metrics *metrics.Set
 	// Stats feeds /admin/stats.
 	Stats StatsFunc
-	// Ready reports readiness for /ready (nil: always ready).
+	// Ready reports readiness for /ready (nil: always ready); the API adds
+	// its own overload conditions (process memory).
 	Ready func() bool
+	// Kafka serves the REST API's Kafka requests (the embedded broker or a
+	// gateway); nil answers the topic routes with 503.
+	Kafka loop.KafkaHandler
+	// Limits are the HTTP limits; the API enforces the rate, in-flight,
+	// per-route, memory and decompression limits (the loop enforces the
+	// header, body and timeout ones). nil means limits.HTTPDefaults().
+	Limits *limits.HTTPConfig
+	// InFlight returns the requests in flight, Kafka and HTTP
+	// (loop.Server.InFlight); nil disables --max-in-flight-requests.
+	InFlight func() int64
+	// EventLoops is the number of event loops (loop.Server.EventLoops),
+	// for --max-in-flight-requests-per-worker.
+	EventLoops int
+	// Logger receives WARN logs; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // API is the HTTP handler.
 type API struct {
-	cfg Config
+	cfg  Config
+	gate *gate
+	rr   atomic.Uint32 // round-robin partitioner of keyless records
 }
 
-// New returns the API.
-func New(cfg Config) *API { return &API{cfg: cfg} }
+// New returns the API and starts its memory watcher (when a memory limit
+// is set); Close stops it.
+func New(cfg Config) (*API, error) {
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewSet()
+	}
+	if cfg.Limits == nil {
+		d := limits.HTTPDefaults()
+		cfg.Limits = &d
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	g, err := newGate(cfg.Limits, cfg.Metrics, cfg.EventLoops)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{cfg: cfg, gate: g}
+	if g.memLimit > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.stop, g.done = cancel, make(chan struct{})
+		first := make(chan struct{})
+		go func() {
+			close(first)
+			g.watchMemory(ctx, cfg.Logger.Warn)
+		}()
+		<-first
+	}
+	return a, nil
+}
 
-// ServeHTTP routes one request.
+// Close stops the memory watcher.
+func (a *API) Close() {
+	if a.gate.stop != nil {
+		a.gate.stop()
+		<-a.gate.done
+	}
+}
+
+// Ready reports whether the server is not overloaded: the loop's own
+// readiness and the process memory limit.
+func (a *API) Ready() bool {
+	if a.gate.memLimit > 0 && a.gate.memOver.Load() {
+		return false
+	}
+	return a.cfg.Ready == nil || a.cfg.Ready()
+}
+
+// endpoint classifies a path.
+func endpoint(path []byte) int {
+	switch string(path) {
+	case "/health":
+		return epHealth
+	case "/ready":
+		return epReady
+	case "/metrics":
+		return epMetrics
+	case "/admin/stats":
+		return epAdminStats
+	case "/topics", "/topics/":
+		return epTopics
+	}
+	if !bytes.HasPrefix(path, []byte("/topics/")) {
+		return epNotFound
+	}
+	switch n := bytes.Count(path, []byte("/")); {
+	case n == 2:
+		return epTopic
+	case n == 4 && bytes.Contains(path, []byte("/partitions/")):
+		return epPartition
+	case n == 5 && bytes.HasSuffix(path, []byte("/records")):
+		return epRecords
+	case n == 5 && bytes.HasSuffix(path, []byte("/offsets")):
+		return epOffsets
+	}
+	return epNotFound
+}
+
+// ServeHTTP routes one request: admission (memory, rate, in-flight and
+// per-route limits), body decompression, then the endpoint. Whatever
+// admission took is released when the response is produced.
 func (a *API) ServeHTTP(r *loop.HTTPRequest, respond func(*loop.HTTPResponse)) {
-	path := r.Head.Path
+	ep := endpoint(r.Head.Path)
+	rt := a.gate.match(r.Head.Path, ep)
+	tk, refusal := a.gate.admit(r, rt, ep, a.cfg.InFlight)
+	if refusal != nil {
+		a.gate.count(rt, refusal.Status)
+		respond(refusal)
+		return
+	}
+	var done atomic.Bool
+	finish := func(resp *loop.HTTPResponse) {
+		if !done.CompareAndSwap(false, true) {
+			return
+		}
+		a.gate.release(tk)
+		a.gate.count(rt, resp.Status)
+		respond(resp)
+	}
+	body, refusal := a.gate.decodeBody(r)
+	if refusal != nil {
+		finish(refusal)
+		return
+	}
+	a.serve(ep, r, body, finish)
+}
+
+func (a *API) serve(ep int, r *loop.HTTPRequest, body []byte, respond func(*loop.HTTPResponse)) {
 	method := r.Head.Method
-	switch {
-	case bytes.Equal(path, []byte("/health")):
+	switch ep {
+	case epHealth:
 		if !isGetOrHead(method) {
 			respond(methodNotAllowed("GET, HEAD"))
 			return
 		}
 		respond(&loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: []byte(`{"status":"ok"}` + "\n")})
-	case bytes.Equal(path, []byte("/ready")):
+	case epReady:
 		if !isGetOrHead(method) {
 			respond(methodNotAllowed("GET, HEAD"))
 			return
 		}
-		if a.cfg.Ready != nil && !a.cfg.Ready() {
+		if !a.Ready() {
 			respond(&loop.HTTPResponse{Status: 503, ContentType: "application/json",
 				Header: [][2]string{{"Retry-After", "1"}}, Body: []byte(`{"status":"overloaded"}` + "\n")})
 			return
 		}
 		respond(&loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: []byte(`{"status":"ready"}` + "\n")})
-	case bytes.Equal(path, []byte("/metrics")):
+	case epMetrics:
 		if !isGetOrHead(method) {
 			respond(methodNotAllowed("GET, HEAD"))
 			return
 		}
 		var buf bytes.Buffer
-		if a.cfg.Metrics != nil {
-			a.cfg.Metrics.WritePrometheus(&buf)
-		}
+		a.cfg.Metrics.WritePrometheus(&buf)
 		metrics.WriteProcessMetrics(&buf)
 		respond(&loop.HTTPResponse{Status: 200, ContentType: "text/plain; version=0.0.4", Body: buf.Bytes()})
-	case bytes.Equal(path, []byte("/admin/stats")):
-		var v any = struct{}{}
-		if a.cfg.Stats != nil {
-			v = a.cfg.Stats()
+	case epAdminStats:
+		if !isGetOrHead(method) {
+			respond(methodNotAllowed("GET, HEAD"))
+			return
 		}
-		b, err := json.MarshalIndent(v, "", "  ")
+		b, err := json.MarshalIndent(a.stats(), "", "  ")
 		if err != nil {
-			respond(&loop.HTTPResponse{Status: 500, ContentType: "application/json", Body: []byte(`{"error":"stats"}`)})
+			respond(&loop.HTTPResponse{Status: 500, ContentType: "application/json", Body: []byte(`{"error":"stats: ` + jsonEscape(err.Error()) + `"}`)})
 			return
 		}
 		respond(&loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: append(b, '\n')})
+	case epTopics, epTopic, epPartition, epRecords, epOffsets:
+		a.serveREST(ep, r, body, respond)
 	default:
 		respond(&loop.HTTPResponse{Status: 404, ContentType: "application/json",
 			Body: []byte(`{"error":"no such route"}` + "\n")})
 	}
+}
+
+// HTTPLimitStat is one HTTP limit in /admin/stats.
+type HTTPLimitStat struct {
+	Flag    string `json:"flag"`
+	Value   string `json:"value"`
+	Unit    string `json:"unit"`
+	Metric  string `json:"metric"`
+	Tripped uint64 `json:"tripped"`
+}
+
+// HTTPRouteStat is one route in /admin/stats.
+type HTTPRouteStat struct {
+	Name     string `json:"name"`
+	Spec     string `json:"spec,omitempty"`
+	InFlight int64  `json:"in_flight"`
+}
+
+// stats merges the loop's stats with the HTTP limits, how often each
+// tripped, the routes and the process memory.
+func (a *API) stats() map[string]any {
+	out := map[string]any{}
+	if a.cfg.Stats != nil {
+		if b, err := json.Marshal(a.cfg.Stats()); err == nil {
+			_ = json.Unmarshal(b, &out)
+		}
+	}
+	g := a.gate
+	refused := map[string]uint64{}
+	for _, name := range a.cfg.Metrics.ListMetricNames() {
+		if strings.HasPrefix(name, "floodgate_http_refused_total{") {
+			if i := strings.Index(name, `limit="`); i >= 0 {
+				lim := name[i+len(`limit="`):]
+				lim = lim[:strings.IndexByte(lim, '"')]
+				refused[lim] += a.cfg.Metrics.GetOrCreateCounter(name).Get()
+			}
+		}
+	}
+	var rows []HTTPLimitStat
+	for _, l := range limits.HTTPTable {
+		n := refused[l.Flag]
+		if c := g.tripped[l.Flag]; c != nil {
+			n += c.Get()
+		}
+		if l.Flag == "max-decompressed-size-bytes" {
+			n += g.tripped["content-encoding"].Get()
+		}
+		rows = append(rows, HTTPLimitStat{Flag: l.Flag, Value: a.cfg.Limits.Value(l.Flag), Unit: l.Unit, Metric: l.Metric, Tripped: n})
+	}
+	if n := refused["header-read-timeout"]; n > 0 {
+		for i := range rows {
+			if rows[i].Flag == "header-read-timeout" {
+				rows[i].Tripped = n
+			}
+		}
+	}
+	out["http_limits"] = rows
+	var routes []HTTPRouteStat
+	for _, r := range g.routes {
+		rs := HTTPRouteStat{Name: r.name, InFlight: r.active.Load()}
+		if r.spec != nil {
+			rs.Spec = r.spec.String()
+		}
+		routes = append(routes, rs)
+	}
+	out["http_routes"] = routes
+	tripped := map[string]uint64{}
+	for k, c := range g.tripped {
+		tripped[k] = c.Get()
+	}
+	for k, c := range g.reached {
+		tripped[`floodgate_connection_limit_reached_total{reason="`+k+`"}`] = c.Get()
+	}
+	for k, c := range g.rateHit {
+		tripped[`floodgate_rate_limit_exceeded_total{scope="`+k+`"}`] = c.Get()
+	}
+	out["http_tripped"] = tripped
+	perLoop := make([]int64, len(g.perLoop))
+	for i := range g.perLoop {
+		perLoop[i] = g.perLoop[i].Load()
+	}
+	out["http_in_flight_per_worker"] = perLoop
+	out["process_memory_limit_bytes"] = g.memLimit
+	out["process_memory_over_limit"] = g.memLimit > 0 && g.memOver.Load()
+	out["ready"] = a.Ready()
+	return out
 }
 
 func isGetOrHead(m string) bool { return m == "GET" || m == "HEAD" }
@@ -85,4 +300,9 @@ func isGetOrHead(m string) bool { return m == "GET" || m == "HEAD" }
 func methodNotAllowed(allow string) *loop.HTTPResponse {
 	return &loop.HTTPResponse{Status: 405, ContentType: "application/json", Header: [][2]string{{"Allow", allow}},
 		Body: []byte(`{"error":"method not allowed"}` + "\n")}
+}
+
+func jsonEscape(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b[1 : len(b)-1])
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/floodgate/floodgate/broker"
-	"github.com/floodgate/floodgate/httpapi"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
@@ -34,6 +33,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
 	}
 	flags = append(flags, limitFlags()...)
+	flags = append(flags, httpFlags()...)
 	return &cli.Command{
 		Name:   "serve",
 		Usage:  "run floodgate with the embedded broker",
@@ -138,6 +138,10 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	hlim, err := httpLimitsFromFlags(c)
+	if err != nil {
+		return err
+	}
 	if n := c.Int("default-partitions"); n < 1 || n > 10000 {
 		return fmt.Errorf("--default-partitions=%d: must be between 1 and 10000", n)
 	}
@@ -171,7 +175,7 @@ func runServe(c *cli.Context) error {
 		Workers:     c.Int("workers"),
 		Limits:      lim,
 		HTTPReserve: httpReserve,
-		HTTPLimits:  loop.HTTPLimits{HeaderTimeout: 10 * time.Second},
+		HTTPLimits:  loop.HTTPLimitsFrom(&hlim),
 		Logger:      log,
 		Metrics:     set,
 	})
@@ -197,7 +201,12 @@ func runServe(c *cli.Context) error {
 	})
 	defer b.Close()
 	srv.SetKafkaHandler(b)
-	srv.SetHTTPHandler(httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready}))
+	api, err := newHTTPAPI(srv, b, set, log, &hlim)
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	srv.SetHTTPHandler(api)
 	if err := srv.Start(); err != nil {
 		return err
 	}

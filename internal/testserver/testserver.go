@@ -24,19 +24,44 @@ type Server struct {
 	*loop.Server
 	Broker  *broker.Broker
 	Metrics *metrics.Set
+	// API is the HTTP handler.
+	API *httpapi.API
+}
+
+// settings is everything an Option may change.
+type settings struct {
+	loop   *loop.Config
+	broker *broker.Config
+	http   *limits.HTTPConfig
 }
 
 // Option changes the configuration before start.
-type Option func(*loop.Config, *broker.Config)
+type Option func(*settings)
 
 // WithLimits sets the limits.
 func WithLimits(fn func(*limits.Config)) Option {
-	return func(c *loop.Config, _ *broker.Config) { fn(&c.Limits) }
+	return func(s *settings) { fn(&s.loop.Limits) }
 }
 
 // WithLogger logs to l instead of discarding.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *loop.Config, b *broker.Config) { c.Logger, b.Logger = l, l }
+	return func(s *settings) { s.loop.Logger, s.broker.Logger = l, l }
+}
+
+// WithHTTPLimits changes the HTTP limits (limits.HTTPDefaults, with a 10s
+// header timeout, unless changed). They configure both the loop and the API.
+func WithHTTPLimits(fn func(*limits.HTTPConfig)) Option {
+	return func(s *settings) { fn(s.http) }
+}
+
+// WithEventLoops sets the number of event loops (2 unless changed).
+func WithEventLoops(n int) Option {
+	return func(s *settings) { s.loop.EventLoops = n }
+}
+
+// WithWorkers sets the size of the worker pool.
+func WithWorkers(n int) Option {
+	return func(s *settings) { s.loop.Workers = n }
 }
 
 // Start runs a server on 127.0.0.1 with ephemeral ports until the test ends.
@@ -49,14 +74,16 @@ func Start(t testing.TB, opts ...Option) *Server {
 		HTTPListen:  "127.0.0.1:0",
 		EventLoops:  2,
 		Limits:      limits.Defaults(),
-		HTTPLimits:  loop.HTTPLimits{HeaderTimeout: 10 * time.Second},
 		Logger:      quiet,
 		Metrics:     set,
 	}
 	bc := broker.Config{AutoCreateTopics: true, DefaultPartitions: 1, Logger: quiet, Metrics: set}
+	hc := limits.HTTPDefaults()
+	hc.HeaderReadTimeout = 10 * time.Second
 	for _, o := range opts {
-		o(&lc, &bc)
+		o(&settings{loop: &lc, broker: &bc, http: &hc})
 	}
+	lc.HTTPLimits = loop.HTTPLimitsFrom(&hc)
 	srv, err := loop.New(lc)
 	if err != nil {
 		t.Fatalf("loop.New: %v", err)
@@ -70,7 +97,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 	bc.MaxFetchBytes = lc.Limits.MaxFetchBytes
 	b := broker.New(bc)
 	srv.SetKafkaHandler(b)
-	srv.SetHTTPHandler(httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready}))
+	api, err := httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready,
+		Kafka: b, Limits: &hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: lc.Logger})
+	if err != nil {
+		t.Fatalf("httpapi.New: %v", err)
+	}
+	srv.SetHTTPHandler(api)
 	if err := srv.Start(); err != nil {
 		t.Fatalf("start: %v", err)
 	}
@@ -78,7 +110,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Stop(ctx)
+		api.Close()
 		b.Close()
 	})
-	return &Server{Server: srv, Broker: b, Metrics: set}
+	return &Server{Server: srv, Broker: b, Metrics: set, API: api}
 }

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/urfave/cli/v2"
+
+	"github.com/floodgate/floodgate/httpapi"
+	"github.com/floodgate/floodgate/limits"
+	"github.com/floodgate/floodgate/loop"
+)
+
+// httpFlags builds one flag per row of the HTTP limits table, plus the
+// repeatable --route.
+func httpFlags() []cli.Flag {
+	var out []cli.Flag
+	for _, l := range limits.HTTPTable {
+		usage := fmt.Sprintf("%s; unit: %s. Protects %s. When it trips: %s. Metric: %s", l.Flag, l.Unit, l.Protects, l.Answer, l.Metric)
+		switch l.Kind {
+		case limits.Int:
+			v, _ := strconv.ParseInt(l.Default, 10, 64)
+			out = append(out, &cli.Int64Flag{Name: l.Flag, Aliases: l.Aliases, Value: v, Usage: usage})
+		case limits.Float:
+			v, _ := strconv.ParseFloat(l.Default, 64)
+			out = append(out, &cli.Float64Flag{Name: l.Flag, Aliases: l.Aliases, Value: v, Usage: usage})
+		case limits.Duration:
+			v, _ := time.ParseDuration(l.Default)
+			out = append(out, &cli.DurationFlag{Name: l.Flag, Aliases: l.Aliases, Value: v, Usage: usage})
+		default:
+			out = append(out, &cli.StringFlag{Name: l.Flag, Aliases: l.Aliases, Value: l.Default, Usage: usage})
+		}
+	}
+	out = append(out, &cli.StringSliceFlag{Name: "route",
+		Usage: "NAME:PATH_PREFIX[,max-body-size=500MB][,rps=100][,burst=500][,key=client_ip|header:X-API-Key|path|route] " +
+			"(repeatable): limits of their own for a path prefix; the longest prefix wins. burst defaults to 10 x rps, key to route (one bucket for the route). " +
+			"Over rps: 429 with Retry-After; over max-body-size: 413. Metric: floodgate_http_requests_total{route=NAME}"})
+	return out
+}
+
+// httpLimitsFromFlags starts from the --limits-profile preset and applies
+// every HTTP flag given explicitly on the command line.
+func httpLimitsFromFlags(c *cli.Context) (limits.HTTPConfig, error) {
+	cfg, err := limits.HTTPProfile(c.String("limits-profile"))
+	if err != nil {
+		return cfg, err
+	}
+	ints := map[string]func(int64){
+		"max-header-size-bytes":              func(v int64) { cfg.MaxHeaderBytes = int(v) },
+		"max-header-count":                   func(v int64) { cfg.MaxHeaderCount = int(v) },
+		"max-header-name-bytes":              func(v int64) { cfg.MaxHeaderNameBytes = int(v) },
+		"max-header-value-bytes":             func(v int64) { cfg.MaxHeaderValueBytes = int(v) },
+		"max-body-size-bytes":                func(v int64) { cfg.MaxBodyBytes = v },
+		"max-body-buffer-bytes":              func(v int64) { cfg.MaxBodyBufferBytes = v },
+		"max-decompressed-size-bytes":        func(v int64) { cfg.MaxDecompressedBytes = v },
+		"max-connections-per-route":          func(v int64) { cfg.MaxConnectionsPerRoute = int(v) },
+		"max-in-flight-requests":             func(v int64) { cfg.MaxInFlight = int(v) },
+		"max-in-flight-requests-per-worker":  func(v int64) { cfg.MaxInFlightPerWorker = int(v) },
+		"max-requests-per-second-global":     func(v int64) { cfg.RPSGlobal = int(v) },
+		"max-requests-per-second-per-client": func(v int64) { cfg.RPSPerClient = int(v) },
+		"max-requests-per-second-per-route":  func(v int64) { cfg.RPSPerRoute = int(v) },
+		"max-memory-bytes":                   func(v int64) { cfg.MaxMemoryBytes = v },
+	}
+	for _, l := range limits.HTTPTable {
+		if !c.IsSet(l.Flag) {
+			continue
+		}
+		switch l.Flag {
+		case "max-decompression-ratio":
+			cfg.MaxDecompressionRatio = c.Float64(l.Flag)
+		case "max-memory-percent":
+			cfg.MaxMemoryPercent = c.Float64(l.Flag)
+		case "header-read-timeout":
+			cfg.HeaderReadTimeout = c.Duration(l.Flag)
+		case "limits-profile":
+		default:
+			set, ok := ints[l.Flag]
+			if !ok {
+				return cfg, fmt.Errorf("--%s: no setter (bug)", l.Flag)
+			}
+			set(c.Int64(l.Flag))
+		}
+	}
+	for _, s := range c.StringSlice("route") {
+		r, err := limits.ParseRoute(s)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Routes = append(cfg.Routes, r)
+	}
+	return cfg, cfg.Validate()
+}
+
+// newHTTPAPI builds the HTTP handler of srv over the Kafka handler k.
+func newHTTPAPI(srv *loop.Server, k loop.KafkaHandler, set *metrics.Set, log *slog.Logger, hc *limits.HTTPConfig) (*httpapi.API, error) {
+	api, err := httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready,
+		Kafka: k, Limits: hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("http api: %w", err)
+	}
+	return api, nil
+}

@@ -1,0 +1,357 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/limits"
+	"github.com/floodgate/floodgate/loop"
+)
+
+// Built-in endpoints. Each is a route for metrics and per-route limits
+// unless a --route prefix claims the request first.
+const (
+	epHealth = iota
+	epReady
+	epMetrics
+	epAdminStats
+	epTopics
+	epTopic
+	epPartition
+	epRecords
+	epOffsets
+	epNotFound
+	numEndpoints
+)
+
+var endpointNames = [numEndpoints]string{
+	"health", "ready", "metrics", "admin_stats", "topics", "topic", "partition", "records", "offsets", "not_found",
+}
+
+// exempt reports whether an endpoint answers even under memory and
+// in-flight limits: probes and metrics must work during an overload.
+func exempt(ep int) bool { return ep == epHealth || ep == epReady || ep == epMetrics }
+
+// countedCodes are the statuses whose per-route series are created at start.
+var countedCodes = []int{200, 400, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503, 504}
+
+// route is the limit and metric state of one route (an endpoint or a --route).
+type route struct {
+	name     string
+	spec     *limits.Route // nil for a built-in endpoint
+	active   atomic.Int64  // requests being served
+	rate     *limits.RateLimiter
+	rateFlag string
+	codes    map[int]*metrics.Counter // read-only after New
+}
+
+// gate holds the admission state of the API: every limit it enforces,
+// the counters that say how often each tripped, and the memory watcher.
+type gate struct {
+	cfg    *limits.HTTPConfig
+	set    *metrics.Set
+	routes []*route // endpoints first, then --routes in the order given
+
+	global, perClient, perRoute *limits.RateLimiter
+	perLoop                     []atomic.Int64
+
+	memLimit int64
+	memUsed  atomic.Int64
+	memOver  atomic.Bool
+	stop     context.CancelFunc
+	done     chan struct{}
+
+	reached  map[string]*metrics.Counter // floodgate_connection_limit_reached_total{reason}
+	rateHit  map[string]*metrics.Counter // floodgate_rate_limit_exceeded_total{scope}
+	tripped  map[string]*metrics.Counter // per HTTP flag enforced here
+	decompRj *metrics.Counter
+}
+
+// limitReasons are the reasons of floodgate_connection_limit_reached_total.
+var limitReasons = []string{"in_flight", "in_flight_per_worker", "route", "memory", "queue"}
+
+// rateScopes are the scopes of floodgate_rate_limit_exceeded_total.
+var rateScopes = []string{"global", "client", "route"}
+
+func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int) (*gate, error) {
+	g := &gate{cfg: cfg, set: set, reached: map[string]*metrics.Counter{}, rateHit: map[string]*metrics.Counter{},
+		tripped: map[string]*metrics.Counter{}}
+	if loops < 1 {
+		loops = 1
+	}
+	g.perLoop = make([]atomic.Int64, loops)
+	for i := 0; i < numEndpoints; i++ {
+		g.routes = append(g.routes, &route{name: endpointNames[i]})
+	}
+	for i := range cfg.Routes {
+		spec := &cfg.Routes[i]
+		for _, r := range g.routes {
+			if r.name == spec.Name {
+				return nil, errors.New("httpapi: --route " + spec.Name + ": the name is taken by a built-in endpoint or another route")
+			}
+		}
+		r := &route{name: spec.Name, spec: spec}
+		if spec.RPS > 0 {
+			r.rate = limits.NewRateLimiter(float64(spec.RPS), float64(spec.Burst))
+			r.rateFlag = "route:" + spec.Name + ":rps"
+		}
+		g.routes = append(g.routes, r)
+	}
+	for _, r := range g.routes {
+		r.codes = make(map[int]*metrics.Counter, len(countedCodes))
+		for _, c := range countedCodes {
+			r.codes[c] = set.GetOrCreateCounter(`floodgate_http_requests_total{route="` + r.name + `",code="` + strconv.Itoa(c) + `"}`)
+		}
+	}
+	if cfg.RPSGlobal > 0 {
+		g.global = limits.NewRateLimiter(float64(cfg.RPSGlobal), 10*float64(cfg.RPSGlobal))
+	}
+	if cfg.RPSPerClient > 0 {
+		g.perClient = limits.NewRateLimiter(float64(cfg.RPSPerClient), 10*float64(cfg.RPSPerClient))
+	}
+	if cfg.RPSPerRoute > 0 {
+		g.perRoute = limits.NewRateLimiter(float64(cfg.RPSPerRoute), 10*float64(cfg.RPSPerRoute))
+	}
+	for _, r := range limitReasons {
+		g.reached[r] = set.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="` + r + `"}`)
+	}
+	for _, s := range rateScopes {
+		g.rateHit[s] = set.GetOrCreateCounter(`floodgate_rate_limit_exceeded_total{scope="` + s + `"}`)
+	}
+	for _, f := range []string{"max-decompression-ratio", "max-decompressed-size-bytes", "content-encoding",
+		"max-connections-per-route", "max-in-flight-requests", "max-in-flight-requests-per-worker",
+		"max-requests-per-second-global", "max-requests-per-second-per-client", "max-requests-per-second-per-route",
+		"max-memory-bytes"} {
+		g.tripped[f] = set.NewCounter(`floodgate_http_limit_tripped_total{limit="` + f + `"}`)
+	}
+	for _, r := range g.routes {
+		if r.rate != nil {
+			g.tripped[r.rateFlag] = set.NewCounter(`floodgate_http_limit_tripped_total{limit="` + r.rateFlag + `"}`)
+		}
+	}
+	// The loop counts these; created here so they are exported at 0.
+	set.GetOrCreateCounter("floodgate_header_size_exceeded_total")
+	set.GetOrCreateCounter("floodgate_body_size_exceeded_total")
+	g.decompRj = set.GetOrCreateCounter("floodgate_decompression_rejected_total")
+
+	g.memLimit = cfg.MemoryLimit(limits.MemoryTotal())
+	set.NewGauge("floodgate_memory_usage_bytes", func() float64 { return float64(loop.ResidentBytes()) })
+	set.NewGauge("floodgate_memory_limit_process_bytes", func() float64 { return float64(g.memLimit) })
+	return g, nil
+}
+
+// watchMemory samples the process's memory until ctx ends.
+func (g *gate) watchMemory(ctx context.Context, warn func(msg string, args ...any)) {
+	defer close(g.done)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		used := loop.ResidentBytes()
+		g.memUsed.Store(used)
+		over := used >= g.memLimit
+		if over && !g.memOver.Load() {
+			warn("process memory limit reached: new HTTP requests are refused with 503", "limit", "max-memory-bytes",
+				"configured", g.memLimit, "actual", used)
+		}
+		g.memOver.Store(over)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// match returns the route of a request: the longest --route prefix, else
+// the endpoint.
+func (g *gate) match(path []byte, ep int) *route {
+	var best *route
+	for _, r := range g.routes[numEndpoints:] {
+		if bytes.HasPrefix(path, []byte(r.spec.Prefix)) && (best == nil || len(r.spec.Prefix) > len(best.spec.Prefix)) {
+			best = r
+		}
+	}
+	if best != nil {
+		return best
+	}
+	return g.routes[ep]
+}
+
+// count adds one answer to floodgate_http_requests_total.
+func (g *gate) count(rt *route, status int) {
+	if c := rt.codes[status]; c != nil {
+		c.Inc()
+		return
+	}
+	g.set.GetOrCreateCounter(`floodgate_http_requests_total{route="` + rt.name + `",code="` + strconv.Itoa(status) + `"}`).Inc()
+}
+
+// ticket is what admit took for one request; release gives it back.
+type ticket struct {
+	loop  int
+	route *route
+}
+
+// admit applies the memory, rate, in-flight and per-route limits to r. It
+// returns a refusal, or a ticket to release when the response is produced.
+func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int64) (*ticket, *loop.HTTPResponse) {
+	cfg := g.cfg
+	if !exempt(ep) && g.memLimit > 0 && g.memOver.Load() {
+		g.reached["memory"].Inc()
+		g.tripped["max-memory-bytes"].Inc()
+		return nil, unavailable("max-memory-bytes", g.memLimit, g.memUsed.Load(), "process memory limit reached")
+	}
+	now := time.Now()
+	if g.global != nil {
+		if res := g.global.Allow(nil, now); !res.OK {
+			return nil, g.tooMany("global", "max-requests-per-second-global", g.global, res)
+		}
+	}
+	if g.perClient != nil {
+		ip := r.RemoteIP.As16()
+		if res := g.perClient.Allow(ip[:], now); !res.OK {
+			return nil, g.tooMany("client", "max-requests-per-second-per-client", g.perClient, res)
+		}
+	}
+	if g.perRoute != nil {
+		if res := g.perRoute.Allow([]byte(rt.name), now); !res.OK {
+			return nil, g.tooMany("route", "max-requests-per-second-per-route", g.perRoute, res)
+		}
+	}
+	if rt.rate != nil {
+		if res := rt.rate.Allow(routeKey(rt.spec, r), now); !res.OK {
+			return nil, g.tooMany("route", rt.rateFlag, rt.rate, res)
+		}
+	}
+	if exempt(ep) {
+		return &ticket{loop: -1}, nil
+	}
+	if cfg.MaxInFlight > 0 && inFlight != nil {
+		// The loop counts this request already.
+		if n := inFlight(); n > int64(cfg.MaxInFlight) {
+			g.reached["in_flight"].Inc()
+			g.tripped["max-in-flight-requests"].Inc()
+			return nil, unavailable("max-in-flight-requests", int64(cfg.MaxInFlight), n, "too many requests in flight")
+		}
+	}
+	li := r.Loop % len(g.perLoop)
+	if n := g.perLoop[li].Add(1); cfg.MaxInFlightPerWorker > 0 && n > int64(cfg.MaxInFlightPerWorker) {
+		g.perLoop[li].Add(-1)
+		g.reached["in_flight_per_worker"].Inc()
+		g.tripped["max-in-flight-requests-per-worker"].Inc()
+		return nil, unavailable("max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerWorker), n, "too many requests in flight on this worker")
+	}
+	if n := rt.active.Add(1); cfg.MaxConnectionsPerRoute > 0 && n > int64(cfg.MaxConnectionsPerRoute) {
+		rt.active.Add(-1)
+		g.perLoop[li].Add(-1)
+		g.reached["route"].Inc()
+		g.tripped["max-connections-per-route"].Inc()
+		return nil, unavailable("max-connections-per-route", int64(cfg.MaxConnectionsPerRoute), n, "too many concurrent requests on route "+rt.name)
+	}
+	return &ticket{loop: li, route: rt}, nil
+}
+
+// release gives back what admit took.
+func (g *gate) release(t *ticket) {
+	if t == nil || t.loop < 0 {
+		return
+	}
+	g.perLoop[t.loop].Add(-1)
+	t.route.active.Add(-1)
+}
+
+// routeKey is the rate-limit key of r under a --route's key= option.
+func routeKey(spec *limits.Route, r *loop.HTTPRequest) []byte {
+	switch spec.Key {
+	case limits.KeyClientIP:
+		ip := r.RemoteIP.As16()
+		return ip[:]
+	case limits.KeyHeader:
+		if v := r.Head.HeaderBytes(spec.Header); v != nil {
+			return append([]byte("h:"), v...)
+		}
+		ip := r.RemoteIP.As16()
+		return ip[:]
+	case limits.KeyPath:
+		return r.Head.Path
+	}
+	return nil
+}
+
+// tooMany builds a 429 with Retry-After (whole seconds until a token) and
+// X-RateLimit-Limit (requests per second), -Remaining (tokens left) and
+// -Reset (seconds until the bucket is full).
+func (g *gate) tooMany(scope, flag string, rl *limits.RateLimiter, res limits.RateResult) *loop.HTTPResponse {
+	g.rateHit[scope].Inc()
+	if c := g.tripped[flag]; c != nil {
+		c.Inc()
+	}
+	retry := ceilSeconds(res.Wait)
+	if retry < 1 {
+		retry = 1
+	}
+	return &loop.HTTPResponse{Status: 429, ContentType: "application/json",
+		Header: [][2]string{
+			{"Retry-After", strconv.FormatInt(retry, 10)},
+			{"X-RateLimit-Limit", strconv.FormatFloat(rl.Rate(), 'f', -1, 64)},
+			{"X-RateLimit-Remaining", strconv.Itoa(res.Remaining)},
+			{"X-RateLimit-Reset", strconv.FormatInt(ceilSeconds(res.Full), 10)},
+		},
+		Body: loop.LimitErrorBody(flag, int64(rl.Rate()), 0, "rate limit exceeded ("+scope+")"),
+	}
+}
+
+func ceilSeconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
+
+// unavailable builds a 503 with Retry-After and Connection: close.
+func unavailable(flag string, configured, actual int64, reason string) *loop.HTTPResponse {
+	return &loop.HTTPResponse{Status: 503, ContentType: "application/json", Close: true,
+		Header: [][2]string{{"Retry-After", "1"}},
+		Body:   loop.LimitErrorBody(flag, configured, actual, reason)}
+}
+
+// decodeBody inflates a Content-Encoding body within the decompression
+// limits; the refusal is 413 (size, ratio), 415 (unknown coding) or 400.
+func (g *gate) decodeBody(r *loop.HTTPRequest) ([]byte, *loop.HTTPResponse) {
+	enc := r.Head.ContentEncoding
+	if enc == "" || enc == "identity" || len(r.Body) == 0 {
+		return r.Body, nil
+	}
+	dec, err := httpcodec.NewLimitedDecoder(enc, bytes.NewReader(r.Body), g.cfg.MaxDecompressedBytes, g.cfg.MaxDecompressionRatio)
+	if err != nil {
+		return nil, g.decodeRefusal(err)
+	}
+	defer dec.Close()
+	start := int64(4 * len(r.Body))
+	if b := g.cfg.MaxBodyBufferBytes; b > 0 && start > b {
+		start = b
+	}
+	out := bytes.NewBuffer(make([]byte, 0, start))
+	if _, err := io.Copy(out, dec); err != nil {
+		return nil, g.decodeRefusal(err)
+	}
+	return out.Bytes(), nil
+}
+
+func (g *gate) decodeRefusal(err error) *loop.HTTPResponse {
+	var le *httpcodec.LimitError
+	if errors.As(err, &le) {
+		g.decompRj.Inc()
+		if c := g.tripped[le.Limit]; c != nil {
+			c.Inc()
+		}
+		return &loop.HTTPResponse{Status: le.Status, ContentType: "application/json",
+			Body: loop.LimitErrorBody(le.Limit, le.Configured, le.Actual, le.Reason)}
+	}
+	return &loop.HTTPResponse{Status: 400, ContentType: "application/json",
+		Body: loop.LimitErrorBody("malformed", 0, 0, "corrupt compressed body: "+err.Error())}
+}
