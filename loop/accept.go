@@ -94,6 +94,12 @@ func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind) {
 	var delay time.Duration
 	for {
 		nc, err := ln.AcceptTCP()
+		if err == nil {
+			// A socket that could not be handed to its loop for want of
+			// descriptors (dup fails with EMFILE) is the same exhaustion as
+			// a failed accept: back off the same way.
+			err = s.admit(nc, kind)
+		}
 		if err != nil {
 			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -111,7 +117,6 @@ func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind) {
 			continue
 		}
 		delay = 0
-		s.admit(nc, kind)
 	}
 }
 
@@ -137,7 +142,8 @@ func errnoName(err error) string {
 
 // admit applies the global limits to a new socket and hands it to the
 // event loop of its source IP. Over a limit the socket is closed at once.
-func (s *Server) admit(nc *net.TCPConn, kind listenerKind) {
+// It returns an error only for resource exhaustion worth backing off for.
+func (s *Server) admit(nc *net.TCPConn, kind listenerKind) error {
 	max := int64(s.cfg.Limits.MaxConnections)
 	if kind == kindHTTP {
 		max += int64(s.cfg.HTTPReserve)
@@ -147,7 +153,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind) {
 		s.warn.Warn("limit:max-connections", "connection refused", "limit", "max-connections",
 			"configured", s.cfg.Limits.MaxConnections, "actual", s.active.Load(), "client_ip", remoteIP(nc).String(), "listener", kind.String())
 		closeNow(nc)
-		return
+		return nil
 	}
 	if s.budget.Exhausted() {
 		s.active.Add(-1)
@@ -155,7 +161,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind) {
 		s.warn.Warn("limit:memory-limit-bytes", "connection refused: memory budget exhausted", "limit", "memory-limit-bytes",
 			"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", remoteIP(nc).String())
 		closeNow(nc)
-		return
+		return nil
 	}
 	s.met.connsTotal.Inc()
 	ip := remoteIP(nc)
@@ -166,7 +172,20 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind) {
 		s.active.Add(-1)
 		s.met.rejected("register_failed")
 		s.warn.Warn("register:"+kind.String(), "could not hand connection to the event loop", "error", err.Error())
+		if isResourceErr(err) {
+			return err
+		}
 	}
+	return nil
+}
+
+// isResourceErr reports errors of descriptor or memory exhaustion.
+func isResourceErr(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	return errno == syscall.EMFILE || errno == syscall.ENFILE || errno == syscall.ENOBUFS || errno == syscall.ENOMEM
 }
 
 // takeConnSlot counts a connection in if the total stays within max.
@@ -217,8 +236,7 @@ func remoteIP(nc net.Conn) netip.Addr {
 	return netip.Addr{}
 }
 
-// closeNow closes a refused socket without lingering.
+// closeNow closes a refused socket.
 func closeNow(nc *net.TCPConn) {
-	_ = nc.SetLinger(0)
 	_ = nc.Close()
 }

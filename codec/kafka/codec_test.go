@@ -258,3 +258,17 @@ func BenchmarkParseHeader(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkAppendResponse(b *testing.B) {
+	h := Header{APIKey: 0, APIVersion: 9, CorrelationID: 1, Flexible: true}
+	resp := kmsg.NewPtrProduceResponse()
+	rt := kmsg.NewProduceResponseTopic()
+	rt.Topic = "bench"
+	rt.Partitions = append(rt.Partitions, kmsg.NewProduceResponseTopicPartition())
+	resp.Topics = append(resp.Topics, rt)
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendResponse(buf[:0], &h, resp)
+	}
+}
