@@ -277,31 +277,36 @@ func (o *observer) checkCommitted(group, topic string, total int) {
 // runScenario is the compatibility scenario every client goes through.
 func runScenario(t *testing.T, c client, addr, name string) {
 	obs := newObserver(t, addr)
+	start := time.Now()
+	step := func(format string, args ...any) {
+		t.Helper()
+		t.Logf("[%5.1fs] "+format, append([]any{time.Since(start).Seconds()}, args...)...)
+	}
 	topic, group := "compat-"+name, "compat-"+name+"-group"
 	tr := newTracker(t)
 
-	t.Logf("1. create topic %s with %d partitions", topic, partitions)
+	step("1. create topic %s with %d partitions", topic, partitions)
 	c.createTopic(t, topic, partitions)
 
-	t.Logf("2. two members join group %s and share the partitions", group)
+	step("2. two members join group %s and share the partitions", group)
 	a := c.startMember(t, group, topic, name+"-a", tr.ch)
 	b := c.startMember(t, group, topic, name+"-b", tr.ch)
 	dg := obs.waitStable(group, topic, 2)
-	t.Logf("   group Stable, protocol %s, generation members %d", dg.Protocol, len(dg.Members))
+	step("   group Stable, protocol %s, generation members %d", dg.Protocol, len(dg.Members))
 
-	t.Logf("3. list and describe groups with %s's own admin API", name)
+	step("3. list and describe groups with %s's own admin API", name)
 	c.describeGroup(t, group, topic, []string{name + "-a", name + "-b"})
 
-	t.Logf("4. produce %d records; the two members see each exactly once", firstBatch)
+	step("4. produce %d records; the two members see each exactly once", firstBatch)
 	tr.begin("one")
 	c.produce(t, "one", topic, values("one", firstBatch))
 	per := tr.await(firstBatch)
-	t.Logf("   delivered per member: %v", per)
+	step("   delivered per member: %v", per)
 	if len(per) != 2 {
 		t.Fatalf("records went to %d members, want both: %v", len(per), per)
 	}
 
-	t.Logf("5. restart member a; both resume from the committed offsets")
+	step("5. restart member a; both resume from the committed offsets")
 	a.close(t)
 	obs.waitStable(group, topic, 1)
 	a = c.startMember(t, group, topic, name+"-a", tr.ch)
@@ -309,9 +314,9 @@ func runScenario(t *testing.T, c client, addr, name string) {
 	tr.begin("two")
 	c.produce(t, "two", topic, values("two", secondBatch))
 	per = tr.await(secondBatch)
-	t.Logf("   delivered per member: %v", per)
+	step("   delivered per member: %v", per)
 
-	t.Logf("6. stop the whole group, produce %d records, one member resumes alone", thirdBatch)
+	step("6. stop the whole group, produce %d records, one member resumes alone", thirdBatch)
 	a.close(t)
 	b.close(t)
 	obs.waitEmpty(group)
@@ -321,7 +326,7 @@ func runScenario(t *testing.T, c client, addr, name string) {
 	a = c.startMember(t, group, topic, name+"-a", tr.ch)
 	obs.waitStable(group, topic, 1)
 	per = tr.await(thirdBatch)
-	t.Logf("   delivered per member: %v", per)
+	step("   delivered per member: %v", per)
 	a.close(t)
 	obs.waitEmpty(group)
 	obs.checkCommitted(group, topic, firstBatch+secondBatch+thirdBatch)
