@@ -47,6 +47,8 @@ var countedCodes = []int{200, 400, 404, 405, 408, 409, 413, 415, 422, 429, 500, 
 // route is the limit and metric state of one route (an endpoint or a --route).
 type route struct {
 	name     string
+	key      []byte        // name, the bucket key of --max-requests-per-second-per-route
+	prefix   []byte        // spec.Prefix
 	spec     *limits.Route // nil for a built-in endpoint
 	active   atomic.Int64  // requests being served
 	rate     *limits.RateLimiter
@@ -90,7 +92,7 @@ func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int) (*gate, error)
 	}
 	g.perLoop = make([]atomic.Int64, loops)
 	for i := 0; i < numEndpoints; i++ {
-		g.routes = append(g.routes, &route{name: endpointNames[i]})
+		g.routes = append(g.routes, &route{name: endpointNames[i], key: []byte(endpointNames[i])})
 	}
 	for i := range cfg.Routes {
 		spec := &cfg.Routes[i]
@@ -99,7 +101,7 @@ func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int) (*gate, error)
 				return nil, errors.New("httpapi: --route " + spec.Name + ": the name is taken by a built-in endpoint or another route")
 			}
 		}
-		r := &route{name: spec.Name, spec: spec}
+		r := &route{name: spec.Name, key: []byte(spec.Name), prefix: []byte(spec.Prefix), spec: spec}
 		if spec.RPS > 0 {
 			r.rate = limits.NewRateLimiter(float64(spec.RPS), float64(spec.Burst))
 			r.rateFlag = "route:" + spec.Name + ":rps"
@@ -176,7 +178,7 @@ func (g *gate) watchMemory(ctx context.Context, warn func(msg string, args ...an
 func (g *gate) match(path []byte, ep int) *route {
 	var best *route
 	for _, r := range g.routes[numEndpoints:] {
-		if bytes.HasPrefix(path, []byte(r.spec.Prefix)) && (best == nil || len(r.spec.Prefix) > len(best.spec.Prefix)) {
+		if bytes.HasPrefix(path, r.prefix) && (best == nil || len(r.prefix) > len(best.prefix)) {
 			best = r
 		}
 	}
@@ -223,7 +225,7 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 		}
 	}
 	if g.perRoute != nil {
-		if res := g.perRoute.Allow([]byte(rt.name), now); !res.OK {
+		if res := g.perRoute.Allow(rt.key, now); !res.OK {
 			return nil, g.tooMany("route", "max-requests-per-second-per-route", g.perRoute, res)
 		}
 	}

@@ -342,10 +342,12 @@ func (c *conn) serveHTTP(seq uint64, r *HTTPRequest, budget int64, keepAlive boo
 func (c *conn) completeHTTP(seq uint64, resp *HTTPResponse) {
 	buf := c.s.bufs.get()
 	*buf = AppendHTTPResponse(*buf, resp)
-	c.complete(seq, buf)
 	if resp.Close {
+		// Before complete: once the response is queued the loop may write
+		// it at once, and must already know to close afterwards.
 		c.closeAfterWrite(seq)
 	}
+	c.complete(seq, buf)
 }
 
 // closeAfterWrite closes the connection once response seq is written.
@@ -368,6 +370,9 @@ func (c *conn) refuseHTTP(err error) {
 	switch {
 	case errors.As(err, &le):
 		status, limit, configured, actual, reason = le.Status, le.Limit, le.Configured, le.Actual, le.Reason
+		if limit == "" {
+			limit = "malformed"
+		}
 	case errors.Is(err, errMemory):
 		status, limit, configured, actual = 503, "memory-limit-bytes", s.budget.Limit(), s.budget.Used()
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -34,7 +35,7 @@ func httpFlags() []cli.Flag {
 			out = append(out, &cli.StringFlag{Name: l.Flag, Aliases: l.Aliases, Value: l.Default, Usage: usage})
 		}
 	}
-	out = append(out, &cli.StringSliceFlag{Name: "route",
+	out = append(out, &cli.GenericFlag{Name: "route", Value: &routeList{},
 		Usage: "NAME:PATH_PREFIX[,max-body-size=500MB][,rps=100][,burst=500][,key=client_ip|header:X-API-Key|path|route] " +
 			"(repeatable): limits of their own for a path prefix; the longest prefix wins. burst defaults to 10 x rps, key to route (one bucket for the route). " +
 			"Over rps: 429 with Retry-After; over max-body-size: 413. Metric: floodgate_http_requests_total{route=NAME}"})
@@ -84,7 +85,11 @@ func httpLimitsFromFlags(c *cli.Context) (limits.HTTPConfig, error) {
 			set(c.Int64(l.Flag))
 		}
 	}
-	for _, s := range c.StringSlice("route") {
+	var specs []string
+	if rl, ok := c.Generic("route").(*routeList); ok {
+		specs = *rl
+	}
+	for _, s := range specs {
 		r, err := limits.ParseRoute(s)
 		if err != nil {
 			return cfg, err
@@ -103,3 +108,16 @@ func newHTTPAPI(srv *loop.Server, k loop.KafkaHandler, set *metrics.Set, log *sl
 	}
 	return api, nil
 }
+
+// routeList collects repeated --route values. A string-slice flag would
+// split them on the commas that separate a route's options.
+type routeList []string
+
+// Set implements cli.Generic.
+func (r *routeList) Set(v string) error {
+	*r = append(*r, v)
+	return nil
+}
+
+// String implements cli.Generic.
+func (r *routeList) String() string { return strings.Join(*r, " ") }
