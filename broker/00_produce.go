@@ -7,11 +7,17 @@ package broker
 // the append time. Idempotent producers are checked by sequence: a
 // duplicate of one of the last five batches is answered with its original
 // offset and not appended again; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER.
-// acks=0 gets no response. Writes are immediate (in memory): the timeout is
-// not used. Transactions are not supported.
+// acks=0 gets no response. The timeout is not used. Transactions are not
+// supported. With a data dir a batch is written (write(2)) before the
+// answer; with --fsync=always an acks=1/-1 answer waits for the syncer's
+// next fsync round (group commit: one fsync covers every producer that
+// waits), from the syncer goroutine, never blocking a worker. A write or
+// fsync error answers KAFKA_STORAGE_ERROR for the partition.
 
 import (
 	"errors"
+
+	"github.com/floodgate/floodgate/storage"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -53,23 +59,47 @@ func (b *Broker) handleProduce(kreq kmsg.Request, _ *Client, respond Responder) 
 		respond(nil)
 		return
 	}
-	respond(resp)
+	// A duplicate may answer for a batch still waiting for its fsync, so
+	// every answer waits for a round in always mode.
+	if b.store == nil || b.store.syncer.Mode() != storage.FsyncAlways {
+		respond(resp)
+		return
+	}
+	b.store.syncer.Wait(func(err error) {
+		if err != nil {
+			for i := range resp.Topics {
+				for j := range resp.Topics[i].Partitions {
+					if sp := &resp.Topics[i].Partitions[j]; sp.ErrorCode == kafka.ErrNone {
+						sp.ErrorCode = kafka.ErrKafkaStorageError
+					}
+				}
+			}
+		}
+		respond(resp)
+	})
 }
 
-// appendRecords validates and appends the batches of one partition.
-func (b *Broker) appendRecords(p *partition, records []byte, sp *kmsg.ProduceResponseTopicPartition) {
+// appendRecords validates and appends the batches of one partition and
+// reports whether it wrote any.
+func (b *Broker) appendRecords(p *partition, records []byte, sp *kmsg.ProduceResponseTopicPartition) (wrote bool) {
 	hdrs, err := splitBatches(records)
 	if err != nil {
 		sp.ErrorCode = kafka.ErrCorruptMessage
 		if errors.Is(err, errUnsupportedFormat) {
 			sp.ErrorCode = kafka.ErrUnsupportedForMessageFmt
 		}
-		return
+		return false
 	}
 	logAppend := b.topicConfig(p.topic, "message.timestamp.type") == "LogAppendTime"
+	segmentBytes := b.topicConfigInt(p.topic, "segment.bytes")
 	now := b.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer func() {
+		if wrote {
+			p.wakeLocked()
+		}
+	}()
 	// Check every batch before appending any, so a request is all or nothing.
 	first := int64(-1)
 	off := 0
@@ -78,11 +108,11 @@ func (b *Broker) appendRecords(p *partition, records []byte, sp *kmsg.ProduceRes
 		off += h.length
 		if h.attributes&attrTransactional != 0 {
 			sp.ErrorCode = kafka.ErrInvalidTxnState
-			return
+			return wrote
 		}
 		if dup, base, code := p.checkSequence(&h); code != kafka.ErrNone {
 			sp.ErrorCode = code
-			return
+			return wrote
 		} else if dup {
 			b.metrics.duplicates.Inc()
 			if first < 0 {
@@ -90,8 +120,11 @@ func (b *Broker) appendRecords(p *partition, records []byte, sp *kmsg.ProduceRes
 			}
 			continue
 		}
-		stored := make([]byte, len(raw))
-		copy(stored, raw)
+		stored := raw // a disk log writes it before the request is released
+		if p.topic.store == nil {
+			stored = make([]byte, len(raw))
+			copy(stored, raw)
+		}
 		base := p.next
 		appendMillis := int64(-1)
 		if logAppend {
@@ -104,7 +137,12 @@ func (b *Broker) appendRecords(p *partition, records []byte, sp *kmsg.ProduceRes
 			maxTS = appendMillis
 		}
 		last := base + int64(h.lastOffsetDelta)
-		p.appendLocked(storedBatch{base: base, last: last, maxTimestamp: maxTS, appended: now, raw: stored})
+		if err := p.appendLocked(storedBatch{base: base, last: last, maxTimestamp: maxTS, appended: now, raw: stored}, segmentBytes); err != nil {
+			b.log.Error("append failed: answering KAFKA_STORAGE_ERROR", "topic", p.topic.name, "partition", p.index, "err", err)
+			sp.ErrorCode = kafka.ErrKafkaStorageError
+			return wrote
+		}
+		wrote = true
 		p.recordSequence(&h, base, last)
 		b.metrics.batchesIn.Inc()
 		b.metrics.recordsIn.Add(int(h.recordCount))
@@ -114,5 +152,5 @@ func (b *Broker) appendRecords(p *partition, records []byte, sp *kmsg.ProduceRes
 	}
 	sp.BaseOffset = first
 	sp.LogStartOffset = p.logStart
-	p.wakeLocked()
+	return wrote
 }

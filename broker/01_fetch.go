@@ -11,6 +11,7 @@ package broker
 // take as "use full fetches".
 
 import (
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,35 +163,46 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int64) 
 }
 
 // read fills sp with batches from offset, up to limit bytes (but at least
-// one whole batch when first is set). It returns the bytes returned.
+// one whole batch when first is set). It returns the bytes returned. The
+// partition lock is held only to read the watermarks: a disk log is read
+// with pread into a buffer sized by the request, so a consumer catching up
+// neither blocks producers nor pulls the log into memory.
 func (p *partition) read(offset, limit int64, first bool, sp *kmsg.FetchResponseTopicPartition) int64 {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = p.next, p.next, p.logStart
-	if offset < p.logStart || offset > p.next {
+	next, start, lg := p.next, p.logStart, p.log
+	p.mu.Unlock()
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = next, next, start
+	if err := offline(lg); err != nil {
+		sp.ErrorCode = kafka.ErrKafkaStorageError
+		return 0
+	}
+	if offset < start || offset > next {
 		sp.ErrorCode = kafka.ErrOffsetOutOfRange
 		return 0
 	}
-	i := p.findBatch(offset)
-	var size int64
-	j := i
-	for ; j < len(p.batches); j++ {
-		n := int64(len(p.batches[j].raw))
-		if size+n > limit && !(first && j == i) {
+	if offset == next {
+		return 0
+	}
+	data, err := lg.read(offset, limit, first)
+	if err != nil {
+		p.topic.storageError("fetch", p.index, err)
+		sp.ErrorCode = kafka.ErrKafkaStorageError
+		return 0
+	}
+	data = cutAtOffset(data, next)
+	sp.RecordBatches = data
+	return int64(len(data))
+}
+
+// cutAtOffset drops the batches at or above next (appended after the high
+// watermark was read), so a response never runs past its high watermark.
+func cutAtOffset(data []byte, next int64) []byte {
+	pos := 0
+	for pos+batchHeaderSize <= len(data) {
+		if int64(binary.BigEndian.Uint64(data[pos:])) >= next {
 			break
 		}
-		size += n
+		pos += 12 + int(int32(binary.BigEndian.Uint32(data[pos+batchLength:])))
 	}
-	switch {
-	case j == i:
-	case j == i+1:
-		sp.RecordBatches = p.batches[i].raw // immutable once appended
-	default:
-		buf := make([]byte, 0, size)
-		for k := i; k < j; k++ {
-			buf = append(buf, p.batches[k].raw...)
-		}
-		sp.RecordBatches = buf
-	}
-	return size
+	return data[:min(pos, len(data))]
 }

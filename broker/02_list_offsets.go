@@ -28,7 +28,7 @@ func (b *Broker) handleListOffsets(kreq kmsg.Request, _ *Client, respond Respond
 				sp.ErrorCode = kafka.ErrUnknownTopicOrPartition
 				sp.Offset, sp.Timestamp = -1, -1
 			} else {
-				sp.Offset, sp.Timestamp = p.offsetFor(rp.Timestamp)
+				sp.Offset, sp.Timestamp, sp.ErrorCode = p.offsetFor(rp.Timestamp)
 				sp.LeaderEpoch = 0
 				if req.Version == 0 {
 					sp.OldStyleOffsets = []int64{sp.Offset}
@@ -41,28 +41,34 @@ func (b *Broker) handleListOffsets(kreq kmsg.Request, _ *Client, respond Respond
 	respond(resp)
 }
 
-// offsetFor answers one ListOffsets lookup.
-func (p *partition) offsetFor(ts int64) (offset, timestamp int64) {
+// offsetFor answers one ListOffsets lookup; a log that cannot be read
+// answers KAFKA_STORAGE_ERROR.
+func (p *partition) offsetFor(ts int64) (offset, timestamp int64, code int16) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch ts {
-	case -2:
-		return p.logStart, -1
-	case -1:
-		return p.next, -1
-	case -3:
-		best, bestTS := int64(-1), int64(-1)
-		for _, sb := range p.batches {
-			if sb.maxTimestamp > bestTS {
-				best, bestTS = sb.last, sb.maxTimestamp
-			}
-		}
-		return best, bestTS
+	start, next, lg := p.logStart, p.next, p.log
+	p.mu.Unlock()
+	var ok bool
+	err := offline(lg)
+	switch {
+	case err != nil:
+	case ts == -2:
+		return start, -1, kafka.ErrNone
+	case ts == -1:
+		return next, -1, kafka.ErrNone
+	case ts == -3:
+		offset, timestamp, ok, err = lg.maxTimestamp()
+	default:
+		offset, timestamp, ok, err = lg.offsetForTime(ts)
+		offset = max(offset, start)
 	}
-	for _, sb := range p.batches {
-		if sb.maxTimestamp >= ts {
-			return sb.base, sb.maxTimestamp
-		}
+	switch {
+	case err != nil:
+		p.topic.storageError("list offsets", p.index, err)
+		return -1, -1, kafka.ErrKafkaStorageError
+	case !ok && ts == -3:
+		return -1, -1, kafka.ErrNone
+	case !ok:
+		return next, -1, kafka.ErrNone
 	}
-	return p.next, -1
+	return offset, timestamp, kafka.ErrNone
 }

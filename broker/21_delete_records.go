@@ -2,8 +2,9 @@ package broker
 
 // DeleteRecords: versions 0-2. Moves a partition's log start offset to the
 // requested offset (-1 means the high watermark), dropping the whole batches
-// below it; a batch straddling the new start stays, but offsets below the
-// log start can no longer be fetched. Offsets above the high watermark get
+// below it (with a data dir: the whole segments below it; the new start is
+// kept in the partition's start-offset file); a batch straddling the new
+// start stays, but offsets below the log start can no longer be fetched. Offsets above the high watermark get
 // OFFSET_OUT_OF_RANGE. The timeout is not used: deletion is immediate.
 
 import (
@@ -37,8 +38,9 @@ func (b *Broker) handleDeleteRecords(kreq kmsg.Request, _ *Client, respond Respo
 			}
 			if off < 0 || off > p.next {
 				sp.ErrorCode = kafka.ErrOffsetOutOfRange
-			} else {
-				p.truncateBefore(off)
+			} else if err := p.truncateBefore(off); err != nil {
+				p.topic.storageError("delete records", p.index, err)
+				sp.ErrorCode = kafka.ErrKafkaStorageError
 			}
 			sp.LowWatermark = p.logStart
 			p.mu.Unlock()

@@ -72,6 +72,7 @@ func (b *Broker) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validate
 	// addPartitions publishes a new slice in one atomic store, so readers
 	// holding the old one keep a consistent view.
 	t.addPartitions(rt.Count - cur)
+	b.saveTopicsLocked()
 	b.log.Info("partitions created", "topic", t.name, "from", cur, "to", rt.Count)
 	return kafka.ErrNone, ""
 }

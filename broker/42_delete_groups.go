@@ -30,6 +30,7 @@ func (b *Broker) handleDeleteGroups(kreq kmsg.Request, _ *Client, respond Respon
 			default:
 				g.stopTimers()
 				delete(gs.all, name)
+				b.persistGroupDelete(name)
 				b.log.Info("group deleted", "group", name)
 			}
 			resp.Groups = append(resp.Groups, dg)

@@ -144,6 +144,7 @@ func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, val
 	}
 	if !validateOnly {
 		t.configs = cfgs
+		b.saveTopicsLocked()
 		b.log.Info("topic configs altered", "topic", name)
 	}
 	return kafka.ErrNone, nil

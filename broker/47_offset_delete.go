@@ -50,6 +50,7 @@ func (b *Broker) handleOffsetDelete(kreq kmsg.Request, _ *Client, respond Respon
 					sp.ErrorCode = kafka.ErrGroupSubscribedToTopic
 				default:
 					delete(g.offsets[rt.Topic], rp.Partition)
+					b.persistOffset(g.name, rt.Topic, rp.Partition, nil)
 					if len(g.offsets[rt.Topic]) == 0 {
 						delete(g.offsets, rt.Topic)
 					}

@@ -61,7 +61,7 @@ func partitionState(b *Broker, topic string, partition int32) (logStart, next in
 	p := b.lookupTopic(topic).partitionOf(partition)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.logStart, p.next, len(p.batches)
+	return p.logStart, p.next, len(p.log.(*memLog).batches)
 }
 
 func TestAdminAPIsAdvertised(t *testing.T) {

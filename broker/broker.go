@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/storage"
 )
 
 // Config configures the embedded broker.
@@ -36,6 +37,19 @@ type Config struct {
 	Metrics *metrics.Set
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+
+	// DataDir keeps topics, partition logs and committed offsets on disk;
+	// empty means everything stays in memory.
+	DataDir string
+	// SegmentBytes is the default segment.bytes of a topic (roll by size).
+	SegmentBytes int64
+	// SegmentMaxAge rolls a segment once it has been active this long;
+	// zero means 7 days.
+	SegmentMaxAge time.Duration
+	// Fsync is when partition logs are fsynced (see storage.FsyncMode).
+	Fsync storage.FsyncMode
+	// FsyncInterval is the period of storage.FsyncInterval.
+	FsyncInterval time.Duration
 }
 
 // Client describes who sent a request.
@@ -71,12 +85,24 @@ type Broker struct {
 	producers producerIDs
 	groups    *groups
 	metrics   brokerMetrics
+	store     *diskStore // nil: in memory
 }
 
 const kafkaMaxKey = 80
 
-// New returns a broker serving the APIs of its handler table.
+// New returns a broker serving the APIs of its handler table. It panics
+// when Open fails, which only a DataDir can make happen: use Open then.
 func New(cfg Config) *Broker {
+	b, err := Open(cfg)
+	if err != nil {
+		panic(fmt.Sprintf("broker: %v", err))
+	}
+	return b
+}
+
+// Open returns a broker; with cfg.DataDir it recovers topics, partition
+// logs and committed offsets from disk first.
+func Open(cfg Config) (*Broker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -95,6 +121,9 @@ func New(cfg Config) *Broker {
 	if cfg.ClusterID == "" {
 		cfg.ClusterID = "floodgate"
 	}
+	if cfg.SegmentBytes <= 0 {
+		cfg.SegmentBytes = 1 << 30
+	}
 	b := &Broker{
 		cfg:    cfg,
 		log:    cfg.Logger,
@@ -103,8 +132,19 @@ func New(cfg Config) *Broker {
 	}
 	b.metrics = newBrokerMetrics(cfg.Metrics)
 	b.groups = newGroups(b)
+	if cfg.DataDir != "" {
+		store, err := openStore(cfg, b.log)
+		if err != nil {
+			return nil, err
+		}
+		b.store = store
+		if err := b.loadState(); err != nil {
+			store.close(b.allTopics())
+			return nil, err
+		}
+	}
 	b.register()
-	return b
+	return b, nil
 }
 
 // reg adds one API to the handler table.
@@ -128,9 +168,13 @@ func (b *Broker) Handle(req kmsg.Request, cl *Client, respond Responder) {
 	h.fn(req, cl, respond)
 }
 
-// Close stops the broker's timers.
+// Close stops the broker's timers and, with a data dir, fsyncs and
+// closes its files.
 func (b *Broker) Close() {
 	b.groups.close()
+	if b.store != nil {
+		b.store.close(b.allTopics())
+	}
 }
 
 func (b *Broker) now() time.Time { return b.cfg.Now() }

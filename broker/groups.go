@@ -11,9 +11,10 @@ package broker
 // it: state changes queue them in an outbox that is flushed after unlock.
 //
 // Committed offsets live in the group and outlive its members: a group whose
-// last member left is Empty and keeps its offsets. Offsets are in memory and
-// never expire (offsets.retention.minutes is not applied); an Empty group
-// without offsets is forgotten at once.
+// last member left is Empty and keeps its offsets. Offsets never expire
+// (offsets.retention.minutes is not applied); with a data dir every commit
+// and deletion is also appended to offsets.log (persist.go) before the
+// answer. An Empty group without offsets is forgotten at once.
 
 import (
 	"bytes"
@@ -595,6 +596,7 @@ func (g *group) commitOffset(topic string, partition int32, c committedOffset) {
 		g.offsets[topic] = ps
 	}
 	ps[partition] = c
+	g.gs.b.persistOffset(g.name, topic, partition, &c)
 }
 
 // subscribedTopics returns the topics the members of a "consumer" group

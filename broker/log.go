@@ -1,7 +1,7 @@
 package broker
 
 import (
-	"sort"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,16 +17,38 @@ type storedBatch struct {
 	raw          []byte
 }
 
+// partitionLog holds a partition's batches: in memory (memLog) or in
+// segment files (diskLog). Appends and deletions are serialised by the
+// partition's lock; reads may run at any time.
+type partitionLog interface {
+	// append stores a stamped batch, rolling segments at segmentBytes.
+	append(sb storedBatch, segmentBytes int64) error
+	// read returns whole batches from the one holding offset, up to limit
+	// bytes, but the first batch whole when first is set.
+	read(offset, limit int64, first bool) ([]byte, error)
+	// offsetForTime finds the first batch whose max timestamp is >= ts.
+	offsetForTime(ts int64) (base, maxTS int64, ok bool, err error)
+	// maxTimestamp finds the first batch with the largest max timestamp.
+	maxTimestamp() (last, ts int64, ok bool, err error)
+	// deleteBefore drops what lies entirely below offset.
+	deleteBefore(offset int64) error
+	// retain applies retention.ms and retention.bytes (-1: off) and returns
+	// the units (batches or segments) deleted and the first offset left.
+	retain(now time.Time, ms, bytes int64) (deleted int, start int64, err error)
+	// close releases files; remove also deletes them (topic deletion).
+	close() error
+	remove() error
+}
+
 // partition is one partition's log and the state that goes with it.
 type partition struct {
 	topic *topic
 	index int32
 
 	mu        sync.Mutex
-	batches   []storedBatch
+	log       partitionLog
 	logStart  int64
 	next      int64 // high watermark: offset of the next record
-	size      int64 // bytes of batches held
 	producers map[int64]*producerState
 	waiters   map[*fetchWaiter]struct{}
 }
@@ -37,10 +59,14 @@ type topic struct {
 	id      [16]byte
 	parts   atomic.Pointer[[]*partition] // replaced whole by CreatePartitions
 	configs map[string]string
+	store   *diskStore // nil: in memory
+	log     *slog.Logger
 }
 
-func newTopic(name string, partitions int32, configs map[string]string) *topic {
-	t := &topic{name: name, id: newUUID(), configs: configs}
+// newTopic returns a topic with its partitions' logs opened (recovered
+// from disk when the broker has a data dir).
+func (b *Broker) newTopic(name string, id [16]byte, partitions int32, configs map[string]string) *topic {
+	t := &topic{name: name, id: id, configs: configs, store: b.store, log: b.log}
 	if t.configs == nil {
 		t.configs = map[string]string{}
 	}
@@ -53,12 +79,18 @@ func (t *topic) addPartitions(n int32) {
 	parts := make([]*partition, len(old), len(old)+int(n))
 	copy(parts, old)
 	for i := int32(0); i < n; i++ {
-		parts = append(parts, &partition{
+		p := &partition{
 			topic:     t,
 			index:     int32(len(parts)),
 			producers: map[int64]*producerState{},
 			waiters:   map[*fetchWaiter]struct{}{},
-		})
+		}
+		if t.store == nil {
+			p.log = &memLog{}
+		} else {
+			t.store.openPartition(p)
+		}
+		parts = append(parts, p)
 	}
 	t.parts.Store(&parts)
 }
@@ -71,17 +103,13 @@ func (t *topic) partitionList() []*partition {
 	return nil
 }
 
-// findBatch returns the index of the batch holding offset, or len(batches).
-// The caller holds p.mu.
-func (p *partition) findBatch(offset int64) int {
-	return sort.Search(len(p.batches), func(i int) bool { return p.batches[i].last >= offset })
-}
-
 // appendLocked appends a stamped batch. The caller holds p.mu.
-func (p *partition) appendLocked(sb storedBatch) {
-	p.batches = append(p.batches, sb)
+func (p *partition) appendLocked(sb storedBatch, segmentBytes int64) error {
+	if err := p.log.append(sb, segmentBytes); err != nil {
+		return err
+	}
 	p.next = sb.last + 1
-	p.size += int64(len(sb.raw))
+	return nil
 }
 
 // wakeLocked wakes every fetch waiting on this partition. The caller holds p.mu.
@@ -92,21 +120,19 @@ func (p *partition) wakeLocked() {
 	}
 }
 
-// truncateBefore drops whole batches below offset (DeleteRecords,
-// retention) and moves the log start. The caller holds p.mu.
-func (p *partition) truncateBefore(offset int64) {
-	if offset > p.next {
-		offset = p.next
+// truncateBefore drops whole batches or segments below offset
+// (DeleteRecords) and moves the log start. The caller holds p.mu.
+func (p *partition) truncateBefore(offset int64) error {
+	offset = min(offset, p.next)
+	if err := p.log.deleteBefore(offset); err != nil {
+		return err
 	}
-	i := 0
-	for i < len(p.batches) && p.batches[i].last < offset {
-		p.size -= int64(len(p.batches[i].raw))
-		i++
-	}
-	if i > 0 {
-		p.batches = append(p.batches[:0:0], p.batches[i:]...)
-	}
-	if offset > p.logStart {
-		p.logStart = offset
-	}
+	p.logStart = max(p.logStart, offset)
+	return nil
+}
+
+// storageError logs a failed disk operation of one partition, which answers
+// KAFKA_STORAGE_ERROR for it.
+func (t *topic) storageError(op string, partition int32, err error) {
+	t.log.Error(op+" failed: answering KAFKA_STORAGE_ERROR", "topic", t.name, "partition", partition, "err", err)
 }

@@ -1,12 +1,15 @@
 package broker
 
 // Time and size retention (topic configs retention.ms and retention.bytes,
-// cleanup.policy=delete only). A background sweeper deletes whole batches
-// from the head of each partition: a batch is old once its max timestamp
-// (its append time when the timestamp is unset) is retention.ms in the past,
-// and batches go while the partition holds more than retention.bytes.
-// Kafka deletes whole segments; floodgate's unit is the batch, so it
-// deletes sooner and finer, never later. -1 turns either limit off.
+// cleanup.policy=delete only). A background sweeper deletes from the head of
+// each partition. With a data dir the unit is the segment, as in Kafka: a
+// segment goes once its largest timestamp (its file's modification time
+// when it has none) is retention.ms in the past, an expired active segment
+// is rolled first, and old segments go while the rest still holds at least
+// retention.bytes. In memory the unit is the batch (a batch is old once its
+// max timestamp, or its append time when unset, is retention.ms in the
+// past; batches go while the partition holds more than retention.bytes), so
+// memory deletes sooner and finer, never later. -1 turns either limit off.
 
 import (
 	"time"
@@ -36,7 +39,7 @@ func (b *Broker) startRetention(interval time.Duration) {
 }
 
 // sweepRetention applies retention to every partition once and returns the
-// number of batches deleted.
+// number of batches (in memory) or segments (on disk) deleted.
 func (b *Broker) sweepRetention() int {
 	now := b.now()
 	deleted := 0
@@ -50,7 +53,7 @@ func (b *Broker) sweepRetention() int {
 		for _, p := range parts {
 			n := p.applyRetention(now, ms, bytes)
 			if n > 0 {
-				b.log.Debug("retention deleted batches", "topic", t.name, "partition", p.index, "batches", n)
+				b.log.Debug("retention deleted batches or segments", "topic", t.name, "partition", p.index, "deleted", n)
 			}
 			deleted += n
 		}
@@ -61,30 +64,18 @@ func (b *Broker) sweepRetention() int {
 	return deleted
 }
 
-// applyRetention deletes the batches of p that retention.ms (ms) and
-// retention.bytes (bytes) no longer allow, and returns how many it deleted.
+// applyRetention deletes what retention.ms (ms) and retention.bytes
+// (bytes) no longer allow from p, and returns how many batches (in memory)
+// or segments (on disk) it deleted.
 func (p *partition) applyRetention(now time.Time, ms, bytes int64) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cutoff := now.UnixMilli() - ms
-	size := p.size
-	i := 0
-	for ; i < len(p.batches); i++ {
-		sb := &p.batches[i]
-		ts := sb.maxTimestamp
-		if ts < 0 {
-			ts = sb.appended.UnixMilli()
-		}
-		tooOld := ms >= 0 && ts < cutoff
-		tooBig := bytes >= 0 && size > bytes
-		if !tooOld && !tooBig {
-			break
-		}
-		size -= int64(len(sb.raw))
+	n, start, err := p.log.retain(now, ms, bytes)
+	if err != nil {
+		p.topic.storageError("retention", p.index, err)
 	}
-	if i == 0 {
-		return 0
+	if n > 0 && start > p.logStart {
+		p.logStart = min(start, p.next)
 	}
-	p.truncateBefore(p.batches[i-1].last + 1)
-	return i
+	return n
 }

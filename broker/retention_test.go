@@ -39,7 +39,7 @@ func TestRetentionBySize(t *testing.T) {
 	}
 	p := b.lookupTopic("t").partitionOf(0)
 	p.mu.Lock()
-	one := int64(len(p.batches[0].raw))
+	one := int64(len(p.log.(*memLog).batches[0].raw))
 	p.mu.Unlock()
 	// Unlimited by default (retention.bytes=-1): nothing goes.
 	if n := b.sweepRetention(); n != 0 {

@@ -47,7 +47,7 @@ func (b *Broker) topicConfigDefault(name string) (string, bool) {
 	case "message.timestamp.type":
 		return "CreateTime", true
 	case "segment.bytes":
-		return "1073741824", true
+		return strconv.FormatInt(b.cfg.SegmentBytes, 10), true
 	case "min.insync.replicas":
 		return "1", true
 	case "compression.type":
@@ -139,23 +139,28 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 	if t, ok := b.topics[name]; ok {
 		return t, kafka.ErrTopicAlreadyExists
 	}
-	t := newTopic(name, partitions, configs)
+	t := b.newTopic(name, newUUID(), partitions, configs)
 	b.topics[name] = t
 	b.byID[t.id] = t
+	b.saveTopicsLocked()
 	b.metrics.topics.Set(float64(len(b.topics)))
 	b.log.Info("topic created", "topic", name, "partitions", partitions)
 	return t, kafka.ErrNone
 }
 
-// deleteTopic removes a topic and wakes its waiting fetches.
+// deleteTopic removes a topic (and its files) and wakes its waiting fetches.
 func (b *Broker) deleteTopic(t *topic) {
 	b.mu.Lock()
 	delete(b.topics, t.name)
 	delete(b.byID, t.id)
 	b.metrics.topics.Set(float64(len(b.topics)))
+	b.saveTopicsLocked()
 	b.mu.Unlock()
 	for _, p := range t.partitionList() {
 		p.mu.Lock()
+		if err := p.log.remove(); err != nil {
+			b.log.Warn("removing a deleted partition's files", "topic", t.name, "partition", p.index, "err", err)
+		}
 		p.wakeLocked()
 		p.mu.Unlock()
 	}

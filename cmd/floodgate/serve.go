@@ -34,6 +34,7 @@ func serveCommand() *cli.Command {
 	}
 	flags = append(flags, limitFlags()...)
 	flags = append(flags, httpFlags()...)
+	flags = append(flags, storageFlags()...)
 	return &cli.Command{
 		Name:   "serve",
 		Usage:  "run floodgate with the embedded broker",
@@ -191,14 +192,21 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	b := broker.New(broker.Config{
+	bcfg := broker.Config{
 		Host: host, Port: port,
 		AutoCreateTopics:  c.Bool("auto-create-topics"),
 		DefaultPartitions: int32(c.Int("default-partitions")),
 		MaxFetchBytes:     lim.MaxFetchBytes,
 		Logger:            log,
 		Metrics:           set,
-	})
+	}
+	if err := applyStorageFlags(c, &bcfg, log); err != nil {
+		return err
+	}
+	b, err := broker.Open(bcfg)
+	if err != nil {
+		return err
+	}
 	defer b.Close()
 	srv.SetKafkaHandler(b)
 	api, err := newHTTPAPI(srv, b, set, log, &hlim)

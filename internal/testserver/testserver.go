@@ -17,6 +17,7 @@ import (
 	"github.com/floodgate/floodgate/httpapi"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
+	"github.com/floodgate/floodgate/storage"
 )
 
 // Server is a running test server.
@@ -64,6 +65,12 @@ func WithWorkers(n int) Option {
 	return func(s *settings) { s.loop.Workers = n }
 }
 
+// WithDataDir keeps the broker's state in dir (with fsync mode mode)
+// instead of in memory.
+func WithDataDir(dir string, mode storage.FsyncMode) Option {
+	return func(s *settings) { s.broker.DataDir, s.broker.Fsync = dir, mode }
+}
+
 // Start runs a server on 127.0.0.1 with ephemeral ports until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
@@ -95,7 +102,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 	p, _ := strconv.Atoi(port)
 	bc.Host, bc.Port = host, int32(p)
 	bc.MaxFetchBytes = lc.Limits.MaxFetchBytes
-	b := broker.New(bc)
+	b, err := broker.Open(bc)
+	if err != nil {
+		t.Fatalf("broker: %v", err)
+	}
 	srv.SetKafkaHandler(b)
 	api, err := httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready,
 		Kafka: b, Limits: &hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: lc.Logger})

@@ -1,0 +1,326 @@
+package broker
+
+// Durable broker state in --data-dir:
+//
+//	<data-dir>/.lock                   flock(2): one process per data dir
+//	<data-dir>/topics.json             topics (name, id, partitions, configs),
+//	                                   replaced atomically on every change
+//	<data-dir>/offsets.log             committed group offsets: an append-only
+//	                                   storage.MetaLog of JSON records,
+//	                                   compacted at start and as it grows
+//	<data-dir>/logs/<topic id>/<n>/    partition n's segments (package storage)
+//
+// Producer ids are not stored: after a restart they count up from the
+// current time in microseconds, so a new producer never reuses the id of
+// one whose sequences the recovered log still remembers.
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/floodgate/floodgate/storage"
+)
+
+const (
+	topicsFile  = "topics.json"
+	offsetsFile = "offsets.log"
+	logsDir     = "logs"
+	lockFile    = ".lock"
+	// offsetsCompactEvery is the least number of appended offset records
+	// between two compactions of offsets.log.
+	offsetsCompactEvery = 10000
+)
+
+// diskStore is the broker's persistence when it has a data dir.
+type diskStore struct {
+	dir    string
+	cfg    Config
+	log    *slog.Logger
+	syncer *storage.Syncer
+	lock   *os.File
+
+	closeOnce     sync.Once
+	offsets       *storage.MetaLog
+	offsetAppends int // records appended since the last compaction
+	offsetLive    int // records written by the last compaction
+}
+
+// topicMeta is one topic in topics.json.
+type topicMeta struct {
+	Name       string            `json:"name"`
+	ID         string            `json:"id"`
+	Partitions int32             `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+// offsetRecord is one offsets.log record: a commit, the deletion of one
+// offset (Del), or of a whole group (Del and no topic).
+type offsetRecord struct {
+	Group     string `json:"g"`
+	Topic     string `json:"t,omitempty"`
+	Partition int32  `json:"p,omitempty"`
+	Offset    int64  `json:"o,omitempty"`
+	Epoch     int32  `json:"e,omitempty"`
+	Metadata  string `json:"m,omitempty"`
+	AtMillis  int64  `json:"at,omitempty"`
+	Del       bool   `json:"del,omitempty"`
+}
+
+// openStore locks the data dir and starts the syncer.
+func openStore(cfg Config, log *slog.Logger) (*diskStore, error) {
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, logsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(cfg.DataDir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another floodgate: %w", cfg.DataDir, err)
+	}
+	s := &diskStore{dir: cfg.DataDir, cfg: cfg, log: log, lock: lock}
+	s.syncer = storage.NewSyncer(cfg.Fsync, cfg.FsyncInterval, log)
+	return s, nil
+}
+
+// loadState reads topics (recovering every partition log) and committed
+// offsets, and removes partition directories no topic owns.
+func (b *Broker) loadState() error {
+	s := b.store
+	data, err := os.ReadFile(filepath.Join(s.dir, topicsFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("load topics: %w", err)
+	}
+	var metas []topicMeta
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &metas); err != nil {
+			return fmt.Errorf("load topics: %s: %w", topicsFile, err)
+		}
+	}
+	live := map[string]bool{}
+	b.mu.Lock()
+	for _, m := range metas {
+		var id [16]byte
+		if n, err := hex.Decode(id[:], []byte(m.ID)); err != nil || n != 16 {
+			b.mu.Unlock()
+			return fmt.Errorf("load topics: topic %q has the bad id %q", m.Name, m.ID)
+		}
+		t := b.newTopic(m.Name, id, m.Partitions, m.Configs)
+		b.topics[m.Name], b.byID[id] = t, t
+		live[m.ID] = true
+	}
+	b.metrics.topics.Set(float64(len(b.topics)))
+	b.mu.Unlock()
+	s.removeOrphans(live)
+	if err := b.loadOffsets(); err != nil {
+		return err
+	}
+	b.producers.mu.Lock()
+	b.producers.next = b.now().UnixMicro()
+	b.producers.mu.Unlock()
+	b.log.Info("data dir loaded", "dir", s.dir, "topics", len(metas), "fsync", s.cfg.Fsync.String())
+	return nil
+}
+
+// removeOrphans deletes partition directories of topics that are gone (a
+// crash between saving topics.json and removing the files).
+func (s *diskStore) removeOrphans(live map[string]bool) {
+	des, err := os.ReadDir(filepath.Join(s.dir, logsDir))
+	if err != nil {
+		s.log.Warn("listing partition directories", "err", err)
+		return
+	}
+	for _, de := range des {
+		if !live[de.Name()] {
+			s.log.Info("removing the files of a deleted topic", "dir", de.Name())
+			if err := os.RemoveAll(filepath.Join(s.dir, logsDir, de.Name())); err != nil {
+				s.log.Warn("removing the files of a deleted topic", "dir", de.Name(), "err", err)
+			}
+		}
+	}
+}
+
+// saveTopicsLocked replaces topics.json. The caller holds b.mu.
+func (b *Broker) saveTopicsLocked() {
+	if b.store == nil {
+		return
+	}
+	metas := make([]topicMeta, 0, len(b.topics))
+	for _, t := range b.topics {
+		metas = append(metas, topicMeta{Name: t.name, ID: hex.EncodeToString(t.id[:]), Partitions: int32(len(t.partitionList())), Configs: t.configs})
+	}
+	sort.Slice(metas, func(i, j int) bool { return metas[i].Name < metas[j].Name })
+	data, err := json.MarshalIndent(metas, "", "  ")
+	if err == nil {
+		err = storage.WriteFileAtomic(filepath.Join(b.store.dir, topicsFile), data, b.store.cfg.Fsync != storage.FsyncNever)
+	}
+	if err != nil {
+		b.log.Error("saving topic metadata failed: topic changes since the last save are lost on restart", "err", err)
+	}
+}
+
+// openPartition opens (recovering) p's log and rebuilds its idempotent
+// producer state from the recovered tail. A log that cannot be opened
+// leaves the partition offline (KAFKA_STORAGE_ERROR) and is logged.
+func (s *diskStore) openPartition(p *partition) {
+	name := fmt.Sprintf("%s[%d]", p.topic.name, p.index)
+	l, rec, err := storage.Open(storage.Options{
+		Dir:     filepath.Join(s.dir, logsDir, hex.EncodeToString(p.topic.id[:]), fmt.Sprint(p.index)),
+		Name:    name,
+		RollAge: s.cfg.SegmentMaxAge,
+		Syncer:  s.syncer,
+		Logger:  s.log,
+		Now:     s.cfg.Now,
+	})
+	if err != nil {
+		s.log.Error("partition log cannot be opened: the partition answers KAFKA_STORAGE_ERROR", "partition", name, "err", err)
+		p.log = brokenLog{errPartitionOffline(name, err)}
+		return
+	}
+	p.log = diskLog{l}
+	p.logStart, p.next = l.StartOffset(), l.NextOffset()
+	for _, b := range rec.Tail {
+		if b.ProducerID < 0 {
+			continue
+		}
+		h := batchHeader{producerID: b.ProducerID, producerEpoch: b.ProducerEpoch, baseSequence: b.BaseSequence, lastOffsetDelta: int32(b.Last - b.Base)}
+		p.recordSequence(&h, b.Base, b.Last)
+	}
+	if rec.TruncatedBytes > 0 || rec.IndexRebuilt {
+		s.log.Warn("partition recovered", "partition", name, "truncated_bytes", rec.TruncatedBytes, "index_rebuilt", rec.IndexRebuilt, "next_offset", p.next)
+	}
+}
+
+// loadOffsets replays offsets.log into the group coordinator and compacts it.
+func (b *Broker) loadOffsets() error {
+	s := b.store
+	ml, recs, err := storage.OpenMetaLog(filepath.Join(s.dir, offsetsFile), s.syncer, s.log)
+	if err != nil {
+		return fmt.Errorf("load offsets: %w", err)
+	}
+	gs := b.groups
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	for _, raw := range recs {
+		var r offsetRecord
+		if err := json.Unmarshal(raw, &r); err != nil {
+			s.log.Warn("skipping an unreadable offsets.log record", "err", err)
+			continue
+		}
+		switch {
+		case r.Del && r.Topic == "":
+			delete(gs.all, r.Group)
+		case r.Del:
+			if g := gs.all[r.Group]; g != nil {
+				delete(g.offsets[r.Topic], r.Partition)
+				if len(g.offsets[r.Topic]) == 0 {
+					delete(g.offsets, r.Topic)
+				}
+			}
+		default:
+			gs.get(r.Group, true).commitOffset(r.Topic, r.Partition, committedOffset{
+				offset: r.Offset, leaderEpoch: r.Epoch, metadata: r.Metadata, at: time.UnixMilli(r.AtMillis),
+			})
+		}
+	}
+	for _, g := range gs.all {
+		if len(g.offsets) == 0 {
+			delete(gs.all, g.name)
+		}
+	}
+	s.offsets = ml // from here on commits are appended
+	return b.compactOffsetsLocked()
+}
+
+// persistOffset records a commit (c != nil) or the deletion of one offset.
+// The caller holds gs.mu. A failed write is logged: the commit stays in
+// memory but is lost on restart.
+func (b *Broker) persistOffset(group, topic string, partition int32, c *committedOffset) {
+	if b.store == nil || b.store.offsets == nil {
+		return
+	}
+	r := offsetRecord{Group: group, Topic: topic, Partition: partition, Del: c == nil}
+	if c != nil {
+		r.Offset, r.Epoch, r.Metadata, r.AtMillis = c.offset, c.leaderEpoch, c.metadata, c.at.UnixMilli()
+	}
+	b.appendOffsetRecord(r)
+}
+
+// persistGroupDelete records the deletion of a group. The caller holds gs.mu.
+func (b *Broker) persistGroupDelete(group string) {
+	if b.store == nil || b.store.offsets == nil {
+		return
+	}
+	b.appendOffsetRecord(offsetRecord{Group: group, Del: true})
+}
+
+func (b *Broker) appendOffsetRecord(r offsetRecord) {
+	s := b.store
+	data, _ := json.Marshal(r)
+	if err := s.offsets.Append(data); err != nil {
+		b.log.Error("persisting a committed offset failed: it is lost on restart", "group", r.Group, "topic", r.Topic, "partition", r.Partition, "err", err)
+		return
+	}
+	s.offsetAppends++
+	if s.offsetAppends >= max(offsetsCompactEvery, 2*s.offsetLive) {
+		if err := b.compactOffsetsLocked(); err != nil {
+			b.log.Warn("compacting offsets.log failed", "err", err)
+		}
+	}
+}
+
+// compactOffsetsLocked rewrites offsets.log with the live offsets only. The
+// caller holds gs.mu.
+func (b *Broker) compactOffsetsLocked() error {
+	s := b.store
+	var recs [][]byte
+	for _, g := range b.groups.all {
+		for t, ps := range g.offsets {
+			for p, c := range ps {
+				data, _ := json.Marshal(offsetRecord{Group: g.name, Topic: t, Partition: p, Offset: c.offset, Epoch: c.leaderEpoch, Metadata: c.metadata, AtMillis: c.at.UnixMilli()})
+				recs = append(recs, data)
+			}
+		}
+	}
+	if err := s.offsets.Rewrite(recs); err != nil {
+		return fmt.Errorf("compact offsets: %w", err)
+	}
+	s.offsetAppends, s.offsetLive = 0, len(recs)
+	return nil
+}
+
+// close stops the syncer (a last fsync round), closes every log and the
+// offsets log, and unlocks the data dir.
+func (s *diskStore) close(topics []*topic) {
+	s.closeOnce.Do(func() { s.closeFiles(topics) })
+}
+
+func (s *diskStore) closeFiles(topics []*topic) {
+	s.syncer.Close()
+	for _, t := range topics {
+		for _, p := range t.partitionList() {
+			p.mu.Lock()
+			if err := p.log.close(); err != nil {
+				s.log.Error("closing a partition log", "topic", t.name, "partition", p.index, "err", err)
+			}
+			p.mu.Unlock()
+		}
+	}
+	if s.offsets != nil {
+		if err := s.offsets.Close(); err != nil {
+			s.log.Error("closing offsets.log", "err", err)
+		}
+	}
+	s.lock.Close()
+}
