@@ -15,6 +15,7 @@ func main() {
 		Usage: "a Kafka-compatible server that stays calm under overload",
 		Commands: []*cli.Command{
 			serveCommand(),
+			benchCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -1,0 +1,238 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+)
+
+// FloodConfig configures a connection flood: an established client keeps
+// making requests before and during a flood of idle connections; after the
+// flood is closed, new clients try until one is served.
+type FloodConfig struct {
+	// Flood is the flood itself (Count about 3x the server's limit).
+	Flood HoldSpec
+	// PerProcess and ChildCommand: as in ConnsConfig.
+	PerProcess   int
+	ChildCommand []string
+	// ProbeURL is requested by the established client and the new ones
+	// (an http:// URL on the flooded server).
+	ProbeURL string
+	// ProbeRate is the established client's requests/s.
+	ProbeRate float64
+	// Before is how long the established client is measured before the
+	// flood; During how long it is measured once the flood is open.
+	Before, During time.Duration
+	// RecoverTimeout bounds the wait for a new client to be served.
+	RecoverTimeout time.Duration
+	Server         ServerProbe
+	Progress       *Progress
+}
+
+// FloodResult is the outcome of a flood run.
+type FloodResult struct {
+	Target        string  `json:"target"`
+	FloodOffered  int     `json:"flood_offered"`
+	FloodOpened   int64   `json:"flood_opened"`
+	FloodFailed   int64   `json:"flood_failed"`
+	FloodOpenS    float64 `json:"flood_open_s"`
+	Before        Latency `json:"established_before"`
+	During        Latency `json:"established_during"`
+	BeforeErrors  int64   `json:"established_errors_before"`
+	DuringErrors  int64   `json:"established_errors_during"`
+	P99Ratio      float64 `json:"p99_during_over_before"`
+	RecoveryMS    float64 `json:"new_client_served_after_ms"`
+	Recovered     bool    `json:"recovered"`
+	ServerAlive   bool    `json:"server_alive"`
+	RSSDuringByte int64   `json:"rss_during_bytes"`
+}
+
+// Table returns the summary table.
+func (r *FloodResult) Table() *Table {
+	t := &Table{Header: []string{"target", "flood", "opened", "failed", "p99 before", "p99 during", "ratio", "errors during", "new client served after", "alive"}}
+	rec := "never"
+	if r.Recovered {
+		rec = fmt.Sprintf("%.1f ms", r.RecoveryMS)
+	}
+	t.Add(r.Target, r.FloodOffered, r.FloodOpened, r.FloodFailed, fmt.Sprintf("%.3f ms", r.Before.P99MS),
+		fmt.Sprintf("%.3f ms", r.During.P99MS), fmt.Sprintf("%.2fx", r.P99Ratio), r.DuringErrors, rec, r.ServerAlive)
+	return t
+}
+
+// prober is a paced client on one keep-alive connection.
+type prober struct {
+	addr, req string
+	c         net.Conn
+	br        *bufio.Reader
+}
+
+func newProber(rawURL string) (*prober, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("--probe-url %q: want http://host:port/path", rawURL)
+	}
+	return &prober{addr: u.Host, req: fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.RequestURI(), u.Host)}, nil
+}
+
+// do sends one request on the kept connection (dialing if needed) and
+// reports whether it got a 2xx.
+func (p *prober) do(timeout time.Duration) bool {
+	if p.c == nil {
+		c, err := net.DialTimeout("tcp", p.addr, timeout)
+		if err != nil {
+			return false
+		}
+		p.c, p.br = c, bufio.NewReader(c)
+	}
+	_ = p.c.SetDeadline(time.Now().Add(timeout))
+	if _, err := p.c.Write([]byte(p.req)); err != nil {
+		p.reset()
+		return false
+	}
+	code, keep, err := readResponse(p.br)
+	if err != nil || !keep {
+		p.reset()
+	}
+	return err == nil && code >= 200 && code <= 299
+}
+
+func (p *prober) reset() {
+	if p.c != nil {
+		_ = p.c.Close()
+	}
+	p.c, p.br = nil, nil
+}
+
+// probeFor runs the established client at rate for d, recording latency
+// from each request's intended start.
+func (p *prober) probeFor(ctx context.Context, rate float64, d time.Duration, h *Hist, errs *int64, status func()) {
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	for i := 0; ctx.Err() == nil; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if at.Sub(start) >= d {
+			return
+		}
+		if w := time.Until(at); w > 0 {
+			time.Sleep(w)
+		}
+		if p.do(2 * time.Second) {
+			h.Record(time.Since(at))
+		} else {
+			*errs++
+		}
+		if status != nil {
+			status()
+		}
+	}
+}
+
+// RunFlood measures an established client before and during a flood and
+// the time until a new client is served after it.
+func RunFlood(ctx context.Context, cfg FloodConfig) (*FloodResult, error) {
+	if cfg.ProbeURL == "" {
+		return nil, ErrNoProbe
+	}
+	cc := ConnsConfig{Hold: cfg.Flood, PerProcess: cfg.PerProcess}
+	cc.defaults()
+	cfg.Flood, cfg.PerProcess = cc.Hold, cc.PerProcess
+	if cfg.Flood.OpenFor == 0 {
+		cfg.Flood.OpenFor = 15 * time.Second
+	}
+	if cfg.Flood.DialTimeout > 2*time.Second {
+		cfg.Flood.DialTimeout = 2 * time.Second
+	}
+	if err := cfg.Flood.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ProbeRate <= 0 {
+		cfg.ProbeRate = 100
+	}
+	if cfg.Before <= 0 {
+		cfg.Before = 2 * time.Second
+	}
+	if cfg.During <= 0 {
+		cfg.During = 3 * time.Second
+	}
+	if cfg.RecoverTimeout <= 0 {
+		cfg.RecoverTimeout = 30 * time.Second
+	}
+	p, err := newProber(cfg.ProbeURL)
+	if err != nil {
+		return nil, err
+	}
+	defer p.reset()
+	if !p.do(5 * time.Second) {
+		return nil, fmt.Errorf("established client: %s does not answer 2xx before the flood", cfg.ProbeURL)
+	}
+	res := &FloodResult{Target: cfg.Flood.Target, FloodOffered: cfg.Flood.Count}
+	var before, during Hist
+	p.probeFor(ctx, cfg.ProbeRate, cfg.Before, &before, &res.BeforeErrors, func() {
+		cfg.Progress.Update("flood: established client before the flood, %d requests", before.Count())
+	})
+	start := time.Now()
+	fleet, err := StartFleet(ctx, cfg.Flood, cfg.PerProcess, cfg.ChildCommand)
+	if err != nil {
+		return nil, err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			fleet.Close()
+		}
+	}()
+	// The established client keeps going while the flood opens and for
+	// During after it is open.
+	openDone := time.Time{}
+	for ctx.Err() == nil {
+		p.probeFor(ctx, cfg.ProbeRate, 100*time.Millisecond, &during, &res.DuringErrors, nil)
+		o, fl := fleet.Counts()
+		cfg.Progress.Update("flood %s: %.1fs opened %d failed %d; established p99 %.2f ms, errors %d",
+			cfg.Flood.Target, time.Since(start).Seconds(), o, fl, ms(during.Quantile(0.99)), res.DuringErrors)
+		if openDone.IsZero() && fleet.Ready() {
+			openDone = time.Now()
+			res.FloodOpenS = openDone.Sub(start).Seconds()
+		}
+		if !openDone.IsZero() && time.Since(openDone) >= cfg.During {
+			break
+		}
+		if time.Since(start) > cfg.Flood.OpenFor+cfg.Flood.DialTimeout+cfg.During+10*time.Second {
+			break
+		}
+	}
+	res.FloodOpened, res.FloodFailed = fleet.Counts()
+	res.ServerAlive = cfg.Server.Alive()
+	if cfg.Server.Enabled() {
+		if rss, err := cfg.Server.RSS(); err == nil {
+			res.RSSDuringByte = rss
+		}
+	}
+	fleet.Close()
+	closed = true
+	p.reset()
+	// After the flood: a new client (a new connection each try) until one
+	// is served.
+	t0 := time.Now()
+	for time.Since(t0) < cfg.RecoverTimeout && ctx.Err() == nil {
+		np, _ := newProber(cfg.ProbeURL)
+		ok := np.do(time.Second)
+		np.reset()
+		if ok {
+			res.Recovered = true
+			res.RecoveryMS = round3(ms(time.Since(t0)))
+			break
+		}
+		cfg.Progress.Update("flood: waiting for a new client to be served, %.1fs", time.Since(t0).Seconds())
+		time.Sleep(5 * time.Millisecond)
+	}
+	res.ServerAlive = res.ServerAlive && cfg.Server.Alive()
+	res.Before, res.During = before.Summary(), during.Summary()
+	if res.Before.P99MS > 0 {
+		res.P99Ratio = round3(res.During.P99MS / res.Before.P99MS)
+	}
+	cfg.Progress.Done()
+	return res, nil
+}

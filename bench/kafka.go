@@ -1,0 +1,515 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// KafkaConfig configures a Kafka load run.
+type KafkaConfig struct {
+	// Mode is produce, consume or roundtrip.
+	Mode string
+	// Brokers are the seed brokers (host:port).
+	Brokers []string
+	// Clients is the number of franz-go clients; each produces to (and
+	// consumes from) its own partition.
+	Clients int
+	// RecordSize is the value size in bytes.
+	RecordSize int
+	// Records is the total record count (0: run for Duration).
+	Records int64
+	// Duration bounds the run (0: until Records are done).
+	Duration time.Duration
+	// Acks is 0, 1 or -1 (all).
+	Acks int
+	// Compression is none, gzip, snappy, lz4 or zstd.
+	Compression string
+	// Rate, when > 0, paces production to this many records/s in total
+	// (open loop); 0 produces as fast as the client buffers allow.
+	Rate float64
+	// Topic is the topic to use (a fresh random one when empty).
+	Topic string
+	// MaxBuffered is each producer's cap on records not yet acknowledged.
+	MaxBuffered int
+	// Linger is the producer's batch linger.
+	Linger time.Duration
+	// Progress, when set, receives a status line while the run goes on.
+	Progress *Progress
+}
+
+// Validate checks the configuration.
+func (c *KafkaConfig) Validate() error {
+	switch c.Mode {
+	case "produce", "consume", "roundtrip":
+	default:
+		return fmt.Errorf("mode %q: want produce, consume or roundtrip", c.Mode)
+	}
+	if len(c.Brokers) == 0 {
+		return errors.New("--brokers: at least one host:port is needed")
+	}
+	if c.Clients < 1 || c.Clients > 1000 {
+		return fmt.Errorf("--clients=%d: must be between 1 and 1000", c.Clients)
+	}
+	if c.RecordSize < 0 || c.RecordSize > 16<<20 {
+		return fmt.Errorf("--record-size=%d: must be between 0 and 16 MiB", c.RecordSize)
+	}
+	if c.Mode == "roundtrip" && c.RecordSize < 8 {
+		return fmt.Errorf("--record-size=%d: roundtrip needs at least 8 bytes (a timestamp)", c.RecordSize)
+	}
+	if c.Records < 0 || c.Duration < 0 {
+		return errors.New("--records and --duration must not be negative")
+	}
+	if c.Records == 0 && c.Duration == 0 {
+		return errors.New("one of --records or --duration is needed")
+	}
+	if c.Mode == "consume" && c.Records == 0 {
+		return errors.New("consume needs --records (the records to preload and read back)")
+	}
+	switch c.Acks {
+	case 0, 1, -1:
+	default:
+		return fmt.Errorf("--acks=%d: want 0, 1 or -1 (all)", c.Acks)
+	}
+	if _, err := compressionCodec(c.Compression); err != nil {
+		return err
+	}
+	if c.Rate < 0 {
+		return fmt.Errorf("--rate=%v: must not be negative", c.Rate)
+	}
+	return nil
+}
+
+func compressionCodec(name string) (kgo.CompressionCodec, error) {
+	switch strings.ToLower(name) {
+	case "", "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.NoCompression(), fmt.Errorf("--compression=%q: want none, gzip, snappy, lz4 or zstd", name)
+}
+
+// ParseAcks reads --acks: 0, 1, -1 or all.
+func ParseAcks(s string) (int, error) {
+	switch s {
+	case "0":
+		return 0, nil
+	case "1":
+		return 1, nil
+	case "-1", "all":
+		return -1, nil
+	}
+	return 0, fmt.Errorf("--acks=%q: want 0, 1 or all", s)
+}
+
+// KafkaResult is the outcome of a Kafka run.
+type KafkaResult struct {
+	Mode          string  `json:"mode"`
+	Brokers       string  `json:"brokers"`
+	Clients       int     `json:"clients"`
+	RecordSize    int     `json:"record_size"`
+	Acks          int     `json:"acks"`
+	Compression   string  `json:"compression"`
+	Records       int64   `json:"records"`
+	DurationS     float64 `json:"duration_s"`
+	RecordsPerSec float64 `json:"records_per_s"`
+	MBPerSec      float64 `json:"mb_per_s"`
+	// Latency: produce is enqueue to acknowledgement; roundtrip is
+	// enqueue to delivery to a consumer; consume has none.
+	Latency Latency `json:"latency"`
+	Errors  int64   `json:"errors"`
+}
+
+// Table returns the summary table.
+func (r *KafkaResult) Table() *Table {
+	t := &Table{Header: []string{"mode", "clients", "size", "acks", "records", "records/s", "MB/s", "p50", "p99", "p999", "errors"}}
+	lat := func(v float64) string {
+		if r.Mode == "consume" {
+			return "-"
+		}
+		return fmt.Sprintf("%.3f ms", v)
+	}
+	t.Add(r.Mode, r.Clients, r.RecordSize, r.Acks, r.Records, r.RecordsPerSec, r.MBPerSec,
+		lat(r.Latency.P50MS), lat(r.Latency.P99MS), lat(r.Latency.P999MS), r.Errors)
+	return t
+}
+
+func (c *KafkaConfig) clientOpts(extra ...kgo.Opt) []kgo.Opt {
+	codec, _ := compressionCodec(c.Compression)
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.DefaultProduceTopic(c.Topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(codec),
+		kgo.MaxBufferedRecords(c.MaxBuffered),
+		kgo.ProducerLinger(c.Linger),
+		kgo.RecordRetries(10),
+	}
+	switch c.Acks {
+	case 0:
+		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+	case 1:
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	default:
+		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	}
+	return append(opts, extra...)
+}
+
+// createTopic creates the run's topic with one partition per client.
+func (c *KafkaConfig) createTopic(ctx context.Context) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...))
+	if err != nil {
+		return fmt.Errorf("kafka client for %v: %w", c.Brokers, err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopic(cctx, int32(c.Clients), 1, nil, c.Topic)
+	if err != nil {
+		return fmt.Errorf("create topic %s on %v: %w", c.Topic, c.Brokers, err)
+	}
+	if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", c.Topic, resp.Err)
+	}
+	return nil
+}
+
+// RunKafka runs cfg.Mode against cfg.Brokers.
+func RunKafka(ctx context.Context, cfg KafkaConfig) (*KafkaResult, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Topic == "" {
+		cfg.Topic = fmt.Sprintf("floodgate-bench-%d", rand.Uint64()%1_000_000_000)
+	}
+	if cfg.MaxBuffered == 0 {
+		cfg.MaxBuffered = 10000
+	}
+	if err := cfg.createTopic(ctx); err != nil {
+		return nil, err
+	}
+	res := &KafkaResult{Mode: cfg.Mode, Brokers: strings.Join(cfg.Brokers, ","), Clients: cfg.Clients,
+		RecordSize: cfg.RecordSize, Acks: cfg.Acks, Compression: cfg.Compression}
+	if res.Compression == "" {
+		res.Compression = "none"
+	}
+	var err error
+	switch cfg.Mode {
+	case "produce":
+		err = runProduce(ctx, cfg, res, false)
+	case "consume":
+		pre := cfg
+		pre.Progress = nil
+		pre.Duration = 0
+		pre.Rate = 0
+		var ignored KafkaResult
+		cfg.Progress.Update("kafka consume: preloading %d records", cfg.Records)
+		if err = runProduce(ctx, pre, &ignored, false); err == nil {
+			if ignored.Errors > 0 {
+				return nil, fmt.Errorf("preload of %d records: %d produce errors", cfg.Records, ignored.Errors)
+			}
+			err = runConsume(ctx, cfg, res, nil)
+		}
+	case "roundtrip":
+		err = runRoundtrip(ctx, cfg, res)
+	}
+	cfg.Progress.Done()
+	if err != nil {
+		return nil, err
+	}
+	if res.DurationS > 0 {
+		res.RecordsPerSec = float64(res.Records) / res.DurationS
+		res.MBPerSec = float64(res.Records) * float64(cfg.RecordSize) / 1e6 / res.DurationS
+	}
+	return res, nil
+}
+
+// budget hands out the right to produce one more record.
+type budget struct {
+	limit    int64 // 0: unlimited
+	deadline time.Time
+	n        atomic.Int64
+}
+
+func (b *budget) take() bool {
+	if !b.deadline.IsZero() && time.Now().After(b.deadline) {
+		return false
+	}
+	if b.limit > 0 {
+		return b.n.Add(1) <= b.limit
+	}
+	b.n.Add(1)
+	return true
+}
+
+func runProduce(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stamp bool) error {
+	clients := make([]*kgo.Client, cfg.Clients)
+	for i := range clients {
+		cl, err := kgo.NewClient(cfg.clientOpts()...)
+		if err != nil {
+			return fmt.Errorf("kafka client %d: %w", i, err)
+		}
+		defer cl.Close()
+		clients[i] = cl
+	}
+	b := &budget{limit: cfg.Records}
+	start := time.Now()
+	if cfg.Duration > 0 {
+		b.deadline = start.Add(cfg.Duration)
+	}
+	var acked, errs atomic.Int64
+	hists := make([]lockedHist, cfg.Clients)
+	value := make([]byte, cfg.RecordSize)
+	for i := range value {
+		value[i] = byte('a' + i%26)
+	}
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				cfg.Progress.Update("kafka %s: %.1fs acked %d errors %d", cfg.Mode, time.Since(start).Seconds(), acked.Load(), errs.Load())
+			}
+		}
+	}()
+	for i, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var interval time.Duration
+			if cfg.Rate > 0 {
+				interval = time.Duration(float64(cfg.Clients) / cfg.Rate * 1e9)
+			}
+			next := time.Now()
+			h := &hists[i]
+			for ctx.Err() == nil && b.take() {
+				if interval > 0 {
+					if d := time.Until(next); d > 0 {
+						time.Sleep(d)
+					}
+					next = next.Add(interval)
+				}
+				v := value
+				if stamp {
+					v = make([]byte, cfg.RecordSize)
+					copy(v, value)
+					binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
+				}
+				t0 := time.Now()
+				cl.Produce(ctx, &kgo.Record{Value: v, Partition: int32(i)}, func(_ *kgo.Record, err error) {
+					if err != nil {
+						errs.Add(1)
+						firstErr.CompareAndSwap(nil, err)
+						return
+					}
+					if !stamp {
+						h.Record(time.Since(t0))
+					}
+					acked.Add(1)
+				})
+			}
+			if err := cl.Flush(ctx); err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	res.DurationS = time.Since(start).Seconds()
+	res.Records = acked.Load()
+	res.Errors = errs.Load()
+	var all Hist
+	for i := range hists {
+		all.Merge(hists[i].snapshot())
+	}
+	res.Latency = all.Summary()
+	if res.Records == 0 {
+		if e, ok := firstErr.Load().(error); ok {
+			return fmt.Errorf("no record was acknowledged: %w", e)
+		}
+		return errors.New("no record was acknowledged")
+	}
+	return nil
+}
+
+// runConsume reads cfg.Records records from the start of every partition.
+// With stampHist set it records the end-to-end latency stamped in values.
+func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stampHist *lockedHist) error {
+	want := cfg.Records
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.Duration > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeout(ctx, cfg.Duration+30*time.Second)
+		defer c2()
+	}
+	var got, errs atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	var done atomic.Bool
+	deadline := time.Time{}
+	if cfg.Duration > 0 && stampHist == nil {
+		deadline = start.Add(cfg.Duration)
+	}
+	for i := 0; i < cfg.Clients; i++ {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {int32(i): kgo.NewOffset().AtStart()}}),
+			kgo.FetchMaxWait(500*time.Millisecond))
+		if err != nil {
+			return fmt.Errorf("kafka consumer %d: %w", i, err)
+		}
+		defer cl.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil && !done.Load() {
+				fs := cl.PollFetches(ctx)
+				fs.EachError(func(_ string, _ int32, err error) {
+					if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+						errs.Add(1)
+					}
+				})
+				now := time.Now()
+				n := int64(0)
+				fs.EachRecord(func(r *kgo.Record) {
+					n++
+					if stampHist != nil && len(r.Value) >= 8 {
+						sent := int64(binary.BigEndian.Uint64(r.Value))
+						stampHist.Record(time.Duration(now.UnixNano() - sent))
+					}
+				})
+				total := got.Add(n)
+				cfg.Progress.Update("kafka %s: %.1fs consumed %d/%d", cfg.Mode, time.Since(start).Seconds(), total, want)
+				if (want > 0 && total >= want) || (!deadline.IsZero() && now.After(deadline)) {
+					done.Store(true)
+					cancel()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if stampHist == nil {
+		res.DurationS = time.Since(start).Seconds()
+		res.Records = got.Load()
+	}
+	res.Errors += errs.Load()
+	if want > 0 && got.Load() < want && (cfg.Duration == 0 || stampHist != nil) {
+		return fmt.Errorf("consumed %d of %d records before the deadline", got.Load(), want)
+	}
+	return nil
+}
+
+func runRoundtrip(ctx context.Context, cfg KafkaConfig, res *KafkaResult) error {
+	var h lockedHist
+	prod := cfg
+	prod.Progress = nil
+	var consErr error
+	consDone := make(chan struct{})
+	// The consumer reads what the producer acknowledged; it is told the
+	// count once production ends.
+	var pres KafkaResult
+	start := time.Now()
+	perr := make(chan error, 1)
+	go func() { perr <- runProduce(ctx, prod, &pres, true) }()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cons := cfg
+	cons.Records = 0
+	cons.Duration = 0
+	var cres KafkaResult
+	var want atomic.Int64
+	go func() {
+		defer close(consDone)
+		consErr = runConsumeUntil(cctx, cons, &cres, &h, &want)
+	}()
+	if err := <-perr; err != nil {
+		cancel()
+		<-consDone
+		return err
+	}
+	want.Store(pres.Records)
+	select {
+	case <-consDone:
+	case <-time.After(30 * time.Second):
+		cancel()
+		<-consDone
+	}
+	if consErr != nil {
+		return consErr
+	}
+	res.Records = pres.Records
+	// Records/s of a roundtrip count until the last delivery.
+	res.DurationS = time.Since(start).Seconds()
+	res.Errors = pres.Errors + cres.Errors
+	res.Latency = h.snapshot().Summary()
+	return nil
+}
+
+// runConsumeUntil consumes until want (set later, 0 = not yet known)
+// records have arrived or ctx ends.
+func runConsumeUntil(ctx context.Context, cfg KafkaConfig, res *KafkaResult, h *lockedHist, want *atomic.Int64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var got atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < cfg.Clients; i++ {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {int32(i): kgo.NewOffset().AtStart()}}),
+			kgo.FetchMaxWait(100*time.Millisecond))
+		if err != nil {
+			return fmt.Errorf("kafka consumer %d: %w", i, err)
+		}
+		defer cl.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				fs := cl.PollFetches(ctx)
+				now := time.Now()
+				var n int64
+				fs.EachRecord(func(r *kgo.Record) {
+					n++
+					if len(r.Value) >= 8 {
+						h.Record(time.Duration(now.UnixNano() - int64(binary.BigEndian.Uint64(r.Value))))
+					}
+				})
+				total := got.Add(n)
+				cfg.Progress.Update("kafka roundtrip: delivered %d", total)
+				if w := want.Load(); w > 0 && total >= w {
+					cancel()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.Records = got.Load()
+	if w := want.Load(); w > 0 && res.Records < w {
+		return fmt.Errorf("roundtrip: %d of %d acknowledged records delivered", res.Records, w)
+	}
+	return nil
+}

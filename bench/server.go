@@ -1,0 +1,178 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ServerProbe reads a server's resource use: from floodgate's /admin/stats
+// (StatsURL) or from /proc/PID (PID), whichever is set; /proc wins for
+// descriptors and CPU, which /admin/stats does not report.
+type ServerProbe struct {
+	PID      int
+	StatsURL string
+}
+
+// Enabled reports whether anything can be read.
+func (p ServerProbe) Enabled() bool { return p.PID > 0 || p.StatsURL != "" }
+
+var statsClient = &http.Client{Timeout: 3 * time.Second}
+
+// stats fetches floodgate's /admin/stats.
+func (p ServerProbe) stats() (map[string]any, error) {
+	resp, err := statsClient.Get(p.StatsURL)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p.StatsURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("read %s: status %d", p.StatsURL, resp.StatusCode)
+	}
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", p.StatsURL, err)
+	}
+	return m, nil
+}
+
+// RSS returns the server's resident set size in bytes.
+func (p ServerProbe) RSS() (int64, error) {
+	if p.PID > 0 {
+		return procRSS(p.PID)
+	}
+	if p.StatsURL == "" {
+		return 0, errors.New("no --pid or --stats-url to read server RSS from")
+	}
+	m, err := p.stats()
+	if err != nil {
+		return 0, err
+	}
+	v, ok := m["process_resident_bytes"].(float64)
+	if !ok {
+		return 0, fmt.Errorf("%s has no process_resident_bytes", p.StatsURL)
+	}
+	return int64(v), nil
+}
+
+// Connections returns the connections the server reports holding
+// (/admin/stats "connections"), or its open descriptors when only a PID is
+// known; ok is false when neither can be read.
+func (p ServerProbe) Connections() (n int64, ok bool) {
+	if p.StatsURL != "" {
+		if m, err := p.stats(); err == nil {
+			if v, found := m["connections"].(float64); found {
+				return int64(v), true
+			}
+		}
+	}
+	if p.PID > 0 {
+		if fds, err := procFDs(p.PID); err == nil {
+			return int64(fds), true
+		}
+	}
+	return 0, false
+}
+
+// CPU returns the server's user+system CPU time.
+func (p ServerProbe) CPU() (time.Duration, error) {
+	if p.PID <= 0 {
+		return 0, errors.New("CPU time needs --pid")
+	}
+	return procCPU(p.PID)
+}
+
+// Alive reports whether the server process exists (true without a PID).
+func (p ServerProbe) Alive() bool {
+	if p.PID <= 0 {
+		return true
+	}
+	if err := syscall.Kill(p.PID, 0); err != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID))
+	if err != nil {
+		return false
+	}
+	// A zombie (state Z) is not serving.
+	if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) {
+		return b[i+2] != 'Z'
+	}
+	return true
+}
+
+func procRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read RSS of pid %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				kb, err := strconv.ParseInt(f[0], 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("parse VmRSS of pid %d: %w", pid, err)
+				}
+				return kb * 1024, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("pid %d: no VmRSS in /proc status", pid)
+}
+
+func procFDs(pid int) (int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0, fmt.Errorf("count descriptors of pid %d: %w", pid, err)
+	}
+	return len(ents), nil
+}
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
+
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read CPU of pid %d: %w", pid, err)
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("pid %d: bad /proc stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// fields after ")": state(0) ... utime(11) stime(12)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("pid %d: short /proc stat", pid)
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("pid %d: bad CPU fields in /proc stat", pid)
+	}
+	return time.Duration(u+s) * time.Second / clockTicks, nil
+}
+
+// RaiseNoFile raises this process's soft open-files limit to the hard one
+// and returns the new soft limit.
+func RaiseNoFile() (uint64, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, fmt.Errorf("getrlimit NOFILE: %w", err)
+	}
+	if rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+			return 0, fmt.Errorf("setrlimit NOFILE to %d: %w", rl.Max, err)
+		}
+	}
+	return rl.Cur, nil
+}
