@@ -156,6 +156,16 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int64) 
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	// Kafka answers an empty records field, never a null one: clients on
+	// non-flexible Fetch versions (sarama configured below Kafka 2.7, i.e.
+	// Fetch v4-v11) fail to decode a null records field.
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			if resp.Topics[i].Partitions[j].RecordBatches == nil {
+				resp.Topics[i].Partitions[j].RecordBatches = []byte{}
+			}
+		}
+	}
 	if urgent {
 		return resp, -1
 	}

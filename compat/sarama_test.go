@@ -26,8 +26,15 @@ func TestSarama(t *testing.T) {
 	for _, v := range []struct {
 		name    string
 		version sarama.KafkaVersion
-	}{{"default-" + sarama.DefaultVersion.String(), sarama.DefaultVersion}, {"4.1", sarama.V4_1_0_0}} {
+	}{
+		{"default-" + sarama.DefaultVersion.String(), sarama.DefaultVersion}, // Fetch v12 (flexible)
+		{"0.11", sarama.V0_11_0_2}, // the oldest with record batches: Fetch v5, Produce v3, JoinGroup v1
+		{"1.0", sarama.V1_0_0_0},   // Fetch v6
+		{"2.1", sarama.V2_1_0_0},   // Fetch v10, OffsetCommit v4
+		{"4.1", sarama.V4_1_0_0},
+	} {
 		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
 			srv := testserver.Start(t)
 			runScenario(t, &saramaClient{addr: srv.KafkaAddr(), version: v.version}, srv.KafkaAddr(), "sarama")
 		})
