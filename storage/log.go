@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,8 +69,8 @@ func (l *Log) Append(raw []byte, info Batch, segmentBytes int64) error {
 	if l.closed {
 		return ErrClosed
 	}
-	if info.Base != l.next {
-		return fmt.Errorf("append %s: base offset %d, want %d", l.opts.Name, info.Base, l.next)
+	if info.Base != l.next || len(raw) < HeaderSize || int64(binary.BigEndian.Uint64(raw)) != info.Base {
+		return fmt.Errorf("append %s: base offset %d, want %d stamped in the batch", l.opts.Name, info.Base, l.next)
 	}
 	segmentBytes = min(max(segmentBytes, 1), MaxSegmentBytes)
 	s := l.active()
