@@ -91,12 +91,14 @@ func freePort(t *testing.T) int {
 func startBinary(t *testing.T) string {
 	t.Helper()
 	bin := floodgateBinary(t)
+	dataDir := t.TempDir()
 	var lastErr string
 	for attempt := 0; attempt < 3; attempt++ {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 		cmd := exec.Command(bin, "serve",
 			"--kafka-listen", addr,
 			"--http-listen", "127.0.0.1:0",
+			"--data-dir", dataDir, // the default storage (on disk), fresh per test
 			"--event-loops", "2",
 			"--log-level", "warn")
 		var stderr syncBuffer
