@@ -38,6 +38,14 @@ fuzz:
 	@for f in $$($(GO) test -list='^Fuzz' ./codec/http/ | grep '^Fuzz'); do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./codec/http/ || exit 1; done
 
-## bench: the go benchmarks of the hot paths (see BENCHMARKS.md)
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=5 ./codec/... ./loop/ ./limits/
+## bench: the go benchmarks of the hot paths, then the standard suite side by side with
+## nginx, kfake and net/http; rewrites the tables in BENCHMARKS.md (BENCHARGS="--quick" for a smoke run)
+BENCHARGS ?=
+bench: build
+	@command -v nginx >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 && command -v iperf3 >/dev/null 2>&1 || \
+		(apt-get install -y -qq nginx wrk iperf3 >/dev/null 2>&1 || sudo -n apt-get install -y -qq nginx wrk iperf3 >/dev/null 2>&1) || \
+		echo "NOTE: nginx/wrk/iperf3 could not be installed; those comparisons will say so"
+	@mkdir -p bin
+	$(GO) test -run='^$$' -bench=. -benchmem -count=5 ./codec/... ./loop/ ./limits/ > bin/gobench.txt; rc=$$?; cat bin/gobench.txt; exit $$rc
+	$(GO) build -o bin/bench-suite ./bench/suite
+	bin/bench-suite --floodgate $(BIN) --md BENCHMARKS.md --charts bench/charts --gobench bin/gobench.txt $(BENCHARGS)

@@ -452,7 +452,11 @@ func RunConns(ctx context.Context, cfg ConnsConfig) (*ConnsResult, error) {
 	defer fleet.Close()
 	res.Processes = fleet.Processes()
 	deadline := start.Add(cfg.Timeout)
+	// The server's count stops short of the opened connections when it
+	// refuses some (a connection limit): give up after it stalls.
+	lastN, lastChange := int64(-1), time.Now()
 	for {
+		ready := fleet.Ready() // before the counts, which may still move until then
 		o, fl := fleet.Counts()
 		srvN := int64(-1)
 		if canCount {
@@ -461,18 +465,27 @@ func RunConns(ctx context.Context, cfg ConnsConfig) (*ConnsResult, error) {
 			}
 		}
 		cfg.Progress.Update("conns %s: %.1fs opened %d failed %d server %d", cfg.Hold.Target, time.Since(start).Seconds(), o, fl, srvN)
-		ready := fleet.Ready()
 		if ready && (!canCount || srvN >= o) {
 			res.Accepted = srvN
 			break
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if srvN != lastN {
+			lastN, lastChange = srvN, time.Now()
+		}
+		stalled := ready && time.Since(lastChange) > 3*time.Second
+		if stalled || time.Now().After(deadline) || ctx.Err() != nil {
 			res.Accepted = srvN
+			if stalled {
+				// The server's count stopped moving: it was done then.
+				res.AcceptS = lastChange.Sub(start).Seconds()
+			}
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	res.AcceptS = time.Since(start).Seconds()
+	if res.AcceptS == 0 {
+		res.AcceptS = time.Since(start).Seconds()
+	}
 	res.Opened, res.Failed = fleet.Counts()
 	res.FirstErr = fleet.FirstError()
 	// Let the server settle (GC, lazily touched pages) before reading.
@@ -502,8 +515,12 @@ func RunConns(ctx context.Context, cfg ConnsConfig) (*ConnsResult, error) {
 			return nil, err
 		}
 		res.RSSHeldBytes = rss
-		if res.Opened > 0 {
-			res.RSSPerConn = math1(float64(rss-res.RSSBeforeBytes) / float64(res.Opened))
+		held := res.Opened
+		if canCount && res.Accepted > 0 && res.Accepted < held {
+			held = res.Accepted
+		}
+		if held > 0 {
+			res.RSSPerConn = math1(float64(rss-res.RSSBeforeBytes) / float64(held))
 		}
 	}
 	cfg.Progress.Done()

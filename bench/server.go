@@ -15,7 +15,8 @@ import (
 
 // ServerProbe reads a server's resource use: from floodgate's /admin/stats
 // (StatsURL) or from /proc/PID (PID), whichever is set; /proc wins for
-// descriptors and CPU, which /admin/stats does not report.
+// RSS, descriptors and CPU, and covers the process with its direct
+// children (nginx's workers).
 type ServerProbe struct {
 	PID      int
 	StatsURL string
@@ -46,7 +47,7 @@ func (p ServerProbe) stats() (map[string]any, error) {
 // RSS returns the server's resident set size in bytes.
 func (p ServerProbe) RSS() (int64, error) {
 	if p.PID > 0 {
-		return procRSS(p.PID)
+		return sumTree(p.PID, procRSS)
 	}
 	if p.StatsURL == "" {
 		return 0, errors.New("no --pid or --stats-url to read server RSS from")
@@ -74,8 +75,11 @@ func (p ServerProbe) Connections() (n int64, ok bool) {
 		}
 	}
 	if p.PID > 0 {
-		if fds, err := procFDs(p.PID); err == nil {
-			return int64(fds), true
+		if fds, err := sumTree(p.PID, func(pid int) (int64, error) {
+			n, err := procFDs(pid)
+			return int64(n), err
+		}); err == nil {
+			return fds, true
 		}
 	}
 	return 0, false
@@ -86,7 +90,41 @@ func (p ServerProbe) CPU() (time.Duration, error) {
 	if p.PID <= 0 {
 		return 0, errors.New("CPU time needs --pid")
 	}
-	return procCPU(p.PID)
+	d, err := sumTree(p.PID, func(pid int) (int64, error) {
+		d, err := procCPU(pid)
+		return int64(d), err
+	})
+	return time.Duration(d), err
+}
+
+// children returns the direct children of pid (nginx's workers).
+func children(pid int) []int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// sumTree adds get over pid and its direct children: a server such as
+// nginx holds its connections in worker processes.
+func sumTree(pid int, get func(int) (int64, error)) (int64, error) {
+	total, err := get(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range children(pid) {
+		if v, err := get(c); err == nil {
+			total += v
+		}
+	}
+	return total, nil
 }
 
 // Alive reports whether the server process exists (true without a PID).
