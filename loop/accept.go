@@ -80,17 +80,17 @@ func (s *Server) loopCount() int {
 }
 
 // startAcceptor runs the accept loop of one listener.
-func (s *Server) startAcceptor(ln net.Listener, kind listenerKind) {
+func (s *Server) startAcceptor(ln net.Listener, kind listenerKind, tag int32) {
 	s.acceptors.Add(1)
 	go func() {
 		defer s.acceptors.Done()
-		s.acceptLoop(ln.(*net.TCPListener), kind)
+		s.acceptLoop(ln.(*net.TCPListener), kind, tag)
 	}()
 }
 
 // acceptLoop accepts until the listener closes. No error stops it: resource
 // errors back off and retry, everything else is counted and retried.
-func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind) {
+func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind, tag int32) {
 	var delay time.Duration
 	for {
 		nc, err := ln.AcceptTCP()
@@ -98,7 +98,7 @@ func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind) {
 			// A socket that could not be handed to its loop for want of
 			// descriptors (dup fails with EMFILE) is the same exhaustion as
 			// a failed accept: back off the same way.
-			err = s.admit(nc, kind)
+			err = s.admit(nc, kind, tag)
 		}
 		if err != nil {
 			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
@@ -143,7 +143,7 @@ func errnoName(err error) string {
 // admit applies the global limits to a new socket and hands it to the
 // event loop of its source IP. Over a limit the socket is closed at once.
 // It returns an error only for resource exhaustion worth backing off for.
-func (s *Server) admit(nc *net.TCPConn, kind listenerKind) error {
+func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 	max := int64(s.cfg.Limits.MaxConnections)
 	if kind == kindHTTP {
 		max += int64(s.cfg.HTTPReserve)
@@ -166,6 +166,8 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind) error {
 	s.met.connsTotal.Inc()
 	ip := remoteIP(nc)
 	c := newConn(s, kind, ip, nc.RemoteAddr().String())
+	c.tag = tag
+	c.id = s.connIDs.Add(1)
 	l := s.loopFor(ip)
 	c.loop = l
 	if err := s.enroll(l, c, nc); err != nil {

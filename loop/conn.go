@@ -27,6 +27,8 @@ type conn struct {
 	ip   netip.Addr
 	addr string
 	loop *loopState
+	tag  int32  // the Kafka listener's tag (BootstrapTag for the main one)
+	id   uint64 // unique per server, for handlers that keep per-connection state
 
 	// Owned by the event loop (or by the park goroutine while parked).
 	gc          gnet.Conn

@@ -71,6 +71,7 @@ func (s *Server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	}
 	c.releaseAll()
 	s.active.Add(-1)
+	s.connClosed(c)
 	return gnet.None
 }
 

@@ -235,7 +235,11 @@ func (c *conn) serve(seq uint64, h *kafka.Header, frame []byte, reserved int64, 
 			c.closeAsync("panic")
 		}
 	}()
-	req, err := kafka.DecodeRequest(h, frame[h.Size:])
+	var req kmsg.Request
+	var err error
+	if _, raw := s.cfg.Kafka.(RawKafkaHandler); !raw || reject {
+		req, err = kafka.DecodeRequest(h, frame[h.Size:])
+	}
 	if err != nil {
 		s.met.malformed.Inc()
 		s.warn.Warn("malformed:"+c.ip.String(), "malformed request body; closing connection", "api", kmsg.NameForKey(h.APIKey),
@@ -248,6 +252,28 @@ func (c *conn) serve(seq uint64, h *kafka.Header, frame []byte, reserved int64, 
 	idx := apiIndex(h.APIKey)
 	if m := s.met.requests[idx]; m != nil {
 		m.Inc()
+	}
+	if rh, ok := s.cfg.Kafka.(RawKafkaHandler); ok && !reject {
+		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.ip.String()}, h, frame, func(resp []byte) {
+			release()
+			if m := s.met.latency[idx]; m != nil {
+				m.UpdateDuration(start)
+			}
+			if resp == nil {
+				c.complete(seq, nil)
+				return
+			}
+			buf := s.bufs.get()
+			*buf = append(*buf, resp...)
+			if throttle > 0 {
+				if r, err := kafka.DecodeResponse(h, resp); err == nil {
+					kafka.SetThrottle(r, int32(throttle.Milliseconds()))
+					*buf = kafka.AppendResponse((*buf)[:0], h, r)
+				}
+			}
+			c.complete(seq, buf)
+		})
+		return
 	}
 	respond := func(resp kmsg.Response) {
 		release()

@@ -168,6 +168,7 @@ func (c *conn) finishParked(reason string) {
 	s.met.closed(reason)
 	c.releaseAll()
 	s.active.Add(-1)
+	s.connClosed(c)
 	l := c.loop
 	_ = l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 		if c.counted {

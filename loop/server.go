@@ -80,9 +80,14 @@ type Server struct {
 	acceptors sync.WaitGroup
 	stopping  atomic.Bool
 
-	active   atomic.Int64 // open connections (Kafka and HTTP), parked included
-	parked   atomic.Int64
-	inflight atomic.Int64
+	connIDs   atomic.Uint64
+	extraMu   sync.Mutex
+	extraLns  []net.Listener
+	extraTags []int32
+	serving   bool         // acceptors running; guarded by extraMu
+	active    atomic.Int64 // open connections (Kafka and HTTP), parked included
+	parked    atomic.Int64
+	inflight  atomic.Int64
 
 	ipSeed  maphash.Seed
 	loopsMu sync.Mutex
@@ -197,10 +202,16 @@ func (s *Server) serve() error {
 		_ = s.Stop(context.Background())
 		return err
 	}
-	s.startAcceptor(s.kafkaLn, kindKafka)
+	s.startAcceptor(s.kafkaLn, kindKafka, BootstrapTag)
 	if s.httpLn != nil {
-		s.startAcceptor(s.httpLn, kindHTTP)
+		s.startAcceptor(s.httpLn, kindHTTP, BootstrapTag)
 	}
+	s.extraMu.Lock()
+	s.serving = true
+	for i, ln := range s.extraLns {
+		s.startAcceptor(ln, kindKafka, s.extraTags[i])
+	}
+	s.extraMu.Unlock()
 	s.log.Info("floodgate listening", "kafka", s.kafkaLn.Addr().String(), "http", s.HTTPAddr(),
 		"event_loops", s.cfg.EventLoops, "workers", s.cfg.Workers, "max_connections", s.cfg.Limits.MaxConnections)
 	return nil
@@ -235,6 +246,11 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.httpLn != nil {
 		s.httpLn.Close()
 	}
+	s.extraMu.Lock()
+	for _, ln := range s.extraLns {
+		ln.Close()
+	}
+	s.extraMu.Unlock()
 	s.acceptors.Wait()
 	err := s.engine.Stop(ctx)
 	s.pool.stop()

@@ -193,7 +193,7 @@ func TestConnectionFloodNeverStopsFloodgate(t *testing.T) {
 	const nofile = 256
 	for _, target := range []string{"kafka", "http"} {
 		t.Run(target, func(t *testing.T) {
-			p := startFloodgate(t, nofile, "--max-connections", "100000", "--max-connections-per-ip", "1000")
+			p := startFloodgate(t, nofile, "--max-connections", "100000", "--max-connections-per-ip", "1000", "--in-memory")
 			if !strings.Contains(p.stderr.String(), "clamped") {
 				t.Fatalf("no clamp warning for --max-connections above the open-files limit:\n%s", p.stderr.String())
 			}
@@ -269,7 +269,7 @@ func TestMaxConnectionsAboveDescriptorLimitIsClamped(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a child process")
 	}
-	p := startFloodgate(t, 512, "--max-connections", "5000")
+	p := startFloodgate(t, 512, "--max-connections", "5000", "--in-memory")
 	out := p.stderr.String()
 	if !strings.Contains(out, "clamped") || !strings.Contains(out, "need_ulimit_n=5144") {
 		t.Fatalf("clamp warning missing or incomplete:\n%s", out)

@@ -35,6 +35,7 @@ func serveCommand() *cli.Command {
 	flags = append(flags, limitFlags()...)
 	flags = append(flags, httpFlags()...)
 	flags = append(flags, storageFlags()...)
+	flags = append(flags, gatewayFlags()...)
 	return &cli.Command{
 		Name:   "serve",
 		Usage:  "run floodgate with the embedded broker",
@@ -192,24 +193,27 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	bcfg := broker.Config{
-		Host: host, Port: port,
-		AutoCreateTopics:  c.Bool("auto-create-topics"),
-		DefaultPartitions: int32(c.Int("default-partitions")),
-		MaxFetchBytes:     lim.MaxFetchBytes,
-		Logger:            log,
-		Metrics:           set,
-	}
-	if err := applyStorageFlags(c, &bcfg, log); err != nil {
-		return err
-	}
-	b, err := broker.Open(bcfg)
+	gw, err := newGateway(c, srv, host, log, set)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	srv.SetKafkaHandler(b)
-	api, err := newHTTPAPI(srv, b, set, log, &hlim)
+	var kh loop.KafkaHandler
+	if gw != nil {
+		if err := startGateway(gw); err != nil {
+			return err
+		}
+		defer gw.Close()
+		kh = gw
+	} else {
+		b, err := openBroker(c, host, port, lim, log, set)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		kh = b
+	}
+	srv.SetKafkaHandler(kh)
+	api, err := newHTTPAPI(srv, kh, set, log, &hlim)
 	if err != nil {
 		return err
 	}
@@ -218,7 +222,7 @@ func runServe(c *cli.Context) error {
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	log.Info("floodgate serving", "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "gomaxprocs", runtime.GOMAXPROCS(0))
+	log.Info("floodgate serving", "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "gomaxprocs", runtime.GOMAXPROCS(0), "gateway", gw != nil)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -231,6 +235,22 @@ func runServe(c *cli.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Stop(sctx)
+}
+
+// openBroker opens the embedded broker.
+func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log *slog.Logger, set *metrics.Set) (*broker.Broker, error) {
+	bcfg := broker.Config{
+		Host: host, Port: port,
+		AutoCreateTopics:  c.Bool("auto-create-topics"),
+		DefaultPartitions: int32(c.Int("default-partitions")),
+		MaxFetchBytes:     lim.MaxFetchBytes,
+		Logger:            log,
+		Metrics:           set,
+	}
+	if err := applyStorageFlags(c, &bcfg, log); err != nil {
+		return nil, err
+	}
+	return broker.Open(bcfg)
 }
 
 func srvDone(s *loop.Server) <-chan error {

@@ -149,3 +149,34 @@ func uvarint(b []byte, off, limit int) (uint64, int, error) {
 	}
 	return 0, 0, fmt.Errorf("%w: varint too long", ErrMalformedHeader)
 }
+
+// ProduceAcks reads the acks field of a Produce request body (the bytes
+// after the header) without decoding the rest.
+func ProduceAcks(version int16, body []byte) (int16, bool) {
+	off := 0
+	if version >= 3 { // transactional_id comes first
+		if IsFlexibleRequest(0, version) {
+			n, k, err := uvarint(body, 0, len(body))
+			if err != nil {
+				return 0, false
+			}
+			off = k
+			if n > 1 {
+				off += int(n - 1)
+			}
+		} else {
+			if len(body) < 2 {
+				return 0, false
+			}
+			n := int(int16(binary.BigEndian.Uint16(body)))
+			off = 2
+			if n > 0 {
+				off += n
+			}
+		}
+	}
+	if off+2 > len(body) {
+		return 0, false
+	}
+	return int16(binary.BigEndian.Uint16(body[off:])), true
+}

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -103,4 +104,44 @@ func APIVersionsResponse(vr VersionRanger, version int16, code int16) *kmsg.ApiV
 		resp.ApiKeys = append(resp.ApiKeys, ak)
 	}
 	return resp
+}
+
+// ResponseBody returns the body of a whole response frame (after the
+// length prefix, correlation id and, for flexible responses, the header's
+// tagged fields) answering a request described by h.
+func ResponseBody(h *Header, frame []byte) ([]byte, error) {
+	if len(frame) < LengthSize+4 {
+		return nil, fmt.Errorf("%w: response of %d bytes", ErrMalformedHeader, len(frame))
+	}
+	off := LengthSize + 4
+	if h.Flexible && h.APIKey != apiVersionsKey {
+		end, err := skipTags(frame, off, len(frame))
+		if err != nil {
+			return nil, fmt.Errorf("response header tags: %w", err)
+		}
+		off = end
+	}
+	return frame[off:], nil
+}
+
+// DecodeResponse decodes a whole response frame answering h.
+func DecodeResponse(h *Header, frame []byte) (kmsg.Response, error) {
+	body, err := ResponseBody(h, frame)
+	if err != nil {
+		return nil, err
+	}
+	resp := kmsg.ResponseForKey(h.APIKey)
+	if resp == nil {
+		return nil, ErrUnknownAPI
+	}
+	resp.SetVersion(h.APIVersion)
+	if err := resp.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("decode %s v%d response: %w", kmsg.NameForKey(h.APIKey), h.APIVersion, err)
+	}
+	return resp, nil
+}
+
+// SetCorrelationID writes id into a whole frame (request or response).
+func SetCorrelationID(frame []byte, id int32) {
+	binary.BigEndian.PutUint32(frame[LengthSize:], uint32(id))
 }

@@ -1,0 +1,355 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/loop"
+)
+
+// Config configures the gateway.
+type Config struct {
+	// Seeds are upstream bootstrap brokers (host:port).
+	Seeds []string
+	// ListenHost is the host the per-broker listeners bind.
+	ListenHost string
+	// PortFirst and PortLast bound the per-broker listener ports.
+	PortFirst, PortLast int
+	// AdvertisedHost is the host clients are told to use.
+	AdvertisedHost string
+	// MaxUpstreamPerBroker bounds upstream connections per broker.
+	MaxUpstreamPerBroker int
+	// RequestTimeout bounds an upstream request (JoinGroup gets the
+	// rebalance timeout on top).
+	RequestTimeout time.Duration
+	// DialTimeout bounds connecting to an upstream broker.
+	DialTimeout time.Duration
+	// RefreshInterval is how often the upstream cluster's brokers are re-read.
+	RefreshInterval time.Duration
+	// Logger receives events.
+	Logger *slog.Logger
+	// Metrics receives the gateway's metrics.
+	Metrics *metrics.Set
+	// AddListener starts a Kafka listener whose connections carry tag.
+	AddListener func(addr string, tag int32) (net.Addr, error)
+}
+
+// Gateway forwards Kafka requests to an upstream cluster.
+type Gateway struct {
+	cfg Config
+	log *slog.Logger
+
+	versions [kafkaKeys]versionRange
+
+	mu      sync.RWMutex
+	brokers map[int32]*upstreamBroker
+	leaders map[string][]int32 // topic -> partition -> leader node
+	next    int                // round robin for "any broker" requests
+
+	stop chan struct{}
+	done sync.WaitGroup
+
+	upstreamConns *metrics.Gauge
+	forwarded     *metrics.Counter
+	failed        *metrics.Counter
+	connCount     atomic.Int64
+}
+
+const kafkaKeys = 128
+
+type versionRange struct {
+	min, max int16
+	ok       bool
+}
+
+// upstreamBroker is one broker of the upstream cluster and its pool.
+type upstreamBroker struct {
+	id        int32
+	addr      string
+	localPort int32
+
+	mu       sync.Mutex
+	conns    []*upstreamConn
+	byClient map[uint64]*upstreamConn
+}
+
+// New returns a gateway; Start connects it.
+func New(cfg Config) (*Gateway, error) {
+	if len(cfg.Seeds) == 0 {
+		return nil, errors.New("gateway: --upstream-brokers is empty")
+	}
+	if cfg.PortFirst <= 0 || cfg.PortLast < cfg.PortFirst || cfg.PortLast > 65535 {
+		return nil, fmt.Errorf("gateway: --gateway-listen-ports %d-%d is not a port range", cfg.PortFirst, cfg.PortLast)
+	}
+	if cfg.MaxUpstreamPerBroker <= 0 {
+		cfg.MaxUpstreamPerBroker = 1000
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewSet()
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, brokers: map[int32]*upstreamBroker{}, leaders: map[string][]int32{}, stop: make(chan struct{})}
+	g.upstreamConns = cfg.Metrics.NewGauge("floodgate_gateway_upstream_connections", func() float64 { return float64(g.connCount.Load()) })
+	g.forwarded = cfg.Metrics.NewCounter("floodgate_gateway_requests_forwarded_total")
+	g.failed = cfg.Metrics.NewCounter("floodgate_gateway_upstream_errors_total")
+	return g, nil
+}
+
+// Start reads the upstream cluster's versions and brokers, opens a
+// listener per broker, and keeps following the cluster.
+func (g *Gateway) Start(ctx context.Context) error {
+	var lastErr error
+	for _, seed := range g.cfg.Seeds {
+		if err := g.bootstrap(ctx, seed); err != nil {
+			lastErr = err
+			g.log.Warn("upstream seed unusable", "seed", seed, "error", err.Error())
+			continue
+		}
+		g.done.Add(1)
+		go g.refreshLoop()
+		return nil
+	}
+	return fmt.Errorf("gateway: no upstream seed answered: %w", lastErr)
+}
+
+// Close stops following the cluster and closes upstream connections.
+func (g *Gateway) Close() {
+	close(g.stop)
+	g.done.Wait()
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, b := range g.brokers {
+		b.mu.Lock()
+		for _, u := range b.conns {
+			u.close()
+		}
+		b.conns = nil
+		b.mu.Unlock()
+	}
+}
+
+// bootstrap asks one seed for its ApiVersions and Metadata.
+func (g *Gateway) bootstrap(ctx context.Context, seed string) error {
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.SetVersion(3)
+	av.ClientSoftwareName, av.ClientSoftwareVersion = "floodgate", "gateway"
+	resp, err := g.control(ctx, seed, av)
+	if err != nil {
+		return err
+	}
+	avr := resp.(*kmsg.ApiVersionsResponse)
+	if avr.ErrorCode != 0 {
+		return fmt.Errorf("api versions from %s: error %d", seed, avr.ErrorCode)
+	}
+	g.setVersions(avr)
+	return g.refreshFrom(ctx, seed)
+}
+
+// versionCaps caps APIs whose newer versions floodgate's loop cannot
+// answer itself when it refuses a request: Produce v13 names topics by id,
+// which the oversize skimmer does not read.
+var versionCaps = map[int16]int16{0: 12}
+
+// setVersions keeps, per key, the upstream's range capped at what kmsg
+// (and so the rewriting here) understands.
+func (g *Gateway) setVersions(avr *kmsg.ApiVersionsResponse) {
+	var vs [kafkaKeys]versionRange
+	for _, k := range avr.ApiKeys {
+		if k.ApiKey < 0 || int(k.ApiKey) >= kafkaKeys {
+			continue
+		}
+		req := kmsg.RequestForKey(k.ApiKey)
+		if req == nil {
+			continue
+		}
+		max := k.MaxVersion
+		if m := req.MaxVersion(); m < max {
+			max = m
+		}
+		if c, ok := versionCaps[k.ApiKey]; ok && c < max {
+			max = c
+		}
+		if max < k.MinVersion {
+			continue
+		}
+		vs[k.ApiKey] = versionRange{min: k.MinVersion, max: max, ok: true}
+	}
+	g.mu.Lock()
+	g.versions = vs
+	g.mu.Unlock()
+}
+
+// VersionRange reports what the gateway forwards.
+func (g *Gateway) VersionRange(key int16) (min, max int16, ok bool) {
+	if key < 0 || int(key) >= kafkaKeys {
+		return 0, 0, false
+	}
+	g.mu.RLock()
+	v := g.versions[key]
+	g.mu.RUnlock()
+	return v.min, v.max, v.ok
+}
+
+func (g *Gateway) refreshLoop() {
+	defer g.done.Done()
+	t := time.NewTicker(g.cfg.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
+		var err error
+		for _, addr := range g.knownAddrs() {
+			if err = g.refreshFrom(ctx, addr); err == nil {
+				break
+			}
+		}
+		cancel()
+		if err != nil {
+			g.log.Warn("upstream metadata refresh failed", "error", err.Error())
+		}
+	}
+}
+
+// knownAddrs lists upstream broker addresses, seeds last.
+func (g *Gateway) knownAddrs() []string {
+	g.mu.RLock()
+	out := make([]string, 0, len(g.brokers)+len(g.cfg.Seeds))
+	for _, b := range g.brokers {
+		out = append(out, b.addr)
+	}
+	g.mu.RUnlock()
+	return append(out, g.cfg.Seeds...)
+}
+
+// refreshFrom reads the cluster's brokers from addr.
+func (g *Gateway) refreshFrom(ctx context.Context, addr string) error {
+	mr := kmsg.NewPtrMetadataRequest()
+	mr.SetVersion(7)
+	resp, err := g.control(ctx, addr, mr)
+	if err != nil {
+		return err
+	}
+	meta := resp.(*kmsg.MetadataResponse)
+	return g.learn(meta)
+}
+
+// learn records brokers (opening listeners for new ones) and leaders.
+func (g *Gateway) learn(meta *kmsg.MetadataResponse) error {
+	sort.Slice(meta.Brokers, func(i, j int) bool { return meta.Brokers[i].NodeID < meta.Brokers[j].NodeID })
+	for _, br := range meta.Brokers {
+		addr := net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
+		if _, err := g.ensureBroker(br.NodeID, addr); err != nil {
+			return err
+		}
+	}
+	g.mu.Lock()
+	for _, t := range meta.Topics {
+		if t.Topic == nil || t.ErrorCode != 0 {
+			continue
+		}
+		leaders := make([]int32, len(t.Partitions))
+		for _, p := range t.Partitions {
+			if int(p.Partition) < len(leaders) {
+				leaders[p.Partition] = p.Leader
+			}
+		}
+		g.leaders[*t.Topic] = leaders
+	}
+	g.mu.Unlock()
+	return nil
+}
+
+// ensureBroker returns the broker, registering it (and its listener) if new.
+func (g *Gateway) ensureBroker(id int32, addr string) (*upstreamBroker, error) {
+	g.mu.Lock()
+	if b, ok := g.brokers[id]; ok {
+		if b.addr != addr { // moved: new connections go to the new address
+			g.log.Info("upstream broker moved", "node", id, "from", b.addr, "to", addr)
+			b.addr = addr
+		}
+		g.mu.Unlock()
+		return b, nil
+	}
+	port := g.cfg.PortFirst + len(g.brokers)
+	g.mu.Unlock()
+	if port > g.cfg.PortLast {
+		return nil, fmt.Errorf("gateway: no port left in --gateway-listen-ports for upstream broker %d", id)
+	}
+	bound, err := g.cfg.AddListener(net.JoinHostPort(g.cfg.ListenHost, strconv.Itoa(port)), id)
+	if err != nil {
+		return nil, err
+	}
+	b := &upstreamBroker{id: id, addr: addr, localPort: int32(bound.(*net.TCPAddr).Port), byClient: map[uint64]*upstreamConn{}}
+	g.mu.Lock()
+	if prev, ok := g.brokers[id]; ok { // raced with another refresh
+		g.mu.Unlock()
+		return prev, nil
+	}
+	g.brokers[id] = b
+	g.mu.Unlock()
+	g.log.Info("upstream broker mapped", "node", id, "upstream", addr, "local_port", b.localPort)
+	return b, nil
+}
+
+// control sends one request on a short-lived connection (start-up and
+// refresh, off the request path).
+func (g *Gateway) control(ctx context.Context, addr string, req kmsg.Request) (kmsg.Response, error) {
+	u, err := dialUpstream(-1, addr, g.cfg.DialTimeout, g.cfg.RequestTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer u.close()
+	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("floodgate-gateway")).AppendRequest(nil, req, 0)
+	h := kafka.Header{APIKey: req.Key(), APIVersion: req.GetVersion(), Flexible: req.IsFlexible()}
+	type result struct {
+		frame []byte
+		err   error
+	}
+	ch := make(chan result, 1)
+	if err := u.send(frame[kafka.LengthSize:], true, g.cfg.RequestTimeout, func(f []byte, err error) { ch <- result{f, err} }); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		return kafka.DecodeResponse(&h, r.frame)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func joinHostPort(host string, port int32) string {
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
+
+// check the gateway is a raw handler for the loop.
+var _ loop.RawKafkaHandler = (*Gateway)(nil)

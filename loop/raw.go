@@ -1,0 +1,70 @@
+package loop
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/floodgate/floodgate/codec/kafka"
+)
+
+// BootstrapTag is the tag of the main Kafka listener.
+const BootstrapTag int32 = -1
+
+// ClientConn identifies a client connection to a RawKafkaHandler.
+type ClientConn struct {
+	// ID is unique per server for the life of the process.
+	ID uint64
+	// Tag is the tag of the listener the client connected to.
+	Tag int32
+	// Addr is the client's IP.
+	Addr string
+}
+
+// RawKafkaHandler is implemented by Kafka handlers that forward frames as
+// bytes (the gateway) instead of decoded requests. The loop still applies
+// every limit; it decodes a request only to refuse it.
+type RawKafkaHandler interface {
+	KafkaHandler
+	// ServeRaw handles one frame: frame is the request after its length
+	// prefix, header included. respond takes the whole response frame
+	// (length prefix and header included) with the client's correlation id,
+	// or nil when no response is due; it is called exactly once.
+	ServeRaw(cl ClientConn, h *kafka.Header, frame []byte, respond func(resp []byte))
+	// ConnClosed tells the handler a client connection is gone.
+	ConnClosed(id uint64)
+}
+
+// AddKafkaListener starts one more Kafka listener whose connections carry
+// tag (the gateway gives each upstream broker one). It returns the bound
+// address.
+func (s *Server) AddKafkaListener(addr string, tag int32) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen kafka %s (tag %d): %w", addr, tag, err)
+	}
+	s.extraMu.Lock()
+	if s.stopping.Load() {
+		s.extraMu.Unlock()
+		ln.Close()
+		return nil, fmt.Errorf("listen kafka %s: server stopping", addr)
+	}
+	s.extraLns = append(s.extraLns, ln)
+	s.extraTags = append(s.extraTags, tag)
+	serving := s.serving
+	s.extraMu.Unlock()
+	if serving { // else serve starts it with the others
+		s.startAcceptor(ln, kindKafka, tag)
+	}
+	s.log.Info("kafka listener added", "addr", ln.Addr().String(), "tag", tag)
+	return ln.Addr(), nil
+}
+
+// connClosed tells a raw handler a connection is gone.
+func (s *Server) connClosed(c *conn) {
+	if c.kind != kindKafka {
+		return
+	}
+	if rh, ok := s.cfg.Kafka.(RawKafkaHandler); ok {
+		rh.ConnClosed(c.id)
+	}
+}
