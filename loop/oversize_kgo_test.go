@@ -8,8 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/internal/testserver"
+	"github.com/floodgate/floodgate/limits"
 )
 
 func TestOversizeProduceFailsTheRecordForKgo(t *testing.T) {
