@@ -308,7 +308,7 @@ func TestGatewayRESTProduceAndFetch(t *testing.T) {
 	}
 	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(b), "eyJuIjozfQ==") // base64 of {"n":3} {
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "eyJuIjozfQ==") { // base64 of {"n":3}
 		t.Fatalf("REST fetch through the gateway: %d %s", resp.StatusCode, b)
 	}
 }
