@@ -12,5 +12,20 @@ import (
 )
 
 func (b *Broker) handleAPIVersions(req kmsg.Request, _ *Client, respond Responder) {
-	respond(kafka.APIVersionsResponse(b, req.GetVersion(), kafka.ErrNone))
+	v := req.GetVersion()
+	if int(v) < len(b.apiVersions) && b.apiVersions[v] != nil {
+		// Built once in New: the handler table never changes afterwards,
+		// and responses are only read (encoded) after this.
+		respond(b.apiVersions[v])
+		return
+	}
+	respond(kafka.APIVersionsResponse(b, v, kafka.ErrNone))
+}
+
+// buildAPIVersions prepares the ApiVersions responses of every served version.
+func (b *Broker) buildAPIVersions() {
+	_, max, _ := b.VersionRange(18)
+	for v := int16(0); v <= max && int(v) < len(b.apiVersions); v++ {
+		b.apiVersions[v] = kafka.APIVersionsResponse(b, v, kafka.ErrNone)
+	}
 }

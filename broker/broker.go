@@ -77,6 +77,8 @@ type Broker struct {
 	cfg      Config
 	log      *slog.Logger
 	handlers [kafkaMaxKey + 1]handler
+	// apiVersions are the ApiVersions responses by version, built once.
+	apiVersions [8]*kmsg.ApiVersionsResponse
 
 	mu     sync.RWMutex
 	topics map[string]*topic

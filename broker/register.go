@@ -14,4 +14,5 @@ func (b *Broker) register() {
 	b.reg(32, 0, 4, b.handleDescribeConfigs)
 	b.registerGroups()
 	b.registerAdmin()
+	b.buildAPIVersions()
 }

@@ -24,8 +24,9 @@ type slot struct {
 type conn struct {
 	s    *Server
 	kind listenerKind
-	ip   netip.Addr
-	addr string
+	ip    netip.Addr
+	ipStr string // ip.String(), computed once
+	addr  string
 	loop *loopState
 	tag  int32  // the Kafka listener's tag (BootstrapTag for the main one)
 	id   uint64 // unique per server, for handlers that keep per-connection state
@@ -77,7 +78,7 @@ type discardState struct {
 }
 
 func newConn(s *Server, kind listenerKind, ip netip.Addr, addr string) *conn {
-	return &conn{s: s, kind: kind, ip: ip, addr: addr, slots: make([]slot, 4), signal: make(chan struct{}, 1)}
+	return &conn{s: s, kind: kind, ip: ip, ipStr: ip.String(), addr: addr, slots: make([]slot, 4), signal: make(chan struct{}, 1)}
 }
 
 // pending returns requests dispatched whose responses are not yet written.
@@ -217,8 +218,8 @@ func (c *conn) advanceOut(n int) {
 		c.out[0], c.outBufs[0] = nil, nil
 		c.out, c.outBufs = c.out[1:], c.outBufs[1:]
 	}
-	if len(c.out) == 0 {
-		c.out, c.outBufs = c.out[:0:0], c.outBufs[:0:0]
+	if len(c.out) == 0 { // keep the capacity: the next responses reuse it
+		c.out, c.outBufs = c.out[:0], c.outBufs[:0]
 	}
 }
 
@@ -247,6 +248,6 @@ func (c *conn) releaseAll() {
 	if j := c.pendingJob; j != nil {
 		// It holds a sequence and budget; running it lets it release both.
 		c.pendingJob = nil
-		go j()
+		go j.run()
 	}
 }

@@ -244,7 +244,7 @@ func (c *conn) dispatchHTTP() {
 	h.budget = 0
 	keepAlive := h.req.KeepAlive
 	seq := c.reserveSeq()
-	j := func() { c.serveHTTP(seq, r, budget, keepAlive) }
+	j := &httpJob{c: c, seq: seq, r: r, budget: budget, keepAlive: keepAlive}
 	if keepAlive {
 		c.startHead(time.Now())
 	} else {
@@ -308,6 +308,17 @@ func (s *Server) loopIndex(l *loopState) int {
 	}
 	return 0
 }
+
+// httpJob is one HTTP request queued for the pool.
+type httpJob struct {
+	c         *conn
+	seq       uint64
+	r         *HTTPRequest
+	budget    int64
+	keepAlive bool
+}
+
+func (j *httpJob) run() { j.c.serveHTTP(j.seq, j.r, j.budget, j.keepAlive) }
 
 // serveHTTP runs on a pool worker.
 func (c *conn) serveHTTP(seq uint64, r *HTTPRequest, budget int64, keepAlive bool) {

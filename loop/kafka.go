@@ -3,7 +3,6 @@ package loop
 import (
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -161,14 +160,12 @@ func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
 		const clientIDOffset = 2 + 2 + 4 + 2
 		hdr.ClientID = frame[clientIDOffset : clientIDOffset+len(h.ClientID)]
 	}
-	reserved := c.frameBudget
+	r := &kafkaRequest{c: c, hdr: hdr, frame: frame, reserved: c.frameBudget}
 	c.frameBudget = 0
-
-	throttle, reject := c.rateLimit(&hdr)
-	seq := c.reserveSeq()
-	j := func() { c.serve(seq, &hdr, frame, reserved, throttle, reject) }
-	if !s.pool.trySubmit(j) {
-		c.pendingJob = j
+	r.throttle, r.reject = c.rateLimit(&r.hdr)
+	r.seq = c.reserveSeq()
+	if !s.pool.trySubmit(r) {
+		c.pendingJob = r
 		return c.park(in.gc, "max_queued_requests")
 	}
 	return gnet.None
@@ -201,8 +198,11 @@ func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 	}
 	idx := apiIndex(h.APIKey)
 	s.met.throttleTime.Update(wait.Seconds())
-	s.warn.Warn("limit:rate:"+kmsg.NameForKey(h.APIKey), "request over its rate limit", "limit",
-		map[int16]string{0: "produce-rate-limit", 1: "fetch-rate-limit"}[h.APIKey],
+	limit := "produce-rate-limit"
+	if h.APIKey == 1 {
+		limit = "fetch-rate-limit"
+	}
+	s.warn.Warn("limit:rate:"+kmsg.NameForKey(h.APIKey), "request over its rate limit", "limit", limit,
 		"configured", b.Rate(), "client_ip", c.ip.String(), "client_id", string(h.ClientID),
 		"api", kmsg.NameForKey(h.APIKey), "throttle_ms", wait.Milliseconds())
 	if s.cfg.Limits.ThrottleMode == limits.ThrottleReject {
@@ -212,94 +212,6 @@ func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 	s.met.throttledDelay[idx].Inc()
 	c.throttle = now.Add(wait)
 	return wait, false
-}
-
-// serve runs on a pool worker: decode, handle, encode.
-func (c *conn) serve(seq uint64, h *kafka.Header, frame []byte, reserved int64, throttle time.Duration, reject bool) {
-	s := c.s
-	start := time.Now()
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			s.budget.Release(reserved)
-		}
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			s.met.panics.Inc()
-			s.log.Error("request panicked; closing its connection", "api", kmsg.NameForKey(h.APIKey),
-				"client_ip", c.ip.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			release()
-			c.complete(seq, nil)
-			c.closeAsync("panic")
-		}
-	}()
-	var req kmsg.Request
-	var err error
-	if _, raw := s.cfg.Kafka.(RawKafkaHandler); !raw || reject {
-		req, err = kafka.DecodeRequest(h, frame[h.Size:])
-	}
-	if err != nil {
-		s.met.malformed.Inc()
-		s.warn.Warn("malformed:"+c.ip.String(), "malformed request body; closing connection", "api", kmsg.NameForKey(h.APIKey),
-			"version", h.APIVersion, "client_ip", c.ip.String(), "error", err.Error())
-		release()
-		c.complete(seq, nil)
-		c.closeAsync("malformed")
-		return
-	}
-	idx := apiIndex(h.APIKey)
-	if m := s.met.requests[idx]; m != nil {
-		m.Inc()
-	}
-	if rh, ok := s.cfg.Kafka.(RawKafkaHandler); ok && !reject {
-		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.ip.String()}, h, frame, func(resp []byte) {
-			release()
-			if m := s.met.latency[idx]; m != nil {
-				m.UpdateDuration(start)
-			}
-			if resp == nil {
-				c.complete(seq, nil)
-				return
-			}
-			buf := s.bufs.get()
-			*buf = append(*buf, resp...)
-			if throttle > 0 {
-				if r, err := kafka.DecodeResponse(h, resp); err == nil {
-					kafka.SetThrottle(r, int32(throttle.Milliseconds()))
-					*buf = kafka.AppendResponse((*buf)[:0], h, r)
-				}
-			}
-			c.complete(seq, buf)
-		})
-		return
-	}
-	respond := func(resp kmsg.Response) {
-		release()
-		if m := s.met.latency[idx]; m != nil {
-			m.UpdateDuration(start)
-		}
-		if resp == nil {
-			c.complete(seq, nil)
-			return
-		}
-		if throttle > 0 {
-			kafka.SetThrottle(resp, int32(throttle.Milliseconds()))
-		}
-		buf := s.bufs.get()
-		*buf = kafka.AppendResponse(*buf, h, resp)
-		c.complete(seq, buf)
-	}
-	if reject {
-		if p, ok := req.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
-			respond(nil)
-			return
-		}
-		respond(kafka.ErrorResponse(req, kafka.ErrThrottlingQuotaExceeded))
-		return
-	}
-	s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.ip.String(), respond)
 }
 
 // startDiscard answers a refused frame with code once it has streamed

@@ -4,8 +4,9 @@ import (
 	"sync"
 )
 
-// job is one unit of request work for the pool.
-type job func()
+// job is one unit of request work for the pool. Requests implement it
+// themselves, so queueing one allocates nothing.
+type job interface{ run() }
 
 // pool is the bounded worker pool shared by Kafka and HTTP requests: a
 // fixed number of goroutines and a queue of fixed capacity. Submitting
@@ -27,7 +28,7 @@ func newPool(workers, queue int) *pool {
 func (p *pool) work() {
 	defer p.wg.Done()
 	for j := range p.jobs {
-		j()
+		j.run()
 	}
 }
 

@@ -94,6 +94,13 @@ func APIVersionsResponse(vr VersionRanger, version int16, code int16) *kmsg.ApiV
 	resp := kmsg.NewPtrApiVersionsResponse()
 	resp.SetVersion(version)
 	resp.ErrorCode = code
+	n := 0
+	for k := int16(0); k <= maxKey; k++ {
+		if _, _, ok := vr.VersionRange(k); ok {
+			n++
+		}
+	}
+	resp.ApiKeys = make([]kmsg.ApiVersionsResponseApiKey, 0, n)
 	for k := int16(0); k <= maxKey; k++ {
 		min, max, ok := vr.VersionRange(k)
 		if !ok {
