@@ -56,7 +56,9 @@ func AppendResponse(dst []byte, h *Header, resp kmsg.Response) []byte {
 	if h.Flexible && h.APIKey != apiVersionsKey {
 		dst = append(dst, 0) // empty tagged fields of response header v1
 	}
-	resp.SetVersion(h.APIVersion)
+	if resp.GetVersion() != h.APIVersion { // responses built once are shared read-only
+		resp.SetVersion(h.APIVersion)
+	}
 	dst = resp.AppendTo(dst)
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-LengthSize))
 	return dst
