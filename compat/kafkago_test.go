@@ -3,10 +3,12 @@ package compat
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/floodgate/floodgate/internal/testserver"
 )
@@ -179,5 +181,51 @@ func (k *kafkaGo) describeGroup(t *testing.T, group, topic string, members []str
 	checkDescribed(t, "kafka-go Client", g.GroupState, "consumer", clientIDs, members)
 	if assigned != partitions {
 		t.Fatalf("kafka-go DescribeGroups: %d partitions assigned, want %d", assigned, partitions)
+	}
+}
+
+// TestKafkaGoAcksZeroThenClose writes with kafka-go's default Writer
+// (acks=0: no response ever comes) and closes it at once, fifty times, each
+// on a new connection: the broker must append what it read before the
+// client hung up, so every record arrives.
+func TestKafkaGoAcksZeroThenClose(t *testing.T) {
+	if testing.Short() {
+		t.Skip("client compatibility suite: skipped with -short")
+	}
+	t.Parallel()
+	srv := testserver.Start(t)
+	k := &kafkaGo{addr: srv.KafkaAddr()}
+	const topic, rounds, per = "compat-kafkago-acks0", 50, 20
+	k.createTopic(t, topic, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := 0; i < rounds; i++ {
+		w := &kafka.Writer{Addr: kafka.TCP(srv.KafkaAddr()), Topic: topic, Balancer: &kafka.RoundRobin{}, BatchTimeout: time.Millisecond}
+		msgs := make([]kafka.Message, per)
+		for j := range msgs {
+			msgs[j] = kafka.Message{Value: []byte(fmt.Sprintf("r%02d-%02d", i, j))}
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatalf("round %d: kafka-go Writer (acks=0): %v", i, err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("round %d: kafka-go Writer.Close: %v", i, err)
+		}
+	}
+	obs := newObserver(t, srv.KafkaAddr())
+	var total int64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ends, err := obs.adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total = 0
+		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+		if total >= rounds*per || time.Now().After(deadline) {
+			break
+		}
+	}
+	if total != rounds*per {
+		t.Fatalf("%d records stored, want %d (acks=0 writes lost)", total, rounds*per)
 	}
 }
