@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,6 +218,7 @@ func (s *suite) limitsCost(ctx context.Context) (string, error) {
 		}
 	}
 	s.progress.Done()
+	throttled := throttledRequests(strings.TrimSuffix(def.url, "/health") + "/metrics")
 	t := &bench.Table{Header: []string{"measurement", "limits at defaults", "limits off", "cost of the limits"}}
 	cost := func(on, offv float64) string {
 		if offv == 0 {
@@ -237,7 +240,7 @@ func (s *suite) limitsCost(ctx context.Context) (string, error) {
 	fmt.Fprintf(&b, "* defaults: `%s`\n* off: `%s`\n* load: `%s`, `%s`, `%s`\n\n", def.cmdString, off.cmdString,
 		kc.command("BROKER"), cc.command("BROKER"), strings.Join(wrkCommand(50, d, "URL"), " "))
 	b.WriteString(t.Markdown())
-	b.WriteString("\nCost = (off − defaults) / off; negative means the run with limits was faster (noise).\n")
+	fmt.Fprintf(&b, "\nCost = (off − defaults) / off; negative means the run with limits was faster (noise). Requests the defaults server throttled during these runs (`floodgate_requests_throttled_total`, all APIs): %s. franz-go clients all send the client id `kgo` unless told otherwise, so the 4 producers share one `--produce-rate-limit` bucket.\n", throttled)
 	return b.String(), nil
 }
 
@@ -558,4 +561,28 @@ func rewriteMarkdown(path string, sections map[string]string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// throttledRequests sums floodgate_requests_throttled_total from a
+// /metrics page ("unknown" when it cannot be read).
+func throttledRequests(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "unknown"
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "unknown"
+	}
+	var sum float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "floodgate_requests_throttled_total") {
+			f := strings.Fields(line)
+			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+				sum += v
+			}
+		}
+	}
+	return bench.FormatFloat(sum)
 }

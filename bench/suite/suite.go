@@ -114,7 +114,10 @@ func run(ctx context.Context, o options) error {
 		s.sections[st.name] = md
 		s.logf("%s done in %.0fs", st.name, time.Since(t0).Seconds())
 	}
-	s.sections["run"] = s.runInfo(time.Since(start))
+	if o.only == "" {
+		// A partial run (--only) leaves the record of the last full run.
+		s.sections["run"] = s.runInfo(time.Since(start))
+	}
 	if err := rewriteMarkdown(o.md, s.sections); err != nil {
 		return err
 	}
