@@ -22,33 +22,34 @@ type slot struct {
 // conn is floodgate's state of one client connection. It outlives the gnet
 // connection when the connection is parked and re-registered.
 type conn struct {
-	s    *Server
-	kind listenerKind
+	s     *Server
+	kind  listenerKind
 	ip    netip.Addr
 	ipStr string // ip.String(), computed once
 	addr  string
-	loop *loopState
-	tag  int32  // the Kafka listener's tag (BootstrapTag for the main one)
-	id   uint64 // unique per server, for handlers that keep per-connection state
+	loop  *loopState
+	tag   int32  // the Kafka listener's tag (BootstrapTag for the main one)
+	id    uint64 // unique per server, for handlers that keep per-connection state
 
 	// Owned by the event loop (or by the park goroutine while parked).
-	gc          gnet.Conn
-	prev, next  *conn
-	listed      bool
-	lastActive  int64
-	counted     bool   // counted in the loop's per-IP map
-	parking     bool   // the next OnClose is a park, not a close
-	closeReason string // why floodgate closed it
-	carry       []byte // bytes taken from gnet when parked, read first
-	out         [][]byte
-	outBufs     []*[]byte
-	outOff      int
-	pendingJob  job // a job the full pool refused; the park goroutine submits it
-	throttle    time.Time
-	memWaited   bool
-	frameBudget int64 // budget reserved for the frame being received
-	discard     discardState
-	http        *httpConnState
+	gc           gnet.Conn
+	prev, next   *conn
+	listed       bool
+	lastActive   int64
+	counted      bool   // counted in the loop's per-IP map
+	parking      bool   // the next OnClose is a park, not a close
+	closeReason  string // why floodgate closed it
+	carry        []byte // bytes taken from gnet when parked, read first
+	out          [][]byte
+	outBufs      []*[]byte
+	outOff       int
+	pendingJob   job // a job the full pool refused; the park goroutine submits it
+	throttle     time.Time
+	memWaited    bool      // waited for the budget once: refuse next time
+	memWaitUntil time.Time // end of that wait
+	frameBudget  int64     // budget reserved for the frame being received
+	discard      discardState
+	http         *httpConnState
 
 	wakePending atomic.Bool
 	closeReq    atomic.Pointer[string] // set by closeAsync

@@ -40,6 +40,10 @@ func (c *conn) onKafka(gc gnet.Conn) gnet.Action {
 			if !c.discardFrame(in) {
 				return gnet.None
 			}
+			if r := c.closeReq.Load(); r != nil {
+				c.closeReason = *r
+				return gnet.Close
+			}
 			continue
 		}
 		if c.frameBudget == 0 {
@@ -65,6 +69,11 @@ func (c *conn) saturated() string {
 	case !c.throttle.IsZero() && time.Now().Before(c.throttle):
 		return "throttle"
 	case s.budget.NearLimit() && !c.memWaited:
+		// Wait up to memoryWait for the budget; after that the next
+		// request is read and, if it still does not fit, refused with a
+		// retriable error rather than left hanging.
+		c.memWaited = true
+		c.memWaitUntil = time.Now().Add(memoryWait)
 		return "memory"
 	}
 	return ""
@@ -108,14 +117,6 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 		}
 		want = min(want*4, maxHeaderPeek, kafka.LengthSize+int(length))
 	}
-	if int64(length) > s.cfg.Limits.MaxRequestSize {
-		s.met.tooLarge.Inc()
-		s.warn.Warn("limit:max-request-size", "request too large", "limit", "max-request-size",
-			"configured", s.cfg.Limits.MaxRequestSize, "actual", length, "client_ip", c.ip.String(),
-			"client_id", string(h.ClientID), "api", kmsg.NameForKey(h.APIKey))
-		c.startDiscard(in, &h, kafka.ErrMessageTooLarge)
-		return gnet.None, true
-	}
 	min, max, ok := s.cfg.Kafka.VersionRange(h.APIKey)
 	if !ok || h.APIVersion < min || h.APIVersion > max {
 		if h.APIKey == apiVersionsKey {
@@ -125,11 +126,19 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 		s.met.counter(`floodgate_connections_closed_total{reason="unsupported_version"}`).Inc()
 		return c.protocolError(fmt.Errorf("api %s (%d) version %d not served", kmsg.NameForKey(h.APIKey), h.APIKey, h.APIVersion)), false
 	}
+	if int64(length) > s.cfg.Limits.MaxRequestSize {
+		s.met.tooLarge.Inc()
+		s.warn.Warn("limit:max-request-size", "request too large", "limit", "max-request-size",
+			"configured", s.cfg.Limits.MaxRequestSize, "actual", length, "client_ip", c.ip.String(),
+			"client_id", string(h.ClientID), "api", kmsg.NameForKey(h.APIKey))
+		c.startDiscard(in, &h, kafka.ErrMessageTooLarge)
+		return gnet.None, true
+	}
 	if c.frameBudget == 0 {
 		if !s.budget.Reserve(int64(length)) {
 			if !c.memWaited {
 				c.memWaited = true
-				c.throttle = time.Now().Add(memoryWait)
+				c.memWaitUntil = time.Now().Add(memoryWait)
 				return c.park(in.gc, "memory"), false
 			}
 			c.memWaited = false
@@ -258,9 +267,15 @@ func (c *conn) discardFrame(in input) bool {
 			return true
 		}
 		resp = d.skim.Response(d.code)
-	} else if req := kmsg.RequestForKey(d.hdr.APIKey); req != nil {
-		req.SetVersion(d.hdr.APIVersion)
-		resp = kafka.ErrorResponse(req, d.code)
+	} else if r, ok := kafka.TopLevelErrorResponse(d.hdr.APIKey, d.hdr.APIVersion, d.code); ok {
+		resp = r
+	} else {
+		// This API cannot say "error" without the request it refused: close
+		// rather than answer with an empty response the client would trust.
+		c.complete(d.seq, nil)
+		reason := "refused_no_error_field"
+		c.closeReq.Store(&reason)
+		return true
 	}
 	if resp == nil {
 		c.complete(d.seq, nil)

@@ -312,3 +312,44 @@ func TestMemoryBudgetRefusesConnectionsAndRecovers(t *testing.T) {
 	expectServed(t, dialFrom(t, "", srv.KafkaAddr()))
 	_ = loop.ResidentBytes
 }
+
+func TestWaitingRequestGetsRequestTimedOutWhenBudgetExhausted(t *testing.T) {
+	const memLimit = 2 << 20
+	srv := testserver.Start(t, withLimits(func(l *limits.Config) {
+		l.MemoryLimitBytes = memLimit
+		l.MaxRequestSize = memLimit
+	}))
+	waiting := dialFrom(t, "", srv.KafkaAddr())
+	expectServed(t, waiting)
+	hog := dialFrom(t, "", srv.KafkaAddr())
+	var head [14]byte
+	binary.BigEndian.PutUint32(head[:], memLimit)
+	binary.BigEndian.PutUint16(head[4:], 18)
+	binary.BigEndian.PutUint16(head[12:], 0xffff)
+	if _, err := hog.Write(head[:]); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !srv.Budget().Exhausted(); {
+		if time.Now().After(deadline) {
+			t.Fatal("budget not exhausted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// An established client's request waits (its connection is not read),
+	// then gets a retriable error instead of hanging.
+	if _, err := waiting.Write(request(apiVersions(3), 42)); err != nil {
+		t.Fatal(err)
+	}
+	corr, body := readResponse(t, waiting, false)
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.SetVersion(3)
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	if corr != 42 || resp.ErrorCode != 7 {
+		t.Fatalf("corr %d code %d, want REQUEST_TIMED_OUT (7)", corr, resp.ErrorCode)
+	}
+	hog.Close()
+	time.Sleep(100 * time.Millisecond)
+	expectServed(t, waiting) // and it is served again once the budget frees
+}

@@ -125,7 +125,7 @@ func (c *conn) canResume() bool {
 	if c.pending() >= (s.cfg.Limits.MaxInflight+1)/2 || s.pool.full() {
 		return false
 	}
-	return !s.budget.NearLimit() || c.memWaited
+	return !s.budget.NearLimit() || (c.memWaited && !time.Now().Before(c.memWaitUntil))
 }
 
 // submitBlocking queues j, waiting for room; false when shutting down.

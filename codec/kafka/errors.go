@@ -166,17 +166,38 @@ func ErrorResponse(req kmsg.Request, code int16) kmsg.Response {
 	return resp
 }
 
-// setTopLevelError sets an ErrorCode field at the top of resp if it has one.
-// It is the cold-path fallback for APIs without a dedicated shape above.
-func setTopLevelError(resp kmsg.Response, code int16) {
+// setTopLevelError sets an ErrorCode field at the top of resp if it has one
+// and reports whether it did. It is the cold-path fallback for APIs without
+// a dedicated shape above.
+func setTopLevelError(resp kmsg.Response, code int16) bool {
 	v := reflect.ValueOf(resp)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
-		return
+		return false
 	}
 	f := v.Elem().FieldByName("ErrorCode")
 	if f.IsValid() && f.CanSet() && f.Kind() == reflect.Int16 {
 		f.SetInt(int64(code))
+		return true
 	}
+	return false
+}
+
+// TopLevelErrorResponse builds an error response for a request that was
+// not decoded (refused before buffering): only APIs whose responses carry
+// a top-level error code can say it, so ok is false for the others (and
+// the caller closes the connection instead of answering with an empty,
+// misleading response). Produce is answered per partition by the
+// ProduceSkimmer instead.
+func TopLevelErrorResponse(key, version int16, code int16) (kmsg.Response, bool) {
+	resp := kmsg.ResponseForKey(key)
+	if resp == nil {
+		return nil, false
+	}
+	resp.SetVersion(version)
+	if key == 1 && version < 7 { // Fetch has a top-level error from v7 only
+		return nil, false
+	}
+	return resp, setTopLevelError(resp, code)
 }
 
 // SetThrottle sets throttle_time_ms on a response that carries it.
