@@ -51,6 +51,15 @@ type conn struct {
 	discard      discardState
 	http         *httpConnState
 
+	// A connection's requests are handed to their handler one after the
+	// other, in arrival order, as Kafka does (an idempotent producer's
+	// pipelined batches must be appended in sequence); only one of them is
+	// in the pool at a time. Handlers that wait (long-poll Fetch, JoinGroup)
+	// return at once and answer later, so this holds no worker.
+	execMu    sync.Mutex
+	executing bool
+	execQ     []job
+
 	wakePending atomic.Bool
 	closeReq    atomic.Pointer[string] // set by closeAsync
 	signal      chan struct{}          // wakes the park goroutine
@@ -249,6 +258,45 @@ func (c *conn) releaseAll() {
 	if j := c.pendingJob; j != nil {
 		// It holds a sequence and budget; running it lets it release both.
 		c.pendingJob = nil
-		go j.run()
+		go runInOrder(j)
 	}
+}
+
+// submit hands j to the pool, or queues it behind the connection's request
+// that is running. false: the pool is full and j is not queued anywhere;
+// the connection then counts as executing until the caller hands j on
+// (submitBlocking) or calls idle.
+func (c *conn) submit(j job) bool {
+	c.execMu.Lock()
+	if c.executing {
+		c.execQ = append(c.execQ, j)
+		c.execMu.Unlock()
+		return true
+	}
+	c.executing = true
+	c.execMu.Unlock()
+	return c.s.pool.trySubmit(j)
+}
+
+// idle undoes a submit the pool refused and that will not be retried.
+func (c *conn) idle() {
+	c.execMu.Lock()
+	c.executing = false
+	c.execMu.Unlock()
+}
+
+// nextJob returns the connection's next queued request, or nil (and the
+// connection stops executing).
+func (c *conn) nextJob() job {
+	c.execMu.Lock()
+	defer c.execMu.Unlock()
+	if len(c.execQ) == 0 {
+		c.executing = false
+		c.execQ = c.execQ[:0]
+		return nil
+	}
+	j := c.execQ[0]
+	c.execQ[0] = nil
+	c.execQ = c.execQ[1:]
+	return j
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +40,17 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 	for i := 0; i < n; i++ {
 		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("key-%d", i%97)), Value: []byte(fmt.Sprintf("value-%d", i))})
 	}
-	results := prod.ProduceSync(ctx, recs...)
+	// Produce asynchronously so that requests pipeline on the connection.
+	var wg sync.WaitGroup
+	results := make(kgo.ProduceResults, len(recs))
+	for i, r := range recs {
+		wg.Add(1)
+		prod.Produce(ctx, r, func(r *kgo.Record, err error) {
+			results[i] = kgo.ProduceResult{Record: r, Err: err}
+			wg.Done()
+		})
+	}
+	wg.Wait()
 	if err := results.FirstErr(); err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +73,11 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 	if total != n {
 		t.Fatalf("consumed %d, want %d", total, n)
 	}
+	// The idempotent producer pipelines up to five requests per connection:
+	// they must be applied in order, never answered out of sequence.
+	if v := srv.Metrics.GetOrCreateCounter(`floodgate_request_errors_total{api="Produce",code="45"}`).Get(); v != 0 {
+		t.Fatalf("%d OUT_OF_ORDER_SEQUENCE_NUMBER answers to a pipelining idempotent producer", v)
+	}
 	for p, vals := range want {
 		// produce results arrive in order per partition for one producer
 		if len(got[p]) != len(vals) {
@@ -72,4 +89,34 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestPipelinedIdempotentProduceAppliedInOrder(t *testing.T) {
+	srv := testserver.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	prod := newClient(t, srv.KafkaAddr(), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic("seq"),
+		kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(0), kgo.ProducerBatchMaxBytes(16<<10))
+	const n = 50000
+	val := make([]byte, 100)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		prod.Produce(ctx, &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d records failed", failed.Load())
+	}
+	if v := srv.Metrics.GetOrCreateCounter(`floodgate_request_errors_total{api="Produce",code="45"}`).Get(); v != 0 {
+		t.Fatalf("%d OUT_OF_ORDER_SEQUENCE_NUMBER answers: pipelined requests were applied out of order", v)
+	}
+	t.Logf("%d records in %v", n, time.Since(start))
 }

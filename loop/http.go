@@ -250,9 +250,10 @@ func (c *conn) dispatchHTTP() {
 	} else {
 		h.phase = phaseClosing
 	}
-	if !s.pool.trySubmit(j) {
+	if !c.submit(j) {
 		// The worker queue (shared with Kafka) is full: answer 503 now
 		// rather than hold the request.
+		c.idle()
 		s.budget.Release(budget)
 		s.cfg.Metrics.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="queue"}`).Inc()
 		s.warn.Warn("limit:max-queued-requests", "http request refused: worker queue full", "limit", "max-queued-requests",
@@ -319,6 +320,8 @@ type httpJob struct {
 }
 
 func (j *httpJob) run() { j.c.serveHTTP(j.seq, j.r, j.budget, j.keepAlive) }
+
+func (j *httpJob) owner() *conn { return j.c }
 
 // serveHTTP runs on a pool worker.
 func (c *conn) serveHTTP(seq uint64, r *HTTPRequest, budget int64, keepAlive bool) {

@@ -173,7 +173,7 @@ func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
 	c.frameBudget = 0
 	r.throttle, r.reject = c.rateLimit(&r.hdr)
 	r.seq = c.reserveSeq()
-	if !s.pool.trySubmit(r) {
+	if !c.submit(r) {
 		c.pendingJob = r
 		return c.park(in.gc, "max_queued_requests")
 	}

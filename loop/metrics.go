@@ -112,3 +112,58 @@ func (m *serverMetrics) httpRefused(status int, limit string) {
 	}
 	m.counter(`floodgate_http_refused_total{limit="` + limit + `",code="` + strconv.Itoa(status) + `"}`).Inc()
 }
+
+// countErrors counts the error codes a response carries, by API and code
+// (floodgate_request_errors_total{api,code}). Successful responses cost a
+// type switch and a scan of their partitions; series are built only for
+// codes that occur.
+func (m *serverMetrics) countErrors(key int16, resp kmsg.Response) {
+	add := func(code int16) {
+		if code != 0 {
+			m.counter(`floodgate_request_errors_total{api="` + kmsg.NameForKey(key) + `",code="` + strconv.Itoa(int(code)) + `"}`).Inc()
+		}
+	}
+	switch r := resp.(type) {
+	case *kmsg.ProduceResponse:
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				add(r.Topics[i].Partitions[j].ErrorCode)
+			}
+		}
+	case *kmsg.FetchResponse:
+		add(r.ErrorCode)
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				add(r.Topics[i].Partitions[j].ErrorCode)
+			}
+		}
+	case *kmsg.ListOffsetsResponse:
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				add(r.Topics[i].Partitions[j].ErrorCode)
+			}
+		}
+	case *kmsg.MetadataResponse:
+		for i := range r.Topics {
+			add(r.Topics[i].ErrorCode)
+		}
+	case *kmsg.OffsetCommitResponse:
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				add(r.Topics[i].Partitions[j].ErrorCode)
+			}
+		}
+	case *kmsg.ApiVersionsResponse:
+		add(r.ErrorCode)
+	case *kmsg.FindCoordinatorResponse:
+		add(r.ErrorCode)
+	case *kmsg.JoinGroupResponse:
+		add(r.ErrorCode)
+	case *kmsg.SyncGroupResponse:
+		add(r.ErrorCode)
+	case *kmsg.HeartbeatResponse:
+		add(r.ErrorCode)
+	case *kmsg.InitProducerIDResponse:
+		add(r.ErrorCode)
+	}
+}

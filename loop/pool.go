@@ -6,7 +6,11 @@ import (
 
 // job is one unit of request work for the pool. Requests implement it
 // themselves, so queueing one allocates nothing.
-type job interface{ run() }
+type job interface {
+	run()
+	// owner is the connection whose requests run in order.
+	owner() *conn
+}
 
 // pool is the bounded worker pool shared by Kafka and HTTP requests: a
 // fixed number of goroutines and a queue of fixed capacity. Submitting
@@ -28,7 +32,7 @@ func newPool(workers, queue int) *pool {
 func (p *pool) work() {
 	defer p.wg.Done()
 	for j := range p.jobs {
-		j.run()
+		runInOrder(j)
 	}
 }
 
@@ -52,4 +56,13 @@ func (p *pool) full() bool { return len(p.jobs) >= cap(p.jobs) }
 func (p *pool) stop() {
 	close(p.jobs)
 	p.wg.Wait()
+}
+
+// runInOrder runs j and then the requests its connection queued behind it.
+func runInOrder(j job) {
+	c := j.owner()
+	for j != nil {
+		j.run()
+		j = c.nextJob()
+	}
 }

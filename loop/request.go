@@ -67,6 +67,8 @@ func (r *kafkaRequest) run() {
 	s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.ipStr, r.respond)
 }
 
+func (r *kafkaRequest) owner() *conn { return r.c }
+
 // release returns the frame's budget once.
 func (r *kafkaRequest) release() {
 	if !r.released {
@@ -90,6 +92,7 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 		r.c.complete(r.seq, nil)
 		return
 	}
+	r.c.s.met.countErrors(r.hdr.APIKey, resp)
 	if r.throttle > 0 {
 		kafka.SetThrottle(resp, int32(r.throttle.Milliseconds()))
 	}
