@@ -37,7 +37,7 @@ type server struct {
 	http    string
 	extra   []string
 	cmd     *exec.Cmd
-	stderr  *bytes.Buffer
+	stderr  *lockedBuffer
 	allLogs strings.Builder
 }
 
@@ -82,7 +82,7 @@ func (s *server) start() {
 	args := append([]string{"serve", "--data-dir", s.dir, "--kafka-listen", s.addr, "--http-listen", s.http,
 		"--log-level", "info"}, s.extra...)
 	s.cmd = exec.Command(s.bin, args...)
-	s.stderr = &bytes.Buffer{}
+	s.stderr = &lockedBuffer{}
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start: %v", err)
@@ -396,4 +396,23 @@ func TestServerRecoversCorruptTail(t *testing.T) {
 	if r, err := cl.ProduceSync(ctx, &kgo.Record{Value: value(98)}).First(); err != nil || r.Offset != 98 {
 		t.Fatalf("produce after recovery: offset %v, %v", r, err)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer the child's output goroutine writes while
+// the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
