@@ -93,6 +93,11 @@ func (s *Server) startAcceptor(ln net.Listener, kind listenerKind, tag int32) {
 func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind, tag int32) {
 	var delay time.Duration
 	for {
+		if until := s.acceptPause.Load(); until > 0 {
+			if d := time.Until(time.Unix(0, until)); d > 0 {
+				time.Sleep(d)
+			}
+		}
 		nc, err := ln.AcceptTCP()
 		if err == nil {
 			// A socket that could not be handed to its loop for want of
@@ -170,16 +175,40 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 	c.id = s.connIDs.Add(1)
 	l := s.loopFor(ip)
 	c.loop = l
-	if err := s.enroll(l, c, nc); err != nil {
-		s.active.Add(-1)
-		s.met.rejected("register_failed")
-		s.warn.Warn("register:"+kind.String(), "could not hand connection to the event loop", "error", err.Error())
-		if isResourceErr(err) {
-			return err
-		}
+	// Registration is asynchronous: the acceptor goes straight back to
+	// accept(2) instead of waiting for the event loop, so a burst of new
+	// connections does not queue in the listen backlog (and meet SYN
+	// retransmits) behind loops busy serving traffic.
+	ch, err := l.el.Enroll(gnet.NewContext(context.Background(), c), nc)
+	if err != nil {
+		nc.Close()
+		s.registerFailed(kind, err)
+		return nil
 	}
+	go func() {
+		if res := <-ch; res.Err != nil { // gnet has closed nc
+			s.registerFailed(kind, res.Err)
+		}
+	}()
 	return nil
 }
+
+// registerFailed accounts a connection the event loop could not take. For
+// descriptor or memory exhaustion (dup fails with EMFILE) accepting pauses
+// briefly, as for a failed accept.
+func (s *Server) registerFailed(kind listenerKind, err error) {
+	s.active.Add(-1)
+	s.met.rejected("register_failed")
+	s.warn.Warn("register:"+kind.String(), "could not hand connection to the event loop", "error", err.Error())
+	if isResourceErr(err) {
+		s.met.counter(`floodgate_accept_errors_total{listener="` + kind.String() + `",errno="` + errnoName(err) + `"}`).Inc()
+		s.acceptPause.Store(time.Now().Add(registerBackoff).UnixNano())
+	}
+}
+
+// registerBackoff is the accept pause after a registration ran out of
+// descriptors.
+const registerBackoff = 50 * time.Millisecond
 
 // isResourceErr reports errors of descriptor or memory exhaustion.
 func isResourceErr(err error) bool {

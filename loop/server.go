@@ -80,14 +80,15 @@ type Server struct {
 	acceptors sync.WaitGroup
 	stopping  atomic.Bool
 
-	connIDs   atomic.Uint64
-	extraMu   sync.Mutex
-	extraLns  []net.Listener
-	extraTags []int32
-	serving   bool         // acceptors running; guarded by extraMu
-	active    atomic.Int64 // open connections (Kafka and HTTP), parked included
-	parked    atomic.Int64
-	inflight  atomic.Int64
+	connIDs     atomic.Uint64
+	acceptPause atomic.Int64 // unix nanos until which acceptors pause
+	extraMu     sync.Mutex
+	extraLns    []net.Listener
+	extraTags   []int32
+	serving     bool         // acceptors running; guarded by extraMu
+	active      atomic.Int64 // open connections (Kafka and HTTP), parked included
+	parked      atomic.Int64
+	inflight    atomic.Int64
 
 	ipSeed  maphash.Seed
 	loopsMu sync.Mutex
