@@ -25,11 +25,16 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## deps-test: install what the client-compatibility tests need (best effort)
+## deps-test: install what the client-compatibility tests need (best effort; the tests skip
+## loudly what is missing)
+APT_INSTALL = apt-get install -y -qq $(1) >/dev/null 2>&1 || \
+	(apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(1) >/dev/null 2>&1) || \
+	sudo -n apt-get install -y -qq $(1) >/dev/null 2>&1
 deps-test:
-	@command -v kcat >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
-		(apt-get install -y -qq kcat >/dev/null 2>&1 || sudo -n apt-get install -y -qq kcat >/dev/null 2>&1) || \
-		echo "NOTE: kcat could not be installed; the librdkafka compatibility test will be skipped")
+	@command -v kcat >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && ($(call APT_INSTALL,kcat))) || \
+		echo "NOTE: kcat could not be installed; the librdkafka compatibility test will be skipped"
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || \
+		echo "NOTE: node/npm not found; the kafkajs compatibility test will be skipped"
 
 ## fuzz: run every fuzz target briefly
 fuzz:
@@ -43,7 +48,7 @@ fuzz:
 BENCHARGS ?=
 bench: build
 	@command -v nginx >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 && command -v iperf3 >/dev/null 2>&1 || \
-		(apt-get install -y -qq nginx wrk iperf3 >/dev/null 2>&1 || sudo -n apt-get install -y -qq nginx wrk iperf3 >/dev/null 2>&1) || \
+		($(call APT_INSTALL,nginx wrk iperf3)) || \
 		echo "NOTE: nginx/wrk/iperf3 could not be installed; those comparisons will say so"
 	@mkdir -p bin
 	$(GO) test -run='^$$' -bench=. -benchmem -count=5 ./codec/... ./loop/ ./limits/ > bin/gobench.txt; rc=$$?; cat bin/gobench.txt; exit $$rc
