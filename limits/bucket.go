@@ -70,16 +70,22 @@ func (b *Buckets) Rate() float64 { return b.rate }
 
 // Take takes a token for key (see Bucket.Take).
 func (b *Buckets) Take(key []byte, now time.Time) time.Duration {
+	s, bk := b.bucket(key, now)
+	defer s.mu.Unlock()
+	return bk.Take(now, b.rate, b.burst)
+}
+
+// bucket returns key's bucket with its shard locked; the caller unlocks.
+func (b *Buckets) bucket(key []byte, now time.Time) (*bucketShard, *Bucket) {
 	s := &b.shards[fnv(key)%uint32(len(b.shards))]
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	bk, ok := s.buckets[string(key)] // no allocation for the lookup
 	if !ok {
 		s.forgetIdle(now, b.burst/b.rate)
 		bk = &Bucket{}
 		s.buckets[string(key)] = bk
 	}
-	return bk.Take(now, b.rate, b.burst)
+	return s, bk
 }
 
 // forgetIdle drops buckets that have been full for a while, at most once a second.

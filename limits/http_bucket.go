@@ -1,7 +1,6 @@
 package limits
 
 import (
-	"sync"
 	"time"
 )
 
@@ -17,66 +16,27 @@ type RateResult struct {
 	Full time.Duration
 }
 
-// RateLimiter is a set of token buckets of one rate and burst, one per key
-// (a single key "" for a global limit). It never goes negative: a refused
-// request takes nothing. It is sharded so that workers rarely contend, and
-// forgets keys whose bucket refilled. Safe for concurrent use.
-type RateLimiter struct {
-	rate, burst float64
-	shards      [16]rateShard
-}
-
-type rateShard struct {
-	mu      sync.Mutex
-	buckets map[string]*Bucket
-	sweep   time.Time
-}
+// RateLimiter is the HTTP name of Buckets: one token bucket per key (a
+// single key "" for a global limit) that is never overdrawn (Allow).
+type RateLimiter = Buckets
 
 // NewRateLimiter returns buckets refilling at rate tokens per second up to burst.
-func NewRateLimiter(rate, burst float64) *RateLimiter {
-	r := &RateLimiter{rate: rate, burst: burst}
-	for i := range r.shards {
-		r.shards[i].buckets = make(map[string]*Bucket)
-	}
-	return r
-}
-
-// Rate returns the rate in tokens per second.
-func (r *RateLimiter) Rate() float64 { return r.rate }
+func NewRateLimiter(rate, burst float64) *RateLimiter { return NewBuckets(rate, burst) }
 
 // Burst returns the bucket size.
-func (r *RateLimiter) Burst() float64 { return r.burst }
+func (b *Buckets) Burst() float64 { return b.burst }
 
-// Allow takes one token of key's bucket at now if there is one.
-func (r *RateLimiter) Allow(key []byte, now time.Time) RateResult {
-	s := &r.shards[fnv(key)%uint32(len(r.shards))]
-	s.mu.Lock()
+// Allow takes one token of key's bucket at now if there is one; unlike
+// Take, a refused request takes nothing (HTTP answers 429 and does not
+// serve it).
+func (b *Buckets) Allow(key []byte, now time.Time) RateResult {
+	s, bk := b.bucket(key, now)
 	defer s.mu.Unlock()
-	bk, ok := s.buckets[string(key)]
-	if !ok {
-		s.forget(now, r.burst/r.rate)
-		bk = &Bucket{}
-		s.buckets[string(key)] = bk
-	}
-	wait := bk.TryTake(now, r.rate, r.burst)
+	wait := bk.TryTake(now, b.rate, b.burst)
 	res := RateResult{OK: wait == 0, Wait: wait, Remaining: int(bk.tokens)}
 	if res.Remaining < 0 {
 		res.Remaining = 0
 	}
-	res.Full = time.Duration((r.burst - bk.tokens) / r.rate * float64(time.Second))
+	res.Full = time.Duration((b.burst - bk.tokens) / b.rate * float64(time.Second))
 	return res
-}
-
-// forget drops buckets idle for longer than a full refill, at most once a second.
-func (s *rateShard) forget(now time.Time, refillSeconds float64) {
-	if now.Sub(s.sweep) < time.Second {
-		return
-	}
-	s.sweep = now
-	idle := time.Duration((refillSeconds + 1) * float64(time.Second))
-	for k, bk := range s.buckets {
-		if now.Sub(bk.last) > idle {
-			delete(s.buckets, k)
-		}
-	}
 }
