@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	mrand "math/rand"
 	"testing"
 	"time"
 
@@ -100,13 +101,17 @@ func TestRandomBytesCloseOnlyThatConnection(t *testing.T) {
 	srv := testserver.Start(t)
 	good := dialFrom(t, "", srv.KafkaAddr())
 	expectServed(t, good)
+	// Seeded, so the bytes are the same every run: random bytes may by
+	// chance form the start of a valid header that asks for more bytes
+	// (the server then rightly waits for them); these 20 do not.
+	rng := mrand.New(mrand.NewSource(7))
 	for i := 0; i < 20; i++ {
 		bad := dialFrom(t, "", srv.KafkaAddr())
 		junk := make([]byte, 1024)
-		_, _ = rand.Read(junk)
+		_, _ = rng.Read(junk)
 		binary.BigEndian.PutUint32(junk, uint32(len(junk)-4)) // a plausible length, garbage after
 		if i%2 == 1 {
-			_, _ = rand.Read(junk[:4]) // and sometimes a garbage length too
+			_, _ = rng.Read(junk[:4]) // and sometimes a garbage length too
 		}
 		_, _ = bad.Write(junk)
 		expectClosed(t, bad, 3*time.Second)
