@@ -34,6 +34,7 @@ type Config struct {
 	MaxConnectionsPerIP int
 	IdleTimeout         time.Duration
 	MaxRequestSize      int64
+	RequestReadTimeout  time.Duration
 	MaxFetchBytes       int64
 	MemoryLimitBytes    int64
 	MaxInflight         int
@@ -51,6 +52,7 @@ func Defaults() Config {
 		MaxConnectionsPerIP: 100,
 		IdleTimeout:         600 * time.Second,
 		MaxRequestSize:      104857600,
+		RequestReadTimeout:  10 * time.Second,
 		MaxFetchBytes:       52428800,
 		MemoryLimitBytes:    1 << 30,
 		MaxInflight:         1000,
@@ -71,6 +73,7 @@ func (c *Config) Validate() error {
 		{"max-connections-per-ip", int64(c.MaxConnectionsPerIP), 1},
 		{"connection-idle-timeout", c.IdleTimeout.Milliseconds(), 1},
 		{"max-request-size", c.MaxRequestSize, 64},
+		{"request-read-timeout", c.RequestReadTimeout.Milliseconds(), 1},
 		{"max-fetch-bytes", c.MaxFetchBytes, 1},
 		{"memory-limit-bytes", c.MemoryLimitBytes, 1 << 20},
 		{"max-inflight-requests", int64(c.MaxInflight), 1},
@@ -106,6 +109,8 @@ func (c *Config) Value(flag string) string {
 		return strconv.FormatInt(c.IdleTimeout.Milliseconds(), 10)
 	case "max-request-size":
 		return strconv.FormatInt(c.MaxRequestSize, 10)
+	case "request-read-timeout":
+		return strconv.FormatInt(c.RequestReadTimeout.Milliseconds(), 10)
 	case "max-fetch-bytes":
 		return strconv.FormatInt(c.MaxFetchBytes, 10)
 	case "memory-limit-bytes":

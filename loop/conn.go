@@ -32,24 +32,25 @@ type conn struct {
 	id    uint64 // unique per server, for handlers that keep per-connection state
 
 	// Owned by the event loop (or by the park goroutine while parked).
-	gc           gnet.Conn
-	prev, next   *conn
-	listed       bool
-	lastActive   int64
-	counted      bool   // counted in the loop's per-IP map
-	parking      bool   // the next OnClose is a park, not a close
-	closeReason  string // why floodgate closed it
-	carry        []byte // bytes taken from gnet when parked, read first
-	out          [][]byte
-	outBufs      []*[]byte
-	outOff       int
-	pendingJob   job // a job the full pool refused; the park goroutine submits it
-	throttle     time.Time
-	memWaited    bool      // waited for the budget once: refuse next time
-	memWaitUntil time.Time // end of that wait
-	frameBudget  int64     // budget reserved for the frame being received
-	discard      discardState
-	http         *httpConnState
+	gc            gnet.Conn
+	prev, next    *conn
+	listed        bool
+	lastActive    int64
+	counted       bool   // counted in the loop's per-IP map
+	parking       bool   // the next OnClose is a park, not a close
+	closeReason   string // why floodgate closed it
+	carry         []byte // bytes taken from gnet when parked, read first
+	out           [][]byte
+	outBufs       []*[]byte
+	outOff        int
+	pendingJob    job // a job the full pool refused; the park goroutine submits it
+	throttle      time.Time
+	memWaited     bool      // waited for the budget once: refuse next time
+	memWaitUntil  time.Time // end of that wait
+	frameBudget   int64     // budget reserved for the frame being received
+	frameDeadline int64     // unix nanos by which that frame must have arrived
+	discard       discardState
+	http          *httpConnState
 
 	// A connection's requests are handed to their handler one after the
 	// other, in arrival order, as Kafka does (an idempotent producer's
@@ -254,7 +255,7 @@ func (c *conn) releaseAll() {
 	}
 	c.out, c.outBufs, c.outOff = nil, nil, 0
 	c.s.budget.Release(int64(len(c.carry)) + c.frameBudget)
-	c.carry, c.frameBudget = nil, 0
+	c.carry, c.frameBudget, c.frameDeadline = nil, 0, 0
 	if j := c.pendingJob; j != nil {
 		// It holds a sequence and budget; running it lets it release both.
 		c.pendingJob = nil

@@ -27,6 +27,16 @@ const discardChunk = 64 << 10
 // version is unsupported.
 const apiVersionsKey = 18
 
+// frameMinRate is the rate at which a frame must arrive after
+// --request-read-timeout: 1 MiB/s (with the default 10 s, a 100 MiB frame
+// gets 110 s), generous for any Kafka client.
+const frameMinRate = 1 << 20 // bytes per second
+
+// frameTime is how long a frame of n bytes may take to arrive.
+func (c *conn) frameTime(n int64) time.Duration {
+	return c.s.cfg.Limits.RequestReadTimeout + time.Duration(n)*time.Second/frameMinRate
+}
+
 // memoryWait is how long a request waits for the memory budget before it
 // is answered with REQUEST_TIMED_OUT.
 const memoryWait = 2 * time.Second
@@ -150,10 +160,18 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 		}
 		c.memWaited = false
 		c.frameBudget = int64(length)
+		if avail < kafka.LengthSize+int(length) {
+			// The reservation is held only while the frame keeps coming:
+			// a client announcing big frames and trickling them (or
+			// sending nothing) would otherwise pin the budget.
+			c.frameDeadline = time.Now().Add(c.frameTime(int64(length))).UnixNano()
+			c.loop.watchFrame(c, c.frameDeadline)
+		}
 	}
 	if avail < kafka.LengthSize+int(length) {
 		return gnet.None, false
 	}
+	c.frameDeadline = 0
 	return c.dispatchFrame(in, &h), true
 }
 

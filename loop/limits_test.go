@@ -353,3 +353,39 @@ func TestWaitingRequestGetsRequestTimedOutWhenBudgetExhausted(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	expectServed(t, waiting) // and it is served again once the budget frees
 }
+
+func TestTricklingFrameIsClosedAndItsReservationReleased(t *testing.T) {
+	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.RequestReadTimeout = 300 * time.Millisecond }))
+	c := dialFrom(t, "", srv.KafkaAddr())
+	var head [14]byte
+	binary.BigEndian.PutUint32(head[:], 1<<20) // a 1 MiB frame: 0.3 s + 1 s allowed
+	binary.BigEndian.PutUint16(head[4:], 18)
+	binary.BigEndian.PutUint16(head[12:], 0xffff)
+	if _, err := c.Write(head[:]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for srv.Budget().Used() < 1<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("frame not reserved: %d", srv.Budget().Used())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Trickle one byte every 100 ms: the connection stays active, the
+	// frame never completes in its 1.3 s.
+	go func() {
+		for i := 0; i < 20; i++ {
+			if _, err := c.Write([]byte{0}); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	expectClosed(t, c, 10*time.Second)
+	if u := srv.Budget().Used(); u != 0 {
+		t.Fatalf("reservation not released: %d bytes", u)
+	}
+	if srv.Metrics.GetOrCreateCounter(`floodgate_connections_closed_total{reason="slow_frame"}`).Get() == 0 {
+		t.Fatal("slow frame close not counted")
+	}
+}

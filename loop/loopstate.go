@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"container/heap"
 	"net/netip"
 	"time"
 
@@ -24,6 +25,56 @@ type loopState struct {
 	// heads holds connections waiting for a request head, in deadline
 	// order (one timeout, so arrival order is deadline order).
 	heads []headWatch
+	// frames holds connections receiving a frame, by deadline (a heap:
+	// deadlines depend on frame sizes).
+	frames frameHeap
+}
+
+// frameWatch is one frame deadline; stale entries are skipped.
+type frameWatch struct {
+	c        *conn
+	deadline int64
+}
+
+// frameHeap is a min-heap of frame deadlines.
+type frameHeap []frameWatch
+
+func (h frameHeap) Len() int           { return len(h) }
+func (h frameHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
+func (h frameHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *frameHeap) Push(x any)        { *h = append(*h, x.(frameWatch)) }
+func (h *frameHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	old[len(old)-1] = frameWatch{}
+	*h = old[:len(old)-1]
+	return w
+}
+
+// watchFrame adds a frame deadline.
+func (l *loopState) watchFrame(c *conn, deadline int64) {
+	heap.Push(&l.frames, frameWatch{c, deadline})
+}
+
+// expireFrames closes connections whose frame did not arrive in time,
+// releasing the budget reserved for it.
+func (l *loopState) expireFrames(now int64) {
+	for len(l.frames) > 0 && l.frames[0].deadline <= now {
+		w := heap.Pop(&l.frames).(frameWatch)
+		c := w.c
+		if c.frameDeadline != w.deadline {
+			continue // the frame arrived (or a newer one is watched)
+		}
+		if c.gc == nil { // parked meanwhile: check again once it is back
+			c.frameDeadline = now + int64(time.Second)
+			heap.Push(&l.frames, frameWatch{c, c.frameDeadline})
+			continue
+		}
+		l.s.warn.Warn("limit:frame-time", "frame not received in time; closing connection", "limit", "frame-time",
+			"configured_min_rate_bytes_per_s", frameMinRate, "reserved", c.frameBudget, "client_ip", c.ipStr)
+		c.closeReason = "slow_frame"
+		_ = l.el.Close(c.gc)
+	}
 }
 
 // headWatch is one head deadline; stale entries (the head completed) are
@@ -100,6 +151,7 @@ func (l *loopState) unlink(c *conn) {
 // with requests in flight are not idle: they are moved to the back.
 func (l *loopState) reap(now time.Time) {
 	l.expireHeads(now.UnixNano())
+	l.expireFrames(now.UnixNano())
 	limit := now.Add(-l.s.cfg.Limits.IdleTimeout).UnixNano()
 	for c := l.head; c != nil && c.lastActive < limit; c = l.head {
 		if c.pending() > 0 {

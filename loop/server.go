@@ -282,16 +282,19 @@ func (s *Server) OnTick() (time.Duration, gnet.Action) {
 			return nil
 		}))
 	}
-	return reapInterval(s.cfg.Limits.IdleTimeout, s.cfg.HTTPLimits.HeaderTimeout), gnet.None
+	return reapInterval(s.cfg.Limits.IdleTimeout, s.cfg.HTTPLimits.HeaderTimeout, s.cfg.Limits.RequestReadTimeout), gnet.None
 }
 
 // reapInterval checks idle connections often enough to close them within
-// about 1/8 of the timeout (late heads within 1/4 of theirs), but not more
+// about 1/8 of the timeout (late heads and frames within 1/4 of theirs), but not more
 // than 10 times a second.
-func reapInterval(idle, head time.Duration) time.Duration {
+func reapInterval(idle, head, frame time.Duration) time.Duration {
 	d := idle / 8
 	if head > 0 && head/4 < d {
 		d = head / 4
+	}
+	if frame > 0 && frame/4 < d {
+		d = frame / 4
 	}
 	if d < 100*time.Millisecond {
 		d = 100 * time.Millisecond

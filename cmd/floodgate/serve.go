@@ -67,6 +67,7 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		MaxConnectionsPerIP: int(c.Int64("max-connections-per-ip")),
 		IdleTimeout:         time.Duration(c.Int64("connection-idle-timeout")) * time.Millisecond,
 		MaxRequestSize:      c.Int64("max-request-size"),
+		RequestReadTimeout:  time.Duration(c.Int64("request-read-timeout")) * time.Millisecond,
 		MaxFetchBytes:       c.Int64("max-fetch-bytes"),
 		MemoryLimitBytes:    c.Int64("memory-limit-bytes"),
 		MaxInflight:         int(c.Int64("max-inflight-requests")),
