@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -34,12 +35,24 @@ type HoldSpec struct {
 	Concurrency int
 	// OpenFor, when > 0, stops opening after this long (flood mode).
 	OpenFor time.Duration
+	// Targets, when set, spread the connections round robin over these
+	// host:ports (connection i goes to Targets[i%len]) instead of Target.
+	Targets []string
+	// KafkaHello sends a Kafka Metadata request (v1, no topics) on each
+	// connection and waits for its answer before counting it opened: a
+	// gateway assigns an upstream connection on a client's first request.
+	KafkaHello bool
 }
 
 // Validate checks the spec.
 func (s *HoldSpec) Validate() error {
 	if _, _, err := net.SplitHostPort(s.Target); err != nil {
 		return fmt.Errorf("--target %q: %w", s.Target, err)
+	}
+	for _, t := range s.Targets {
+		if _, _, err := net.SplitHostPort(t); err != nil {
+			return fmt.Errorf("--targets: %q: %w", t, err)
+		}
 	}
 	if s.Count < 1 || s.Count > 10_000_000 {
 		return fmt.Errorf("--count=%d: must be between 1 and 10000000", s.Count)
@@ -97,7 +110,16 @@ func (h *holder) open(ctx context.Context) {
 				}
 				d := net.Dialer{Timeout: h.spec.DialTimeout,
 					LocalAddr: &net.TCPAddr{IP: SourceIP(h.spec.FirstIndex+i, h.spec.PerIP)}}
-				c, err := d.DialContext(ctx, "tcp", h.spec.Target)
+				target := h.spec.Target
+				if len(h.spec.Targets) > 0 {
+					target = h.spec.Targets[(h.spec.FirstIndex+i)%len(h.spec.Targets)]
+				}
+				c, err := d.DialContext(ctx, "tcp", target)
+				if err == nil && h.spec.KafkaHello {
+					if err = kafkaHello(c, int32(i), h.spec.DialTimeout); err != nil {
+						_ = c.Close()
+					}
+				}
 				if err != nil {
 					h.failed.Add(1)
 					h.firstErr.CompareAndSwap(nil, err)
@@ -174,11 +196,52 @@ func RunHoldChild(ctx context.Context, spec HoldSpec, in io.Reader, out io.Write
 // Flags renders spec as child-process flags (the inverse of the flags of
 // the hidden "bench conns-child" command).
 func (s HoldSpec) Flags() []string {
-	return []string{
+	f := []string{
 		"--target", s.Target, "--count", strconv.Itoa(s.Count), "--first-index", strconv.Itoa(s.FirstIndex),
 		"--per-ip", strconv.Itoa(s.PerIP), "--dial-timeout", s.DialTimeout.String(),
 		"--concurrency", strconv.Itoa(s.Concurrency), "--open-for", s.OpenFor.String(),
 	}
+	if len(s.Targets) > 0 {
+		f = append(f, "--targets", strings.Join(s.Targets, ","))
+	}
+	if s.KafkaHello {
+		f = append(f, "--kafka-hello")
+	}
+	return f
+}
+
+// kafkaHello sends a Metadata v1 request asking for no topics and reads the
+// answer (any answer counts).
+func kafkaHello(c net.Conn, corr int32, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	defer c.SetDeadline(time.Time{})
+	const clientID = "bench"
+	req := make([]byte, 0, 32)
+	req = binary.BigEndian.AppendUint32(req, uint32(2+2+4+2+len(clientID)+4))
+	req = binary.BigEndian.AppendUint16(req, 3) // Metadata
+	req = binary.BigEndian.AppendUint16(req, 1) // v1
+	req = binary.BigEndian.AppendUint32(req, uint32(corr))
+	req = binary.BigEndian.AppendUint16(req, uint16(len(clientID)))
+	req = append(req, clientID...)
+	req = binary.BigEndian.AppendUint32(req, 0) // topics: none
+	if _, err := c.Write(req); err != nil {
+		return fmt.Errorf("kafka hello: %w", err)
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		return fmt.Errorf("kafka hello answer: %w", err)
+	}
+	n := binary.BigEndian.Uint32(size[:])
+	if n < 4 || n > 1<<20 {
+		return fmt.Errorf("kafka hello answer: size %d", n)
+	}
+	if _, err := io.CopyN(io.Discard, c, int64(n)); err != nil {
+		return fmt.Errorf("kafka hello answer: %w", err)
+	}
+	return nil
 }
 
 // Fleet is a set of connection holders: in this process, or in child

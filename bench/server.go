@@ -214,3 +214,6 @@ func RaiseNoFile() (uint64, error) {
 	}
 	return rl.Cur, nil
 }
+
+// FDs returns the open descriptors of pid (from /proc/PID/fd).
+func FDs(pid int) (int, error) { return procFDs(pid) }

@@ -9,7 +9,10 @@
 //	bin/bench-suite --floodgate bin/floodgate --md BENCHMARKS.md --charts bench/charts
 //
 // The hidden "peer" mode runs a peer server in a child process:
-// `suite peer kfake PORT` or `suite peer nethttp ADDR`.
+// `suite peer kfake PORT`, `suite peer kfake-cluster PORT,PORT,PORT` (one
+// broker per port) or `suite peer nethttp ADDR`; `suite peer holder FLAGS`
+// is a connection-holder child of the gateway section (bench.HoldSpec
+// flags).
 package main
 
 import (
@@ -19,7 +22,9 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -27,6 +32,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) >= 3 && os.Args[1] == "peer" && os.Args[2] == "holder" {
+		if err := runHolder(os.Args[3:]); err != nil {
+			fmt.Fprintln(os.Stderr, "suite holder:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) >= 4 && os.Args[1] == "peer" {
 		if err := runPeer(os.Args[2], os.Args[3]); err != nil {
 			fmt.Fprintln(os.Stderr, "suite peer:", err)
@@ -40,7 +52,7 @@ func main() {
 	flag.StringVar(&o.charts, "charts", "bench/charts", "directory of the charts")
 	flag.StringVar(&o.gobench, "gobench", "", "output of `go test -bench` to tabulate (run here when empty)")
 	flag.IntVar(&o.runs, "runs", 3, "runs per comparison (medians are reported)")
-	flag.StringVar(&o.only, "only", "", "comma-separated sections to run (iperf,gobench,kafka,limits,http,conns,flood,overload); empty: all")
+	flag.StringVar(&o.only, "only", "", "comma-separated sections to run (iperf,gobench,kafka,limits,http,conns,flood,overload,gateway); empty: all")
 	flag.BoolVar(&o.quick, "quick", false, "shorter runs (a smoke test of the suite)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -73,6 +85,51 @@ func runPeer(kind, arg string) error {
 		defer c.Close()
 		<-ctx.Done()
 		return nil
+	case "kfake-cluster":
+		var ports []int
+		for _, f := range strings.Split(arg, ",") {
+			p, err := strconv.Atoi(f)
+			if err != nil {
+				return fmt.Errorf("kfake-cluster port %q: %w", f, err)
+			}
+			ports = append(ports, p)
+		}
+		if _, err := bench.RaiseNoFile(); err != nil {
+			return err
+		}
+		c, err := kfake.NewCluster(kfake.Ports(ports...), kfake.NumBrokers(len(ports)), kfake.AllowAutoTopicCreation())
+		if err != nil {
+			return fmt.Errorf("kfake cluster on ports %v: %w", ports, err)
+		}
+		defer c.Close()
+		<-ctx.Done()
+		return nil
 	}
-	return fmt.Errorf("unknown peer %q: want kfake or nethttp", kind)
+	return fmt.Errorf("unknown peer %q: want kfake, kfake-cluster or nethttp", kind)
+}
+
+// runHolder is a connection-holder child (bench.RunHoldChild) that also
+// understands --targets and --kafka-hello.
+func runHolder(args []string) error {
+	fs := flag.NewFlagSet("holder", flag.ContinueOnError)
+	var spec bench.HoldSpec
+	var targets string
+	fs.StringVar(&spec.Target, "target", "", "host:port")
+	fs.IntVar(&spec.Count, "count", 0, "connections")
+	fs.IntVar(&spec.FirstIndex, "first-index", 0, "first connection index")
+	fs.IntVar(&spec.PerIP, "per-ip", 50, "connections per source address")
+	fs.DurationVar(&spec.DialTimeout, "dial-timeout", 5*time.Second, "connect timeout")
+	fs.IntVar(&spec.Concurrency, "concurrency", 64, "connects in flight")
+	fs.DurationVar(&spec.OpenFor, "open-for", 0, "stop opening after")
+	fs.StringVar(&targets, "targets", "", "comma-separated host:ports, round robin")
+	fs.BoolVar(&spec.KafkaHello, "kafka-hello", false, "send a Metadata request on each connection")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if targets != "" {
+		spec.Targets = strings.Split(targets, ",")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return bench.RunHoldChild(ctx, spec, os.Stdin, os.Stdout)
 }

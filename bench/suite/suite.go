@@ -97,6 +97,7 @@ func run(ctx context.Context, o options) error {
 		{"conns", s.conns},
 		{"flood", s.flood},
 		{"overload", s.overload},
+		{"gateway", s.gateway},
 	}
 	start := time.Now()
 	for _, st := range steps {
