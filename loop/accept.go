@@ -155,8 +155,10 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 	}
 	if !s.takeConnSlot(max) {
 		s.met.rejected("max_connections")
-		s.warn.Warn("limit:max-connections", "connection refused", "limit", "max-connections",
-			"configured", s.cfg.Limits.MaxConnections, "actual", s.active.Load(), "client_ip", remoteIP(nc).String(), "listener", kind.String())
+		if s.warn.Due("limit:max-connections") {
+			s.warn.Warn("limit:max-connections", "connection refused", "limit", "max-connections",
+				"configured", s.cfg.Limits.MaxConnections, "actual", s.active.Load(), "client_ip", remoteIP(nc).String(), "listener", kind.String())
+		}
 		closeNow(nc)
 		return nil
 	}

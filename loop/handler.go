@@ -34,8 +34,10 @@ func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	if !c.loop.admitIP(c.ip) {
 		s.met.rejected("max_connections_per_ip")
-		s.warn.Warn("limit:max-connections-per-ip:"+c.ip.String(), "connection refused", "limit", "max-connections-per-ip",
-			"configured", s.cfg.Limits.MaxConnectionsPerIP, "actual", c.loop.perIP[c.ip], "client_ip", c.ip.String())
+		if key := "limit:max-connections-per-ip:" + c.ipStr; s.warn.Due(key) {
+			s.warn.Warn(key, "connection refused", "limit", "max-connections-per-ip",
+				"configured", s.cfg.Limits.MaxConnectionsPerIP, "actual", c.loop.perIP[c.ip], "client_ip", c.ipStr)
+		}
 		c.closeReason = "rejected"
 		return nil, gnet.Close
 	}

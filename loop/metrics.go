@@ -18,6 +18,7 @@ const apiSlots = 128
 type serverMetrics struct {
 	set            *metrics.Set
 	connsTotal     *metrics.Counter
+	rejectedMax    *metrics.Counter
 	bytesIn        *metrics.Counter
 	bytesOut       *metrics.Counter
 	tooLarge       *metrics.Counter
@@ -33,6 +34,7 @@ type serverMetrics struct {
 func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	m := &serverMetrics{set: set}
 	m.connsTotal = set.NewCounter("floodgate_connections_total")
+	m.rejectedMax = set.NewCounter(`floodgate_connections_rejected_total{reason="max_connections"}`)
 	m.bytesIn = set.NewCounter("floodgate_bytes_in_total")
 	m.bytesOut = set.NewCounter("floodgate_bytes_out_total")
 	m.tooLarge = set.NewCounter("floodgate_request_too_large_total")
@@ -67,6 +69,10 @@ func (m *serverMetrics) counter(name string) *metrics.Counter {
 
 // rejected counts a refused connection.
 func (m *serverMetrics) rejected(reason string) {
+	if reason == "max_connections" { // the one a flood hits: no name building
+		m.rejectedMax.Inc()
+		return
+	}
 	m.counter(`floodgate_connections_rejected_total{reason="` + reason + `"}`).Inc()
 }
 

@@ -20,6 +20,20 @@ func newRateLimitedLog(l *slog.Logger, interval time.Duration) *rateLimitedLog {
 	return &rateLimitedLog{log: l, interval: interval, last: map[string]time.Time{}, dropped: map[string]int{}}
 }
 
+// Due reports whether a Warn for key would be logged now, so that callers
+// on hot refusal paths (a flood) skip building the log arguments.
+func (r *rateLimitedLog) Due(key string) bool {
+	r.mu.Lock()
+	t, ok := r.last[key]
+	if ok && time.Since(t) < r.interval {
+		r.dropped[key]++
+		r.mu.Unlock()
+		return false
+	}
+	r.mu.Unlock()
+	return true
+}
+
 // Warn logs msg with args unless key was logged within the interval.
 func (r *rateLimitedLog) Warn(key, msg string, args ...any) {
 	now := time.Now()
