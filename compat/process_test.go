@@ -4,87 +4,25 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/testproc"
 )
 
-// binDir holds the floodgate binary the process-based clients run against.
-var binDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "floodgate-compat-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-var (
-	buildOnce sync.Once
-	buildErr  error
-	buildOut  []byte
-)
+func TestMain(m *testing.M) { testproc.Main(m) }
 
 // floodgateBinary builds cmd/floodgate once per test run.
-func floodgateBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(binDir, "floodgate")
-	buildOnce.Do(func() {
-		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goTool); err != nil {
-			goTool = "go"
-		}
-		cmd := exec.Command(goTool, "build", "-o", bin, "github.com/floodgate/floodgate/cmd/floodgate")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build ./cmd/floodgate: %v\n%s", buildErr, buildOut)
-	}
-	return bin
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func floodgateBinary(t *testing.T) string { return testproc.Binary(t) }
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testproc.FreePort(t) }
 
 // startBinary runs `floodgate serve` on a free loopback port until the test
 // ends and returns its Kafka address (which it also advertises).
@@ -101,7 +39,7 @@ func startBinary(t *testing.T) string {
 			"--data-dir", dataDir, // the default storage (on disk), fresh per test
 			"--event-loops", "2",
 			"--log-level", "warn")
-		var stderr syncBuffer
+		var stderr testproc.Buffer
 		cmd.Stdout, cmd.Stderr = &stderr, &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start floodgate: %v", err)
@@ -172,7 +110,7 @@ func runTool(t *testing.T, dir, stdin string, name string, args ...string) strin
 type procMember struct {
 	what   string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testproc.Buffer
 	exited chan struct{}
 	lines  chan struct{} // closed when stdout is drained
 	badMu  sync.Mutex
@@ -187,7 +125,7 @@ func startProcMember(t *testing.T, what, dir, name string, out chan<- rec, prog 
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &procMember{what: what, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{}), lines: make(chan struct{})}
+	m := &procMember{what: what, cmd: cmd, stderr: &testproc.Buffer{}, exited: make(chan struct{}), lines: make(chan struct{})}
 	cmd.Stderr = m.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", what, err)

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/floodgate/floodgate/internal/testproc"
 	"github.com/floodgate/floodgate/storage"
 )
 
@@ -37,30 +37,15 @@ type server struct {
 	http    string
 	extra   []string
 	cmd     *exec.Cmd
-	stderr  *lockedBuffer
+	stderr  *testproc.Buffer
 	allLogs strings.Builder
 }
 
-func buildFloodgate(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "floodgate")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	out, err := exec.Command(gobin, "build", "-o", bin, "../cmd/floodgate").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build floodgate: %v\n%s", err, out)
-	}
-	return bin
-}
+func buildFloodgate(t *testing.T) string { return testproc.Binary(t) }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freePort(t *testing.T) string { return testproc.FreeAddr(t) }
+
+func TestMain(m *testing.M) { testproc.Main(m) }
 
 func newServer(t *testing.T, bin string, extra ...string) *server {
 	s := &server{t: t, bin: bin, dir: t.TempDir(), addr: freePort(t), http: freePort(t), extra: extra}
@@ -82,7 +67,7 @@ func (s *server) start() {
 	args := append([]string{"serve", "--data-dir", s.dir, "--kafka-listen", s.addr, "--http-listen", s.http,
 		"--log-level", "info"}, s.extra...)
 	s.cmd = exec.Command(s.bin, args...)
-	s.stderr = &lockedBuffer{}
+	s.stderr = &testproc.Buffer{}
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start: %v", err)
@@ -396,23 +381,4 @@ func TestServerRecoversCorruptTail(t *testing.T) {
 	if r, err := cl.ProduceSync(ctx, &kgo.Record{Value: value(98)}).First(); err != nil || r.Offset != 98 {
 		t.Fatalf("produce after recovery: offset %v, %v", r, err)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer the child's output goroutine writes while
-// the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

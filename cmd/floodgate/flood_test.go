@@ -2,91 +2,41 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floodgate/floodgate/internal/testproc"
 )
 
-// buildBinary builds floodgate once per test binary run.
-var buildOnce struct {
-	sync.Once
-	path string
-	err  error
-}
+func floodgateBinary(t *testing.T) string { return testproc.Binary(t) }
 
-func floodgateBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "floodgate-bin-")
-		if err != nil {
-			buildOnce.err = err
-			return
-		}
-		buildOnce.path = filepath.Join(dir, "floodgate")
-		out, err := exec.Command("go", "build", "-o", buildOnce.path, ".").CombinedOutput()
-		if err != nil {
-			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildOnce.err != nil {
-		t.Fatal(buildOnce.err)
-	}
-	return buildOnce.path
-}
+func freePort(t *testing.T) string { return testproc.FreeAddr(t) }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func TestMain(m *testing.M) { testproc.Main(m) }
 
 // process is a floodgate child process.
 type process struct {
 	cmd    *exec.Cmd
 	kafka  string
 	http   string
-	stderr *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr *testproc.Buffer
 }
 
 // startFloodgate runs the binary under a shell that sets `ulimit -n`.
 func startFloodgate(t *testing.T, nofile int, args ...string) *process {
 	t.Helper()
 	bin := floodgateBinary(t)
-	p := &process{kafka: freePort(t), http: freePort(t), stderr: &syncBuffer{}}
+	p := &process{kafka: freePort(t), http: freePort(t), stderr: &testproc.Buffer{}}
 	cmdline := fmt.Sprintf("ulimit -n %d && exec %q serve --kafka-listen %s --http-listen %s %s",
 		nofile, bin, p.kafka, p.http, strings.Join(args, " "))
 	p.cmd = exec.Command("bash", "-c", cmdline)
