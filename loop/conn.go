@@ -38,6 +38,7 @@ type conn struct {
 	lastActive    int64
 	counted       bool   // counted in the loop's per-IP map
 	parking       bool   // the next OnClose is a park, not a close
+	lingering     bool   // write side shut after the last response; reading until EOF
 	closeReason   string // why floodgate closed it
 	carry         []byte // bytes taken from gnet when parked, read first
 	out           [][]byte

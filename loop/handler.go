@@ -3,6 +3,8 @@ package loop
 import (
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/panjf2000/gnet/v2"
 )
 
@@ -113,8 +115,7 @@ func (c *conn) flush(gc gnet.Conn) (gnet.Action, bool) {
 	c.collect()
 	if len(c.out) == 0 {
 		if c.drainedForClose() {
-			c.closeReason = "http_close"
-			return gnet.Close, false
+			return c.lingerClose(gc), false
 		}
 		return gnet.None, false
 	}
@@ -127,8 +128,34 @@ func (c *conn) flush(gc gnet.Conn) (gnet.Action, bool) {
 		return c.park(gc, "slow_reader"), true
 	}
 	if c.drainedForClose() {
-		c.closeReason = "http_close"
-		return gnet.Close, false
+		return c.lingerClose(gc), false
 	}
 	return gnet.None, false
+}
+
+// lingerTime is how long a connection closed after a response keeps
+// reading (and discarding) what the client still sends.
+const lingerTime = 2 * time.Second
+
+// lingerClose ends a connection whose last response is written: it sends
+// FIN (shutdown of the write side) and keeps reading until the client
+// closes or lingerTime passes, as nginx's lingering close does. Closing
+// at once with unread bytes in the socket makes the kernel send RST, and
+// an RST can destroy the response (a 413 or 408) before the client reads
+// it.
+func (c *conn) lingerClose(gc gnet.Conn) gnet.Action {
+	if c.lingering {
+		return gnet.None
+	}
+	if err := unix.Shutdown(gc.Fd(), unix.SHUT_WR); err != nil {
+		c.closeReason = "http_close"
+		return gnet.Close
+	}
+	c.lingering = true
+	c.closeReason = "http_close"
+	if c.http != nil {
+		c.http.phase = phaseClosing
+	}
+	c.loop.watchLinger(c, time.Now().Add(lingerTime).UnixNano())
+	return gnet.None
 }

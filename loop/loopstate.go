@@ -25,6 +25,8 @@ type loopState struct {
 	// heads holds connections waiting for a request head, in deadline
 	// order (one timeout, so arrival order is deadline order).
 	heads []headWatch
+	// lingers holds connections in a lingering close, in deadline order.
+	lingers []headWatch
 	// frames holds connections receiving a frame, by deadline (a heap:
 	// deadlines depend on frame sizes).
 	frames frameHeap
@@ -82,6 +84,29 @@ func (l *loopState) expireFrames(now int64) {
 type headWatch struct {
 	c        *conn
 	deadline int64
+}
+
+// watchLinger closes c at deadline unless the client closed first (one
+// linger time, so the list is in deadline order).
+func (l *loopState) watchLinger(c *conn, deadline int64) {
+	l.lingers = append(l.lingers, headWatch{c, deadline})
+}
+
+// expireLingers closes connections whose linger time is over.
+func (l *loopState) expireLingers(now int64) {
+	i := 0
+	for ; i < len(l.lingers) && l.lingers[i].deadline <= now; i++ {
+		c := l.lingers[i].c
+		if c.gc != nil && c.lingering {
+			c.closeReason = "http_close"
+			_ = l.el.Close(c.gc)
+		}
+	}
+	if i > 0 {
+		n := copy(l.lingers, l.lingers[i:])
+		clear(l.lingers[n:])
+		l.lingers = l.lingers[:n]
+	}
 }
 
 // watchHead adds a head deadline.
@@ -152,6 +177,7 @@ func (l *loopState) unlink(c *conn) {
 func (l *loopState) reap(now time.Time) {
 	l.expireHeads(now.UnixNano())
 	l.expireFrames(now.UnixNano())
+	l.expireLingers(now.UnixNano())
 	limit := now.Add(-l.s.cfg.Limits.IdleTimeout).UnixNano()
 	for c := l.head; c != nil && c.lastActive < limit; c = l.head {
 		if c.pending() > 0 {
