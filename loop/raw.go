@@ -28,7 +28,8 @@ type RawKafkaHandler interface {
 	// ServeRaw handles one frame: frame is the request after its length
 	// prefix, header included. respond takes the whole response frame
 	// (length prefix and header included) with the client's correlation id,
-	// or nil when no response is due; it is called exactly once.
+	// or nil when no response is due; it is called exactly once, and the
+	// loop owns resp afterwards (it is written without a copy).
 	ServeRaw(cl ClientConn, h *kafka.Header, frame []byte, respond func(resp []byte))
 	// ConnClosed tells the handler a client connection is gone.
 	ConnClosed(id uint64)

@@ -101,20 +101,23 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 	r.c.complete(r.seq, buf)
 }
 
-// respondRaw queues a whole response frame from a raw handler.
+// respondRaw queues a whole response frame from a raw handler, which hands
+// it over (it must not touch it afterwards).
 func (r *kafkaRequest) respondRaw(resp []byte) {
 	r.done()
 	if resp == nil {
 		r.c.complete(r.seq, nil)
 		return
 	}
-	buf := r.c.s.bufs.get()
-	*buf = append(*buf, resp...)
 	if r.throttle > 0 {
 		if d, err := kafka.DecodeResponse(&r.hdr, resp); err == nil {
 			kafka.SetThrottle(d, int32(r.throttle.Milliseconds()))
-			*buf = kafka.AppendResponse((*buf)[:0], &r.hdr, d)
+			buf := r.c.s.bufs.get()
+			*buf = kafka.AppendResponse(*buf, &r.hdr, d)
+			r.c.complete(r.seq, buf)
+			return
 		}
 	}
-	r.c.complete(r.seq, buf)
+	// The handler gave up the frame: it is written as it is, no copy.
+	r.c.complete(r.seq, &resp)
 }
