@@ -96,3 +96,27 @@ func TestSmokeOverload(t *testing.T) {
 		t.Errorf("no RSS: %+v", r.Steps[0])
 	}
 }
+
+// TestSmokeConnsKafkaHello holds connections spread over two targets (the
+// same server twice), each answering a Metadata request before it counts.
+func TestSmokeConnsKafkaHello(t *testing.T) {
+	srv := testserver.Start(t)
+	spec := bench.HoldSpec{Target: srv.KafkaAddr(), Targets: []string{srv.KafkaAddr(), srv.KafkaAddr()}, Count: 40, PerIP: 20,
+		Concurrency: 4, DialTimeout: 5 * time.Second, KafkaHello: true}
+	f, err := bench.StartFleet(context.Background(), spec, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f.Ready() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if opened, failed := f.Counts(); opened != 40 || failed != 0 {
+		t.Fatalf("opened %d failed %d: %s", opened, failed, f.FirstError())
+	}
+	flags := strings.Join(spec.Flags(), " ")
+	if !strings.Contains(flags, "--targets "+srv.KafkaAddr()+","+srv.KafkaAddr()) || !strings.Contains(flags, "--kafka-hello") {
+		t.Errorf("flags %q lack --targets or --kafka-hello", flags)
+	}
+}
