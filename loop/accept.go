@@ -177,22 +177,39 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 	c.id = s.connIDs.Add(1)
 	l := s.loopFor(ip)
 	c.loop = l
-	// Registration is asynchronous: the acceptor goes straight back to
-	// accept(2) instead of waiting for the event loop, so a burst of new
-	// connections does not queue in the listen backlog (and meet SYN
-	// retransmits) behind loops busy serving traffic.
-	ch, err := l.el.Enroll(gnet.NewContext(context.Background(), c), nc)
-	if err != nil {
-		nc.Close()
-		s.registerFailed(kind, err)
-		return nil
-	}
-	go func() {
-		if res := <-ch; res.Err != nil { // gnet has closed nc
-			s.registerFailed(kind, res.Err)
-		}
-	}()
+	// Registration is handed to a few registrar goroutines: the acceptor
+	// goes straight back to accept(2) instead of waiting for a busy event
+	// loop, so a burst of new connections does not queue in the listen
+	// backlog (and meet SYN retransmits); a fixed number of registrars
+	// keeps a burst from spawning a goroutine (and a stack) per socket.
+	s.registrations <- registration{l: l, c: c, nc: nc, kind: kind}
 	return nil
+}
+
+// registration is one accepted socket on its way to its event loop.
+type registration struct {
+	l    *loopState
+	c    *conn
+	nc   net.Conn
+	kind listenerKind
+}
+
+// registrars is how many sockets are handed to event loops at once.
+const registrars = 16
+
+// startRegistrars runs the goroutines that register accepted sockets.
+func (s *Server) startRegistrars() {
+	for i := 0; i < registrars; i++ {
+		s.registrarsWG.Add(1)
+		go func() {
+			defer s.registrarsWG.Done()
+			for r := range s.registrations {
+				if err := s.enroll(r.l, r.c, r.nc); err != nil {
+					s.registerFailed(r.kind, err)
+				}
+			}
+		}()
+	}
 }
 
 // registerFailed accounts a connection the event loop could not take. For

@@ -78,7 +78,10 @@ type Server struct {
 	kafkaLn   net.Listener
 	httpLn    net.Listener
 	acceptors sync.WaitGroup
-	stopping  atomic.Bool
+	// registrations carries accepted sockets to the registrar goroutines.
+	registrations chan registration
+	registrarsWG  sync.WaitGroup
+	stopping      atomic.Bool
 
 	connIDs     atomic.Uint64
 	acceptPause atomic.Int64 // unix nanos until which acceptors pause
@@ -203,6 +206,8 @@ func (s *Server) serve() error {
 		_ = s.Stop(context.Background())
 		return err
 	}
+	s.registrations = make(chan registration, 1024)
+	s.startRegistrars()
 	s.startAcceptor(s.kafkaLn, kindKafka, BootstrapTag)
 	if s.httpLn != nil {
 		s.startAcceptor(s.httpLn, kindHTTP, BootstrapTag)
@@ -253,6 +258,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.extraMu.Unlock()
 	s.acceptors.Wait()
+	if s.registrations != nil {
+		close(s.registrations)
+		s.registrarsWG.Wait()
+	}
 	err := s.engine.Stop(ctx)
 	s.pool.stop()
 	os.RemoveAll(s.sockDir)
