@@ -423,7 +423,7 @@ func (s *suite) conns(ctx context.Context) (string, error) {
 	b.WriteString(t.Markdown())
 	fmt.Fprintf(&b, "\n**1,000,000 idle connections, projected from the %d-connection run:** %.0f MiB base + 1,000,000 × %.0f B = **%.2f GB of floodgate RSS** (target: under 4 GB). The kernel adds its socket memory on top (about 10 KB per loopback connection, both ends; see ../shared/ARCHITECTURE.md), and the deployment needs `ulimit -n` above 1,000,000 (README, Sizing).\n",
 		largest, base/(1<<20), per, million)
-	fmt.Fprintf(&b, "\n**Nothing is O(connections) per tick:** idle CPU stays flat from 1k to %d connections (table above). The idle reaper uses timers per connection, not a scan.\n", largest)
+	fmt.Fprintf(&b, "\n**Nothing is O(connections) per tick:** idle CPU stays flat from 1k to %d connections (table above). The idle reaper walks a per-loop list ordered by last activity and stops at the first connection that is not idle, so a tick costs O(connections that expired), not a scan.\n", largest)
 	b.WriteString("\n![RSS vs connections](bench/charts/rss_vs_connections.png)\n")
 	return b.String(), nil
 }
