@@ -82,6 +82,10 @@ func (g *Gateway) forward(client uint64, node int32, h *kafka.Header, frame []by
 	}
 }
 
+// dialBackoff is how long an upstream broker whose dial failed is answered
+// with an error at once instead of being dialled again.
+const dialBackoff = time.Second
+
 // pickAny returns a broker for requests any broker answers: the preferred
 // one if known, else round robin over the known brokers.
 func (g *Gateway) pickAny(prefer int32) int32 {
@@ -138,10 +142,19 @@ func (g *Gateway) upstreamFor(client uint64, node int32) (*upstreamConn, error) 
 		b.mu.Unlock()
 		return u, nil
 	}
+	if wait := time.Until(b.dialFailedAt.Add(dialBackoff)); wait > 0 {
+		// It failed a moment ago: answer at once rather than hold a pool
+		// worker for another dial timeout.
+		b.mu.Unlock()
+		return nil, fmt.Errorf("upstream broker %d unreachable (last dial failed %v ago)", node, dialBackoff-wait)
+	}
 	addr := b.addr
 	b.mu.Unlock()
 	u, err := dialUpstream(node, addr, g.cfg.DialTimeout, g.cfg.RequestTimeout)
 	if err != nil {
+		b.mu.Lock()
+		b.dialFailedAt = time.Now()
+		b.mu.Unlock()
 		return nil, err
 	}
 	b.mu.Lock()

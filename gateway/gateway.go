@@ -80,9 +80,10 @@ type upstreamBroker struct {
 	addr      string
 	localPort int32
 
-	mu       sync.Mutex
-	conns    []*upstreamConn
-	byClient map[uint64]*upstreamConn
+	mu           sync.Mutex
+	conns        []*upstreamConn
+	byClient     map[uint64]*upstreamConn
+	dialFailedAt time.Time // last failed dial, for dialBackoff
 }
 
 // New returns a gateway; Start connects it.
