@@ -44,7 +44,6 @@ func isTargetChar(c byte) bool  { return in(c, maskTarget&m64, maskTarget>>64) }
 func isRegNameChar(c byte) bool { return in(c, maskRegName&m64, maskRegName>>64) }
 func isHostChar(c byte) bool    { return in(c, maskHost&m64, maskHost>>64) }
 func isHex(c byte) bool         { return in(c, maskHex&m64, maskHex>>64) }
-func isAlpha(c byte) bool       { return in(c, maskAlpha&m64, maskAlpha>>64) }
 func isDigit(c byte) bool       { return '0' <= c && c <= '9' }
 
 // isVchar reports a visible character or obs-text, the non-whitespace bytes

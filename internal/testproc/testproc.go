@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 )
@@ -33,11 +32,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		build.path = filepath.Join(dir, "floodgate")
-		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goTool); err != nil {
-			goTool = "go"
-		}
-		out, err := exec.Command(goTool, "build", "-o", build.path, "github.com/floodgate/floodgate/cmd/floodgate").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", build.path, "github.com/floodgate/floodgate/cmd/floodgate").CombinedOutput()
 		if err != nil {
 			build.err = fmt.Errorf("go build ./cmd/floodgate: %v\n%s", err, out)
 		}
