@@ -4,7 +4,7 @@ BIN     ?= bin/floodgate
 FUZZTIME ?= 10s
 RUNARGS ?=
 
-.PHONY: run build test vet fmt-check fuzz bench deps-test
+.PHONY: run build test vet lint fmt-check fuzz bench deps-test
 
 ## run: start floodgate with the embedded broker (Kafka :9092, HTTP :9094)
 run:
@@ -15,12 +15,17 @@ build:
 	$(GO) build -o $(BIN) ./cmd/floodgate
 
 ## test: vet, format check, the whole suite with -race, and a short fuzz run
-test: vet fmt-check deps-test
+test: vet fmt-check lint deps-test
 	$(GO) test -race -timeout 20m ./...
 	$(MAKE) fuzz FUZZTIME=5s
 
 vet:
 	$(GO) vet ./...
+
+## lint: staticcheck at a pinned version
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.6.1
+lint:
+	$(GO) run $(STATICCHECK) ./...
 
 fmt-check:
 	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
