@@ -64,7 +64,7 @@ type conn struct {
 
 	wakePending atomic.Bool
 	closeReq    atomic.Pointer[string] // set by closeAsync
-	signal      chan struct{}          // wakes the park goroutine
+	signal      chan struct{}          // wakes the park goroutine; made at the first park (guarded by mu)
 
 	// Shared with workers: guarded by mu.
 	mu      sync.Mutex
@@ -90,7 +90,7 @@ type discardState struct {
 }
 
 func newConn(s *Server, kind listenerKind, ip netip.Addr, addr string) *conn {
-	return &conn{s: s, kind: kind, ip: ip, ipStr: ip.String(), addr: addr, slots: make([]slot, 4), signal: make(chan struct{}, 1)}
+	return &conn{s: s, kind: kind, ip: ip, ipStr: ip.String(), addr: addr, slots: make([]slot, 4)}
 }
 
 // pending returns requests dispatched whose responses are not yet written.
@@ -132,14 +132,14 @@ func (c *conn) complete(seq uint64, buf *[]byte) {
 	}
 	c.slots[seq&uint64(len(c.slots)-1)] = slot{buf: buf, done: true}
 	head := seq == c.headSeq
-	parked, gc := c.parked, c.gc
+	parked, gc, signal := c.parked, c.gc, c.signal
 	c.mu.Unlock()
 	if !head {
 		return
 	}
 	if parked || gc == nil {
-		select {
-		case c.signal <- struct{}{}:
+		select { // a nil signal (never parked) takes the default
+		case signal <- struct{}{}:
 		default:
 		}
 		return

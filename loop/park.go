@@ -40,6 +40,9 @@ func (c *conn) park(gc gnet.Conn, reason string) gnet.Action {
 	c.mu.Lock()
 	c.parked = true
 	c.gc = nil
+	if c.signal == nil {
+		c.signal = make(chan struct{}, 1)
+	}
 	c.mu.Unlock()
 	c.parking = true
 	c.loop.unlink(c)
