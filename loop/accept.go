@@ -172,7 +172,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 	}
 	s.met.connsTotal.Inc()
 	ip := remoteIP(nc)
-	c := newConn(s, kind, ip, nc.RemoteAddr().String())
+	c := newConn(s, kind, ip)
 	c.tag = tag
 	c.id = s.connIDs.Add(1)
 	l := s.loopFor(ip)

@@ -26,7 +26,6 @@ type conn struct {
 	kind  listenerKind
 	ip    netip.Addr
 	ipStr string // ip.String(), computed once
-	addr  string
 	loop  *loopState
 	tag   int32  // the Kafka listener's tag (BootstrapTag for the main one)
 	id    uint64 // unique per server, for handlers that keep per-connection state
@@ -89,8 +88,8 @@ type discardState struct {
 	active bool
 }
 
-func newConn(s *Server, kind listenerKind, ip netip.Addr, addr string) *conn {
-	return &conn{s: s, kind: kind, ip: ip, ipStr: ip.String(), addr: addr, slots: make([]slot, 4)}
+func newConn(s *Server, kind listenerKind, ip netip.Addr) *conn {
+	return &conn{s: s, kind: kind, ip: ip, ipStr: ip.String(), slots: make([]slot, 4)}
 }
 
 // pending returns requests dispatched whose responses are not yet written.

@@ -3,6 +3,7 @@ package loop
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"time"
@@ -257,7 +258,7 @@ func (c *conn) dispatchHTTP() {
 		s.budget.Release(budget)
 		s.cfg.Metrics.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="queue"}`).Inc()
 		s.warn.Warn("limit:max-queued-requests", "http request refused: worker queue full", "limit", "max-queued-requests",
-			"configured", s.cfg.Limits.MaxQueued, "actual", s.pool.depth(), "client_ip", c.ip.String())
+			"configured", s.cfg.Limits.MaxQueued, "actual", s.pool.depth(), "client_ip", c.ipStr)
 		h.deadline = 0
 		h.phase = phaseClosing
 		s.cfg.Metrics.GetOrCreateCounter(refusedSeries(503)).Inc()
@@ -393,7 +394,7 @@ func (c *conn) refuseHTTP(err error) {
 	s.met.httpRefused(status, limit)
 	s.cfg.Metrics.GetOrCreateCounter(refusedSeries(status)).Inc()
 	s.warn.Warn("http:"+limit, "http request refused", "limit", limit, "status", status,
-		"configured", configured, "actual", actual, "client_ip", c.ip.String(), "reason", reason)
+		"configured", configured, "actual", actual, "client_ip", c.ipStr, "reason", reason)
 	s.budget.Release(h.budget)
 	h.budget = 0
 	h.deadline = 0
@@ -420,57 +421,12 @@ func LimitErrorBody(limit string, configured, actual int64, reason string) []byt
 	return append(b, '\n')
 }
 
-// statusText covers the statuses floodgate sends.
-func statusText(code int) string {
-	switch code {
-	case 100:
-		return "Continue"
-	case 200:
-		return "OK"
-	case 201:
-		return "Created"
-	case 204:
-		return "No Content"
-	case 400:
-		return "Bad Request"
-	case 404:
-		return "Not Found"
-	case 405:
-		return "Method Not Allowed"
-	case 408:
-		return "Request Timeout"
-	case 409:
-		return "Conflict"
-	case 413:
-		return "Content Too Large"
-	case 415:
-		return "Unsupported Media Type"
-	case 422:
-		return "Unprocessable Content"
-	case 429:
-		return "Too Many Requests"
-	case 431:
-		return "Request Header Fields Too Large"
-	case 500:
-		return "Internal Server Error"
-	case 501:
-		return "Not Implemented"
-	case 503:
-		return "Service Unavailable"
-	case 504:
-		return "Gateway Timeout"
-	case 505:
-		return "HTTP Version Not Supported"
-	}
-	return "Status"
-}
-
 // AppendHTTPResponse appends resp as an HTTP/1.1 response.
 func AppendHTTPResponse(dst []byte, resp *HTTPResponse) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(resp.Status), 10)
 	dst = append(dst, ' ')
-	dst = append(dst, statusText(resp.Status)...)
+	dst = append(dst, http.StatusText(resp.Status)...)
 	dst = append(dst, "\r\nServer: floodgate\r\n"...)
 	if resp.ContentType != "" {
 		dst = append(dst, "Content-Type: "...)

@@ -139,7 +139,7 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 	if int64(length) > s.cfg.Limits.MaxRequestSize {
 		s.met.tooLarge.Inc()
 		s.warn.Warn("limit:max-request-size", "request too large", "limit", "max-request-size",
-			"configured", s.cfg.Limits.MaxRequestSize, "actual", length, "client_ip", c.ip.String(),
+			"configured", s.cfg.Limits.MaxRequestSize, "actual", length, "client_ip", c.ipStr,
 			"client_id", string(h.ClientID), "api", kmsg.NameForKey(h.APIKey))
 		c.startDiscard(in, &h, kafka.ErrMessageTooLarge)
 		return gnet.None, true
@@ -154,7 +154,7 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 			c.memWaited = false
 			s.met.counter(`floodgate_requests_refused_total{reason="memory"}`).Inc()
 			s.warn.Warn("limit:memory-limit-bytes", "request refused: memory budget exhausted", "limit", "memory-limit-bytes",
-				"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", c.ip.String(), "api", kmsg.NameForKey(h.APIKey))
+				"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
 			c.startDiscard(in, &h, kafka.ErrRequestTimedOut)
 			return gnet.None, true
 		}
@@ -230,7 +230,7 @@ func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 		limit = "fetch-rate-limit"
 	}
 	s.warn.Warn("limit:rate:"+kmsg.NameForKey(h.APIKey), "request over its rate limit", "limit", limit,
-		"configured", b.Rate(), "client_ip", c.ip.String(), "client_id", string(h.ClientID),
+		"configured", b.Rate(), "client_ip", c.ipStr, "client_id", string(h.ClientID),
 		"api", kmsg.NameForKey(h.APIKey), "throttle_ms", wait.Milliseconds())
 	if s.cfg.Limits.ThrottleMode == limits.ThrottleReject {
 		s.met.throttledRej[idx].Inc()
@@ -319,8 +319,8 @@ func (c *conn) answerUnsupportedAPIVersions(in input, h *kafka.Header) {
 // protocolError closes a connection that does not speak Kafka.
 func (c *conn) protocolError(err error) gnet.Action {
 	c.s.met.malformed.Inc()
-	c.s.warn.Warn("malformed:"+c.ip.String(), "malformed Kafka input; closing connection",
-		"client_ip", c.ip.String(), "error", err.Error())
+	c.s.warn.Warn("malformed:"+c.ipStr, "malformed Kafka input; closing connection",
+		"client_ip", c.ipStr, "error", err.Error())
 	c.closeReason = "malformed"
 	return gnet.Close
 }

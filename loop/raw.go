@@ -65,7 +65,7 @@ func (s *Server) connClosed(c *conn) {
 	if c.kind != kindKafka {
 		return
 	}
-	if rh, ok := s.cfg.Kafka.(RawKafkaHandler); ok {
-		rh.ConnClosed(c.id)
+	if s.raw != nil {
+		s.raw.ConnClosed(c.id)
 	}
 }

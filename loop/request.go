@@ -33,7 +33,7 @@ func (r *kafkaRequest) run() {
 		if p := recover(); p != nil {
 			s.met.panics.Inc()
 			s.log.Error("request panicked; closing its connection", "api", kmsg.NameForKey(h.APIKey),
-				"client_ip", c.ip.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				"client_ip", c.ipStr, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			r.release()
 			c.complete(r.seq, nil)
 			c.closeAsync("panic")
@@ -42,15 +42,15 @@ func (r *kafkaRequest) run() {
 	if m := s.met.requests[apiIndex(h.APIKey)]; m != nil {
 		m.Inc()
 	}
-	if rh, ok := s.cfg.Kafka.(RawKafkaHandler); ok && !r.reject {
+	if rh := s.raw; rh != nil && !r.reject {
 		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.ipStr}, h, r.frame, r.respondRaw)
 		return
 	}
 	req, err := kafka.DecodeRequest(h, r.frame[h.Size:])
 	if err != nil {
 		s.met.malformed.Inc()
-		s.warn.Warn("malformed:"+c.ip.String(), "malformed request body; closing connection", "api", kmsg.NameForKey(h.APIKey),
-			"version", h.APIVersion, "client_ip", c.ip.String(), "error", err.Error())
+		s.warn.Warn("malformed:"+c.ipStr, "malformed request body; closing connection", "api", kmsg.NameForKey(h.APIKey),
+			"version", h.APIVersion, "client_ip", c.ipStr, "error", err.Error())
 		r.release()
 		c.complete(r.seq, nil)
 		c.closeAsync("malformed")

@@ -67,6 +67,7 @@ type Server struct {
 	bufs   bufPool
 	met    *serverMetrics
 
+	raw         RawKafkaHandler // cfg.Kafka when it forwards frames as bytes
 	produceRate *limits.Buckets
 	fetchRate   *limits.Buckets
 
@@ -131,6 +132,7 @@ func New(cfg Config) (*Server, error) {
 		ipSeed: maphash.MakeSeed(),
 	}
 	s.warn = newRateLimitedLog(cfg.Logger, time.Second)
+	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
 	if cfg.Limits.ProduceRate > 0 {
 		s.produceRate = limits.NewBuckets(float64(cfg.Limits.ProduceRate), float64(cfg.Limits.ProduceRate))
 	}
@@ -172,7 +174,10 @@ func (s *Server) Listen() error {
 func (s *Server) SetHTTPHandler(h HTTPHandler) { s.cfg.HTTP = h }
 
 // SetKafkaHandler sets the Kafka handler; call it before Start.
-func (s *Server) SetKafkaHandler(h KafkaHandler) { s.cfg.Kafka = h }
+func (s *Server) SetKafkaHandler(h KafkaHandler) {
+	s.cfg.Kafka = h
+	s.raw, _ = h.(RawKafkaHandler)
+}
 
 func (s *Server) serve() error {
 	if s.cfg.Kafka == nil {
