@@ -22,6 +22,7 @@ import (
 
 	"github.com/floodgate/floodgate/gateway"
 	"github.com/floodgate/floodgate/httpapi"
+	"github.com/floodgate/floodgate/internal/loopback"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
@@ -60,7 +61,10 @@ func startGateway(t *testing.T, maxUpstream int, lim func(*limits.Config)) *gw {
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
-	first := freePortRange(t, 8)
+	first, err := loopback.FreePortRange(8)
+	if err != nil {
+		t.Fatal(err)
+	}
 	g, err := gateway.New(gateway.Config{
 		Seeds: cluster.ListenAddrs(), ListenHost: "127.0.0.1", PortFirst: first, PortLast: first + 7,
 		AdvertisedHost: "127.0.0.1", MaxUpstreamPerBroker: maxUpstream, RequestTimeout: 5 * time.Second,
@@ -91,31 +95,6 @@ func startGateway(t *testing.T, maxUpstream int, lim func(*limits.Config)) *gw {
 		g.Close()
 	})
 	return &gw{srv: srv, gw: g, cluster: cluster, set: set}
-}
-
-// freePortRange finds n consecutive free loopback ports.
-func freePortRange(t *testing.T, n int) int {
-	t.Helper()
-	for base := 20000 + int(time.Now().UnixNano()%20000); base < 60000; base += n {
-		ok := true
-		var lns []net.Listener
-		for p := base; p < base+n; p++ {
-			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			lns = append(lns, ln)
-		}
-		for _, ln := range lns {
-			ln.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
 }
 
 func client(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {

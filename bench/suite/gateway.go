@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floodgate/floodgate/bench"
+	"github.com/floodgate/floodgate/internal/loopback"
 )
 
 // The gateway section: franz-go's kfake (three brokers, its own process) as
@@ -50,32 +51,9 @@ func (s *suite) startKfakeCluster() (*server, []string, error) {
 		cmdString: "kfake.NewCluster(kfake.Ports(P1, P2, P3), kfake.NumBrokers(3)) in its own process"}, addrs, nil
 }
 
-// freePortRange finds n consecutive free loopback ports.
-func freePortRange(n int) (int, error) {
-	for base := 21000 + int(time.Now().UnixNano()%20000); base < 60000; base += n {
-		ok := true
-		var lns []net.Listener
-		for p := base; p < base+n; p++ {
-			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			lns = append(lns, ln)
-		}
-		for _, ln := range lns {
-			ln.Close()
-		}
-		if ok {
-			return base, nil
-		}
-	}
-	return 0, fmt.Errorf("no %d consecutive free ports", n)
-}
-
 // startGatewayServer starts floodgate in gateway mode in front of upstream.
 func (s *suite) startGatewayServer(name string, upstream []string, extra ...string) (*server, error) {
-	first, err := freePortRange(8)
+	first, err := loopback.FreePortRange(8)
 	if err != nil {
 		return nil, err
 	}
