@@ -32,6 +32,7 @@ const (
 type Config struct {
 	MaxConnections      int
 	MaxConnectionsPerIP int
+	HTTPReserve         int
 	IdleTimeout         time.Duration
 	MaxRequestSize      int64
 	RequestReadTimeout  time.Duration
@@ -50,6 +51,7 @@ func Defaults() Config {
 	return Config{
 		MaxConnections:      10000,
 		MaxConnectionsPerIP: 100,
+		HTTPReserve:         16,
 		IdleTimeout:         600 * time.Second,
 		MaxRequestSize:      104857600,
 		RequestReadTimeout:  10 * time.Second,
@@ -71,6 +73,7 @@ func (c *Config) Validate() error {
 	}{
 		{"max-connections", int64(c.MaxConnections), 1},
 		{"max-connections-per-ip", int64(c.MaxConnectionsPerIP), 1},
+		{"http-connection-reserve", int64(c.HTTPReserve), 0},
 		{"connection-idle-timeout", c.IdleTimeout.Milliseconds(), 1},
 		{"max-request-size", c.MaxRequestSize, 64},
 		{"request-read-timeout", c.RequestReadTimeout.Milliseconds(), 1},
@@ -105,6 +108,8 @@ func (c *Config) Value(flag string) string {
 		return strconv.Itoa(c.MaxConnections)
 	case "max-connections-per-ip":
 		return strconv.Itoa(c.MaxConnectionsPerIP)
+	case "http-connection-reserve":
+		return strconv.Itoa(c.HTTPReserve)
 	case "connection-idle-timeout":
 		return strconv.FormatInt(c.IdleTimeout.Milliseconds(), 10)
 	case "max-request-size":

@@ -151,7 +151,7 @@ func errnoName(err error) string {
 func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 	max := int64(s.cfg.Limits.MaxConnections)
 	if kind == kindHTTP {
-		max += int64(s.cfg.HTTPReserve)
+		max += int64(s.cfg.Limits.HTTPReserve)
 	}
 	if !s.takeConnSlot(max) {
 		s.met.rejected("max_connections")

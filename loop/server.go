@@ -42,9 +42,6 @@ type Config struct {
 	Workers int
 	// Limits are the enforced limits.
 	Limits limits.Config
-	// HTTPReserve is how many connections the HTTP listener may hold beyond
-	// MaxConnections, so /health and /metrics answer during a Kafka flood.
-	HTTPReserve int
 	// Kafka serves Kafka requests.
 	Kafka KafkaHandler
 	// HTTP serves HTTP requests.
@@ -112,9 +109,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4 * runtime.GOMAXPROCS(0)
-	}
-	if cfg.HTTPReserve <= 0 {
-		cfg.HTTPReserve = 16
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -65,6 +65,7 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 	cfg := limits.Config{
 		MaxConnections:      int(c.Int64("max-connections")),
 		MaxConnectionsPerIP: int(c.Int64("max-connections-per-ip")),
+		HTTPReserve:         int(c.Int64("http-connection-reserve")),
 		IdleTimeout:         time.Duration(c.Int64("connection-idle-timeout")) * time.Millisecond,
 		MaxRequestSize:      c.Int64("max-request-size"),
 		RequestReadTimeout:  time.Duration(c.Int64("request-read-timeout")) * time.Millisecond,
@@ -154,18 +155,17 @@ func runServe(c *cli.Context) error {
 	if n := c.Int("workers"); n < 0 || n > 65536 {
 		return fmt.Errorf("--workers=%d: must be between 0 (4 x GOMAXPROCS) and 65536", n)
 	}
-	const httpReserve = 16
 	soft, hard, err := limits.RaiseNoFile()
 	if err != nil {
 		return err
 	}
-	fit, clamped := limits.FitConnections(lim.MaxConnections, httpReserve, soft)
+	fit, clamped := limits.FitConnections(lim.MaxConnections, lim.HTTPReserve, soft)
 	log.Info("open files limit", "soft", soft, "hard", hard)
 	if clamped {
 		log.Warn("--max-connections does not fit the open-files limit; clamped",
 			"flag", "max-connections", "configured", lim.MaxConnections, "effective", fit,
-			"open_files_limit", soft, "reserved_fds", limits.ReservedFDs+httpReserve,
-			"need_ulimit_n", lim.MaxConnections+limits.ReservedFDs+httpReserve)
+			"open_files_limit", soft, "reserved_fds", limits.ReservedFDs+lim.HTTPReserve,
+			"need_ulimit_n", lim.MaxConnections+limits.ReservedFDs+lim.HTTPReserve)
 		lim.MaxConnections = fit
 	}
 
@@ -177,7 +177,6 @@ func runServe(c *cli.Context) error {
 		EventLoops:  c.Int("event-loops"),
 		Workers:     c.Int("workers"),
 		Limits:      lim,
-		HTTPReserve: httpReserve,
 		HTTPLimits:  loop.HTTPLimitsFrom(&hlim),
 		Logger:      log,
 		Metrics:     set,
