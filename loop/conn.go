@@ -45,10 +45,11 @@ type conn struct {
 	outOff        int
 	pendingJob    job // a job the full pool refused; the park goroutine submits it
 	throttle      time.Time
-	memWaited     bool      // waited for the budget once: refuse next time
-	memWaitUntil  time.Time // end of that wait
-	frameBudget   int64     // budget reserved for the frame being received
-	frameDeadline int64     // unix nanos by which that frame must have arrived
+	memWaited     bool         // waited for the budget once: refuse next time
+	memWaitUntil  time.Time    // end of that wait
+	frameBudget   int64        // budget reserved for the frame being received
+	frameDeadline int64        // unix nanos by which that frame must have arrived
+	frameHdr      kafka.Header // its header, checked when it started
 	discard       discardState
 	http          *httpConnState
 

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -97,6 +98,15 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 	if avail < kafka.LengthSize {
 		return gnet.None, false
 	}
+	if c.frameBudget > 0 {
+		// The frame's header was checked and its budget reserved when it
+		// started; until it is complete only its length matters.
+		if avail < kafka.LengthSize+int(c.frameHdr.Length) {
+			return gnet.None, false
+		}
+		c.frameDeadline = 0
+		return c.dispatchFrame(in, &c.frameHdr), true
+	}
 	prefix := in.peek(kafka.LengthSize)
 	length := kafka.FrameLength(prefix)
 	if length < 0 || int64(length) > limits.MaxFrameSize {
@@ -133,8 +143,9 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 			c.answerUnsupportedAPIVersions(in, &h)
 			return gnet.None, true
 		}
-		s.met.counter(`floodgate_connections_closed_total{reason="unsupported_version"}`).Inc()
-		return c.protocolError(fmt.Errorf("api %s (%d) version %d not served", kmsg.NameForKey(h.APIKey), h.APIKey, h.APIVersion)), false
+		act := c.protocolError(fmt.Errorf("api %s (%d) version %d not served", kmsg.NameForKey(h.APIKey), h.APIKey, h.APIVersion))
+		c.closeReason = "unsupported_version"
+		return act, false
 	}
 	if int64(length) > s.cfg.Limits.MaxRequestSize {
 		s.met.tooLarge.Inc()
@@ -144,34 +155,33 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 		c.startDiscard(in, &h, kafka.ErrMessageTooLarge)
 		return gnet.None, true
 	}
-	if c.frameBudget == 0 {
-		if !s.budget.Reserve(int64(length)) {
-			if !c.memWaited {
-				c.memWaited = true
-				c.memWaitUntil = time.Now().Add(memoryWait)
-				return c.park(in.gc, "memory"), false
-			}
-			c.memWaited = false
-			s.met.counter(`floodgate_requests_refused_total{reason="memory"}`).Inc()
-			s.warn.Warn("limit:memory-limit-bytes", "request refused: memory budget exhausted", "limit", "memory-limit-bytes",
-				"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
-			c.startDiscard(in, &h, kafka.ErrRequestTimedOut)
-			return gnet.None, true
+	if !s.budget.Reserve(int64(length)) {
+		if !c.memWaited {
+			c.memWaited = true
+			c.memWaitUntil = time.Now().Add(memoryWait)
+			return c.park(in.gc, "memory"), false
 		}
 		c.memWaited = false
-		c.frameBudget = int64(length)
-		if avail < kafka.LengthSize+int(length) {
-			// The reservation is held only while the frame keeps coming:
-			// a client announcing big frames and trickling them (or
-			// sending nothing) would otherwise pin the budget.
-			c.frameDeadline = time.Now().Add(c.frameTime(int64(length))).UnixNano()
-			c.loop.watchFrame(c, c.frameDeadline)
-		}
+		s.met.counter(`floodgate_requests_refused_total{reason="memory"}`).Inc()
+		s.warn.Warn("limit:memory-limit-bytes", "request refused: memory budget exhausted", "limit", "memory-limit-bytes",
+			"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
+		c.startDiscard(in, &h, kafka.ErrRequestTimedOut)
+		return gnet.None, true
 	}
+	c.memWaited = false
+	c.frameBudget = int64(length)
 	if avail < kafka.LengthSize+int(length) {
+		// Wait for the rest, keeping the checked header (its client id
+		// points into bytes that will move: it is re-read at dispatch).
+		c.frameHdr = h
+		c.frameHdr.ClientID = nil
+		// The reservation is held only while the frame keeps coming: a
+		// client announcing big frames and trickling them (or sending
+		// nothing) would otherwise pin the budget.
+		c.frameDeadline = time.Now().Add(c.frameTime(int64(length))).UnixNano()
+		c.loop.watchFrame(c, c.frameDeadline)
 		return gnet.None, false
 	}
-	c.frameDeadline = 0
 	return c.dispatchFrame(in, &h), true
 }
 
@@ -183,10 +193,7 @@ func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
 	in.read(frame)
 	s.met.bytesIn.Add(len(frame) + kafka.LengthSize)
 	hdr := *h
-	if h.ClientID != nil { // re-point it into the frame, which outlives the peeked bytes
-		const clientIDOffset = 2 + 2 + 4 + 2
-		hdr.ClientID = frame[clientIDOffset : clientIDOffset+len(h.ClientID)]
-	}
+	hdr.ClientID = clientID(frame) // point it into the frame, which outlives the peeked bytes
 	r := &kafkaRequest{c: c, hdr: hdr, frame: frame, reserved: c.frameBudget}
 	c.frameBudget = 0
 	r.throttle, r.reject = c.rateLimit(&r.hdr)
@@ -196,6 +203,17 @@ func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
 		return c.park(in.gc, "max_queued_requests")
 	}
 	return gnet.None
+}
+
+// clientID returns the client id of a whole frame (after its length
+// prefix) whose header has been parsed, or nil for a null one.
+func clientID(frame []byte) []byte {
+	const lenOffset = 2 + 2 + 4
+	n := int(int16(binary.BigEndian.Uint16(frame[lenOffset:])))
+	if n < 0 {
+		return nil
+	}
+	return frame[lenOffset+2 : lenOffset+2+n]
 }
 
 // rateLimit applies the Produce and Fetch token buckets to one request. In
