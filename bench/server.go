@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/floodgate/floodgate/limits"
 )
 
 // ServerProbe reads a server's resource use: from floodgate's /admin/stats
@@ -202,17 +204,8 @@ func procCPU(pid int) (time.Duration, error) {
 // RaiseNoFile raises this process's soft open-files limit to the hard one
 // and returns the new soft limit.
 func RaiseNoFile() (uint64, error) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0, fmt.Errorf("getrlimit NOFILE: %w", err)
-	}
-	if rl.Cur < rl.Max {
-		rl.Cur = rl.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-			return 0, fmt.Errorf("setrlimit NOFILE to %d: %w", rl.Max, err)
-		}
-	}
-	return rl.Cur, nil
+	soft, _, err := limits.RaiseNoFile()
+	return soft, err
 }
 
 // FDs returns the open descriptors of pid (from /proc/PID/fd).

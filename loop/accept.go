@@ -159,7 +159,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 			s.warn.Warn("limit:max-connections", "connection refused", "limit", "max-connections",
 				"configured", s.cfg.Limits.MaxConnections, "actual", s.active.Load(), "client_ip", remoteIP(nc).String(), "listener", kind.String())
 		}
-		closeNow(nc)
+		_ = nc.Close()
 		return nil
 	}
 	if s.budget.Exhausted() {
@@ -167,7 +167,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 		s.met.rejected("memory")
 		s.warn.Warn("limit:memory-limit-bytes", "connection refused: memory budget exhausted", "limit", "memory-limit-bytes",
 			"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", remoteIP(nc).String())
-		closeNow(nc)
+		_ = nc.Close()
 		return nil
 	}
 	s.met.connsTotal.Inc()
@@ -284,9 +284,4 @@ func remoteIP(nc net.Conn) netip.Addr {
 		}
 	}
 	return netip.Addr{}
-}
-
-// closeNow closes a refused socket.
-func closeNow(nc *net.TCPConn) {
-	_ = nc.Close()
 }
