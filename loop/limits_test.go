@@ -389,3 +389,24 @@ func TestTricklingFrameIsClosedAndItsReservationReleased(t *testing.T) {
 		t.Fatal("slow frame close not counted")
 	}
 }
+
+// TestClientOverMaxConnectionsSeesRefusals pins what the README says a
+// franz-go client sees at --max-connections: every attempt is refused at
+// once (its produce fails with its own deadline, nothing hangs in the
+// backlog), and it reconnects with its backoff. The attempts are logged;
+// the README quotes them.
+func TestClientOverMaxConnectionsSeesRefusals(t *testing.T) {
+	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.MaxConnections = 1 }))
+	expectServed(t, dialFrom(t, "", srv.KafkaAddr()))
+	cl := newClient(t, srv.KafkaAddr(), kgo.DefaultProduceTopic("over"), kgo.AllowAutoTopicCreation())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err == nil {
+		t.Fatal("a client over --max-connections produced")
+	}
+	n := srv.Metrics.GetOrCreateCounter(`floodgate_connections_rejected_total{reason="max_connections"}`).Get()
+	if n == 0 {
+		t.Fatal("no refused attempt counted")
+	}
+	t.Logf("kgo over --max-connections for 5 s: %d connection attempts refused", n)
+}
