@@ -30,37 +30,39 @@ const (
 
 // Config is the value of every limit. A zero rate means the limit is off.
 type Config struct {
-	MaxConnections      int
-	MaxConnectionsPerIP int
-	HTTPReserve         int
-	IdleTimeout         time.Duration
-	MaxRequestSize      int64
-	RequestReadTimeout  time.Duration
-	MaxFetchBytes       int64
-	MemoryLimitBytes    int64
-	MaxInflight         int
-	MaxQueued           int
-	ProduceRate         int
-	FetchRate           int
-	QuotaKey            QuotaKey
-	ThrottleMode        ThrottleMode
+	MaxConnections       int
+	MaxConnectionsPerIP  int
+	HTTPReserve          int
+	IdleTimeout          time.Duration
+	MaxRequestSize       int64
+	RequestReadTimeout   time.Duration
+	MaxFetchBytes        int64
+	MemoryLimitBytes     int64
+	MaxInflight          int
+	MaxQueued            int
+	ProduceRate          int
+	FetchRate            int
+	MaxUpstreamPerBroker int
+	QuotaKey             QuotaKey
+	ThrottleMode         ThrottleMode
 }
 
 // Defaults returns the configuration of the table's defaults.
 func Defaults() Config {
 	return Config{
-		MaxConnections:      10000,
-		MaxConnectionsPerIP: 100,
-		HTTPReserve:         16,
-		IdleTimeout:         600 * time.Second,
-		MaxRequestSize:      104857600,
-		RequestReadTimeout:  10 * time.Second,
-		MaxFetchBytes:       52428800,
-		MemoryLimitBytes:    1 << 30,
-		MaxInflight:         1000,
-		MaxQueued:           1000,
-		ProduceRate:         10000,
-		FetchRate:           1000,
+		MaxConnections:       10000,
+		MaxConnectionsPerIP:  100,
+		HTTPReserve:          16,
+		IdleTimeout:          600 * time.Second,
+		MaxRequestSize:       104857600,
+		RequestReadTimeout:   10 * time.Second,
+		MaxFetchBytes:        52428800,
+		MemoryLimitBytes:     1 << 30,
+		MaxInflight:          1000,
+		MaxQueued:            1000,
+		ProduceRate:          10000,
+		FetchRate:            1000,
+		MaxUpstreamPerBroker: 1000,
 	}
 }
 
@@ -83,6 +85,7 @@ func (c *Config) Validate() error {
 		{"max-queued-requests", int64(c.MaxQueued), 1},
 		{"produce-rate-limit", int64(c.ProduceRate), 0},
 		{"fetch-rate-limit", int64(c.FetchRate), 0},
+		{"max-upstream-connections-per-broker", int64(c.MaxUpstreamPerBroker), 1},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
@@ -128,6 +131,8 @@ func (c *Config) Value(flag string) string {
 		return strconv.Itoa(c.ProduceRate)
 	case "fetch-rate-limit":
 		return strconv.Itoa(c.FetchRate)
+	case "max-upstream-connections-per-broker":
+		return strconv.Itoa(c.MaxUpstreamPerBroker)
 	case "quota-key":
 		if c.QuotaKey == QuotaByIP {
 			return "ip"

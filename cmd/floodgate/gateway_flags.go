@@ -22,7 +22,6 @@ func gatewayFlags() []cli.Flag {
 		&cli.StringFlag{Name: "upstream-brokers", Usage: "comma-separated host:port of an existing Kafka cluster; when set, floodgate runs as a gateway in front of it instead of the embedded broker (default: none)"},
 		&cli.StringFlag{Name: "gateway-listen-ports", Value: "19092-19191", Usage: "port range (first-last) of the listeners floodgate opens, one per upstream broker"},
 		&cli.StringFlag{Name: "gateway-advertised-host", Usage: "host clients are told to use for the per-broker listeners (default: the advertised Kafka host)"},
-		&cli.IntFlag{Name: "max-upstream-connections-per-broker", Value: 1000, Usage: "upstream connections per broker (count); beyond it client connections share upstream connections"},
 		&cli.DurationFlag{Name: "upstream-request-timeout", Value: 30 * time.Second, Usage: "time an upstream broker has to answer a request before the client gets a retriable error (JoinGroup gets 5m more)"},
 	}
 }
@@ -56,9 +55,6 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, log *sl
 	if err != nil {
 		return nil, err
 	}
-	if n := c.Int("max-upstream-connections-per-broker"); n < 1 {
-		return nil, fmt.Errorf("--max-upstream-connections-per-broker=%d: must be at least 1", n)
-	}
 	listenHost, _, _ := net.SplitHostPort(c.String("kafka-listen"))
 	adv := c.String("gateway-advertised-host")
 	if adv == "" {
@@ -67,7 +63,7 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, log *sl
 	return gateway.New(gateway.Config{
 		Seeds: seeds, ListenHost: listenHost, PortFirst: first, PortLast: last,
 		AdvertisedHost:       adv,
-		MaxUpstreamPerBroker: c.Int("max-upstream-connections-per-broker"),
+		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")), // validated with the limits
 		RequestTimeout:       c.Duration("upstream-request-timeout"),
 		Logger:               log,
 		Metrics:              set,

@@ -63,18 +63,19 @@ func limitFlags() []cli.Flag {
 // limitsFromFlags reads the limits table's flags.
 func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 	cfg := limits.Config{
-		MaxConnections:      int(c.Int64("max-connections")),
-		MaxConnectionsPerIP: int(c.Int64("max-connections-per-ip")),
-		HTTPReserve:         int(c.Int64("http-connection-reserve")),
-		IdleTimeout:         time.Duration(c.Int64("connection-idle-timeout")) * time.Millisecond,
-		MaxRequestSize:      c.Int64("max-request-size"),
-		RequestReadTimeout:  time.Duration(c.Int64("request-read-timeout")) * time.Millisecond,
-		MaxFetchBytes:       c.Int64("max-fetch-bytes"),
-		MemoryLimitBytes:    c.Int64("memory-limit-bytes"),
-		MaxInflight:         int(c.Int64("max-inflight-requests")),
-		MaxQueued:           int(c.Int64("max-queued-requests")),
-		ProduceRate:         int(c.Int64("produce-rate-limit")),
-		FetchRate:           int(c.Int64("fetch-rate-limit")),
+		MaxConnections:       int(c.Int64("max-connections")),
+		MaxConnectionsPerIP:  int(c.Int64("max-connections-per-ip")),
+		HTTPReserve:          int(c.Int64("http-connection-reserve")),
+		IdleTimeout:          time.Duration(c.Int64("connection-idle-timeout")) * time.Millisecond,
+		MaxRequestSize:       c.Int64("max-request-size"),
+		RequestReadTimeout:   time.Duration(c.Int64("request-read-timeout")) * time.Millisecond,
+		MaxFetchBytes:        c.Int64("max-fetch-bytes"),
+		MemoryLimitBytes:     c.Int64("memory-limit-bytes"),
+		MaxInflight:          int(c.Int64("max-inflight-requests")),
+		MaxQueued:            int(c.Int64("max-queued-requests")),
+		ProduceRate:          int(c.Int64("produce-rate-limit")),
+		FetchRate:            int(c.Int64("fetch-rate-limit")),
+		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")),
 	}
 	switch v := c.String("quota-key"); v {
 	case "client-id":
