@@ -36,8 +36,11 @@ type Config struct {
 	IdleTimeout          time.Duration
 	MaxRequestSize       int64
 	RequestReadTimeout   time.Duration
+	MinRequestRate       int64
+	SendTimeout          time.Duration
 	MaxFetchBytes        int64
 	MemoryLimitBytes     int64
+	MemoryPerIPPercent   int
 	MaxInflight          int
 	MaxQueued            int
 	ProduceRate          int
@@ -56,8 +59,11 @@ func Defaults() Config {
 		IdleTimeout:          600 * time.Second,
 		MaxRequestSize:       104857600,
 		RequestReadTimeout:   10 * time.Second,
+		MinRequestRate:       64 << 10,
+		SendTimeout:          60 * time.Second,
 		MaxFetchBytes:        52428800,
 		MemoryLimitBytes:     1 << 30,
+		MemoryPerIPPercent:   25,
 		MaxInflight:          1000,
 		MaxQueued:            1000,
 		ProduceRate:          10000,
@@ -81,6 +87,9 @@ func (c *Config) Validate() error {
 		{"request-read-timeout", c.RequestReadTimeout.Milliseconds(), 1},
 		{"max-fetch-bytes", c.MaxFetchBytes, 1},
 		{"memory-limit-bytes", c.MemoryLimitBytes, 1 << 20},
+		{"memory-limit-per-ip-percent", int64(c.MemoryPerIPPercent), 1},
+		{"min-request-rate", c.MinRequestRate, 1},
+		{"send-timeout", c.SendTimeout.Milliseconds(), 1},
 		{"max-inflight-requests", int64(c.MaxInflight), 1},
 		{"max-queued-requests", int64(c.MaxQueued), 1},
 		{"produce-rate-limit", int64(c.ProduceRate), 0},
@@ -91,6 +100,9 @@ func (c *Config) Validate() error {
 		if ch.v < ch.min {
 			return fmt.Errorf("--%s=%d: must be at least %d", ch.flag, ch.v, ch.min)
 		}
+	}
+	if c.MemoryPerIPPercent > 100 {
+		return fmt.Errorf("--memory-limit-per-ip-percent=%d: must be at most 100", c.MemoryPerIPPercent)
 	}
 	if c.MaxRequestSize > MaxFrameSize {
 		return fmt.Errorf("--max-request-size=%d: must be at most %d", c.MaxRequestSize, MaxFrameSize)
@@ -119,6 +131,12 @@ func (c *Config) Value(flag string) string {
 		return strconv.FormatInt(c.MaxRequestSize, 10)
 	case "request-read-timeout":
 		return strconv.FormatInt(c.RequestReadTimeout.Milliseconds(), 10)
+	case "min-request-rate":
+		return strconv.FormatInt(c.MinRequestRate, 10)
+	case "send-timeout":
+		return strconv.FormatInt(c.SendTimeout.Milliseconds(), 10)
+	case "memory-limit-per-ip-percent":
+		return strconv.Itoa(c.MemoryPerIPPercent)
 	case "max-fetch-bytes":
 		return strconv.FormatInt(c.MaxFetchBytes, 10)
 	case "memory-limit-bytes":
@@ -145,4 +163,9 @@ func (c *Config) Value(flag string) string {
 		return "delay"
 	}
 	return ""
+}
+
+// MemoryPerIP returns the bytes of the budget one source IP may hold.
+func (c *Config) MemoryPerIP() int64 {
+	return c.MemoryLimitBytes * int64(c.MemoryPerIPPercent) / 100
 }

@@ -28,16 +28,6 @@ const discardChunk = 64 << 10
 // version is unsupported.
 const apiVersionsKey = 18
 
-// frameMinRate is the rate at which a frame must arrive after
-// --request-read-timeout: 1 MiB/s (with the default 10 s, a 100 MiB frame
-// gets 110 s), generous for any Kafka client.
-const frameMinRate = 1 << 20 // bytes per second
-
-// frameTime is how long a frame of n bytes may take to arrive.
-func (c *conn) frameTime(n int64) time.Duration {
-	return c.s.cfg.Limits.RequestReadTimeout + time.Duration(n)*time.Second/frameMinRate
-}
-
 // memoryWait is how long a request waits for the memory budget before it
 // is answered with REQUEST_TIMED_OUT.
 const memoryWait = 2 * time.Second
@@ -57,7 +47,10 @@ func (c *conn) onKafka(gc gnet.Conn) gnet.Action {
 			}
 			continue
 		}
-		if c.frameBudget == 0 {
+		// Only between frames: a connection whose frame is arriving holds
+		// a charge, and parking it while the budget is short would make it
+		// wait for what it holds.
+		if !c.inFrame {
 			if reason := c.saturated(); reason != "" {
 				return c.park(gc, reason)
 			}
@@ -87,6 +80,7 @@ func (c *conn) saturated() string {
 		c.memWaitUntil = time.Now().Add(memoryWait)
 		return "memory"
 	}
+	c.memWaited = false
 	return ""
 }
 
@@ -98,13 +92,14 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 	if avail < kafka.LengthSize {
 		return gnet.None, false
 	}
-	if c.frameBudget > 0 {
-		// The frame's header was checked and its budget reserved when it
-		// started; until it is complete only its length matters.
+	if c.inFrame {
+		// The frame's header was checked when it started; until it is
+		// complete only its length matters.
 		if avail < kafka.LengthSize+int(c.frameHdr.Length) {
-			return gnet.None, false
+			return gnet.None, c.frameArriving(in, avail)
 		}
-		c.frameDeadline = 0
+		c.inFrame = false
+		c.xfer.end()
 		return c.dispatchFrame(in, &c.frameHdr), true
 	}
 	prefix := in.peek(kafka.LengthSize)
@@ -155,47 +150,65 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 		c.startDiscard(in, &h, kafka.ErrMessageTooLarge)
 		return gnet.None, true
 	}
-	if !s.budget.Reserve(int64(length)) {
-		if !c.memWaited {
-			c.memWaited = true
-			c.memWaitUntil = time.Now().Add(memoryWait)
-			return c.park(in.gc, "memory"), false
-		}
-		c.memWaited = false
-		s.met.counter(`floodgate_requests_refused_total{reason="memory"}`).Inc()
-		s.warn.Warn("limit:memory-limit-bytes", "request refused: memory budget exhausted", "limit", "memory-limit-bytes",
-			"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
-		c.startDiscard(in, &h, kafka.ErrRequestTimedOut)
-		return gnet.None, true
-	}
-	c.memWaited = false
-	c.frameBudget = int64(length)
 	if avail < kafka.LengthSize+int(length) {
 		// Wait for the rest, keeping the checked header (its client id
 		// points into bytes that will move: it is re-read at dispatch).
+		// Nothing is reserved for the announced length: the bytes are
+		// charged as they arrive, and the time the frame may take grows
+		// only with them.
 		c.frameHdr = h
 		c.frameHdr.ClientID = nil
-		// The reservation is held only while the frame keeps coming: a
-		// client announcing big frames and trickling them (or sending
-		// nothing) would otherwise pin the budget.
-		c.frameDeadline = time.Now().Add(c.frameTime(int64(length))).UnixNano()
-		c.loop.watchFrame(c, c.frameDeadline)
-		return gnet.None, false
+		c.inFrame = true
+		c.beginTransfer(time.Now().UnixNano())
+		return gnet.None, c.frameArriving(in, avail)
 	}
 	return c.dispatchFrame(in, &h), true
 }
 
+// frameArriving charges the bytes of the frame that arrived so far. When
+// they do not fit the budget (or the IP's share of it) the frame is
+// refused and discarded as it streams in; it reports whether it was.
+func (c *conn) frameArriving(in input, avail int) bool {
+	c.xfer.recv = int64(avail)
+	if err := c.rx.Set(int64(avail)); err != nil {
+		c.refuseForMemory(in, &c.frameHdr, err)
+		return true
+	}
+	return false
+}
+
+// refuseForMemory refuses the frame h, whose bytes do not fit the budget
+// or the IP's share of it, with a retriable error, and discards it.
+func (c *conn) refuseForMemory(in input, h *kafka.Header, err error) {
+	s := c.s
+	limit, reason, configured, actual := "memory-limit-bytes", "memory", s.budget.Limit(), s.budget.Used()
+	if errors.Is(err, limits.ErrShareExhausted) {
+		limit, reason, configured, actual = "memory-limit-per-ip-percent", "memory_per_ip", s.budget.PerClient(), c.share.Held()
+	}
+	s.met.counter(`floodgate_requests_refused_total{reason="` + reason + `"}`).Inc()
+	s.warn.Warn("limit:"+limit, "request refused: "+err.Error(), "limit", limit,
+		"configured", configured, "actual", actual, "client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
+	c.startDiscard(in, h, kafka.ErrRequestTimedOut)
+}
+
 // dispatchFrame copies a complete frame out of the input and queues it.
+// The frame's bytes are charged to the request, which releases them when
+// it is answered.
 func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
 	s := c.s
+	if err := c.rx.Set(int64(in.avail())); err != nil {
+		c.refuseForMemory(in, h, err)
+		return gnet.None
+	}
+	r := &kafkaRequest{c: c}
+	c.rx.Move(&r.charge, int64(kafka.LengthSize)+int64(h.Length))
 	frame := make([]byte, h.Length)
 	in.discard(kafka.LengthSize)
 	in.read(frame)
 	s.met.bytesIn.Add(len(frame) + kafka.LengthSize)
-	hdr := *h
-	hdr.ClientID = clientID(frame) // point it into the frame, which outlives the peeked bytes
-	r := &kafkaRequest{c: c, hdr: hdr, frame: frame, reserved: c.frameBudget}
-	c.frameBudget = 0
+	r.hdr = *h
+	r.hdr.ClientID = clientID(frame) // point it into the frame, which outlives the peeked bytes
+	r.frame = frame
 	r.throttle, r.reject = c.rateLimit(&r.hdr)
 	r.seq = c.reserveSeq()
 	if !c.submit(r) {
@@ -261,7 +274,8 @@ func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 
 // startDiscard answers a refused frame with code once it has streamed
 // past, without buffering it: Produce per partition (skimmed as it goes),
-// other APIs with their top-level error.
+// other APIs with their top-level error. The frame keeps its time bound:
+// a refused frame trickled in is closed like any other.
 func (c *conn) startDiscard(in input, h *kafka.Header, code int16) {
 	d := &c.discard
 	skim := d.skim
@@ -277,6 +291,11 @@ func (c *conn) startDiscard(in input, h *kafka.Header, code int16) {
 		skim.Reset(h.APIVersion)
 		d.skim = skim
 	}
+	if !c.inFrame {
+		c.inFrame = true
+		c.beginTransfer(time.Now().UnixNano())
+	}
+	c.xfer.recv = int64(kafka.LengthSize + h.Size)
 }
 
 // discardFrame skips what has arrived of a refused frame; it reports
@@ -292,8 +311,11 @@ func (c *conn) discardFrame(in input) bool {
 			d.skim.Feed(b)
 		}
 		d.left -= int64(len(b))
+		c.xfer.recv += int64(len(b))
 	}
 	d.active = false
+	c.inFrame = false
+	c.xfer.end()
 	resp := d.fixed
 	if resp != nil {
 		d.fixed = nil
@@ -319,6 +341,7 @@ func (c *conn) discardFrame(in input) bool {
 	}
 	buf := c.s.bufs.get()
 	*buf = kafka.AppendResponse(*buf, &d.hdr, resp)
+	c.forceOut(buf)
 	c.complete(d.seq, buf)
 	return true
 }
