@@ -32,22 +32,22 @@ type conn struct {
 	id    uint64 // unique per server, for handlers that keep per-connection state
 
 	// Owned by the event loop (or by the park goroutine while parked).
-	gc            gnet.Conn
-	prev, next    *conn
-	listed        bool
-	lastActive    int64
-	counted       bool   // counted in the loop's per-IP map
-	parking       bool   // the next OnClose is a park, not a close
-	lingering     bool   // write side shut after the last response; reading until EOF
-	closeReason   string // why floodgate closed it
-	carry         []byte // bytes taken from gnet when parked, read first
-	out           [][]byte
-	outBufs       []*[]byte
-	outOff        int
-	pendingJob    job // a job the full pool refused; the park goroutine submits it
-	throttle      time.Time
-	memWaited     bool      // waited for the budget once: refuse next time
-	memWaitUntil  time.Time // end of that wait
+	gc           gnet.Conn
+	prev, next   *conn
+	listed       bool
+	lastActive   int64
+	counted      bool   // counted in the loop's per-IP map
+	parking      bool   // the next OnClose is a park, not a close
+	lingering    bool   // write side shut after the last response; reading until EOF
+	closeReason  string // why floodgate closed it
+	carry        []byte // bytes taken from gnet when parked, read first
+	out          [][]byte
+	outBufs      []*[]byte
+	outOff       int
+	pendingJob   job // a job the full pool refused; the park goroutine submits it
+	throttle     time.Time
+	memWaited    bool      // waited for the budget once: refuse next time
+	memWaitUntil time.Time // end of that wait
 	// share is what the connection's IP holds of the memory budget (set
 	// when the connection is admitted); every charge of this connection
 	// counts in it.
