@@ -102,6 +102,13 @@ func newConn(s *Server, kind listenerKind, ip netip.Addr) *conn {
 	return &conn{s: s, kind: kind, ip: ip, ipStr: ip.String(), slots: make([]slot, 4)}
 }
 
+// isClosed reports whether the connection closed for good.
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
 // pending returns requests dispatched whose responses are not yet written.
 func (c *conn) pending() int {
 	c.mu.Lock()

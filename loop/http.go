@@ -348,6 +348,14 @@ type httpJob struct {
 
 func (j *httpJob) run() { j.c.serveHTTP(j) }
 
+// abandon drops the request of a closed connection.
+func (j *httpJob) abandon() {
+	if j.answered.CompareAndSwap(false, true) {
+		j.charge.Release()
+		j.c.complete(j.seq, nil)
+	}
+}
+
 func (j *httpJob) owner() *conn { return j.c }
 
 // serveHTTP runs on a pool worker.

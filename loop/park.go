@@ -86,7 +86,6 @@ func (c *conn) runParked(fd int) {
 		c.finishParked(reason)
 	}
 	lastProgress := time.Now()
-	peerGone := false
 	for {
 		c.collect()
 		if len(c.out) > 0 {
@@ -124,12 +123,10 @@ func (c *conn) runParked(fd int) {
 			end("slow_frame")
 			return
 		}
-		if !peerGone && peerClosed(nc) {
-			// The client is gone (FIN or RST): nothing more will be read;
-			// answers still owed are written above, then it closes.
-			peerGone = true
-		}
-		if peerGone && c.pending() == 0 {
+		if peerClosed(nc) {
+			// The client is gone (FIN or RST): its unread requests and the
+			// answers still owed are dropped with the connection, as when
+			// a connection on the loop reads EOF.
 			end("client")
 			return
 		}
@@ -137,7 +134,7 @@ func (c *conn) runParked(fd int) {
 			end("idle")
 			return
 		}
-		if !peerGone && c.canResume() {
+		if c.canResume() {
 			break
 		}
 		wait := parkPoll

@@ -8,6 +8,9 @@ import (
 // themselves, so queueing one allocates nothing.
 type job interface {
 	run()
+	// abandon answers nothing and releases what the job holds: its
+	// connection closed before it ran.
+	abandon()
 	// owner is the connection whose requests run in order.
 	owner() *conn
 }
@@ -59,10 +62,16 @@ func (p *pool) stop() {
 }
 
 // runInOrder runs j and then the requests its connection queued behind it.
+// The requests of a connection that closed are dropped, not served: a
+// client that pipelined a thousand requests and left costs nothing more.
 func runInOrder(j job) {
 	c := j.owner()
 	for j != nil {
-		j.run()
+		if c.isClosed() {
+			j.abandon()
+		} else {
+			j.run()
+		}
 		j = c.nextJob()
 	}
 }

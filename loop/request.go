@@ -96,6 +96,15 @@ func (c *conn) fitFetch(f *kmsg.FetchRequest) {
 
 func (r *kafkaRequest) owner() *conn { return r.c }
 
+// abandon drops the request of a closed connection.
+func (r *kafkaRequest) abandon() {
+	if r.claim() {
+		r.charge.Release()
+		r.frame = nil
+		r.c.complete(r.seq, nil)
+	}
+}
+
 // claim reports whether the caller is the one to answer the request.
 func (r *kafkaRequest) claim() bool { return r.answered.CompareAndSwap(false, true) }
 
