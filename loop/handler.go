@@ -96,6 +96,11 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	c.wakePending.Store(false)
 	if r := c.closeReq.Load(); r != nil {
+		// Answers already finished go out first (best effort, without
+		// waiting for the socket): a request that panicked after its
+		// handler responded still delivers that answer.
+		c.collect()
+		_, _ = c.writeOut(gc.Fd())
 		c.closeReason = *r
 		return gnet.Close
 	}

@@ -2,7 +2,10 @@ package loop_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/floodgate/floodgate/internal/testserver"
 	"github.com/floodgate/floodgate/limits"
+	"github.com/floodgate/floodgate/loop"
 )
 
 // Regression tests of the hostile-client findings: what an attacker's
@@ -250,5 +254,45 @@ func TestParkedConnectionWithNothingToWriteNoticesItsPeerClosing(t *testing.T) {
 	waitFor(t, time.Second, "parked connection closed after its peer left", func() bool {
 		st := srv.Stats()
 		return st.Parked == 0 && st.Connections < before
+	})
+}
+
+// panicAfterRespond answers ApiVersions and then panics, as a handler bug
+// would: the answer must be written once and nothing counted twice.
+type panicAfterRespond struct{}
+
+func (panicAfterRespond) VersionRange(key int16) (int16, int16, bool) { return 0, 3, key == 18 }
+
+func (panicAfterRespond) ServeKafka(req kmsg.Request, _, _ string, respond func(kmsg.Response)) {
+	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
+	respond(resp)
+	panic("handler bug after responding")
+}
+
+func TestPanicAfterRespondAnswersOnceAndReleasesOnce(t *testing.T) {
+	srv, err := loop.New(loop.Config{KafkaListen: "127.0.0.1:0", EventLoops: 1, Workers: 2,
+		Limits: limits.Defaults(), Kafka: panicAfterRespond{},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	for i := 0; i < 20; i++ {
+		c := dialFrom(t, "", srv.KafkaAddr())
+		// Two pipelined requests: the second must not be answered by (or
+		// lose its slot to) the first one's second completion.
+		if _, err := c.Write(append(request(apiVersions(3), 1), request(apiVersions(3), 2)...)); err != nil {
+			t.Fatal(err)
+		}
+		if corr, _ := readResponse(t, c, false); corr != 1 {
+			t.Fatalf("first answer has correlation %d", corr)
+		}
+		expectClosed(t, c, 5*time.Second)
+	}
+	waitFor(t, 2*time.Second, "nothing in flight or charged", func() bool {
+		return srv.InFlight() == 0 && srv.Budget().Used() == 0
 	})
 }
