@@ -35,7 +35,7 @@ func benchCommand() *cli.Command {
 func outputFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print the result as JSON instead of a table"},
-		&cli.StringFlag{Name: "plot", Usage: "write a chart to this file (.svg or .png)"},
+		&cli.StringFlag{Name: "plot", Usage: "write the chart data to this .json file (draw it with: go run ./bench/suite chart FILE.json OUT.png)"},
 		&cli.BoolFlag{Name: "quiet", Usage: "no progress line on stderr"},
 	}
 }
