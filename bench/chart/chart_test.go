@@ -34,4 +34,3 @@ func TestDraw(t *testing.T) {
 		})
 	}
 }
-
