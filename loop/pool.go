@@ -16,8 +16,9 @@ type job interface {
 }
 
 // pool is the bounded worker pool shared by Kafka and HTTP requests: a
-// fixed number of goroutines and a queue of fixed capacity. Submitting
-// never blocks: a full queue is the caller's signal to stop reading.
+// fixed number of goroutines and a queue of fixed capacity. The event loop
+// never blocks on it (trySubmit): a full queue is its signal to park the
+// connection, whose park goroutine then waits for room (submitBlocking).
 type pool struct {
 	jobs chan job
 	wg   sync.WaitGroup

@@ -239,7 +239,7 @@ func (s *Server) Budget() *limits.Budget { return s.budget }
 // Limits returns the limits in force.
 func (s *Server) Limits() limits.Config { return s.cfg.Limits }
 
-// Done is closed when the engine stops by itself.
+// Wait blocks until the engine stops (by itself or by Stop) and returns why.
 func (s *Server) Wait() error { return <-s.runErr }
 
 // Stop closes the listeners, every connection and the pool.
