@@ -55,9 +55,15 @@ type conn struct {
 	// rx charges the input bytes held for this connection and not yet
 	// handed to a request: a frame or head still arriving, and the carry.
 	rx limits.Charge
-	// inFrame: a Kafka frame (frameHdr) is arriving, buffered or discarded.
+	// inFrame: a Kafka frame (frameHdr) is arriving, copied out of the
+	// input into frameBuf as it arrives (or discarded when refused).
 	inFrame  bool
 	frameHdr kafka.Header // its header, checked when it started
+	// frameBuf holds the frame's bytes so far (after the length prefix);
+	// it grows by doubling up to the frame's length, never ahead of the
+	// bytes by more than that, and frameCharge charges its capacity.
+	frameBuf    []byte
+	frameCharge limits.Charge
 	xfer     transfer     // the time bound of that frame or of an HTTP body
 	discard  discardState
 	http     *httpConnState
@@ -281,7 +287,8 @@ func (c *conn) releaseAll() {
 	}
 	c.out, c.outBufs, c.outOff = nil, nil, 0
 	c.rx.Release()
-	c.carry, c.inFrame = nil, false
+	c.frameCharge.Release()
+	c.carry, c.inFrame, c.frameBuf = nil, false, nil
 	c.xfer.end()
 	if c.http != nil {
 		c.http.charge.Release()

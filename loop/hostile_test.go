@@ -2,6 +2,7 @@ package loop_test
 
 import (
 	"bufio"
+	"encoding/binary"
 	"context"
 	"fmt"
 	"io"
@@ -295,4 +296,33 @@ func TestPanicAfterRespondAnswersOnceAndReleasesOnce(t *testing.T) {
 	waitFor(t, 2*time.Second, "nothing in flight or charged", func() bool {
 		return srv.InFlight() == 0 && srv.Budget().Used() == 0
 	})
+}
+
+func TestLargeFrameIsCopiedAsItArrivesAndChargedOnce(t *testing.T) {
+	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.MemoryPerIPPercent = 100 }))
+	// A 32 MiB Produce-sized frame sent in halves: what the server holds
+	// between the halves is what arrived (the buffer grows by doubling),
+	// not the announced size and not two copies of it.
+	const size = 32 << 20
+	c := dialFrom(t, "127.0.0.2", srv.KafkaAddr())
+	frame := append(frameHead(size), make([]byte, size-10)...)
+	binary.BigEndian.PutUint32(frame[8:], 77)
+	if _, err := c.Write(frame[:size/2]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "first half charged", func() bool { return srv.Budget().Used() >= size/2-(64<<10) })
+	time.Sleep(50 * time.Millisecond)
+	if u := srv.Budget().Used(); u > size/2+size/2 {
+		t.Fatalf("half a frame holds %d bytes", u)
+	}
+	if _, err := c.Write(frame[size/2:]); err != nil {
+		t.Fatal(err)
+	}
+	// An ApiVersions v0 of 32 MiB decodes (the padding is ignored) and is
+	// answered; then everything is released.
+	corr, _ := readResponse(t, c, false)
+	if corr != 77 {
+		t.Fatalf("correlation %d", corr)
+	}
+	waitFor(t, time.Second, "budget released", func() bool { return srv.Budget().Used() == 0 })
 }

@@ -88,19 +88,14 @@ func (c *conn) saturated() string {
 // returns more=false when it needs more bytes.
 func (c *conn) readFrame(in input) (gnet.Action, bool) {
 	s := c.s
-	avail := in.avail()
-	if avail < kafka.LengthSize {
-		return gnet.None, false
-	}
 	if c.inFrame {
 		// The frame's header was checked when it started; until it is
 		// complete only its length matters.
-		if avail < kafka.LengthSize+int(c.frameHdr.Length) {
-			return gnet.None, c.frameArriving(in, avail)
-		}
-		c.inFrame = false
-		c.xfer.end()
-		return c.dispatchFrame(in, &c.frameHdr), true
+		return c.frameArriving(in)
+	}
+	avail := in.avail()
+	if avail < kafka.LengthSize {
+		return gnet.None, false
 	}
 	prefix := in.peek(kafka.LengthSize)
 	length := kafka.FrameLength(prefix)
@@ -151,35 +146,104 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 		return gnet.None, true
 	}
 	if avail < kafka.LengthSize+int(length) {
-		// Wait for the rest, keeping the checked header (its client id
-		// points into bytes that will move: it is re-read at dispatch).
-		// Nothing is reserved for the announced length: the bytes are
-		// charged as they arrive, and the time the frame may take grows
-		// only with them.
-		c.frameHdr = h
-		c.frameHdr.ClientID = nil
-		c.inFrame = true
-		c.beginTransfer(time.Now().UnixNano())
-		return gnet.None, c.frameArriving(in, avail)
+		return c.startFrame(in, &h)
 	}
 	return c.dispatchFrame(in, &h), true
 }
 
-// frameArriving charges the bytes of the frame that arrived so far. When
-// they do not fit the budget (or the IP's share of it) the frame is
-// refused and discarded as it streams in; it reports whether it was.
-func (c *conn) frameArriving(in input, avail int) bool {
-	c.xfer.recv = int64(avail)
-	if err := c.rx.Set(int64(avail)); err != nil {
-		c.refuseForMemory(in, &c.frameHdr, err)
-		return true
+// frameStep is the first buffer of a frame that arrives in pieces, and
+// the least it grows by.
+const frameStep = 64 << 10
+
+// startFrame begins receiving a frame that has not fully arrived. Nothing
+// is reserved for its announced length: its bytes are copied out of the
+// input as they arrive into a buffer that grows with them, whose capacity
+// is charged, and the time the frame may take grows only with them.
+func (c *conn) startFrame(in input, h *kafka.Header) (gnet.Action, bool) {
+	c.frameCharge = limits.NewCharge(c.s.budget, c.share)
+	first := min(int(h.Length), frameStep) // a header is at most maxHeaderPeek, less than this
+	if err := c.frameCharge.Grow(int64(first)); err != nil {
+		c.refuseForMemory(in, h, err)
+		return gnet.None, true
 	}
-	return false
+	c.frameHdr = *h
+	c.frameHdr.ClientID = nil // it points into bytes that move: re-read at dispatch
+	c.frameBuf = make([]byte, 0, first)
+	in.discard(kafka.LengthSize)
+	c.inFrame = true
+	c.beginTransfer(time.Now().UnixNano())
+	return c.frameArriving(in)
+}
+
+// frameArriving copies what arrived of the frame being received into its
+// buffer, growing (and charging) the buffer as needed, and dispatches the
+// frame once it is whole. Bytes that do not fit the budget (or the IP's
+// share of it) refuse the frame, which is then discarded as it streams in.
+func (c *conn) frameArriving(in input) (gnet.Action, bool) {
+	h := &c.frameHdr
+	have := len(c.frameBuf)
+	n := min(in.avail(), int(h.Length)-have)
+	if n > 0 {
+		if have+n > cap(c.frameBuf) {
+			want := min(max(2*cap(c.frameBuf), have+n, frameStep), int(h.Length))
+			if err := c.frameCharge.Set(int64(want)); err != nil {
+				c.refuseArriving(err)
+				return gnet.None, true
+			}
+			grown := make([]byte, have, want)
+			copy(grown, c.frameBuf)
+			c.frameBuf = grown
+		}
+		in.read(c.frameBuf[have : have+n])
+		c.frameBuf = c.frameBuf[:have+n]
+		c.xfer.recv += int64(n)
+	}
+	if len(c.frameBuf) < int(h.Length) {
+		return gnet.None, false
+	}
+	c.inFrame = false
+	c.xfer.end()
+	frame := c.frameBuf
+	c.frameBuf = nil
+	r := &kafkaRequest{c: c, frame: frame, hdr: *h}
+	c.frameCharge.Move(&r.charge, c.frameCharge.Held())
+	c.s.met.bytesIn.Add(len(frame) + kafka.LengthSize)
+	r.hdr.ClientID = clientID(frame)
+	return c.submitFrame(in, r), true
+}
+
+// refuseArriving refuses the frame being received, part of which is
+// already copied out: what arrived is dropped (and fed to the Produce
+// skimmer, which answers per partition), the rest is discarded as it
+// streams in, under the frame's time bound.
+func (c *conn) refuseArriving(err error) {
+	h := &c.frameHdr
+	c.countMemoryRefusal(h, err)
+	d := &c.discard
+	skim := d.skim
+	*d = discardState{active: true, hdr: *h, code: kafka.ErrRequestTimedOut, left: int64(h.Length) - int64(len(c.frameBuf))}
+	d.seq = c.reserveSeq()
+	if h.APIKey == 0 {
+		if skim == nil {
+			skim = new(kafka.ProduceSkimmer)
+		}
+		skim.Reset(h.APIVersion)
+		skim.Feed(c.frameBuf[h.Size:])
+		d.skim = skim
+	}
+	c.frameBuf = nil
+	c.frameCharge.Release()
 }
 
 // refuseForMemory refuses the frame h, whose bytes do not fit the budget
 // or the IP's share of it, with a retriable error, and discards it.
 func (c *conn) refuseForMemory(in input, h *kafka.Header, err error) {
+	c.countMemoryRefusal(h, err)
+	c.startDiscard(in, h, kafka.ErrRequestTimedOut)
+}
+
+// countMemoryRefusal counts and logs a frame refused for memory.
+func (c *conn) countMemoryRefusal(h *kafka.Header, err error) {
 	s := c.s
 	limit, reason, configured, actual := "memory-limit-bytes", "memory", s.budget.Limit(), s.budget.Used()
 	if errors.Is(err, limits.ErrShareExhausted) {
@@ -188,7 +252,6 @@ func (c *conn) refuseForMemory(in input, h *kafka.Header, err error) {
 	s.met.counter(`floodgate_requests_refused_total{reason="` + reason + `"}`).Inc()
 	s.warn.Warn("limit:"+limit, "request refused: "+err.Error(), "limit", limit,
 		"configured", configured, "actual", actual, "client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
-	c.startDiscard(in, h, kafka.ErrRequestTimedOut)
 }
 
 // dispatchFrame copies a complete frame out of the input and queues it.
@@ -209,6 +272,11 @@ func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
 	r.hdr = *h
 	r.hdr.ClientID = clientID(frame) // point it into the frame, which outlives the peeked bytes
 	r.frame = frame
+	return c.submitFrame(in, r)
+}
+
+// submitFrame queues a whole frame's request after its rate limits.
+func (c *conn) submitFrame(in input, r *kafkaRequest) gnet.Action {
 	r.throttle, r.reject = c.rateLimit(&r.hdr)
 	r.seq = c.reserveSeq()
 	if !c.submit(r) {
