@@ -63,6 +63,9 @@ const (
 	ErrUnstableOffsetCommit      int16 = 88
 	ErrOffsetMetadataTooLarge    int16 = 12
 	ErrInvalidReplicaAssignment  int16 = 39
+	ErrInvalidTimestamp          int16 = 32
+	ErrPolicyViolation           int16 = 44
+	ErrInvalidRecord             int16 = 87
 )
 
 // ErrorResponse builds the response to req in which every part of the
