@@ -90,8 +90,11 @@ func (b *Broker) appendRecords(p *partition, version int16, records []byte, maxM
 	hdrs, err := splitBatches(records)
 	if err != nil {
 		reason := invalidCorrupt
-		if errors.Is(err, errUnsupportedFormat) {
+		switch {
+		case errors.Is(err, errUnsupportedFormat):
 			reason = invalidFormat
+		case errors.Is(err, errInvalidRecord):
+			reason = invalidRecord
 		}
 		b.refuseBatch(p, version, reason, err, sp)
 		return false

@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 )
 
@@ -77,7 +78,7 @@ func parseBatch(b []byte) (batchHeader, error) {
 	h.baseSequence = int32(binary.BigEndian.Uint32(b[batchBaseSequence:]))
 	h.recordCount = int32(binary.BigEndian.Uint32(b[batchRecordCount:]))
 	if h.lastOffsetDelta < 0 || h.recordCount < 0 {
-		return h, errCorruptBatch
+		return h, fmt.Errorf("%w: lastOffsetDelta %d, record count %d", errInvalidRecord, h.lastOffsetDelta, h.recordCount)
 	}
 	return h, nil
 }
