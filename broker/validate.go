@@ -443,3 +443,12 @@ func timestampBoundsOf(before, after time.Duration) timestampBounds {
 	}
 	return timestampBounds{before: ms(before, 0), after: ms(after, defaultTimestampAfterMax)}
 }
+
+// MillisOrOff converts a limit in milliseconds where -1 means off into a
+// Config duration (negative: unbounded).
+func MillisOrOff(ms int64) time.Duration {
+	if ms < 0 {
+		return -1
+	}
+	return time.Duration(ms) * time.Millisecond
+}

@@ -274,7 +274,7 @@ func (c *conn) startDiscard(in input, h *kafka.Header, code int16) {
 		if skim == nil {
 			skim = new(kafka.ProduceSkimmer)
 		}
-		skim.Reset(h.APIVersion)
+		skim.Reset(h.APIVersion, c.s.cfg.Limits.MaxPartitionsPerRequest)
 		d.skim = skim
 	}
 }
