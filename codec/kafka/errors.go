@@ -263,7 +263,7 @@ func ErrorResponse(req kmsg.Request, code int16) kmsg.Response {
 		}
 	case *kmsg.FindCoordinatorRequest:
 		out := resp.(*kmsg.FindCoordinatorResponse)
-		out.ErrorCode, out.NodeID = code, -1 // v0-v3
+		out.ErrorCode, out.NodeID = code, -1  // v0-v3
 		for _, k := range r.CoordinatorKeys { // v4+
 			rc := kmsg.NewFindCoordinatorResponseCoordinator()
 			rc.Key, rc.NodeID, rc.ErrorCode = k, -1, code
