@@ -100,7 +100,7 @@ func TestClaimedCountIsCheckedBeforeAllocating(t *testing.T) {
 	if errBefore == nil || !errors.Is(errAfter, ErrMalformedBody) {
 		t.Fatalf("errors: kmsg %v, guard %v", errBefore, errAfter)
 	}
-	if after > 4096 {
+	if after > 1<<20 { // other goroutines allocate too: the point is 256 MiB vs a few KiB
 		t.Fatalf("the guard allocated %d bytes for a claimed count", after)
 	}
 	// Within the bytes but over the limit: refused before kmsg too.
