@@ -76,7 +76,7 @@ func Defaults() Config {
 		MaxUpstreamPerBroker: 1000,
 
 		MaxPartitionsPerRequest:  10000,
-		MaxNonProduceRequestSize: 4 << 20,
+		MaxNonProduceRequestSize: 1 << 20,
 		TimestampAfterMaxMs:      3600000,
 		TimestampBeforeMaxMs:     -1,
 		ProducerIDExpiration:     24 * time.Hour,

@@ -190,3 +190,33 @@ func TestProduceSkimmerAnswerIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestNonProduceAllocationPerByte measures kmsg's worst allocation per
+// received byte for requests other than Produce (Metadata v0 topics of
+// empty names: 2 bytes each on the wire) and checks that a body over
+// --max-non-produce-request-size is refused without decoding: the worst
+// a request can make floodgate allocate is the ratio × the limit (1 MiB),
+// where it was the ratio × --max-request-size (100 MiB).
+func TestNonProduceAllocationPerByte(t *testing.T) {
+	const size = 1 << 20
+	body := make([]byte, 4, size)
+	binary.BigEndian.PutUint32(body, uint32((size-4)/2))
+	body = body[:size] // (size-4)/2 topics of empty names
+	h := &Header{APIKey: 3, APIVersion: 0}
+	var err error
+	decodedBytes := allocatedBy(func() { _, err = DecodeRequestLimited(h, body, DecodeLimits{MaxNonProduceSize: size}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ratio := float64(decodedBytes) / size
+	refusedBytes := allocatedBy(func() { _, err = DecodeRequestLimited(h, body, DecodeLimits{MaxNonProduceSize: size / 2}) })
+	var refused *RefusedError
+	if !errors.As(err, &refused) || !refused.Close {
+		t.Fatalf("over the limit: %v", err)
+	}
+	t.Logf("Metadata v0 of %d empty topic names: kmsg allocates %.1f bytes per byte received; worst per request: %d MiB at the 1 MiB default, %d MiB at --max-request-size; refused over the limit with %d bytes",
+		(size-4)/2, ratio, int(ratio), int(ratio*100), refusedBytes)
+	if refusedBytes > 1<<20 {
+		t.Fatalf("refusal allocated %d bytes", refusedBytes)
+	}
+}
