@@ -2,9 +2,12 @@ package broker
 
 import (
 	"log/slog"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
 )
@@ -67,5 +70,31 @@ func TestProducerStatesAreBoundedAndExpire(t *testing.T) {
 	wantCode(t, "after expiry", produceRaw(t, b, "t", 0, idempotentBatch(1, 9999, 0, 0)).ErrorCode, kafka.ErrNone)
 	if n := producerCount(b, "t") + producerCount(b, "u"); n != 1 {
 		t.Fatalf("%d producer states an hour later, want only the new one", n)
+	}
+}
+
+// TestInitProducerIDStormHoldsNothing: handing out producer ids keeps no
+// state; only appends do, and those are bounded above.
+func TestInitProducerIDStormHoldsNothing(t *testing.T) {
+	b := newTestBroker(t)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 200000; i++ {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.SetVersion(4)
+		req.ProducerID, req.ProducerEpoch = -1, -1
+		r := call[*kmsg.InitProducerIDResponse](t, b, req)
+		if r.ErrorCode != 0 || r.ProducerID < 0 {
+			t.Fatalf("InitProducerId: %+v", r)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 4<<20 {
+		t.Fatalf("200000 InitProducerId left %d bytes on the heap", grown)
+	}
+	if n := b.states.len(); n != 0 {
+		t.Fatalf("%d producer states without an append", n)
 	}
 }

@@ -1,14 +1,21 @@
 package kafka_test
 
 import (
+	"encoding/binary"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/broker"
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/internal/testserver"
+	"github.com/floodgate/floodgate/limits"
 )
 
 // fill gives every array of a request one element and every string a
@@ -176,5 +183,69 @@ func TestRefusalsThatCannotCarryAnErrorAskToClose(t *testing.T) {
 				t.Errorf("%s v%d: top-level refusal carries %v", kmsg.NameForKey(c.key), c.version, codes)
 			}
 		}
+	}
+}
+
+// TestNonProduceSizeLimitOnTheServer: over --max-non-produce-request-size a
+// JoinGroup (top-level error) is answered MESSAGE_TOO_LARGE and a Metadata
+// (no error slot before v13) closes the connection, before kmsg decodes
+// either; the counter names the limit.
+func TestNonProduceSizeLimitOnTheServer(t *testing.T) {
+	srv := testserver.Start(t, testserver.WithLimits(func(l *limits.Config) { l.MaxNonProduceRequestSize = 64 << 10 }))
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.SetVersion(5)
+	join.Group, join.ProtocolType, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = "g", "consumer", 30000, 30000
+	p := kmsg.NewJoinGroupRequestProtocol()
+	p.Name, p.Metadata = "range", make([]byte, 100<<10)
+	join.Protocols = append(join.Protocols, p)
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.SetVersion(9)
+	for i := 0; i < 5000; i++ {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(fmt.Sprintf("topic-%05d-with-a-longer-name", i))
+		meta.Topics = append(meta.Topics, rt)
+	}
+	for _, c := range []struct {
+		req       kmsg.Request
+		wantClose bool
+	}{{join, false}, {meta, true}} {
+		conn, err := net.Dial("tcp", srv.KafkaAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr := kmsg.NewRequestFormatter(kmsg.FormatterClientID("c")).AppendRequest(nil, c.req, 5)
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Write(fr); err != nil {
+			t.Fatal(err)
+		}
+		var l [4]byte
+		_, err = io.ReadFull(conn, l[:])
+		name := kmsg.NameForKey(c.req.Key())
+		if c.wantClose {
+			if err == nil {
+				t.Fatalf("%s over the limit: answered instead of closing", name)
+			}
+		} else {
+			if err != nil {
+				t.Fatalf("%s over the limit: %v", name, err)
+			}
+			resp := make([]byte, 4+binary.BigEndian.Uint32(l[:]))
+			copy(resp, l[:])
+			if _, err := io.ReadFull(conn, resp[4:]); err != nil {
+				t.Fatal(err)
+			}
+			h := kafka.Header{APIKey: c.req.Key(), APIVersion: c.req.GetVersion(), Flexible: c.req.IsFlexible()}
+			d, err := kafka.DecodeResponse(&h, resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code := d.(*kmsg.JoinGroupResponse).ErrorCode; code != kafka.ErrMessageTooLarge {
+				t.Fatalf("%s over the limit answered %d, want MESSAGE_TOO_LARGE", name, code)
+			}
+		}
+		conn.Close()
+	}
+	if n := srv.Metrics.GetOrCreateCounter(`floodgate_requests_refused_total{limit="max-non-produce-request-size"}`).Get(); n != 2 {
+		t.Fatalf("refusals counted: %d, want 2", n)
 	}
 }
