@@ -109,7 +109,7 @@ func (in *inflaters) validateBatch(raw []byte, h *batchHeader, c *batchCheck) (m
 	codec := h.attributes & 0x07
 	body := raw[batchHeaderSize:h.length]
 	if codec == 0 {
-		src := sliceSource{b: body}
+		src := recordReader{b: body}
 		maxTS, err = walkRecords(&src, h, c)
 		if err == nil && len(src.b) != 0 {
 			err = fmt.Errorf("%w: %d bytes after the last record", errInvalidRecord, len(src.b))
@@ -121,7 +121,7 @@ func (in *inflaters) validateBatch(raw []byte, h *batchHeader, c *batchCheck) (m
 		return 0, err
 	}
 	defer done()
-	maxTS, err = walkRecords(r, h, c)
+	maxTS, err = walkRecords(&recordReader{br: r}, h, c)
 	if err != nil {
 		return 0, err
 	}
@@ -134,70 +134,86 @@ func (in *inflaters) validateBatch(raw []byte, h *batchHeader, c *batchCheck) (m
 	return maxTS, nil
 }
 
-// byteSource is what the record walker reads from.
-type byteSource interface {
-	io.ByteReader
-	Discard(n int) (int, error)
+// recordReader reads records from an uncompressed batch in place (b) or
+// from an inflating stream (br), counting the bytes it consumed. It is one
+// concrete type so that the uncompressed path, which every produce takes,
+// costs no interface call per byte.
+type recordReader struct {
+	b  []byte
+	br *bufio.Reader
+	n  int64
 }
 
-// sliceSource reads an uncompressed batch in place, without allocating.
-type sliceSource struct{ b []byte }
+// errShort is a record that ends before its fields do.
+var errShort = fmt.Errorf("%w: record truncated", errInvalidRecord)
 
-func (s *sliceSource) ReadByte() (byte, error) {
-	if len(s.b) == 0 {
-		return 0, io.EOF
+func (r *recordReader) readByte() (byte, error) {
+	if r.br != nil {
+		c, err := r.br.ReadByte()
+		if err == nil {
+			r.n++
+		}
+		return c, err
 	}
-	c := s.b[0]
-	s.b = s.b[1:]
+	if len(r.b) == 0 {
+		return 0, errShort
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	r.n++
 	return c, nil
 }
 
-func (s *sliceSource) Discard(n int) (int, error) {
-	if n > len(s.b) {
-		k := len(s.b)
-		s.b = nil
-		return k, io.EOF
+// varint reads a zigzag varint (at most 10 bytes).
+func (r *recordReader) varint() (int64, error) {
+	if r.br == nil {
+		v, k := binary.Varint(r.b)
+		if k <= 0 {
+			return 0, fmt.Errorf("%w: bad varint", errInvalidRecord)
+		}
+		r.b = r.b[k:]
+		r.n += int64(k)
+		return v, nil
 	}
-	s.b = s.b[n:]
-	return n, nil
-}
-
-// countingSource counts the bytes read, to check each record's length.
-type countingSource struct {
-	src byteSource
-	n   int64
-}
-
-func (c *countingSource) varint() (int64, error) {
-	v, err := binary.ReadVarint(c)
-	return v, err
-}
-
-func (c *countingSource) ReadByte() (byte, error) {
-	b, err := c.src.ReadByte()
-	if err == nil {
-		c.n++
+	var ux uint64
+	for shift := uint(0); shift < 70; shift += 7 {
+		c, err := r.readByte()
+		if err != nil {
+			return 0, err
+		}
+		ux |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return int64(ux>>1) ^ -int64(ux&1), nil
+		}
 	}
-	return b, err
+	return 0, fmt.Errorf("%w: bad varint", errInvalidRecord)
 }
 
-// skip discards a length-prefixed field of length l (-1 = null).
-func (c *countingSource) skip(l int64, nullable bool, left int64) error {
+// skip discards a length-prefixed field of length l (-1 = null) that must
+// fit in the left bytes of its record.
+func (r *recordReader) skip(l int64, nullable bool, left int64) error {
 	if l < -1 || (l == -1 && !nullable) || l > left {
 		return fmt.Errorf("%w: field length %d", errInvalidRecord, l)
 	}
 	if l <= 0 {
 		return nil
 	}
-	n, err := c.src.Discard(int(l))
-	c.n += int64(n)
+	if r.br == nil {
+		if l > int64(len(r.b)) {
+			return errShort
+		}
+		r.b = r.b[l:]
+		r.n += l
+		return nil
+	}
+	n, err := r.br.Discard(int(l))
+	r.n += int64(n)
 	return err
 }
 
 // walkRecords reads the batch's records: each one's length must hold it
 // exactly, its offset delta must be its index, its timestamp within bounds.
-func walkRecords(src byteSource, h *batchHeader, c *batchCheck) (int64, error) {
-	cs := countingSource{src: src}
+func walkRecords(cs *recordReader, h *batchHeader, c *batchCheck) (int64, error) {
 	maxTS := int64(math.MinInt64)
 	for i := int32(0); i < h.recordCount; i++ {
 		l, err := cs.varint()
@@ -209,7 +225,7 @@ func walkRecords(src byteSource, h *batchHeader, c *batchCheck) (int64, error) {
 		}
 		start := cs.n
 		left := func() int64 { return l - (cs.n - start) }
-		if _, err := cs.ReadByte(); err != nil { // attributes
+		if _, err := cs.readByte(); err != nil { // attributes
 			return 0, recordErr(i, err)
 		}
 		tsDelta, err := cs.varint()
