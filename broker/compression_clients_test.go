@@ -37,7 +37,9 @@ func consumeAll(t *testing.T, addr, topic string, want int) []string {
 func TestCompressedBatchesOfRealClientsPassValidation(t *testing.T) {
 	srv := testserver.Start(t)
 	const n = 300
-	value := func(i int) string { return fmt.Sprintf("record-%04d-%s", i, "padding-that-compresses-well-padding-that-compresses-well") }
+	value := func(i int) string {
+		return fmt.Sprintf("record-%04d-%s", i, "padding-that-compresses-well-padding-that-compresses-well")
+	}
 	kgoCodecs := map[string]kgo.CompressionCodec{"gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
 		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}
 	for name, codec := range kgoCodecs {
