@@ -17,6 +17,7 @@ import (
 
 	"github.com/floodgate/floodgate/codec/kafka"
 	"github.com/floodgate/floodgate/internal/testserver"
+	"github.com/floodgate/floodgate/limits"
 )
 
 // roundTrip writes one frame and reads the response frame on conn.
@@ -292,5 +293,30 @@ func TestManyPartitionsProduceIsBounded(t *testing.T) {
 					(int64(allocated)-int64(baseAlloc))>>20, (growth-baseGrowth)>>20)
 			}
 		})
+	}
+}
+
+// TestOversizeProduceWithoutPartitionsToNameIsClosed: an oversize Produce
+// v2 (not skimmed: no partition to carry the error) was answered with an
+// empty Produce response, which a client reads as success. The connection
+// is closed instead (clients retry).
+func TestOversizeProduceWithoutPartitionsToNameIsClosed(t *testing.T) {
+	srv := testserver.Start(t, testserver.WithLimits(func(l *limits.Config) { l.MaxRequestSize = 64 << 10 }))
+	frame := onePartitionFrame(1 << 20)
+	binary.BigEndian.PutUint16(frame[6:], 2) // Produce v2: no transactional id...
+	frame = append(frame[:16], frame[18:]...) // ...so drop it
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	conn, err := net.Dial("tcp", srv.KafkaAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	var l [4]byte
+	if _, err := io.ReadFull(conn, l[:]); err == nil {
+		t.Fatalf("answered (%d bytes) instead of closing", binary.BigEndian.Uint32(l[:]))
 	}
 }

@@ -302,7 +302,14 @@ func (c *conn) discardFrame(in input) bool {
 			c.complete(d.seq, nil)
 			return true
 		}
-		resp = d.skim.Response(d.code)
+		r, ok := d.skim.Refusal(d.code)
+		if !ok { // no partition to carry the error (v0-v2): close, as below
+			c.complete(d.seq, nil)
+			reason := "refused_no_error_field"
+			c.closeReq.Store(&reason)
+			return true
+		}
+		resp = r
 	} else if r, ok := kafka.TopLevelErrorResponse(d.hdr.APIKey, d.hdr.APIVersion, d.code); ok {
 		resp = r
 	} else {

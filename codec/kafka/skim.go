@@ -83,6 +83,15 @@ func (s *ProduceSkimmer) Reset(version int16, maxPartitions int) {
 // Acks returns the request's acks once it has been read (-1 before).
 func (s *ProduceSkimmer) Acks() int16 { return s.acks }
 
+// Refusal returns Response(code) and whether it names any partition: a
+// Produce answer without partitions reads as success, so when ok is false
+// the caller closes the connection instead (versions before 3, or a frame
+// that named no partition).
+func (s *ProduceSkimmer) Refusal(code int16) (*kmsg.ProduceResponse, bool) {
+	r := s.Response(code)
+	return r, len(r.Topics) > 0
+}
+
 // Response returns the produce response with every partition seen so far
 // carrying code.
 func (s *ProduceSkimmer) Response(code int16) *kmsg.ProduceResponse {
