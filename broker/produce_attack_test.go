@@ -303,7 +303,7 @@ func TestManyPartitionsProduceIsBounded(t *testing.T) {
 func TestOversizeProduceWithoutPartitionsToNameIsClosed(t *testing.T) {
 	srv := testserver.Start(t, testserver.WithLimits(func(l *limits.Config) { l.MaxRequestSize = 64 << 10 }))
 	frame := onePartitionFrame(1 << 20)
-	binary.BigEndian.PutUint16(frame[6:], 2) // Produce v2: no transactional id...
+	binary.BigEndian.PutUint16(frame[6:], 2)  // Produce v2: no transactional id...
 	frame = append(frame[:16], frame[18:]...) // ...so drop it
 	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
 	conn, err := net.Dial("tcp", srv.KafkaAddr())
