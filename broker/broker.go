@@ -163,6 +163,7 @@ func Open(cfg Config) (*Broker, error) {
 			store.close(b.allTopics())
 			return nil, err
 		}
+		b.states.sweep() // recovery may have gone over --max-producer-states
 	}
 	b.register()
 	return b, nil
