@@ -50,6 +50,21 @@ type Config struct {
 	Fsync storage.FsyncMode
 	// FsyncInterval is the period of storage.FsyncInterval.
 	FsyncInterval time.Duration
+
+	// TimestampBeforeMax and TimestampAfterMax are Kafka's
+	// message.timestamp.before.max.ms and message.timestamp.after.max.ms
+	// for CreateTime topics: a batch with a record stamped further in the
+	// past or future is refused with INVALID_TIMESTAMP. Zero means the
+	// default (before: unbounded, after: 1 hour), negative means unbounded.
+	TimestampBeforeMax, TimestampAfterMax time.Duration
+	// ProducerIDExpiration forgets an idempotent producer's sequence state
+	// once it has not appended for this long (Kafka's
+	// producer.id.expiration.ms); zero means 1 day.
+	ProducerIDExpiration time.Duration
+	// MaxProducerStates bounds the idempotent producer states of all
+	// partitions; beyond it the least recently used is forgotten. Zero
+	// means 200000.
+	MaxProducerStates int
 }
 
 // Client describes who sent a request.
@@ -85,6 +100,9 @@ type Broker struct {
 	byID   map[[16]byte]*topic
 
 	producers producerIDs
+	// states bounds and expires the idempotent producer states.
+	states    *producerStates
+	inflaters inflaters
 	groups    *groups
 	metrics   brokerMetrics
 	store     *diskStore // nil: in memory
@@ -133,6 +151,7 @@ func Open(cfg Config) (*Broker, error) {
 		byID:   make(map[[16]byte]*topic),
 	}
 	b.metrics = newBrokerMetrics(cfg.Metrics)
+	b.states = newProducerStates(cfg.Now, cfg.ProducerIDExpiration, cfg.MaxProducerStates, b.metrics.set)
 	b.groups = newGroups(b)
 	if cfg.DataDir != "" {
 		store, err := openStore(cfg, b.log)
@@ -144,6 +163,7 @@ func Open(cfg Config) (*Broker, error) {
 			store.close(b.allTopics())
 			return nil, err
 		}
+		b.states.sweep() // recovery may have gone over --max-producer-states
 	}
 	b.register()
 	return b, nil

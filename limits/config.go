@@ -48,6 +48,17 @@ type Config struct {
 	MaxUpstreamPerBroker int
 	QuotaKey             QuotaKey
 	ThrottleMode         ThrottleMode
+	// MaxPartitionsPerRequest bounds a Produce's topics and partitions.
+	MaxPartitionsPerRequest int
+	// MaxNonProduceRequestSize bounds the body of other requests.
+	MaxNonProduceRequestSize int64
+	// TimestampAfterMaxMs and TimestampBeforeMaxMs bound CreateTime
+	// timestamps around the broker's clock; -1 is off.
+	TimestampAfterMaxMs, TimestampBeforeMaxMs int64
+	// ProducerIDExpiration forgets idle idempotent producer states.
+	ProducerIDExpiration time.Duration
+	// MaxProducerStates bounds the idempotent producer states.
+	MaxProducerStates int
 }
 
 // Defaults returns the configuration of the table's defaults.
@@ -69,6 +80,13 @@ func Defaults() Config {
 		ProduceRate:          10000,
 		FetchRate:            1000,
 		MaxUpstreamPerBroker: 1000,
+
+		MaxPartitionsPerRequest:  10000,
+		MaxNonProduceRequestSize: 1 << 20,
+		TimestampAfterMaxMs:      3600000,
+		TimestampBeforeMaxMs:     -1,
+		ProducerIDExpiration:     24 * time.Hour,
+		MaxProducerStates:        200000,
 	}
 }
 
@@ -95,6 +113,12 @@ func (c *Config) Validate() error {
 		{"produce-rate-limit", int64(c.ProduceRate), 0},
 		{"fetch-rate-limit", int64(c.FetchRate), 0},
 		{"max-upstream-connections-per-broker", int64(c.MaxUpstreamPerBroker), 1},
+		{"max-partitions-per-request", int64(c.MaxPartitionsPerRequest), 1},
+		{"max-non-produce-request-size", c.MaxNonProduceRequestSize, 64},
+		{"message-timestamp-after-max-ms", c.TimestampAfterMaxMs, -1},
+		{"message-timestamp-before-max-ms", c.TimestampBeforeMaxMs, -1},
+		{"producer-id-expiration-ms", c.ProducerIDExpiration.Milliseconds(), 1},
+		{"max-producer-states", int64(c.MaxProducerStates), 1},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
@@ -103,6 +127,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MemoryPerIPPercent > 100 {
 		return fmt.Errorf("--memory-limit-per-ip-percent=%d: must be at most 100", c.MemoryPerIPPercent)
+	}
+	for flag, v := range map[string]int64{"message-timestamp-after-max-ms": c.TimestampAfterMaxMs, "message-timestamp-before-max-ms": c.TimestampBeforeMaxMs} {
+		if v == 0 {
+			return fmt.Errorf("--%s=0: must be -1 (off) or at least 1", flag)
+		}
 	}
 	if c.MaxRequestSize > MaxFrameSize {
 		return fmt.Errorf("--max-request-size=%d: must be at most %d", c.MaxRequestSize, MaxFrameSize)
@@ -151,6 +180,18 @@ func (c *Config) Value(flag string) string {
 		return strconv.Itoa(c.FetchRate)
 	case "max-upstream-connections-per-broker":
 		return strconv.Itoa(c.MaxUpstreamPerBroker)
+	case "max-partitions-per-request":
+		return strconv.Itoa(c.MaxPartitionsPerRequest)
+	case "max-non-produce-request-size":
+		return strconv.FormatInt(c.MaxNonProduceRequestSize, 10)
+	case "message-timestamp-after-max-ms":
+		return strconv.FormatInt(c.TimestampAfterMaxMs, 10)
+	case "message-timestamp-before-max-ms":
+		return strconv.FormatInt(c.TimestampBeforeMaxMs, 10)
+	case "producer-id-expiration-ms":
+		return strconv.FormatInt(c.ProducerIDExpiration.Milliseconds(), 10)
+	case "max-producer-states":
+		return strconv.Itoa(c.MaxProducerStates)
 	case "quota-key":
 		if c.QuotaKey == QuotaByIP {
 			return "ip"

@@ -227,7 +227,7 @@ func (c *conn) refuseArriving(err error) {
 		if skim == nil {
 			skim = new(kafka.ProduceSkimmer)
 		}
-		skim.Reset(h.APIVersion)
+		skim.Reset(h.APIVersion, c.s.cfg.Limits.MaxPartitionsPerRequest)
 		skim.Feed(c.frameBuf[h.Size:])
 		d.skim = skim
 	}
@@ -356,7 +356,7 @@ func (c *conn) startDiscard(in input, h *kafka.Header, code int16) {
 		if skim == nil {
 			skim = new(kafka.ProduceSkimmer)
 		}
-		skim.Reset(h.APIVersion)
+		skim.Reset(h.APIVersion, c.s.cfg.Limits.MaxPartitionsPerRequest)
 		d.skim = skim
 	}
 	if !c.inFrame {
@@ -392,7 +392,14 @@ func (c *conn) discardFrame(in input) bool {
 			c.complete(d.seq, nil)
 			return true
 		}
-		resp = d.skim.Response(d.code)
+		r, ok := d.skim.Refusal(d.code)
+		if !ok { // no partition to carry the error (v0-v2): close, as below
+			c.complete(d.seq, nil)
+			reason := "refused_no_error_field"
+			c.closeReq.Store(&reason)
+			return true
+		}
+		resp = r
 	} else if r, ok := kafka.TopLevelErrorResponse(d.hdr.APIKey, d.hdr.APIVersion, d.code); ok {
 		resp = r
 	} else {

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync/atomic"
@@ -54,7 +55,13 @@ func (r *kafkaRequest) run() {
 		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.ipStr}, h, r.frame, r.respondRaw)
 		return
 	}
-	req, err := kafka.DecodeRequest(h, r.frame[h.Size:])
+	req, err := kafka.DecodeRequestLimited(h, r.frame[h.Size:], kafka.DecodeLimits{
+		MaxPartitions: s.cfg.Limits.MaxPartitionsPerRequest, MaxNonProduceSize: int(s.cfg.Limits.MaxNonProduceRequestSize)})
+	var refused *kafka.RefusedError
+	if errors.As(err, &refused) {
+		r.refuse(refused)
+		return
+	}
 	if err != nil {
 		s.met.malformed.Inc()
 		s.warn.Warn("malformed:"+c.ipStr, "malformed request body; closing connection", "api", kmsg.NameForKey(h.APIKey),
@@ -72,7 +79,12 @@ func (r *kafkaRequest) run() {
 			r.respond(nil)
 			return
 		}
-		r.respond(kafka.ErrorResponse(req, kafka.ErrThrottlingQuotaExceeded))
+		resp, ok := kafka.RefusalResponse(req, kafka.ErrThrottlingQuotaExceeded)
+		if !ok {
+			r.refuse(&kafka.RefusedError{Limit: "throttle-mode", Close: true})
+			return
+		}
+		r.respond(resp)
 		return
 	}
 	if f, ok := req.(*kmsg.FetchRequest); ok {
@@ -103,6 +115,24 @@ func (r *kafkaRequest) abandon() {
 		r.frame = nil
 		r.c.complete(r.seq, nil)
 	}
+}
+
+// refuse answers a request the decode guard refused (counted, logged at
+// a bounded rate), or closes the connection when its API cannot say so.
+func (r *kafkaRequest) refuse(e *kafka.RefusedError) {
+	c, s, h := r.c, r.c.s, &r.hdr
+	s.met.counter(`floodgate_requests_refused_total{limit="` + e.Limit + `"}`).Inc()
+	s.warn.Warn("limit:"+e.Limit, "request refused", "limit", e.Limit, "configured", e.Max, "actual", e.Value,
+		"client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
+	if e.Close {
+		if r.claim() {
+			r.charge.Release()
+			c.complete(r.seq, nil)
+		}
+		c.closeAsync("refused_no_error_field")
+		return
+	}
+	r.respond(e.Response)
 }
 
 // claim reports whether the caller is the one to answer the request.

@@ -79,6 +79,13 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		ProduceRate:          int(c.Int64("produce-rate-limit")),
 		FetchRate:            int(c.Int64("fetch-rate-limit")),
 		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")),
+
+		MaxPartitionsPerRequest:  int(c.Int64("max-partitions-per-request")),
+		MaxNonProduceRequestSize: c.Int64("max-non-produce-request-size"),
+		TimestampAfterMaxMs:      c.Int64("message-timestamp-after-max-ms"),
+		TimestampBeforeMaxMs:     c.Int64("message-timestamp-before-max-ms"),
+		ProducerIDExpiration:     time.Duration(c.Int64("producer-id-expiration-ms")) * time.Millisecond,
+		MaxProducerStates:        int(c.Int64("max-producer-states")),
 	}
 	switch v := c.String("quota-key"); v {
 	case "client-id":
@@ -251,6 +258,8 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		Logger:            log,
 		Metrics:           set,
 	}
+	bcfg.TimestampBeforeMax, bcfg.TimestampAfterMax = broker.MillisOrOff(lim.TimestampBeforeMaxMs), broker.MillisOrOff(lim.TimestampAfterMaxMs)
+	bcfg.ProducerIDExpiration, bcfg.MaxProducerStates = lim.ProducerIDExpiration, lim.MaxProducerStates
 	if err := applyStorageFlags(c, &bcfg, log); err != nil {
 		return nil, err
 	}
