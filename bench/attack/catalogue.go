@@ -53,7 +53,7 @@ func Catalogue() []Attack {
 			What: "100 connections from 25 IPs (4 each) announce a 90 MB Produce frame and send one byte every 300 ms",
 			Run:  kafkaTrickledFrames(100, 4)},
 		{Name: "kafka-pipeline-unread-fetch", Issue: 14, Listener: Kafka,
-			What:  "2 connections each pipeline 40 Fetches of a 24 MiB partition (max 50 MiB) and never read",
+			What:  "2 connections each pipeline 40 Fetches of a 24 MiB batch (max 50 MiB) and never read",
 			Setup: fillFetchTopic, Run: kafkaPipelineFetch},
 		{Name: "kafka-pipeline-unread-apiversions", Issue: 13, Listener: Kafka,
 			What: "4 connections pipeline ApiVersions requests without reading a response",
@@ -217,21 +217,24 @@ func kafkaTrickledFrames(n, perIP int) func(ctx context.Context, t *Target) erro
 // fetchTopic holds the data kafka-pipeline-unread-fetch fetches.
 const fetchTopic = "attack-fetch"
 
-// fillFetchTopic produces 24 MiB into fetchTopic (96 records of 256 KiB).
+// fillFetchTopic produces 24 MiB into fetchTopic (96 records of 256 KiB,
+// random and uncompressed): every Fetch of the attack then makes the
+// server read and answer 24 MiB.
 func fillFetchTopic(ctx context.Context, t *Target) error {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: AttackerIP(100)}, Timeout: 2 * time.Second}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(t.KafkaAddr), kgo.Dialer(d.DialContext), kgo.DefaultProduceTopic(fetchTopic),
-		kgo.AllowAutoTopicCreation(), kgo.ProducerBatchMaxBytes(1<<20))
+		kgo.AllowAutoTopicCreation(), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	val := make([]byte, 256<<10)
 	recs := make([]*kgo.Record, 96)
 	for i := range recs {
-		recs[i] = &kgo.Record{Value: val}
+		v := make([]byte, 256<<10)
+		_, _ = rand.Read(v)
+		recs[i] = &kgo.Record{Value: v}
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("fill %s: %w", fetchTopic, err)

@@ -66,6 +66,10 @@ type Result struct {
 	// and at most during the attack (-1: not read).
 	BudgetBase int64 `json:"budget_base_bytes"`
 	BudgetPeak int64 `json:"budget_peak_bytes"`
+	// BudgetUnread counts the reads of /metrics during the attack that
+	// failed (a wedged server does not answer them): the peak is then
+	// only a lower bound.
+	BudgetUnread int `json:"budget_unread,omitempty"`
 	// Recovery is the time from the attacker leaving until the server was
 	// back to its baseline; Recovered is false when it was not within
 	// Config.Watch.
@@ -131,7 +135,7 @@ func Run(ctx context.Context, cfg Config, a Attack, start func() (*Server, error
 	runErr := runAttack(actx, a, t, cfg.Duration)
 	stopAttack()
 	leave := time.Now()
-	r.PeakRSS, r.BudgetPeak = mon.stop()
+	r.PeakRSS, r.BudgetPeak, r.BudgetUnread = mon.stop()
 	if runErr != nil {
 		return nil, fmt.Errorf("%s: %w", a.Name, runErr)
 	}
@@ -263,6 +267,7 @@ type monitor struct {
 	wg                sync.WaitGroup
 	mu                sync.Mutex
 	peakRSS, peakUsed int64
+	unread            int
 }
 
 func startMonitor(ctx context.Context, srv *Server) *monitor {
@@ -286,21 +291,23 @@ func startMonitor(ctx context.Context, srv *Server) *monitor {
 			mctx, cancel := context.WithTimeout(ctx, time.Second)
 			v, err := srv.Metric(mctx, "floodgate_memory_used_bytes")
 			cancel()
+			m.mu.Lock()
 			if err == nil {
-				m.mu.Lock()
 				m.peakUsed = max(m.peakUsed, int64(v))
-				m.mu.Unlock()
+			} else if !errors.Is(err, errNoMetrics) {
+				m.unread++
 			}
+			m.mu.Unlock()
 			sleep(ctx, 100*time.Millisecond)
 		}
 	}()
 	return m
 }
 
-func (m *monitor) stop() (peakRSS, peakUsed int64) {
+func (m *monitor) stop() (peakRSS, peakUsed int64, unread int) {
 	m.cancel()
 	m.wg.Wait()
-	return m.peakRSS, m.peakUsed
+	return m.peakRSS, m.peakUsed, m.unread
 }
 
 // watchRecovery probes the server from fresh good connections until it is
