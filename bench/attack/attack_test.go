@@ -52,9 +52,10 @@ func TestAttacks(t *testing.T) {
 	t.Logf("attack suite, short form:\n%s", Markdown(table))
 }
 
-// TestSIGTERMDuringAttackExitsWithinGrace sends SIGTERM to floodgate while
-// the attacks that hold the most are going on: it must exit within the
-// 10 s grace period of `serve`.
+// TestSIGTERMDuringAttackExitsWithinGrace sends SIGTERM to floodgate after
+// as long an attack as TestAttacks runs, with the attack still going on,
+// for the attacks that hold the most: it must exit within the 10 s grace
+// period of `serve`.
 func TestSIGTERMDuringAttackExitsWithinGrace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the floodgate binary under attack")
@@ -69,7 +70,7 @@ func TestSIGTERMDuringAttackExitsWithinGrace(t *testing.T) {
 		t.Run(a.Name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			exit, err := TerminateDuring(ctx, a, start, 1, time.Second, 10*time.Second)
+			exit, err := TerminateDuring(ctx, a, start, 1, shortForm.Duration, 10*time.Second)
 			t.Logf("%s: exit %v after SIGTERM", a.Name, exit.Round(time.Millisecond))
 			if err != nil {
 				t.Error(err)

@@ -165,19 +165,32 @@ func (g *goodClients) loopKgo(ctx context.Context, cl *kgo.Client) {
 			return err
 		})
 		g.kgo.add(start, ok)
+		if late != nil && !waitLate(ctx, late) {
+			return
+		}
 		if late != nil {
-			<-late
 			continue
 		}
 		if ok {
 			start = time.Now()
 			ok, late = within(ctx, func() error { return fetchOne(ctx, cl, off) })
 			g.kgo.add(start, ok)
-			if late != nil {
-				<-late
+			if late != nil && !waitLate(ctx, late) {
+				return
 			}
 		}
 		sleep(ctx, goodPause)
+	}
+}
+
+// waitLate waits for a request that outlived goodTimeout; false when ctx
+// ended first (franz-go retries a produce to a dead server for ever).
+func waitLate(ctx context.Context, late <-chan error) bool {
+	select {
+	case <-late:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

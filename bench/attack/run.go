@@ -176,13 +176,20 @@ func TerminateDuring(ctx context.Context, a Attack, start func() (*Server, error
 	return terminateDuring(ctx, a, srv, warm, grace)
 }
 
-// terminateDuring attacks srv for warm, then sends SIGTERM while the attack
-// goes on.
+// terminateDuring attacks srv for warm, with the good clients running (a
+// request parked for memory is part of what a shutdown must end), then
+// sends SIGTERM while the attack goes on.
 func terminateDuring(ctx context.Context, a Attack, srv *Server, warm, grace time.Duration) (time.Duration, error) {
 	actx, stop := context.WithCancel(ctx)
+	var good goodClients
+	waitGood, err := good.run(actx, &srv.Target)
+	if err != nil {
+		stop()
+		return 0, err
+	}
 	done := make(chan error, 1)
 	go func() { done <- a.Run(actx, &srv.Target) }()
-	defer func() { stop(); <-done }()
+	defer func() { stop(); <-done; waitGood() }()
 	sleep(ctx, warm)
 	exit, err := srv.Terminate(grace + 2*time.Second)
 	if err == nil && exit > grace {
