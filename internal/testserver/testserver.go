@@ -108,7 +108,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	srv.SetKafkaHandler(b)
 	api, err := httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready,
-		Kafka: b, Limits: &hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: lc.Logger})
+		Kafka: b, Limits: &hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: lc.Logger, Budget: srv.Budget()})
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}
