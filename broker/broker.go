@@ -50,6 +50,9 @@ type Config struct {
 	Fsync storage.FsyncMode
 	// FsyncInterval is the period of storage.FsyncInterval.
 	FsyncInterval time.Duration
+	// MaxWaitingFetches bounds the fetches waiting for data at a time
+	// (--max-waiting-fetches); 0 means no limit.
+	MaxWaitingFetches int64
 }
 
 // Client describes who sent a request.
@@ -88,6 +91,7 @@ type Broker struct {
 	groups    *groups
 	metrics   brokerMetrics
 	store     *diskStore // nil: in memory
+	waits     fetchWaits
 }
 
 const kafkaMaxKey = 80
@@ -133,6 +137,7 @@ func Open(cfg Config) (*Broker, error) {
 		byID:   make(map[[16]byte]*topic),
 	}
 	b.metrics = newBrokerMetrics(cfg.Metrics)
+	b.waits = newFetchWaits(cfg.MaxWaitingFetches, cfg.Metrics)
 	b.groups = newGroups(b)
 	if cfg.DataDir != "" {
 		store, err := openStore(cfg, b.log)

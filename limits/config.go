@@ -45,6 +45,7 @@ type Config struct {
 	MaxUpstreamPerBroker int
 	QuotaKey             QuotaKey
 	ThrottleMode         ThrottleMode
+	MaxWaitingFetches    int64
 }
 
 // Defaults returns the configuration of the table's defaults.
@@ -63,6 +64,7 @@ func Defaults() Config {
 		ProduceRate:          10000,
 		FetchRate:            1000,
 		MaxUpstreamPerBroker: 1000,
+		MaxWaitingFetches:    10000,
 	}
 }
 
@@ -86,6 +88,7 @@ func (c *Config) Validate() error {
 		{"produce-rate-limit", int64(c.ProduceRate), 0},
 		{"fetch-rate-limit", int64(c.FetchRate), 0},
 		{"max-upstream-connections-per-broker", int64(c.MaxUpstreamPerBroker), 1},
+		{"max-waiting-fetches", c.MaxWaitingFetches, 0},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
@@ -133,6 +136,8 @@ func (c *Config) Value(flag string) string {
 		return strconv.Itoa(c.FetchRate)
 	case "max-upstream-connections-per-broker":
 		return strconv.Itoa(c.MaxUpstreamPerBroker)
+	case "max-waiting-fetches":
+		return strconv.FormatInt(c.MaxWaitingFetches, 10)
 	case "quota-key":
 		if c.QuotaKey == QuotaByIP {
 			return "ip"

@@ -99,6 +99,10 @@ var Table = []Limit{
 		Protects: "chooses how rate limits answer",
 		Answer:   "delay (KIP-219, every client copes) or reject (error 89: franz-go and kafka-go retry, sarama, librdkafka and kafkajs fail the record)",
 		Metric:   "floodgate_throttle_time_seconds"},
+	{Flag: "max-waiting-fetches", Kind: Int, Default: "10000", Unit: "Fetch requests waiting for data (0 = off)",
+		Protects: "memory and goroutines: long-poll fetches parked on partitions until data or max_wait_ms",
+		Answer:   "one more long-poll fetch is answered at once with what is there (possibly nothing)",
+		Metric:   "floodgate_fetch_wait_refused_total, floodgate_fetch_waiting"},
 }
 
 // Lookup returns the limit with the given flag name.

@@ -76,6 +76,7 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		ProduceRate:          int(c.Int64("produce-rate-limit")),
 		FetchRate:            int(c.Int64("fetch-rate-limit")),
 		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")),
+		MaxWaitingFetches:    c.Int64("max-waiting-fetches"),
 	}
 	switch v := c.String("quota-key"); v {
 	case "client-id":
@@ -245,6 +246,7 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		AutoCreateTopics:  c.Bool("auto-create-topics"),
 		DefaultPartitions: int32(c.Int("default-partitions")),
 		MaxFetchBytes:     lim.MaxFetchBytes,
+		MaxWaitingFetches: lim.MaxWaitingFetches,
 		Logger:            log,
 		Metrics:           set,
 	}

@@ -102,6 +102,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	p, _ := strconv.Atoi(port)
 	bc.Host, bc.Port = host, int32(p)
 	bc.MaxFetchBytes = lc.Limits.MaxFetchBytes
+	bc.MaxWaitingFetches = lc.Limits.MaxWaitingFetches
 	b, err := broker.Open(bc)
 	if err != nil {
 		t.Fatalf("broker: %v", err)
