@@ -59,7 +59,12 @@ func (c *charge) grow(buf []byte, n int) ([]byte, error) {
 	if cap(buf)-len(buf) >= n {
 		return buf, nil
 	}
-	newCap := max(2*cap(buf), len(buf)+n, 512)
+	return c.growTo(buf, max(2*cap(buf), len(buf)+n, 512))
+}
+
+// growTo returns buf with a capacity of newCap (more than it has),
+// charging the new buffer.
+func (c *charge) growTo(buf []byte, newCap int) ([]byte, error) {
 	// Both buffers exist during the copy; the old one is garbage after it
 	// and its share is given back (the budget counts live buffers).
 	if !c.take(int64(newCap)) {

@@ -77,6 +77,11 @@ type batchDecoder struct {
 	ch     *charge
 	maxOut int64 // decompressed bytes allowed for the whole answer
 	used   int64 // decompressed bytes so far
+	// room returns the bytes left in the answer (nil: no bound). Records
+	// take at least as many bytes in the JSON answer as decompressed, so
+	// once a record is in the answer a batch that inflates past room is
+	// left for the next fetch instead of inflated.
+	room func() int64
 }
 
 // errTooLarge reports a batch that does not fit in what remains of the
@@ -134,7 +139,11 @@ func (d *batchDecoder) decode(raw []byte, from int64, emit func(off int64, key, 
 			continue // transaction markers, or wholly before from
 		}
 		n := int32(binary.BigEndian.Uint32(batch[57:61]))
-		recs, charged, err := d.inflate(attrs&7, batch[batchHeaderSize:])
+		allowance := d.maxOut - d.used
+		if emitted && d.room != nil {
+			allowance = min(allowance, d.room())
+		}
+		recs, charged, err := d.inflate(attrs&7, batch[batchHeaderSize:], allowance)
 		switch {
 		case errors.Is(err, errBudget):
 			return err
@@ -177,14 +186,12 @@ func (d *batchDecoder) decode(raw []byte, from int64, emit func(off int64, key, 
 	return nil
 }
 
-// inflate decompresses a batch's records within what remains of maxOut,
-// returning them and the bytes charged for them. A decoder that panics
+// inflate decompresses a batch's records within room bytes, returning them and the bytes charged for them. A decoder that panics
 // on hostile input is a corrupt batch, not a crash.
-func (d *batchDecoder) inflate(codec int16, src []byte) (out []byte, charged int64, err error) {
+func (d *batchDecoder) inflate(codec int16, src []byte, room int64) (out []byte, charged int64, err error) {
 	if codec == 0 {
 		return src, 0, nil // part of the fetched bytes, charged already
 	}
-	room := d.maxOut - d.used
 	if room <= 0 {
 		return nil, 0, errTooLarge
 	}
@@ -246,16 +253,66 @@ func decompress(codec int16, src []byte, maxOut int64, ch *charge) ([]byte, int6
 			return lz4.NewReader(bytes.NewReader(src)), func() {}, nil
 		})
 	case 4:
+		// A frame that declares its size (every Kafka client's does) is
+		// refused at once when too large, else read into a buffer of
+		// exactly that size.
+		var h zstd.Header
+		if h.Decode(src) == nil && h.HasFCS && h.FrameContentSize <= uint64(maxOut) {
+			return zstdSized(src, int(h.FrameContentSize), maxOut, ch)
+		} else if h.HasFCS {
+			return nil, 0, errTooLarge
+		}
 		return inflateStream(ch, zstdState, maxOut, func() (io.Reader, func(), error) {
-			zr, err := zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-				zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderMaxMemory(uint64(maxOut)))
+			zr, err := newZstd(bytes.NewReader(src), maxOut)
 			if err != nil {
-				return nil, nil, fmt.Errorf("zstd: %w", err)
+				return nil, nil, err
 			}
 			return zr, zr.Close, nil
 		})
 	}
 	return nil, 0, fmt.Errorf("unknown compression codec %d", codec)
+}
+
+func newZstd(r io.Reader, maxOut int64) (*zstd.Decoder, error) {
+	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderMaxMemory(uint64(maxOut)))
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	return zr, nil
+}
+
+// zstdSized decodes zstd data whose first frame declares its size (every
+// Kafka client's does) straight into one buffer of that size: a
+// single-segment frame then needs no history buffer of its own.
+func zstdSized(src []byte, size int, maxOut int64, ch *charge) ([]byte, int64, error) {
+	if !ch.take(zstdState) {
+		return nil, 0, errBudget
+	}
+	defer ch.give(zstdState)
+	dst, err := ch.grow(nil, size)
+	if err != nil {
+		return nil, 0, err
+	}
+	charged := int64(cap(dst))
+	zr, err := newZstd(nil, maxOut)
+	if err != nil {
+		return nil, charged, err
+	}
+	defer zr.Close()
+	out, err := zr.DecodeAll(src, dst[:0])
+	if extra := int64(cap(out)) - charged; extra > 0 {
+		// More frames followed: the decoder grew the buffer (within maxOut).
+		ch.take(extra)
+		charged += extra
+	}
+	switch {
+	case errors.Is(err, zstd.ErrDecoderSizeExceeded) || int64(len(out)) > maxOut:
+		return nil, charged, errTooLarge
+	case err != nil:
+		return nil, charged, fmt.Errorf("zstd: %w", err)
+	}
+	return out, charged, nil
 }
 
 // xerial decodes the Java client's snappy framing.
@@ -310,8 +367,9 @@ func snappyInto(out, block []byte, n int) ([]byte, error) {
 }
 
 // inflateStream reads a streaming decoder to its end into a buffer that
-// grows (and is charged) as bytes come out, failing with errTooLarge past
-// maxOut. The decoder's own state is charged while it runs.
+// grows (and is charged) as bytes come out, doubling from 32 KiB up to
+// maxOut+1, failing with errTooLarge past maxOut. The decoder's own state
+// is charged while it runs.
 func inflateStream(ch *charge, state, maxOut int64, open func() (io.Reader, func(), error)) ([]byte, int64, error) {
 	if !ch.take(state) {
 		return nil, 0, errBudget
@@ -323,13 +381,14 @@ func inflateStream(ch *charge, state, maxOut int64, open func() (io.Reader, func
 	}
 	defer closeFn()
 	var out []byte
+	ceiling := int(min(maxOut+1, math.MaxInt32))
 	for {
 		if len(out) == cap(out) {
-			step := min(max(cap(out), 32<<10), int(min(maxOut+1, math.MaxInt32))-len(out))
-			if step <= 0 {
+			want := min(max(2*cap(out), 32<<10), ceiling)
+			if want <= len(out) {
 				return nil, int64(cap(out)), errTooLarge
 			}
-			grown, err := ch.grow(out, step)
+			grown, err := ch.growTo(out, want)
 			if err != nil {
 				return nil, int64(cap(out)), err
 			}

@@ -691,7 +691,12 @@ func (a *API) fetchAnswer(c *call, fr *kmsg.FetchResponse, rp restPath, offset i
 	}
 	out = append(out, '[')
 	var tooBig *bigRecordError
-	d := &batchDecoder{ch: c.ch, maxOut: limit}
+	d := &batchDecoder{ch: c.ch, maxOut: limit, room: func() int64 {
+		if asJSON {
+			return limit - int64(len(out))
+		}
+		return (limit - int64(len(out))) * 3 / 4 // base64 answers 4 bytes per 3
+	}}
 	for _, t := range fr.Topics {
 		for _, p := range t.Partitions {
 			err = d.decode(p.RecordBatches, offset, func(off int64, key, value []byte) bool {
