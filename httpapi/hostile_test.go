@@ -263,7 +263,7 @@ func TestRESTFetchZstdBombStaysUnderCap(t *testing.T) {
 	if a.status != 422 || f.Limit != "max-rest-response-bytes" || f.Offset != 0 || f.NextOffset != 1 {
 		t.Fatalf("bomb fetch: %d %s", a.status, a.body)
 	}
-	if alloc > 16<<20 {
+	if !raceEnabled && alloc > 16<<20 {
 		t.Fatalf("a REST fetch of zstd bombs allocated %d bytes, want under 16 MiB", alloc)
 	}
 
@@ -280,7 +280,7 @@ func TestRESTFetchZstdBombStaysUnderCap(t *testing.T) {
 	t.Logf("REST fetch of 4 x 6 MiB: %d bytes answer, %.1f MiB allocated", len(a.body), float64(alloc)/(1<<20))
 	// Allocated: one 6 MiB batch, its 8 MiB answer, the loop's copy of it
 	// and the test client's reading of it (~24 MiB).
-	if len(a.body) > 16<<20 || alloc > 56<<20 {
+	if len(a.body) > 16<<20 || (!raceEnabled && alloc > 56<<20) {
 		t.Fatalf("answer %d bytes, %d allocated: over the cap", len(a.body), alloc)
 	}
 }
@@ -354,7 +354,7 @@ func TestRESTProduceOfManyTinyRecordsIsBounded(t *testing.T) {
 			t.Fatalf("body %d: %d %s", i, a.status, a.body)
 		}
 	}
-	if alloc > uint64(8*len(body))*2 {
+	if !raceEnabled && alloc > uint64(8*len(body))*2 {
 		t.Fatalf("allocated %d bytes for %d bytes of bodies: over 2x", alloc, 8*len(body))
 	}
 
@@ -368,7 +368,7 @@ func TestRESTProduceOfManyTinyRecordsIsBounded(t *testing.T) {
 	if err := json.Unmarshal([]byte(a.body), &oa); a.status != 200 || err != nil || len(oa.Offsets) != 10000 {
 		t.Fatalf("10,000 records: %d %v", a.status, err)
 	}
-	if alloc > 16<<20 {
+	if !raceEnabled && alloc > 16<<20 {
 		t.Fatalf("10,000 tiny records allocated %d bytes, want under 16 MiB", alloc)
 	}
 }
@@ -390,6 +390,11 @@ func TestRESTInflatedBodyIsCharged(t *testing.T) {
 	lim, _, _ := limitBody(t, a.body)
 	if a.status != 503 || lim != "memory-limit-bytes" {
 		t.Fatalf("inflated body: %d %s", a.status, a.body)
+	}
+	// The charge is released right after the answer is handed over.
+	deadline := time.Now().Add(2 * time.Second)
+	for srv.Budget().Used() > 1<<20 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
 	if used := srv.Budget().Used(); used > 1<<20 {
 		t.Fatalf("budget still holds %d bytes after the refusal", used)
