@@ -14,7 +14,6 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -31,32 +30,61 @@ type kvPair struct{ key, value []byte }
 
 // buildBatch encodes records as one uncompressed v2 record batch (magic 2,
 // no producer id, CreateTime now) with its CRC32C, as a Kafka producer does.
+// It allocates the batch once, at its exact size.
 func buildBatch(recs []kvPair, nowMillis int64) []byte {
-	var records []byte
+	size := batchHeaderSize
 	for i, kv := range recs {
-		r := kmsg.Record{OffsetDelta: int32(i), Key: kv.key, Value: kv.value}
-		// Length is everything after the length varint: encode once with
-		// a zero length (one varint byte) to learn it.
-		r.Length = int32(len(r.AppendTo(nil)) - 1)
-		records = r.AppendTo(records)
+		n := recordBodyLen(i, kv)
+		size += varintLen(int64(n)) + n
 	}
-	b := kmsg.RecordBatch{
-		FirstOffset:          0,
-		Length:               int32(batchAfterLength + len(records)),
-		PartitionLeaderEpoch: -1,
-		Magic:                2,
-		LastOffsetDelta:      int32(len(recs) - 1),
-		FirstTimestamp:       nowMillis,
-		MaxTimestamp:         nowMillis,
-		ProducerID:           -1,
-		ProducerEpoch:        -1,
-		FirstSequence:        -1,
-		NumRecords:           int32(len(recs)),
-		Records:              records,
+	raw := make([]byte, batchHeaderSize, size)
+	for i, kv := range recs {
+		raw = binary.AppendVarint(raw, int64(recordBodyLen(i, kv)))
+		raw = append(raw, 0)                     // attributes
+		raw = binary.AppendVarint(raw, 0)        // timestamp delta
+		raw = binary.AppendVarint(raw, int64(i)) // offset delta
+		raw = appendBytesField(raw, kv.key)
+		raw = appendBytesField(raw, kv.value)
+		raw = binary.AppendVarint(raw, 0) // headers
 	}
-	raw := b.AppendTo(make([]byte, 0, batchHeaderSize+len(records)))
+	binary.BigEndian.PutUint64(raw[0:], 0)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[12:], 0xffffffff) // partition leader epoch -1
+	raw[16] = 2                                      // magic
+	binary.BigEndian.PutUint16(raw[21:], 0)          // attributes: no compression, CreateTime
+	binary.BigEndian.PutUint32(raw[23:], uint32(len(recs)-1))
+	binary.BigEndian.PutUint64(raw[27:], uint64(nowMillis))
+	binary.BigEndian.PutUint64(raw[35:], uint64(nowMillis))
+	binary.BigEndian.PutUint64(raw[43:], 0xffffffffffffffff) // producer id -1
+	binary.BigEndian.PutUint16(raw[51:], 0xffff)             // producer epoch -1
+	binary.BigEndian.PutUint32(raw[53:], 0xffffffff)         // first sequence -1
+	binary.BigEndian.PutUint32(raw[57:], uint32(len(recs)))
 	binary.BigEndian.PutUint32(raw[batchCRCOffset:], crc32.Checksum(raw[batchCRCFrom:], castagnoli))
 	return raw
+}
+
+// recordBodyLen is the length of record i after its length varint.
+func recordBodyLen(i int, kv kvPair) int {
+	field := func(b []byte) int {
+		if b == nil {
+			return varintLen(-1)
+		}
+		return varintLen(int64(len(b))) + len(b)
+	}
+	return 1 + varintLen(0) + varintLen(int64(i)) + field(kv.key) + field(kv.value) + varintLen(0)
+}
+
+func appendBytesField(b, field []byte) []byte {
+	if field == nil {
+		return binary.AppendVarint(b, -1)
+	}
+	b = binary.AppendVarint(b, int64(len(field)))
+	return append(b, field...)
+}
+
+func varintLen(v int64) int {
+	var buf [binary.MaxVarintLen64]byte
+	return binary.PutVarint(buf[:], v)
 }
 
 // Decoder state charged on top of the output while a batch inflates: the
