@@ -149,12 +149,28 @@ func endpoint(path []byte) int {
 // is then answered 500 here, on whichever goroutine it was continuing.
 func (a *API) ServeHTTP(r *loop.HTTPRequest, respond func(*loop.HTTPResponse)) {
 	ep := endpoint(r.Head.Path)
+	c := a.begin(r, ep, respond)
+	if c == nil {
+		return
+	}
+	defer c.recover()
+	body, refusal := a.gate.decodeBody(r, c.ch)
+	if refusal != nil {
+		c.respond(refusal)
+		return
+	}
+	a.serve(ep, c, body)
+}
+
+// begin admits a request: it answers a refusal itself (and returns nil),
+// or returns the call whose respond releases what admission took, once.
+func (a *API) begin(r *loop.HTTPRequest, ep int, respond func(*loop.HTTPResponse)) *call {
 	rt := a.gate.match(r.Head.Path, ep)
 	tk, refusal := a.gate.admit(r, rt, ep, a.cfg.InFlight)
 	if refusal != nil {
 		a.gate.count(rt, refusal.Status)
 		respond(refusal)
-		return
+		return nil
 	}
 	var done atomic.Bool
 	finish := func(resp *loop.HTTPResponse) {
@@ -167,14 +183,7 @@ func (a *API) ServeHTTP(r *loop.HTTPRequest, respond func(*loop.HTTPResponse)) {
 		defer a.gate.release(tk)
 		respond(resp)
 	}
-	c := &call{r: r, ch: tk.charge, respond: finish, a: a}
-	defer c.recover()
-	body, refusal := a.gate.decodeBody(r, tk.charge)
-	if refusal != nil {
-		finish(refusal)
-		return
-	}
-	a.serve(ep, c, body)
+	return &call{r: r, ch: tk.charge, respond: finish, a: a}
 }
 
 // call is one request being served: its answer function (finish) and the
@@ -196,8 +205,10 @@ func (c *call) recover() {
 		return
 	}
 	c.a.gate.panics.Inc()
-	c.a.cfg.Logger.Error("http handler panicked; answered 500", "path", string(c.r.Head.Path), "panic", fmt.Sprint(p),
-		"stack", string(debug.Stack()))
+	if c.a.gate.warn.due("panic") { // a request that panics every time must not flood the log
+		c.a.cfg.Logger.Error("http handler panicked; answered 500", "path", string(c.r.Head.Path), "panic", fmt.Sprint(p),
+			"stack", string(debug.Stack()))
+	}
 	c.respond(&loop.HTTPResponse{Status: 500, ContentType: "application/json",
 		Body: []byte(`{"error_code":50001,"message":"internal error"}` + "\n")})
 }

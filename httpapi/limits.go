@@ -423,6 +423,19 @@ func newWarnEvery(l *slog.Logger, interval time.Duration) *warnEvery {
 	return &warnEvery{log: l, interval: interval, last: map[string]time.Time{}, dropped: map[string]int{}}
 }
 
+// due reports whether key may be logged now, and if so starts its interval.
+func (w *warnEvery) due(key string) bool {
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if t, ok := w.last[key]; ok && now.Sub(t) < w.interval {
+		w.dropped[key]++
+		return false
+	}
+	w.last[key] = now
+	return true
+}
+
 func (w *warnEvery) warn(key, msg string, args ...any) {
 	now := time.Now()
 	w.mu.Lock()
