@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"net/http"
 	"runtime"
@@ -412,4 +413,40 @@ func gzipBytes(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// TestRESTFetchAnswerStopsAtTheCap: with --max-rest-response-bytes 4096,
+// every answer stays within 4096 bytes and a consumer reading on from the
+// last offset gets all 100 records of 100 bytes; a record that alone does
+// not fit is answered 422 naming the limit, its offset and the next one.
+func TestRESTFetchAnswerStopsAtTheCap(t *testing.T) {
+	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.MaxRESTResponseBytes = 4096 })
+	for i := 0; i < 100; i++ {
+		produceRaw(t, srv.KafkaAddr(), "capped", rawBatch(0, oneRecord(bytes.Repeat([]byte{'a' + byte(i%26)}, 100)), 1, 0))
+	}
+	produceRaw(t, srv.KafkaAddr(), "capped", rawBatch(0, oneRecord(make([]byte, 5000)), 1, 0))
+	cl := client()
+	next, answers := int64(0), 0
+	for next < 100 {
+		a := do(t, cl, "GET", fmt.Sprintf("http://%s/topics/capped/partitions/0/records?offset=%d", srv.HTTPAddr(), next), "", nil)
+		var recs []fetched
+		if err := json.Unmarshal([]byte(a.body), &recs); a.status != 200 || err != nil || len(recs) == 0 {
+			t.Fatalf("from %d: %d %.200s", next, a.status, a.body)
+		}
+		if len(a.body) > 4096 {
+			t.Fatalf("answer of %d bytes over the 4096 cap", len(a.body))
+		}
+		for _, r := range recs {
+			if r.Offset != next {
+				t.Fatalf("offset %d, want %d", r.Offset, next)
+			}
+			next++
+		}
+		answers++
+	}
+	t.Logf("100 records of 100 bytes in %d answers of at most 4096 bytes", answers)
+	a := do(t, cl, "GET", "http://"+srv.HTTPAddr()+"/topics/capped/partitions/0/records?offset=100", "", nil)
+	if f := decodeFail(t, a); a.status != 422 || f.Limit != "max-rest-response-bytes" || f.Offset != 100 || f.NextOffset != 101 {
+		t.Fatalf("oversize record: %d %s", a.status, a.body)
+	}
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"hash/crc32"
 	"testing"
@@ -189,10 +190,11 @@ func FuzzDecodeStoredBatches(f *testing.F) {
 		b := limits.NewBudget(64 << 20)
 		ch := &charge{b: b}
 		d := &batchDecoder{ch: ch, maxOut: 1 << 20}
-		_ = d.decode(raw, 0, func(_ int64, k, v []byte) bool {
+		_ = d.decode(raw, 0, func(off int64, k, v []byte) bool {
 			if len(k) > 1<<20 || len(v) > 1<<20 {
 				t.Fatalf("record of %d+%d bytes from a 1 MiB cap", len(k), len(v))
 			}
+			checkRecordJSON(t, k, v, off)
 			return true
 		})
 		if ch.held.Load() != b.Used() {
@@ -235,5 +237,28 @@ func TestBuildBatchIsWhatKafkaReads(t *testing.T) {
 	})
 	if i != 4 {
 		t.Fatalf("%d records read back", i)
+	}
+}
+
+// checkRecordJSON: a record's JSON, in both formats, is valid and no longer
+// than recordJSONBound says (the answer's size checks rely on it).
+func checkRecordJSON(t *testing.T, k, v []byte, off int64) {
+	for _, asJSON := range []bool{false, true} {
+		out := appendRecordJSON(nil, "a-topic", k, v, 2147483647, off, asJSON)
+		if bound := recordJSONBound("a-topic", k, v, asJSON); int64(len(out)) > bound {
+			t.Fatalf("JSON of %d bytes over its bound %d (json %v)", len(out), bound, asJSON)
+		}
+		if !json.Valid(out) {
+			t.Fatalf("invalid JSON %q", out)
+		}
+	}
+}
+
+// TestRecordJSONBound: keys and values that need escaping, invalid UTF-8,
+// U+2028 and JSON documents are rendered as valid JSON within the bound.
+func TestRecordJSONBound(t *testing.T) {
+	for _, v := range [][]byte{nil, {}, []byte(`{"a": [1, 2]}`), []byte(" 12 "), []byte("text \"q\" \\ \n\t\x01"),
+		{0xff, 0xfe, 'a'}, []byte("\u2028\u2029é"), bytes.Repeat([]byte{0}, 100)} {
+		checkRecordJSON(t, v, v, 1<<40)
 	}
 }

@@ -707,21 +707,20 @@ func (a *API) fetchAnswer(c *call, fr *kmsg.FetchResponse, rp restPath, offset i
 		for _, p := range t.Partitions {
 			err = d.decode(p.RecordBatches, offset, func(off int64, key, value []byte) bool {
 				first := len(out) == 1
-				est := recordJSONBound(rp.topic, key, value, asJSON)
-				if !first && int64(len(out))+est > limit {
+				n := recordJSONBound(rp.topic, key, value, asJSON)
+				if int64(len(out))+n+3 > limit { // ",", and "]\n" to close
+					if first {
+						tooBig = &bigRecordError{offset: off, size: n + 3}
+					}
 					return false
 				}
-				if out, err = c.ch.grow(out, int(est)); err != nil {
+				if out, err = c.ch.grow(out, int(n)+1); err != nil {
 					return false
 				}
 				if !first {
 					out = append(out, ',')
 				}
 				out = appendRecordJSON(out, rp.topic, key, value, p.Partition, off, asJSON)
-				if first && int64(len(out))+2 > limit {
-					tooBig = &bigRecordError{offset: off, size: int64(len(out)) + 2}
-					return false
-				}
 				return true
 			})
 			if err != nil {
@@ -787,18 +786,53 @@ func (g *gate) restLimit(status, code int, limit string, configured, actual int6
 	return &loop.HTTPResponse{Status: status, ContentType: ctV2, Body: append(b, '\n')}
 }
 
-// recordJSONBound is at least the length of a record's JSON object.
+// recordJSONBound is the length of a record's JSON object, exact but for
+// the digits of its partition and offset (counted at their widest).
 func recordJSONBound(topic string, key, value []byte, asJSON bool) int64 {
-	kv := func(b []byte) int64 {
-		switch {
-		case b == nil:
-			return 4
-		case asJSON:
-			return 6*int64(len(b)) + 2 // \u00XX escapes at worst
-		}
+	return int64(len(`{"topic":"","key":,"value":,"partition":,"offset":}`)+len(topic)+11+20) +
+		kvJSONLen(key, asJSON) + kvJSONLen(value, asJSON)
+}
+
+// kvJSONLen is the length appendKV writes for b.
+func kvJSONLen(b []byte, asJSON bool) int64 {
+	switch {
+	case b == nil:
+		return 4
+	case !asJSON:
 		return int64(base64.StdEncoding.EncodedLen(len(b))) + 2
+	case json.Valid(b):
+		return int64(len(bytes.TrimSpace(b)))
 	}
-	return int64(len(topic)) + kv(key) + kv(value) + 96
+	return jsonStringLen(b)
+}
+
+// jsonStringLen is the length appendJSONString writes for b.
+func jsonStringLen(b []byte) int64 {
+	n := int64(2)
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+				n += 2
+			case c < 0x20:
+				n += 6
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		switch {
+		case r == utf8.RuneError && size == 1, r == '\u2028' || r == '\u2029':
+			n += 6
+		default:
+			n += int64(size)
+		}
+		i += size
+	}
+	return n
 }
 
 // appendRecordJSON appends one fetched record as
