@@ -24,6 +24,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -252,6 +253,22 @@ func dedupeFetch(req *kmsg.FetchRequest) {
 	}
 	clear(req.Topics[len(out):])
 	req.Topics = out
+	// A waiting fetch keeps its request: let the arrays that held the
+	// repeats go.
+	if total > 2*kept(out)+16 {
+		for i := range out {
+			out[i].Partitions = slices.Clone(out[i].Partitions)
+		}
+		req.Topics = slices.Clone(out)
+	}
+}
+
+func kept(topics []kmsg.FetchRequestTopic) int {
+	n := 0
+	for _, t := range topics {
+		n += len(t.Partitions)
+	}
+	return n
 }
 
 // finish answers once and unregisters. The caller holds w.mu.
