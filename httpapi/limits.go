@@ -340,7 +340,7 @@ func unavailable(flag string, configured, actual int64, reason string) *loop.HTT
 // 503 when the memory budget cannot hold the inflated bytes. The decoder's
 // state and the inflated bytes are charged to ch as they grow, so a request
 // holds at most --max-decompressed-size-bytes plus
-// httpcodec.MaxDecoderState outside the loop's body charge, and only while
+// httpcodec.DecoderState(encoding) outside the loop's body charge, and only while
 // the budget has room for it.
 func (g *gate) decodeBody(r *loop.HTTPRequest, ch *charge) ([]byte, *loop.HTTPResponse) {
 	enc := r.Head.ContentEncoding
