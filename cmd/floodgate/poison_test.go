@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -74,22 +79,7 @@ func TestBinarySurvivesPoisonBatch(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	// Create the topic (Metadata auto-creates it) before the long poll.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	kc, err := kgo.NewClient(kgo.SeedBrokers(p.kafka))
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta := kmsg.NewPtrMetadataRequest()
-	mt := kmsg.NewMetadataRequestTopic()
-	mt.Topic = kmsg.StringPtr("poison")
-	meta.Topics = append(meta.Topics, mt)
-	meta.AllowAutoTopicCreation = true
-	if _, err := meta.RequestWith(ctx, kc); err != nil {
-		t.Fatal(err)
-	}
-	kc.Close()
+	createTopics(t, p.kafka, "poison") // before the long poll
 
 	type res struct {
 		code int
@@ -133,4 +123,123 @@ func TestBinarySurvivesPoisonBatch(t *testing.T) {
 		t.Fatalf("health after restart: %d", code)
 	}
 	q.alive(t)
+}
+
+// vmHWM returns the peak resident set of pid, from /proc.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// TestBinaryRESTAmplificationStaysBounded, against the real binary with
+// default flags: REST fetches of 5 zstd batches of ~3 KB that inflate to
+// 99 MiB each (issue 14: RSS 4.5 GB, a 692 MB answer), then 8 concurrent
+// 10 MiB produce bodies of tiny records (issue 14: RSS 6.6 GB): the
+// fetches are answered 422 naming max-rest-response-bytes, the bodies 413
+// naming max-rest-records-per-request, and the peak RSS stays in the low
+// hundreds of MB.
+func TestBinaryRESTAmplificationStaysBounded(t *testing.T) {
+	p := startFloodgate(t, 4096, "--data-dir", t.TempDir())
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := kmsg.Record{Value: make([]byte, 99<<20)}
+	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
+	bomb := enc.EncodeAll(rec.AppendTo(nil), nil)
+	enc.Close()
+	batch := make([]byte, 61, 61+len(bomb))
+	binary.BigEndian.PutUint32(batch[8:], uint32(49+len(bomb)))
+	batch[16] = 2
+	binary.BigEndian.PutUint16(batch[21:], 4) // zstd
+	binary.BigEndian.PutUint64(batch[43:], 0xffffffffffffffff)
+	binary.BigEndian.PutUint16(batch[51:], 0xffff)
+	binary.BigEndian.PutUint32(batch[53:], 0xffffffff)
+	binary.BigEndian.PutUint32(batch[57:], 1)
+	batch = append(batch, bomb...)
+	binary.BigEndian.PutUint32(batch[17:], crc32.Checksum(batch[21:], crc32.MakeTable(crc32.Castagnoli)))
+	createTopics(t, p.kafka, "bomb")
+	for i := 0; i < 5; i++ {
+		produceBatch(t, p.kafka, "bomb", batch)
+	}
+	base := vmHWM(t, p.cmd.Process.Pid)
+	cl := &http.Client{Timeout: 30 * time.Second}
+	var wg sync.WaitGroup
+	codes := make([]int, 13)
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := cl.Get(fmt.Sprintf("http://%s/topics/bomb/partitions/0/records?offset=%d", p.http, i))
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				codes[i] = resp.StatusCode
+			}
+		}()
+	}
+	var body bytes.Buffer
+	body.WriteString(`{"records":[`)
+	for body.Len() < 10<<20-20 {
+		body.WriteString(`{"value":1},`)
+	}
+	body.Truncate(body.Len() - 1)
+	body.WriteString(`]}`)
+	for i := 5; i < 13; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := cl.Post("http://"+p.http+"/topics/tiny", "application/vnd.kafka.json.v2+json", bytes.NewReader(body.Bytes()))
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				codes[i] = resp.StatusCode
+			}
+		}()
+	}
+	wg.Wait()
+	peak := vmHWM(t, p.cmd.Process.Pid)
+	t.Logf("peak RSS %d MiB before the attack, %d MiB after 5 zstd-bomb fetches and 8 x 10 MiB tiny-record bodies; answers %v",
+		base>>20, peak>>20, codes)
+	for i, c := range codes {
+		if (i < 5 && c != 422) || (i >= 5 && c != 413) {
+			t.Fatalf("answers %v: want 5 x 422 then 8 x 413", codes)
+		}
+	}
+	if peak > 512<<20 {
+		t.Fatalf("peak RSS %d MiB, want under 512 MiB", peak>>20)
+	}
+	p.alive(t)
+}
+
+func createTopics(t *testing.T, kafkaAddr string, topics ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kc, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	meta := kmsg.NewPtrMetadataRequest()
+	for _, topic := range topics {
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(topic)
+		meta.Topics = append(meta.Topics, mt)
+	}
+	meta.AllowAutoTopicCreation = true
+	if _, err := meta.RequestWith(ctx, kc); err != nil {
+		t.Fatal(err)
+	}
 }
