@@ -62,13 +62,14 @@ type fetchWaits struct {
 	lastWarn atomic.Int64 // unix nanos of the last refusal WARN
 }
 
-func newFetchWaits(max int64, set *metrics.Set) fetchWaits {
+// init sets the limit and registers the metrics in set (nil: none).
+func (fw *fetchWaits) init(max int64, set *metrics.Set) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	return fetchWaits{max: max,
-		refused: set.NewCounter(`floodgate_fetch_wait_refused_total`),
-		panics:  set.NewCounter(`floodgate_fetch_waiter_panics_total`)}
+	fw.max = max
+	fw.refused = set.NewCounter(`floodgate_fetch_wait_refused_total`)
+	fw.panics = set.NewCounter(`floodgate_fetch_waiter_panics_total`)
 }
 
 // admit takes a waiting slot, or reports that the limit is reached.

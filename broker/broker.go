@@ -137,7 +137,7 @@ func Open(cfg Config) (*Broker, error) {
 		byID:   make(map[[16]byte]*topic),
 	}
 	b.metrics = newBrokerMetrics(cfg.Metrics)
-	b.waits = newFetchWaits(cfg.MaxWaitingFetches, cfg.Metrics)
+	b.waits.init(cfg.MaxWaitingFetches, cfg.Metrics)
 	b.groups = newGroups(b)
 	if cfg.DataDir != "" {
 		store, err := openStore(cfg, b.log)
