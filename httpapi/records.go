@@ -105,10 +105,12 @@ type batchDecoder struct {
 	ch     *charge
 	maxOut int64 // decompressed bytes allowed for the whole answer
 	used   int64 // decompressed bytes so far
-	// room returns the bytes left in the answer (nil: no bound). Records
-	// take at least as many bytes in the JSON answer as decompressed, so
-	// once a record is in the answer a batch that inflates past room is
-	// left for the next fetch instead of inflated.
+	// room returns the bytes left in the answer (nil: no bound). Keys and
+	// values take at least as many bytes in the answer as in the batch, so
+	// once a record is in the answer a batch that would inflate past room
+	// is left for the next fetch (where it comes first) instead of
+	// inflated: it could not fit anyway, short of record headers, which
+	// the answer does not carry.
 	room func() int64
 }
 
