@@ -65,6 +65,9 @@ type Config struct {
 	// partitions; beyond it the least recently used is forgotten. Zero
 	// means 200000.
 	MaxProducerStates int
+	// MaxWaitingFetches bounds the fetches waiting for data at a time
+	// (--max-waiting-fetches); 0 means no limit.
+	MaxWaitingFetches int64
 }
 
 // Client describes who sent a request.
@@ -106,6 +109,7 @@ type Broker struct {
 	groups    *groups
 	metrics   brokerMetrics
 	store     *diskStore // nil: in memory
+	waits     fetchWaits
 }
 
 const kafkaMaxKey = 80
@@ -152,6 +156,7 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	b.metrics = newBrokerMetrics(cfg.Metrics)
 	b.states = newProducerStates(cfg.Now, cfg.ProducerIDExpiration, cfg.MaxProducerStates, b.metrics.set)
+	b.waits.init(cfg.MaxWaitingFetches, cfg.Metrics)
 	b.groups = newGroups(b)
 	if cfg.DataDir != "" {
 		store, err := openStore(cfg, b.log)

@@ -59,6 +59,7 @@ type Config struct {
 	ProducerIDExpiration time.Duration
 	// MaxProducerStates bounds the idempotent producer states.
 	MaxProducerStates int
+	MaxWaitingFetches int64
 }
 
 // Defaults returns the configuration of the table's defaults.
@@ -87,6 +88,7 @@ func Defaults() Config {
 		TimestampBeforeMaxMs:     -1,
 		ProducerIDExpiration:     24 * time.Hour,
 		MaxProducerStates:        200000,
+		MaxWaitingFetches:        10000,
 	}
 }
 
@@ -119,6 +121,7 @@ func (c *Config) Validate() error {
 		{"message-timestamp-before-max-ms", c.TimestampBeforeMaxMs, -1},
 		{"producer-id-expiration-ms", c.ProducerIDExpiration.Milliseconds(), 1},
 		{"max-producer-states", int64(c.MaxProducerStates), 1},
+		{"max-waiting-fetches", c.MaxWaitingFetches, 0},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
@@ -192,6 +195,8 @@ func (c *Config) Value(flag string) string {
 		return strconv.FormatInt(c.ProducerIDExpiration.Milliseconds(), 10)
 	case "max-producer-states":
 		return strconv.Itoa(c.MaxProducerStates)
+	case "max-waiting-fetches":
+		return strconv.FormatInt(c.MaxWaitingFetches, 10)
 	case "quota-key":
 		if c.QuotaKey == QuotaByIP {
 			return "ip"

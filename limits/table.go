@@ -135,6 +135,10 @@ var Table = []Limit{
 		Protects: "memory (~180 bytes each): a fresh producer id per batch grew them without end",
 		Answer:   "the least recently appending producer's state is forgotten; its next batch gets OUT_OF_ORDER_SEQUENCE_NUMBER (45) and the client re-initialises",
 		Metric:   `floodgate_producer_states_removed_total{reason="max_producer_states"}`},
+	{Flag: "max-waiting-fetches", Kind: Int, Default: "10000", Unit: "Fetch requests waiting for data (0 = off)",
+		Protects: "memory and goroutines: long-poll fetches parked on partitions until data or max_wait_ms",
+		Answer:   "one more long-poll fetch is answered at once with what is there (possibly nothing)",
+		Metric:   "floodgate_fetch_wait_refused_total, floodgate_fetch_waiting"},
 }
 
 // Lookup returns the limit with the given flag name.

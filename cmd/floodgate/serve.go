@@ -86,6 +86,7 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		TimestampBeforeMaxMs:     c.Int64("message-timestamp-before-max-ms"),
 		ProducerIDExpiration:     time.Duration(c.Int64("producer-id-expiration-ms")) * time.Millisecond,
 		MaxProducerStates:        int(c.Int64("max-producer-states")),
+		MaxWaitingFetches:        c.Int64("max-waiting-fetches"),
 	}
 	switch v := c.String("quota-key"); v {
 	case "client-id":
@@ -255,6 +256,7 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		AutoCreateTopics:  c.Bool("auto-create-topics"),
 		DefaultPartitions: int32(c.Int("default-partitions")),
 		MaxFetchBytes:     lim.MaxFetchBytes,
+		MaxWaitingFetches: lim.MaxWaitingFetches,
 		Logger:            log,
 		Metrics:           set,
 	}

@@ -104,13 +104,14 @@ func Start(t testing.TB, opts ...Option) *Server {
 	bc.MaxFetchBytes = lc.Limits.MaxFetchBytes
 	bc.TimestampBeforeMax, bc.TimestampAfterMax = broker.MillisOrOff(lc.Limits.TimestampBeforeMaxMs), broker.MillisOrOff(lc.Limits.TimestampAfterMaxMs)
 	bc.ProducerIDExpiration, bc.MaxProducerStates = lc.Limits.ProducerIDExpiration, lc.Limits.MaxProducerStates
+	bc.MaxWaitingFetches = lc.Limits.MaxWaitingFetches
 	b, err := broker.Open(bc)
 	if err != nil {
 		t.Fatalf("broker: %v", err)
 	}
 	srv.SetKafkaHandler(b)
 	api, err := httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready,
-		Kafka: b, Limits: &hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: lc.Logger})
+		Kafka: b, Limits: &hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: lc.Logger, Budget: srv.Budget()})
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}
