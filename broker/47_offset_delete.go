@@ -49,10 +49,8 @@ func (b *Broker) handleOffsetDelete(kreq kmsg.Request, _ *Client, respond Respon
 				case subscribed[rt.Topic]:
 					sp.ErrorCode = kafka.ErrGroupSubscribedToTopic
 				default:
-					delete(g.offsets[rt.Topic], rp.Partition)
-					b.persistOffset(g.name, rt.Topic, rp.Partition, nil)
-					if len(g.offsets[rt.Topic]) == 0 {
-						delete(g.offsets, rt.Topic)
+					if g.deleteOffset(rt.Topic, rp.Partition) {
+						b.persistOffset(g.name, rt.Topic, rp.Partition, nil)
 					}
 				}
 				st.Partitions = append(st.Partitions, sp)

@@ -50,6 +50,8 @@ type Config struct {
 	Fsync storage.FsyncMode
 	// FsyncInterval is the period of storage.FsyncInterval.
 	FsyncInterval time.Duration
+	// Groups bounds the consumer group coordinator (group_limits.go).
+	Groups GroupLimits
 }
 
 // Client describes who sent a request.
@@ -133,7 +135,7 @@ func Open(cfg Config) (*Broker, error) {
 		byID:   make(map[[16]byte]*topic),
 	}
 	b.metrics = newBrokerMetrics(cfg.Metrics)
-	b.groups = newGroups(b)
+	b.groups = newGroups(b, cfg.Groups)
 	if cfg.DataDir != "" {
 		store, err := openStore(cfg, b.log)
 		if err != nil {

@@ -45,6 +45,19 @@ type Config struct {
 	MaxUpstreamPerBroker int
 	QuotaKey             QuotaKey
 	ThrottleMode         ThrottleMode
+
+	// The group coordinator's limits (broker.GroupLimits).
+	MaxGroups                   int
+	GroupMaxMembers             int
+	GroupMaxMemberMetadataBytes int64
+	GroupMaxMetadataBytes       int64
+	GroupsMaxMetadataBytes      int64
+	GroupMinSessionTimeout      time.Duration
+	GroupMaxSessionTimeout      time.Duration
+	OffsetsRetention            time.Duration // negative: never
+	OffsetMetadataMaxBytes      int
+	GroupMaxOffsets             int
+	OffsetsMaxBytes             int64
 }
 
 // Defaults returns the configuration of the table's defaults.
@@ -63,6 +76,18 @@ func Defaults() Config {
 		ProduceRate:          10000,
 		FetchRate:            1000,
 		MaxUpstreamPerBroker: 1000,
+
+		MaxGroups:                   100000,
+		GroupMaxMembers:             1000,
+		GroupMaxMemberMetadataBytes: 1 << 20,
+		GroupMaxMetadataBytes:       16 << 20,
+		GroupsMaxMetadataBytes:      256 << 20,
+		GroupMinSessionTimeout:      6 * time.Second,
+		GroupMaxSessionTimeout:      30 * time.Minute,
+		OffsetsRetention:            7 * 24 * time.Hour,
+		OffsetMetadataMaxBytes:      4096,
+		GroupMaxOffsets:             100000,
+		OffsetsMaxBytes:             256 << 20,
 	}
 }
 
@@ -86,11 +111,24 @@ func (c *Config) Validate() error {
 		{"produce-rate-limit", int64(c.ProduceRate), 0},
 		{"fetch-rate-limit", int64(c.FetchRate), 0},
 		{"max-upstream-connections-per-broker", int64(c.MaxUpstreamPerBroker), 1},
+		{"max-groups", int64(c.MaxGroups), 1},
+		{"group-max-members", int64(c.GroupMaxMembers), 1},
+		{"group-max-member-metadata-bytes", c.GroupMaxMemberMetadataBytes, 1},
+		{"group-max-metadata-bytes", c.GroupMaxMetadataBytes, 1},
+		{"groups-max-metadata-bytes", c.GroupsMaxMetadataBytes, 1},
+		{"group-min-session-timeout-ms", c.GroupMinSessionTimeout.Milliseconds(), 1},
+		{"group-max-session-timeout-ms", c.GroupMaxSessionTimeout.Milliseconds(), c.GroupMinSessionTimeout.Milliseconds()},
+		{"offset-metadata-max-bytes", int64(c.OffsetMetadataMaxBytes), 1},
+		{"group-max-offsets", int64(c.GroupMaxOffsets), 1},
+		{"offsets-max-bytes", c.OffsetsMaxBytes, 1},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
 			return fmt.Errorf("--%s=%d: must be at least %d", ch.flag, ch.v, ch.min)
 		}
+	}
+	if c.OffsetsRetention >= 0 && c.OffsetsRetention < time.Minute {
+		return fmt.Errorf("--offsets-retention-minutes=%d: must be at least 1, or -1 (never)", int64(c.OffsetsRetention/time.Minute))
 	}
 	if c.MaxRequestSize > MaxFrameSize {
 		return fmt.Errorf("--max-request-size=%d: must be at most %d", c.MaxRequestSize, MaxFrameSize)
@@ -133,6 +171,31 @@ func (c *Config) Value(flag string) string {
 		return strconv.Itoa(c.FetchRate)
 	case "max-upstream-connections-per-broker":
 		return strconv.Itoa(c.MaxUpstreamPerBroker)
+	case "max-groups":
+		return strconv.Itoa(c.MaxGroups)
+	case "group-max-members":
+		return strconv.Itoa(c.GroupMaxMembers)
+	case "group-max-member-metadata-bytes":
+		return strconv.FormatInt(c.GroupMaxMemberMetadataBytes, 10)
+	case "group-max-metadata-bytes":
+		return strconv.FormatInt(c.GroupMaxMetadataBytes, 10)
+	case "groups-max-metadata-bytes":
+		return strconv.FormatInt(c.GroupsMaxMetadataBytes, 10)
+	case "group-min-session-timeout-ms":
+		return strconv.FormatInt(c.GroupMinSessionTimeout.Milliseconds(), 10)
+	case "group-max-session-timeout-ms":
+		return strconv.FormatInt(c.GroupMaxSessionTimeout.Milliseconds(), 10)
+	case "offsets-retention-minutes":
+		if c.OffsetsRetention < 0 {
+			return "-1"
+		}
+		return strconv.FormatInt(int64(c.OffsetsRetention/time.Minute), 10)
+	case "offset-metadata-max-bytes":
+		return strconv.Itoa(c.OffsetMetadataMaxBytes)
+	case "group-max-offsets":
+		return strconv.Itoa(c.GroupMaxOffsets)
+	case "offsets-max-bytes":
+		return strconv.FormatInt(c.OffsetsMaxBytes, 10)
 	case "quota-key":
 		if c.QuotaKey == QuotaByIP {
 			return "ip"

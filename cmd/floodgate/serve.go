@@ -76,6 +76,18 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		ProduceRate:          int(c.Int64("produce-rate-limit")),
 		FetchRate:            int(c.Int64("fetch-rate-limit")),
 		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")),
+
+		MaxGroups:                   int(c.Int64("max-groups")),
+		GroupMaxMembers:             int(c.Int64("group-max-members")),
+		GroupMaxMemberMetadataBytes: c.Int64("group-max-member-metadata-bytes"),
+		GroupMaxMetadataBytes:       c.Int64("group-max-metadata-bytes"),
+		GroupsMaxMetadataBytes:      c.Int64("groups-max-metadata-bytes"),
+		GroupMinSessionTimeout:      time.Duration(c.Int64("group-min-session-timeout-ms")) * time.Millisecond,
+		GroupMaxSessionTimeout:      time.Duration(c.Int64("group-max-session-timeout-ms")) * time.Millisecond,
+		OffsetsRetention:            time.Duration(c.Int64("offsets-retention-minutes")) * time.Minute,
+		OffsetMetadataMaxBytes:      int(c.Int64("offset-metadata-max-bytes")),
+		GroupMaxOffsets:             int(c.Int64("group-max-offsets")),
+		OffsetsMaxBytes:             c.Int64("offsets-max-bytes"),
 	}
 	switch v := c.String("quota-key"); v {
 	case "client-id":
@@ -247,6 +259,7 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		MaxFetchBytes:     lim.MaxFetchBytes,
 		Logger:            log,
 		Metrics:           set,
+		Groups:            broker.GroupLimitsFrom(&lim),
 	}
 	if err := applyStorageFlags(c, &bcfg, log); err != nil {
 		return nil, err

@@ -102,6 +102,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	p, _ := strconv.Atoi(port)
 	bc.Host, bc.Port = host, int32(p)
 	bc.MaxFetchBytes = lc.Limits.MaxFetchBytes
+	bc.Groups = broker.GroupLimitsFrom(&lc.Limits)
 	b, err := broker.Open(bc)
 	if err != nil {
 		t.Fatalf("broker: %v", err)
