@@ -240,11 +240,16 @@ func (gs *groups) refuse(limit, msg string, args ...any) {
 	gs.warn.warn(limit, msg, args...)
 }
 
+// protocolCost is what one protocol costs beyond its name and metadata
+// (its string and slice headers), so that many empty protocols are not
+// free.
+const protocolCost = 40
+
 // protocolsBytes is what a member's protocols cost.
 func protocolsBytes(ps []protocol) int64 {
 	var n int64
 	for _, p := range ps {
-		n += int64(len(p.name) + len(p.metadata))
+		n += int64(protocolCost + len(p.name) + len(p.metadata))
 	}
 	return n
 }

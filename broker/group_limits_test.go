@@ -57,6 +57,12 @@ func TestGroupLimitsRefuseWithKafkaErrors(t *testing.T) {
 				wantCode(t, "small join", call[*kmsg.JoinGroupResponse](t, b, joinWith("g", big(900))).ErrorCode, 0)
 				return call[*kmsg.JoinGroupResponse](t, b, joinWith("g2", big(1001))).ErrorCode
 			}, kafka.ErrInvalidRequest},
+		{"many empty protocols count against the per-member limit", GroupLimits{MaxMemberMetadataBytes: 1000}, limMemberMetadata,
+			func(t *testing.T, b *Broker) int16 {
+				req := joinWith("g", nil)
+				req.Protocols = make([]kmsg.JoinGroupRequestProtocol, 30)
+				return call[*kmsg.JoinGroupResponse](t, b, req).ErrorCode
+			}, kafka.ErrInvalidRequest},
 		{"member metadata of a group over the per-group limit", GroupLimits{MaxGroupMetadataBytes: 2500}, limGroupMetadata,
 			func(t *testing.T, b *Broker) int16 {
 				wantCode(t, "first", call[*kmsg.JoinGroupResponse](t, b, joinWith("g", big(1000))).ErrorCode, 0)

@@ -150,7 +150,7 @@ func cloneProtocols(ps []kmsg.JoinGroupRequestProtocol) []protocol {
 func requestProtocolsBytes(ps []kmsg.JoinGroupRequestProtocol) int64 {
 	var n int64
 	for _, p := range ps {
-		n += int64(len(p.Name) + len(p.Metadata))
+		n += int64(protocolCost + len(p.Name) + len(p.Metadata))
 	}
 	return n
 }

@@ -63,14 +63,17 @@ func TestOffsetsLogIsProportionalToLiveOffsets(t *testing.T) {
 	}
 	b.Close()
 	heap0 := liveHeap()
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	start := time.Now()
 	b = openDiskBroker(t, dir, storage.FsyncNever)
 	took := time.Since(start)
+	runtime.ReadMemStats(&ms1)
 	heap := int64(liveHeap()) - int64(heap0)
 	size := fileSize(t, path)
-	t.Logf("%d commits of %d B metadata (%.1f MiB committed, %.1f MiB live): offsets.log peak %.1f MiB, %.1f MiB after restart; restart %v, heap %+.1f MiB",
+	t.Logf("%d commits of %d B metadata (%.1f MiB committed, %.1f MiB live): offsets.log peak %.1f MiB, %.1f MiB after restart; restart %v allocating %.1f MiB, heap after %+.1f MiB",
 		rounds*groups*partitions, metaLen, float64(rounds*live)/(1<<20), float64(live)/(1<<20),
-		float64(peak)/(1<<20), float64(size)/(1<<20), took, float64(heap)/(1<<20))
+		float64(peak)/(1<<20), float64(size)/(1<<20), took, float64(ms1.TotalAlloc-ms0.TotalAlloc)/(1<<20), float64(heap)/(1<<20))
 	if got := fetchOffset(t, b, "g7", "t", 42); got != rounds-1 {
 		t.Fatalf("after restart: offset %d, want %d", got, rounds-1)
 	}
