@@ -26,6 +26,10 @@ package broker
 //     offset commit does not fit into __consumer_offsets.
 //   - commit metadata over offset.metadata.max.bytes: OFFSET_METADATA_TOO_LARGE
 //     (12), as in Kafka.
+//   - a DescribeGroups or OffsetFetch answer over MaxResponseBytes: the
+//     groups beyond get COORDINATOR_LOAD_IN_PROGRESS (14), retriable, so a
+//     client asks for them again in a smaller request; the first group is
+//     always answered, and a group is bounded by the limits above.
 //   - a session timeout outside [min, max]: INVALID_SESSION_TIMEOUT (26), as
 //     with Kafka's group.min/max.session.timeout.ms.
 
@@ -77,6 +81,10 @@ type GroupLimits struct {
 	// MaxOffsetsBytes bounds the memory of all committed offsets, each
 	// charged offsetCost plus its metadata.
 	MaxOffsetsBytes int64
+	// MaxResponseBytes bounds the member metadata of one DescribeGroups
+	// answer and the committed offsets of one OffsetFetch answer, beyond
+	// the first group.
+	MaxResponseBytes int64
 }
 
 // DefaultGroupLimits are the limits of a zero GroupLimits. Session timeouts,
@@ -95,6 +103,7 @@ func DefaultGroupLimits() GroupLimits {
 		OffsetMetadataMaxBytes: 4096,
 		MaxGroupOffsets:        100000,
 		MaxOffsetsBytes:        256 << 20,
+		MaxResponseBytes:       16 << 20,
 	}
 }
 
@@ -116,6 +125,7 @@ func GroupLimitsFrom(c *limits.Config) GroupLimits {
 		OffsetMetadataMaxBytes: c.OffsetMetadataMaxBytes,
 		MaxGroupOffsets:        c.GroupMaxOffsets,
 		MaxOffsetsBytes:        c.OffsetsMaxBytes,
+		MaxResponseBytes:       c.GroupMaxResponseBytes,
 	}
 }
 
@@ -149,6 +159,7 @@ func (l GroupLimits) withDefaults() GroupLimits {
 	set(&l.OffsetMetadataMaxBytes, d.OffsetMetadataMaxBytes)
 	set(&l.MaxGroupOffsets, d.MaxGroupOffsets)
 	set64(&l.MaxOffsetsBytes, d.MaxOffsetsBytes)
+	set64(&l.MaxResponseBytes, d.MaxResponseBytes)
 	return l
 }
 
@@ -172,6 +183,7 @@ const (
 	limOffsetMetadata    = "offset-metadata-max-bytes"
 	limGroupOffsets      = "group-max-offsets"
 	limTotalOffsetsBytes = "offsets-max-bytes"
+	limResponseBytes     = "group-max-response-bytes"
 )
 
 // groupMetrics are the coordinator's gauges and limit counters.

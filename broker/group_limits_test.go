@@ -328,3 +328,88 @@ func BenchmarkHeartbeatAmongGroups(b *testing.B) {
 		})
 	}
 }
+
+// TestGroupAnswersAreBounded names one group or partition many times in
+// DescribeGroups and OffsetFetch: the answer holds it once (or up to
+// --group-max-response-bytes) and the rest get a retriable error, so a
+// small request cannot make a large answer.
+func TestGroupAnswersAreBounded(t *testing.T) {
+	const capBytes = 64 << 10
+	b := newLimitedBroker(t, GroupLimits{MaxResponseBytes: capBytes}, nil)
+	createTopic(t, b, "t", 1, nil)
+	r := call[*kmsg.JoinGroupResponse](t, b, joinWith("big", bytes.Repeat([]byte{1}, 40<<10)))
+	wantCode(t, "join", r.ErrorCode, 0)
+	wantCode(t, "sync", call[*kmsg.SyncGroupResponse](t, b, syncReq("big", r.MemberID, r.Generation, map[string][]byte{r.MemberID: []byte("a")})).ErrorCode, 0)
+	wantCode(t, "commit", commitCode(t, b, commitReq("big", r.MemberID, r.Generation, "t", 0, 7, strings.Repeat("m", 4000))), 0)
+	const names = 1000
+
+	t.Run("DescribeGroups naming a group 1000 times", func(t *testing.T) {
+		before := refusals(b, limResponseBytes)
+		req := kmsg.NewPtrDescribeGroupsRequest()
+		req.Version = 5
+		for range names {
+			req.Groups = append(req.Groups, "big")
+		}
+		resp := call[*kmsg.DescribeGroupsResponse](t, b, req)
+		described := 0
+		for _, g := range resp.Groups {
+			switch g.ErrorCode {
+			case 0:
+				described++
+			case kafka.ErrCoordinatorLoadInProgress:
+			default:
+				t.Fatalf("group error %d", g.ErrorCode)
+			}
+		}
+		if size := len(resp.AppendTo(nil)); described != 1 || size > 2*capBytes {
+			t.Fatalf("%d of %d described, answer %d bytes; want 1 and at most %d", described, names, size, 2*capBytes)
+		}
+		if refusals(b, limResponseBytes) == before {
+			t.Fatal("refusal not counted")
+		}
+	})
+	t.Run("OffsetFetch v8 naming a group 1000 times", func(t *testing.T) {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version = 8
+		for range names {
+			req.Groups = append(req.Groups, kmsg.OffsetFetchRequestGroup{Group: "big"})
+		}
+		resp := call[*kmsg.OffsetFetchResponse](t, b, req)
+		answered := 0
+		for _, g := range resp.Groups {
+			if g.ErrorCode == 0 {
+				answered++
+			} else if g.ErrorCode != kafka.ErrCoordinatorLoadInProgress {
+				t.Fatalf("group error %d", g.ErrorCode)
+			}
+		}
+		if size := len(resp.AppendTo(nil)); answered > capBytes/4000+1 || size > 2*capBytes {
+			t.Fatalf("%d of %d groups answered, %d bytes; want at most %d groups and %d bytes", answered, names, size, capBytes/4000+1, 2*capBytes)
+		}
+		if resp.Groups[0].ErrorCode != 0 || resp.Groups[0].Topics[0].Partitions[0].Offset != 7 {
+			t.Fatalf("first group: %+v", resp.Groups[0])
+		}
+	})
+	t.Run("OffsetFetch v5 repeating a partition", func(t *testing.T) {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version, req.Group = 5, "big"
+		req.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: make([]int32, 100000)}}
+		resp := call[*kmsg.OffsetFetchResponse](t, b, req)
+		if resp.ErrorCode != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || resp.Topics[0].Partitions[0].Offset != 7 {
+			t.Fatalf("answer: error %d, %d topics, %+v", resp.ErrorCode, len(resp.Topics), resp.Topics)
+		}
+	})
+	t.Run("OffsetFetch v5 of many partitions without offsets", func(t *testing.T) {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version, req.Group = 5, "big"
+		ps := make([]int32, 100000)
+		for i := range ps {
+			ps[i] = int32(i)
+		}
+		req.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: ps}}
+		resp := call[*kmsg.OffsetFetchResponse](t, b, req)
+		if resp.ErrorCode != kafka.ErrCoordinatorLoadInProgress || len(resp.Topics) != 0 {
+			t.Fatalf("answer: error %d with %d topics; want COORDINATOR_LOAD_IN_PROGRESS and none", resp.ErrorCode, len(resp.Topics))
+		}
+	})
+}

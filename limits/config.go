@@ -58,6 +58,7 @@ type Config struct {
 	OffsetMetadataMaxBytes      int
 	GroupMaxOffsets             int
 	OffsetsMaxBytes             int64
+	GroupMaxResponseBytes       int64
 }
 
 // Defaults returns the configuration of the table's defaults.
@@ -88,6 +89,7 @@ func Defaults() Config {
 		OffsetMetadataMaxBytes:      4096,
 		GroupMaxOffsets:             100000,
 		OffsetsMaxBytes:             256 << 20,
+		GroupMaxResponseBytes:       16 << 20,
 	}
 }
 
@@ -121,6 +123,7 @@ func (c *Config) Validate() error {
 		{"offset-metadata-max-bytes", int64(c.OffsetMetadataMaxBytes), 1},
 		{"group-max-offsets", int64(c.GroupMaxOffsets), 1},
 		{"offsets-max-bytes", c.OffsetsMaxBytes, 1},
+		{"group-max-response-bytes", c.GroupMaxResponseBytes, 1},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
@@ -196,6 +199,8 @@ func (c *Config) Value(flag string) string {
 		return strconv.Itoa(c.GroupMaxOffsets)
 	case "offsets-max-bytes":
 		return strconv.FormatInt(c.OffsetsMaxBytes, 10)
+	case "group-max-response-bytes":
+		return strconv.FormatInt(c.GroupMaxResponseBytes, 10)
 	case "quota-key":
 		if c.QuotaKey == QuotaByIP {
 			return "ip"

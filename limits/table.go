@@ -143,6 +143,10 @@ var Table = []Limit{
 		Protects: "memory and offsets.log: committed offsets of all groups",
 		Answer:   "OffsetCommit: INVALID_COMMIT_OFFSET_SIZE (28) for that partition",
 		Metric:   "floodgate_committed_offsets_bytes"},
+	{Flag: "group-max-response-bytes", Kind: Int, Default: "16777216", Unit: "bytes",
+		Protects: "memory: member metadata in one DescribeGroups answer, committed offsets in one OffsetFetch answer (repeated names cannot multiply a group); the first group is always answered whole",
+		Answer:   "the groups beyond: COORDINATOR_LOAD_IN_PROGRESS (14), retriable, so clients ask for them again",
+		Metric:   `floodgate_group_limit_refusals_total{limit="group-max-response-bytes"}`},
 }
 
 // Lookup returns the limit with the given flag name.

@@ -88,6 +88,7 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		OffsetMetadataMaxBytes:      int(c.Int64("offset-metadata-max-bytes")),
 		GroupMaxOffsets:             int(c.Int64("group-max-offsets")),
 		OffsetsMaxBytes:             c.Int64("offsets-max-bytes"),
+		GroupMaxResponseBytes:       c.Int64("group-max-response-bytes"),
 	}
 	switch v := c.String("quota-key"); v {
 	case "client-id":
