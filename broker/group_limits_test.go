@@ -267,13 +267,22 @@ func TestOffsetExpirySweeperRuns(t *testing.T) {
 
 // TestGroupTimerPanicIsRecovered makes a rebalance timer answer a JoinGroup
 // whose responder panics: the timer goroutine must not take the process
-// down, and the coordinator lock must be free for the next request.
+// down, the other waiting joins must still be answered, and the
+// coordinator lock must be free for the next request.
 func TestGroupTimerPanicIsRecovered(t *testing.T) {
 	b := newLimitedBroker(t, GroupLimits{}, nil)
 	o := joinOpt{session: 30000, rebalance: 200}
 	ids, gen := stableGroup(t, b, "g", 1, o)
 	// A second member joins: the rebalance waits for the first, which never
 	// rejoins, so the rebalance timer answers the second from its goroutine.
+	// Other members wait too: the panic of one answer must not cost them
+	// theirs.
+	var others []<-chan kmsg.Response
+	for range 5 {
+		oo := o
+		oo.member = memberID(t, b, "g", o)
+		others = append(others, send(b, joinReq("g", oo)))
+	}
 	o.member = memberID(t, b, "g", o)
 	panicked := make(chan struct{})
 	b.Handle(joinReq("g", o), &Client{ID: "c"}, func(kmsg.Response) {
@@ -284,6 +293,14 @@ func TestGroupTimerPanicIsRecovered(t *testing.T) {
 	case <-panicked:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the rebalance timer did not answer the waiting join")
+	}
+	for i, ch := range others {
+		select {
+		case r := <-ch:
+			wantCode(t, fmt.Sprint("waiting join ", i), r.(*kmsg.JoinGroupResponse).ErrorCode, 0)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("waiting join %d never answered after another answer panicked", i)
+		}
 	}
 	done := make(chan int16, 1)
 	go func() { done <- heartbeat(t, b, "g", ids[0], gen) }()

@@ -178,14 +178,21 @@ func newGroups(b *Broker, lim GroupLimits) *groups {
 }
 
 // do runs fn under the coordinator lock, then sends what fn queued and
-// refreshes the group metrics. A panic in fn still releases the lock and
-// sends what was queued (other members' answers), then goes on up to the
-// caller (the request's worker, or the timer wrapper after).
+// refreshes the group metrics. A panic in fn, or in one of the responders,
+// still releases the lock and sends every queued answer (other members
+// wait for theirs), then goes on up to the caller: the request's worker,
+// which closes that connection, or the timer wrapper after.
 func (gs *groups) do(fn func(out *outbox)) {
 	var out outbox
 	defer func() {
+		p := recover()
 		for _, f := range out {
-			f()
+			if q := sendRecovering(f); q != nil && p == nil {
+				p = q
+			}
+		}
+		if p != nil {
+			panic(p)
 		}
 	}()
 	gs.mu.Lock()
@@ -196,6 +203,13 @@ func (gs *groups) do(fn func(out *outbox)) {
 	gs.met.metadataBytes.Set(float64(gs.metaBytes))
 	gs.met.offsets.Set(float64(gs.nOffsets))
 	gs.met.offsetsBytes.Set(float64(gs.offsetBytes))
+}
+
+// sendRecovering runs one queued send and returns its panic, if any.
+func sendRecovering(f func()) (p any) {
+	defer func() { p = recover() }()
+	f()
+	return nil
 }
 
 // after runs fn under the coordinator lock once d has passed. Timer
