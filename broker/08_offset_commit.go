@@ -50,34 +50,40 @@ func (b *Broker) handleOffsetCommit(kreq kmsg.Request, _ *Client, respond Respon
 			out.send(respond, errResponse(req, code))
 			return
 		}
-		now := b.now()
 		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 		resp.SetVersion(req.Version)
-		for _, rt := range req.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			t := b.lookupTopic(rt.Topic)
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition = rp.Partition
-				meta := ""
-				if rp.Metadata != nil {
-					meta = *rp.Metadata
-				}
-				if t.partitionOf(rp.Partition) == nil {
-					sp.ErrorCode = kafka.ErrUnknownTopicOrPartition
-				} else {
-					sp.ErrorCode = g.commitOffset(rt.Topic, rp.Partition, committedOffset{
-						offset: rp.Offset, leaderEpoch: rp.LeaderEpoch, metadata: meta, at: now,
-					})
-				}
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
+		b.offsetBatch(func() { b.commitOffsets(req, g, resp) })
 		g.forgetIfUnused()
 		out.send(respond, resp)
 	})
+}
+
+// commitOffsets commits the offsets of req into g and fills resp. The
+// caller holds gs.mu.
+func (b *Broker) commitOffsets(req *kmsg.OffsetCommitRequest, g *group, resp *kmsg.OffsetCommitResponse) {
+	now := b.now()
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		t := b.lookupTopic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetCommitResponseTopicPartition()
+			sp.Partition = rp.Partition
+			meta := ""
+			if rp.Metadata != nil {
+				meta = *rp.Metadata
+			}
+			if t.partitionOf(rp.Partition) == nil {
+				sp.ErrorCode = kafka.ErrUnknownTopicOrPartition
+			} else {
+				sp.ErrorCode = g.commitOffset(rt.Topic, rp.Partition, committedOffset{
+					offset: rp.Offset, leaderEpoch: rp.LeaderEpoch, metadata: meta, at: now,
+				})
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
 }
 
 // validateCommit checks who commits, as Kafka's classic group does. The

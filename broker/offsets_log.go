@@ -44,6 +44,13 @@ type offsetsLogState struct {
 	compacting    bool // a compaction is under way
 	compactions   sync.WaitGroup
 	scratch       []byte // encoding buffer of appendOffsetRecord
+	// While batching, records are encoded into batch (ends marks where
+	// each ends) and written with one write by flushOffsetBatch: a
+	// request that commits many partitions makes one write under the
+	// coordinator lock, not one per partition.
+	batching bool
+	batch    []byte
+	ends     []int
 }
 
 // offsetRecord is one offsets.log record: a commit, the deletion of one
@@ -253,10 +260,55 @@ func (b *Broker) persistGroupDelete(group string) {
 	b.appendOffsetRecord(&offsetRecord{Group: group, Del: true})
 }
 
-// appendOffsetRecord appends r and starts a compaction when the appended
-// records outgrow the live ones. The caller holds gs.mu.
+// offsetBatch runs fn, which holds gs.mu, with the offset records it
+// persists written at its end with one write. The caller holds gs.mu.
+func (b *Broker) offsetBatch(fn func()) {
+	s := b.store
+	if s == nil || s.offsets == nil || s.batching {
+		fn()
+		return
+	}
+	s.batching = true
+	defer b.flushOffsetBatch()
+	fn()
+}
+
+// flushOffsetBatch writes the batched records. The caller holds gs.mu.
+func (b *Broker) flushOffsetBatch() {
+	s := b.store
+	s.batching = false
+	if len(s.ends) == 0 {
+		return
+	}
+	payloads := make([][]byte, len(s.ends))
+	from := 0
+	for i, end := range s.ends {
+		payloads[i] = s.batch[from:end]
+		from = end
+	}
+	err := s.offsets.AppendMany(payloads)
+	n := len(s.ends)
+	s.batch, s.ends = s.batch[:0], s.ends[:0]
+	if cap(s.batch) > 1<<20 {
+		s.batch, s.ends = nil, nil // one large request does not keep its buffer
+	}
+	if err != nil {
+		b.log.Error("persisting committed offsets failed: they are lost on restart", "offsets", n, "err", err)
+		return
+	}
+	b.appended(n)
+}
+
+// appendOffsetRecord appends r (to the batch while batching) and starts a
+// compaction when the appended records outgrow the live ones. The caller
+// holds gs.mu.
 func (b *Broker) appendOffsetRecord(r *offsetRecord) {
 	s := b.store
+	if s.batching {
+		s.batch = r.appendBinary(s.batch)
+		s.ends = append(s.ends, len(s.batch))
+		return
+	}
 	s.scratch = r.appendBinary(s.scratch[:0])
 	if err := s.offsets.Append(s.scratch); err != nil {
 		b.log.Error("persisting a committed offset failed: it is lost on restart", "group", r.Group, "topic", r.Topic, "partition", r.Partition, "err", err)
@@ -265,8 +317,15 @@ func (b *Broker) appendOffsetRecord(r *offsetRecord) {
 	if cap(s.scratch) > 64<<10 {
 		s.scratch = nil // one large record does not keep its buffer
 	}
+	b.appended(1)
+}
+
+// appended counts n written records and starts a compaction when the
+// appended records outgrow the live ones. The caller holds gs.mu.
+func (b *Broker) appended(n int) {
+	s := b.store
 	b.groups.met.offsetsLogSize.Set(float64(s.offsets.Size()))
-	s.offsetAppends++
+	s.offsetAppends += n
 	if s.compacting || s.offsetAppends < max(offsetsCompactEvery, 2*s.offsetLive) {
 		return
 	}
@@ -436,10 +495,12 @@ func (g *group) expireOffsets(now time.Time, ret time.Duration) int {
 		g.gs.b.persistGroupDelete(g.name)
 		return len(gone)
 	}
-	for _, k := range gone {
-		g.deleteOffset(k.topic, k.partition)
-		g.gs.b.persistOffset(g.name, k.topic, k.partition, nil)
-	}
+	g.gs.b.offsetBatch(func() {
+		for _, k := range gone {
+			g.deleteOffset(k.topic, k.partition)
+			g.gs.b.persistOffset(g.name, k.topic, k.partition, nil)
+		}
+	})
 	g.forgetIfUnused()
 	return len(gone)
 }

@@ -204,3 +204,39 @@ func TestOffsetRecordRoundTrip(t *testing.T) {
 		t.Fatal("a group length past the record decoded")
 	}
 }
+
+// TestOffsetCommitOfManyPartitionsSurvivesRestart commits many partitions
+// in one request (written as one batch) and deletes some with one
+// OffsetDelete: after a restart every offset is there, the deleted ones
+// are not.
+func TestOffsetCommitOfManyPartitionsSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	b := openDiskBroker(t, dir, storage.FsyncNever)
+	const partitions = 500
+	createTopic(t, b, "t", partitions, nil)
+	req := commitReq("g", "", -1, "t", 0, 0, "")
+	req.Topics[0].Partitions = nil
+	for p := range partitions {
+		req.Topics[0].Partitions = append(req.Topics[0].Partitions, kmsg.OffsetCommitRequestTopicPartition{Partition: int32(p), Offset: int64(1000 + p), Metadata: kmsg.StringPtr("m")})
+	}
+	for _, sp := range call[*kmsg.OffsetCommitResponse](t, b, req).Topics[0].Partitions {
+		if sp.ErrorCode != 0 {
+			t.Fatalf("partition %d: %d", sp.Partition, sp.ErrorCode)
+		}
+	}
+	del := kmsg.NewPtrOffsetDeleteRequest()
+	del.Group = "g"
+	del.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 1}, {Partition: 2}}}}
+	call[*kmsg.OffsetDeleteResponse](t, b, del)
+	b.Close()
+	b = openDiskBroker(t, dir, storage.FsyncNever)
+	for p := range partitions {
+		want := int64(1000 + p)
+		if p == 1 || p == 2 {
+			want = -1
+		}
+		if got := fetchOffset(t, b, "g", "t", int32(p)); got != want {
+			t.Fatalf("p%d after restart: %d, want %d", p, got, want)
+		}
+	}
+}

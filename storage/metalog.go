@@ -145,6 +145,39 @@ func (m *MetaLog) Append(payload []byte) error {
 	return nil
 }
 
+// AppendMany writes several records with one write: all of them, or none
+// when the write fails.
+func (m *MetaLog) AppendMany(payloads [][]byte) error {
+	if len(payloads) == 0 {
+		return nil
+	}
+	n := 0
+	for _, p := range payloads {
+		n += metaRecordHeader + len(p)
+	}
+	buf := make([]byte, 0, n)
+	for _, p := range payloads {
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(p)))
+		buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(p, castagnoli))
+		buf = append(buf, p...)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if _, err := m.f.WriteAt(buf, m.size); err != nil {
+		_ = m.f.Truncate(m.size)
+		return fmt.Errorf("append %s: %w", m.path, err)
+	}
+	m.size += int64(len(buf))
+	if m.rewriting {
+		m.tail = append(m.tail, buf...)
+	}
+	m.syncer.markDirty(m)
+	return nil
+}
+
 // Size is the file's length in bytes.
 func (m *MetaLog) Size() int64 {
 	m.mu.Lock()

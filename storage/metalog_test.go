@@ -96,3 +96,37 @@ func TestMetaLogHugeLengthIsATornTail(t *testing.T) {
 		t.Fatalf("opening allocated %d bytes", got)
 	}
 }
+
+// TestMetaLogAppendManyIsOneWrite appends a batch, during a rewrite too,
+// and reads every record back in order.
+func TestMetaLogAppendManyIsOneWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.log")
+	m, _, err := OpenMetaLog(path, nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AppendMany([][]byte{[]byte("a"), []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	rw, err := m.BeginRewrite()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rw.Add([]byte("snap")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AppendMany([][]byte{[]byte("c"), []byte("d")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rw.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	_, recs, err := OpenMetaLog(path, nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%s", recs); got != "[snap c d]" {
+		t.Fatalf("records %s, want [snap c d]", got)
+	}
+}
