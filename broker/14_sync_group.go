@@ -50,9 +50,6 @@ func (b *Broker) handleSyncGroup(kreq kmsg.Request, _ *Client, respond Responder
 			out.send(respond, g.syncResponse(req.Version, m))
 		case groupCompletingRebalance:
 			g.touch(m)
-			if m.sync != nil {
-				out.send(m.sync, syncError(m.syncVer, kafka.ErrRebalanceInProgress))
-			}
 			if m.id == g.leader {
 				if code := g.checkAssignments(req.GroupAssignment); code != kafka.ErrNone {
 					// The followers keep waiting: the sync timeout
@@ -61,6 +58,9 @@ func (b *Broker) handleSyncGroup(kreq kmsg.Request, _ *Client, respond Responder
 					fail(code)
 					return
 				}
+			}
+			if m.sync != nil {
+				out.send(m.sync, syncError(m.syncVer, kafka.ErrRebalanceInProgress))
 			}
 			m.sync, m.syncVer = respond, req.Version
 			if m.id != g.leader {

@@ -191,3 +191,61 @@ func TestKgoGroupConsumersWorkUnderTightGroupLimits(t *testing.T) {
 		t.Fatalf("attacker group 3 over --max-groups: error %d, want COORDINATOR_NOT_AVAILABLE (15)", code)
 	}
 }
+
+// BenchmarkHeartbeatOverNetworkAmongGroups is the measurement over
+// the real server: 40,000 attacker groups (a member each, joined over
+// Kafka), then one victim member's Heartbeat round trips.
+func BenchmarkHeartbeatOverNetworkAmongGroups(b *testing.B) {
+	for _, n := range []int{0, 40000} {
+		b.Run(fmt.Sprintf("groups=%d", n), func(b *testing.B) {
+			srv := testserver.Start(b)
+			cl, err := kgo.NewClient(kgo.SeedBrokers(srv.KafkaAddr()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cl.Close()
+			ctx := context.Background()
+			join := func(group string) *kmsg.JoinGroupResponse {
+				req := kmsg.NewPtrJoinGroupRequest()
+				req.Group, req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = group, 1800000, 1800000
+				req.ProtocolType = "consumer"
+				req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{0, 1}}}
+				for {
+					resp, err := req.RequestWith(ctx, cl)
+					switch {
+					case err == nil && resp.ErrorCode == 79 && req.MemberID == "": // MEMBER_ID_REQUIRED
+						req.MemberID = resp.MemberID
+					case err != nil || resp.ErrorCode != 0:
+						b.Fatalf("join %s: %v %+v", group, err, resp)
+					default:
+						return resp
+					}
+				}
+			}
+			var wg sync.WaitGroup
+			for w := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := w; i < n; i += 8 {
+						join(fmt.Sprint("attacker-", i))
+					}
+				}()
+			}
+			wg.Wait()
+			r := join("victim")
+			hb := kmsg.NewPtrHeartbeatRequest()
+			hb.Group, hb.MemberID, hb.Generation = "victim", r.MemberID, r.Generation
+			b.ResetTimer()
+			for range b.N {
+				resp, err := hb.RequestWith(ctx, cl)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if resp.ErrorCode != 0 && resp.ErrorCode != 27 { // REBALANCE_IN_PROGRESS before the sync
+					b.Fatalf("heartbeat: %d", resp.ErrorCode)
+				}
+			}
+		})
+	}
+}
