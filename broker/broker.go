@@ -52,6 +52,21 @@ type Config struct {
 	FsyncInterval time.Duration
 	// Groups bounds the consumer group coordinator (group_limits.go).
 	Groups GroupLimits
+
+	// TimestampBeforeMax and TimestampAfterMax are Kafka's
+	// message.timestamp.before.max.ms and message.timestamp.after.max.ms
+	// for CreateTime topics: a batch with a record stamped further in the
+	// past or future is refused with INVALID_TIMESTAMP. Zero means the
+	// default (before: unbounded, after: 1 hour), negative means unbounded.
+	TimestampBeforeMax, TimestampAfterMax time.Duration
+	// ProducerIDExpiration forgets an idempotent producer's sequence state
+	// once it has not appended for this long (Kafka's
+	// producer.id.expiration.ms); zero means 1 day.
+	ProducerIDExpiration time.Duration
+	// MaxProducerStates bounds the idempotent producer states of all
+	// partitions; beyond it the least recently used is forgotten. Zero
+	// means 200000.
+	MaxProducerStates int
 }
 
 // Client describes who sent a request.
@@ -87,6 +102,9 @@ type Broker struct {
 	byID   map[[16]byte]*topic
 
 	producers producerIDs
+	// states bounds and expires the idempotent producer states.
+	states    *producerStates
+	inflaters inflaters
 	groups    *groups
 	metrics   brokerMetrics
 	store     *diskStore // nil: in memory
@@ -135,6 +153,7 @@ func Open(cfg Config) (*Broker, error) {
 		byID:   make(map[[16]byte]*topic),
 	}
 	b.metrics = newBrokerMetrics(cfg.Metrics)
+	b.states = newProducerStates(cfg.Now, cfg.ProducerIDExpiration, cfg.MaxProducerStates, b.metrics.set)
 	b.groups = newGroups(b, cfg.Groups)
 	if cfg.DataDir != "" {
 		store, err := openStore(cfg, b.log)
@@ -146,6 +165,7 @@ func Open(cfg Config) (*Broker, error) {
 			store.close(b.allTopics())
 			return nil, err
 		}
+		b.states.sweep() // recovery may have gone over --max-producer-states
 	}
 	b.register()
 	return b, nil

@@ -111,14 +111,14 @@ func (r *offsetRecord) appendBinary(dst []byte) []byte {
 	return appendString(dst, r.Metadata)
 }
 
-// recordReader decodes the fields of a binary record, remembering the first
+// offsetRecordReader decodes the fields of a binary record, remembering the first
 // error.
-type recordReader struct {
+type offsetRecordReader struct {
 	p   []byte
 	err error
 }
 
-func (d *recordReader) varint() int64 {
+func (d *offsetRecordReader) varint() int64 {
 	v, n := binary.Varint(d.p)
 	if n <= 0 {
 		d.err, d.p = errBadOffsetRecord, nil
@@ -128,7 +128,7 @@ func (d *recordReader) varint() int64 {
 	return v
 }
 
-func (d *recordReader) str() string {
+func (d *offsetRecordReader) str() string {
 	l, n := binary.Uvarint(d.p)
 	if n <= 0 || l > uint64(len(d.p)-n) {
 		d.err, d.p = errBadOffsetRecord, nil
@@ -150,7 +150,7 @@ func decodeOffsetRecord(p []byte) (offsetRecord, error) {
 		return r, errBadOffsetRecord
 	}
 	kind := p[1]
-	d := recordReader{p: p[2:]}
+	d := offsetRecordReader{p: p[2:]}
 	r.Group = d.str()
 	if kind == recDelGroup {
 		r.Del = true

@@ -36,8 +36,11 @@ type Config struct {
 	IdleTimeout          time.Duration
 	MaxRequestSize       int64
 	RequestReadTimeout   time.Duration
+	MinRequestRate       int64
+	SendTimeout          time.Duration
 	MaxFetchBytes        int64
 	MemoryLimitBytes     int64
+	MemoryPerIPPercent   int
 	MaxInflight          int
 	MaxQueued            int
 	ProduceRate          int
@@ -45,6 +48,17 @@ type Config struct {
 	MaxUpstreamPerBroker int
 	QuotaKey             QuotaKey
 	ThrottleMode         ThrottleMode
+	// MaxPartitionsPerRequest bounds a Produce's topics and partitions.
+	MaxPartitionsPerRequest int
+	// MaxNonProduceRequestSize bounds the body of other requests.
+	MaxNonProduceRequestSize int64
+	// TimestampAfterMaxMs and TimestampBeforeMaxMs bound CreateTime
+	// timestamps around the broker's clock; -1 is off.
+	TimestampAfterMaxMs, TimestampBeforeMaxMs int64
+	// ProducerIDExpiration forgets idle idempotent producer states.
+	ProducerIDExpiration time.Duration
+	// MaxProducerStates bounds the idempotent producer states.
+	MaxProducerStates int
 
 	// The group coordinator's limits (broker.GroupLimits).
 	MaxGroups                   int
@@ -70,13 +84,23 @@ func Defaults() Config {
 		IdleTimeout:          600 * time.Second,
 		MaxRequestSize:       104857600,
 		RequestReadTimeout:   10 * time.Second,
+		MinRequestRate:       64 << 10,
+		SendTimeout:          60 * time.Second,
 		MaxFetchBytes:        52428800,
 		MemoryLimitBytes:     1 << 30,
+		MemoryPerIPPercent:   25,
 		MaxInflight:          1000,
 		MaxQueued:            1000,
 		ProduceRate:          10000,
 		FetchRate:            1000,
 		MaxUpstreamPerBroker: 1000,
+
+		MaxPartitionsPerRequest:  10000,
+		MaxNonProduceRequestSize: 1 << 20,
+		TimestampAfterMaxMs:      3600000,
+		TimestampBeforeMaxMs:     -1,
+		ProducerIDExpiration:     24 * time.Hour,
+		MaxProducerStates:        200000,
 
 		MaxGroups:                   100000,
 		GroupMaxMembers:             1000,
@@ -108,11 +132,20 @@ func (c *Config) Validate() error {
 		{"request-read-timeout", c.RequestReadTimeout.Milliseconds(), 1},
 		{"max-fetch-bytes", c.MaxFetchBytes, 1},
 		{"memory-limit-bytes", c.MemoryLimitBytes, 1 << 20},
+		{"memory-limit-per-ip-percent", int64(c.MemoryPerIPPercent), 1},
+		{"min-request-rate", c.MinRequestRate, 1},
+		{"send-timeout", c.SendTimeout.Milliseconds(), 1},
 		{"max-inflight-requests", int64(c.MaxInflight), 1},
 		{"max-queued-requests", int64(c.MaxQueued), 1},
 		{"produce-rate-limit", int64(c.ProduceRate), 0},
 		{"fetch-rate-limit", int64(c.FetchRate), 0},
 		{"max-upstream-connections-per-broker", int64(c.MaxUpstreamPerBroker), 1},
+		{"max-partitions-per-request", int64(c.MaxPartitionsPerRequest), 1},
+		{"max-non-produce-request-size", c.MaxNonProduceRequestSize, 64},
+		{"message-timestamp-after-max-ms", c.TimestampAfterMaxMs, -1},
+		{"message-timestamp-before-max-ms", c.TimestampBeforeMaxMs, -1},
+		{"producer-id-expiration-ms", c.ProducerIDExpiration.Milliseconds(), 1},
+		{"max-producer-states", int64(c.MaxProducerStates), 1},
 		{"max-groups", int64(c.MaxGroups), 1},
 		{"group-max-members", int64(c.GroupMaxMembers), 1},
 		{"group-max-member-metadata-bytes", c.GroupMaxMemberMetadataBytes, 1},
@@ -128,6 +161,14 @@ func (c *Config) Validate() error {
 	for _, ch := range checks {
 		if ch.v < ch.min {
 			return fmt.Errorf("--%s=%d: must be at least %d", ch.flag, ch.v, ch.min)
+		}
+	}
+	if c.MemoryPerIPPercent > 100 {
+		return fmt.Errorf("--memory-limit-per-ip-percent=%d: must be at most 100", c.MemoryPerIPPercent)
+	}
+	for flag, v := range map[string]int64{"message-timestamp-after-max-ms": c.TimestampAfterMaxMs, "message-timestamp-before-max-ms": c.TimestampBeforeMaxMs} {
+		if v == 0 {
+			return fmt.Errorf("--%s=0: must be -1 (off) or at least 1", flag)
 		}
 	}
 	if c.OffsetsRetention >= 0 && c.OffsetsRetention < time.Minute {
@@ -160,6 +201,12 @@ func (c *Config) Value(flag string) string {
 		return strconv.FormatInt(c.MaxRequestSize, 10)
 	case "request-read-timeout":
 		return strconv.FormatInt(c.RequestReadTimeout.Milliseconds(), 10)
+	case "min-request-rate":
+		return strconv.FormatInt(c.MinRequestRate, 10)
+	case "send-timeout":
+		return strconv.FormatInt(c.SendTimeout.Milliseconds(), 10)
+	case "memory-limit-per-ip-percent":
+		return strconv.Itoa(c.MemoryPerIPPercent)
 	case "max-fetch-bytes":
 		return strconv.FormatInt(c.MaxFetchBytes, 10)
 	case "memory-limit-bytes":
@@ -174,6 +221,18 @@ func (c *Config) Value(flag string) string {
 		return strconv.Itoa(c.FetchRate)
 	case "max-upstream-connections-per-broker":
 		return strconv.Itoa(c.MaxUpstreamPerBroker)
+	case "max-partitions-per-request":
+		return strconv.Itoa(c.MaxPartitionsPerRequest)
+	case "max-non-produce-request-size":
+		return strconv.FormatInt(c.MaxNonProduceRequestSize, 10)
+	case "message-timestamp-after-max-ms":
+		return strconv.FormatInt(c.TimestampAfterMaxMs, 10)
+	case "message-timestamp-before-max-ms":
+		return strconv.FormatInt(c.TimestampBeforeMaxMs, 10)
+	case "producer-id-expiration-ms":
+		return strconv.FormatInt(c.ProducerIDExpiration.Milliseconds(), 10)
+	case "max-producer-states":
+		return strconv.Itoa(c.MaxProducerStates)
 	case "max-groups":
 		return strconv.Itoa(c.MaxGroups)
 	case "group-max-members":
@@ -213,4 +272,9 @@ func (c *Config) Value(flag string) string {
 		return "delay"
 	}
 	return ""
+}
+
+// MemoryPerIP returns the bytes of the budget one source IP may hold.
+func (c *Config) MemoryPerIP() int64 {
+	return c.MemoryLimitBytes * int64(c.MemoryPerIPPercent) / 100
 }

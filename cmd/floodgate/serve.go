@@ -69,13 +69,23 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		IdleTimeout:          time.Duration(c.Int64("connection-idle-timeout")) * time.Millisecond,
 		MaxRequestSize:       c.Int64("max-request-size"),
 		RequestReadTimeout:   time.Duration(c.Int64("request-read-timeout")) * time.Millisecond,
+		MinRequestRate:       c.Int64("min-request-rate"),
+		SendTimeout:          time.Duration(c.Int64("send-timeout")) * time.Millisecond,
 		MaxFetchBytes:        c.Int64("max-fetch-bytes"),
 		MemoryLimitBytes:     c.Int64("memory-limit-bytes"),
+		MemoryPerIPPercent:   int(c.Int64("memory-limit-per-ip-percent")),
 		MaxInflight:          int(c.Int64("max-inflight-requests")),
 		MaxQueued:            int(c.Int64("max-queued-requests")),
 		ProduceRate:          int(c.Int64("produce-rate-limit")),
 		FetchRate:            int(c.Int64("fetch-rate-limit")),
 		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")),
+
+		MaxPartitionsPerRequest:  int(c.Int64("max-partitions-per-request")),
+		MaxNonProduceRequestSize: c.Int64("max-non-produce-request-size"),
+		TimestampAfterMaxMs:      c.Int64("message-timestamp-after-max-ms"),
+		TimestampBeforeMaxMs:     c.Int64("message-timestamp-before-max-ms"),
+		ProducerIDExpiration:     time.Duration(c.Int64("producer-id-expiration-ms")) * time.Millisecond,
+		MaxProducerStates:        int(c.Int64("max-producer-states")),
 
 		MaxGroups:                   int(c.Int64("max-groups")),
 		GroupMaxMembers:             int(c.Int64("group-max-members")),
@@ -262,6 +272,8 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		Metrics:           set,
 		Groups:            broker.GroupLimitsFrom(&lim),
 	}
+	bcfg.TimestampBeforeMax, bcfg.TimestampAfterMax = broker.MillisOrOff(lim.TimestampBeforeMaxMs), broker.MillisOrOff(lim.TimestampAfterMaxMs)
+	bcfg.ProducerIDExpiration, bcfg.MaxProducerStates = lim.ProducerIDExpiration, lim.MaxProducerStates
 	if err := applyStorageFlags(c, &bcfg, log); err != nil {
 		return nil, err
 	}
