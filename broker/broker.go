@@ -50,6 +50,8 @@ type Config struct {
 	Fsync storage.FsyncMode
 	// FsyncInterval is the period of storage.FsyncInterval.
 	FsyncInterval time.Duration
+	// Groups bounds the consumer group coordinator (group_limits.go).
+	Groups GroupLimits
 
 	// TimestampBeforeMax and TimestampAfterMax are Kafka's
 	// message.timestamp.before.max.ms and message.timestamp.after.max.ms
@@ -157,7 +159,7 @@ func Open(cfg Config) (*Broker, error) {
 	b.metrics = newBrokerMetrics(cfg.Metrics)
 	b.states = newProducerStates(cfg.Now, cfg.ProducerIDExpiration, cfg.MaxProducerStates, b.metrics.set)
 	b.waits.init(cfg.MaxWaitingFetches, cfg.Metrics)
-	b.groups = newGroups(b)
+	b.groups = newGroups(b, cfg.Groups)
 	if cfg.DataDir != "" {
 		store, err := openStore(cfg, b.log)
 		if err != nil {

@@ -87,6 +87,19 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		ProducerIDExpiration:     time.Duration(c.Int64("producer-id-expiration-ms")) * time.Millisecond,
 		MaxProducerStates:        int(c.Int64("max-producer-states")),
 		MaxWaitingFetches:        c.Int64("max-waiting-fetches"),
+
+		MaxGroups:                   int(c.Int64("max-groups")),
+		GroupMaxMembers:             int(c.Int64("group-max-members")),
+		GroupMaxMemberMetadataBytes: c.Int64("group-max-member-metadata-bytes"),
+		GroupMaxMetadataBytes:       c.Int64("group-max-metadata-bytes"),
+		GroupsMaxMetadataBytes:      c.Int64("groups-max-metadata-bytes"),
+		GroupMinSessionTimeout:      time.Duration(c.Int64("group-min-session-timeout-ms")) * time.Millisecond,
+		GroupMaxSessionTimeout:      time.Duration(c.Int64("group-max-session-timeout-ms")) * time.Millisecond,
+		OffsetsRetention:            time.Duration(c.Int64("offsets-retention-minutes")) * time.Minute,
+		OffsetMetadataMaxBytes:      int(c.Int64("offset-metadata-max-bytes")),
+		GroupMaxOffsets:             int(c.Int64("group-max-offsets")),
+		OffsetsMaxBytes:             c.Int64("offsets-max-bytes"),
+		GroupMaxResponseBytes:       c.Int64("group-max-response-bytes"),
 	}
 	switch v := c.String("quota-key"); v {
 	case "client-id":
@@ -259,6 +272,7 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		MaxWaitingFetches: lim.MaxWaitingFetches,
 		Logger:            log,
 		Metrics:           set,
+		Groups:            broker.GroupLimitsFrom(&lim),
 	}
 	bcfg.TimestampBeforeMax, bcfg.TimestampAfterMax = broker.MillisOrOff(lim.TimestampBeforeMaxMs), broker.MillisOrOff(lim.TimestampAfterMaxMs)
 	bcfg.ProducerIDExpiration, bcfg.MaxProducerStates = lim.ProducerIDExpiration, lim.MaxProducerStates

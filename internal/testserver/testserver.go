@@ -102,6 +102,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	p, _ := strconv.Atoi(port)
 	bc.Host, bc.Port = host, int32(p)
 	bc.MaxFetchBytes = lc.Limits.MaxFetchBytes
+	bc.Groups = broker.GroupLimitsFrom(&lc.Limits)
 	bc.TimestampBeforeMax, bc.TimestampAfterMax = broker.MillisOrOff(lc.Limits.TimestampBeforeMaxMs), broker.MillisOrOff(lc.Limits.TimestampAfterMaxMs)
 	bc.ProducerIDExpiration, bc.MaxProducerStates = lc.Limits.ProducerIDExpiration, lc.Limits.MaxProducerStates
 	bc.MaxWaitingFetches = lc.Limits.MaxWaitingFetches
