@@ -22,24 +22,61 @@ type slot struct {
 
 // conn is floodgate's state of one client connection. It outlives the gnet
 // connection when the connection is parked and re-registered.
+//
+// Every idle connection pays for this struct, so it holds only what an
+// idle connection needs (its place in the idle list, its IP and share,
+// its flags); everything a connection needs once it sends something
+// (output queue, response slots, frame and transfer state, park state)
+// is in connBusy, allocated at its first traffic, and HTTP parsing state
+// in httpConnState, allocated at its first HTTP bytes.
 type conn struct {
-	s     *Server
-	kind  listenerKind
-	ip    netip.Addr
-	ipStr string // ip.String(), computed once
-	loop  *loopState
-	tag   int32  // the Kafka listener's tag (BootstrapTag for the main one)
-	id    uint64 // unique per server, for handlers that keep per-connection state
-
+	s    *Server
+	loop *loopState
 	// Owned by the event loop (or by the park goroutine while parked).
-	gc           gnet.Conn
-	prev, next   *conn
-	listed       bool
-	lastActive   int64
-	counted      bool   // counted in the loop's per-IP map
-	parking      bool   // the next OnClose is a park, not a close
-	lingering    bool   // write side shut after the last response; reading until EOF
-	closeReason  string // why floodgate closed it
+	gc         gnet.Conn
+	prev, next *conn
+	lastActive int64
+	ip         netip.Addr
+	// share is what the connection's IP holds of the memory budget (set
+	// when the connection is admitted); every charge of this connection
+	// counts in it.
+	share *limits.Share
+	// rx charges the input bytes held for this connection and not yet
+	// handed to a request: a frame or head still arriving, and the carry.
+	rx          limits.Charge
+	id          uint64 // unique per server, for handlers that keep per-connection state
+	closeReason string // why floodgate closed it
+	*connBusy          // nil until the first traffic; never freed after
+	http        *httpConnState
+
+	wakePending atomic.Bool
+	tag         int32                  // the Kafka listener's tag (BootstrapTag for the main one)
+	closeReq    atomic.Pointer[string] // set by closeAsync
+
+	kind      listenerKind
+	listed    bool
+	counted   bool // counted in the loop's per-IP map
+	parking   bool // the next OnClose is a park, not a close
+	lingering bool // write side shut after the last response; reading until EOF
+	inFrame   bool // a Kafka frame (frameHdr) is arriving, buffered or discarded
+
+	// Shared with workers: guarded by mu (with connBusy's sequence and
+	// execution fields).
+	mu     sync.Mutex
+	parked bool
+	closed bool
+	// A connection's requests are handed to their handler one after the
+	// other, in arrival order, as Kafka does (an idempotent producer's
+	// pipelined batches must be appended in sequence); only one of them is
+	// in the pool at a time (executing). Handlers that wait (long-poll
+	// Fetch, JoinGroup) return at once and answer later, so this holds no
+	// worker.
+	executing bool
+}
+
+// connBusy is the state of a connection that has sent something.
+type connBusy struct {
+	ipStr        string // ip.String(), computed once
 	carry        []byte // bytes taken from gnet when parked, read first
 	out          [][]byte
 	outBufs      []*[]byte
@@ -48,43 +85,18 @@ type conn struct {
 	throttle     time.Time
 	memWaited    bool      // waited for the budget once: refuse next time
 	memWaitUntil time.Time // end of that wait
-	// share is what the connection's IP holds of the memory budget (set
-	// when the connection is admitted); every charge of this connection
-	// counts in it.
-	share *limits.Share
-	// rx charges the input bytes held for this connection and not yet
-	// handed to a request: a frame or head still arriving, and the carry.
-	rx limits.Charge
-	// inFrame: a Kafka frame (frameHdr) is arriving, buffered or discarded.
-	inFrame  bool
-	frameHdr kafka.Header // its header, checked when it started
-	xfer     transfer     // the time bound of that frame or of an HTTP body
-	discard  discardState
-	http     *httpConnState
-
-	// A connection's requests are handed to their handler one after the
-	// other, in arrival order, as Kafka does (an idempotent producer's
-	// pipelined batches must be appended in sequence); only one of them is
-	// in the pool at a time. Handlers that wait (long-poll Fetch, JoinGroup)
-	// return at once and answer later, so this holds no worker.
-	execMu    sync.Mutex
-	executing bool
-	execQ     []job
-
-	wakePending atomic.Bool
-	closeReq    atomic.Pointer[string] // set by closeAsync
-	signal      chan struct{}          // wakes the park goroutine; made at the first park (guarded by mu)
-
-	// Shared with workers: guarded by mu.
-	mu      sync.Mutex
-	parked  bool
-	closed  bool
+	frameHdr     kafka.Header
+	xfer         transfer // the time bound of that frame or of an HTTP body
+	discard      discardState
+	execQ        []job         // guarded by mu
+	signal       chan struct{} // wakes the park goroutine; made at the first park (guarded by mu)
+	// Guarded by mu.
 	nextSeq uint64
 	headSeq uint64
 	// closeAfter, when set, closes the connection once the response of
 	// request closeAfter-1 is written (HTTP Connection: close).
 	closeAfter uint64
-	slots      []slot
+	slots      []slot // made at the first request through the slots
 }
 
 // discardState tracks an oversize (or refused) frame being skipped.
@@ -99,7 +111,28 @@ type discardState struct {
 }
 
 func newConn(s *Server, kind listenerKind, ip netip.Addr) *conn {
-	return &conn{s: s, kind: kind, ip: ip, ipStr: ip.String(), slots: make([]slot, 4)}
+	return &conn{s: s, kind: kind, ip: ip}
+}
+
+// busy returns the connection's traffic state, made on first use. Only
+// the event loop calls it; workers reach connBusy only through requests
+// dispatched after it was made.
+func (c *conn) busy() *connBusy {
+	if c.connBusy == nil {
+		b := &connBusy{ipStr: c.ip.String()}
+		c.mu.Lock()
+		c.connBusy = b
+		c.mu.Unlock()
+	}
+	return c.connBusy
+}
+
+// addr returns the client's IP as a string (for logs and handlers).
+func (c *conn) addr() string {
+	if b := c.connBusy; b != nil {
+		return b.ipStr
+	}
+	return c.ip.String()
 }
 
 // isClosed reports whether the connection closed for good.
@@ -113,7 +146,21 @@ func (c *conn) isClosed() bool {
 func (c *conn) pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.connBusy == nil {
+		return 0
+	}
 	return int(c.nextSeq - c.headSeq)
+}
+
+// answered collects finished responses and reports whether every request
+// read so far is answered (its answer is in the output queue or written).
+// Event loop only.
+func (c *conn) answered() bool {
+	c.collect()
+	c.mu.Lock()
+	done := c.headSeq == c.nextSeq
+	c.mu.Unlock()
+	return done
 }
 
 // reserveSeq allocates the next response slot, in request order.
@@ -121,7 +168,7 @@ func (c *conn) reserveSeq() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if int(c.nextSeq-c.headSeq) == len(c.slots) {
-		grown := make([]slot, 2*len(c.slots))
+		grown := make([]slot, max(2*len(c.slots), 4))
 		for s := c.headSeq; s < c.nextSeq; s++ {
 			grown[s&uint64(len(grown)-1)] = c.slots[s&uint64(len(c.slots)-1)]
 		}
@@ -162,6 +209,21 @@ func (c *conn) complete(seq uint64, buf *[]byte) {
 	if c.wakePending.CompareAndSwap(false, true) {
 		_ = gc.Wake(nil)
 	}
+}
+
+// store is complete for the event loop itself: it does not wake the loop,
+// which flushes before it waits again (or parks, and the park goroutine
+// collects first).
+func (c *conn) store(seq uint64, buf *[]byte) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.s.inflight.Add(-1)
+		c.dropBuf(buf)
+		return
+	}
+	c.slots[seq&uint64(len(c.slots)-1)] = slot{buf: buf, done: true}
+	c.mu.Unlock()
 }
 
 // dropBuf returns a response buffer that will not be written.
@@ -264,6 +326,11 @@ func (c *conn) advanceOut(n int) {
 func (c *conn) releaseAll() {
 	c.mu.Lock()
 	c.closed = true
+	if c.connBusy == nil {
+		c.mu.Unlock()
+		c.rx.Release()
+		return
+	}
 	for s := c.headSeq; s < c.nextSeq; s++ {
 		sl := &c.slots[s&uint64(len(c.slots)-1)]
 		if sl.done {
@@ -299,29 +366,29 @@ func (c *conn) releaseAll() {
 // the connection then counts as executing until the caller hands j on
 // (submitBlocking) or calls idle.
 func (c *conn) submit(j job) bool {
-	c.execMu.Lock()
+	c.mu.Lock()
 	if c.executing {
 		c.execQ = append(c.execQ, j)
-		c.execMu.Unlock()
+		c.mu.Unlock()
 		return true
 	}
 	c.executing = true
-	c.execMu.Unlock()
+	c.mu.Unlock()
 	return c.s.pool.trySubmit(j)
 }
 
 // idle undoes a submit the pool refused and that will not be retried.
 func (c *conn) idle() {
-	c.execMu.Lock()
+	c.mu.Lock()
 	c.executing = false
-	c.execMu.Unlock()
+	c.mu.Unlock()
 }
 
 // nextJob returns the connection's next queued request, or nil (and the
 // connection stops executing).
 func (c *conn) nextJob() job {
-	c.execMu.Lock()
-	defer c.execMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.execQ) == 0 {
 		c.executing = false
 		c.execQ = c.execQ[:0]

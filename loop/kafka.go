@@ -145,7 +145,7 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 	if int64(length) > s.cfg.Limits.MaxRequestSize {
 		s.met.tooLarge.Inc()
 		s.warn.Warn("limit:max-request-size", "request too large", "limit", "max-request-size",
-			"configured", s.cfg.Limits.MaxRequestSize, "actual", length, "client_ip", c.ipStr,
+			"configured", s.cfg.Limits.MaxRequestSize, "actual", length, "client_ip", c.addr(),
 			"client_id", string(h.ClientID), "api", kmsg.NameForKey(h.APIKey))
 		c.startDiscard(in, &h, kafka.ErrMessageTooLarge)
 		return gnet.None, true
@@ -187,7 +187,7 @@ func (c *conn) refuseForMemory(in input, h *kafka.Header, err error) {
 	}
 	s.met.counter(`floodgate_requests_refused_total{reason="` + reason + `"}`).Inc()
 	s.warn.Warn("limit:"+limit, "request refused: "+err.Error(), "limit", limit,
-		"configured", configured, "actual", actual, "client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
+		"configured", configured, "actual", actual, "client_ip", c.addr(), "api", kmsg.NameForKey(h.APIKey))
 	c.startDiscard(in, h, kafka.ErrRequestTimedOut)
 }
 
@@ -261,7 +261,7 @@ func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 		limit = "fetch-rate-limit"
 	}
 	s.warn.Warn("limit:rate:"+kmsg.NameForKey(h.APIKey), "request over its rate limit", "limit", limit,
-		"configured", b.Rate(), "client_ip", c.ipStr, "client_id", string(h.ClientID),
+		"configured", b.Rate(), "client_ip", c.addr(), "client_id", string(h.ClientID),
 		"api", kmsg.NameForKey(h.APIKey), "throttle_ms", wait.Milliseconds())
 	if s.cfg.Limits.ThrottleMode == limits.ThrottleReject {
 		s.met.throttledRej[idx].Inc()
@@ -360,8 +360,8 @@ func (c *conn) answerUnsupportedAPIVersions(in input, h *kafka.Header) {
 // protocolError closes a connection that does not speak Kafka.
 func (c *conn) protocolError(err error) gnet.Action {
 	c.s.met.malformed.Inc()
-	c.s.warn.Warn("malformed:"+c.ipStr, "malformed Kafka input; closing connection",
-		"client_ip", c.ipStr, "error", err.Error())
+	c.s.warn.Warn("malformed:"+c.addr(), "malformed Kafka input; closing connection",
+		"client_ip", c.addr(), "error", err.Error())
 	c.closeReason = "malformed"
 	return gnet.Close
 }

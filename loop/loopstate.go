@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"container/heap"
 	"net/netip"
 	"time"
 
@@ -22,9 +23,9 @@ type loopState struct {
 	// O(1), and the reaper stops at the first one that is not idle, so no
 	// tick scans every connection.
 	head, tail *conn
-	// heads holds connections waiting for a request head, in deadline
-	// order (one timeout, so arrival order is deadline order).
-	heads []headWatch
+	// heads holds connections waiting for a request head, by deadline
+	// (a heap: an entry is renewed on the connection's later deadline).
+	heads headHeap
 	// lingers holds connections in a lingering close, in deadline order.
 	lingers []headWatch
 	// frames holds connections receiving a frame or body, by deadline (a
@@ -69,28 +70,50 @@ func (l *loopState) expireLingers(now int64) {
 	}
 }
 
-// watchHead adds a head deadline.
+// watchHead adds a connection's head deadline. A connection has one entry
+// at most (httpConnState.watched): a keep-alive connection moves its
+// deadline with every request, and the entry is renewed when it comes due
+// on a later deadline, so the watch costs one entry per connection and
+// nothing per request.
 func (l *loopState) watchHead(c *conn, deadline int64) {
-	l.heads = append(l.heads, headWatch{c, deadline})
+	heap.Push(&l.heads, headWatch{c, deadline})
 }
 
 // expireHeads answers 408 to connections whose head is late (slowloris).
 func (l *loopState) expireHeads(now int64) {
-	i := 0
-	for ; i < len(l.heads) && l.heads[i].deadline <= now; i++ {
-		w := l.heads[i]
+	for len(l.heads) > 0 && l.heads[0].deadline <= now {
+		w := heap.Pop(&l.heads).(headWatch)
 		h := w.c.http
-		if h == nil || h.phase != phaseHead || h.deadline != w.deadline || w.c.gc == nil {
+		if h == nil {
+			continue
+		}
+		h.watched = false
+		if h.phase != phaseHead || h.deadline == 0 || w.c.gc == nil {
+			continue // watched again at its next head (or when it resumes)
+		}
+		if h.deadline > now {
+			h.watched = true
+			heap.Push(&l.heads, headWatch{w.c, h.deadline})
 			continue
 		}
 		w.c.refuseHTTP(&httpcodec.LimitError{Limit: "header-read-timeout", Status: 408,
 			Configured: l.s.cfg.HTTPLimits.HeaderTimeout.Milliseconds(), Reason: "request head not received in time"})
 	}
-	if i > 0 {
-		n := copy(l.heads, l.heads[i:])
-		clear(l.heads[n:])
-		l.heads = l.heads[:n]
-	}
+}
+
+// headHeap is a min-heap of head deadlines.
+type headHeap []headWatch
+
+func (h headHeap) Len() int           { return len(h) }
+func (h headHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
+func (h headHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *headHeap) Push(x any)        { *h = append(*h, x.(headWatch)) }
+func (h *headHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	old[len(old)-1] = headWatch{}
+	*h = old[:len(old)-1]
+	return w
 }
 
 func newLoopState(s *Server, el gnet.EventLoop) *loopState {

@@ -27,7 +27,7 @@ func (c *conn) park(gc gnet.Conn, reason string) gnet.Action {
 		// No descriptor to park with: closing is the only bounded answer.
 		s.met.closed("park_failed")
 		s.warn.Warn("park_failed", "could not park a saturated connection; closing it",
-			"reason", reason, "client_ip", c.ipStr, "error", err.Error())
+			"reason", reason, "client_ip", c.addr(), "error", err.Error())
 		c.closeReason = "park_failed"
 		return gnet.Close
 	}

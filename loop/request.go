@@ -39,7 +39,7 @@ func (r *kafkaRequest) run() {
 		if p := recover(); p != nil {
 			s.met.panics.Inc()
 			s.log.Error("request panicked; closing its connection", "api", kmsg.NameForKey(h.APIKey),
-				"client_ip", c.ipStr, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				"client_ip", c.addr(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			if r.claim() {
 				r.charge.Release()
 				c.complete(r.seq, nil)
@@ -51,14 +51,14 @@ func (r *kafkaRequest) run() {
 		m.Inc()
 	}
 	if rh := s.raw; rh != nil && !r.reject {
-		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.ipStr}, h, r.frame, r.respondRaw)
+		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr()}, h, r.frame, r.respondRaw)
 		return
 	}
 	req, err := kafka.DecodeRequest(h, r.frame[h.Size:])
 	if err != nil {
 		s.met.malformed.Inc()
-		s.warn.Warn("malformed:"+c.ipStr, "malformed request body; closing connection", "api", kmsg.NameForKey(h.APIKey),
-			"version", h.APIVersion, "client_ip", c.ipStr, "error", err.Error())
+		s.warn.Warn("malformed:"+c.addr(), "malformed request body; closing connection", "api", kmsg.NameForKey(h.APIKey),
+			"version", h.APIVersion, "client_ip", c.addr(), "error", err.Error())
 		if r.claim() {
 			r.charge.Release()
 			c.complete(r.seq, nil)
@@ -78,7 +78,7 @@ func (r *kafkaRequest) run() {
 	if f, ok := req.(*kmsg.FetchRequest); ok {
 		c.fitFetch(f)
 	}
-	s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.ipStr, r.respond)
+	s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.addr(), r.respond)
 }
 
 // fitFetch lowers a Fetch's byte limit to what the IP may still hold of
@@ -138,7 +138,7 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 		// answer with a retriable error in the request's shape instead.
 		c.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
 		c.s.warn.Warn("limit:memory:response", "response refused: "+err.Error(), "limit", "memory-limit-bytes",
-			"response_bytes", len(*buf), "ip_holds", c.share.Held(), "client_ip", c.ipStr, "api", kmsg.NameForKey(r.hdr.APIKey))
+			"response_bytes", len(*buf), "ip_holds", c.share.Held(), "client_ip", c.addr(), "api", kmsg.NameForKey(r.hdr.APIKey))
 		resp = kafka.ErrorResponse(r.req, kafka.ErrRequestTimedOut)
 		if r.throttle > 0 {
 			kafka.SetThrottle(resp, int32(r.throttle.Milliseconds()))

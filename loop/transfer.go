@@ -110,7 +110,7 @@ func (l *loopState) expireTransfers(now int64) {
 		}
 		l.s.warn.Warn("limit:request-read-timeout", "frame not received in time; closing connection", "limit", "request-read-timeout",
 			"configured_ms", lim.RequestReadTimeout.Milliseconds(), "min_rate_bytes_per_s", lim.MinRequestRate,
-			"received", c.xfer.recv, "held", c.rx.Held(), "client_ip", c.ipStr)
+			"received", c.xfer.recv, "held", c.rx.Held(), "client_ip", c.addr())
 		c.closeReason = "slow_frame"
 		_ = l.el.Close(c.gc)
 	}
