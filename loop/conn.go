@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -279,14 +280,7 @@ const maxIOV = 1024
 // when the socket's send buffer is full with output left.
 func (c *conn) writeOut(fd int) (blocked bool, err error) {
 	for len(c.out) > 0 {
-		iov := c.out
-		if len(iov) > maxIOV {
-			iov = iov[:maxIOV]
-		}
-		first := iov[0]
-		iov[0] = first[c.outOff:]
-		n, err := unix.Writev(fd, iov)
-		iov[0] = first
+		n, err := c.loop.write(fd, c.out, c.outOff)
 		if err == unix.EINTR {
 			continue
 		}
@@ -302,24 +296,64 @@ func (c *conn) writeOut(fd int) (blocked bool, err error) {
 	return false, nil
 }
 
-// advanceOut drops n written bytes from the output queue.
+// write writes bufs (the first from off) with one write(2) or writev(2),
+// without allocating: the iovec array is the loop's, reused (unix.Writev
+// allocates one per call). Event loop only.
+func (l *loopState) write(fd int, bufs [][]byte, off int) (int, error) {
+	if len(bufs) == 1 {
+		return unix.Write(fd, bufs[0][off:])
+	}
+	bufs = bufs[:min(len(bufs), maxIOV)]
+	iov := l.iov[:0]
+	for i, b := range bufs {
+		if i == 0 {
+			b = b[off:]
+		}
+		if len(b) == 0 {
+			continue
+		}
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		iov = append(iov, v)
+	}
+	l.iov = iov
+	if len(iov) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	clear(iov) // drop the references to the buffers
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// advanceOut drops n written bytes from the output queue. The queue keeps
+// its place at the start of its arrays (what is left moves down), so its
+// capacity is reused by the next responses instead of shrinking with
+// every write and being reallocated.
 func (c *conn) advanceOut(n int) {
-	for n > 0 && len(c.out) > 0 {
-		left := len(c.out[0]) - c.outOff
+	k := 0 // buffers written whole
+	for n > 0 && k < len(c.out) {
+		left := len(c.out[k]) - c.outOff
 		if n < left {
 			c.outOff += n
-			return
+			break
 		}
 		n -= left
 		c.outOff = 0
-		c.s.budget.ReleaseFor(c.share, int64(len(c.out[0])))
-		c.s.bufs.put(c.outBufs[0])
-		c.out[0], c.outBufs[0] = nil, nil
-		c.out, c.outBufs = c.out[1:], c.outBufs[1:]
+		c.s.budget.ReleaseFor(c.share, int64(len(c.out[k])))
+		c.s.bufs.put(c.outBufs[k])
+		k++
 	}
-	if len(c.out) == 0 { // keep the capacity: the next responses reuse it
-		c.out, c.outBufs = c.out[:0], c.outBufs[:0]
+	if k == 0 {
+		return
 	}
+	m := copy(c.out, c.out[k:])
+	copy(c.outBufs, c.outBufs[k:])
+	clear(c.out[m:])
+	clear(c.outBufs[m:])
+	c.out, c.outBufs = c.out[:m], c.outBufs[:m]
 }
 
 // releaseAll frees everything the connection holds; it is closed for good.

@@ -273,9 +273,13 @@ const bodyStep = 64 << 10
 // least bodyStep), capped at the body buffer limit when the length is
 // known, so the body decoder's appends do not reallocate unaccounted.
 func (c *conn) growBody(buf []byte, n int) []byte {
-	cl := c.http.req.ContentLength
-	if cl > 0 { // bytes past the body belong to the next request
+	req := c.http.req
+	cl := req.ContentLength
+	switch {
+	case cl >= 0: // bytes past the body belong to the next request
 		n = int(min(int64(n), max(cl-int64(len(buf)), 0)))
+	case !req.Chunked: // no body at all: what follows is the next request
+		n = 0
 	}
 	if cap(buf)-len(buf) >= n {
 		return buf

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 
 	httpcodec "github.com/floodgate/floodgate/codec/http"
 	"github.com/floodgate/floodgate/limits"
@@ -31,6 +32,8 @@ type loopState struct {
 	// frames holds connections receiving a frame or body, by deadline (a
 	// heap: deadlines depend on the bytes received).
 	frames frameHeap
+	// iov is the scratch iovec array of writev, reused by every write.
+	iov []unix.Iovec
 }
 
 // ipState is what one source IP holds on its loop: its connections, and
