@@ -154,6 +154,9 @@ func TestHTTPPipelinedInlineAndPoolAnswersInOrder(t *testing.T) {
 // the real loop (read, parse, route, admission, encode, write) without a
 // single allocation per request, client included.
 func TestHealthAnsweredWithoutAllocation(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector; run without -race")
+	}
 	srv := testserver.Start(t)
 	c := dialFrom(t, "", srv.HTTPAddr())
 	const depth = 32
