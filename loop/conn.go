@@ -31,8 +31,7 @@ type slot struct {
 // is in connBusy, allocated at its first traffic, and HTTP parsing state
 // in httpConnState, allocated at its first HTTP bytes.
 type conn struct {
-	s    *Server
-	loop *loopState
+	loop *loopState // its event loop; loop.s is the server
 	// Owned by the event loop (or by the park goroutine while parked).
 	gc         gnet.Conn
 	prev, next *conn
@@ -48,12 +47,8 @@ type conn struct {
 	id          uint64 // unique per server, for handlers that keep per-connection state
 	closeReason string // why floodgate closed it
 	*connBusy          // nil until the first traffic; never freed after
-	http        *httpConnState
 
-	wakePending atomic.Bool
-	tag         int32                  // the Kafka listener's tag (BootstrapTag for the main one)
-	closeReq    atomic.Pointer[string] // set by closeAsync
-
+	tag       int32 // the Kafka listener's tag (BootstrapTag for the main one)
 	kind      listenerKind
 	listed    bool
 	counted   bool // counted in the loop's per-IP map
@@ -77,8 +72,11 @@ type conn struct {
 
 // connBusy is the state of a connection that has sent something.
 type connBusy struct {
-	ipStr        string // ip.String(), computed once
-	carry        []byte // bytes taken from gnet when parked, read first
+	http         *httpConnState // made at the first HTTP bytes
+	wakePending  atomic.Bool
+	closeReq     atomic.Pointer[string] // set by closeAsync
+	ipStr        string                 // ip.String(), computed once
+	carry        []byte                 // bytes taken from gnet when parked, read first
 	out          [][]byte
 	outBufs      []*[]byte
 	outOff       int
@@ -111,8 +109,8 @@ type discardState struct {
 	active bool
 }
 
-func newConn(s *Server, kind listenerKind, ip netip.Addr) *conn {
-	return &conn{s: s, kind: kind, ip: ip}
+func newConn(l *loopState, kind listenerKind, ip netip.Addr) *conn {
+	return &conn{loop: l, kind: kind, ip: ip}
 }
 
 // busy returns the connection's traffic state, made on first use. Only
@@ -177,7 +175,7 @@ func (c *conn) reserveSeq() uint64 {
 	}
 	seq := c.nextSeq
 	c.nextSeq++
-	c.s.inflight.Add(1)
+	c.loop.s.inflight.Add(1)
 	return seq
 }
 
@@ -189,7 +187,7 @@ func (c *conn) complete(seq uint64, buf *[]byte) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		c.s.inflight.Add(-1)
+		c.loop.s.inflight.Add(-1)
 		c.dropBuf(buf)
 		return
 	}
@@ -219,7 +217,7 @@ func (c *conn) store(seq uint64, buf *[]byte) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		c.s.inflight.Add(-1)
+		c.loop.s.inflight.Add(-1)
 		c.dropBuf(buf)
 		return
 	}
@@ -230,20 +228,20 @@ func (c *conn) store(seq uint64, buf *[]byte) {
 // dropBuf returns a response buffer that will not be written.
 func (c *conn) dropBuf(buf *[]byte) {
 	if buf != nil {
-		c.s.budget.ReleaseFor(c.share, int64(len(*buf)))
-		c.s.bufs.put(buf)
+		c.loop.s.budget.ReleaseFor(c.share, int64(len(*buf)))
+		c.loop.s.bufs.put(buf)
 	}
 }
 
 // chargeOut charges an encoded response to the connection's share of the
 // budget; false when it does not fit (the caller answers smaller).
 func (c *conn) chargeOut(buf *[]byte) error {
-	return c.s.budget.ReserveFor(c.share, int64(len(*buf)))
+	return c.loop.s.budget.ReserveFor(c.share, int64(len(*buf)))
 }
 
 // forceOut charges a response that must be sent whatever the budget says
 // (a small refusal).
-func (c *conn) forceOut(buf *[]byte) { c.s.budget.ForceFor(c.share, int64(len(*buf))) }
+func (c *conn) forceOut(buf *[]byte) { c.loop.s.budget.ForceFor(c.share, int64(len(*buf))) }
 
 // drainedForClose reports whether every response up to a requested close
 // has been collected and written.
@@ -268,7 +266,7 @@ func (c *conn) collect() {
 		}
 		*sl = slot{}
 		c.headSeq++
-		c.s.inflight.Add(-1)
+		c.loop.s.inflight.Add(-1)
 	}
 	c.mu.Unlock()
 }
@@ -290,7 +288,7 @@ func (c *conn) writeOut(fd int) (blocked bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		c.s.met.bytesOut.Add(n)
+		c.loop.s.met.bytesOut.Add(n)
 		c.advanceOut(n)
 	}
 	return false, nil
@@ -342,8 +340,8 @@ func (c *conn) advanceOut(n int) {
 		}
 		n -= left
 		c.outOff = 0
-		c.s.budget.ReleaseFor(c.share, int64(len(c.out[k])))
-		c.s.bufs.put(c.outBufs[k])
+		c.loop.s.budget.ReleaseFor(c.share, int64(len(c.out[k])))
+		c.loop.s.bufs.put(c.outBufs[k])
 		k++
 	}
 	if k == 0 {
@@ -369,7 +367,7 @@ func (c *conn) releaseAll() {
 		sl := &c.slots[s&uint64(len(c.slots)-1)]
 		if sl.done {
 			c.dropBuf(sl.buf)
-			c.s.inflight.Add(-1)
+			c.loop.s.inflight.Add(-1)
 		}
 		*sl = slot{}
 	}
@@ -377,8 +375,8 @@ func (c *conn) releaseAll() {
 	c.headSeq = c.nextSeq
 	c.mu.Unlock()
 	for i, b := range c.out {
-		c.s.budget.ReleaseFor(c.share, int64(len(b)))
-		c.s.bufs.put(c.outBufs[i])
+		c.loop.s.budget.ReleaseFor(c.share, int64(len(b)))
+		c.loop.s.bufs.put(c.outBufs[i])
 	}
 	c.out, c.outBufs, c.outOff = nil, nil, 0
 	c.rx.Release()
@@ -408,7 +406,7 @@ func (c *conn) submit(j job) bool {
 	}
 	c.executing = true
 	c.mu.Unlock()
-	return c.s.pool.trySubmit(j)
+	return c.loop.s.pool.trySubmit(j)
 }
 
 // idle undoes a submit the pool refused and that will not be retried.

@@ -98,8 +98,8 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	if !ok {
 		return gnet.Close
 	}
-	c.wakePending.Store(false)
 	c.busy()
+	c.wakePending.Store(false)
 	if r := c.closeReq.Load(); r != nil {
 		// Answers already finished go out first (best effort, without
 		// waiting for the socket): a request that panicked after its

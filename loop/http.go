@@ -121,7 +121,7 @@ type httpConnState struct {
 // as bytes arrive, refuse at the first crossed limit, dispatch whole
 // requests to the pool.
 func (c *conn) onHTTP(gc gnet.Conn, now time.Time) gnet.Action {
-	s := c.s
+	s := c.loop.s
 	h := c.http
 	if h == nil {
 		h = &httpConnState{loopIdx: s.loopIndex(c.loop)}
@@ -195,10 +195,10 @@ func (c *conn) startHead(now time.Time) {
 	if h.req == nil {
 		h.req = new(httpcodec.Request)
 	}
-	h.parser.Reset(&c.s.cfg.HTTPLimits.Codec, h.req)
+	h.parser.Reset(&c.loop.s.cfg.HTTPLimits.Codec, h.req)
 	h.headStart = now
 	h.bodyBuf = nil
-	if t := c.s.cfg.HTTPLimits.HeaderTimeout; t > 0 {
+	if t := c.loop.s.cfg.HTTPLimits.HeaderTimeout; t > 0 {
 		h.deadline = now.Add(t).UnixNano()
 		if !h.watched {
 			h.watched = true
@@ -212,9 +212,9 @@ func (c *conn) startHead(now time.Time) {
 // answered 503 at dispatch instead.
 func (c *conn) httpSaturated() string {
 	switch {
-	case c.pending()+len(c.out) >= c.s.cfg.Limits.MaxInflight:
+	case c.pending()+len(c.out) >= c.loop.s.cfg.Limits.MaxInflight:
 		return "max_inflight_requests"
-	case c.s.budget.NearLimit():
+	case c.loop.s.budget.NearLimit():
 		return "memory"
 	}
 	return ""
@@ -223,7 +223,7 @@ func (c *conn) httpSaturated() string {
 // beginBody prepares the body of a complete head; false when refused.
 func (c *conn) beginBody() bool {
 	h := c.http
-	hl := &c.s.cfg.HTTPLimits
+	hl := &c.loop.s.cfg.HTTPLimits
 	h.deadline = 0
 	h.phase = phaseBody
 	h.lim = hl.Codec
@@ -239,7 +239,7 @@ func (c *conn) beginBody() bool {
 		return false
 	}
 	h.body.Reset(h.req, &h.lim)
-	h.charge = limits.NewCharge(c.s.budget, c.share)
+	h.charge = limits.NewCharge(c.loop.s.budget, c.share)
 	if !h.body.Done() {
 		c.beginTransfer(time.Now().UnixNano())
 	}
@@ -256,7 +256,7 @@ func (c *conn) beginBody() bool {
 	}
 	if h.req.ExpectContinue && !h.body.Done() {
 		seq := c.reserveSeq()
-		buf := c.s.bufs.get()
+		buf := c.loop.s.bufs.get()
 		*buf = append(*buf, "HTTP/1.1 100 Continue\r\n\r\n"...)
 		c.complete(seq, buf)
 	}
@@ -296,7 +296,7 @@ func (c *conn) growBody(buf []byte, n int) []byte {
 // dispatchHTTP answers a complete request on the loop when its handler
 // can (ServeInline), else hands it to the pool.
 func (c *conn) dispatchHTTP(now time.Time) {
-	s := c.s
+	s := c.loop.s
 	h := c.http
 	keepAlive := h.req.KeepAlive
 	if c.serveInline(keepAlive) {
@@ -340,7 +340,7 @@ func (c *conn) dispatchHTTP(now time.Time) {
 // the pool. The answer joins the output queue directly (everything before
 // it is there already), charged like any other; true when answered.
 func (c *conn) serveInline(keepAlive bool) bool {
-	ih := c.s.inline
+	ih := c.loop.s.inline
 	if ih == nil || !c.answered() {
 		return false
 	}
@@ -348,9 +348,9 @@ func (c *conn) serveInline(keepAlive bool) bool {
 	h.inline = HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.ip, Received: h.headStart, Loop: h.loopIdx}
 	// Counted in flight while it is served, as a request in the pool is
 	// (the API's in-flight limit counts this request already).
-	c.s.inflight.Add(1)
+	c.loop.s.inflight.Add(1)
 	resp, ok := ih.ServeInline(&h.inline)
-	c.s.inflight.Add(-1)
+	c.loop.s.inflight.Add(-1)
 	h.inline = HTTPRequest{}
 	if !ok {
 		return false
@@ -439,7 +439,7 @@ func (j *httpJob) owner() *conn { return j.c }
 
 // serveHTTP runs on a pool worker.
 func (c *conn) serveHTTP(j *httpJob) {
-	s := c.s
+	s := c.loop.s
 	r := j.r
 	defer func() {
 		if p := recover(); p != nil {
@@ -492,12 +492,12 @@ func (c *conn) completeHTTPAs(seq uint64, resp *HTTPResponse, closeAfter, noBody
 // the budget; an answer that does not fit is replaced by a 503 naming the
 // limit.
 func (c *conn) encodeHTTP(resp *HTTPResponse, closeAfter, noBody bool) *[]byte {
-	buf := c.s.bufs.get()
+	buf := c.loop.s.bufs.get()
 	*buf = appendHTTPResponse(*buf, resp, closeAfter, noBody)
 	if err := c.chargeOut(buf); err != nil {
 		limit, configured, actual := c.memoryLimitOf(err)
-		c.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
-		c.s.warn.Warn("limit:memory:http-response", "http response refused: "+err.Error(), "limit", limit,
+		c.loop.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
+		c.loop.s.warn.Warn("limit:memory:http-response", "http response refused: "+err.Error(), "limit", limit,
 			"configured", configured, "actual", actual, "response_bytes", len(*buf), "client_ip", c.addr())
 		refusal := &HTTPResponse{Status: 503, ContentType: "application/json",
 			Header: [][2]string{{"Retry-After", "1"}},
@@ -521,7 +521,7 @@ func (c *conn) closeAfterWrite(seq uint64) {
 // closes the connection after the answer: the rest of the stream cannot be
 // trusted to be aligned on a request.
 func (c *conn) refuseHTTP(err error) {
-	s := c.s
+	s := c.loop.s
 	h := c.http
 	status, limit, configured, actual, reason := 400, "malformed", int64(0), int64(0), err.Error()
 	var le *httpcodec.LimitError
@@ -556,7 +556,7 @@ func (c *conn) refuseHTTP(err error) {
 // memoryLimitOf names the memory limit err (from a charge) tripped, with
 // its configured and actual values.
 func (c *conn) memoryLimitOf(err error) (limit string, configured, actual int64) {
-	b := c.s.budget
+	b := c.loop.s.budget
 	if errors.Is(err, limits.ErrShareExhausted) {
 		return "memory-limit-per-ip-percent", b.PerClient(), c.share.Held()
 	}

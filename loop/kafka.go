@@ -64,7 +64,7 @@ func (c *conn) onKafka(gc gnet.Conn) gnet.Action {
 
 // saturated names the limit that says to stop reading, or "".
 func (c *conn) saturated() string {
-	s := c.s
+	s := c.loop.s
 	switch {
 	case c.pending() >= s.cfg.Limits.MaxInflight:
 		return "max_inflight_requests"
@@ -87,7 +87,7 @@ func (c *conn) saturated() string {
 // readFrame reads one frame if it is complete (or starts refusing it). It
 // returns more=false when it needs more bytes.
 func (c *conn) readFrame(in input) (gnet.Action, bool) {
-	s := c.s
+	s := c.loop.s
 	avail := in.avail()
 	if avail < kafka.LengthSize {
 		return gnet.None, false
@@ -180,7 +180,7 @@ func (c *conn) frameArriving(in input, avail int) bool {
 // refuseForMemory refuses the frame h, whose bytes do not fit the budget
 // or the IP's share of it, with a retriable error, and discards it.
 func (c *conn) refuseForMemory(in input, h *kafka.Header, err error) {
-	s := c.s
+	s := c.loop.s
 	limit, reason, configured, actual := "memory-limit-bytes", "memory", s.budget.Limit(), s.budget.Used()
 	if errors.Is(err, limits.ErrShareExhausted) {
 		limit, reason, configured, actual = "memory-limit-per-ip-percent", "memory_per_ip", s.budget.PerClient(), c.share.Held()
@@ -195,7 +195,7 @@ func (c *conn) refuseForMemory(in input, h *kafka.Header, err error) {
 // The frame's bytes are charged to the request, which releases them when
 // it is answered.
 func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
-	s := c.s
+	s := c.loop.s
 	if err := c.rx.Set(int64(in.avail())); err != nil {
 		c.refuseForMemory(in, h, err)
 		return gnet.None
@@ -233,7 +233,7 @@ func clientID(frame []byte) []byte {
 // delay mode it returns the throttle to report and mutes the connection
 // that long; in reject mode it asks for the request to be refused.
 func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
-	s := c.s
+	s := c.loop.s
 	var b *limits.Buckets
 	switch h.APIKey {
 	case 0:
@@ -339,7 +339,7 @@ func (c *conn) discardFrame(in input) bool {
 		c.complete(d.seq, nil)
 		return true
 	}
-	buf := c.s.bufs.get()
+	buf := c.loop.s.bufs.get()
 	*buf = kafka.AppendResponse(*buf, &d.hdr, resp)
 	c.forceOut(buf)
 	c.complete(d.seq, buf)
@@ -354,13 +354,13 @@ func (c *conn) answerUnsupportedAPIVersions(in input, h *kafka.Header) {
 	d := &c.discard
 	d.skim = nil
 	d.hdr.APIVersion, d.hdr.Flexible = 0, false
-	d.fixed = kafka.APIVersionsResponse(c.s.cfg.Kafka, 0, kafka.ErrUnsupportedVersion)
+	d.fixed = kafka.APIVersionsResponse(c.loop.s.cfg.Kafka, 0, kafka.ErrUnsupportedVersion)
 }
 
 // protocolError closes a connection that does not speak Kafka.
 func (c *conn) protocolError(err error) gnet.Action {
-	c.s.met.malformed.Inc()
-	c.s.warn.Warn("malformed:"+c.addr(), "malformed Kafka input; closing connection",
+	c.loop.s.met.malformed.Inc()
+	c.loop.s.warn.Warn("malformed:"+c.addr(), "malformed Kafka input; closing connection",
 		"client_ip", c.addr(), "error", err.Error())
 	c.closeReason = "malformed"
 	return gnet.Close

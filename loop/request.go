@@ -33,7 +33,7 @@ type kafkaRequest struct {
 
 // run serves the request on a pool worker: decode, handle, encode.
 func (r *kafkaRequest) run() {
-	c, s, h := r.c, r.c.s, &r.hdr
+	c, s, h := r.c, r.c.loop.s, &r.hdr
 	r.start = time.Now()
 	defer func() {
 		if p := recover(); p != nil {
@@ -86,7 +86,7 @@ func (r *kafkaRequest) run() {
 // fit rather than built and refused. At least one batch is still
 // returned, as Kafka does.
 func (c *conn) fitFetch(f *kmsg.FetchRequest) {
-	b := c.s.budget
+	b := c.loop.s.budget
 	room := min(b.PerClient()-c.share.Held(), b.Limit()-b.Used())
 	room = max(room, 1)
 	if f.MaxBytes <= 0 || int64(f.MaxBytes) > room {
@@ -112,7 +112,7 @@ func (r *kafkaRequest) claim() bool { return r.answered.CompareAndSwap(false, tr
 func (r *kafkaRequest) done() {
 	r.charge.Release()
 	r.frame = nil
-	if m := r.c.s.met.latency[apiIndex(r.hdr.APIKey)]; m != nil {
+	if m := r.c.loop.s.met.latency[apiIndex(r.hdr.APIKey)]; m != nil {
 		m.UpdateDuration(r.start)
 	}
 }
@@ -131,13 +131,13 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 	if r.throttle > 0 {
 		kafka.SetThrottle(resp, int32(r.throttle.Milliseconds()))
 	}
-	buf := c.s.bufs.get()
+	buf := c.loop.s.bufs.get()
 	*buf = kafka.AppendResponse(*buf, &r.hdr, resp)
 	if err := c.chargeOut(buf); err != nil && r.req != nil {
 		// The answer does not fit what the IP (or everyone) may hold:
 		// answer with a retriable error in the request's shape instead.
-		c.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
-		c.s.warn.Warn("limit:memory:response", "response refused: "+err.Error(), "limit", "memory-limit-bytes",
+		c.loop.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
+		c.loop.s.warn.Warn("limit:memory:response", "response refused: "+err.Error(), "limit", "memory-limit-bytes",
 			"response_bytes", len(*buf), "ip_holds", c.share.Held(), "client_ip", c.addr(), "api", kmsg.NameForKey(r.hdr.APIKey))
 		resp = kafka.ErrorResponse(r.req, kafka.ErrRequestTimedOut)
 		if r.throttle > 0 {
@@ -148,7 +148,7 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 	} else if err != nil {
 		c.forceOut(buf)
 	}
-	c.s.met.countErrors(r.hdr.APIKey, resp)
+	c.loop.s.met.countErrors(r.hdr.APIKey, resp)
 	c.complete(r.seq, buf)
 }
 
@@ -166,7 +166,7 @@ func (r *kafkaRequest) respondRaw(resp []byte) {
 	if r.throttle > 0 {
 		if d, err := kafka.DecodeResponse(&r.hdr, resp); err == nil {
 			kafka.SetThrottle(d, int32(r.throttle.Milliseconds()))
-			buf := r.c.s.bufs.get()
+			buf := r.c.loop.s.bufs.get()
 			*buf = kafka.AppendResponse(*buf, &r.hdr, d)
 			r.c.forceOut(buf)
 			r.c.complete(r.seq, buf)
