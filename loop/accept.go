@@ -179,7 +179,6 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 	l := s.loopFor(ip)
 	c := newConn(l, kind, ip)
 	c.tag = tag
-	c.id = s.connIDs.Add(1)
 	// Registration is handed to a few registrar goroutines: the acceptor
 	// goes straight back to accept(2) instead of waiting for a busy event
 	// loop, so a burst of new connections does not queue in the listen

@@ -35,7 +35,8 @@ type conn struct {
 	// Owned by the event loop (or by the park goroutine while parked).
 	gc         gnet.Conn
 	prev, next *conn
-	lastActive int64
+	lastActive int64 // unix nanos of the last traffic
+	listedAt   int64 // unix nanos when it was put at the back of the idle list
 	ip         netip.Addr
 	// share is what the connection's IP holds of the memory budget (set
 	// when the connection is admitted); every charge of this connection
@@ -44,7 +45,6 @@ type conn struct {
 	// rx charges the input bytes held for this connection and not yet
 	// handed to a request: a frame or head still arriving, and the carry.
 	rx          limits.Charge
-	id          uint64 // unique per server, for handlers that keep per-connection state
 	closeReason string // why floodgate closed it
 	*connBusy          // nil until the first traffic; never freed after
 
@@ -72,6 +72,7 @@ type conn struct {
 
 // connBusy is the state of a connection that has sent something.
 type connBusy struct {
+	id           uint64         // unique per server, for handlers that keep per-connection state
 	http         *httpConnState // made at the first HTTP bytes
 	wakePending  atomic.Bool
 	closeReq     atomic.Pointer[string] // set by closeAsync
@@ -118,7 +119,7 @@ func newConn(l *loopState, kind listenerKind, ip netip.Addr) *conn {
 // dispatched after it was made.
 func (c *conn) busy() *connBusy {
 	if c.connBusy == nil {
-		b := &connBusy{ipStr: c.ip.String()}
+		b := &connBusy{ipStr: c.ip.String(), id: c.loop.s.connIDs.Add(1)}
 		c.mu.Lock()
 		c.connBusy = b
 		c.mu.Unlock()

@@ -32,6 +32,10 @@ type loopState struct {
 	// frames holds connections receiving a frame or body, by deadline (a
 	// heap: deadlines depend on the bytes received).
 	frames frameHeap
+	// touchGrain is how recently a connection may have been moved to the
+	// back of the idle list and not be moved again when it is active
+	// (nanoseconds): 1/64 of the idle timeout, at most a second.
+	touchGrain int64
 	// iov is the scratch iovec array of writev, reused by every write.
 	iov []unix.Iovec
 }
@@ -120,12 +124,26 @@ func (h *headHeap) Pop() any {
 }
 
 func newLoopState(s *Server, el gnet.EventLoop) *loopState {
-	return &loopState{s: s, el: el, perIP: map[netip.Addr]*ipState{}}
+	grain := min(s.cfg.Limits.IdleTimeout/64, time.Second)
+	return &loopState{s: s, el: el, perIP: map[netip.Addr]*ipState{}, touchGrain: int64(grain)}
 }
 
-// touch marks c active now and moves it to the back of the idle list.
+// touch marks c active now. It moves c to the back of the idle list only
+// when its place there is older than touchGrain: relinking touches two
+// neighbours and the tail (other connections' memory) on every request,
+// and the list needs only to be ordered by listedAt, with lastActive (the
+// precise time) checked by the reaper.
 func (l *loopState) touch(c *conn, now int64) {
 	c.lastActive = now
+	if c.listed && now-c.listedAt < l.touchGrain {
+		return
+	}
+	l.moveToBack(c, now)
+}
+
+// moveToBack puts c at the back of the idle list, listed at now.
+func (l *loopState) moveToBack(c *conn, now int64) {
+	c.listedAt = now
 	if l.tail == c {
 		return
 	}
@@ -165,9 +183,14 @@ func (l *loopState) reap(now time.Time) {
 	l.expireTransfers(now.UnixNano())
 	l.expireLingers(now.UnixNano())
 	limit := now.Add(-l.s.cfg.Limits.IdleTimeout).UnixNano()
-	for c := l.head; c != nil && c.lastActive < limit; c = l.head {
-		if c.pending() > 0 {
-			l.touch(c, now.UnixNano())
+	// The list is ordered by listedAt, and lastActive >= listedAt: once
+	// the head was listed within the timeout, so was every connection
+	// behind it, and none is idle.
+	for c := l.head; c != nil && c.listedAt < limit; c = l.head {
+		if c.lastActive >= limit || c.pending() > 0 {
+			// Active within the timeout (touched without a move), or
+			// with requests in flight: not idle.
+			l.moveToBack(c, now.UnixNano())
 			continue
 		}
 		l.unlink(c)
