@@ -59,7 +59,7 @@ type HTTPHandler interface {
 // the event loop itself, without the hop to a pool worker and back (a job,
 // a channel hand-off and a wake-up of the loop per request): routes that
 // never block, wait or do I/O, and whose CPU is small and bounded (probes,
-// metrics, refusals). The loop asks it first when none of the connection's
+// refusals). The loop asks it first when none of the connection's
 // earlier requests is still unanswered, so answers stay in request order.
 type InlineHTTPHandler interface {
 	HTTPHandler

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
+
 	"github.com/floodgate/floodgate/limits"
 )
 
@@ -54,3 +56,35 @@ func TestIdleListMovesRarelyAndReapsExactly(t *testing.T) {
 		})
 	}
 }
+
+// TestHeadWatchHoldsOneEntryPerConnection: a keep-alive connection moves
+// its head deadline with every request; the watch keeps one entry for it
+// (it held one per request for the whole header timeout: a million
+// entries at 100,000 requests/s), renewed when it comes due on a later
+// deadline.
+func TestHeadWatchHoldsOneEntryPerConnection(t *testing.T) {
+	s := &Server{cfg: Config{Limits: limits.Defaults()}}
+	s.cfg.HTTPLimits.HeaderTimeout = time.Second
+	l := newLoopState(s, nil)
+	c := newConn(l, kindHTTP, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	c.busy()
+	c.http = &httpConnState{}
+	start := time.Unix(1000, 0)
+	for i := 0; i < 1000; i++ { // 1000 requests over 500 ms
+		c.startHead(start.Add(time.Duration(i) * 500 * time.Microsecond))
+	}
+	if len(l.heads) != 1 {
+		t.Fatalf("%d head watch entries for one connection", len(l.heads))
+	}
+	// The first deadline passes while the last one is still ahead: the
+	// entry is renewed on the later deadline, not dropped, and the
+	// connection is not refused.
+	c.gc = liveConn{}
+	l.expireHeads(start.Add(time.Second + time.Millisecond).UnixNano())
+	if len(l.heads) != 1 || l.heads[0].deadline != c.http.deadline || !c.http.watched || c.http.phase != phaseHead {
+		t.Fatalf("after the first deadline: %d entries, phase %d, watched %v", len(l.heads), c.http.phase, c.http.watched)
+	}
+}
+
+// liveConn stands for a connection still on its loop; calling it panics.
+type liveConn struct{ gnet.Conn }
