@@ -207,3 +207,50 @@ func exchangeLen(t *testing.T, c net.Conn, req string) int {
 	resp.Body.Close()
 	return n
 }
+
+// TestInlineAnswerClosesWhenAsked: an answer made on the loop honours
+// Connection: close and HTTP/1.0 (the connection ends after it, nothing
+// after it is served) and HEAD (no body).
+func TestInlineAnswerClosesWhenAsked(t *testing.T) {
+	srv := testserver.Start(t)
+	tests := []struct {
+		name, req string
+		closes    bool
+		body      bool
+	}{
+		{"connection close", "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n", true, true},
+		{"http/1.0", "GET /health HTTP/1.0\r\n\r\nGET /health HTTP/1.0\r\n\r\n", true, true},
+		{"head", "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialFrom(t, "", srv.HTTPAddr())
+			if _, err := c.Write([]byte(tt.req)); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			var got []byte
+			buf := make([]byte, 4096)
+			for {
+				n, err := c.Read(buf)
+				got = append(got, buf[:n]...)
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Fatalf("connection still open after %q", got)
+				}
+				if err != nil || (!tt.closes && strings.Contains(string(got), "\r\n\r\n")) {
+					break
+				}
+			}
+			s := string(got)
+			if strings.Count(s, "HTTP/1.1 200") != 1 {
+				t.Fatalf("want exactly one answer, got %q", s)
+			}
+			if tt.closes && !strings.Contains(s, "Connection: close") {
+				t.Fatalf("no Connection: close in %q", s)
+			}
+			if hasBody := strings.HasSuffix(s, "{\"status\":\"ok\"}\n"); hasBody != tt.body {
+				t.Fatalf("body sent: %v, want %v: %q", hasBody, tt.body, s)
+			}
+		})
+	}
+}
