@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/panjf2000/gnet/v2"
 )
 
 // HTTPConfig configures an open-loop HTTP/1.1 load run.
@@ -492,4 +495,63 @@ func readResponse(br *bufio.Reader) (code int, keepAlive bool, err error) {
 func trimCRLF(b []byte) string {
 	s := string(b)
 	return strings.TrimRight(s, "\r\n")
+}
+
+// rawGnetAnswer is the raw gnet peer's answer to every request: the same
+// JSON as floodgate's /health.
+const rawGnetAnswer = "HTTP/1.1 200 OK\r\nServer: gnet\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"ok\"}\n"
+
+// rawGnet is a bare gnet v2 server: it answers every request head (up to
+// its blank line) with rawGnetAnswer, without parsing or limits. It is
+// the floor of what any HTTP server on gnet can cost on this machine.
+type rawGnet struct {
+	gnet.BuiltinEventEngine
+	eng gnet.Engine
+}
+
+func (g *rawGnet) OnBoot(e gnet.Engine) gnet.Action {
+	g.eng = e
+	return gnet.None
+}
+
+func (g *rawGnet) OnTraffic(c gnet.Conn) gnet.Action {
+	buf, _ := c.Peek(-1)
+	n, used := 0, 0
+	for {
+		i := bytes.Index(buf[used:], []byte("\r\n\r\n"))
+		if i < 0 {
+			break
+		}
+		used += i + 4
+		n++
+	}
+	if n == 0 {
+		return gnet.None
+	}
+	_, _ = c.Discard(used)
+	out := make([]byte, 0, n*len(rawGnetAnswer))
+	for i := 0; i < n; i++ {
+		out = append(out, rawGnetAnswer...)
+	}
+	_, _ = c.Write(out)
+	return gnet.None
+}
+
+// ServeRawGnet runs the raw gnet peer on addr (event loops: one per
+// core, as floodgate) until ctx ends.
+func ServeRawGnet(ctx context.Context, addr string) error {
+	if _, err := RaiseNoFile(); err != nil {
+		return err
+	}
+	g := &rawGnet{}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = g.eng.Stop(sctx)
+	}()
+	if err := gnet.Run(g, "tcp://"+addr, gnet.WithMulticore(true), gnet.WithReusePort(false)); err != nil {
+		return fmt.Errorf("raw gnet peer on %s: %w", addr, err)
+	}
+	return nil
 }

@@ -56,6 +56,25 @@ type API struct {
 	cfg  Config
 	gate *gate
 	rr   atomic.Uint32 // round-robin partitioner of keyless records
+	// fixed are the answers that never change, built once: the loop
+	// only reads a response, so they are shared by every request.
+	fixed fixedAnswers
+}
+
+// fixedAnswers are the constant answers of the cheap routes.
+type fixedAnswers struct {
+	health, ready, overloaded, notFound, getOrHeadOnly *loop.HTTPResponse
+}
+
+func newFixedAnswers() fixedAnswers {
+	return fixedAnswers{
+		health:     &loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: []byte(`{"status":"ok"}` + "\n")},
+		ready:      &loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: []byte(`{"status":"ready"}` + "\n")},
+		overloaded: &loop.HTTPResponse{Status: 503, ContentType: "application/json", Header: [][2]string{{"Retry-After", "1"}}, Body: []byte(`{"status":"overloaded"}` + "\n")},
+		notFound: &loop.HTTPResponse{Status: 404, ContentType: "application/json",
+			Body: []byte(`{"error":"no such route"}` + "\n")},
+		getOrHeadOnly: methodNotAllowed("GET, HEAD"),
+	}
 }
 
 // New returns the API and starts its memory watcher (when a memory limit
@@ -81,7 +100,7 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &API{cfg: cfg, gate: g}
+	a := &API{cfg: cfg, gate: g, fixed: newFixedAnswers()}
 	if g.memLimit > 0 {
 		ctx, cancel := context.WithCancel(context.Background())
 		g.stop, g.done = cancel, make(chan struct{})
@@ -172,6 +191,7 @@ func (a *API) begin(r *loop.HTTPRequest, ep int, respond func(*loop.HTTPResponse
 		respond(refusal)
 		return nil
 	}
+	ch := &charge{b: a.gate.budget, share: r.Share}
 	var done atomic.Bool
 	finish := func(resp *loop.HTTPResponse) {
 		if !done.CompareAndSwap(false, true) {
@@ -180,10 +200,13 @@ func (a *API) begin(r *loop.HTTPRequest, ep int, respond func(*loop.HTTPResponse
 		a.gate.count(rt, resp.Status)
 		// The loop charges the encoded response before this returns; the
 		// request's own charge (the answer being built) goes after it.
-		defer a.gate.release(tk)
+		defer func() {
+			ch.release()
+			a.gate.release(tk)
+		}()
 		respond(resp)
 	}
-	return &call{r: r, ch: tk.charge, respond: finish, a: a}
+	return &call{r: r, ch: ch, respond: finish, a: a}
 }
 
 // call is one request being served: its answer function (finish) and the
@@ -213,53 +236,87 @@ func (c *call) recover() {
 		Body: []byte(`{"error_code":50001,"message":"internal error"}` + "\n")})
 }
 
+// ServeInline answers on the event loop the requests whose answer costs a
+// few hundred nanoseconds and can never wait: /health, /ready, unknown
+// routes and wrong methods, with their admission (and its refusals) as in
+// ServeHTTP. The rest goes to the pool: the REST routes call the Kafka
+// handler; /admin/stats waits for every event loop to report its
+// connections (on a loop it would wait for itself); /metrics takes
+// milliseconds and reads /proc (the descriptor directory lists every
+// connection), which on the loop would let a client pipelining /metrics
+// stall every connection of that loop; a compressed body is inflated
+// first.
+func (a *API) ServeInline(r *loop.HTTPRequest) (*loop.HTTPResponse, bool) {
+	ep := endpoint(r.Head.Path)
+	if !inlineEndpoint(ep) {
+		return nil, false
+	}
+	if enc := r.Head.ContentEncoding; len(r.Body) > 0 && enc != "" && enc != "identity" {
+		return nil, false
+	}
+	rt := a.gate.match(r.Head.Path, ep)
+	tk, refusal := a.gate.admit(r, rt, ep, a.cfg.InFlight)
+	if refusal != nil {
+		a.gate.count(rt, refusal.Status)
+		return refusal, true
+	}
+	resp := a.serveCheap(ep, r)
+	a.gate.release(tk)
+	a.gate.count(rt, resp.Status)
+	return resp, true
+}
+
+// inlineEndpoint reports whether an endpoint is answered on the event loop.
+func inlineEndpoint(ep int) bool {
+	return ep == epHealth || ep == epReady || ep == epNotFound
+}
+
+// isREST reports whether an endpoint is served by the Kafka handler.
+func isREST(ep int) bool {
+	switch ep {
+	case epTopics, epTopic, epPartition, epRecords, epOffsets:
+		return true
+	}
+	return false
+}
+
 func (a *API) serve(ep int, c *call, body []byte) {
-	r, respond := c.r, c.respond
-	method := r.Head.Method
+	if isREST(ep) {
+		a.serveREST(ep, c, body)
+		return
+	}
+	c.respond(a.serveCheap(ep, c.r))
+}
+
+// serveCheap answers the endpoints that need no I/O and no waiting.
+func (a *API) serveCheap(ep int, r *loop.HTTPRequest) *loop.HTTPResponse {
+	if ep == epNotFound {
+		return a.fixed.notFound
+	}
+	if !isGetOrHead(r.Head.Method) {
+		return a.fixed.getOrHeadOnly
+	}
 	switch ep {
 	case epHealth:
-		if !isGetOrHead(method) {
-			respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
-		respond(&loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: []byte(`{"status":"ok"}` + "\n")})
+		return a.fixed.health
 	case epReady:
-		if !isGetOrHead(method) {
-			respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
 		if !a.Ready() {
-			respond(&loop.HTTPResponse{Status: 503, ContentType: "application/json",
-				Header: [][2]string{{"Retry-After", "1"}}, Body: []byte(`{"status":"overloaded"}` + "\n")})
-			return
+			return a.fixed.overloaded
 		}
-		respond(&loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: []byte(`{"status":"ready"}` + "\n")})
+		return a.fixed.ready
 	case epMetrics:
-		if !isGetOrHead(method) {
-			respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
 		var buf bytes.Buffer
 		a.cfg.Metrics.WritePrometheus(&buf)
 		metrics.WriteProcessMetrics(&buf)
-		respond(&loop.HTTPResponse{Status: 200, ContentType: "text/plain; version=0.0.4", Body: buf.Bytes()})
+		return &loop.HTTPResponse{Status: 200, ContentType: "text/plain; version=0.0.4", Body: buf.Bytes()}
 	case epAdminStats:
-		if !isGetOrHead(method) {
-			respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
 		b, err := json.MarshalIndent(a.stats(), "", "  ")
 		if err != nil {
-			respond(&loop.HTTPResponse{Status: 500, ContentType: "application/json", Body: []byte(`{"error":"stats: ` + jsonEscape(err.Error()) + `"}`)})
-			return
+			return &loop.HTTPResponse{Status: 500, ContentType: "application/json", Body: []byte(`{"error":"stats: ` + jsonEscape(err.Error()) + `"}`)}
 		}
-		respond(&loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: append(b, '\n')})
-	case epTopics, epTopic, epPartition, epRecords, epOffsets:
-		a.serveREST(ep, c, body)
-	default:
-		respond(&loop.HTTPResponse{Status: 404, ContentType: "application/json",
-			Body: []byte(`{"error":"no such route"}` + "\n")})
+		return &loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: append(b, '\n')}
 	}
+	return a.fixed.notFound
 }
 
 // HTTPLimitStat is one HTTP limit in /admin/stats.

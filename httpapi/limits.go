@@ -206,53 +206,53 @@ func (g *gate) count(rt *route, status int) {
 	g.set.GetOrCreateCounter(`floodgate_http_requests_total{route="` + rt.name + `",code="` + strconv.Itoa(status) + `"}`).Inc()
 }
 
-// ticket is what admit took for one request; release gives it back.
+// ticket is what admit took for one request; release gives it back. A
+// value, so that admitting a request allocates nothing.
 type ticket struct {
-	loop   int
-	route  *route
-	charge *charge
+	loop  int
+	route *route
 }
 
 // admit applies the memory, rate, in-flight and per-route limits to r. It
 // returns a refusal, or a ticket to release when the response is produced.
-func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int64) (*ticket, *loop.HTTPResponse) {
+func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int64) (ticket, *loop.HTTPResponse) {
 	cfg := g.cfg
 	if !exempt(ep) && g.memLimit > 0 && g.memOver.Load() {
 		g.reached["memory"].Inc()
 		g.tripped["max-memory-bytes"].Inc()
-		return nil, unavailable("max-memory-bytes", g.memLimit, g.memUsed.Load(), "process memory limit reached")
+		return ticket{}, unavailable("max-memory-bytes", g.memLimit, g.memUsed.Load(), "process memory limit reached")
 	}
 	now := time.Now()
 	if g.global != nil {
 		if res := g.global.Allow(nil, now); !res.OK {
-			return nil, g.tooMany("global", "max-requests-per-second-global", g.global, res)
+			return ticket{}, g.tooMany("global", "max-requests-per-second-global", g.global, res)
 		}
 	}
 	if g.perClient != nil {
 		ip := r.RemoteIP.As16()
 		if res := g.perClient.Allow(ip[:], now); !res.OK {
-			return nil, g.tooMany("client", "max-requests-per-second-per-client", g.perClient, res)
+			return ticket{}, g.tooMany("client", "max-requests-per-second-per-client", g.perClient, res)
 		}
 	}
 	if g.perRoute != nil {
 		if res := g.perRoute.Allow(rt.key, now); !res.OK {
-			return nil, g.tooMany("route", "max-requests-per-second-per-route", g.perRoute, res)
+			return ticket{}, g.tooMany("route", "max-requests-per-second-per-route", g.perRoute, res)
 		}
 	}
 	if rt.rate != nil {
 		if res := rt.rate.Allow(routeKey(rt.spec, r), now); !res.OK {
-			return nil, g.tooMany("route", rt.rateFlag, rt.rate, res)
+			return ticket{}, g.tooMany("route", rt.rateFlag, rt.rate, res)
 		}
 	}
 	if exempt(ep) {
-		return &ticket{loop: -1, charge: &charge{b: g.budget, share: r.Share}}, nil
+		return ticket{loop: -1}, nil
 	}
 	if cfg.MaxInFlight > 0 && inFlight != nil {
 		// The loop counts this request already.
 		if n := inFlight(); n > int64(cfg.MaxInFlight) {
 			g.reached["in_flight"].Inc()
 			g.tripped["max-in-flight-requests"].Inc()
-			return nil, unavailable("max-in-flight-requests", int64(cfg.MaxInFlight), n, "too many requests in flight")
+			return ticket{}, unavailable("max-in-flight-requests", int64(cfg.MaxInFlight), n, "too many requests in flight")
 		}
 	}
 	li := r.Loop % len(g.perLoop)
@@ -260,25 +260,21 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 		g.perLoop[li].Add(-1)
 		g.reached["in_flight_per_worker"].Inc()
 		g.tripped["max-in-flight-requests-per-worker"].Inc()
-		return nil, unavailable("max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerWorker), n, "too many requests in flight on this worker")
+		return ticket{}, unavailable("max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerWorker), n, "too many requests in flight on this worker")
 	}
 	if n := rt.active.Add(1); cfg.MaxConnectionsPerRoute > 0 && n > int64(cfg.MaxConnectionsPerRoute) {
 		rt.active.Add(-1)
 		g.perLoop[li].Add(-1)
 		g.reached["route"].Inc()
 		g.tripped["max-connections-per-route"].Inc()
-		return nil, unavailable("max-connections-per-route", int64(cfg.MaxConnectionsPerRoute), n, "too many concurrent requests on route "+rt.name)
+		return ticket{}, unavailable("max-connections-per-route", int64(cfg.MaxConnectionsPerRoute), n, "too many concurrent requests on route "+rt.name)
 	}
-	return &ticket{loop: li, route: rt, charge: &charge{b: g.budget, share: r.Share}}, nil
+	return ticket{loop: li, route: rt}, nil
 }
 
-// release gives back what admit took. It is called once per ticket.
-func (g *gate) release(t *ticket) {
-	if t == nil {
-		return
-	}
-	t.charge.release()
-	if t.loop < 0 {
+// release gives back what admit took.
+func (g *gate) release(t ticket) {
+	if t.route == nil || t.loop < 0 {
 		return
 	}
 	g.perLoop[t.loop].Add(-1)

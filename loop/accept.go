@@ -176,11 +176,9 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 	}
 	s.met.connsTotal.Inc()
 	ip := remoteIP(nc)
-	c := newConn(s, kind, ip)
-	c.tag = tag
-	c.id = s.connIDs.Add(1)
 	l := s.loopFor(ip)
-	c.loop = l
+	c := newConn(l, kind, ip)
+	c.tag = tag
 	// Registration is handed to a few registrar goroutines: the acceptor
 	// goes straight back to accept(2) instead of waiting for a busy event
 	// loop, so a burst of new connections does not queue in the listen

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -22,25 +23,61 @@ type slot struct {
 
 // conn is floodgate's state of one client connection. It outlives the gnet
 // connection when the connection is parked and re-registered.
+//
+// Every idle connection pays for this struct, so it holds only what an
+// idle connection needs (its place in the idle list, its IP and share,
+// its flags); everything a connection needs once it sends something
+// (output queue, response slots, frame and transfer state, park state)
+// is in connBusy, allocated at its first traffic, and HTTP parsing state
+// in httpConnState, allocated at its first HTTP bytes.
 type conn struct {
-	s     *Server
-	kind  listenerKind
-	ip    netip.Addr
-	ipStr string // ip.String(), computed once
-	loop  *loopState
-	tag   int32  // the Kafka listener's tag (BootstrapTag for the main one)
-	id    uint64 // unique per server, for handlers that keep per-connection state
-
+	loop *loopState // its event loop; loop.s is the server
 	// Owned by the event loop (or by the park goroutine while parked).
-	gc           gnet.Conn
-	prev, next   *conn
-	listed       bool
-	lastActive   int64
-	counted      bool   // counted in the loop's per-IP map
-	parking      bool   // the next OnClose is a park, not a close
-	lingering    bool   // write side shut after the last response; reading until EOF
-	closeReason  string // why floodgate closed it
-	carry        []byte // bytes taken from gnet when parked, read first
+	gc         gnet.Conn
+	prev, next *conn
+	lastActive int64 // unix nanos of the last traffic
+	listedAt   int64 // unix nanos when it was put at the back of the idle list
+	ip         netip.Addr
+	// share is what the connection's IP holds of the memory budget (set
+	// when the connection is admitted); every charge of this connection
+	// counts in it.
+	share *limits.Share
+	// rx charges the input bytes held for this connection and not yet
+	// handed to a request: a frame or head still arriving, and the carry.
+	rx          limits.Charge
+	closeReason string // why floodgate closed it
+	*connBusy          // nil until the first traffic; never freed after
+
+	tag       int32 // the Kafka listener's tag (BootstrapTag for the main one)
+	kind      listenerKind
+	listed    bool
+	counted   bool // counted in the loop's per-IP map
+	parking   bool // the next OnClose is a park, not a close
+	lingering bool // write side shut after the last response; reading until EOF
+	inFrame   bool // a Kafka frame (frameHdr) is arriving, buffered or discarded
+
+	// Shared with workers: guarded by mu (with connBusy's sequence and
+	// execution fields).
+	mu     sync.Mutex
+	parked bool
+	closed bool
+	// A connection's requests are handed to their handler one after the
+	// other, in arrival order, as Kafka does (an idempotent producer's
+	// pipelined batches must be appended in sequence); only one of them is
+	// in the pool at a time (executing). Handlers that wait (long-poll
+	// Fetch, JoinGroup) return at once and answer later, so this holds no
+	// worker.
+	executing bool
+}
+
+// connBusy is the state of a connection that has sent something.
+type connBusy struct {
+	id           uint64         // unique per server, for handlers that keep per-connection state
+	http         *httpConnState // made at the first HTTP bytes
+	wakePending  atomic.Bool
+	closeReq     atomic.Pointer[string] // set by closeAsync
+	ipStr        string                 // ip.String(), computed once
+	carry        []byte                 // bytes taken from gnet when parked, read first
 	out          [][]byte
 	outBufs      []*[]byte
 	outOff       int
@@ -48,17 +85,7 @@ type conn struct {
 	throttle     time.Time
 	memWaited    bool      // waited for the budget once: refuse next time
 	memWaitUntil time.Time // end of that wait
-	// share is what the connection's IP holds of the memory budget (set
-	// when the connection is admitted); every charge of this connection
-	// counts in it.
-	share *limits.Share
-	// rx charges the input bytes held for this connection and not yet
-	// handed to a request: a frame or head still arriving, and the carry.
-	rx limits.Charge
-	// inFrame: a Kafka frame (frameHdr) is arriving, copied out of the
-	// input into frameBuf as it arrives (or discarded when refused).
-	inFrame  bool
-	frameHdr kafka.Header // its header, checked when it started
+	frameHdr     kafka.Header
 	// frameBuf holds the frame's bytes so far (after the length prefix);
 	// it grows by doubling up to the frame's length, never ahead of the
 	// bytes by more than that, and frameCharge charges its capacity.
@@ -66,31 +93,15 @@ type conn struct {
 	frameCharge limits.Charge
 	xfer        transfer // the time bound of that frame or of an HTTP body
 	discard     discardState
-	http        *httpConnState
-
-	// A connection's requests are handed to their handler one after the
-	// other, in arrival order, as Kafka does (an idempotent producer's
-	// pipelined batches must be appended in sequence); only one of them is
-	// in the pool at a time. Handlers that wait (long-poll Fetch, JoinGroup)
-	// return at once and answer later, so this holds no worker.
-	execMu    sync.Mutex
-	executing bool
-	execQ     []job
-
-	wakePending atomic.Bool
-	closeReq    atomic.Pointer[string] // set by closeAsync
-	signal      chan struct{}          // wakes the park goroutine; made at the first park (guarded by mu)
-
-	// Shared with workers: guarded by mu.
-	mu      sync.Mutex
-	parked  bool
-	closed  bool
+	execQ       []job         // guarded by mu
+	signal      chan struct{} // wakes the park goroutine; made at the first park (guarded by mu)
+	// Guarded by mu.
 	nextSeq uint64
 	headSeq uint64
 	// closeAfter, when set, closes the connection once the response of
 	// request closeAfter-1 is written (HTTP Connection: close).
 	closeAfter uint64
-	slots      []slot
+	slots      []slot // made at the first request through the slots
 }
 
 // discardState tracks an oversize (or refused) frame being skipped.
@@ -104,8 +115,29 @@ type discardState struct {
 	active bool
 }
 
-func newConn(s *Server, kind listenerKind, ip netip.Addr) *conn {
-	return &conn{s: s, kind: kind, ip: ip, ipStr: ip.String(), slots: make([]slot, 4)}
+func newConn(l *loopState, kind listenerKind, ip netip.Addr) *conn {
+	return &conn{loop: l, kind: kind, ip: ip}
+}
+
+// busy returns the connection's traffic state, made on first use. Only
+// the event loop calls it; workers reach connBusy only through requests
+// dispatched after it was made.
+func (c *conn) busy() *connBusy {
+	if c.connBusy == nil {
+		b := &connBusy{ipStr: c.ip.String(), id: c.loop.s.connIDs.Add(1)}
+		c.mu.Lock()
+		c.connBusy = b
+		c.mu.Unlock()
+	}
+	return c.connBusy
+}
+
+// addr returns the client's IP as a string (for logs and handlers).
+func (c *conn) addr() string {
+	if b := c.connBusy; b != nil {
+		return b.ipStr
+	}
+	return c.ip.String()
 }
 
 // isClosed reports whether the connection closed for good.
@@ -119,7 +151,21 @@ func (c *conn) isClosed() bool {
 func (c *conn) pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.connBusy == nil {
+		return 0
+	}
 	return int(c.nextSeq - c.headSeq)
+}
+
+// answered collects finished responses and reports whether every request
+// read so far is answered (its answer is in the output queue or written).
+// Event loop only.
+func (c *conn) answered() bool {
+	c.collect()
+	c.mu.Lock()
+	done := c.headSeq == c.nextSeq
+	c.mu.Unlock()
+	return done
 }
 
 // reserveSeq allocates the next response slot, in request order.
@@ -127,7 +173,7 @@ func (c *conn) reserveSeq() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if int(c.nextSeq-c.headSeq) == len(c.slots) {
-		grown := make([]slot, 2*len(c.slots))
+		grown := make([]slot, max(2*len(c.slots), 4))
 		for s := c.headSeq; s < c.nextSeq; s++ {
 			grown[s&uint64(len(grown)-1)] = c.slots[s&uint64(len(c.slots)-1)]
 		}
@@ -135,7 +181,7 @@ func (c *conn) reserveSeq() uint64 {
 	}
 	seq := c.nextSeq
 	c.nextSeq++
-	c.s.inflight.Add(1)
+	c.loop.s.inflight.Add(1)
 	return seq
 }
 
@@ -147,7 +193,7 @@ func (c *conn) complete(seq uint64, buf *[]byte) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		c.s.inflight.Add(-1)
+		c.loop.s.inflight.Add(-1)
 		c.dropBuf(buf)
 		return
 	}
@@ -170,23 +216,38 @@ func (c *conn) complete(seq uint64, buf *[]byte) {
 	}
 }
 
+// store is complete for the event loop itself: it does not wake the loop,
+// which flushes before it waits again (or parks, and the park goroutine
+// collects first).
+func (c *conn) store(seq uint64, buf *[]byte) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.loop.s.inflight.Add(-1)
+		c.dropBuf(buf)
+		return
+	}
+	c.slots[seq&uint64(len(c.slots)-1)] = slot{buf: buf, done: true}
+	c.mu.Unlock()
+}
+
 // dropBuf returns a response buffer that will not be written.
 func (c *conn) dropBuf(buf *[]byte) {
 	if buf != nil {
-		c.s.budget.ReleaseFor(c.share, int64(len(*buf)))
-		c.s.bufs.put(buf)
+		c.loop.s.budget.ReleaseFor(c.share, int64(len(*buf)))
+		c.loop.s.bufs.put(buf)
 	}
 }
 
 // chargeOut charges an encoded response to the connection's share of the
 // budget; false when it does not fit (the caller answers smaller).
 func (c *conn) chargeOut(buf *[]byte) error {
-	return c.s.budget.ReserveFor(c.share, int64(len(*buf)))
+	return c.loop.s.budget.ReserveFor(c.share, int64(len(*buf)))
 }
 
 // forceOut charges a response that must be sent whatever the budget says
 // (a small refusal).
-func (c *conn) forceOut(buf *[]byte) { c.s.budget.ForceFor(c.share, int64(len(*buf))) }
+func (c *conn) forceOut(buf *[]byte) { c.loop.s.budget.ForceFor(c.share, int64(len(*buf))) }
 
 // drainedForClose reports whether every response up to a requested close
 // has been collected and written.
@@ -211,7 +272,7 @@ func (c *conn) collect() {
 		}
 		*sl = slot{}
 		c.headSeq++
-		c.s.inflight.Add(-1)
+		c.loop.s.inflight.Add(-1)
 	}
 	c.mu.Unlock()
 }
@@ -223,14 +284,7 @@ const maxIOV = 1024
 // when the socket's send buffer is full with output left.
 func (c *conn) writeOut(fd int) (blocked bool, err error) {
 	for len(c.out) > 0 {
-		iov := c.out
-		if len(iov) > maxIOV {
-			iov = iov[:maxIOV]
-		}
-		first := iov[0]
-		iov[0] = first[c.outOff:]
-		n, err := unix.Writev(fd, iov)
-		iov[0] = first
+		n, err := c.loop.write(fd, c.out, c.outOff)
 		if err == unix.EINTR {
 			continue
 		}
@@ -240,41 +294,86 @@ func (c *conn) writeOut(fd int) (blocked bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		c.s.met.bytesOut.Add(n)
+		c.loop.s.met.bytesOut.Add(n)
 		c.advanceOut(n)
 	}
 	return false, nil
 }
 
-// advanceOut drops n written bytes from the output queue.
+// write writes bufs (the first from off) with one write(2) or writev(2),
+// without allocating: the iovec array is the loop's, reused (unix.Writev
+// allocates one per call). Event loop only.
+func (l *loopState) write(fd int, bufs [][]byte, off int) (int, error) {
+	if len(bufs) == 1 {
+		return unix.Write(fd, bufs[0][off:])
+	}
+	bufs = bufs[:min(len(bufs), maxIOV)]
+	iov := l.iov[:0]
+	for i, b := range bufs {
+		if i == 0 {
+			b = b[off:]
+		}
+		if len(b) == 0 {
+			continue
+		}
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		iov = append(iov, v)
+	}
+	l.iov = iov
+	if len(iov) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	clear(iov) // drop the references to the buffers
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// advanceOut drops n written bytes from the output queue. The queue keeps
+// its place at the start of its arrays (what is left moves down), so its
+// capacity is reused by the next responses instead of shrinking with
+// every write and being reallocated.
 func (c *conn) advanceOut(n int) {
-	for n > 0 && len(c.out) > 0 {
-		left := len(c.out[0]) - c.outOff
+	k := 0 // buffers written whole
+	for n > 0 && k < len(c.out) {
+		left := len(c.out[k]) - c.outOff
 		if n < left {
 			c.outOff += n
-			return
+			break
 		}
 		n -= left
 		c.outOff = 0
-		c.s.budget.ReleaseFor(c.share, int64(len(c.out[0])))
-		c.s.bufs.put(c.outBufs[0])
-		c.out[0], c.outBufs[0] = nil, nil
-		c.out, c.outBufs = c.out[1:], c.outBufs[1:]
+		c.loop.s.budget.ReleaseFor(c.share, int64(len(c.out[k])))
+		c.loop.s.bufs.put(c.outBufs[k])
+		k++
 	}
-	if len(c.out) == 0 { // keep the capacity: the next responses reuse it
-		c.out, c.outBufs = c.out[:0], c.outBufs[:0]
+	if k == 0 {
+		return
 	}
+	m := copy(c.out, c.out[k:])
+	copy(c.outBufs, c.outBufs[k:])
+	clear(c.out[m:])
+	clear(c.outBufs[m:])
+	c.out, c.outBufs = c.out[:m], c.outBufs[:m]
 }
 
 // releaseAll frees everything the connection holds; it is closed for good.
 func (c *conn) releaseAll() {
 	c.mu.Lock()
 	c.closed = true
+	if c.connBusy == nil {
+		c.mu.Unlock()
+		c.rx.Release()
+		return
+	}
 	for s := c.headSeq; s < c.nextSeq; s++ {
 		sl := &c.slots[s&uint64(len(c.slots)-1)]
 		if sl.done {
 			c.dropBuf(sl.buf)
-			c.s.inflight.Add(-1)
+			c.loop.s.inflight.Add(-1)
 		}
 		*sl = slot{}
 	}
@@ -282,8 +381,8 @@ func (c *conn) releaseAll() {
 	c.headSeq = c.nextSeq
 	c.mu.Unlock()
 	for i, b := range c.out {
-		c.s.budget.ReleaseFor(c.share, int64(len(b)))
-		c.s.bufs.put(c.outBufs[i])
+		c.loop.s.budget.ReleaseFor(c.share, int64(len(b)))
+		c.loop.s.bufs.put(c.outBufs[i])
 	}
 	c.out, c.outBufs, c.outOff = nil, nil, 0
 	c.rx.Release()
@@ -306,29 +405,29 @@ func (c *conn) releaseAll() {
 // the connection then counts as executing until the caller hands j on
 // (submitBlocking) or calls idle.
 func (c *conn) submit(j job) bool {
-	c.execMu.Lock()
+	c.mu.Lock()
 	if c.executing {
 		c.execQ = append(c.execQ, j)
-		c.execMu.Unlock()
+		c.mu.Unlock()
 		return true
 	}
 	c.executing = true
-	c.execMu.Unlock()
-	return c.s.pool.trySubmit(j)
+	c.mu.Unlock()
+	return c.loop.s.pool.trySubmit(j)
 }
 
 // idle undoes a submit the pool refused and that will not be retried.
 func (c *conn) idle() {
-	c.execMu.Lock()
+	c.mu.Lock()
 	c.executing = false
-	c.execMu.Unlock()
+	c.mu.Unlock()
 }
 
 // nextJob returns the connection's next queued request, or nil (and the
 // connection stops executing).
 func (c *conn) nextJob() job {
-	c.execMu.Lock()
-	defer c.execMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.execQ) == 0 {
 		c.executing = false
 		c.execQ = c.execQ[:0]

@@ -35,6 +35,10 @@ func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
 		if c.xfer.active {
 			c.watchTransfer() // the loop's watch skipped it while parked
 		}
+		if h := c.http; h != nil && h.phase == phaseHead && h.deadline != 0 && !h.watched {
+			h.watched = true
+			c.loop.watchHead(c, h.deadline)
+		}
 		c.wakePending.Store(true)
 		_ = gc.Wake(nil) // read the carry and flush what finished meanwhile
 		return nil, gnet.None
@@ -42,9 +46,9 @@ func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
 	share, ok := c.loop.admitIP(c.ip)
 	if !ok {
 		s.met.rejected("max_connections_per_ip")
-		if key := "limit:max-connections-per-ip:" + c.ipStr; s.warn.Due(key) {
+		if key := "limit:max-connections-per-ip:" + c.addr(); s.warn.Due(key) {
 			s.warn.Warn(key, "connection refused", "limit", "max-connections-per-ip",
-				"configured", s.cfg.Limits.MaxConnectionsPerIP, "actual", c.loop.connsOf(c.ip), "client_ip", c.ipStr)
+				"configured", s.cfg.Limits.MaxConnectionsPerIP, "actual", c.loop.connsOf(c.ip), "client_ip", c.addr())
 		}
 		c.closeReason = "rejected"
 		return nil, gnet.Close
@@ -94,6 +98,7 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	if !ok {
 		return gnet.Close
 	}
+	c.busy()
 	c.wakePending.Store(false)
 	if r := c.closeReq.Load(); r != nil {
 		// Answers already finished go out first (best effort, without
@@ -104,13 +109,14 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 		c.closeReason = *r
 		return gnet.Close
 	}
-	c.loop.touch(c, time.Now().UnixNano())
+	now := time.Now()
+	c.loop.touch(c, now.UnixNano())
 	if act, parked := c.flush(gc); act != gnet.None || parked {
 		return act
 	}
 	var act gnet.Action
 	if c.kind == kindHTTP {
-		act = c.onHTTP(gc)
+		act = c.onHTTP(gc, now)
 	} else {
 		act = c.onKafka(gc)
 	}

@@ -58,6 +58,21 @@ type HTTPHandler interface {
 	ServeHTTP(r *HTTPRequest, respond func(*HTTPResponse))
 }
 
+// InlineHTTPHandler is an HTTPHandler whose cheap routes can be answered on
+// the event loop itself, without the hop to a pool worker and back (a job,
+// a channel hand-off and a wake-up of the loop per request): routes that
+// never block, wait or do I/O, and whose CPU is small and bounded (probes,
+// refusals). The loop asks it first when none of the connection's
+// earlier requests is still unanswered, so answers stay in request order.
+type InlineHTTPHandler interface {
+	HTTPHandler
+	// ServeInline answers r at once and reports true, or reports false
+	// and r goes to ServeHTTP on the pool. r and what it points to are
+	// valid only during the call; resp is only read, and may be shared
+	// between calls (a preformatted answer).
+	ServeInline(r *HTTPRequest) (resp *HTTPResponse, ok bool)
+}
+
 // HTTPLimits are the HTTP limits enforced by the event loop itself, before
 // a request reaches the worker pool.
 type HTTPLimits struct {
@@ -97,18 +112,24 @@ type httpConnState struct {
 	charge    limits.Charge // the body buffer's bytes
 	loopIdx   int
 	lim       httpcodec.Limits // codec limits of the current body
+	// watched: the loop's head watch holds an entry for this connection
+	// (one at most; it is renewed when it expires on a later deadline).
+	watched bool
+	// inline is the request handed to ServeInline, reused: a request
+	// answered on the loop allocates nothing.
+	inline HTTPRequest
 }
 
 // onHTTP is the HTTP connection's traffic handler: parse heads and bodies
 // as bytes arrive, refuse at the first crossed limit, dispatch whole
 // requests to the pool.
-func (c *conn) onHTTP(gc gnet.Conn) gnet.Action {
-	s := c.s
+func (c *conn) onHTTP(gc gnet.Conn, now time.Time) gnet.Action {
+	s := c.loop.s
 	h := c.http
 	if h == nil {
 		h = &httpConnState{loopIdx: s.loopIndex(c.loop)}
 		c.http = h
-		c.startHead(time.Now())
+		c.startHead(now)
 	}
 	in := input{c: c, gc: gc}
 	for {
@@ -164,22 +185,28 @@ func (c *conn) onHTTP(gc gnet.Conn) gnet.Action {
 				return gnet.None
 			}
 			c.xfer.end()
-			c.dispatchHTTP()
+			c.dispatchHTTP(now)
 		}
 	}
 }
 
-// startHead begins waiting for a request head.
+// startHead begins waiting for a request head. The Request is reused
+// unless the last one was handed to the pool with its request.
 func (c *conn) startHead(now time.Time) {
 	h := c.http
 	h.phase = phaseHead
-	h.req = new(httpcodec.Request)
-	h.parser.Reset(&c.s.cfg.HTTPLimits.Codec, h.req)
+	if h.req == nil {
+		h.req = new(httpcodec.Request)
+	}
+	h.parser.Reset(&c.loop.s.cfg.HTTPLimits.Codec, h.req)
 	h.headStart = now
 	h.bodyBuf = nil
-	if t := c.s.cfg.HTTPLimits.HeaderTimeout; t > 0 {
+	if t := c.loop.s.cfg.HTTPLimits.HeaderTimeout; t > 0 {
 		h.deadline = now.Add(t).UnixNano()
-		c.loop.watchHead(c, h.deadline)
+		if !h.watched {
+			h.watched = true
+			c.loop.watchHead(c, h.deadline)
+		}
 	}
 }
 
@@ -188,9 +215,9 @@ func (c *conn) startHead(now time.Time) {
 // answered 503 at dispatch instead.
 func (c *conn) httpSaturated() string {
 	switch {
-	case c.pending() >= c.s.cfg.Limits.MaxInflight:
+	case c.pending()+len(c.out) >= c.loop.s.cfg.Limits.MaxInflight:
 		return "max_inflight_requests"
-	case c.s.budget.NearLimit():
+	case c.loop.s.budget.NearLimit():
 		return "memory"
 	}
 	return ""
@@ -199,7 +226,7 @@ func (c *conn) httpSaturated() string {
 // beginBody prepares the body of a complete head; false when refused.
 func (c *conn) beginBody() bool {
 	h := c.http
-	hl := &c.s.cfg.HTTPLimits
+	hl := &c.loop.s.cfg.HTTPLimits
 	h.deadline = 0
 	h.phase = phaseBody
 	h.lim = hl.Codec
@@ -215,7 +242,7 @@ func (c *conn) beginBody() bool {
 		return false
 	}
 	h.body.Reset(h.req, &h.lim)
-	h.charge = limits.NewCharge(c.s.budget, c.share)
+	h.charge = limits.NewCharge(c.loop.s.budget, c.share)
 	if !h.body.Done() {
 		c.beginTransfer(time.Now().UnixNano())
 	}
@@ -232,7 +259,7 @@ func (c *conn) beginBody() bool {
 	}
 	if h.req.ExpectContinue && !h.body.Done() {
 		seq := c.reserveSeq()
-		buf := c.s.bufs.get()
+		buf := c.loop.s.bufs.get()
 		*buf = append(*buf, "HTTP/1.1 100 Continue\r\n\r\n"...)
 		c.complete(seq, buf)
 	}
@@ -249,9 +276,13 @@ const bodyStep = 64 << 10
 // least bodyStep), capped at the body buffer limit when the length is
 // known, so the body decoder's appends do not reallocate unaccounted.
 func (c *conn) growBody(buf []byte, n int) []byte {
-	cl := c.http.req.ContentLength
-	if cl > 0 { // bytes past the body belong to the next request
+	req := c.http.req
+	cl := req.ContentLength
+	switch {
+	case cl >= 0: // bytes past the body belong to the next request
 		n = int(min(int64(n), max(cl-int64(len(buf)), 0)))
+	case !req.Chunked: // no body at all: what follows is the next request
+		n = 0
 	}
 	if cap(buf)-len(buf) >= n {
 		return buf
@@ -265,17 +296,27 @@ func (c *conn) growBody(buf []byte, n int) []byte {
 	return grown
 }
 
-// dispatchHTTP hands a complete request to the pool.
-func (c *conn) dispatchHTTP() {
-	s := c.s
+// dispatchHTTP answers a complete request on the loop when its handler
+// can (ServeInline), else hands it to the pool.
+func (c *conn) dispatchHTTP(now time.Time) {
+	s := c.loop.s
 	h := c.http
-	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.ip, Received: h.headStart, Loop: h.loopIdx, Share: c.share}
 	keepAlive := h.req.KeepAlive
+	if c.serveInline(keepAlive) {
+		if keepAlive {
+			c.startHead(now)
+		} else {
+			h.phase = phaseClosing
+		}
+		return
+	}
+	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.ip, Received: h.headStart, Loop: h.loopIdx, Share: c.share}
 	seq := c.reserveSeq()
 	j := &httpJob{c: c, seq: seq, r: r, keepAlive: keepAlive}
 	h.charge.Move(&j.charge, h.charge.Held())
+	h.req = nil // the job owns it now
 	if keepAlive {
-		c.startHead(time.Now())
+		c.startHead(now)
 	} else {
 		h.phase = phaseClosing
 	}
@@ -286,7 +327,7 @@ func (c *conn) dispatchHTTP() {
 		j.charge.Release()
 		s.cfg.Metrics.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="queue"}`).Inc()
 		s.warn.Warn("limit:max-queued-requests", "http request refused: worker queue full", "limit", "max-queued-requests",
-			"configured", s.cfg.Limits.MaxQueued, "actual", s.pool.depth(), "client_ip", c.ipStr)
+			"configured", s.cfg.Limits.MaxQueued, "actual", s.pool.depth(), "client_ip", c.addr())
 		h.deadline = 0
 		h.phase = phaseClosing
 		s.cfg.Metrics.GetOrCreateCounter(refusedSeries(503)).Inc()
@@ -294,6 +335,44 @@ func (c *conn) dispatchHTTP() {
 			Header: [][2]string{{"Retry-After", "1"}},
 			Body:   LimitErrorBody("max-queued-requests", int64(s.cfg.Limits.MaxQueued), int64(s.pool.depth()), "worker queue full")})
 	}
+}
+
+// serveInline answers the request just read on the event loop, if the
+// handler can (see InlineHTTPHandler) and every earlier request of the
+// connection is answered: an inline answer never overtakes one still in
+// the pool. The answer joins the output queue directly (everything before
+// it is there already), charged like any other; true when answered.
+func (c *conn) serveInline(keepAlive bool) bool {
+	ih := c.loop.s.inline
+	if ih == nil || !c.answered() {
+		return false
+	}
+	h := c.http
+	h.inline = HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.ip, Received: h.headStart, Loop: h.loopIdx, Share: c.share}
+	// Counted in flight while it is served, as a request in the pool is
+	// (the API's in-flight limit counts this request already).
+	c.loop.s.inflight.Add(1)
+	resp, ok := ih.ServeInline(&h.inline)
+	c.loop.s.inflight.Add(-1)
+	h.inline = HTTPRequest{}
+	if !ok {
+		return false
+	}
+	h.charge.Release()
+	h.bodyBuf = nil
+	closeAfter := resp.Close || !keepAlive
+	buf := c.encodeHTTP(resp, closeAfter, h.req.Method == "HEAD")
+	if closeAfter {
+		// The close needs a sequence number: the connection closes once
+		// the answer with that number is written.
+		seq := c.reserveSeq()
+		c.closeAfterWrite(seq)
+		c.store(seq, buf)
+		return true
+	}
+	c.out = append(c.out, *buf)
+	c.outBufs = append(c.outBufs, buf)
+	return true
 }
 
 // refusedSeries names the floodgate_http_requests_total series of a
@@ -363,7 +442,7 @@ func (j *httpJob) owner() *conn { return j.c }
 
 // serveHTTP runs on a pool worker.
 func (c *conn) serveHTTP(j *httpJob) {
-	s := c.s
+	s := c.loop.s
 	r := j.r
 	defer func() {
 		if p := recover(); p != nil {
@@ -387,13 +466,8 @@ func (c *conn) serveHTTP(j *httpJob) {
 			return
 		}
 		j.charge.Release()
-		if !j.keepAlive {
-			resp.Close = true
-		}
-		if r.Head.Method == "HEAD" {
-			resp.NoBody = true
-		}
-		c.completeHTTP(j.seq, resp)
+		// resp is not changed: a handler may answer with a shared one.
+		c.completeHTTPAs(j.seq, resp, resp.Close || !j.keepAlive, resp.NoBody || r.Head.Method == "HEAD")
 	})
 }
 
@@ -401,25 +475,40 @@ func (c *conn) serveHTTP(j *httpJob) {
 // share of the budget; an answer that does not fit is replaced by a 503
 // naming the limit.
 func (c *conn) completeHTTP(seq uint64, resp *HTTPResponse) {
-	buf := c.s.bufs.get()
-	*buf = AppendHTTPResponse(*buf, resp)
-	if err := c.chargeOut(buf); err != nil {
-		limit, configured, actual := c.memoryLimitOf(err)
-		c.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
-		c.s.warn.Warn("limit:memory:http-response", "http response refused: "+err.Error(), "limit", limit,
-			"configured", configured, "actual", actual, "response_bytes", len(*buf), "client_ip", c.ipStr)
-		resp = &HTTPResponse{Status: 503, ContentType: "application/json", Close: resp.Close,
-			Header: [][2]string{{"Retry-After", "1"}},
-			Body:   LimitErrorBody(limit, configured, actual, "response does not fit the memory budget: "+err.Error())}
-		*buf = AppendHTTPResponse((*buf)[:0], resp)
-		c.forceOut(buf)
-	}
-	if resp.Close {
+	c.completeHTTPAs(seq, resp, resp.Close, resp.NoBody)
+}
+
+// completeHTTPAs is completeHTTP with the connection and body choices
+// made by the loop (resp is not changed).
+func (c *conn) completeHTTPAs(seq uint64, resp *HTTPResponse, closeAfter, noBody bool) {
+	buf := c.encodeHTTP(resp, closeAfter, noBody)
+	if closeAfter {
 		// Before complete: once the response is queued the loop may write
 		// it at once, and must already know to close afterwards.
 		c.closeAfterWrite(seq)
 	}
 	c.complete(seq, buf)
+}
+
+// encodeHTTP encodes resp (with Connection: close when closeAfter, without
+// its body when noBody) into a pooled buffer charged to the IP's share of
+// the budget; an answer that does not fit is replaced by a 503 naming the
+// limit.
+func (c *conn) encodeHTTP(resp *HTTPResponse, closeAfter, noBody bool) *[]byte {
+	buf := c.loop.s.bufs.get()
+	*buf = appendHTTPResponse(*buf, resp, closeAfter, noBody)
+	if err := c.chargeOut(buf); err != nil {
+		limit, configured, actual := c.memoryLimitOf(err)
+		c.loop.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
+		c.loop.s.warn.Warn("limit:memory:http-response", "http response refused: "+err.Error(), "limit", limit,
+			"configured", configured, "actual", actual, "response_bytes", len(*buf), "client_ip", c.addr())
+		refusal := &HTTPResponse{Status: 503, ContentType: "application/json",
+			Header: [][2]string{{"Retry-After", "1"}},
+			Body:   LimitErrorBody(limit, configured, actual, "response does not fit the memory budget: "+err.Error())}
+		*buf = appendHTTPResponse((*buf)[:0], refusal, closeAfter, false)
+		c.forceOut(buf)
+	}
+	return buf
 }
 
 // closeAfterWrite closes the connection once response seq is written.
@@ -435,7 +524,7 @@ func (c *conn) closeAfterWrite(seq uint64) {
 // closes the connection after the answer: the rest of the stream cannot be
 // trusted to be aligned on a request.
 func (c *conn) refuseHTTP(err error) {
-	s := c.s
+	s := c.loop.s
 	h := c.http
 	status, limit, configured, actual, reason := 400, "malformed", int64(0), int64(0), err.Error()
 	var le *httpcodec.LimitError
@@ -452,7 +541,7 @@ func (c *conn) refuseHTTP(err error) {
 	s.met.httpRefused(status, limit)
 	s.cfg.Metrics.GetOrCreateCounter(refusedSeries(status)).Inc()
 	s.warn.Warn("http:"+limit, "http request refused", "limit", limit, "status", status,
-		"configured", configured, "actual", actual, "client_ip", c.ipStr, "reason", reason)
+		"configured", configured, "actual", actual, "client_ip", c.addr(), "reason", reason)
 	h.charge.Release()
 	h.bodyBuf = nil
 	c.xfer.end()
@@ -470,7 +559,7 @@ func (c *conn) refuseHTTP(err error) {
 // memoryLimitOf names the memory limit err (from a charge) tripped, with
 // its configured and actual values.
 func (c *conn) memoryLimitOf(err error) (limit string, configured, actual int64) {
-	b := c.s.budget
+	b := c.loop.s.budget
 	if errors.Is(err, limits.ErrShareExhausted) {
 		return "memory-limit-per-ip-percent", b.PerClient(), c.share.Held()
 	}
@@ -492,6 +581,12 @@ func LimitErrorBody(limit string, configured, actual int64, reason string) []byt
 
 // AppendHTTPResponse appends resp as an HTTP/1.1 response.
 func AppendHTTPResponse(dst []byte, resp *HTTPResponse) []byte {
+	return appendHTTPResponse(dst, resp, resp.Close, resp.NoBody)
+}
+
+// appendHTTPResponse appends resp with the connection and body choices
+// made by the loop, leaving resp itself untouched (it may be shared).
+func appendHTTPResponse(dst []byte, resp *HTTPResponse, closeAfter, noBody bool) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(resp.Status), 10)
 	dst = append(dst, ' ')
@@ -510,11 +605,11 @@ func AppendHTTPResponse(dst []byte, resp *HTTPResponse) []byte {
 	}
 	dst = append(dst, "Content-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(resp.Body)), 10)
-	if resp.Close {
+	if closeAfter {
 		dst = append(dst, "\r\nConnection: close"...)
 	}
 	dst = append(dst, "\r\n\r\n"...)
-	if resp.NoBody {
+	if noBody {
 		return dst
 	}
 	return append(dst, resp.Body...)

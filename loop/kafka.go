@@ -64,7 +64,7 @@ func (c *conn) onKafka(gc gnet.Conn) gnet.Action {
 
 // saturated names the limit that says to stop reading, or "".
 func (c *conn) saturated() string {
-	s := c.s
+	s := c.loop.s
 	switch {
 	case c.pending() >= s.cfg.Limits.MaxInflight:
 		return "max_inflight_requests"
@@ -87,7 +87,7 @@ func (c *conn) saturated() string {
 // readFrame reads one frame if it is complete (or starts refusing it). It
 // returns more=false when it needs more bytes.
 func (c *conn) readFrame(in input) (gnet.Action, bool) {
-	s := c.s
+	s := c.loop.s
 	if c.inFrame {
 		// The frame's header was checked when it started; until it is
 		// complete only its length matters.
@@ -140,7 +140,7 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 	if int64(length) > s.cfg.Limits.MaxRequestSize {
 		s.met.tooLarge.Inc()
 		s.warn.Warn("limit:max-request-size", "request too large", "limit", "max-request-size",
-			"configured", s.cfg.Limits.MaxRequestSize, "actual", length, "client_ip", c.ipStr,
+			"configured", s.cfg.Limits.MaxRequestSize, "actual", length, "client_ip", c.addr(),
 			"client_id", string(h.ClientID), "api", kmsg.NameForKey(h.APIKey))
 		c.startDiscard(in, &h, kafka.ErrMessageTooLarge)
 		return gnet.None, true
@@ -160,7 +160,7 @@ const frameStep = 64 << 10
 // input as they arrive into a buffer that grows with them, whose capacity
 // is charged, and the time the frame may take grows only with them.
 func (c *conn) startFrame(in input, h *kafka.Header) (gnet.Action, bool) {
-	c.frameCharge = limits.NewCharge(c.s.budget, c.share)
+	c.frameCharge = limits.NewCharge(c.loop.s.budget, c.share)
 	first := min(int(h.Length), frameStep) // a header is at most maxHeaderPeek, less than this
 	if err := c.frameCharge.Grow(int64(first)); err != nil {
 		c.refuseForMemory(in, h, err)
@@ -207,7 +207,7 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 	c.frameBuf = nil
 	r := &kafkaRequest{c: c, frame: frame, hdr: *h}
 	c.frameCharge.Move(&r.charge, c.frameCharge.Held())
-	c.s.met.bytesIn.Add(len(frame) + kafka.LengthSize)
+	c.loop.s.met.bytesIn.Add(len(frame) + kafka.LengthSize)
 	r.hdr.ClientID = clientID(frame)
 	return c.submitFrame(in, r), true
 }
@@ -227,7 +227,7 @@ func (c *conn) refuseArriving(err error) {
 		if skim == nil {
 			skim = new(kafka.ProduceSkimmer)
 		}
-		skim.Reset(h.APIVersion, c.s.cfg.Limits.MaxPartitionsPerRequest)
+		skim.Reset(h.APIVersion, c.loop.s.cfg.Limits.MaxPartitionsPerRequest)
 		skim.Feed(c.frameBuf[h.Size:])
 		d.skim = skim
 	}
@@ -244,21 +244,21 @@ func (c *conn) refuseForMemory(in input, h *kafka.Header, err error) {
 
 // countMemoryRefusal counts and logs a frame refused for memory.
 func (c *conn) countMemoryRefusal(h *kafka.Header, err error) {
-	s := c.s
+	s := c.loop.s
 	limit, reason, configured, actual := "memory-limit-bytes", "memory", s.budget.Limit(), s.budget.Used()
 	if errors.Is(err, limits.ErrShareExhausted) {
 		limit, reason, configured, actual = "memory-limit-per-ip-percent", "memory_per_ip", s.budget.PerClient(), c.share.Held()
 	}
 	s.met.counter(`floodgate_requests_refused_total{reason="` + reason + `"}`).Inc()
 	s.warn.Warn("limit:"+limit, "request refused: "+err.Error(), "limit", limit,
-		"configured", configured, "actual", actual, "client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
+		"configured", configured, "actual", actual, "client_ip", c.addr(), "api", kmsg.NameForKey(h.APIKey))
 }
 
 // dispatchFrame copies a complete frame out of the input and queues it.
 // The frame's bytes are charged to the request, which releases them when
 // it is answered.
 func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
-	s := c.s
+	s := c.loop.s
 	if err := c.rx.Set(int64(in.avail())); err != nil {
 		c.refuseForMemory(in, h, err)
 		return gnet.None
@@ -301,7 +301,7 @@ func clientID(frame []byte) []byte {
 // delay mode it returns the throttle to report and mutes the connection
 // that long; in reject mode it asks for the request to be refused.
 func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
-	s := c.s
+	s := c.loop.s
 	var b *limits.Buckets
 	switch h.APIKey {
 	case 0:
@@ -329,7 +329,7 @@ func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 		limit = "fetch-rate-limit"
 	}
 	s.warn.Warn("limit:rate:"+kmsg.NameForKey(h.APIKey), "request over its rate limit", "limit", limit,
-		"configured", b.Rate(), "client_ip", c.ipStr, "client_id", string(h.ClientID),
+		"configured", b.Rate(), "client_ip", c.addr(), "client_id", string(h.ClientID),
 		"api", kmsg.NameForKey(h.APIKey), "throttle_ms", wait.Milliseconds())
 	if s.cfg.Limits.ThrottleMode == limits.ThrottleReject {
 		s.met.throttledRej[idx].Inc()
@@ -356,7 +356,7 @@ func (c *conn) startDiscard(in input, h *kafka.Header, code int16) {
 		if skim == nil {
 			skim = new(kafka.ProduceSkimmer)
 		}
-		skim.Reset(h.APIVersion, c.s.cfg.Limits.MaxPartitionsPerRequest)
+		skim.Reset(h.APIVersion, c.loop.s.cfg.Limits.MaxPartitionsPerRequest)
 		d.skim = skim
 	}
 	if !c.inFrame {
@@ -414,7 +414,7 @@ func (c *conn) discardFrame(in input) bool {
 		c.complete(d.seq, nil)
 		return true
 	}
-	buf := c.s.bufs.get()
+	buf := c.loop.s.bufs.get()
 	*buf = kafka.AppendResponse(*buf, &d.hdr, resp)
 	c.forceOut(buf)
 	c.complete(d.seq, buf)
@@ -429,14 +429,14 @@ func (c *conn) answerUnsupportedAPIVersions(in input, h *kafka.Header) {
 	d := &c.discard
 	d.skim = nil
 	d.hdr.APIVersion, d.hdr.Flexible = 0, false
-	d.fixed = kafka.APIVersionsResponse(c.s.cfg.Kafka, 0, kafka.ErrUnsupportedVersion)
+	d.fixed = kafka.APIVersionsResponse(c.loop.s.cfg.Kafka, 0, kafka.ErrUnsupportedVersion)
 }
 
 // protocolError closes a connection that does not speak Kafka.
 func (c *conn) protocolError(err error) gnet.Action {
-	c.s.met.malformed.Inc()
-	c.s.warn.Warn("malformed:"+c.ipStr, "malformed Kafka input; closing connection",
-		"client_ip", c.ipStr, "error", err.Error())
+	c.loop.s.met.malformed.Inc()
+	c.loop.s.warn.Warn("malformed:"+c.addr(), "malformed Kafka input; closing connection",
+		"client_ip", c.addr(), "error", err.Error())
 	c.closeReason = "malformed"
 	return gnet.Close
 }

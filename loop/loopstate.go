@@ -1,10 +1,12 @@
 package loop
 
 import (
+	"container/heap"
 	"net/netip"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 
 	httpcodec "github.com/floodgate/floodgate/codec/http"
 	"github.com/floodgate/floodgate/limits"
@@ -22,14 +24,20 @@ type loopState struct {
 	// O(1), and the reaper stops at the first one that is not idle, so no
 	// tick scans every connection.
 	head, tail *conn
-	// heads holds connections waiting for a request head, in deadline
-	// order (one timeout, so arrival order is deadline order).
-	heads []headWatch
+	// heads holds connections waiting for a request head, by deadline
+	// (a heap: an entry is renewed on the connection's later deadline).
+	heads headHeap
 	// lingers holds connections in a lingering close, in deadline order.
 	lingers []headWatch
 	// frames holds connections receiving a frame or body, by deadline (a
 	// heap: deadlines depend on the bytes received).
 	frames frameHeap
+	// touchGrain is how recently a connection may have been moved to the
+	// back of the idle list and not be moved again when it is active
+	// (nanoseconds): 1/64 of the idle timeout, at most a second.
+	touchGrain int64
+	// iov is the scratch iovec array of writev, reused by every write.
+	iov []unix.Iovec
 }
 
 // ipState is what one source IP holds on its loop: its connections, and
@@ -69,37 +77,73 @@ func (l *loopState) expireLingers(now int64) {
 	}
 }
 
-// watchHead adds a head deadline.
+// watchHead adds a connection's head deadline. A connection has one entry
+// at most (httpConnState.watched): a keep-alive connection moves its
+// deadline with every request, and the entry is renewed when it comes due
+// on a later deadline, so the watch costs one entry per connection and
+// nothing per request.
 func (l *loopState) watchHead(c *conn, deadline int64) {
-	l.heads = append(l.heads, headWatch{c, deadline})
+	heap.Push(&l.heads, headWatch{c, deadline})
 }
 
 // expireHeads answers 408 to connections whose head is late (slowloris).
 func (l *loopState) expireHeads(now int64) {
-	i := 0
-	for ; i < len(l.heads) && l.heads[i].deadline <= now; i++ {
-		w := l.heads[i]
+	for len(l.heads) > 0 && l.heads[0].deadline <= now {
+		w := heap.Pop(&l.heads).(headWatch)
 		h := w.c.http
-		if h == nil || h.phase != phaseHead || h.deadline != w.deadline || w.c.gc == nil {
+		if h == nil {
+			continue
+		}
+		h.watched = false
+		if h.phase != phaseHead || h.deadline == 0 || w.c.gc == nil {
+			continue // watched again at its next head (or when it resumes)
+		}
+		if h.deadline > now {
+			h.watched = true
+			heap.Push(&l.heads, headWatch{w.c, h.deadline})
 			continue
 		}
 		w.c.refuseHTTP(&httpcodec.LimitError{Limit: "header-read-timeout", Status: 408,
 			Configured: l.s.cfg.HTTPLimits.HeaderTimeout.Milliseconds(), Reason: "request head not received in time"})
 	}
-	if i > 0 {
-		n := copy(l.heads, l.heads[i:])
-		clear(l.heads[n:])
-		l.heads = l.heads[:n]
-	}
+}
+
+// headHeap is a min-heap of head deadlines.
+type headHeap []headWatch
+
+func (h headHeap) Len() int           { return len(h) }
+func (h headHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
+func (h headHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *headHeap) Push(x any)        { *h = append(*h, x.(headWatch)) }
+func (h *headHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	old[len(old)-1] = headWatch{}
+	*h = old[:len(old)-1]
+	return w
 }
 
 func newLoopState(s *Server, el gnet.EventLoop) *loopState {
-	return &loopState{s: s, el: el, perIP: map[netip.Addr]*ipState{}}
+	grain := min(s.cfg.Limits.IdleTimeout/64, time.Second)
+	return &loopState{s: s, el: el, perIP: map[netip.Addr]*ipState{}, touchGrain: int64(grain)}
 }
 
-// touch marks c active now and moves it to the back of the idle list.
+// touch marks c active now. It moves c to the back of the idle list only
+// when its place there is older than touchGrain: relinking touches two
+// neighbours and the tail (other connections' memory) on every request,
+// and the list needs only to be ordered by listedAt, with lastActive (the
+// precise time) checked by the reaper.
 func (l *loopState) touch(c *conn, now int64) {
 	c.lastActive = now
+	if c.listed && now-c.listedAt < l.touchGrain {
+		return
+	}
+	l.moveToBack(c, now)
+}
+
+// moveToBack puts c at the back of the idle list, listed at now.
+func (l *loopState) moveToBack(c *conn, now int64) {
+	c.listedAt = now
 	if l.tail == c {
 		return
 	}
@@ -139,9 +183,14 @@ func (l *loopState) reap(now time.Time) {
 	l.expireTransfers(now.UnixNano())
 	l.expireLingers(now.UnixNano())
 	limit := now.Add(-l.s.cfg.Limits.IdleTimeout).UnixNano()
-	for c := l.head; c != nil && c.lastActive < limit; c = l.head {
-		if c.pending() > 0 {
-			l.touch(c, now.UnixNano())
+	// The list is ordered by listedAt, and lastActive >= listedAt: once
+	// the head was listed within the timeout, so was every connection
+	// behind it, and none is idle.
+	for c := l.head; c != nil && c.listedAt < limit; c = l.head {
+		if c.lastActive >= limit || c.pending() > 0 {
+			// Active within the timeout (touched without a move), or
+			// with requests in flight: not idle.
+			l.moveToBack(c, now.UnixNano())
 			continue
 		}
 		l.unlink(c)

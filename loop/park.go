@@ -21,13 +21,13 @@ const parkPoll = 20 * time.Millisecond
 // The socket stays open and unread, so the client meets TCP backpressure.
 // It runs on the event loop and returns the action for gnet.
 func (c *conn) park(gc gnet.Conn, reason string) gnet.Action {
-	s := c.s
+	s := c.loop.s
 	fd, err := gc.Dup()
 	if err != nil {
 		// No descriptor to park with: closing is the only bounded answer.
 		s.met.closed("park_failed")
 		s.warn.Warn("park_failed", "could not park a saturated connection; closing it",
-			"reason", reason, "client_ip", c.ipStr, "error", err.Error())
+			"reason", reason, "client_ip", c.addr(), "error", err.Error())
 		c.closeReason = "park_failed"
 		return gnet.Close
 	}
@@ -60,7 +60,7 @@ func (c *conn) park(gc gnet.Conn, reason string) gnet.Action {
 // submits a job the full pool refused, and re-registers the socket with its
 // event loop once no limit holds it back.
 func (c *conn) runParked(fd int) {
-	s := c.s
+	s := c.loop.s
 	f := os.NewFile(uintptr(fd), "parked")
 	nc, err := net.FileConn(f)
 	f.Close()
@@ -155,7 +155,7 @@ func (c *conn) runParked(fd int) {
 
 // canResume reports whether no limit holds the parked connection back.
 func (c *conn) canResume() bool {
-	s := c.s
+	s := c.loop.s
 	if time.Now().Before(c.throttle) {
 		return false
 	}
@@ -172,9 +172,9 @@ func (c *conn) submitBlocking(j job) (ok bool) {
 			ok = false
 		}
 	}()
-	for !c.s.stopping.Load() {
+	for !c.loop.s.stopping.Load() {
 		select {
-		case c.s.pool.jobs <- j:
+		case c.loop.s.pool.jobs <- j:
 			return true
 		case <-time.After(parkPoll):
 		}
@@ -191,7 +191,7 @@ const writeChunk = 256 << 10
 // must be taken by the client within --send-timeout (and before the time
 // bound of a frame still arriving, whose bytes the connection holds).
 func (c *conn) writeBlocking(nc net.Conn) error {
-	lim := &c.s.cfg.Limits
+	lim := &c.loop.s.cfg.Limits
 	for len(c.out) > 0 {
 		deadline := time.Now().Add(lim.SendTimeout)
 		if c.xfer.active {
@@ -202,7 +202,7 @@ func (c *conn) writeBlocking(nc net.Conn) error {
 		_ = nc.SetWriteDeadline(deadline)
 		b := c.out[0][c.outOff:]
 		n, err := nc.Write(b[:min(len(b), writeChunk)])
-		c.s.met.bytesOut.Add(n)
+		c.loop.s.met.bytesOut.Add(n)
 		c.advanceOut(n)
 		if err != nil {
 			return err
@@ -250,7 +250,7 @@ func peerClosed(nc net.Conn) bool {
 // finishParked releases a parked connection that will not come back. The
 // per-IP count lives in the event loop, so that part runs there.
 func (c *conn) finishParked(reason string) {
-	s := c.s
+	s := c.loop.s
 	s.met.closed(reason)
 	c.releaseAll()
 	s.active.Add(-1)

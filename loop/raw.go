@@ -62,8 +62,8 @@ func (s *Server) AddKafkaListener(addr string, tag int32) (net.Addr, error) {
 
 // connClosed tells a raw handler a connection is gone.
 func (s *Server) connClosed(c *conn) {
-	if c.kind != kindKafka {
-		return
+	if c.kind != kindKafka || c.connBusy == nil {
+		return // a connection that never sent a byte was never seen by a handler
 	}
 	if s.raw != nil {
 		s.raw.ConnClosed(c.id)

@@ -34,13 +34,13 @@ type kafkaRequest struct {
 
 // run serves the request on a pool worker: decode, handle, encode.
 func (r *kafkaRequest) run() {
-	c, s, h := r.c, r.c.s, &r.hdr
+	c, s, h := r.c, r.c.loop.s, &r.hdr
 	r.start = time.Now()
 	defer func() {
 		if p := recover(); p != nil {
 			s.met.panics.Inc()
 			s.log.Error("request panicked; closing its connection", "api", kmsg.NameForKey(h.APIKey),
-				"client_ip", c.ipStr, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				"client_ip", c.addr(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			if r.claim() {
 				r.charge.Release()
 				c.complete(r.seq, nil)
@@ -52,7 +52,7 @@ func (r *kafkaRequest) run() {
 		m.Inc()
 	}
 	if rh := s.raw; rh != nil && !r.reject {
-		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.ipStr}, h, r.frame, r.respondRaw)
+		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr()}, h, r.frame, r.respondRaw)
 		return
 	}
 	req, err := kafka.DecodeRequestLimited(h, r.frame[h.Size:], kafka.DecodeLimits{
@@ -64,8 +64,8 @@ func (r *kafkaRequest) run() {
 	}
 	if err != nil {
 		s.met.malformed.Inc()
-		s.warn.Warn("malformed:"+c.ipStr, "malformed request body; closing connection", "api", kmsg.NameForKey(h.APIKey),
-			"version", h.APIVersion, "client_ip", c.ipStr, "error", err.Error())
+		s.warn.Warn("malformed:"+c.addr(), "malformed request body; closing connection", "api", kmsg.NameForKey(h.APIKey),
+			"version", h.APIVersion, "client_ip", c.addr(), "error", err.Error())
 		if r.claim() {
 			r.charge.Release()
 			c.complete(r.seq, nil)
@@ -90,7 +90,7 @@ func (r *kafkaRequest) run() {
 	if f, ok := req.(*kmsg.FetchRequest); ok {
 		c.fitFetch(f)
 	}
-	s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.ipStr, r.respond)
+	s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.addr(), r.respond)
 }
 
 // fitFetch lowers a Fetch's byte limit to what the IP may still hold of
@@ -98,7 +98,7 @@ func (r *kafkaRequest) run() {
 // fit rather than built and refused. At least one batch is still
 // returned, as Kafka does.
 func (c *conn) fitFetch(f *kmsg.FetchRequest) {
-	b := c.s.budget
+	b := c.loop.s.budget
 	room := min(b.PerClient()-c.share.Held(), b.Limit()-b.Used())
 	room = max(room, 1)
 	if f.MaxBytes <= 0 || int64(f.MaxBytes) > room {
@@ -120,10 +120,10 @@ func (r *kafkaRequest) abandon() {
 // refuse answers a request the decode guard refused (counted, logged at
 // a bounded rate), or closes the connection when its API cannot say so.
 func (r *kafkaRequest) refuse(e *kafka.RefusedError) {
-	c, s, h := r.c, r.c.s, &r.hdr
+	c, s, h := r.c, r.c.loop.s, &r.hdr
 	s.met.counter(`floodgate_requests_refused_total{limit="` + e.Limit + `"}`).Inc()
 	s.warn.Warn("limit:"+e.Limit, "request refused", "limit", e.Limit, "configured", e.Max, "actual", e.Value,
-		"client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
+		"client_ip", c.addr(), "api", kmsg.NameForKey(h.APIKey))
 	if e.Close {
 		if r.claim() {
 			r.charge.Release()
@@ -142,7 +142,7 @@ func (r *kafkaRequest) claim() bool { return r.answered.CompareAndSwap(false, tr
 func (r *kafkaRequest) done() {
 	r.charge.Release()
 	r.frame = nil
-	if m := r.c.s.met.latency[apiIndex(r.hdr.APIKey)]; m != nil {
+	if m := r.c.loop.s.met.latency[apiIndex(r.hdr.APIKey)]; m != nil {
 		m.UpdateDuration(r.start)
 	}
 }
@@ -161,14 +161,14 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 	if r.throttle > 0 {
 		kafka.SetThrottle(resp, int32(r.throttle.Milliseconds()))
 	}
-	buf := c.s.bufs.get()
+	buf := c.loop.s.bufs.get()
 	*buf = kafka.AppendResponse(*buf, &r.hdr, resp)
 	if err := c.chargeOut(buf); err != nil && r.req != nil {
 		// The answer does not fit what the IP (or everyone) may hold:
 		// answer with a retriable error in the request's shape instead.
-		c.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
-		c.s.warn.Warn("limit:memory:response", "response refused: "+err.Error(), "limit", "memory-limit-bytes",
-			"response_bytes", len(*buf), "ip_holds", c.share.Held(), "client_ip", c.ipStr, "api", kmsg.NameForKey(r.hdr.APIKey))
+		c.loop.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
+		c.loop.s.warn.Warn("limit:memory:response", "response refused: "+err.Error(), "limit", "memory-limit-bytes",
+			"response_bytes", len(*buf), "ip_holds", c.share.Held(), "client_ip", c.addr(), "api", kmsg.NameForKey(r.hdr.APIKey))
 		resp = kafka.ErrorResponse(r.req, kafka.ErrRequestTimedOut)
 		if r.throttle > 0 {
 			kafka.SetThrottle(resp, int32(r.throttle.Milliseconds()))
@@ -178,7 +178,7 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 	} else if err != nil {
 		c.forceOut(buf)
 	}
-	c.s.met.countErrors(r.hdr.APIKey, resp)
+	c.loop.s.met.countErrors(r.hdr.APIKey, resp)
 	c.complete(r.seq, buf)
 }
 
@@ -196,7 +196,7 @@ func (r *kafkaRequest) respondRaw(resp []byte) {
 	if r.throttle > 0 {
 		if d, err := kafka.DecodeResponse(&r.hdr, resp); err == nil {
 			kafka.SetThrottle(d, int32(r.throttle.Milliseconds()))
-			buf := r.c.s.bufs.get()
+			buf := r.c.loop.s.bufs.get()
 			*buf = kafka.AppendResponse(*buf, &r.hdr, d)
 			r.c.forceOut(buf)
 			r.c.complete(r.seq, buf)

@@ -64,7 +64,8 @@ type Server struct {
 	bufs   bufPool
 	met    *serverMetrics
 
-	raw         RawKafkaHandler // cfg.Kafka when it forwards frames as bytes
+	raw         RawKafkaHandler   // cfg.Kafka when it forwards frames as bytes
+	inline      InlineHTTPHandler // cfg.HTTP when it answers cheap routes on the loop
 	produceRate *limits.Buckets
 	fetchRate   *limits.Buckets
 
@@ -127,6 +128,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.warn = newRateLimitedLog(cfg.Logger, time.Second)
 	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
+	s.inline, _ = cfg.HTTP.(InlineHTTPHandler)
 	if cfg.Limits.ProduceRate > 0 {
 		s.produceRate = limits.NewBuckets(float64(cfg.Limits.ProduceRate), float64(cfg.Limits.ProduceRate))
 	}
@@ -165,7 +167,10 @@ func (s *Server) Listen() error {
 }
 
 // SetHTTPHandler sets the HTTP handler; call it before Start.
-func (s *Server) SetHTTPHandler(h HTTPHandler) { s.cfg.HTTP = h }
+func (s *Server) SetHTTPHandler(h HTTPHandler) {
+	s.cfg.HTTP = h
+	s.inline, _ = h.(InlineHTTPHandler)
+}
 
 // SetKafkaHandler sets the Kafka handler; call it before Start.
 func (s *Server) SetKafkaHandler(h KafkaHandler) {

@@ -49,14 +49,14 @@ func (c *conn) beginTransfer(now int64) {
 
 // watchTransfer puts the transfer's current deadline on the loop's watch.
 func (c *conn) watchTransfer() {
-	lim := &c.s.cfg.Limits
+	lim := &c.loop.s.cfg.Limits
 	heap.Push(&c.loop.frames, frameWatch{c: c, gen: c.xfer.gen,
 		deadline: c.xfer.deadline(lim.RequestReadTimeout, lim.MinRequestRate)})
 }
 
 // transferExpired reports whether the transfer ran out of time at now.
 func (c *conn) transferExpired(now int64) bool {
-	lim := &c.s.cfg.Limits
+	lim := &c.loop.s.cfg.Limits
 	return c.xfer.active && now >= c.xfer.deadline(lim.RequestReadTimeout, lim.MinRequestRate)
 }
 
@@ -110,7 +110,7 @@ func (l *loopState) expireTransfers(now int64) {
 		}
 		l.s.warn.Warn("limit:request-read-timeout", "frame not received in time; closing connection", "limit", "request-read-timeout",
 			"configured_ms", lim.RequestReadTimeout.Milliseconds(), "min_rate_bytes_per_s", lim.MinRequestRate,
-			"received", c.xfer.recv, "held", c.frameCharge.Held(), "client_ip", c.ipStr)
+			"received", c.xfer.recv, "held", c.frameCharge.Held(), "client_ip", c.addr())
 		c.closeReason = "slow_frame"
 		_ = l.el.Close(c.gc)
 	}

@@ -96,6 +96,8 @@ func runPeer(kind, arg string) error {
 	switch kind {
 	case "nethttp":
 		return bench.ServeNetHTTP(ctx, arg)
+	case "gnet":
+		return bench.ServeRawGnet(ctx, arg)
 	case "kfake":
 		port, err := strconv.Atoi(arg)
 		if err != nil {
@@ -131,7 +133,7 @@ func runPeer(kind, arg string) error {
 		<-ctx.Done()
 		return nil
 	}
-	return fmt.Errorf("unknown peer %q: want kfake, kfake-cluster or nethttp", kind)
+	return fmt.Errorf("unknown peer %q: want kfake, kfake-cluster, nethttp or gnet", kind)
 }
 
 // runHolder is a connection-holder child (bench.RunHoldChild) that also

@@ -266,7 +266,11 @@ func (s *suite) http(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	servers := []*server{fg, ng, nh}
+	rg, err := s.startRawGnet()
+	if err != nil {
+		return "", err
+	}
+	servers := []*server{fg, ng, rg, nh}
 	d := 5 * time.Second
 	od := 4 * time.Second
 	if s.o.quick {
@@ -275,24 +279,34 @@ func (s *suite) http(ctx context.Context) (string, error) {
 	const openRate = 20000
 	t := &bench.Table{Header: []string{"server", "connections", "wrk req/s", "wrk p50", "wrk p99", "wrk errors", "open-loop 20k/s: achieved", "open-loop p99", "req/s vs floodgate"}}
 	wrkRPSMed := map[string]float64{}
+	// The servers take turns within each run (interleaved, not one after
+	// the other), so a burst of load from elsewhere on this shared
+	// machine hits them alike; medians of the runs.
+	type samples struct {
+		rps, p50, p99, orps, op99 []float64
+		errs                      int64
+	}
 	for _, conns := range []int{50, 1000} {
-		for _, sv := range servers {
-			var rps, p50, p99, orps, op99 []float64
-			var errs int64
-			for r := 0; r < s.o.runs; r++ {
+		got := make([]samples, len(servers))
+		for r := 0; r < s.o.runs; r++ {
+			for i, sv := range servers {
+				g := &got[i]
 				w, err := s.wrk(ctx, conns, d, sv.url)
 				if err != nil {
 					return "", fmt.Errorf("%s: %w", sv.name, err)
 				}
-				rps, p50, p99 = append(rps, w.rps), append(p50, w.p50), append(p99, w.p99)
-				errs += w.errors
+				g.rps, g.p50, g.p99 = append(g.rps, w.rps), append(g.p50, w.p50), append(g.p99, w.p99)
+				g.errs += w.errors
 				o, err := bench.RunHTTP(ctx, bench.HTTPConfig{URL: sv.url, Connections: conns, Rate: openRate, Duration: od, Pipeline: 1, Progress: s.progress})
 				if err != nil {
 					return "", fmt.Errorf("%s open loop: %w", sv.name, err)
 				}
-				orps, op99 = append(orps, o.AchievedRPS), append(op99, o.Latency.P99MS)
-				errs += o.ErrorCount()
+				g.orps, g.op99 = append(g.orps, o.AchievedRPS), append(g.op99, o.Latency.P99MS)
+				g.errs += o.ErrorCount()
 			}
+		}
+		for i, sv := range servers {
+			rps, p50, p99, orps, op99, errs := got[i].rps, got[i].p50, got[i].p99, got[i].orps, got[i].op99, got[i].errs
 			key := fmt.Sprintf("%s/%d", sv.name, conns)
 			wrkRPSMed[key] = bench.Median(rps)
 			t.Add(sv.name, conns, bench.Median(rps), fmt.Sprintf("%.2f ms", bench.Median(p50)), fmt.Sprintf("%.2f ms", bench.Median(p99)), errs,
@@ -326,7 +340,7 @@ func (s *suite) http(ctx context.Context) (string, error) {
 	}
 	s.progress.Done()
 	var b strings.Builder
-	fmt.Fprintf(&b, "Servers: `%s` (the per-IP limit is raised because wrk connects from one address); %s; %s.\n\n", fg.cmdString, ng.cmdString, nh.cmdString)
+	fmt.Fprintf(&b, "Servers: `%s` (the per-IP limit is raised because wrk connects from one address); %s; %s; %s. Each run takes the servers in turn (interleaved); medians of %d runs.\n\n", fg.cmdString, ng.cmdString, rg.cmdString, nh.cmdString, s.o.runs)
 	fmt.Fprintf(&b, "Commands: `%s` and `floodgate bench http --url URL --connections N --rate %d --duration %s` (open loop: latency counts from each request's intended start).\n\n",
 		strings.Replace(strings.Join(wrkCommand(0, d, "URL"), " "), "-c0", "-cN", 1), openRate, od)
 	b.WriteString(t.Markdown())

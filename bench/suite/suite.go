@@ -225,6 +225,21 @@ func (s *suite) startNetHTTP() (*server, error) {
 	return &server{name: "net/http", proc: p, url: url, cmdString: "http.Server (Go " + runtime.Version() + ") in its own process"}, nil
 }
 
+func (s *suite) startRawGnet() (*server, error) {
+	hp := port()
+	addr := fmt.Sprintf("127.0.0.1:%d", hp)
+	p, err := bench.StartProc("gnet", filepath.Join(s.dir, "gnet.log"), s.self, "peer", "gnet", addr)
+	if err != nil {
+		return nil, err
+	}
+	s.track(p)
+	url := "http://" + addr + "/health"
+	if err := bench.WaitHTTP(url, 10*time.Second); err != nil {
+		return nil, fmt.Errorf("raw gnet peer: %w", err)
+	}
+	return &server{name: "raw gnet", proc: p, url: url, cmdString: "a bare gnet v2 server answering every request head with a fixed 200 (bench.ServeRawGnet), in its own process"}, nil
+}
+
 func (s *suite) startNginx(workers, limitRate int) (*server, error) {
 	hp := port()
 	d := filepath.Join(s.dir, fmt.Sprintf("nginx-%d", hp))

@@ -1,0 +1,7 @@
+//go:build race
+
+package loop_test
+
+// raceEnabled: the race detector allocates and drops sync.Pool items at
+// random, so allocation counts mean nothing under it.
+const raceEnabled = true
