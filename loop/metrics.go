@@ -29,6 +29,11 @@ type serverMetrics struct {
 	latency        [apiSlots]*metrics.Histogram
 	throttledDelay [apiSlots]*metrics.Counter
 	throttledRej   [apiSlots]*metrics.Counter
+	// Refused connections (refuse.go): answered by listener, closed at once
+	// for want of a slot or descriptor, closed silent at their deadline.
+	refusedAnswered   [2]*metrics.Counter
+	refusedUnanswered *metrics.Counter
+	refusedTimedOut   *metrics.Counter
 }
 
 func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
@@ -41,6 +46,10 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	m.malformed = set.NewCounter("floodgate_malformed_requests_total")
 	m.panics = set.NewCounter("floodgate_request_panics_total")
 	m.throttleTime = set.NewHistogram("floodgate_throttle_time_seconds")
+	m.refusedAnswered[kindKafka] = set.NewCounter(`floodgate_connections_refused_answered_total{listener="kafka"}`)
+	m.refusedAnswered[kindHTTP] = set.NewCounter(`floodgate_connections_refused_answered_total{listener="http"}`)
+	m.refusedUnanswered = set.NewCounter("floodgate_connections_refused_unanswered_total")
+	m.refusedTimedOut = set.NewCounter("floodgate_connections_refused_timed_out_total")
 	for k := 0; k < apiSlots; k++ {
 		name := kmsg.NameForKey(int16(k))
 		if name == "Unknown" {
@@ -52,6 +61,12 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 		m.throttledRej[k] = set.NewCounter(fmt.Sprintf(`floodgate_requests_throttled_total{api=%q,mode="reject"}`, name))
 	}
 	set.NewGauge("floodgate_connections_active", func() float64 { return float64(s.active.Load()) })
+	set.NewGauge("floodgate_connections_refusing", func() float64 {
+		if s.refuse == nil {
+			return 0
+		}
+		return float64(s.refuse.used.Load())
+	})
 	set.NewGauge("floodgate_connections_parked", func() float64 { return float64(s.parked.Load()) })
 	set.NewGauge("floodgate_memory_used_bytes", func() float64 { return float64(s.budget.Used()) })
 	set.NewGauge("floodgate_memory_limit_bytes", func() float64 { return float64(s.budget.Limit()) })

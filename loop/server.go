@@ -63,6 +63,7 @@ type Server struct {
 	pool   *pool
 	bufs   bufPool
 	met    *serverMetrics
+	refuse *refuser // answers refused connections (refuse.go)
 
 	raw         RawKafkaHandler // cfg.Kafka when it forwards frames as bytes
 	produceRate *limits.Buckets
@@ -205,6 +206,11 @@ func (s *Server) serve() error {
 		_ = s.Stop(context.Background())
 		return err
 	}
+	if s.refuse, err = newRefuser(s); err != nil {
+		_ = s.Stop(context.Background())
+		return err
+	}
+	go s.refuse.run()
 	s.registrations = make(chan registration, 1024)
 	s.startRegistrars()
 	s.startAcceptor(s.kafkaLn, kindKafka, BootstrapTag)
@@ -264,6 +270,9 @@ func (s *Server) Stop(ctx context.Context) error {
 			s.registrarsWG.Wait()
 		}
 		err := s.engine.Stop(ctx)
+		if s.refuse != nil {
+			s.refuse.close()
+		}
 		s.pool.stop()
 		done <- err
 	}()
