@@ -65,9 +65,9 @@ var HTTPTable = []Limit{
 	{Flag: "header-read-timeout", Kind: Duration, Default: "10s", Unit: "duration",
 		Protects: "connections from slowloris clients that send a head slowly",
 		Answer:   "408 and the connection is closed", Metric: `floodgate_http_requests_total{route="refused",code="408"}`},
-	{Flag: "limits-profile", Kind: Enum, Default: "production", Unit: "development|production|high-traffic",
-		Enum:     []string{"development", "production", "high-traffic"},
-		Protects: "preset defaults for every HTTP limit; flags given explicitly win",
+	{Flag: "limits-profile", Kind: Enum, Default: "none", Unit: "none|development|production|high-traffic",
+		Enum:     []string{"none", "development", "production", "high-traffic"},
+		Protects: "the limits document's presets (connection, header, body, in-flight, rate and memory limits; see the profiles table); flags given explicitly win",
 		Answer:   "-", Metric: "-"},
 }
 
@@ -96,7 +96,7 @@ type HTTPConfig struct {
 	Routes []Route
 }
 
-// HTTPDefaults returns the "production" profile: the table's defaults.
+// HTTPDefaults returns the table's defaults (no --limits-profile).
 func HTTPDefaults() HTTPConfig {
 	return HTTPConfig{
 		MaxHeaderBytes:         8192,
@@ -111,42 +111,27 @@ func HTTPDefaults() HTTPConfig {
 		MaxInFlight:            10000,
 		MaxInFlightPerWorker:   1000,
 		HeaderReadTimeout:      10 * time.Second,
-		Profile:                "production",
+		Profile:                NoProfile,
 	}
 }
 
-// HTTPProfile returns the preset of a --limits-profile:
-//   - development: generous sizes and timeouts, no rate limits;
-//   - production: the table's defaults;
-//   - high-traffic: more concurrency, a shorter header timeout, smaller
-//     bodies and a per-client rate limit of 1000/s (burst 10000).
+// HTTPProfile returns the HTTP limits of a --limits-profile: the table's
+// defaults with the preset's values (Profiles) over them. "none" (or "")
+// keeps the defaults.
 func HTTPProfile(name string) (HTTPConfig, error) {
 	c := HTTPDefaults()
-	c.Profile = name
-	switch name {
-	case "production", "":
-		c.Profile = "production"
-	case "development":
-		c.MaxHeaderBytes = 32768
-		c.MaxHeaderValueBytes = 16384
-		c.MaxBodyBytes = 104857600
-		c.MaxBodyBufferBytes = 10485760
-		c.MaxDecompressedBytes = 1073741824
-		c.MaxConnectionsPerRoute = 0
-		c.MaxInFlight = 0
-		c.MaxInFlightPerWorker = 0
-		c.HeaderReadTimeout = 60 * time.Second
-	case "high-traffic":
-		c.MaxBodyBytes = 1048576
-		c.MaxBodyBufferBytes = 262144
-		c.MaxDecompressedBytes = 10485760
-		c.MaxConnectionsPerRoute = 10000
-		c.MaxInFlight = 50000
-		c.MaxInFlightPerWorker = 10000
-		c.RPSPerClient = 1000
-		c.HeaderReadTimeout = 5 * time.Second
-	default:
-		return c, fmt.Errorf("--limits-profile=%q: want development, production or high-traffic", name)
+	p, err := ProfileNamed(name)
+	if err != nil {
+		return c, err
+	}
+	if p == nil {
+		return c, nil
+	}
+	c.Profile = p.Name
+	for _, v := range p.Values {
+		if _, err := c.set(v.Flag, v.Value); err != nil {
+			return c, fmt.Errorf("profile %s: %w", p.Name, err)
+		}
 	}
 	return c, nil
 }

@@ -96,6 +96,9 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 	default:
 		return cfg, fmt.Errorf("--throttle-mode=%q: want delay or reject", v)
 	}
+	if err := limits.ApplyProfile(&cfg, c.String("limits-profile"), c.IsSet); err != nil {
+		return cfg, err
+	}
 	return cfg, cfg.Validate()
 }
 

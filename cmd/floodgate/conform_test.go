@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// getFrom sends GET path to addr from the local IP src with one extra
+// header, and returns the status and body.
+func getFrom(t *testing.T, src, addr, path, header, value string) (int, string) {
+	t.Helper()
+	d := &net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	cl := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, DialContext: d.DialContext}}
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	if header != "" {
+		req.Header.Set(header, value)
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestLimitsProfileSetsTheDocumentsPresetInTheBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	big := strings.Repeat("v", 3000) // over production's 2048-byte header value, under the default 4096
+	tests := []struct {
+		name          string
+		args          []string
+		maxConns      float64
+		bigHeaderCode int
+	}{
+		{"no profile keeps the defaults", nil, 10000, 200},
+		{"production sets the document's values", []string{"--limits-profile", "production"}, 5000, 431},
+		{"an explicit flag wins over the profile", []string{"--limits-profile", "production", "--max-header-value-bytes", "4096", "--max-connections", "6000"}, 6000, 200},
+		{"high-traffic sets the document's values", []string{"--limits-profile", "high-traffic"}, 0, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := startFloodgate(t, 16384, append([]string{"--in-memory"}, tt.args...)...)
+			if tt.maxConns > 0 {
+				if v := metricValue(t, p.http, "floodgate_max_connections"); v != tt.maxConns {
+					t.Fatalf("floodgate_max_connections = %v, want %v", v, tt.maxConns)
+				}
+			}
+			if code, body := getFrom(t, "127.0.0.1", p.http, "/health", "X-Big", big); code != tt.bigHeaderCode {
+				t.Fatalf("3000-byte header: %d %s, want %d", code, body, tt.bigHeaderCode)
+			}
+			_, stats, _ := get(p.http, "/admin/stats")
+			if len(tt.args) > 0 && !strings.Contains(stats, tt.args[1]) {
+				t.Fatalf("/admin/stats does not name the profile %s:\n%s", tt.args[1], stats)
+			}
+		})
+	}
+}
+
+// TestRefusedConnectionsAreAnsweredByTheBinary: production's 50
+// connections per client, reached by one IP, refuse its 51st connection
+// with THROTTLING_QUOTA_EXCEEDED for kgo and a 503 naming the limit for
+// HTTP, while other IPs are served.
+func TestRefusedConnectionsAreAnsweredByTheBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	p := startFloodgate(t, 16384, "--in-memory", "--limits-profile", "production")
+	const src = "127.0.0.5"
+	var held []net.Conn
+	d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	for i := 0; i < 50; i++ {
+		c, err := d.Dial("tcp", p.kafka)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	defer closeAll(held)
+	time.Sleep(200 * time.Millisecond) // every held connection admitted
+
+	code, body := getFrom(t, src, p.http, "/health", "", "")
+	var v struct {
+		Limit      string `json:"limit"`
+		Configured int64  `json:"configured"`
+	}
+	if err := json.Unmarshal([]byte(body), &v); code != 503 || err != nil || v.Limit != "max-connections-per-ip" || v.Configured != 50 {
+		t.Fatalf("51st connection over HTTP: %d %s", code, body)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.kafka), kgo.RequestRetries(0),
+		kgo.Dialer((&net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}).DialContext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl); !errors.Is(err, kerr.ThrottlingQuotaExceeded) {
+		t.Fatalf("51st connection for kgo: %v, want THROTTLING_QUOTA_EXCEEDED", err)
+	}
+	if code, _ := getFrom(t, "127.0.0.6", p.http, "/health", "", ""); code != 200 {
+		t.Fatalf("another IP: %d", code)
+	}
+	if n := metricValue(t, p.http, "floodgate_connections_refused_answered_total"); n < 2 {
+		t.Fatalf("refused connections answered: %v", n)
+	}
+}
