@@ -160,8 +160,13 @@ func (g *gate) watchMemory(ctx context.Context, warn func(msg string, args ...an
 		used := loop.ResidentBytes()
 		g.memUsed.Store(used)
 		over := used >= g.memLimit
-		if over && !g.memOver.Load() {
-			warn("process memory limit reached: new HTTP requests are refused with 503", "limit", "max-memory-bytes",
+		switch was := g.memOver.Load(); {
+		case over && !was:
+			warn("process memory limit reached: new Kafka connections are refused with THROTTLING_QUOTA_EXCEEDED, "+
+				"Kafka requests answered with REQUEST_TIMED_OUT, HTTP requests with 503 (probes excepted)", "limit", "max-memory-bytes",
+				"configured", g.memLimit, "actual", used)
+		case !over && was:
+			warn("process memory back under its limit: serving again", "limit", "max-memory-bytes",
 				"configured", g.memLimit, "actual", used)
 		}
 		g.memOver.Store(over)
@@ -171,6 +176,18 @@ func (g *gate) watchMemory(ctx context.Context, warn func(msg string, args ...an
 		case <-t.C:
 		}
 	}
+}
+
+// MemoryOver reports whether the process is over --max-memory-bytes (or
+// --max-memory-percent) as last sampled, with the limit and the sample:
+// the event loop refuses Kafka connections and requests on it
+// (loop.ProcessMemory).
+func (a *API) MemoryOver() (over bool, limit, used int64) {
+	g := a.gate
+	if g.memLimit <= 0 {
+		return false, 0, 0
+	}
+	return g.memOver.Load(), g.memLimit, g.memUsed.Load()
 }
 
 // match returns the route of a request: the longest --route prefix, else

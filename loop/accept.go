@@ -175,6 +175,19 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 		s.refuse.holdConn(nc, kind, "memory-limit-bytes", s.budget.Limit(), s.budget.Used())
 		return nil
 	}
+	// Over the process memory limit new Kafka connections are refused the
+	// same way; HTTP connections are taken, so that probes still answer
+	// (the HTTP gate refuses every other request with 503).
+	if kind == kindKafka {
+		if over, limit, used := s.processMemoryOver(); over {
+			s.active.Add(-1)
+			s.met.rejected("process_memory")
+			s.warn.Warn("limit:max-memory-bytes", "connection refused: process memory limit reached", "limit", "max-memory-bytes",
+				"configured", limit, "actual", used, "client_ip", remoteIP(nc).String(), "listener", kind.String())
+			s.refuse.holdConn(nc, kind, "max-memory-bytes", limit, used)
+			return nil
+		}
+	}
 	s.met.connsTotal.Inc()
 	ip := remoteIP(nc)
 	c := newConn(s, kind, ip)

@@ -50,7 +50,8 @@ func (r *kafkaRequest) run() {
 	if m := s.met.requests[apiIndex(h.APIKey)]; m != nil {
 		m.Inc()
 	}
-	if rh := s.raw; rh != nil && !r.reject {
+	memOver := r.overProcessMemory()
+	if rh := s.raw; rh != nil && !r.reject && !memOver {
 		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.ipStr}, h, r.frame, r.respondRaw)
 		return
 	}
@@ -67,6 +68,10 @@ func (r *kafkaRequest) run() {
 		return
 	}
 	r.req = req
+	if memOver {
+		r.refuseForProcessMemory(req)
+		return
+	}
 	if r.reject {
 		if p, ok := req.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
 			r.respond(nil)

@@ -64,6 +64,8 @@ type Server struct {
 	bufs   bufPool
 	met    *serverMetrics
 	refuse *refuser // answers refused connections (refuse.go)
+	// procMem is the process memory limit (procmem.go); nil: none.
+	procMem ProcessMemory
 
 	raw         RawKafkaHandler // cfg.Kafka when it forwards frames as bytes
 	produceRate *limits.Buckets

@@ -118,3 +118,36 @@ func TestRefusedConnectionsAreAnsweredByTheBinary(t *testing.T) {
 		t.Fatalf("refused connections answered: %v", n)
 	}
 }
+
+// TestProcessMemoryLimitRefusesKafkaInTheBinary runs the binary over its
+// --max-memory-bytes from the start: new Kafka connections are refused with
+// THROTTLING_QUOTA_EXCEEDED, HTTP requests with 503 naming the limit, and
+// the probes still answer.
+func TestProcessMemoryLimitRefusesKafkaInTheBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	p := startFloodgate(t, 16384, "--in-memory", "--max-memory-bytes", "1048576") // healthy: /health answers
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.kafka), kgo.RequestRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl); !errors.Is(err, kerr.ThrottlingQuotaExceeded) {
+		t.Fatalf("kgo over the process memory limit: %v, want THROTTLING_QUOTA_EXCEEDED", err)
+	}
+	if code, body := getFrom(t, "127.0.0.1", p.http, "/topics", "", ""); code != 503 || !strings.Contains(body, `"limit":"max-memory-bytes"`) {
+		t.Fatalf("/topics over the limit: %d %s", code, body)
+	}
+	if code, _ := getFrom(t, "127.0.0.1", p.http, "/health", "", ""); code != 200 {
+		t.Fatalf("/health over the limit: %d", code)
+	}
+	if v := metricValue(t, p.http, `floodgate_connections_rejected_total{reason="process_memory"}`); v == 0 {
+		t.Fatal("refused Kafka connection not counted")
+	}
+	if !strings.Contains(p.stderr.String(), "process memory limit reached") {
+		t.Fatalf("no WARN:\n%s", p.stderr.String())
+	}
+}

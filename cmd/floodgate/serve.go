@@ -226,6 +226,7 @@ func runServe(c *cli.Context) error {
 	}
 	defer api.Close()
 	srv.SetHTTPHandler(api)
+	srv.SetProcessMemory(api)
 	if err := srv.Start(); err != nil {
 		return err
 	}
