@@ -67,7 +67,7 @@ func New(cfg Config) (*API, error) {
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
 	}
-	g, err := newGate(cfg.Limits, cfg.Metrics, cfg.EventLoops)
+	g, err := newGate(cfg.Limits, cfg.Metrics, cfg.EventLoops, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +153,7 @@ func (a *API) ServeHTTP(r *loop.HTTPRequest, respond func(*loop.HTTPResponse)) {
 		a.gate.count(rt, resp.Status)
 		respond(resp)
 	}
-	body, refusal := a.gate.decodeBody(r)
+	body, refusal := a.gate.decodeBody(r, rt)
 	if refusal != nil {
 		finish(refusal)
 		return

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
 	"strconv"
 	"sync/atomic"
@@ -76,6 +77,9 @@ type gate struct {
 	rateHit  map[string]*metrics.Counter // floodgate_rate_limit_exceeded_total{scope}
 	tripped  map[string]*metrics.Counter // per HTTP flag enforced here
 	decompRj *metrics.Counter
+
+	// warn logs every violation (rate-limited per limit), as the loop does.
+	warn *loop.WarnLog
 }
 
 // limitReasons are the reasons of floodgate_connection_limit_reached_total.
@@ -84,9 +88,9 @@ var limitReasons = []string{"in_flight", "in_flight_per_worker", "route", "memor
 // rateScopes are the scopes of floodgate_rate_limit_exceeded_total.
 var rateScopes = []string{"global", "client", "route"}
 
-func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int) (*gate, error) {
+func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, log *slog.Logger) (*gate, error) {
 	g := &gate{cfg: cfg, set: set, reached: map[string]*metrics.Counter{}, rateHit: map[string]*metrics.Counter{},
-		tripped: map[string]*metrics.Counter{}}
+		tripped: map[string]*metrics.Counter{}, warn: loop.NewWarnLog(log, time.Second)}
 	if loops < 1 {
 		loops = 1
 	}
@@ -227,28 +231,28 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 	if !exempt(ep) && g.memLimit > 0 && g.memOver.Load() {
 		g.reached["memory"].Inc()
 		g.tripped["max-memory-bytes"].Inc()
-		return nil, unavailable("max-memory-bytes", g.memLimit, g.memUsed.Load(), "process memory limit reached")
+		return nil, g.unavailable(r, rt, "max-memory-bytes", g.memLimit, g.memUsed.Load(), "process memory limit reached")
 	}
 	now := time.Now()
 	if g.global != nil {
 		if res := g.global.Allow(nil, now); !res.OK {
-			return nil, g.tooMany("global", "max-requests-per-second-global", g.global, res)
+			return nil, g.tooMany(r, rt, "global", "max-requests-per-second-global", g.global, res)
 		}
 	}
 	if g.perClient != nil {
 		ip := r.RemoteIP.As16()
 		if res := g.perClient.Allow(ip[:], now); !res.OK {
-			return nil, g.tooMany("client", "max-requests-per-second-per-client", g.perClient, res)
+			return nil, g.tooMany(r, rt, "client", "max-requests-per-second-per-client", g.perClient, res)
 		}
 	}
 	if g.perRoute != nil {
 		if res := g.perRoute.Allow(rt.key, now); !res.OK {
-			return nil, g.tooMany("route", "max-requests-per-second-per-route", g.perRoute, res)
+			return nil, g.tooMany(r, rt, "route", "max-requests-per-second-per-route", g.perRoute, res)
 		}
 	}
 	if rt.rate != nil {
 		if res := rt.rate.Allow(routeKey(rt.spec, r), now); !res.OK {
-			return nil, g.tooMany("route", rt.rateFlag, rt.rate, res)
+			return nil, g.tooMany(r, rt, "route", rt.rateFlag, rt.rate, res)
 		}
 	}
 	if exempt(ep) {
@@ -259,7 +263,7 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 		if n := inFlight(); n > int64(cfg.MaxInFlight) {
 			g.reached["in_flight"].Inc()
 			g.tripped["max-in-flight-requests"].Inc()
-			return nil, unavailable("max-in-flight-requests", int64(cfg.MaxInFlight), n, "too many requests in flight")
+			return nil, g.unavailable(r, rt, "max-in-flight-requests", int64(cfg.MaxInFlight), n, "too many requests in flight")
 		}
 	}
 	li := r.Loop % len(g.perLoop)
@@ -267,14 +271,14 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 		g.perLoop[li].Add(-1)
 		g.reached["in_flight_per_worker"].Inc()
 		g.tripped["max-in-flight-requests-per-worker"].Inc()
-		return nil, unavailable("max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerWorker), n, "too many requests in flight on this worker")
+		return nil, g.unavailable(r, rt, "max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerWorker), n, "too many requests in flight on this worker")
 	}
 	if n := rt.active.Add(1); cfg.MaxConnectionsPerRoute > 0 && n > int64(cfg.MaxConnectionsPerRoute) {
 		rt.active.Add(-1)
 		g.perLoop[li].Add(-1)
 		g.reached["route"].Inc()
 		g.tripped["max-connections-per-route"].Inc()
-		return nil, unavailable("max-connections-per-route", int64(cfg.MaxConnectionsPerRoute), n, "too many concurrent requests on route "+rt.name)
+		return nil, g.unavailable(r, rt, "max-connections-per-route", int64(cfg.MaxConnectionsPerRoute), n, "too many concurrent requests on route "+rt.name)
 	}
 	return &ticket{loop: li, route: rt}, nil
 }
@@ -309,7 +313,7 @@ func routeKey(spec *limits.Route, r *loop.HTTPRequest) []byte {
 // tooMany builds a 429 with Retry-After (whole seconds until a token) and
 // X-RateLimit-Limit (requests per second), -Remaining (tokens left) and
 // -Reset (seconds until the bucket is full).
-func (g *gate) tooMany(scope, flag string, rl *limits.RateLimiter, res limits.RateResult) *loop.HTTPResponse {
+func (g *gate) tooMany(r *loop.HTTPRequest, rt *route, scope, flag string, rl *limits.RateLimiter, res limits.RateResult) *loop.HTTPResponse {
 	g.rateHit[scope].Inc()
 	if c := g.tripped[flag]; c != nil {
 		c.Inc()
@@ -318,6 +322,11 @@ func (g *gate) tooMany(scope, flag string, rl *limits.RateLimiter, res limits.Ra
 	if retry < 1 {
 		retry = 1
 	}
+	// A bucket holds burst requests: past them the client sent more than
+	// the rate allows over the burst's window, which is what "actual" says.
+	g.warn.Warn("http:"+flag, "http request over its rate limit", "limit", flag, "status", 429,
+		"configured", rl.Rate(), "actual", "over rate: burst of "+strconv.FormatFloat(rl.Burst(), 'f', -1, 64)+" used",
+		"client_ip", r.RemoteIP.String(), "route", rt.name, "retry_after_s", retry)
 	return &loop.HTTPResponse{Status: 429, ContentType: "application/json",
 		Header: [][2]string{
 			{"Retry-After", strconv.FormatInt(retry, 10)},
@@ -331,6 +340,14 @@ func (g *gate) tooMany(scope, flag string, rl *limits.RateLimiter, res limits.Ra
 
 func ceilSeconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
 
+// unavailable logs a violation answered 503 (rate-limited per limit) and
+// builds its answer.
+func (g *gate) unavailable(r *loop.HTTPRequest, rt *route, flag string, configured, actual int64, reason string) *loop.HTTPResponse {
+	g.warn.Warn("http:"+flag, "http request refused: "+reason, "limit", flag, "status", 503,
+		"configured", configured, "actual", actual, "client_ip", r.RemoteIP.String(), "route", rt.name)
+	return unavailable(flag, configured, actual, reason)
+}
+
 // unavailable builds a 503 with Retry-After and Connection: close.
 func unavailable(flag string, configured, actual int64, reason string) *loop.HTTPResponse {
 	return &loop.HTTPResponse{Status: 503, ContentType: "application/json", Close: true,
@@ -340,14 +357,14 @@ func unavailable(flag string, configured, actual int64, reason string) *loop.HTT
 
 // decodeBody inflates a Content-Encoding body within the decompression
 // limits; the refusal is 413 (size, ratio), 415 (unknown coding) or 400.
-func (g *gate) decodeBody(r *loop.HTTPRequest) ([]byte, *loop.HTTPResponse) {
+func (g *gate) decodeBody(r *loop.HTTPRequest, rt *route) ([]byte, *loop.HTTPResponse) {
 	enc := r.Head.ContentEncoding
 	if enc == "" || enc == "identity" || len(r.Body) == 0 {
 		return r.Body, nil
 	}
 	dec, err := httpcodec.NewLimitedDecoder(enc, bytes.NewReader(r.Body), g.cfg.MaxDecompressedBytes, g.cfg.MaxDecompressionRatio)
 	if err != nil {
-		return nil, g.decodeRefusal(err)
+		return nil, g.decodeRefusal(r, rt, err)
 	}
 	defer dec.Close()
 	start := int64(4 * len(r.Body))
@@ -356,18 +373,20 @@ func (g *gate) decodeBody(r *loop.HTTPRequest) ([]byte, *loop.HTTPResponse) {
 	}
 	out := bytes.NewBuffer(make([]byte, 0, start))
 	if _, err := io.Copy(out, dec); err != nil {
-		return nil, g.decodeRefusal(err)
+		return nil, g.decodeRefusal(r, rt, err)
 	}
 	return out.Bytes(), nil
 }
 
-func (g *gate) decodeRefusal(err error) *loop.HTTPResponse {
+func (g *gate) decodeRefusal(r *loop.HTTPRequest, rt *route, err error) *loop.HTTPResponse {
 	var le *httpcodec.LimitError
 	if errors.As(err, &le) {
 		g.decompRj.Inc()
 		if c := g.tripped[le.Limit]; c != nil {
 			c.Inc()
 		}
+		g.warn.Warn("http:"+le.Limit, "http request refused: "+le.Reason, "limit", le.Limit, "status", le.Status,
+			"configured", le.Configured, "actual", le.Actual, "client_ip", r.RemoteIP.String(), "route", rt.name)
 		return &loop.HTTPResponse{Status: le.Status, ContentType: "application/json",
 			Body: loop.LimitErrorBody(le.Limit, le.Configured, le.Actual, le.Reason)}
 	}

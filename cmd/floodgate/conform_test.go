@@ -151,3 +151,30 @@ func TestProcessMemoryLimitRefusesKafkaInTheBinary(t *testing.T) {
 		t.Fatalf("no WARN:\n%s", p.stderr.String())
 	}
 }
+
+// TestHTTPViolationsAreLoggedByTheBinary: a 429 of the binary is logged
+// at WARN with the limit, its values, the client's IP and the route.
+func TestHTTPViolationsAreLoggedByTheBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	p := startFloodgate(t, 16384, "--in-memory", "--max-requests-per-second-per-client", "1")
+	refused := 0
+	for i := 0; i < 15; i++ {
+		if code, _ := getFrom(t, "127.0.0.7", p.http, "/topics", "", ""); code == 429 {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatal("no 429")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(p.stderr.String(), "limit=max-requests-per-second-per-client") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{"level=WARN", "limit=max-requests-per-second-per-client", "configured=1", "client_ip=127.0.0.7", "route=topics"} {
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Fatalf("log lacks %s:\n%s", want, p.stderr.String())
+		}
+	}
+}
