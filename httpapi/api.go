@@ -186,9 +186,10 @@ func (a *API) serve(ep int, r *loop.HTTPRequest, body []byte, respond func(*loop
 			respond(methodNotAllowed("GET, HEAD"))
 			return
 		}
-		var buf bytes.Buffer
-		a.cfg.Metrics.WritePrometheus(&buf)
-		metrics.WriteProcessMetrics(&buf)
+		var raw, buf bytes.Buffer
+		a.cfg.Metrics.WritePrometheus(&raw)
+		metrics.WriteProcessMetrics(&raw)
+		appendWithHelp(&buf, raw.Bytes())
 		respond(&loop.HTTPResponse{Status: 200, ContentType: "text/plain; version=0.0.4", Body: buf.Bytes()})
 	case epAdminStats:
 		if !isGetOrHead(method) {
@@ -277,8 +278,8 @@ func (a *API) stats() map[string]any {
 	for k, c := range g.tripped {
 		tripped[k] = c.Get()
 	}
-	for k, c := range g.reached {
-		tripped[`floodgate_connection_limit_reached_total{reason="`+k+`"}`] = c.Get()
+	for k, c := range g.refused {
+		tripped[`floodgate_http_requests_refused_total{reason="`+k+`"}`] = c.Get()
 	}
 	for k, c := range g.rateHit {
 		tripped[`floodgate_rate_limit_exceeded_total{scope="`+k+`"}`] = c.Get()

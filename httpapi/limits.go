@@ -73,7 +73,13 @@ type gate struct {
 	stop     context.CancelFunc
 	done     chan struct{}
 
-	reached  map[string]*metrics.Counter // floodgate_connection_limit_reached_total{reason}
+	// refused counts HTTP requests refused by a limit of the gate
+	// (floodgate_http_requests_refused_total{reason}); reached is the same
+	// count under its old name, floodgate_connection_limit_reached_total,
+	// kept one release (deprecated: that name now counts refused
+	// connections, as the documents mean it).
+	refused  map[string]*metrics.Counter
+	reached  map[string]*metrics.Counter
 	rateHit  map[string]*metrics.Counter // floodgate_rate_limit_exceeded_total{scope}
 	tripped  map[string]*metrics.Counter // per HTTP flag enforced here
 	decompRj *metrics.Counter
@@ -89,7 +95,7 @@ var limitReasons = []string{"in_flight", "in_flight_per_worker", "route", "memor
 var rateScopes = []string{"global", "client", "route"}
 
 func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, log *slog.Logger) (*gate, error) {
-	g := &gate{cfg: cfg, set: set, reached: map[string]*metrics.Counter{}, rateHit: map[string]*metrics.Counter{},
+	g := &gate{cfg: cfg, set: set, reached: map[string]*metrics.Counter{}, refused: map[string]*metrics.Counter{}, rateHit: map[string]*metrics.Counter{},
 		tripped: map[string]*metrics.Counter{}, warn: loop.NewWarnLog(log, time.Second)}
 	if loops < 1 {
 		loops = 1
@@ -128,7 +134,8 @@ func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, log *slog.Logg
 		g.perRoute = limits.NewRateLimiter(float64(cfg.RPSPerRoute), 10*float64(cfg.RPSPerRoute))
 	}
 	for _, r := range limitReasons {
-		g.reached[r] = set.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="` + r + `"}`)
+		g.reached[r] = set.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="` + r + `"}`) // deprecated
+		g.refused[r] = set.GetOrCreateCounter(`floodgate_http_requests_refused_total{reason="` + r + `"}`)
 	}
 	for _, s := range rateScopes {
 		g.rateHit[s] = set.GetOrCreateCounter(`floodgate_rate_limit_exceeded_total{scope="` + s + `"}`)
@@ -229,7 +236,7 @@ type ticket struct {
 func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int64) (*ticket, *loop.HTTPResponse) {
 	cfg := g.cfg
 	if !exempt(ep) && g.memLimit > 0 && g.memOver.Load() {
-		g.reached["memory"].Inc()
+		g.countRefused("memory")
 		g.tripped["max-memory-bytes"].Inc()
 		return nil, g.unavailable(r, rt, "max-memory-bytes", g.memLimit, g.memUsed.Load(), "process memory limit reached")
 	}
@@ -261,7 +268,7 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 	if cfg.MaxInFlight > 0 && inFlight != nil {
 		// The loop counts this request already.
 		if n := inFlight(); n > int64(cfg.MaxInFlight) {
-			g.reached["in_flight"].Inc()
+			g.countRefused("in_flight")
 			g.tripped["max-in-flight-requests"].Inc()
 			return nil, g.unavailable(r, rt, "max-in-flight-requests", int64(cfg.MaxInFlight), n, "too many requests in flight")
 		}
@@ -269,18 +276,25 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 	li := r.Loop % len(g.perLoop)
 	if n := g.perLoop[li].Add(1); cfg.MaxInFlightPerWorker > 0 && n > int64(cfg.MaxInFlightPerWorker) {
 		g.perLoop[li].Add(-1)
-		g.reached["in_flight_per_worker"].Inc()
+		g.countRefused("in_flight_per_worker")
 		g.tripped["max-in-flight-requests-per-worker"].Inc()
 		return nil, g.unavailable(r, rt, "max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerWorker), n, "too many requests in flight on this worker")
 	}
 	if n := rt.active.Add(1); cfg.MaxConnectionsPerRoute > 0 && n > int64(cfg.MaxConnectionsPerRoute) {
 		rt.active.Add(-1)
 		g.perLoop[li].Add(-1)
-		g.reached["route"].Inc()
+		g.countRefused("route")
 		g.tripped["max-connections-per-route"].Inc()
 		return nil, g.unavailable(r, rt, "max-connections-per-route", int64(cfg.MaxConnectionsPerRoute), n, "too many concurrent requests on route "+rt.name)
 	}
 	return &ticket{loop: li, route: rt}, nil
+}
+
+// countRefused counts a request refused by the gate for reason, under the
+// new name and the deprecated one.
+func (g *gate) countRefused(reason string) {
+	g.refused[reason].Inc()
+	g.reached[reason].Inc()
 }
 
 // release gives back what admit took.

@@ -188,7 +188,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 			return nil
 		}
 	}
-	s.met.connsTotal.Inc()
+	s.met.connsAccepted.Inc()
 	ip := remoteIP(nc)
 	c := newConn(s, kind, ip)
 	c.tag = tag

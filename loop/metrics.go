@@ -16,8 +16,11 @@ const apiSlots = 128
 // serverMetrics are the loop's counters and gauges. Per-API series are
 // created once at start so the request path never builds a metric name.
 type serverMetrics struct {
-	set            *metrics.Set
-	connsTotal     *metrics.Counter
+	set           *metrics.Set
+	connsAccepted *metrics.Counter
+	// limitReached counts connections refused at a connection limit, by
+	// reason (the documents' connection_limit_reached_total).
+	limitReached   map[string]*metrics.Counter
 	rejectedMax    *metrics.Counter
 	bytesIn        *metrics.Counter
 	bytesOut       *metrics.Counter
@@ -38,7 +41,11 @@ type serverMetrics struct {
 
 func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	m := &serverMetrics{set: set}
-	m.connsTotal = set.NewCounter("floodgate_connections_total")
+	m.connsAccepted = set.NewCounter("floodgate_connections_accepted_total")
+	m.limitReached = map[string]*metrics.Counter{}
+	for reason, label := range connLimitReasons {
+		m.limitReached[reason] = set.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="` + label + `"}`)
+	}
 	m.rejectedMax = set.NewCounter(`floodgate_connections_rejected_total{reason="max_connections"}`)
 	m.bytesIn = set.NewCounter("floodgate_bytes_in_total")
 	m.bytesOut = set.NewCounter("floodgate_bytes_out_total")
@@ -61,6 +68,9 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 		m.throttledRej[k] = set.NewCounter(fmt.Sprintf(`floodgate_requests_throttled_total{api=%q,mode="reject"}`, name))
 	}
 	set.NewGauge("floodgate_connections_active", func() float64 { return float64(s.active.Load()) })
+	// The Kafka document's connections_total is the current count; the
+	// count of accepted connections is floodgate_connections_accepted_total.
+	set.NewGauge("floodgate_connections_total", func() float64 { return float64(s.active.Load()) })
 	set.NewGauge("floodgate_connections_refusing", func() float64 {
 		if s.refuse == nil {
 			return 0
@@ -82,8 +92,20 @@ func (m *serverMetrics) counter(name string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(name)
 }
 
+// connLimitReasons maps the reasons of a refused connection that are
+// connection limits to their floodgate_connection_limit_reached_total label.
+var connLimitReasons = map[string]string{
+	"max_connections":        "max_connections",
+	"max_connections_per_ip": "max_connections_per_ip",
+	"memory":                 "memory_budget",
+	"process_memory":         "process_memory",
+}
+
 // rejected counts a refused connection.
 func (m *serverMetrics) rejected(reason string) {
+	if c := m.limitReached[reason]; c != nil {
+		c.Inc()
+	}
 	if reason == "max_connections" { // the one a flood hits: no name building
 		m.rejectedMax.Inc()
 		return
