@@ -15,7 +15,19 @@ const (
 	QuotaByClientID QuotaKey = iota
 	// QuotaByIP keys rate limits by the source IP.
 	QuotaByIP
+	// QuotaByClientIDAndIP keys rate limits by the client id and the
+	// source IP together, as Kafka's default quotas do for unauthenticated
+	// clients (user ANONYMOUS, per client id) on each address: clients
+	// that keep their library's default id on different hosts do not
+	// share a bucket. The default.
+	QuotaByClientIDAndIP
 )
+
+// QuotaClientsPerIP bounds what one source IP gets under
+// QuotaByClientIDAndIP whatever client ids it sends: the rate of this many
+// clients. A client that changes its id on every request would otherwise
+// get a fresh bucket each time.
+const QuotaClientsPerIP = 16
 
 // ThrottleMode says how an over-rate request is answered.
 type ThrottleMode uint8
@@ -48,6 +60,10 @@ type Config struct {
 	MaxUpstreamPerBroker int
 	QuotaKey             QuotaKey
 	ThrottleMode         ThrottleMode
+	// ProduceByteRate and FetchByteRate are Kafka's producer_byte_rate
+	// and consumer_byte_rate per client, in bytes/s (0 = off).
+	ProduceByteRate int64
+	FetchByteRate   int64
 }
 
 // Defaults returns the configuration of the table's defaults.
@@ -69,6 +85,7 @@ func Defaults() Config {
 		ProduceRate:          10000,
 		FetchRate:            1000,
 		MaxUpstreamPerBroker: 1000,
+		QuotaKey:             QuotaByClientIDAndIP,
 	}
 }
 
@@ -95,6 +112,8 @@ func (c *Config) Validate() error {
 		{"produce-rate-limit", int64(c.ProduceRate), 0},
 		{"fetch-rate-limit", int64(c.FetchRate), 0},
 		{"max-upstream-connections-per-broker", int64(c.MaxUpstreamPerBroker), 1},
+		{"produce-byte-rate", c.ProduceByteRate, 0},
+		{"fetch-byte-rate", c.FetchByteRate, 0},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
@@ -152,10 +171,17 @@ func (c *Config) Value(flag string) string {
 	case "max-upstream-connections-per-broker":
 		return strconv.Itoa(c.MaxUpstreamPerBroker)
 	case "quota-key":
-		if c.QuotaKey == QuotaByIP {
+		switch c.QuotaKey {
+		case QuotaByIP:
 			return "ip"
+		case QuotaByClientIDAndIP:
+			return "client-id-and-ip"
 		}
 		return "client-id"
+	case "produce-byte-rate":
+		return strconv.FormatInt(c.ProduceByteRate, 10)
+	case "fetch-byte-rate":
+		return strconv.FormatInt(c.FetchByteRate, 10)
 	case "throttle-mode":
 		if c.ThrottleMode == ThrottleReject {
 			return "reject"

@@ -104,13 +104,21 @@ var Table = []Limit{
 		Protects: "the upstream cluster from floodgate's client count",
 		Answer:   "nothing fails: beyond it client connections share the least-loaded upstream connections",
 		Metric:   "floodgate_gateway_upstream_connections"},
-	{Flag: "quota-key", Kind: Enum, Default: "client-id", Unit: "client-id|ip", Enum: []string{"client-id", "ip"},
-		Protects: "defines what a client is for the rate limits (client-id falls back to ip when empty)",
+	{Flag: "quota-key", Kind: Enum, Default: "client-id-and-ip", Unit: "client-id-and-ip|client-id|ip", Enum: []string{"client-id", "ip", "client-id-and-ip"},
+		Protects: "defines what a client is for the rate limits: client-id-and-ip (Kafka's default for unauthenticated clients: one bucket per client id on each source IP, and one IP gets at most 16 clients' rate whatever ids it sends), client-id (falls back to ip when empty) or ip",
 		Answer:   "-", Metric: "-"},
 	{Flag: "throttle-mode", Kind: Enum, Default: "delay", Unit: "delay|reject", Enum: []string{"delay", "reject"},
 		Protects: "chooses how rate limits answer",
 		Answer:   "delay (KIP-219, every client copes) or reject (error 89: franz-go and kafka-go retry, sarama, librdkafka and kafkajs fail the record)",
 		Metric:   "floodgate_throttle_time_seconds"},
+	{Flag: "produce-byte-rate", Kind: Int, Default: "0", Unit: "Produce bytes/s per client (0 = off)",
+		Protects: "broker disk and network from one producer (Kafka's producer_byte_rate)",
+		Answer:   "always delay, as Kafka: served with throttle_time_ms = the time the bytes over the rate take to drain, and the connection is not read that long",
+		Metric:   `floodgate_byte_rate_throttled_total{api="Produce"}`},
+	{Flag: "fetch-byte-rate", Kind: Int, Default: "0", Unit: "Fetch response bytes/s per client (0 = off)",
+		Protects: "broker network from one consumer (Kafka's consumer_byte_rate)",
+		Answer:   "always delay, as Kafka: the response carries throttle_time_ms for the bytes it returned over the rate, and the client's next request is not read until they drained",
+		Metric:   `floodgate_byte_rate_throttled_total{api="Fetch"}`},
 }
 
 // Lookup returns the limit with the given flag name.

@@ -37,6 +37,9 @@ type serverMetrics struct {
 	refusedAnswered   [2]*metrics.Counter
 	refusedUnanswered *metrics.Counter
 	refusedTimedOut   *metrics.Counter
+	// byteThrottled counts Produce [0] and Fetch [1] requests over their
+	// byte rate.
+	byteThrottled [2]*metrics.Counter
 }
 
 func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
@@ -56,6 +59,8 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	m.refusedAnswered[kindKafka] = set.NewCounter(`floodgate_connections_refused_answered_total{listener="kafka"}`)
 	m.refusedAnswered[kindHTTP] = set.NewCounter(`floodgate_connections_refused_answered_total{listener="http"}`)
 	m.refusedUnanswered = set.NewCounter("floodgate_connections_refused_unanswered_total")
+	m.byteThrottled[0] = set.NewCounter(`floodgate_byte_rate_throttled_total{api="Produce"}`)
+	m.byteThrottled[1] = set.NewCounter(`floodgate_byte_rate_throttled_total{api="Fetch"}`)
 	m.refusedTimedOut = set.NewCounter("floodgate_connections_refused_timed_out_total")
 	for k := 0; k < apiSlots; k++ {
 		name := kmsg.NameForKey(int16(k))

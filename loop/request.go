@@ -24,6 +24,7 @@ type kafkaRequest struct {
 	req      kmsg.Request  // decoded, kept to answer with an error in its shape
 	throttle time.Duration
 	reject   bool
+	quota    []byte // the client's byte-quota key (Fetch with --fetch-byte-rate)
 	start    time.Time
 	// answered makes the answer happen once, whichever comes first: the
 	// handler's respond (from any goroutine, possibly late) or the
@@ -133,6 +134,9 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 		c.complete(r.seq, nil)
 		return
 	}
+	if bt := r.chargeFetchBytes(resp); bt > r.throttle {
+		r.throttle = bt
+	}
 	if r.throttle > 0 {
 		kafka.SetThrottle(resp, int32(r.throttle.Milliseconds()))
 	}
@@ -168,6 +172,7 @@ func (r *kafkaRequest) respondRaw(resp []byte) {
 		r.c.complete(r.seq, nil)
 		return
 	}
+	r.chargeFetchBytesRaw(resp)
 	if r.throttle > 0 {
 		if d, err := kafka.DecodeResponse(&r.hdr, resp); err == nil {
 			kafka.SetThrottle(d, int32(r.throttle.Milliseconds()))

@@ -70,6 +70,10 @@ type Server struct {
 	raw         RawKafkaHandler // cfg.Kafka when it forwards frames as bytes
 	produceRate *limits.Buckets
 	fetchRate   *limits.Buckets
+	// Per-IP aggregates of the request rates, and the byte-rate quotas
+	// (quota.go); nil when off.
+	produceIPRate, fetchIPRate *limits.Buckets
+	produceBytes, fetchBytes   *limits.Buckets
 
 	engine    gnet.Engine
 	booted    chan struct{}
@@ -136,6 +140,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Limits.FetchRate > 0 {
 		s.fetchRate = limits.NewBuckets(float64(cfg.Limits.FetchRate), float64(cfg.Limits.FetchRate))
 	}
+	s.produceIPRate = newIPQuota(&cfg.Limits, cfg.Limits.ProduceRate)
+	s.fetchIPRate = newIPQuota(&cfg.Limits, cfg.Limits.FetchRate)
+	s.produceBytes = newByteQuota(cfg.Limits.ProduceByteRate)
+	s.fetchBytes = newByteQuota(cfg.Limits.FetchByteRate)
 	s.met = newServerMetrics(cfg.Metrics, s)
 	return s, nil
 }

@@ -79,14 +79,18 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		ProduceRate:          int(c.Int64("produce-rate-limit")),
 		FetchRate:            int(c.Int64("fetch-rate-limit")),
 		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")),
+		ProduceByteRate:      c.Int64("produce-byte-rate"),
+		FetchByteRate:        c.Int64("fetch-byte-rate"),
 	}
 	switch v := c.String("quota-key"); v {
 	case "client-id":
 		cfg.QuotaKey = limits.QuotaByClientID
 	case "ip":
 		cfg.QuotaKey = limits.QuotaByIP
+	case "client-id-and-ip":
+		cfg.QuotaKey = limits.QuotaByClientIDAndIP
 	default:
-		return cfg, fmt.Errorf("--quota-key=%q: want client-id or ip", v)
+		return cfg, fmt.Errorf("--quota-key=%q: want client-id-and-ip, client-id or ip", v)
 	}
 	switch v := c.String("throttle-mode"); v {
 	case "delay":
