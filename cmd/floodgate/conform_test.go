@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -186,5 +187,38 @@ func TestHTTPViolationsAreLoggedByTheBinary(t *testing.T) {
 		if !strings.Contains(p.stderr.String(), want) {
 			t.Fatalf("log lacks %s:\n%s", want, p.stderr.String())
 		}
+	}
+}
+
+// TestByteRateAndQuotaKeyInTheBinary: the default quota key is client id
+// and IP, and --produce-byte-rate slows a kgo producer to the rate.
+func TestByteRateAndQuotaKeyInTheBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	p := startFloodgate(t, 16384, "--in-memory", "--produce-byte-rate", "262144", "--produce-rate-limit", "0")
+	if _, stats, _ := get(p.http, "/admin/stats"); !strings.Contains(stats, "client-id-and-ip") {
+		t.Fatalf("the default quota key is not client-id-and-ip:\n%s", stats)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.kafka), kgo.DefaultProduceTopic("bytes"), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	value := make([]byte, 64<<10)
+	_, _ = crand.Read(value)
+	start := time.Now()
+	for i := 0; i < 16; i++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < 2500*time.Millisecond {
+		t.Fatalf("1 MiB produced in %v at 256 KiB/s", d)
+	}
+	if v := metricValue(t, p.http, `floodgate_byte_rate_throttled_total{api="Produce"}`); v == 0 {
+		t.Fatal("byte-rate throttling not counted")
 	}
 }
