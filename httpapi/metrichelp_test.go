@@ -63,6 +63,10 @@ func TestMetricsHaveTheDocumentsMeanings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer extra.Close()
+	reached := srv.Metrics.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="max_connections"}`)
+	for deadline := time.Now().Add(3 * time.Second); reached.Get() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	for _, c := range conns {
 		c.Close()
 	}
