@@ -308,7 +308,8 @@ func (r *refuser) serve(sl *refusal, events uint32) bool {
 		}
 	}
 	for {
-		n, err := unix.Read(sl.fd, r.buf[:])
+		// Never more than refuseReadMax (+1 to see that it is exceeded).
+		n, err := unix.Read(sl.fd, r.buf[:min(refuseReadMax, refuseReadMax-sl.read+1)])
 		switch {
 		case errors.Is(err, unix.EAGAIN):
 			return true
