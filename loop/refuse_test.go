@@ -184,6 +184,15 @@ func TestRefusalsAreBoundedInTimeBytesAndNumber(t *testing.T) {
 			t.Fatalf("closed after %v", d)
 		}
 	})
+	t.Run("a refused connection that keeps sending after its answer is closed past 4 KiB", func(t *testing.T) {
+		c := dialFrom(t, "", srv.KafkaAddr())
+		start := time.Now()
+		_, _ = c.Write(append(request(apiVersions(3), 1), make([]byte, 64<<10)...))
+		expectClosed(t, c, 3*time.Second)
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("closed after %v", d)
+		}
+	})
 	t.Run("beyond 256 waiting refusals connections are closed at once", func(t *testing.T) {
 		unanswered := srv.Metrics.GetOrCreateCounter("floodgate_connections_refused_unanswered_total")
 		before := unanswered.Get()
