@@ -173,7 +173,7 @@ func (a *API) ServeHTTP(r *loop.HTTPRequest, respond func(*loop.HTTPResponse)) {
 		return
 	}
 	defer c.recover()
-	body, refusal := a.gate.decodeBody(r, c.ch)
+	body, refusal := a.gate.decodeBody(r, c.rt, c.ch)
 	if refusal != nil {
 		c.respond(refusal)
 		return
@@ -206,7 +206,7 @@ func (a *API) begin(r *loop.HTTPRequest, ep int, respond func(*loop.HTTPResponse
 		}()
 		respond(resp)
 	}
-	return &call{r: r, ch: ch, respond: finish, a: a}
+	return &call{r: r, rt: rt, ch: ch, respond: finish, a: a}
 }
 
 // call is one request being served: its answer function (finish) and the
@@ -215,6 +215,7 @@ func (a *API) begin(r *loop.HTTPRequest, ep int, respond func(*loop.HTTPResponse
 type call struct {
 	a       *API
 	r       *loop.HTTPRequest
+	rt      *route
 	ch      *charge
 	respond func(*loop.HTTPResponse)
 }
@@ -305,9 +306,10 @@ func (a *API) serveCheap(ep int, r *loop.HTTPRequest) *loop.HTTPResponse {
 		}
 		return a.fixed.ready
 	case epMetrics:
-		var buf bytes.Buffer
-		a.cfg.Metrics.WritePrometheus(&buf)
-		metrics.WriteProcessMetrics(&buf)
+		var raw, buf bytes.Buffer
+		a.cfg.Metrics.WritePrometheus(&raw)
+		metrics.WriteProcessMetrics(&raw)
+		appendWithHelp(&buf, raw.Bytes())
 		return &loop.HTTPResponse{Status: 200, ContentType: "text/plain; version=0.0.4", Body: buf.Bytes()}
 	case epAdminStats:
 		b, err := json.MarshalIndent(a.stats(), "", "  ")
@@ -387,8 +389,8 @@ func (a *API) stats() map[string]any {
 	for k, c := range g.tripped {
 		tripped[k] = c.Get()
 	}
-	for k, c := range g.reached {
-		tripped[`floodgate_connection_limit_reached_total{reason="`+k+`"}`] = c.Get()
+	for k, c := range g.refused {
+		tripped[`floodgate_http_requests_refused_total{reason="`+k+`"}`] = c.Get()
 	}
 	for k, c := range g.rateHit {
 		tripped[`floodgate_rate_limit_exceeded_total{scope="`+k+`"}`] = c.Get()

@@ -74,7 +74,13 @@ type gate struct {
 	stop     context.CancelFunc
 	done     chan struct{}
 
-	reached  map[string]*metrics.Counter // floodgate_connection_limit_reached_total{reason}
+	// refused counts HTTP requests refused by a limit of the gate
+	// (floodgate_http_requests_refused_total{reason}); reached is the same
+	// count under its old name, floodgate_connection_limit_reached_total,
+	// kept one release (deprecated: that name now counts refused
+	// connections, as the documents mean it).
+	refused  map[string]*metrics.Counter
+	reached  map[string]*metrics.Counter
 	rateHit  map[string]*metrics.Counter // floodgate_rate_limit_exceeded_total{scope}
 	tripped  map[string]*metrics.Counter // per HTTP flag enforced here
 	decompRj *metrics.Counter
@@ -83,6 +89,9 @@ type gate struct {
 
 	budget *limits.Budget
 	warn   *warnEvery
+	// violations logs every violation (rate-limited per limit), as the
+	// loop does.
+	violations *loop.WarnLog
 }
 
 // limitReasons are the reasons of floodgate_connection_limit_reached_total.
@@ -93,7 +102,8 @@ var rateScopes = []string{"global", "client", "route"}
 
 func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, budget *limits.Budget, log *slog.Logger) (*gate, error) {
 	g := &gate{cfg: cfg, set: set, reached: map[string]*metrics.Counter{}, rateHit: map[string]*metrics.Counter{},
-		tripped: map[string]*metrics.Counter{}, budget: budget, warn: newWarnEvery(log, 10*time.Second)}
+		tripped: map[string]*metrics.Counter{}, budget: budget, warn: newWarnEvery(log, 10*time.Second),
+		refused: map[string]*metrics.Counter{}, violations: loop.NewWarnLog(log, time.Second)}
 	if loops < 1 {
 		loops = 1
 	}
@@ -131,7 +141,8 @@ func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, budget *limits
 		g.perRoute = limits.NewRateLimiter(float64(cfg.RPSPerRoute), 10*float64(cfg.RPSPerRoute))
 	}
 	for _, r := range limitReasons {
-		g.reached[r] = set.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="` + r + `"}`)
+		g.reached[r] = set.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="` + r + `"}`) // deprecated
+		g.refused[r] = set.GetOrCreateCounter(`floodgate_http_requests_refused_total{reason="` + r + `"}`)
 	}
 	for _, s := range rateScopes {
 		g.rateHit[s] = set.GetOrCreateCounter(`floodgate_rate_limit_exceeded_total{scope="` + s + `"}`)
@@ -169,8 +180,13 @@ func (g *gate) watchMemory(ctx context.Context, warn func(msg string, args ...an
 		used := loop.ResidentBytes()
 		g.memUsed.Store(used)
 		over := used >= g.memLimit
-		if over && !g.memOver.Load() {
-			warn("process memory limit reached: new HTTP requests are refused with 503", "limit", "max-memory-bytes",
+		switch was := g.memOver.Load(); {
+		case over && !was:
+			warn("process memory limit reached: new Kafka connections are refused with THROTTLING_QUOTA_EXCEEDED, "+
+				"Kafka requests answered with REQUEST_TIMED_OUT, HTTP requests with 503 (probes excepted)", "limit", "max-memory-bytes",
+				"configured", g.memLimit, "actual", used)
+		case !over && was:
+			warn("process memory back under its limit: serving again", "limit", "max-memory-bytes",
 				"configured", g.memLimit, "actual", used)
 		}
 		g.memOver.Store(over)
@@ -180,6 +196,18 @@ func (g *gate) watchMemory(ctx context.Context, warn func(msg string, args ...an
 		case <-t.C:
 		}
 	}
+}
+
+// MemoryOver reports whether the process is over --max-memory-bytes (or
+// --max-memory-percent) as last sampled, with the limit and the sample:
+// the event loop refuses Kafka connections and requests on it
+// (loop.ProcessMemory).
+func (a *API) MemoryOver() (over bool, limit, used int64) {
+	g := a.gate
+	if g.memLimit <= 0 {
+		return false, 0, 0
+	}
+	return g.memOver.Load(), g.memLimit, g.memUsed.Load()
 }
 
 // match returns the route of a request: the longest --route prefix, else
@@ -218,30 +246,30 @@ type ticket struct {
 func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int64) (ticket, *loop.HTTPResponse) {
 	cfg := g.cfg
 	if !exempt(ep) && g.memLimit > 0 && g.memOver.Load() {
-		g.reached["memory"].Inc()
+		g.countRefused("memory")
 		g.tripped["max-memory-bytes"].Inc()
-		return ticket{}, unavailable("max-memory-bytes", g.memLimit, g.memUsed.Load(), "process memory limit reached")
+		return ticket{}, g.unavailable(r, rt, "max-memory-bytes", g.memLimit, g.memUsed.Load(), "process memory limit reached")
 	}
 	now := time.Now()
 	if g.global != nil {
 		if res := g.global.Allow(nil, now); !res.OK {
-			return ticket{}, g.tooMany("global", "max-requests-per-second-global", g.global, res)
+			return ticket{}, g.tooMany(r, rt, "global", "max-requests-per-second-global", g.global, res)
 		}
 	}
 	if g.perClient != nil {
 		ip := r.RemoteIP.As16()
 		if res := g.perClient.Allow(ip[:], now); !res.OK {
-			return ticket{}, g.tooMany("client", "max-requests-per-second-per-client", g.perClient, res)
+			return ticket{}, g.tooMany(r, rt, "client", "max-requests-per-second-per-client", g.perClient, res)
 		}
 	}
 	if g.perRoute != nil {
 		if res := g.perRoute.Allow(rt.key, now); !res.OK {
-			return ticket{}, g.tooMany("route", "max-requests-per-second-per-route", g.perRoute, res)
+			return ticket{}, g.tooMany(r, rt, "route", "max-requests-per-second-per-route", g.perRoute, res)
 		}
 	}
 	if rt.rate != nil {
 		if res := rt.rate.Allow(routeKey(rt.spec, r), now); !res.OK {
-			return ticket{}, g.tooMany("route", rt.rateFlag, rt.rate, res)
+			return ticket{}, g.tooMany(r, rt, "route", rt.rateFlag, rt.rate, res)
 		}
 	}
 	if exempt(ep) {
@@ -250,26 +278,33 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 	if cfg.MaxInFlight > 0 && inFlight != nil {
 		// The loop counts this request already.
 		if n := inFlight(); n > int64(cfg.MaxInFlight) {
-			g.reached["in_flight"].Inc()
+			g.countRefused("in_flight")
 			g.tripped["max-in-flight-requests"].Inc()
-			return ticket{}, unavailable("max-in-flight-requests", int64(cfg.MaxInFlight), n, "too many requests in flight")
+			return ticket{}, g.unavailable(r, rt, "max-in-flight-requests", int64(cfg.MaxInFlight), n, "too many requests in flight")
 		}
 	}
 	li := r.Loop % len(g.perLoop)
 	if n := g.perLoop[li].Add(1); cfg.MaxInFlightPerWorker > 0 && n > int64(cfg.MaxInFlightPerWorker) {
 		g.perLoop[li].Add(-1)
-		g.reached["in_flight_per_worker"].Inc()
+		g.countRefused("in_flight_per_worker")
 		g.tripped["max-in-flight-requests-per-worker"].Inc()
-		return ticket{}, unavailable("max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerWorker), n, "too many requests in flight on this worker")
+		return ticket{}, g.unavailable(r, rt, "max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerWorker), n, "too many requests in flight on this worker")
 	}
 	if n := rt.active.Add(1); cfg.MaxConnectionsPerRoute > 0 && n > int64(cfg.MaxConnectionsPerRoute) {
 		rt.active.Add(-1)
 		g.perLoop[li].Add(-1)
-		g.reached["route"].Inc()
+		g.countRefused("route")
 		g.tripped["max-connections-per-route"].Inc()
-		return ticket{}, unavailable("max-connections-per-route", int64(cfg.MaxConnectionsPerRoute), n, "too many concurrent requests on route "+rt.name)
+		return ticket{}, g.unavailable(r, rt, "max-connections-per-route", int64(cfg.MaxConnectionsPerRoute), n, "too many concurrent requests on route "+rt.name)
 	}
 	return ticket{loop: li, route: rt}, nil
+}
+
+// countRefused counts a request refused by the gate for reason, under the
+// new name and the deprecated one.
+func (g *gate) countRefused(reason string) {
+	g.refused[reason].Inc()
+	g.reached[reason].Inc()
 }
 
 // release gives back what admit took.
@@ -302,7 +337,7 @@ func routeKey(spec *limits.Route, r *loop.HTTPRequest) []byte {
 // tooMany builds a 429 with Retry-After (whole seconds until a token) and
 // X-RateLimit-Limit (requests per second), -Remaining (tokens left) and
 // -Reset (seconds until the bucket is full).
-func (g *gate) tooMany(scope, flag string, rl *limits.RateLimiter, res limits.RateResult) *loop.HTTPResponse {
+func (g *gate) tooMany(r *loop.HTTPRequest, rt *route, scope, flag string, rl *limits.RateLimiter, res limits.RateResult) *loop.HTTPResponse {
 	g.rateHit[scope].Inc()
 	if c := g.tripped[flag]; c != nil {
 		c.Inc()
@@ -311,6 +346,11 @@ func (g *gate) tooMany(scope, flag string, rl *limits.RateLimiter, res limits.Ra
 	if retry < 1 {
 		retry = 1
 	}
+	// A bucket holds burst requests: past them the client sent more than
+	// the rate allows over the burst's window, which is what "actual" says.
+	g.violations.Warn("http:"+flag, "http request over its rate limit", "limit", flag, "status", 429,
+		"configured", rl.Rate(), "actual", "over rate: burst of "+strconv.FormatFloat(rl.Burst(), 'f', -1, 64)+" used",
+		"client_ip", r.RemoteIP.String(), "route", rt.name, "retry_after_s", retry)
 	return &loop.HTTPResponse{Status: 429, ContentType: "application/json",
 		Header: [][2]string{
 			{"Retry-After", strconv.FormatInt(retry, 10)},
@@ -323,6 +363,14 @@ func (g *gate) tooMany(scope, flag string, rl *limits.RateLimiter, res limits.Ra
 }
 
 func ceilSeconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
+
+// unavailable logs a violation answered 503 (rate-limited per limit) and
+// builds its answer.
+func (g *gate) unavailable(r *loop.HTTPRequest, rt *route, flag string, configured, actual int64, reason string) *loop.HTTPResponse {
+	g.violations.Warn("http:"+flag, "http request refused: "+reason, "limit", flag, "status", 503,
+		"configured", configured, "actual", actual, "client_ip", r.RemoteIP.String(), "route", rt.name)
+	return unavailable(flag, configured, actual, reason)
+}
 
 // unavailable builds a 503 with Retry-After and Connection: close.
 func unavailable(flag string, configured, actual int64, reason string) *loop.HTTPResponse {
@@ -338,7 +386,7 @@ func unavailable(flag string, configured, actual int64, reason string) *loop.HTT
 // holds at most --max-decompressed-size-bytes plus
 // httpcodec.DecoderState(encoding) outside the loop's body charge, and only while
 // the budget has room for it.
-func (g *gate) decodeBody(r *loop.HTTPRequest, ch *charge) ([]byte, *loop.HTTPResponse) {
+func (g *gate) decodeBody(r *loop.HTTPRequest, rt *route, ch *charge) ([]byte, *loop.HTTPResponse) {
 	enc := r.Head.ContentEncoding
 	if enc == "" || enc == "identity" || len(r.Body) == 0 {
 		return r.Body, nil
@@ -350,7 +398,7 @@ func (g *gate) decodeBody(r *loop.HTTPRequest, ch *charge) ([]byte, *loop.HTTPRe
 	defer ch.give(state)
 	dec, err := httpcodec.NewLimitedDecoder(enc, bytes.NewReader(r.Body), g.cfg.MaxDecompressedBytes, g.cfg.MaxDecompressionRatio)
 	if err != nil {
-		return nil, g.decodeRefusal(err)
+		return nil, g.decodeRefusal(r, rt, err)
 	}
 	defer dec.Close()
 	start := 4 * len(r.Body)
@@ -374,27 +422,29 @@ func (g *gate) decodeBody(r *loop.HTTPRequest, ch *charge) ([]byte, *loop.HTTPRe
 	case errors.Is(err, errBudget):
 		return nil, g.budgetRefusal("inflating the request body")
 	}
-	return nil, g.decodeRefusal(err)
+	return nil, g.decodeRefusal(r, rt, err)
 }
 
 // budgetRefusal answers 503 when the memory budget cannot cover what a
 // request would make the API allocate.
 func (g *gate) budgetRefusal(what string) *loop.HTTPResponse {
 	g.tripped["memory-limit-bytes"].Inc()
-	g.reached["memory"].Inc()
+	g.countRefused("memory")
 	limit, used := g.budget.Limit(), g.budget.Used()
 	g.warn.warn("memory-limit-bytes", "http request refused: memory budget exhausted", "limit", "memory-limit-bytes",
 		"configured", limit, "actual", used, "while", what)
 	return unavailable("memory-limit-bytes", limit, used, "memory budget exhausted while "+what)
 }
 
-func (g *gate) decodeRefusal(err error) *loop.HTTPResponse {
+func (g *gate) decodeRefusal(r *loop.HTTPRequest, rt *route, err error) *loop.HTTPResponse {
 	var le *httpcodec.LimitError
 	if errors.As(err, &le) {
 		g.decompRj.Inc()
 		if c := g.tripped[le.Limit]; c != nil {
 			c.Inc()
 		}
+		g.violations.Warn("http:"+le.Limit, "http request refused: "+le.Reason, "limit", le.Limit, "status", le.Status,
+			"configured", le.Configured, "actual", le.Actual, "client_ip", r.RemoteIP.String(), "route", rt.name)
 		return &loop.HTTPResponse{Status: le.Status, ContentType: "application/json",
 			Body: loop.LimitErrorBody(le.Limit, le.Configured, le.Actual, le.Reason)}
 	}

@@ -32,6 +32,26 @@ func (b *Bucket) Take(now time.Time, rate, burst float64) time.Duration {
 	return time.Duration(-b.tokens / rate * float64(time.Second))
 }
 
+// TakeN takes n tokens at now (a byte count for a byte-rate quota), going
+// negative as Take does, and returns how long the caller must wait for the
+// bucket to be back at zero. n = 0 only reports the debt.
+func (b *Bucket) TakeN(now time.Time, n, rate, burst float64) time.Duration {
+	if b.last.IsZero() {
+		b.tokens = burst
+	} else if el := now.Sub(b.last).Seconds(); el > 0 {
+		b.tokens += el * rate
+		if b.tokens > burst {
+			b.tokens = burst
+		}
+	}
+	b.last = now
+	b.tokens -= n
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / rate * float64(time.Second))
+}
+
 // TryTake takes one token if one is there; otherwise it takes nothing and
 // returns how long until one is.
 func (b *Bucket) TryTake(now time.Time, rate, burst float64) time.Duration {
@@ -85,6 +105,13 @@ func (b *Buckets) Take(key []byte, now time.Time) time.Duration {
 	s, bk := b.bucket(key, now)
 	defer s.mu.Unlock()
 	return bk.Take(now, b.rate, b.burst)
+}
+
+// TakeN takes n tokens for key (see Bucket.TakeN).
+func (b *Buckets) TakeN(key []byte, n int64, now time.Time) time.Duration {
+	s, bk := b.bucket(key, now)
+	defer s.mu.Unlock()
+	return bk.TakeN(now, float64(n), b.rate, b.burst)
 }
 
 // bucket returns key's bucket with its shard locked; the caller unlocks.

@@ -15,7 +15,19 @@ const (
 	QuotaByClientID QuotaKey = iota
 	// QuotaByIP keys rate limits by the source IP.
 	QuotaByIP
+	// QuotaByClientIDAndIP keys rate limits by the client id and the
+	// source IP together, as Kafka's default quotas do for unauthenticated
+	// clients (user ANONYMOUS, per client id) on each address: clients
+	// that keep their library's default id on different hosts do not
+	// share a bucket. The default.
+	QuotaByClientIDAndIP
 )
+
+// QuotaClientsPerIP bounds what one source IP gets under
+// QuotaByClientIDAndIP whatever client ids it sends: the rate of this many
+// clients. A client that changes its id on every request would otherwise
+// get a fresh bucket each time.
+const QuotaClientsPerIP = 16
 
 // ThrottleMode says how an over-rate request is answered.
 type ThrottleMode uint8
@@ -74,6 +86,10 @@ type Config struct {
 	GroupMaxOffsets             int
 	OffsetsMaxBytes             int64
 	GroupMaxResponseBytes       int64
+	// ProduceByteRate and FetchByteRate are Kafka's producer_byte_rate
+	// and consumer_byte_rate per client, in bytes/s (0 = off).
+	ProduceByteRate int64
+	FetchByteRate   int64
 }
 
 // Defaults returns the configuration of the table's defaults.
@@ -116,6 +132,7 @@ func Defaults() Config {
 		GroupMaxOffsets:             100000,
 		OffsetsMaxBytes:             256 << 20,
 		GroupMaxResponseBytes:       16 << 20,
+		QuotaKey:                    QuotaByClientIDAndIP,
 	}
 }
 
@@ -160,6 +177,8 @@ func (c *Config) Validate() error {
 		{"group-max-offsets", int64(c.GroupMaxOffsets), 1},
 		{"offsets-max-bytes", c.OffsetsMaxBytes, 1},
 		{"group-max-response-bytes", c.GroupMaxResponseBytes, 1},
+		{"produce-byte-rate", c.ProduceByteRate, 0},
+		{"fetch-byte-rate", c.FetchByteRate, 0},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
@@ -266,10 +285,17 @@ func (c *Config) Value(flag string) string {
 	case "group-max-response-bytes":
 		return strconv.FormatInt(c.GroupMaxResponseBytes, 10)
 	case "quota-key":
-		if c.QuotaKey == QuotaByIP {
+		switch c.QuotaKey {
+		case QuotaByIP:
 			return "ip"
+		case QuotaByClientIDAndIP:
+			return "client-id-and-ip"
 		}
 		return "client-id"
+	case "produce-byte-rate":
+		return strconv.FormatInt(c.ProduceByteRate, 10)
+	case "fetch-byte-rate":
+		return strconv.FormatInt(c.FetchByteRate, 10)
 	case "throttle-mode":
 		if c.ThrottleMode == ThrottleReject {
 			return "reject"

@@ -39,13 +39,13 @@ var HTTPTable = []Limit{
 		Answer:   "413 (415 for an unknown Content-Encoding)", Metric: "floodgate_decompression_rejected_total"},
 	{Flag: "max-connections-per-route", Kind: Int, Default: "1000", Unit: "concurrent requests per route (0 = off)",
 		Protects: "one route cannot take every worker",
-		Answer:   "503 with Retry-After and Connection: close", Metric: `floodgate_connection_limit_reached_total{reason="route"}`},
+		Answer:   "503 with Retry-After and Connection: close", Metric: `floodgate_http_requests_refused_total{reason="route"}`},
 	{Flag: "max-in-flight-requests", Kind: Int, Default: "10000", Unit: "requests, Kafka and HTTP (0 = off)",
 		Protects: "memory and latency of the whole server",
-		Answer:   "503 with Retry-After and Connection: close", Metric: `floodgate_connection_limit_reached_total{reason="in_flight"}`},
+		Answer:   "503 with Retry-After and Connection: close", Metric: `floodgate_http_requests_refused_total{reason="in_flight"}`},
 	{Flag: "max-in-flight-requests-per-worker", Kind: Int, Default: "1000", Unit: "HTTP requests per event loop (0 = off)",
 		Protects: "one event loop's share of the server",
-		Answer:   "503 with Retry-After and Connection: close", Metric: `floodgate_connection_limit_reached_total{reason="in_flight_per_worker"}`},
+		Answer:   "503 with Retry-After and Connection: close", Metric: `floodgate_http_requests_refused_total{reason="in_flight_per_worker"}`},
 	{Flag: "max-requests-per-second-global", Kind: Int, Default: "0", Unit: "HTTP requests/s, burst 10x (0 = off)",
 		Protects: "the server from the sum of all clients",
 		Answer:   "429 with Retry-After and X-RateLimit-Limit/Remaining/Reset", Metric: `floodgate_rate_limit_exceeded_total{scope="global"}`},
@@ -57,8 +57,8 @@ var HTTPTable = []Limit{
 		Answer:   "429 with Retry-After and X-RateLimit-Limit/Remaining/Reset", Metric: `floodgate_rate_limit_exceeded_total{scope="route"}`},
 	{Flag: "max-memory-bytes", Kind: Int, Default: "0", Unit: "bytes of process memory (RSS) (0 = off)",
 		Protects: "the process from the OOM killer",
-		Answer:   "new HTTP requests get 503 with Retry-After and Connection: close, /ready is false, a WARN log",
-		Metric:   `floodgate_connection_limit_reached_total{reason="memory"}, floodgate_memory_usage_bytes`},
+		Answer:   "new Kafka connections get THROTTLING_QUOTA_EXCEEDED (89) and are closed; Kafka requests (ApiVersions excepted) are answered REQUEST_TIMED_OUT (7) instead of served; HTTP requests get 503 with Retry-After and Connection: close (/health, /ready, /metrics excepted); /ready is false; a WARN when it trips and when it clears",
+		Metric:   `floodgate_http_requests_refused_total{reason="memory"}, floodgate_connection_limit_reached_total{reason="process_memory"}, floodgate_requests_refused_total{reason="process_memory"}, floodgate_memory_usage_bytes`},
 	{Flag: "max-memory-percent", Kind: Float, Default: "0", Unit: "percent of the cgroup memory limit, or of RAM (0 = off)",
 		Protects: "the process from the OOM killer; the lower of this and --max-memory-bytes applies",
 		Answer:   "as --max-memory-bytes", Metric: "floodgate_memory_usage_bytes"},
@@ -73,9 +73,9 @@ var HTTPTable = []Limit{
 		Protects: "memory: the records a produce body makes the server decode, build and answer (one offset each)",
 		Answer:   "413 with a JSON body naming the limit, before any record past it is decoded",
 		Metric:   `floodgate_http_limit_tripped_total{limit="max-rest-records-per-request"}`},
-	{Flag: "limits-profile", Kind: Enum, Default: "production", Unit: "development|production|high-traffic",
-		Enum:     []string{"development", "production", "high-traffic"},
-		Protects: "preset defaults for every HTTP limit; flags given explicitly win",
+	{Flag: "limits-profile", Kind: Enum, Default: "none", Unit: "none|development|production|high-traffic",
+		Enum:     []string{"none", "development", "production", "high-traffic"},
+		Protects: "the limits document's presets (connection, header, body, in-flight, rate and memory limits; see the profiles table); flags given explicitly win",
 		Answer:   "-", Metric: "-"},
 }
 
@@ -108,7 +108,7 @@ type HTTPConfig struct {
 	Routes []Route
 }
 
-// HTTPDefaults returns the "production" profile: the table's defaults.
+// HTTPDefaults returns the table's defaults (no --limits-profile).
 func HTTPDefaults() HTTPConfig {
 	return HTTPConfig{
 		MaxHeaderBytes:         8192,
@@ -123,44 +123,29 @@ func HTTPDefaults() HTTPConfig {
 		MaxInFlight:            10000,
 		MaxInFlightPerWorker:   1000,
 		HeaderReadTimeout:      10 * time.Second,
-		Profile:                "production",
 		MaxRESTResponseBytes:   16777216,
 		MaxRESTRecords:         10000,
+		Profile:                NoProfile,
 	}
 }
 
-// HTTPProfile returns the preset of a --limits-profile:
-//   - development: generous sizes and timeouts, no rate limits;
-//   - production: the table's defaults;
-//   - high-traffic: more concurrency, a shorter header timeout, smaller
-//     bodies and a per-client rate limit of 1000/s (burst 10000).
+// HTTPProfile returns the HTTP limits of a --limits-profile: the table's
+// defaults with the preset's values (Profiles) over them. "none" (or "")
+// keeps the defaults.
 func HTTPProfile(name string) (HTTPConfig, error) {
 	c := HTTPDefaults()
-	c.Profile = name
-	switch name {
-	case "production", "":
-		c.Profile = "production"
-	case "development":
-		c.MaxHeaderBytes = 32768
-		c.MaxHeaderValueBytes = 16384
-		c.MaxBodyBytes = 104857600
-		c.MaxBodyBufferBytes = 10485760
-		c.MaxDecompressedBytes = 1073741824
-		c.MaxConnectionsPerRoute = 0
-		c.MaxInFlight = 0
-		c.MaxInFlightPerWorker = 0
-		c.HeaderReadTimeout = 60 * time.Second
-	case "high-traffic":
-		c.MaxBodyBytes = 1048576
-		c.MaxBodyBufferBytes = 262144
-		c.MaxDecompressedBytes = 10485760
-		c.MaxConnectionsPerRoute = 10000
-		c.MaxInFlight = 50000
-		c.MaxInFlightPerWorker = 10000
-		c.RPSPerClient = 1000
-		c.HeaderReadTimeout = 5 * time.Second
-	default:
-		return c, fmt.Errorf("--limits-profile=%q: want development, production or high-traffic", name)
+	p, err := ProfileNamed(name)
+	if err != nil {
+		return c, err
+	}
+	if p == nil {
+		return c, nil
+	}
+	c.Profile = p.Name
+	for _, v := range p.Values {
+		if _, err := c.set(v.Flag, v.Value); err != nil {
+			return c, fmt.Errorf("profile %s: %w", p.Name, err)
+		}
 	}
 	return c, nil
 }

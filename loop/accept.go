@@ -146,7 +146,8 @@ func errnoName(err error) string {
 }
 
 // admit applies the global limits to a new socket and hands it to the
-// event loop of its source IP. Over a limit the socket is closed at once.
+// event loop of its source IP. Over a limit the socket is answered and
+// closed by the refuser (refuse.go), or closed at once when it is full.
 // It returns an error only for resource exhaustion worth backing off for.
 func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 	max := int64(s.cfg.Limits.MaxConnections)
@@ -159,7 +160,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 			s.warn.Warn("limit:max-connections", "connection refused", "limit", "max-connections",
 				"configured", s.cfg.Limits.MaxConnections, "actual", s.active.Load(), "client_ip", remoteIP(nc).String(), "listener", kind.String())
 		}
-		_ = nc.Close()
+		s.refuse.holdConn(nc, kind, "max-connections", int64(s.cfg.Limits.MaxConnections), s.active.Load())
 		return nil
 	}
 	// New connections are refused once the budget passes its high-water
@@ -171,10 +172,23 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 		s.met.rejected("memory")
 		s.warn.Warn("limit:memory-limit-bytes", "connection refused: memory budget exhausted", "limit", "memory-limit-bytes",
 			"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", remoteIP(nc).String())
-		_ = nc.Close()
+		s.refuse.holdConn(nc, kind, "memory-limit-bytes", s.budget.Limit(), s.budget.Used())
 		return nil
 	}
-	s.met.connsTotal.Inc()
+	// Over the process memory limit new Kafka connections are refused the
+	// same way; HTTP connections are taken, so that probes still answer
+	// (the HTTP gate refuses every other request with 503).
+	if kind == kindKafka {
+		if over, limit, used := s.processMemoryOver(); over {
+			s.active.Add(-1)
+			s.met.rejected("process_memory")
+			s.warn.Warn("limit:max-memory-bytes", "connection refused: process memory limit reached", "limit", "max-memory-bytes",
+				"configured", limit, "actual", used, "client_ip", remoteIP(nc).String(), "listener", kind.String())
+			s.refuse.holdConn(nc, kind, "max-memory-bytes", limit, used)
+			return nil
+		}
+	}
+	s.met.connsAccepted.Inc()
 	ip := remoteIP(nc)
 	l := s.loopFor(ip)
 	c := newConn(l, kind, ip)

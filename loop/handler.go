@@ -51,6 +51,9 @@ func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
 				"configured", s.cfg.Limits.MaxConnectionsPerIP, "actual", c.loop.connsOf(c.ip), "client_ip", c.addr())
 		}
 		c.closeReason = "rejected"
+		// gnet has read nothing yet: the refuser answers the first request
+		// on a duplicate of the socket while gnet closes its own.
+		s.refuse.holdGnet(gc, c.kind, "max-connections-per-ip", int64(s.cfg.Limits.MaxConnectionsPerIP), int64(c.loop.connsOf(c.ip)))
 		return nil, gnet.Close
 	}
 	c.counted = true

@@ -325,7 +325,8 @@ func (c *conn) dispatchHTTP(now time.Time) {
 		// rather than hold the request.
 		c.idle()
 		j.charge.Release()
-		s.cfg.Metrics.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="queue"}`).Inc()
+		s.cfg.Metrics.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="queue"}`).Inc() // deprecated
+		s.cfg.Metrics.GetOrCreateCounter(`floodgate_http_requests_refused_total{reason="queue"}`).Inc()
 		s.warn.Warn("limit:max-queued-requests", "http request refused: worker queue full", "limit", "max-queued-requests",
 			"configured", s.cfg.Limits.MaxQueued, "actual", s.pool.depth(), "client_ip", c.addr())
 		h.deadline = 0

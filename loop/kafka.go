@@ -278,6 +278,9 @@ func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
 // submitFrame queues a whole frame's request after its rate limits.
 func (c *conn) submitFrame(in input, r *kafkaRequest) gnet.Action {
 	r.throttle, r.reject = c.rateLimit(&r.hdr)
+	if bt := c.byteQuota(r); bt > r.throttle {
+		r.throttle = bt
+	}
 	r.seq = c.reserveSeq()
 	if !c.submit(r) {
 		c.pendingJob = r
@@ -302,23 +305,22 @@ func clientID(frame []byte) []byte {
 // that long; in reject mode it asks for the request to be refused.
 func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 	s := c.loop.s
-	var b *limits.Buckets
+	var b, agg *limits.Buckets
 	switch h.APIKey {
 	case 0:
-		b = s.produceRate
+		b, agg = s.produceRate, s.produceIPRate
 	case 1:
-		b = s.fetchRate
+		b, agg = s.fetchRate, s.fetchIPRate
 	}
 	if b == nil {
 		return 0, false
 	}
-	key := h.ClientID
-	if s.cfg.Limits.QuotaKey == limits.QuotaByIP || len(key) == 0 {
-		ip := c.ip.As16()
-		key = ip[:]
-	}
+	var kb [64]byte
 	now := time.Now()
-	wait := b.Take(key, now)
+	wait := b.Take(c.quotaKey(kb[:0], h), now)
+	if w := c.ipQuota(agg, now); w > wait {
+		wait = w
+	}
 	if wait <= 0 {
 		return 0, false
 	}

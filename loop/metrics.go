@@ -16,8 +16,11 @@ const apiSlots = 128
 // serverMetrics are the loop's counters and gauges. Per-API series are
 // created once at start so the request path never builds a metric name.
 type serverMetrics struct {
-	set            *metrics.Set
-	connsTotal     *metrics.Counter
+	set           *metrics.Set
+	connsAccepted *metrics.Counter
+	// limitReached counts connections refused at a connection limit, by
+	// reason (the documents' connection_limit_reached_total).
+	limitReached   map[string]*metrics.Counter
 	rejectedMax    *metrics.Counter
 	bytesIn        *metrics.Counter
 	bytesOut       *metrics.Counter
@@ -29,11 +32,23 @@ type serverMetrics struct {
 	latency        [apiSlots]*metrics.Histogram
 	throttledDelay [apiSlots]*metrics.Counter
 	throttledRej   [apiSlots]*metrics.Counter
+	// Refused connections (refuse.go): answered by listener, closed at once
+	// for want of a slot or descriptor, closed silent at their deadline.
+	refusedAnswered   [2]*metrics.Counter
+	refusedUnanswered *metrics.Counter
+	refusedTimedOut   *metrics.Counter
+	// byteThrottled counts Produce [0] and Fetch [1] requests over their
+	// byte rate.
+	byteThrottled [2]*metrics.Counter
 }
 
 func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	m := &serverMetrics{set: set}
-	m.connsTotal = set.NewCounter("floodgate_connections_total")
+	m.connsAccepted = set.NewCounter("floodgate_connections_accepted_total")
+	m.limitReached = map[string]*metrics.Counter{}
+	for reason, label := range connLimitReasons {
+		m.limitReached[reason] = set.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="` + label + `"}`)
+	}
 	m.rejectedMax = set.NewCounter(`floodgate_connections_rejected_total{reason="max_connections"}`)
 	m.bytesIn = set.NewCounter("floodgate_bytes_in_total")
 	m.bytesOut = set.NewCounter("floodgate_bytes_out_total")
@@ -41,6 +56,12 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	m.malformed = set.NewCounter("floodgate_malformed_requests_total")
 	m.panics = set.NewCounter("floodgate_request_panics_total")
 	m.throttleTime = set.NewHistogram("floodgate_throttle_time_seconds")
+	m.refusedAnswered[kindKafka] = set.NewCounter(`floodgate_connections_refused_answered_total{listener="kafka"}`)
+	m.refusedAnswered[kindHTTP] = set.NewCounter(`floodgate_connections_refused_answered_total{listener="http"}`)
+	m.refusedUnanswered = set.NewCounter("floodgate_connections_refused_unanswered_total")
+	m.byteThrottled[0] = set.NewCounter(`floodgate_byte_rate_throttled_total{api="Produce"}`)
+	m.byteThrottled[1] = set.NewCounter(`floodgate_byte_rate_throttled_total{api="Fetch"}`)
+	m.refusedTimedOut = set.NewCounter("floodgate_connections_refused_timed_out_total")
 	for k := 0; k < apiSlots; k++ {
 		name := kmsg.NameForKey(int16(k))
 		if name == "Unknown" {
@@ -52,6 +73,15 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 		m.throttledRej[k] = set.NewCounter(fmt.Sprintf(`floodgate_requests_throttled_total{api=%q,mode="reject"}`, name))
 	}
 	set.NewGauge("floodgate_connections_active", func() float64 { return float64(s.active.Load()) })
+	// The Kafka document's connections_total is the current count; the
+	// count of accepted connections is floodgate_connections_accepted_total.
+	set.NewGauge("floodgate_connections_total", func() float64 { return float64(s.active.Load()) })
+	set.NewGauge("floodgate_connections_refusing", func() float64 {
+		if s.refuse == nil {
+			return 0
+		}
+		return float64(s.refuse.used.Load())
+	})
 	set.NewGauge("floodgate_connections_parked", func() float64 { return float64(s.parked.Load()) })
 	set.NewGauge("floodgate_memory_used_bytes", func() float64 { return float64(s.budget.Used()) })
 	set.NewGauge("floodgate_memory_limit_bytes", func() float64 { return float64(s.budget.Limit()) })
@@ -67,8 +97,20 @@ func (m *serverMetrics) counter(name string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(name)
 }
 
+// connLimitReasons maps the reasons of a refused connection that are
+// connection limits to their floodgate_connection_limit_reached_total label.
+var connLimitReasons = map[string]string{
+	"max_connections":        "max_connections",
+	"max_connections_per_ip": "max_connections_per_ip",
+	"memory":                 "memory_budget",
+	"process_memory":         "process_memory",
+}
+
 // rejected counts a refused connection.
 func (m *serverMetrics) rejected(reason string) {
+	if c := m.limitReached[reason]; c != nil {
+		c.Inc()
+	}
 	if reason == "max_connections" { // the one a flood hits: no name building
 		m.rejectedMax.Inc()
 		return

@@ -25,6 +25,7 @@ type kafkaRequest struct {
 	req      kmsg.Request  // decoded, kept to answer with an error in its shape
 	throttle time.Duration
 	reject   bool
+	quota    []byte // the client's byte-quota key (Fetch with --fetch-byte-rate)
 	start    time.Time
 	// answered makes the answer happen once, whichever comes first: the
 	// handler's respond (from any goroutine, possibly late) or the
@@ -51,7 +52,8 @@ func (r *kafkaRequest) run() {
 	if m := s.met.requests[apiIndex(h.APIKey)]; m != nil {
 		m.Inc()
 	}
-	if rh := s.raw; rh != nil && !r.reject {
+	memOver := r.overProcessMemory()
+	if rh := s.raw; rh != nil && !r.reject && !memOver {
 		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr()}, h, r.frame, r.respondRaw)
 		return
 	}
@@ -74,6 +76,10 @@ func (r *kafkaRequest) run() {
 		return
 	}
 	r.req = req
+	if memOver {
+		r.refuseForProcessMemory(req)
+		return
+	}
 	if r.reject {
 		if p, ok := req.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
 			r.respond(nil)
@@ -158,6 +164,9 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 		c.complete(r.seq, nil)
 		return
 	}
+	if bt := r.chargeFetchBytes(resp); bt > r.throttle {
+		r.throttle = bt
+	}
 	if r.throttle > 0 {
 		kafka.SetThrottle(resp, int32(r.throttle.Milliseconds()))
 	}
@@ -193,6 +202,7 @@ func (r *kafkaRequest) respondRaw(resp []byte) {
 		r.c.complete(r.seq, nil)
 		return
 	}
+	r.chargeFetchBytesRaw(resp)
 	if r.throttle > 0 {
 		if d, err := kafka.DecodeResponse(&r.hdr, resp); err == nil {
 			kafka.SetThrottle(d, int32(r.throttle.Milliseconds()))

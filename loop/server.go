@@ -63,11 +63,18 @@ type Server struct {
 	pool   *pool
 	bufs   bufPool
 	met    *serverMetrics
+	refuse *refuser // answers refused connections (refuse.go)
+	// procMem is the process memory limit (procmem.go); nil: none.
+	procMem ProcessMemory
 
 	raw         RawKafkaHandler   // cfg.Kafka when it forwards frames as bytes
 	inline      InlineHTTPHandler // cfg.HTTP when it answers cheap routes on the loop
 	produceRate *limits.Buckets
 	fetchRate   *limits.Buckets
+	// Per-IP aggregates of the request rates, and the byte-rate quotas
+	// (quota.go); nil when off.
+	produceIPRate, fetchIPRate *limits.Buckets
+	produceBytes, fetchBytes   *limits.Buckets
 
 	engine    gnet.Engine
 	booted    chan struct{}
@@ -135,6 +142,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Limits.FetchRate > 0 {
 		s.fetchRate = limits.NewBuckets(float64(cfg.Limits.FetchRate), float64(cfg.Limits.FetchRate))
 	}
+	s.produceIPRate = newIPQuota(&cfg.Limits, cfg.Limits.ProduceRate)
+	s.fetchIPRate = newIPQuota(&cfg.Limits, cfg.Limits.FetchRate)
+	s.produceBytes = newByteQuota(cfg.Limits.ProduceByteRate)
+	s.fetchBytes = newByteQuota(cfg.Limits.FetchByteRate)
 	s.met = newServerMetrics(cfg.Metrics, s)
 	return s, nil
 }
@@ -210,6 +221,11 @@ func (s *Server) serve() error {
 		_ = s.Stop(context.Background())
 		return err
 	}
+	if s.refuse, err = newRefuser(s); err != nil {
+		_ = s.Stop(context.Background())
+		return err
+	}
+	go s.refuse.run()
 	s.registrations = make(chan registration, 1024)
 	s.startRegistrars()
 	s.startAcceptor(s.kafkaLn, kindKafka, BootstrapTag)
@@ -269,6 +285,9 @@ func (s *Server) Stop(ctx context.Context) error {
 			s.registrarsWG.Wait()
 		}
 		err := s.engine.Stop(ctx)
+		if s.refuse != nil {
+			s.refuse.close()
+		}
 		s.pool.stop()
 		done <- err
 	}()

@@ -100,3 +100,17 @@ func (r *rateLimitedLog) size() int {
 	defer r.mu.Unlock()
 	return len(r.keys)
 }
+
+// WarnLog is the rate-limited WARN log of limit violations (at most one
+// line per key and interval, with the count suppressed since), for the
+// HTTP API's gate: every violation is logged the same way on both sides.
+type WarnLog struct{ r *rateLimitedLog }
+
+// NewWarnLog returns a WarnLog logging to l at most once per interval per
+// key, remembering at most 1024 keys.
+func NewWarnLog(l *slog.Logger, interval time.Duration) *WarnLog {
+	return &WarnLog{r: newRateLimitedLog(l, interval)}
+}
+
+// Warn logs msg with args unless key was logged within the interval.
+func (w *WarnLog) Warn(key, msg string, args ...any) { w.r.Warn(key, msg, args...) }

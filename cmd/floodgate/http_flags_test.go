@@ -33,11 +33,11 @@ func TestHTTPFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HeaderReadTimeout != 2*time.Second || cfg.MaxBodyBytes != 1048576 || cfg.RPSPerClient != 1000 || cfg.RPSGlobal != 50 ||
+	if cfg.HeaderReadTimeout != 2*time.Second || cfg.MaxBodyBytes != 10485760 || cfg.RPSPerClient != 1000 || cfg.RPSGlobal != 50 ||
 		cfg.MaxDecompressionRatio != 20.5 || len(cfg.Routes) != 2 || cfg.Routes[0].Burst != 100 || cfg.Routes[1].MaxBodyBytes != 500e6 {
 		t.Fatalf("high-traffic with overrides: %+v", cfg)
 	}
-	if cfg.MaxRouteBodyBytes() != 500e6 || cfg.BodyLimit([]byte("/upload/x")) != 500e6 || cfg.BodyLimit([]byte("/topics")) != 1048576 {
+	if cfg.MaxRouteBodyBytes() != 500e6 || cfg.BodyLimit([]byte("/upload/x")) != 500e6 || cfg.BodyLimit([]byte("/topics")) != 10485760 {
 		t.Fatal("route body limits")
 	}
 	for _, bad := range [][]string{{"--limits-profile", "turbo"}, {"--route", "x"}, {"--max-memory-percent", "120"}, {"--max-header-count", "0"}} {

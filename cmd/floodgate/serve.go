@@ -100,14 +100,18 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		GroupMaxOffsets:             int(c.Int64("group-max-offsets")),
 		OffsetsMaxBytes:             c.Int64("offsets-max-bytes"),
 		GroupMaxResponseBytes:       c.Int64("group-max-response-bytes"),
+		ProduceByteRate:             c.Int64("produce-byte-rate"),
+		FetchByteRate:               c.Int64("fetch-byte-rate"),
 	}
 	switch v := c.String("quota-key"); v {
 	case "client-id":
 		cfg.QuotaKey = limits.QuotaByClientID
 	case "ip":
 		cfg.QuotaKey = limits.QuotaByIP
+	case "client-id-and-ip":
+		cfg.QuotaKey = limits.QuotaByClientIDAndIP
 	default:
-		return cfg, fmt.Errorf("--quota-key=%q: want client-id or ip", v)
+		return cfg, fmt.Errorf("--quota-key=%q: want client-id-and-ip, client-id or ip", v)
 	}
 	switch v := c.String("throttle-mode"); v {
 	case "delay":
@@ -116,6 +120,9 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		cfg.ThrottleMode = limits.ThrottleReject
 	default:
 		return cfg, fmt.Errorf("--throttle-mode=%q: want delay or reject", v)
+	}
+	if err := limits.ApplyProfile(&cfg, c.String("limits-profile"), c.IsSet); err != nil {
+		return cfg, err
 	}
 	return cfg, cfg.Validate()
 }
@@ -244,6 +251,7 @@ func runServe(c *cli.Context) error {
 	}
 	defer api.Close()
 	srv.SetHTTPHandler(api)
+	srv.SetProcessMemory(api)
 	if err := srv.Start(); err != nil {
 		return err
 	}

@@ -117,6 +117,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		t.Fatalf("httpapi.New: %v", err)
 	}
 	srv.SetHTTPHandler(api)
+	srv.SetProcessMemory(api)
 	if err := srv.Start(); err != nil {
 		t.Fatalf("start: %v", err)
 	}
