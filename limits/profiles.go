@@ -106,17 +106,11 @@ func ApplyProfile(c *Config, name string, explicit func(flag string) bool) error
 		if explicit(v.Flag) {
 			continue
 		}
-		n, err := strconv.Atoi(v.Value)
-		switch v.Flag {
-		case "max-connections":
-			c.MaxConnections = n
-		case "max-connections-per-ip":
-			c.MaxConnectionsPerIP = n
-		default:
+		if l, ok := Lookup(v.Flag); !ok || !l.Field.bound() {
 			continue // an HTTP limit: HTTPProfile sets it
 		}
-		if err != nil {
-			return fmt.Errorf("profile %s: --%s=%q: %w", p.Name, v.Flag, v.Value, err)
+		if err := c.SetText(v.Flag, v.Value); err != nil {
+			return fmt.Errorf("profile %s: %w", p.Name, err)
 		}
 	}
 	return nil

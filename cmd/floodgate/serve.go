@@ -60,66 +60,20 @@ func limitFlags() []cli.Flag {
 	return out
 }
 
-// limitsFromFlags reads the limits table's flags.
+// limitsFromFlags reads the limits table's flags: each row knows its
+// field, so nothing here lists them again.
 func limitsFromFlags(c *cli.Context) (limits.Config, error) {
-	cfg := limits.Config{
-		MaxConnections:       int(c.Int64("max-connections")),
-		MaxConnectionsPerIP:  int(c.Int64("max-connections-per-ip")),
-		HTTPReserve:          int(c.Int64("http-connection-reserve")),
-		IdleTimeout:          time.Duration(c.Int64("connection-idle-timeout")) * time.Millisecond,
-		MaxRequestSize:       c.Int64("max-request-size"),
-		RequestReadTimeout:   time.Duration(c.Int64("request-read-timeout")) * time.Millisecond,
-		MinRequestRate:       c.Int64("min-request-rate"),
-		SendTimeout:          time.Duration(c.Int64("send-timeout")) * time.Millisecond,
-		MaxFetchBytes:        c.Int64("max-fetch-bytes"),
-		MemoryLimitBytes:     c.Int64("memory-limit-bytes"),
-		MemoryPerIPPercent:   int(c.Int64("memory-limit-per-ip-percent")),
-		MaxInflight:          int(c.Int64("max-inflight-requests")),
-		MaxQueued:            int(c.Int64("max-queued-requests")),
-		ProduceRate:          int(c.Int64("produce-rate-limit")),
-		FetchRate:            int(c.Int64("fetch-rate-limit")),
-		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")),
-
-		MaxPartitionsPerRequest:  int(c.Int64("max-partitions-per-request")),
-		MaxNonProduceRequestSize: c.Int64("max-non-produce-request-size"),
-		TimestampAfterMaxMs:      c.Int64("message-timestamp-after-max-ms"),
-		TimestampBeforeMaxMs:     c.Int64("message-timestamp-before-max-ms"),
-		ProducerIDExpiration:     time.Duration(c.Int64("producer-id-expiration-ms")) * time.Millisecond,
-		MaxProducerStates:        int(c.Int64("max-producer-states")),
-		MaxWaitingFetches:        c.Int64("max-waiting-fetches"),
-
-		MaxGroups:                   int(c.Int64("max-groups")),
-		GroupMaxMembers:             int(c.Int64("group-max-members")),
-		GroupMaxMemberMetadataBytes: c.Int64("group-max-member-metadata-bytes"),
-		GroupMaxMetadataBytes:       c.Int64("group-max-metadata-bytes"),
-		GroupsMaxMetadataBytes:      c.Int64("groups-max-metadata-bytes"),
-		GroupMinSessionTimeout:      time.Duration(c.Int64("group-min-session-timeout-ms")) * time.Millisecond,
-		GroupMaxSessionTimeout:      time.Duration(c.Int64("group-max-session-timeout-ms")) * time.Millisecond,
-		OffsetsRetention:            time.Duration(c.Int64("offsets-retention-minutes")) * time.Minute,
-		OffsetMetadataMaxBytes:      int(c.Int64("offset-metadata-max-bytes")),
-		GroupMaxOffsets:             int(c.Int64("group-max-offsets")),
-		OffsetsMaxBytes:             c.Int64("offsets-max-bytes"),
-		GroupMaxResponseBytes:       c.Int64("group-max-response-bytes"),
-		ProduceByteRate:             c.Int64("produce-byte-rate"),
-		FetchByteRate:               c.Int64("fetch-byte-rate"),
-	}
-	switch v := c.String("quota-key"); v {
-	case "client-id":
-		cfg.QuotaKey = limits.QuotaByClientID
-	case "ip":
-		cfg.QuotaKey = limits.QuotaByIP
-	case "client-id-and-ip":
-		cfg.QuotaKey = limits.QuotaByClientIDAndIP
-	default:
-		return cfg, fmt.Errorf("--quota-key=%q: want client-id-and-ip, client-id or ip", v)
-	}
-	switch v := c.String("throttle-mode"); v {
-	case "delay":
-		cfg.ThrottleMode = limits.ThrottleDelay
-	case "reject":
-		cfg.ThrottleMode = limits.ThrottleReject
-	default:
-		return cfg, fmt.Errorf("--throttle-mode=%q: want delay or reject", v)
+	cfg := limits.Defaults()
+	for _, l := range limits.Table {
+		var err error
+		if l.Kind == limits.Int {
+			err = cfg.SetInt(l.Flag, c.Int64(l.Flag))
+		} else {
+			err = cfg.SetText(l.Flag, c.String(l.Flag))
+		}
+		if err != nil {
+			return cfg, err
+		}
 	}
 	if err := limits.ApplyProfile(&cfg, c.String("limits-profile"), c.IsSet); err != nil {
 		return cfg, err
