@@ -1,7 +1,8 @@
 package broker
 
 // CreatePartitions: versions 0-3. Grows a topic to count partitions (fewer
-// or equal is INVALID_PARTITIONS; at most 10000). A manual assignment must
+// or equal is INVALID_PARTITIONS; at most --max-partitions-per-topic, also
+// INVALID_PARTITIONS; past --max-partitions in all, POLICY_VIOLATION). A manual assignment must
 // give each new partition exactly this broker as its only replica
 // (INVALID_REPLICA_ASSIGNMENT). validate_only checks without creating. A
 // topic named twice in one request gets INVALID_REQUEST. The timeout is not
@@ -23,6 +24,7 @@ func (b *Broker) handleCreatePartitions(kreq kmsg.Request, _ *Client, respond Re
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	changed := false
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
@@ -31,12 +33,18 @@ func (b *Broker) handleCreatePartitions(kreq kmsg.Request, _ *Client, respond Re
 			code, msg = kafka.ErrInvalidRequest, "topic named more than once in the request"
 		} else {
 			code, msg = b.createPartitions(rt, req.ValidateOnly)
+			changed = changed || (code == kafka.ErrNone && !req.ValidateOnly)
 		}
 		st.ErrorCode = code
 		if msg != "" {
 			st.ErrorMessage = kmsg.StringPtr(msg)
 		}
 		resp.Topics = append(resp.Topics, st)
+	}
+	if changed { // one write of topics.json for the request
+		b.mu.Lock()
+		b.saveTopicsLocked()
+		b.mu.Unlock()
 	}
 	respond(resp)
 }
@@ -53,8 +61,12 @@ func (b *Broker) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validate
 	switch {
 	case rt.Count <= cur:
 		return kafka.ErrInvalidPartitions, fmt.Sprintf("topic %q has %d partitions: the new count %d must be larger", rt.Topic, cur, rt.Count)
-	case rt.Count > maxPartitionsPerTopic:
-		return kafka.ErrInvalidPartitions, fmt.Sprintf("partition count %d is above the limit of %d", rt.Count, maxPartitionsPerTopic)
+	case rt.Count > b.cfg.MaxPartitionsPerTopic:
+		b.tripped("max-partitions-per-topic", "CreatePartitions refused", "topic", rt.Topic, "partitions", rt.Count, "value", b.cfg.MaxPartitionsPerTopic)
+		return kafka.ErrInvalidPartitions, fmt.Sprintf("partition count %d is above --max-partitions-per-topic=%d", rt.Count, b.cfg.MaxPartitionsPerTopic)
+	case b.partitions+b.reservedParts+int(rt.Count-cur) > b.cfg.MaxPartitions:
+		b.tripped("max-partitions", "CreatePartitions refused", "topic", rt.Topic, "partitions", rt.Count, "value", b.cfg.MaxPartitions)
+		return errPolicyViolation, fmt.Sprintf("%d more partitions would pass --max-partitions=%d (the broker holds %d)", rt.Count-cur, b.cfg.MaxPartitions, b.partitions+b.reservedParts)
 	}
 	if rt.Assignment != nil {
 		if int32(len(rt.Assignment)) != rt.Count-cur {
@@ -72,7 +84,8 @@ func (b *Broker) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validate
 	// addPartitions publishes a new slice in one atomic store, so readers
 	// holding the old one keep a consistent view.
 	t.addPartitions(rt.Count - cur)
-	b.saveTopicsLocked()
+	b.partitions += int(rt.Count - cur)
+	b.metrics.partitions.Set(float64(b.partitions))
 	b.log.Info("partitions created", "topic", t.name, "from", cur, "to", rt.Count)
 	return kafka.ErrNone, ""
 }

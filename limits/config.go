@@ -45,6 +45,15 @@ type Config struct {
 	MaxUpstreamPerBroker int
 	QuotaKey             QuotaKey
 	ThrottleMode         ThrottleMode
+	// MaxOpenSegmentFiles is the descriptor budget of partition segment
+	// files; 0 means sized from the open-files limit (FitSegmentFiles).
+	MaxOpenSegmentFiles   int
+	MaxPartitionsPerTopic int
+	MaxPartitions         int
+	MaxTopics             int
+	MaxMetadataTopics     int
+	MaxAutoCreateTopics   int
+	MinSegmentBytes       int64
 }
 
 // Defaults returns the configuration of the table's defaults.
@@ -63,6 +72,13 @@ func Defaults() Config {
 		ProduceRate:          10000,
 		FetchRate:            1000,
 		MaxUpstreamPerBroker: 1000,
+
+		MaxPartitionsPerTopic: 10000,
+		MaxPartitions:         20000,
+		MaxTopics:             10000,
+		MaxMetadataTopics:     10000,
+		MaxAutoCreateTopics:   100,
+		MinSegmentBytes:       1 << 20,
 	}
 }
 
@@ -86,11 +102,27 @@ func (c *Config) Validate() error {
 		{"produce-rate-limit", int64(c.ProduceRate), 0},
 		{"fetch-rate-limit", int64(c.FetchRate), 0},
 		{"max-upstream-connections-per-broker", int64(c.MaxUpstreamPerBroker), 1},
+		{"max-open-segment-files", int64(c.MaxOpenSegmentFiles), 0},
+		{"max-partitions-per-topic", int64(c.MaxPartitionsPerTopic), 1},
+		{"max-partitions", int64(c.MaxPartitions), 1},
+		{"max-topics", int64(c.MaxTopics), 1},
+		{"max-metadata-topics", int64(c.MaxMetadataTopics), 1},
+		{"max-auto-create-topics-per-request", int64(c.MaxAutoCreateTopics), 1},
+		{"min-segment-bytes", c.MinSegmentBytes, 14}, // Kafka's own minimum
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
 			return fmt.Errorf("--%s=%d: must be at least %d", ch.flag, ch.v, ch.min)
 		}
+	}
+	if c.MaxOpenSegmentFiles > 0 && c.MaxOpenSegmentFiles < MinSegmentFiles {
+		return fmt.Errorf("--max-open-segment-files=%d: must be 0 (sized from the open-files limit) or at least %d", c.MaxOpenSegmentFiles, MinSegmentFiles)
+	}
+	if c.MaxPartitionsPerTopic > 1<<20 {
+		return fmt.Errorf("--max-partitions-per-topic=%d: must be at most %d", c.MaxPartitionsPerTopic, 1<<20)
+	}
+	if c.MinSegmentBytes > 1<<31-1 {
+		return fmt.Errorf("--min-segment-bytes=%d: must be at most %d", c.MinSegmentBytes, 1<<31-1)
 	}
 	if c.MaxRequestSize > MaxFrameSize {
 		return fmt.Errorf("--max-request-size=%d: must be at most %d", c.MaxRequestSize, MaxFrameSize)
@@ -133,6 +165,20 @@ func (c *Config) Value(flag string) string {
 		return strconv.Itoa(c.FetchRate)
 	case "max-upstream-connections-per-broker":
 		return strconv.Itoa(c.MaxUpstreamPerBroker)
+	case "max-open-segment-files":
+		return strconv.Itoa(c.MaxOpenSegmentFiles)
+	case "max-partitions-per-topic":
+		return strconv.Itoa(c.MaxPartitionsPerTopic)
+	case "max-partitions":
+		return strconv.Itoa(c.MaxPartitions)
+	case "max-topics":
+		return strconv.Itoa(c.MaxTopics)
+	case "max-metadata-topics":
+		return strconv.Itoa(c.MaxMetadataTopics)
+	case "max-auto-create-topics-per-request":
+		return strconv.Itoa(c.MaxAutoCreateTopics)
+	case "min-segment-bytes":
+		return strconv.FormatInt(c.MinSegmentBytes, 10)
 	case "quota-key":
 		if c.QuotaKey == QuotaByIP {
 			return "ip"

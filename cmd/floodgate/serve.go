@@ -76,6 +76,14 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		ProduceRate:          int(c.Int64("produce-rate-limit")),
 		FetchRate:            int(c.Int64("fetch-rate-limit")),
 		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")),
+
+		MaxOpenSegmentFiles:   int(c.Int64("max-open-segment-files")),
+		MaxPartitionsPerTopic: int(c.Int64("max-partitions-per-topic")),
+		MaxPartitions:         int(c.Int64("max-partitions")),
+		MaxTopics:             int(c.Int64("max-topics")),
+		MaxMetadataTopics:     int(c.Int64("max-metadata-topics")),
+		MaxAutoCreateTopics:   int(c.Int64("max-auto-create-topics-per-request")),
+		MinSegmentBytes:       c.Int64("min-segment-bytes"),
 	}
 	switch v := c.String("quota-key"); v {
 	case "client-id":
@@ -147,8 +155,8 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if n := c.Int("default-partitions"); n < 1 || n > 10000 {
-		return fmt.Errorf("--default-partitions=%d: must be between 1 and 10000", n)
+	if n := c.Int("default-partitions"); n < 1 || n > lim.MaxPartitionsPerTopic {
+		return fmt.Errorf("--default-partitions=%d: must be between 1 and --max-partitions-per-topic=%d", n, lim.MaxPartitionsPerTopic)
 	}
 	if n := c.Int("event-loops"); n < 0 || n > 1024 {
 		return fmt.Errorf("--event-loops=%d: must be between 0 (GOMAXPROCS) and 1024", n)
@@ -169,6 +177,13 @@ func runServe(c *cli.Context) error {
 			"need_ulimit_n", lim.MaxConnections+limits.ReservedFDs+lim.HTTPReserve)
 		lim.MaxConnections = fit
 	}
+	files, changed := limits.FitSegmentFiles(lim.MaxOpenSegmentFiles, lim.MaxConnections, lim.HTTPReserve, soft)
+	if changed {
+		log.Warn("--max-open-segment-files does not fit the open-files limit next to --max-connections; lowered",
+			"flag", "max-open-segment-files", "configured", lim.MaxOpenSegmentFiles, "effective", files, "open_files_limit", soft)
+	}
+	lim.MaxOpenSegmentFiles = files
+	log.Info("segment file descriptor budget", "max_open_segment_files", files)
 
 	set := metrics.NewSet()
 	metrics.RegisterSet(set)
@@ -247,6 +262,14 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		MaxFetchBytes:     lim.MaxFetchBytes,
 		Logger:            log,
 		Metrics:           set,
+
+		MaxOpenSegmentFiles:   lim.MaxOpenSegmentFiles,
+		MaxPartitionsPerTopic: int32(lim.MaxPartitionsPerTopic),
+		MaxPartitions:         lim.MaxPartitions,
+		MaxTopics:             lim.MaxTopics,
+		MaxMetadataTopics:     lim.MaxMetadataTopics,
+		MaxAutoCreateTopics:   lim.MaxAutoCreateTopics,
+		MinSegmentBytes:       lim.MinSegmentBytes,
 	}
 	if err := applyStorageFlags(c, &bcfg, log); err != nil {
 		return nil, err
