@@ -102,6 +102,7 @@ func (l *Log) Append(raw []byte, info Batch, segmentBytes int64) error {
 		return fmt.Errorf("append %s: %w", l.opts.Name, err)
 	}
 	defer s.release()
+	s.unsynced.Store(true) // also when undone: the undo truncates
 	if _, err := f.WriteAt(raw, s.size); err != nil {
 		return l.undo(f, ix, s, fmt.Errorf("append %s: %w", l.opts.Name, err))
 	}

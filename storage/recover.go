@@ -217,6 +217,7 @@ func (l *Log) recoverTail(rec *Recovery) error {
 	if err := ix.close(); err != nil {
 		return err
 	}
+	s.unsynced.Store(true) // the recovered files are fsynced at the next round or close
 	s.entries, s.sinceIndex, s.maxTS, s.next = entries, since, ts, expect
 	return nil
 }

@@ -34,6 +34,9 @@ type segment struct {
 	fenced atomic.Int64
 
 	files segFiles
+	// unsynced is set by writes and cleared by sync, so closing thousands
+	// of idle partitions neither reopens nor fsyncs their files.
+	unsynced atomic.Bool
 
 	futureWarned bool // retention logged its future timestamp; under the Log's lock
 }
@@ -290,6 +293,9 @@ func (s *segment) readBatches(pos, end int64, firstSize int, maxBytes int64, fir
 // A segment the cache closed since it was written is reopened: fsync
 // flushes the file, whichever descriptor wrote it.
 func (s *segment) sync() error {
+	if !s.unsynced.Swap(false) {
+		return nil // nothing written since the last fsync: no reopen
+	}
 	f, ix, err := s.acquire(s.writableNow())
 	if errors.Is(err, ErrClosed) {
 		return nil
@@ -299,10 +305,14 @@ func (s *segment) sync() error {
 	}
 	defer s.release()
 	if err := f.Sync(); err != nil {
+		s.unsynced.Store(true)
 		return fmt.Errorf("fsync %s: %w", s.logPath(), err)
 	}
 	if ix != nil {
-		return ix.sync()
+		if err := ix.sync(); err != nil {
+			s.unsynced.Store(true)
+			return err
+		}
 	}
 	return nil
 }
