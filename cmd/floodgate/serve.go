@@ -168,13 +168,19 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fit, clamped := limits.FitConnections(lim.MaxConnections, lim.HTTPReserve, soft)
+	// Segment files get their own descriptors (at least
+	// limits.MinSegmentFiles): connections fit in what is left.
+	segReserve := max(lim.MaxOpenSegmentFiles, limits.MinSegmentFiles)
+	if c.Bool("in-memory") || c.String("upstream-brokers") != "" {
+		segReserve = 0
+	}
+	fit, clamped := limits.FitConnections(lim.MaxConnections, lim.HTTPReserve+segReserve, soft)
 	log.Info("open files limit", "soft", soft, "hard", hard)
 	if clamped {
 		log.Warn("--max-connections does not fit the open-files limit; clamped",
 			"flag", "max-connections", "configured", lim.MaxConnections, "effective", fit,
-			"open_files_limit", soft, "reserved_fds", limits.ReservedFDs+lim.HTTPReserve,
-			"need_ulimit_n", lim.MaxConnections+limits.ReservedFDs+lim.HTTPReserve)
+			"open_files_limit", soft, "reserved_fds", limits.ReservedFDs+lim.HTTPReserve+segReserve,
+			"need_ulimit_n", lim.MaxConnections+limits.ReservedFDs+lim.HTTPReserve+segReserve)
 		lim.MaxConnections = fit
 	}
 	files, changed := limits.FitSegmentFiles(lim.MaxOpenSegmentFiles, lim.MaxConnections, lim.HTTPReserve, soft)
