@@ -73,7 +73,7 @@ func TestTenThousandPartitionsUnderLowOpenFilesLimit(t *testing.T) {
 	took := time.Since(start)
 	fds := childFDs(t, s)
 	t.Logf("ulimit -n %d: CreateTopics %d partitions took %v; child holds %d descriptors", nofile, parts, took.Round(time.Millisecond), fds)
-	if fds >= nofile {
+	if fds > nofile/2 { // the binary before the budget held 1021 of 1024 here
 		t.Fatalf("child holds %d descriptors, its limit is %d", fds, nofile)
 	}
 	roundTrip := func(partition int32, value string) {
@@ -110,7 +110,7 @@ func TestTenThousandPartitionsUnderLowOpenFilesLimit(t *testing.T) {
 	s.kill()
 	start = time.Now()
 	s.start()
-	t.Logf("restart on the same data dir: listening after %v, %d descriptors", time.Since(start).Round(time.Millisecond), childFDs(t, s))
 	roundTrip(parts-1, "after restart")
+	t.Logf("restart on the same data dir: served after %v, %d descriptors", time.Since(start).Round(time.Millisecond), childFDs(t, s))
 	roundTrip(0, "first partition")
 }
