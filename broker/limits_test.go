@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -93,6 +94,17 @@ func TestTopicsJSONImpossibleContentRefusedAtStart(t *testing.T) {
 	})
 }
 
+// rss is this process's resident set in bytes.
+func rss() int64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	var size, res int64
+	fmt.Sscan(string(data), &size, &res)
+	return res * int64(os.Getpagesize())
+}
+
 func metadataFor(names []string) *kmsg.MetadataRequest {
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version, req.AllowAutoTopicCreation = 12, true
@@ -137,16 +149,20 @@ func TestMetadataAutoCreateWritesTopicsOnce(t *testing.T) {
 			c.MaxOpenSegmentFiles = 256
 		})
 		writes := b.metrics.topicsWrites.Get()
+		runtime.GC()
+		rss0 := rss()
 		start := time.Now()
 		resp := call[*kmsg.MetadataResponse](t, b, metadataFor(topicNames("auto", n)))
 		took := time.Since(start)
+		runtime.GC()
+		rss1 := rss()
 		if got := count(resp); got[0] != n {
 			t.Fatalf("answers by error code %v, want %d created", got, n)
 		}
 		w := b.metrics.topicsWrites.Get() - writes
 		st, _ := os.Stat(filepath.Join(b.store.dir, topicsFile))
-		t.Logf("Metadata auto-creating %d topics: %v, %d write(s) of topics.json (%d KiB); segment files open %d",
-			n, took.Round(time.Millisecond), w, st.Size()>>10, b.store.files.Stats().Open)
+		t.Logf("Metadata auto-creating %d topics: %v, %d write(s) of topics.json (%d KiB); segment files open %d; RSS %d -> %d MiB",
+			n, took.Round(time.Millisecond), w, st.Size()>>10, b.store.files.Stats().Open, rss0>>20, rss1>>20)
 		if w != 1 {
 			t.Fatalf("topics.json written %d times, want once", w)
 		}
