@@ -84,9 +84,9 @@ func (fs *segFiles) fds() int {
 	return n
 }
 
-// acquire pins s's log file (and index files when withIndex is set, which
-// only an active segment has), opening what is closed. The caller calls
-// release once done.
+// acquire pins s's log file (and, when withIndex is set and s is active,
+// its index files; nil for a sealed segment), opening what is closed. The
+// caller calls release once done.
 func (s *segment) acquire(withIndex bool) (*os.File, *indexWriter, error) {
 	c := s.files.cache
 	c.mu.Lock()
@@ -108,10 +108,7 @@ func (s *segment) acquire(withIndex bool) (*os.File, *indexWriter, error) {
 		fs.f = f
 		c.opens.Add(1)
 	}
-	if withIndex && fs.ix == nil {
-		if !fs.writable {
-			return nil, nil, fmt.Errorf("segment %d is sealed: its index is not written", s.base)
-		}
+	if withIndex && fs.ix == nil && fs.writable { // a sealed segment's index is not written
 		ix, err := openIndexWriter(s.indexPath(), s.timePath())
 		if err != nil {
 			c.track(s, before)

@@ -102,6 +102,9 @@ func (l *Log) Append(raw []byte, info Batch, segmentBytes int64) error {
 		return fmt.Errorf("append %s: %w", l.opts.Name, err)
 	}
 	defer s.release()
+	if ix == nil { // cannot happen: the last segment is active until a roll replaces it
+		return fmt.Errorf("append %s: segment %d is sealed", l.opts.Name, s.base)
+	}
 	s.unsynced.Store(true) // also when undone: the undo truncates
 	if _, err := f.WriteAt(raw, s.size); err != nil {
 		return l.undo(f, ix, s, fmt.Errorf("append %s: %w", l.opts.Name, err))
