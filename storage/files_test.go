@@ -189,3 +189,29 @@ func TestRetentionIgnoresFutureTimestamps(t *testing.T) {
 		t.Fatalf("deleted %d segments, start %d: want the year-9999 segment and the three old ones after it", n, l.StartOffset())
 	}
 }
+
+// TestSegmentTruncatedWhileOpenIsFenced truncates a sealed segment under a
+// running log (after it was read once, so its index is loaded) and checks
+// that the next reads skip the damage instead of failing.
+func TestSegmentTruncatedWhileOpenIsFenced(t *testing.T) {
+	dir := t.TempDir()
+	fences := 0
+	l, _ := openLog(t, dir, func(o *Options) { o.OnFence = func(int64, int64, int64) { fences++ } })
+	first := appendN(t, l, 4, 1, 1000, 1<<20)
+	raw, info := testBatch(l.NextOffset(), 1, 1000, []byte("next segment"))
+	if err := l.Append(raw, info, 1); err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, l, 0)
+	seg0 := filepath.Join(dir, "00000000000000000000.log")
+	if err := os.Truncate(seg0, int64(len(first[0])+len(first[1])+10)); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, l, 0)
+	if want := bytes.Join([][]byte{first[0], first[1], raw}, nil); !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, want %d: the two whole batches, then the next segment", len(got), len(want))
+	}
+	if fences != 1 {
+		t.Fatalf("%d fences reported, want 1", fences)
+	}
+}

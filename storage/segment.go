@@ -272,11 +272,16 @@ func (s *segment) readBatches(pos, end int64, firstSize int, maxBytes int64, fir
 	}
 	defer s.release()
 	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, pos); err != nil {
-		if errors.Is(err, io.EOF) {
+	if got, err := f.ReadAt(buf, pos); err != nil {
+		if !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read segment %d at %d: %w", s.base, pos, err)
+		}
+		// The file was cut shorter under us: serve the whole batches
+		// read; the damage is fenced when a read starts at it.
+		buf = buf[:got]
+		if got < firstSize {
 			return nil, &damagedError{s.base, pos, "the file ends before its batches"}
 		}
-		return nil, fmt.Errorf("read segment %d at %d: %w", s.base, pos, err)
 	}
 	cut := 0
 	for cut+lengthPrefix <= len(buf) {
