@@ -49,16 +49,58 @@ func (b *Broker) handleCreatePartitions(kreq kmsg.Request, _ *Client, respond Re
 	respond(resp)
 }
 
-// createPartitions grows one topic.
+// createPartitions grows one topic. The checks and a reservation are made
+// under b.mu, the new partitions' logs are opened outside it (thousands
+// take seconds, during which other requests are served), and the grown
+// partition list is published under it again.
 func (b *Broker) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOnly bool) (int16, string) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	t := b.topics[rt.Topic]
 	if t == nil {
+		b.mu.Unlock()
 		return kafka.ErrUnknownTopicOrPartition, fmt.Sprintf("topic %q does not exist", rt.Topic)
 	}
 	cur := int32(len(t.partitionList()))
+	code, msg := b.checkGrowthLocked(t, rt, cur)
+	if code != kafka.ErrNone || validateOnly {
+		b.mu.Unlock()
+		return code, msg
+	}
+	add := rt.Count - cur
+	t.growing = true
+	b.reservedParts += int(add)
+	b.mu.Unlock()
+
+	parts := t.newPartitions(cur, add)
+
+	b.mu.Lock()
+	// A new slice is published in one atomic store, so readers holding the
+	// old one keep a consistent view.
+	t.publishPartitions(parts)
+	t.growing = false
+	b.reservedParts -= int(add)
+	deleted := b.topics[rt.Topic] != t
+	if !deleted {
+		b.partitions += int(add)
+		b.metrics.partitions.Set(float64(b.partitions))
+	}
+	b.mu.Unlock()
+	if deleted { // deleted while its partitions were made: remove theirs too
+		for _, p := range parts {
+			p.log.remove()
+		}
+		return kafka.ErrUnknownTopicOrPartition, fmt.Sprintf("topic %q was deleted", rt.Topic)
+	}
+	b.log.Info("partitions created", "topic", t.name, "from", cur, "to", rt.Count)
+	return kafka.ErrNone, ""
+}
+
+// checkGrowthLocked checks a CreatePartitions of t from cur partitions.
+// The caller holds b.mu.
+func (b *Broker) checkGrowthLocked(t *topic, rt kmsg.CreatePartitionsRequestTopic, cur int32) (int16, string) {
 	switch {
+	case t.growing:
+		return kafka.ErrInvalidRequest, fmt.Sprintf("topic %q is already growing: retry", rt.Topic)
 	case rt.Count <= cur:
 		return kafka.ErrInvalidPartitions, fmt.Sprintf("topic %q has %d partitions: the new count %d must be larger", rt.Topic, cur, rt.Count)
 	case rt.Count > b.cfg.MaxPartitionsPerTopic:
@@ -78,14 +120,5 @@ func (b *Broker) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validate
 			}
 		}
 	}
-	if validateOnly {
-		return kafka.ErrNone, ""
-	}
-	// addPartitions publishes a new slice in one atomic store, so readers
-	// holding the old one keep a consistent view.
-	t.addPartitions(rt.Count - cur)
-	b.partitions += int(rt.Count - cur)
-	b.metrics.partitions.Set(float64(b.partitions))
-	b.log.Info("partitions created", "topic", t.name, "from", cur, "to", rt.Count)
 	return kafka.ErrNone, ""
 }
