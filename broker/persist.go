@@ -4,7 +4,9 @@ package broker
 //
 //	<data-dir>/.lock                   flock(2): one process per data dir
 //	<data-dir>/topics.json             topics (name, id, partitions, configs),
-//	                                   replaced atomically on every change
+//	                                   replaced atomically once per request
+//	                                   that changes topics; checked against
+//	                                   the limits before anything is opened
 //	<data-dir>/offsets.log             committed group offsets: an append-only
 //	                                   storage.MetaLog of JSON records,
 //	                                   compacted at start and as it grows
