@@ -2,9 +2,12 @@ package broker
 
 // Produce: versions 0-12 are advertised (old librdkafka keeps compression on
 // only when v0 is); batches must be record batch v2, so v0-v2 message sets
-// get UNSUPPORTED_FOR_MESSAGE_FORMAT per partition. Each batch's CRC is
-// checked (CORRUPT_MESSAGE), offsets are assigned, LogAppendTime topics get
-// the append time. Idempotent producers are checked by sequence: a
+// get UNSUPPORTED_FOR_MESSAGE_FORMAT per partition. Each batch is
+// validated as Kafka's LogValidator does (validate.go: CRC, record count vs
+// lastOffsetDelta, every record's offset delta and length, timestamps
+// within message.timestamp.{before,after}.max.ms, compressed batches
+// inflated within a bound); offsets are assigned by the broker, whatever
+// the client wrote, and LogAppendTime topics get the append time. Idempotent producers are checked by sequence: a
 // duplicate of one of the last five batches is answered with its original
 // offset and not appended again; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER.
 // acks=0 gets no response. The timeout is not used. Transactions are not
@@ -16,6 +19,7 @@ package broker
 
 import (
 	"errors"
+	"time"
 
 	"github.com/floodgate/floodgate/storage"
 
@@ -49,12 +53,13 @@ func (b *Broker) handleProduce(kreq kmsg.Request, _ *Client, respond Responder) 
 			case int64(len(rp.Records)) > maxMsg:
 				sp.ErrorCode = kafka.ErrMessageTooLarge
 			default:
-				b.appendRecords(p, rp.Records, &sp)
+				b.appendRecords(p, req.Version, rp.Records, maxMsg, &sp)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	b.states.sweep()
 	if req.Acks == 0 {
 		respond(nil)
 		return
@@ -81,18 +86,48 @@ func (b *Broker) handleProduce(kreq kmsg.Request, _ *Client, respond Responder) 
 
 // appendRecords validates and appends the batches of one partition and
 // reports whether it wrote any.
-func (b *Broker) appendRecords(p *partition, records []byte, sp *kmsg.ProduceResponseTopicPartition) (wrote bool) {
+func (b *Broker) appendRecords(p *partition, version int16, records []byte, maxMsg int64, sp *kmsg.ProduceResponseTopicPartition) (wrote bool) {
 	hdrs, err := splitBatches(records)
 	if err != nil {
-		sp.ErrorCode = kafka.ErrCorruptMessage
-		if errors.Is(err, errUnsupportedFormat) {
-			sp.ErrorCode = kafka.ErrUnsupportedForMessageFmt
+		reason := invalidCorrupt
+		switch {
+		case errors.Is(err, errUnsupportedFormat):
+			reason = invalidFormat
+		case errors.Is(err, errInvalidRecord):
+			reason = invalidRecord
 		}
+		b.refuseBatch(p, version, reason, err, sp)
 		return false
 	}
 	logAppend := b.topicConfig(p.topic, "message.timestamp.type") == "LogAppendTime"
 	segmentBytes := b.topicConfigInt(p.topic, "segment.bytes")
 	now := b.now()
+	// Every batch is validated before any is appended, outside the
+	// partition's lock: a request is all or nothing, and inflating a
+	// compressed batch never holds up the partition's other producers.
+	check := batchCheck{
+		createTime: !logAppend,
+		now:        now.UnixMilli(),
+		bounds:     timestampBoundsOf(b.cfg.TimestampBeforeMax, b.cfg.TimestampAfterMax),
+		maxInflate: max(minInflateBound, inflateRatio*maxMsg),
+	}
+	maxTSs := make([]int64, len(hdrs))
+	off := 0
+	for i := range hdrs {
+		h := &hdrs[i]
+		if maxTSs[i], err = b.inflaters.validateBatch(records[off:off+h.length], h, &check); err != nil {
+			reason := invalidRecord
+			switch {
+			case errors.Is(err, errInvalidTimestamp):
+				reason = invalidTimestamp
+			case errors.Is(err, errInflatedTooLarge):
+				reason = invalidInflate
+			}
+			b.refuseBatch(p, version, reason, err, sp)
+			return false
+		}
+		off += h.length
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer func() {
@@ -100,10 +135,9 @@ func (b *Broker) appendRecords(p *partition, records []byte, sp *kmsg.ProduceRes
 			p.wakeLocked()
 		}
 	}()
-	// Check every batch before appending any, so a request is all or nothing.
 	first := int64(-1)
-	off := 0
-	for _, h := range hdrs {
+	off = 0
+	for i, h := range hdrs {
 		raw := records[off : off+h.length]
 		off += h.length
 		if h.attributes&attrTransactional != 0 {
@@ -125,17 +159,18 @@ func (b *Broker) appendRecords(p *partition, records []byte, sp *kmsg.ProduceRes
 			stored = make([]byte, len(raw))
 			copy(stored, raw)
 		}
+		// The broker assigns offsets: the client's base offset is
+		// overwritten, and the batch spans exactly its record count
+		// (validated above).
 		base := p.next
 		appendMillis := int64(-1)
+		maxTS := maxTSs[i]
 		if logAppend {
 			appendMillis = now.UnixMilli()
 			sp.LogAppendTime = appendMillis
-		}
-		stampBatch(stored, base, 0, appendMillis)
-		maxTS := h.maxTimestamp
-		if logAppend {
 			maxTS = appendMillis
 		}
+		stampBatch(stored, base, 0, appendMillis, maxTS)
 		last := base + int64(h.lastOffsetDelta)
 		if err := p.appendLocked(storedBatch{base: base, last: last, maxTimestamp: maxTS, appended: now, raw: stored}, segmentBytes); err != nil {
 			b.log.Error("append failed: answering KAFKA_STORAGE_ERROR", "topic", p.topic.name, "partition", p.index, "err", err)
@@ -153,4 +188,35 @@ func (b *Broker) appendRecords(p *partition, records []byte, sp *kmsg.ProduceRes
 	sp.BaseOffset = first
 	sp.LogStartOffset = p.logStart
 	return wrote
+}
+
+// refuseBatch answers a partition whose batches failed validation, as
+// Kafka's LogValidator does: INVALID_RECORD (87) with its message from
+// Produce v8 (KIP-467), CORRUPT_MESSAGE (2) before; INVALID_TIMESTAMP (32);
+// MESSAGE_TOO_LARGE (10) for a batch that inflates beyond the bound;
+// UNSUPPORTED_FOR_MESSAGE_FORMAT (43) for message sets older than v2.
+func (b *Broker) refuseBatch(p *partition, version int16, reason invalidReason, err error, sp *kmsg.ProduceResponseTopicPartition) {
+	switch reason {
+	case invalidCorrupt:
+		sp.ErrorCode = kafka.ErrCorruptMessage
+	case invalidFormat:
+		sp.ErrorCode = kafka.ErrUnsupportedForMessageFmt
+	case invalidTimestamp:
+		sp.ErrorCode = kafka.ErrInvalidTimestamp
+	case invalidInflate:
+		sp.ErrorCode = kafka.ErrMessageTooLarge
+	default:
+		sp.ErrorCode = kafka.ErrCorruptMessage
+		if version >= 8 {
+			sp.ErrorCode = kafka.ErrInvalidRecord
+		}
+	}
+	if version >= 8 {
+		msg := err.Error()
+		sp.ErrorMessage = &msg
+	}
+	if b.metrics.invalid.count(reason, time.Now()) {
+		b.log.Warn("produced batch refused (logged at most every 10s per reason)", "reason", invalidReasonNames[reason],
+			"topic", p.topic.name, "partition", p.index, "error_code", sp.ErrorCode, "err", err)
+	}
 }

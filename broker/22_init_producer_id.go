@@ -4,11 +4,26 @@ package broker
 // transactional id gets INVALID_REQUEST, as floodgate has no transaction
 // coordinator. Producer
 // ids count up from 1000; a producer re-initialising with its id and epoch
-// (KIP-360) gets the next epoch.
+// (KIP-360) gets the next epoch. Handing out an id costs nothing: sequence
+// state exists only once a producer appends, so an InitProducerId storm
+// holds no memory.
+//
+// Producer states (one per producer id and partition) expire after
+// --producer-id-expiration-ms without an append, as Kafka's
+// producer.id.expiration.ms, and there are at most --max-producer-states of
+// them: beyond it the least recently appending one is forgotten. Refusing
+// new producers instead would let one client that churns producer ids lock
+// every new idempotent producer out; forgetting an idle one costs that
+// producer only its duplicate detection: its next batch (sequence > 0) gets
+// OUT_OF_ORDER_SEQUENCE_NUMBER, and franz-go, the Java client and
+// librdkafka then re-initialise (KIP-360, the next epoch) and go on.
 
 import (
+	"container/list"
 	"sync"
+	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
@@ -24,12 +39,116 @@ type producerIDs struct {
 // duplicate detection, as Kafka does (max.in.flight = 5).
 const recentBatches = 5
 
-// producerState is one producer's sequence state in one partition.
+// producerState is one producer's sequence state in one partition. The
+// sequence fields are guarded by the partition's mutex, elem and
+// lastAppend by the producerStates mutex.
 type producerState struct {
 	epoch   int16
 	lastSeq int32
 	recent  [recentBatches]seqRange
 	n       int
+
+	pid        int64
+	part       *partition
+	elem       *list.Element // nil: not in the table (new, or evicted)
+	lastAppend time.Time
+}
+
+// Defaults of the producer state bounds.
+const (
+	defaultProducerIDExpiration = 24 * time.Hour
+	defaultMaxProducerStates    = 200000
+)
+
+// producerStates bounds and expires the producer states of all partitions,
+// in the order of their last append. A state leaves the table under the
+// table's mutex and its partition's map later, in sweep, under the
+// partition's: the table never takes a partition lock while held, and
+// touch is called with one partition lock held, so the lock order is
+// always partition, then table.
+type producerStates struct {
+	now    func() time.Time
+	expiry time.Duration
+	max    int
+
+	mu      sync.Mutex
+	lru     list.List        // *producerState, least recently appended first
+	victims []*producerState // out of the table, still in a partition's map
+
+	expired, evicted *metrics.Counter
+}
+
+func newProducerStates(now func() time.Time, expiry time.Duration, maxStates int, set *metrics.Set) *producerStates {
+	if expiry <= 0 {
+		expiry = defaultProducerIDExpiration
+	}
+	if maxStates <= 0 {
+		maxStates = defaultMaxProducerStates
+	}
+	t := &producerStates{now: now, expiry: expiry, max: maxStates}
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	t.expired = set.NewCounter(`floodgate_producer_states_removed_total{reason="expired"}`)
+	t.evicted = set.NewCounter(`floodgate_producer_states_removed_total{reason="max_producer_states"}`)
+	set.NewGauge("floodgate_producer_states", func() float64 { return float64(t.len()) })
+	return t
+}
+
+func (t *producerStates) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lru.Len()
+}
+
+// touch records an append by st now, adding st to the table if it is not
+// in it, and moves expired states and those over the bound out of the
+// table (sweep removes them from their partitions). The caller holds
+// st.part.mu.
+func (t *producerStates) touch(st *producerState) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st.lastAppend = now
+	if st.elem == nil {
+		st.elem = t.lru.PushBack(st)
+	} else {
+		t.lru.MoveToBack(st.elem)
+	}
+	for e := t.lru.Front(); e != nil; e = t.lru.Front() {
+		old := e.Value.(*producerState)
+		switch {
+		case now.Sub(old.lastAppend) >= t.expiry:
+			t.expired.Inc()
+		case t.lru.Len() > t.max:
+			t.evicted.Inc()
+		default:
+			return
+		}
+		t.lru.Remove(e)
+		old.elem = nil
+		t.victims = append(t.victims, old)
+	}
+}
+
+// sweep deletes the states touch moved out of the table from their
+// partitions' maps, unless they appended again since. The caller holds no
+// partition lock.
+func (t *producerStates) sweep() {
+	t.mu.Lock()
+	victims := t.victims
+	t.victims = nil
+	t.mu.Unlock()
+	for _, v := range victims {
+		p := v.part
+		p.mu.Lock()
+		t.mu.Lock()
+		if v.elem == nil && p.producers[v.pid] == v {
+			delete(p.producers, v.pid)
+		}
+		t.mu.Unlock()
+		p.mu.Unlock()
+	}
 }
 
 type seqRange struct {
@@ -58,6 +177,7 @@ func (b *Broker) handleInitProducerID(kreq kmsg.Request, _ *Client, respond Resp
 	}
 	resp.ProducerID, resp.ProducerEpoch = b.producers.nextID(), 0
 	respond(resp)
+	b.states.sweep()
 }
 
 func (p *producerIDs) nextID() int64 {
@@ -106,8 +226,15 @@ func (p *partition) recordSequence(h *batchHeader, base, _ int64) {
 	}
 	st, ok := p.producers[h.producerID]
 	if !ok || h.producerEpoch > st.epoch {
-		st = &producerState{epoch: h.producerEpoch}
-		p.producers[h.producerID] = st
+		if ok {
+			st.epoch, st.n = h.producerEpoch, 0
+		} else {
+			st = &producerState{epoch: h.producerEpoch, pid: h.producerID, part: p}
+			p.producers[h.producerID] = st
+		}
+	}
+	if p.topic.states != nil {
+		p.topic.states.touch(st)
 	}
 	st.lastSeq = h.baseSequence + h.lastOffsetDelta
 	r := seqRange{first: h.baseSequence, last: st.lastSeq, base: base}

@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 )
 
@@ -77,7 +78,7 @@ func parseBatch(b []byte) (batchHeader, error) {
 	h.baseSequence = int32(binary.BigEndian.Uint32(b[batchBaseSequence:]))
 	h.recordCount = int32(binary.BigEndian.Uint32(b[batchRecordCount:]))
 	if h.lastOffsetDelta < 0 || h.recordCount < 0 {
-		return h, errCorruptBatch
+		return h, fmt.Errorf("%w: lastOffsetDelta %d, record count %d", errInvalidRecord, h.lastOffsetDelta, h.recordCount)
 	}
 	return h, nil
 }
@@ -99,15 +100,22 @@ func splitBatches(records []byte) ([]batchHeader, error) {
 	return out, nil
 }
 
-// stampBatch writes the base offset, leader epoch and, for LogAppendTime
-// topics, the append time into a stored copy of a batch, fixing its CRC.
-func stampBatch(b []byte, base int64, epoch int32, logAppendMillis int64) {
+// stampBatch writes the base offset, leader epoch and max timestamp into a
+// stored copy of a batch, with the LogAppendTime attribute when
+// logAppendMillis >= 0, fixing its CRC when the CRC-covered part changed.
+// As in Kafka, a CreateTime batch's max timestamp is the largest of its
+// records' (validated), not what the client wrote in the header.
+func stampBatch(b []byte, base int64, epoch int32, logAppendMillis, maxTS int64) {
 	binary.BigEndian.PutUint64(b[batchBaseOffset:], uint64(base))
 	binary.BigEndian.PutUint32(b[batchLeaderEpoch:], uint32(epoch))
+	attrs := binary.BigEndian.Uint16(b[batchAttributes:])
 	if logAppendMillis >= 0 {
-		attrs := binary.BigEndian.Uint16(b[batchAttributes:]) | attrTimestampLogAppend
-		binary.BigEndian.PutUint16(b[batchAttributes:], attrs)
-		binary.BigEndian.PutUint64(b[batchMaxTimestamp:], uint64(logAppendMillis))
-		binary.BigEndian.PutUint32(b[batchCRC:], crc32.Checksum(b[batchAttributes:], castagnoli))
+		attrs |= attrTimestampLogAppend
 	}
+	if attrs == binary.BigEndian.Uint16(b[batchAttributes:]) && uint64(maxTS) == binary.BigEndian.Uint64(b[batchMaxTimestamp:]) {
+		return
+	}
+	binary.BigEndian.PutUint16(b[batchAttributes:], attrs)
+	binary.BigEndian.PutUint64(b[batchMaxTimestamp:], uint64(maxTS))
+	binary.BigEndian.PutUint32(b[batchCRC:], crc32.Checksum(b[batchAttributes:], castagnoli))
 }

@@ -74,6 +74,20 @@ type Config struct {
 	// MinSegmentBytes is the least segment.bytes a client may set on a
 	// topic (--min-segment-bytes); zero means DefaultMinSegmentBytes.
 	MinSegmentBytes int64
+	// TimestampBeforeMax and TimestampAfterMax are Kafka's
+	// message.timestamp.before.max.ms and message.timestamp.after.max.ms
+	// for CreateTime topics: a batch with a record stamped further in the
+	// past or future is refused with INVALID_TIMESTAMP. Zero means the
+	// default (before: unbounded, after: 1 hour), negative means unbounded.
+	TimestampBeforeMax, TimestampAfterMax time.Duration
+	// ProducerIDExpiration forgets an idempotent producer's sequence state
+	// once it has not appended for this long (Kafka's
+	// producer.id.expiration.ms); zero means 1 day.
+	ProducerIDExpiration time.Duration
+	// MaxProducerStates bounds the idempotent producer states of all
+	// partitions; beyond it the least recently used is forgotten. Zero
+	// means 200000.
+	MaxProducerStates int
 }
 
 // Defaults of the topic and partition limits (see Config).
@@ -126,6 +140,9 @@ type Broker struct {
 	warnings      *warnLog
 
 	producers producerIDs
+	// states bounds and expires the idempotent producer states.
+	states    *producerStates
+	inflaters inflaters
 	groups    *groups
 	metrics   brokerMetrics
 	store     *diskStore // nil: in memory
@@ -177,6 +194,7 @@ func Open(cfg Config) (*Broker, error) {
 		warnings: newWarnLog(cfg.Logger, 10*time.Second),
 	}
 	b.metrics = newBrokerMetrics(cfg.Metrics)
+	b.states = newProducerStates(cfg.Now, cfg.ProducerIDExpiration, cfg.MaxProducerStates, b.metrics.set)
 	b.groups = newGroups(b)
 	if cfg.DataDir != "" {
 		store, err := openStore(cfg, b.log)
@@ -190,6 +208,7 @@ func Open(cfg Config) (*Broker, error) {
 			store.close(b.allTopics())
 			return nil, err
 		}
+		b.states.sweep() // recovery may have gone over --max-producer-states
 	}
 	b.register()
 	return b, nil

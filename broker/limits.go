@@ -4,7 +4,7 @@ package broker
 // topics named or auto-created by one Metadata request, and the smallest
 // segment a client may configure. Each trip answers a Kafka error naming
 // the limit (where the API has a message), counts
-// floodgate_broker_limit_tripped_total{limit="<flag>"} and logs a WARN at
+// floodgate_requests_refused_total{limit="<flag>"} and logs a WARN at
 // most once per interval per limit.
 
 import (
@@ -42,7 +42,7 @@ func (c *Config) setLimitDefaults() {
 
 // tripped counts and logs (rate-limited) one refusal by the limit flag.
 func (b *Broker) tripped(flag string, msg string, args ...any) {
-	b.metrics.set.GetOrCreateCounter(fmt.Sprintf(`floodgate_broker_limit_tripped_total{limit=%q}`, flag)).Inc()
+	b.metrics.set.GetOrCreateCounter(fmt.Sprintf(`floodgate_requests_refused_total{limit=%q}`, flag)).Inc()
 	b.warnings.Warn(flag, msg, append(args, "limit", flag)...)
 }
 

@@ -193,7 +193,7 @@ func TestMetadataAutoCreateWritesTopicsOnce(t *testing.T) {
 		if len(b.allTopics()) != 2*DefaultMaxAutoCreateTopics {
 			t.Fatalf("%d topics", len(b.allTopics()))
 		}
-		tripped := b.metrics.set.GetOrCreateCounter(`floodgate_broker_limit_tripped_total{limit="max-auto-create-topics-per-request"}`).Get()
+		tripped := b.metrics.set.GetOrCreateCounter(`floodgate_requests_refused_total{limit="max-auto-create-topics-per-request"}`).Get()
 		if tripped != 2 {
 			t.Fatalf("auto-create limit counted %d trips, want 2", tripped)
 		}
@@ -295,6 +295,9 @@ func TestRetentionSurvivesFarFutureTimestamp(t *testing.T) {
 			}
 			b := openBrokerWith(t, dir, func(c *Config) {
 				c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+				// Such records are refused on produce now; this is data
+				// written before, or with the bound off.
+				c.TimestampAfterMax = -1
 			})
 			// Tiny segments (set past the client limit): one batch each.
 			createTopic(t, b, "t", 1, map[string]string{"retention.ms": "3600000", "segment.bytes": "100"})

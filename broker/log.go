@@ -61,13 +61,14 @@ type topic struct {
 	configs map[string]string
 	store   *diskStore // nil: in memory
 	log     *slog.Logger
-	growing bool // CreatePartitions is opening new partitions; under the broker's mu
+	growing bool            // CreatePartitions is opening new partitions; under the broker's mu
+	states  *producerStates // the broker's, bounding its partitions' producer states
 }
 
 // newTopic returns a topic with its partitions' logs opened (recovered
 // from disk when the broker has a data dir).
 func (b *Broker) newTopic(name string, id [16]byte, partitions int32, configs map[string]string) *topic {
-	t := &topic{name: name, id: id, configs: configs, store: b.store, log: b.log}
+	t := &topic{name: name, id: id, configs: configs, store: b.store, log: b.log, states: b.states}
 	if t.configs == nil {
 		t.configs = map[string]string{}
 	}

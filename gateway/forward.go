@@ -236,9 +236,9 @@ func (g *Gateway) errorFrame(h *kafka.Header, frame []byte, cause error) []byte 
 	case 8, 9, 10, 11, 12, 13, 14, 15, 42, 47: // group APIs
 		code = kafka.ErrCoordinatorNotAvailable
 	}
-	req, err := kafka.DecodeRequest(h, frame[h.Size:])
+	req, err := kafka.DecodeRequestLimited(h, frame[h.Size:], g.cfg.Decode)
 	if err != nil {
-		return nil
+		return nil // refused or malformed: the connection is closed
 	}
 	resp := kafka.ErrorResponse(req, code)
 	if m, ok := resp.(*kmsg.MetadataResponse); ok {

@@ -38,6 +38,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// RefreshInterval is how often the upstream cluster's brokers are re-read.
 	RefreshInterval time.Duration
+	// Decode bounds what decoding a client's request may allocate (the
+	// gateway decodes only to answer a request it could not forward).
+	Decode kafka.DecodeLimits
 	// Logger receives events.
 	Logger *slog.Logger
 	// Metrics receives the gateway's metrics.

@@ -51,10 +51,22 @@ type Buckets struct {
 }
 
 type bucketShard struct {
-	mu      sync.Mutex
-	buckets map[string]*Bucket
-	sweep   time.Time
+	mu       sync.Mutex
+	buckets  map[string]*Bucket
+	sweep    time.Time
+	overflow Bucket // shared by new keys while the shard is full
 }
+
+// Keys are client input (a client id of up to 32 KiB): the buckets keep at
+// most maxKeysPerShard keys per shard (65,536 in all) of at most maxKeyBytes
+// each, so a client inventing ids cannot grow the map. Past the bound new
+// keys share one bucket per shard, which throttles the inventor with
+// everyone it collides with; a longer key is cut (ids sharing their first
+// 128 bytes share a bucket).
+const (
+	maxKeysPerShard = 4096
+	maxKeyBytes     = 128
+)
 
 // NewBuckets returns per-key buckets of the given rate per second and burst.
 func NewBuckets(rate, burst float64) *Buckets {
@@ -77,11 +89,17 @@ func (b *Buckets) Take(key []byte, now time.Time) time.Duration {
 
 // bucket returns key's bucket with its shard locked; the caller unlocks.
 func (b *Buckets) bucket(key []byte, now time.Time) (*bucketShard, *Bucket) {
+	if len(key) > maxKeyBytes {
+		key = key[:maxKeyBytes]
+	}
 	s := &b.shards[fnv(key)%uint32(len(b.shards))]
 	s.mu.Lock()
 	bk, ok := s.buckets[string(key)] // no allocation for the lookup
 	if !ok {
 		s.forgetIdle(now, b.burst/b.rate)
+		if len(s.buckets) >= maxKeysPerShard {
+			return s, &s.overflow
+		}
 		bk = &Bucket{}
 		s.buckets[string(key)] = bk
 	}

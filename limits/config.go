@@ -36,8 +36,11 @@ type Config struct {
 	IdleTimeout          time.Duration
 	MaxRequestSize       int64
 	RequestReadTimeout   time.Duration
+	MinRequestRate       int64
+	SendTimeout          time.Duration
 	MaxFetchBytes        int64
 	MemoryLimitBytes     int64
+	MemoryPerIPPercent   int
 	MaxInflight          int
 	MaxQueued            int
 	ProduceRate          int
@@ -54,6 +57,17 @@ type Config struct {
 	MaxMetadataTopics     int
 	MaxAutoCreateTopics   int
 	MinSegmentBytes       int64
+	// MaxPartitionsPerRequest bounds a Produce's topics and partitions.
+	MaxPartitionsPerRequest int
+	// MaxNonProduceRequestSize bounds the body of other requests.
+	MaxNonProduceRequestSize int64
+	// TimestampAfterMaxMs and TimestampBeforeMaxMs bound CreateTime
+	// timestamps around the broker's clock; -1 is off.
+	TimestampAfterMaxMs, TimestampBeforeMaxMs int64
+	// ProducerIDExpiration forgets idle idempotent producer states.
+	ProducerIDExpiration time.Duration
+	// MaxProducerStates bounds the idempotent producer states.
+	MaxProducerStates int
 }
 
 // Defaults returns the configuration of the table's defaults.
@@ -65,20 +79,29 @@ func Defaults() Config {
 		IdleTimeout:          600 * time.Second,
 		MaxRequestSize:       104857600,
 		RequestReadTimeout:   10 * time.Second,
+		MinRequestRate:       64 << 10,
+		SendTimeout:          60 * time.Second,
 		MaxFetchBytes:        52428800,
 		MemoryLimitBytes:     1 << 30,
+		MemoryPerIPPercent:   25,
 		MaxInflight:          1000,
 		MaxQueued:            1000,
 		ProduceRate:          10000,
 		FetchRate:            1000,
 		MaxUpstreamPerBroker: 1000,
 
-		MaxPartitionsPerTopic: 10000,
-		MaxPartitions:         20000,
-		MaxTopics:             10000,
-		MaxMetadataTopics:     10000,
-		MaxAutoCreateTopics:   100,
-		MinSegmentBytes:       1 << 20,
+		MaxPartitionsPerTopic:    10000,
+		MaxPartitions:            20000,
+		MaxTopics:                10000,
+		MaxMetadataTopics:        10000,
+		MaxAutoCreateTopics:      100,
+		MinSegmentBytes:          1 << 20,
+		MaxPartitionsPerRequest:  10000,
+		MaxNonProduceRequestSize: 1 << 20,
+		TimestampAfterMaxMs:      3600000,
+		TimestampBeforeMaxMs:     -1,
+		ProducerIDExpiration:     24 * time.Hour,
+		MaxProducerStates:        200000,
 	}
 }
 
@@ -97,6 +120,9 @@ func (c *Config) Validate() error {
 		{"request-read-timeout", c.RequestReadTimeout.Milliseconds(), 1},
 		{"max-fetch-bytes", c.MaxFetchBytes, 1},
 		{"memory-limit-bytes", c.MemoryLimitBytes, 1 << 20},
+		{"memory-limit-per-ip-percent", int64(c.MemoryPerIPPercent), 1},
+		{"min-request-rate", c.MinRequestRate, 1},
+		{"send-timeout", c.SendTimeout.Milliseconds(), 1},
 		{"max-inflight-requests", int64(c.MaxInflight), 1},
 		{"max-queued-requests", int64(c.MaxQueued), 1},
 		{"produce-rate-limit", int64(c.ProduceRate), 0},
@@ -109,6 +135,12 @@ func (c *Config) Validate() error {
 		{"max-metadata-topics", int64(c.MaxMetadataTopics), 1},
 		{"max-auto-create-topics-per-request", int64(c.MaxAutoCreateTopics), 1},
 		{"min-segment-bytes", c.MinSegmentBytes, 14}, // Kafka's own minimum
+		{"max-partitions-per-request", int64(c.MaxPartitionsPerRequest), 1},
+		{"max-non-produce-request-size", c.MaxNonProduceRequestSize, 64},
+		{"message-timestamp-after-max-ms", c.TimestampAfterMaxMs, -1},
+		{"message-timestamp-before-max-ms", c.TimestampBeforeMaxMs, -1},
+		{"producer-id-expiration-ms", c.ProducerIDExpiration.Milliseconds(), 1},
+		{"max-producer-states", int64(c.MaxProducerStates), 1},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
@@ -123,6 +155,14 @@ func (c *Config) Validate() error {
 	}
 	if c.MinSegmentBytes > 1<<31-1 {
 		return fmt.Errorf("--min-segment-bytes=%d: must be at most %d", c.MinSegmentBytes, 1<<31-1)
+	}
+	if c.MemoryPerIPPercent > 100 {
+		return fmt.Errorf("--memory-limit-per-ip-percent=%d: must be at most 100", c.MemoryPerIPPercent)
+	}
+	for flag, v := range map[string]int64{"message-timestamp-after-max-ms": c.TimestampAfterMaxMs, "message-timestamp-before-max-ms": c.TimestampBeforeMaxMs} {
+		if v == 0 {
+			return fmt.Errorf("--%s=0: must be -1 (off) or at least 1", flag)
+		}
 	}
 	if c.MaxRequestSize > MaxFrameSize {
 		return fmt.Errorf("--max-request-size=%d: must be at most %d", c.MaxRequestSize, MaxFrameSize)
@@ -151,6 +191,12 @@ func (c *Config) Value(flag string) string {
 		return strconv.FormatInt(c.MaxRequestSize, 10)
 	case "request-read-timeout":
 		return strconv.FormatInt(c.RequestReadTimeout.Milliseconds(), 10)
+	case "min-request-rate":
+		return strconv.FormatInt(c.MinRequestRate, 10)
+	case "send-timeout":
+		return strconv.FormatInt(c.SendTimeout.Milliseconds(), 10)
+	case "memory-limit-per-ip-percent":
+		return strconv.Itoa(c.MemoryPerIPPercent)
 	case "max-fetch-bytes":
 		return strconv.FormatInt(c.MaxFetchBytes, 10)
 	case "memory-limit-bytes":
@@ -179,6 +225,18 @@ func (c *Config) Value(flag string) string {
 		return strconv.Itoa(c.MaxAutoCreateTopics)
 	case "min-segment-bytes":
 		return strconv.FormatInt(c.MinSegmentBytes, 10)
+	case "max-partitions-per-request":
+		return strconv.Itoa(c.MaxPartitionsPerRequest)
+	case "max-non-produce-request-size":
+		return strconv.FormatInt(c.MaxNonProduceRequestSize, 10)
+	case "message-timestamp-after-max-ms":
+		return strconv.FormatInt(c.TimestampAfterMaxMs, 10)
+	case "message-timestamp-before-max-ms":
+		return strconv.FormatInt(c.TimestampBeforeMaxMs, 10)
+	case "producer-id-expiration-ms":
+		return strconv.FormatInt(c.ProducerIDExpiration.Milliseconds(), 10)
+	case "max-producer-states":
+		return strconv.Itoa(c.MaxProducerStates)
 	case "quota-key":
 		if c.QuotaKey == QuotaByIP {
 			return "ip"
@@ -191,4 +249,9 @@ func (c *Config) Value(flag string) string {
 		return "delay"
 	}
 	return ""
+}
+
+// MemoryPerIP returns the bytes of the budget one source IP may hold.
+func (c *Config) MemoryPerIP() int64 {
+	return c.MemoryLimitBytes * int64(c.MemoryPerIPPercent) / 100
 }

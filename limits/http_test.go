@@ -105,3 +105,28 @@ func TestMemoryLimit(t *testing.T) {
 		t.Fatal("no memory total")
 	}
 }
+
+func TestBucketsKeepBoundedKeysOfClientInput(t *testing.T) {
+	b := NewBuckets(10, 10)
+	now := time.Now()
+	long := make([]byte, 32<<10)
+	for i := 0; i < 200_000; i++ {
+		long[0], long[1], long[2] = byte(i), byte(i>>8), byte(i>>16)
+		b.Take(long, now)
+	}
+	if n := b.Len(); n > 16*maxKeysPerShard {
+		t.Fatalf("%d keys kept, bound %d", n, 16*maxKeysPerShard)
+	}
+	// Keys past the bound share a bucket: inventing ids does not escape
+	// the rate.
+	var throttled bool
+	for i := 0; i < 100; i++ {
+		long[0], long[1], long[2], long[3] = byte(i), 0xff, 0xff, 0xff
+		if b.Take(long, now) > 0 {
+			throttled = true
+		}
+	}
+	if !throttled {
+		t.Fatal("100 new ids past the key bound were never throttled")
+	}
+}

@@ -162,7 +162,11 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 		_ = nc.Close()
 		return nil
 	}
-	if s.budget.Exhausted() {
+	// New connections are refused once the budget passes its high-water
+	// mark: bytes are charged as they arrive, so the budget itself can only
+	// be filled by bytes that exist, and the last eighth is kept for the
+	// clients already connected.
+	if s.budget.NearLimit() {
 		s.active.Add(-1)
 		s.met.rejected("memory")
 		s.warn.Warn("limit:memory-limit-bytes", "connection refused: memory budget exhausted", "limit", "memory-limit-bytes",

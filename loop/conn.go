@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/limits"
 )
 
 // slot holds the response to one request until it is its turn to be written.
@@ -31,27 +32,41 @@ type conn struct {
 	id    uint64 // unique per server, for handlers that keep per-connection state
 
 	// Owned by the event loop (or by the park goroutine while parked).
-	gc            gnet.Conn
-	prev, next    *conn
-	listed        bool
-	lastActive    int64
-	counted       bool   // counted in the loop's per-IP map
-	parking       bool   // the next OnClose is a park, not a close
-	lingering     bool   // write side shut after the last response; reading until EOF
-	closeReason   string // why floodgate closed it
-	carry         []byte // bytes taken from gnet when parked, read first
-	out           [][]byte
-	outBufs       []*[]byte
-	outOff        int
-	pendingJob    job // a job the full pool refused; the park goroutine submits it
-	throttle      time.Time
-	memWaited     bool         // waited for the budget once: refuse next time
-	memWaitUntil  time.Time    // end of that wait
-	frameBudget   int64        // budget reserved for the frame being received
-	frameDeadline int64        // unix nanos by which that frame must have arrived
-	frameHdr      kafka.Header // its header, checked when it started
-	discard       discardState
-	http          *httpConnState
+	gc           gnet.Conn
+	prev, next   *conn
+	listed       bool
+	lastActive   int64
+	counted      bool   // counted in the loop's per-IP map
+	parking      bool   // the next OnClose is a park, not a close
+	lingering    bool   // write side shut after the last response; reading until EOF
+	closeReason  string // why floodgate closed it
+	carry        []byte // bytes taken from gnet when parked, read first
+	out          [][]byte
+	outBufs      []*[]byte
+	outOff       int
+	pendingJob   job // a job the full pool refused; the park goroutine submits it
+	throttle     time.Time
+	memWaited    bool      // waited for the budget once: refuse next time
+	memWaitUntil time.Time // end of that wait
+	// share is what the connection's IP holds of the memory budget (set
+	// when the connection is admitted); every charge of this connection
+	// counts in it.
+	share *limits.Share
+	// rx charges the input bytes held for this connection and not yet
+	// handed to a request: a frame or head still arriving, and the carry.
+	rx limits.Charge
+	// inFrame: a Kafka frame (frameHdr) is arriving, copied out of the
+	// input into frameBuf as it arrives (or discarded when refused).
+	inFrame  bool
+	frameHdr kafka.Header // its header, checked when it started
+	// frameBuf holds the frame's bytes so far (after the length prefix);
+	// it grows by doubling up to the frame's length, never ahead of the
+	// bytes by more than that, and frameCharge charges its capacity.
+	frameBuf    []byte
+	frameCharge limits.Charge
+	xfer     transfer     // the time bound of that frame or of an HTTP body
+	discard  discardState
+	http     *httpConnState
 
 	// A connection's requests are handed to their handler one after the
 	// other, in arrival order, as Kafka does (an idempotent producer's
@@ -93,6 +108,13 @@ func newConn(s *Server, kind listenerKind, ip netip.Addr) *conn {
 	return &conn{s: s, kind: kind, ip: ip, ipStr: ip.String(), slots: make([]slot, 4)}
 }
 
+// isClosed reports whether the connection closed for good.
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
 // pending returns requests dispatched whose responses are not yet written.
 func (c *conn) pending() int {
 	c.mu.Lock()
@@ -118,11 +140,10 @@ func (c *conn) reserveSeq() uint64 {
 }
 
 // complete stores the encoded response of request seq (nil: none due) and
-// wakes whoever writes for this connection. Safe from any goroutine.
+// wakes whoever writes for this connection. The caller has charged buf to
+// the connection's share (chargeOut); from here the output queue owns
+// that charge. Safe from any goroutine; called once per seq.
 func (c *conn) complete(seq uint64, buf *[]byte) {
-	if buf != nil {
-		c.s.budget.Force(int64(len(*buf)))
-	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -152,10 +173,20 @@ func (c *conn) complete(seq uint64, buf *[]byte) {
 // dropBuf returns a response buffer that will not be written.
 func (c *conn) dropBuf(buf *[]byte) {
 	if buf != nil {
-		c.s.budget.Release(int64(len(*buf)))
+		c.s.budget.ReleaseFor(c.share, int64(len(*buf)))
 		c.s.bufs.put(buf)
 	}
 }
+
+// chargeOut charges an encoded response to the connection's share of the
+// budget; false when it does not fit (the caller answers smaller).
+func (c *conn) chargeOut(buf *[]byte) error {
+	return c.s.budget.ReserveFor(c.share, int64(len(*buf)))
+}
+
+// forceOut charges a response that must be sent whatever the budget says
+// (a small refusal).
+func (c *conn) forceOut(buf *[]byte) { c.s.budget.ForceFor(c.share, int64(len(*buf))) }
 
 // drainedForClose reports whether every response up to a requested close
 // has been collected and written.
@@ -225,7 +256,7 @@ func (c *conn) advanceOut(n int) {
 		}
 		n -= left
 		c.outOff = 0
-		c.s.budget.Release(int64(len(c.out[0])))
+		c.s.budget.ReleaseFor(c.share, int64(len(c.out[0])))
 		c.s.bufs.put(c.outBufs[0])
 		c.out[0], c.outBufs[0] = nil, nil
 		c.out, c.outBufs = c.out[1:], c.outBufs[1:]
@@ -251,12 +282,18 @@ func (c *conn) releaseAll() {
 	c.headSeq = c.nextSeq
 	c.mu.Unlock()
 	for i, b := range c.out {
-		c.s.budget.Release(int64(len(b)))
+		c.s.budget.ReleaseFor(c.share, int64(len(b)))
 		c.s.bufs.put(c.outBufs[i])
 	}
 	c.out, c.outBufs, c.outOff = nil, nil, 0
-	c.s.budget.Release(int64(len(c.carry)) + c.frameBudget)
-	c.carry, c.frameBudget, c.frameDeadline = nil, 0, 0
+	c.rx.Release()
+	c.frameCharge.Release()
+	c.carry, c.inFrame, c.frameBuf = nil, false, nil
+	c.xfer.end()
+	if c.http != nil {
+		c.http.charge.Release()
+		c.http.bodyBuf = nil
+	}
 	if j := c.pendingJob; j != nil {
 		// It holds a sequence and budget; running it lets it release both.
 		c.pendingJob = nil

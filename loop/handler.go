@@ -6,6 +6,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/floodgate/floodgate/limits"
 )
 
 // OnOpen sets up a new or re-registered (unparked) connection.
@@ -30,20 +32,26 @@ func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
 	c.mu.Unlock()
 	if resumed {
 		c.loop.touch(c, now)
+		if c.xfer.active {
+			c.watchTransfer() // the loop's watch skipped it while parked
+		}
 		c.wakePending.Store(true)
 		_ = gc.Wake(nil) // read the carry and flush what finished meanwhile
 		return nil, gnet.None
 	}
-	if !c.loop.admitIP(c.ip) {
+	share, ok := c.loop.admitIP(c.ip)
+	if !ok {
 		s.met.rejected("max_connections_per_ip")
 		if key := "limit:max-connections-per-ip:" + c.ipStr; s.warn.Due(key) {
 			s.warn.Warn(key, "connection refused", "limit", "max-connections-per-ip",
-				"configured", s.cfg.Limits.MaxConnectionsPerIP, "actual", c.loop.perIP[c.ip], "client_ip", c.ipStr)
+				"configured", s.cfg.Limits.MaxConnectionsPerIP, "actual", c.loop.connsOf(c.ip), "client_ip", c.ipStr)
 		}
 		c.closeReason = "rejected"
 		return nil, gnet.Close
 	}
 	c.counted = true
+	c.share = share
+	c.rx = limits.NewCharge(s.budget, share)
 	c.loop.touch(c, now)
 	return nil, gnet.None
 }
@@ -88,6 +96,11 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	c.wakePending.Store(false)
 	if r := c.closeReq.Load(); r != nil {
+		// Answers already finished go out first (best effort, without
+		// waiting for the socket): a request that panicked after its
+		// handler responded still delivers that answer.
+		c.collect()
+		_, _ = c.writeOut(gc.Fd())
 		c.closeReason = *r
 		return gnet.Close
 	}
@@ -104,9 +117,20 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	if act != gnet.None || c.parking {
 		return act
 	}
+	c.holdInput(input{c: c, gc: gc}.avail())
 	// Answers produced while reading (refusals) go out now.
 	act, _ = c.flush(gc)
 	return act
+}
+
+// holdInput charges the input bytes the connection keeps between two
+// reads. What a frame or body in progress holds was charged strictly as
+// it arrived (a refusal when it did not fit); what is left here is at
+// most one read of the next request's start, so it is taken as it is.
+func (c *conn) holdInput(avail int) {
+	if err := c.rx.Set(int64(avail)); err != nil {
+		c.rx.Force(int64(avail) - c.rx.Held())
+	}
 }
 
 // flush writes finished responses. A full socket parks the connection: the

@@ -3,9 +3,12 @@ package loop
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -62,7 +65,7 @@ type HTTPLimits struct {
 	// is not complete in time (slowloris).
 	HeaderTimeout time.Duration
 	// MaxBodyBuffer bounds the body buffer allocated up front for one
-	// request (0: 1 MiB); it grows only as body bytes arrive.
+	// request (0: 64 KiB); it grows only as body bytes arrive.
 	MaxBodyBuffer int64
 	// BodyLimit returns the body limit of a request path (a --route's
 	// max-body-size), applied to Content-Length before any body byte is
@@ -70,9 +73,6 @@ type HTTPLimits struct {
 	// called on the event loop and must not block.
 	BodyLimit func(path []byte) int64
 }
-
-// defaultBodyBuffer is MaxBodyBuffer's default.
-const defaultBodyBuffer = 1 << 20
 
 type httpPhase uint8
 
@@ -90,8 +90,8 @@ type httpConnState struct {
 	body      httpcodec.BodyDecoder
 	bodyBuf   []byte
 	headStart time.Time
-	deadline  int64 // head deadline (unix nanos) while in phaseHead
-	budget    int64
+	deadline  int64         // head deadline (unix nanos) while in phaseHead
+	charge    limits.Charge // the body buffer's bytes
 	loopIdx   int
 	lim       httpcodec.Limits // codec limits of the current body
 }
@@ -141,26 +141,26 @@ func (c *conn) onHTTP(gc gnet.Conn) gnet.Action {
 				return gnet.None
 			}
 			b := in.peek(avail)
-			consumed, out, done, err := h.body.Feed(b, h.bodyBuf)
+			consumed, out, done, err := h.body.Feed(b, c.growBody(h.bodyBuf, len(b)))
 			h.bodyBuf = out
 			in.discard(consumed)
 			s.met.bytesIn.Add(consumed)
+			c.xfer.recv += int64(consumed)
 			if err != nil {
 				c.refuseHTTP(err)
 				continue
 			}
-			// Chunked bodies (and buffers grown past Content-Length) are
-			// accounted as they grow.
-			if grow := int64(cap(h.bodyBuf)) - h.budget; grow > 0 {
-				if !s.budget.Reserve(grow) {
-					c.refuseHTTP(errMemory)
-					continue
-				}
-				h.budget += grow
+			// The body is charged as it grows, never by its announced
+			// length: a client that announces 10 MiB and sends one byte
+			// holds one buffer step.
+			if err := h.charge.Set(int64(cap(h.bodyBuf))); err != nil {
+				c.refuseHTTP(err)
+				continue
 			}
 			if !done {
 				return gnet.None
 			}
+			c.xfer.end()
 			c.dispatchHTTP()
 		}
 	}
@@ -212,17 +212,20 @@ func (c *conn) beginBody() bool {
 		return false
 	}
 	h.body.Reset(h.req, &h.lim)
+	h.charge = limits.NewCharge(c.s.budget, c.share)
+	if !h.body.Done() {
+		c.beginTransfer(time.Now().UnixNano())
+	}
 	if h.req.ContentLength > 0 {
-		if !c.s.budget.Reserve(h.req.ContentLength) {
-			c.refuseHTTP(errMemory)
+		first := min(h.req.ContentLength, bodyStep)
+		if hl.MaxBodyBuffer > 0 {
+			first = min(first, hl.MaxBodyBuffer)
+		}
+		if err := h.charge.Grow(first); err != nil {
+			c.refuseHTTP(err)
 			return false
 		}
-		h.budget = h.req.ContentLength
-		buf := hl.MaxBodyBuffer
-		if buf <= 0 {
-			buf = defaultBodyBuffer
-		}
-		h.bodyBuf = make([]byte, 0, min(h.req.ContentLength, buf))
+		h.bodyBuf = make([]byte, 0, first)
 	}
 	if h.req.ExpectContinue && !h.body.Done() {
 		seq := c.reserveSeq()
@@ -233,19 +236,41 @@ func (c *conn) beginBody() bool {
 	return true
 }
 
-// errMemory refuses a request when the memory budget is exhausted.
-var errMemory = errors.New("memory budget exhausted")
+// bodyStep is the first body buffer of a request with a Content-Length,
+// and how much more room is made at a time: the buffer (and its charge)
+// grows with the bytes that arrive, never ahead of them by more than this
+// or a doubling.
+const bodyStep = 64 << 10
+
+// growBody returns buf with room for n more bytes, grown by doubling (at
+// least bodyStep), capped at the body buffer limit when the length is
+// known, so the body decoder's appends do not reallocate unaccounted.
+func (c *conn) growBody(buf []byte, n int) []byte {
+	cl := c.http.req.ContentLength
+	if cl > 0 { // bytes past the body belong to the next request
+		n = int(min(int64(n), max(cl-int64(len(buf)), 0)))
+	}
+	if cap(buf)-len(buf) >= n {
+		return buf
+	}
+	want := max(2*cap(buf), len(buf)+n, bodyStep)
+	if cl > 0 {
+		want = int(min(int64(want), cl))
+	}
+	grown := make([]byte, len(buf), want)
+	copy(grown, buf)
+	return grown
+}
 
 // dispatchHTTP hands a complete request to the pool.
 func (c *conn) dispatchHTTP() {
 	s := c.s
 	h := c.http
 	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.ip, Received: h.headStart, Loop: h.loopIdx}
-	budget := h.budget
-	h.budget = 0
 	keepAlive := h.req.KeepAlive
 	seq := c.reserveSeq()
-	j := &httpJob{c: c, seq: seq, r: r, budget: budget, keepAlive: keepAlive}
+	j := &httpJob{c: c, seq: seq, r: r, keepAlive: keepAlive}
+	h.charge.Move(&j.charge, h.charge.Held())
 	if keepAlive {
 		c.startHead(time.Now())
 	} else {
@@ -255,7 +280,7 @@ func (c *conn) dispatchHTTP() {
 		// The worker queue (shared with Kafka) is full: answer 503 now
 		// rather than hold the request.
 		c.idle()
-		s.budget.Release(budget)
+		j.charge.Release()
 		s.cfg.Metrics.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="queue"}`).Inc()
 		s.warn.Warn("limit:max-queued-requests", "http request refused: worker queue full", "limit", "max-queued-requests",
 			"configured", s.cfg.Limits.MaxQueued, "actual", s.pool.depth(), "client_ip", c.ipStr)
@@ -316,47 +341,76 @@ type httpJob struct {
 	c         *conn
 	seq       uint64
 	r         *HTTPRequest
-	budget    int64
+	charge    limits.Charge // the body's bytes, held until the answer
 	keepAlive bool
+	answered  atomic.Bool // the answer happens once: handler or panic recovery
 }
 
-func (j *httpJob) run() { j.c.serveHTTP(j.seq, j.r, j.budget, j.keepAlive) }
+func (j *httpJob) run() { j.c.serveHTTP(j) }
+
+// abandon drops the request of a closed connection.
+func (j *httpJob) abandon() {
+	if j.answered.CompareAndSwap(false, true) {
+		j.charge.Release()
+		j.c.complete(j.seq, nil)
+	}
+}
 
 func (j *httpJob) owner() *conn { return j.c }
 
 // serveHTTP runs on a pool worker.
-func (c *conn) serveHTTP(seq uint64, r *HTTPRequest, budget int64, keepAlive bool) {
+func (c *conn) serveHTTP(j *httpJob) {
 	s := c.s
+	r := j.r
 	defer func() {
 		if p := recover(); p != nil {
 			s.met.panics.Inc()
-			s.log.Error("http handler panicked", "path", string(r.Head.Path), "panic", p)
-			s.budget.Release(budget)
-			c.completeHTTP(seq, &HTTPResponse{Status: 500, ContentType: "application/json",
-				Body: []byte(`{"error":"internal error"}`), Close: true})
+			s.log.Error("http handler panicked", "path", string(r.Head.Path), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if j.answered.CompareAndSwap(false, true) {
+				j.charge.Release()
+				c.completeHTTP(j.seq, &HTTPResponse{Status: 500, ContentType: "application/json",
+					Body: []byte(`{"error":"internal error"}` + "\n"), Close: true})
+			}
 		}
 	}()
 	if s.cfg.HTTP == nil {
-		s.budget.Release(budget)
-		c.completeHTTP(seq, &HTTPResponse{Status: 404, Close: !keepAlive})
+		j.answered.Store(true)
+		j.charge.Release()
+		c.completeHTTP(j.seq, &HTTPResponse{Status: 404, Close: !j.keepAlive})
 		return
 	}
 	s.cfg.HTTP.ServeHTTP(r, func(resp *HTTPResponse) {
-		s.budget.Release(budget)
-		if !keepAlive {
+		if !j.answered.CompareAndSwap(false, true) {
+			return
+		}
+		j.charge.Release()
+		if !j.keepAlive {
 			resp.Close = true
 		}
 		if r.Head.Method == "HEAD" {
 			resp.NoBody = true
 		}
-		c.completeHTTP(seq, resp)
+		c.completeHTTP(j.seq, resp)
 	})
 }
 
-// completeHTTP encodes resp as request seq's answer.
+// completeHTTP encodes resp as request seq's answer, charged to the IP's
+// share of the budget; an answer that does not fit is replaced by a 503
+// naming the limit.
 func (c *conn) completeHTTP(seq uint64, resp *HTTPResponse) {
 	buf := c.s.bufs.get()
 	*buf = AppendHTTPResponse(*buf, resp)
+	if err := c.chargeOut(buf); err != nil {
+		limit, configured, actual := c.memoryLimitOf(err)
+		c.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
+		c.s.warn.Warn("limit:memory:http-response", "http response refused: "+err.Error(), "limit", limit,
+			"configured", configured, "actual", actual, "response_bytes", len(*buf), "client_ip", c.ipStr)
+		resp = &HTTPResponse{Status: 503, ContentType: "application/json", Close: resp.Close,
+			Header: [][2]string{{"Retry-After", "1"}},
+			Body:   LimitErrorBody(limit, configured, actual, "response does not fit the memory budget: "+err.Error())}
+		*buf = AppendHTTPResponse((*buf)[:0], resp)
+		c.forceOut(buf)
+	}
 	if resp.Close {
 		// Before complete: once the response is queued the loop may write
 		// it at once, and must already know to close afterwards.
@@ -388,15 +442,17 @@ func (c *conn) refuseHTTP(err error) {
 		if limit == "" {
 			limit = "malformed"
 		}
-	case errors.Is(err, errMemory):
-		status, limit, configured, actual = 503, "memory-limit-bytes", s.budget.Limit(), s.budget.Used()
+	case errors.Is(err, limits.ErrBudgetExhausted), errors.Is(err, limits.ErrShareExhausted):
+		status = 503
+		limit, configured, actual = c.memoryLimitOf(err)
 	}
 	s.met.httpRefused(status, limit)
 	s.cfg.Metrics.GetOrCreateCounter(refusedSeries(status)).Inc()
 	s.warn.Warn("http:"+limit, "http request refused", "limit", limit, "status", status,
 		"configured", configured, "actual", actual, "client_ip", c.ipStr, "reason", reason)
-	s.budget.Release(h.budget)
-	h.budget = 0
+	h.charge.Release()
+	h.bodyBuf = nil
+	c.xfer.end()
 	h.deadline = 0
 	h.phase = phaseClosing
 	resp := &HTTPResponse{Status: status, ContentType: "application/json", Close: true,
@@ -406,6 +462,16 @@ func (c *conn) refuseHTTP(err error) {
 	}
 	seq := c.reserveSeq()
 	c.completeHTTP(seq, resp)
+}
+
+// memoryLimitOf names the memory limit err (from a charge) tripped, with
+// its configured and actual values.
+func (c *conn) memoryLimitOf(err error) (limit string, configured, actual int64) {
+	b := c.s.budget
+	if errors.Is(err, limits.ErrShareExhausted) {
+		return "memory-limit-per-ip-percent", b.PerClient(), c.share.Held()
+	}
+	return "memory-limit-bytes", b.Limit(), b.Used()
 }
 
 // LimitErrorBody is the JSON body of every refusal: which limit, its

@@ -5,7 +5,8 @@ import (
 )
 
 // input reads a connection's bytes: first the carry (bytes taken from gnet
-// when the connection was parked), then gnet's inbound buffer.
+// when the connection was parked), then gnet's inbound buffer. The bytes
+// it holds are charged by the connection's rx charge (holdInput), not here.
 type input struct {
 	c  *conn
 	gc gnet.Conn
@@ -46,7 +47,6 @@ func (in input) absorb() {
 		return
 	}
 	in.c.carry = append(in.c.carry, b...)
-	in.c.s.budget.Force(int64(n))
 	_, _ = in.gc.Discard(n)
 }
 
@@ -55,7 +55,6 @@ func (in input) discard(n int) {
 	c := in.c
 	if k := min(n, len(c.carry)); k > 0 {
 		c.carry = c.carry[k:]
-		c.s.budget.Release(int64(k))
 		if len(c.carry) == 0 {
 			c.carry = nil
 		}
@@ -72,7 +71,6 @@ func (in input) read(p []byte) {
 	k := copy(p, c.carry)
 	if k > 0 {
 		c.carry = c.carry[k:]
-		c.s.budget.Release(int64(k))
 		if len(c.carry) == 0 {
 			c.carry = nil
 		}

@@ -28,16 +28,6 @@ const discardChunk = 64 << 10
 // version is unsupported.
 const apiVersionsKey = 18
 
-// frameMinRate is the rate at which a frame must arrive after
-// --request-read-timeout: 1 MiB/s (with the default 10 s, a 100 MiB frame
-// gets 110 s), generous for any Kafka client.
-const frameMinRate = 1 << 20 // bytes per second
-
-// frameTime is how long a frame of n bytes may take to arrive.
-func (c *conn) frameTime(n int64) time.Duration {
-	return c.s.cfg.Limits.RequestReadTimeout + time.Duration(n)*time.Second/frameMinRate
-}
-
 // memoryWait is how long a request waits for the memory budget before it
 // is answered with REQUEST_TIMED_OUT.
 const memoryWait = 2 * time.Second
@@ -57,7 +47,10 @@ func (c *conn) onKafka(gc gnet.Conn) gnet.Action {
 			}
 			continue
 		}
-		if c.frameBudget == 0 {
+		// Only between frames: a connection whose frame is arriving holds
+		// a charge, and parking it while the budget is short would make it
+		// wait for what it holds.
+		if !c.inFrame {
 			if reason := c.saturated(); reason != "" {
 				return c.park(gc, reason)
 			}
@@ -87,6 +80,7 @@ func (c *conn) saturated() string {
 		c.memWaitUntil = time.Now().Add(memoryWait)
 		return "memory"
 	}
+	c.memWaited = false
 	return ""
 }
 
@@ -94,18 +88,14 @@ func (c *conn) saturated() string {
 // returns more=false when it needs more bytes.
 func (c *conn) readFrame(in input) (gnet.Action, bool) {
 	s := c.s
+	if c.inFrame {
+		// The frame's header was checked when it started; until it is
+		// complete only its length matters.
+		return c.frameArriving(in)
+	}
 	avail := in.avail()
 	if avail < kafka.LengthSize {
 		return gnet.None, false
-	}
-	if c.frameBudget > 0 {
-		// The frame's header was checked and its budget reserved when it
-		// started; until it is complete only its length matters.
-		if avail < kafka.LengthSize+int(c.frameHdr.Length) {
-			return gnet.None, false
-		}
-		c.frameDeadline = 0
-		return c.dispatchFrame(in, &c.frameHdr), true
 	}
 	prefix := in.peek(kafka.LengthSize)
 	length := kafka.FrameLength(prefix)
@@ -155,47 +145,138 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 		c.startDiscard(in, &h, kafka.ErrMessageTooLarge)
 		return gnet.None, true
 	}
-	if !s.budget.Reserve(int64(length)) {
-		if !c.memWaited {
-			c.memWaited = true
-			c.memWaitUntil = time.Now().Add(memoryWait)
-			return c.park(in.gc, "memory"), false
-		}
-		c.memWaited = false
-		s.met.counter(`floodgate_requests_refused_total{reason="memory"}`).Inc()
-		s.warn.Warn("limit:memory-limit-bytes", "request refused: memory budget exhausted", "limit", "memory-limit-bytes",
-			"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
-		c.startDiscard(in, &h, kafka.ErrRequestTimedOut)
-		return gnet.None, true
-	}
-	c.memWaited = false
-	c.frameBudget = int64(length)
 	if avail < kafka.LengthSize+int(length) {
-		// Wait for the rest, keeping the checked header (its client id
-		// points into bytes that will move: it is re-read at dispatch).
-		c.frameHdr = h
-		c.frameHdr.ClientID = nil
-		// The reservation is held only while the frame keeps coming: a
-		// client announcing big frames and trickling them (or sending
-		// nothing) would otherwise pin the budget.
-		c.frameDeadline = time.Now().Add(c.frameTime(int64(length))).UnixNano()
-		c.loop.watchFrame(c, c.frameDeadline)
-		return gnet.None, false
+		return c.startFrame(in, &h)
 	}
 	return c.dispatchFrame(in, &h), true
 }
 
+// frameStep is the first buffer of a frame that arrives in pieces, and
+// the least it grows by.
+const frameStep = 64 << 10
+
+// startFrame begins receiving a frame that has not fully arrived. Nothing
+// is reserved for its announced length: its bytes are copied out of the
+// input as they arrive into a buffer that grows with them, whose capacity
+// is charged, and the time the frame may take grows only with them.
+func (c *conn) startFrame(in input, h *kafka.Header) (gnet.Action, bool) {
+	c.frameCharge = limits.NewCharge(c.s.budget, c.share)
+	first := min(int(h.Length), frameStep) // a header is at most maxHeaderPeek, less than this
+	if err := c.frameCharge.Grow(int64(first)); err != nil {
+		c.refuseForMemory(in, h, err)
+		return gnet.None, true
+	}
+	c.frameHdr = *h
+	c.frameHdr.ClientID = nil // it points into bytes that move: re-read at dispatch
+	c.frameBuf = make([]byte, 0, first)
+	in.discard(kafka.LengthSize)
+	c.inFrame = true
+	c.beginTransfer(time.Now().UnixNano())
+	return c.frameArriving(in)
+}
+
+// frameArriving copies what arrived of the frame being received into its
+// buffer, growing (and charging) the buffer as needed, and dispatches the
+// frame once it is whole. Bytes that do not fit the budget (or the IP's
+// share of it) refuse the frame, which is then discarded as it streams in.
+func (c *conn) frameArriving(in input) (gnet.Action, bool) {
+	h := &c.frameHdr
+	have := len(c.frameBuf)
+	n := min(in.avail(), int(h.Length)-have)
+	if n > 0 {
+		if have+n > cap(c.frameBuf) {
+			want := min(max(2*cap(c.frameBuf), have+n, frameStep), int(h.Length))
+			if err := c.frameCharge.Set(int64(want)); err != nil {
+				c.refuseArriving(err)
+				return gnet.None, true
+			}
+			grown := make([]byte, have, want)
+			copy(grown, c.frameBuf)
+			c.frameBuf = grown
+		}
+		in.read(c.frameBuf[have : have+n])
+		c.frameBuf = c.frameBuf[:have+n]
+		c.xfer.recv += int64(n)
+	}
+	if len(c.frameBuf) < int(h.Length) {
+		return gnet.None, false
+	}
+	c.inFrame = false
+	c.xfer.end()
+	frame := c.frameBuf
+	c.frameBuf = nil
+	r := &kafkaRequest{c: c, frame: frame, hdr: *h}
+	c.frameCharge.Move(&r.charge, c.frameCharge.Held())
+	c.s.met.bytesIn.Add(len(frame) + kafka.LengthSize)
+	r.hdr.ClientID = clientID(frame)
+	return c.submitFrame(in, r), true
+}
+
+// refuseArriving refuses the frame being received, part of which is
+// already copied out: what arrived is dropped (and fed to the Produce
+// skimmer, which answers per partition), the rest is discarded as it
+// streams in, under the frame's time bound.
+func (c *conn) refuseArriving(err error) {
+	h := &c.frameHdr
+	c.countMemoryRefusal(h, err)
+	d := &c.discard
+	skim := d.skim
+	*d = discardState{active: true, hdr: *h, code: kafka.ErrRequestTimedOut, left: int64(h.Length) - int64(len(c.frameBuf))}
+	d.seq = c.reserveSeq()
+	if h.APIKey == 0 {
+		if skim == nil {
+			skim = new(kafka.ProduceSkimmer)
+		}
+		skim.Reset(h.APIVersion, c.s.cfg.Limits.MaxPartitionsPerRequest)
+		skim.Feed(c.frameBuf[h.Size:])
+		d.skim = skim
+	}
+	c.frameBuf = nil
+	c.frameCharge.Release()
+}
+
+// refuseForMemory refuses the frame h, whose bytes do not fit the budget
+// or the IP's share of it, with a retriable error, and discards it.
+func (c *conn) refuseForMemory(in input, h *kafka.Header, err error) {
+	c.countMemoryRefusal(h, err)
+	c.startDiscard(in, h, kafka.ErrRequestTimedOut)
+}
+
+// countMemoryRefusal counts and logs a frame refused for memory.
+func (c *conn) countMemoryRefusal(h *kafka.Header, err error) {
+	s := c.s
+	limit, reason, configured, actual := "memory-limit-bytes", "memory", s.budget.Limit(), s.budget.Used()
+	if errors.Is(err, limits.ErrShareExhausted) {
+		limit, reason, configured, actual = "memory-limit-per-ip-percent", "memory_per_ip", s.budget.PerClient(), c.share.Held()
+	}
+	s.met.counter(`floodgate_requests_refused_total{reason="` + reason + `"}`).Inc()
+	s.warn.Warn("limit:"+limit, "request refused: "+err.Error(), "limit", limit,
+		"configured", configured, "actual", actual, "client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
+}
+
 // dispatchFrame copies a complete frame out of the input and queues it.
+// The frame's bytes are charged to the request, which releases them when
+// it is answered.
 func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
 	s := c.s
+	if err := c.rx.Set(int64(in.avail())); err != nil {
+		c.refuseForMemory(in, h, err)
+		return gnet.None
+	}
+	r := &kafkaRequest{c: c}
+	c.rx.Move(&r.charge, int64(kafka.LengthSize)+int64(h.Length))
 	frame := make([]byte, h.Length)
 	in.discard(kafka.LengthSize)
 	in.read(frame)
 	s.met.bytesIn.Add(len(frame) + kafka.LengthSize)
-	hdr := *h
-	hdr.ClientID = clientID(frame) // point it into the frame, which outlives the peeked bytes
-	r := &kafkaRequest{c: c, hdr: hdr, frame: frame, reserved: c.frameBudget}
-	c.frameBudget = 0
+	r.hdr = *h
+	r.hdr.ClientID = clientID(frame) // point it into the frame, which outlives the peeked bytes
+	r.frame = frame
+	return c.submitFrame(in, r)
+}
+
+// submitFrame queues a whole frame's request after its rate limits.
+func (c *conn) submitFrame(in input, r *kafkaRequest) gnet.Action {
 	r.throttle, r.reject = c.rateLimit(&r.hdr)
 	r.seq = c.reserveSeq()
 	if !c.submit(r) {
@@ -261,7 +342,8 @@ func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 
 // startDiscard answers a refused frame with code once it has streamed
 // past, without buffering it: Produce per partition (skimmed as it goes),
-// other APIs with their top-level error.
+// other APIs with their top-level error. The frame keeps its time bound:
+// a refused frame trickled in is closed like any other.
 func (c *conn) startDiscard(in input, h *kafka.Header, code int16) {
 	d := &c.discard
 	skim := d.skim
@@ -274,9 +356,14 @@ func (c *conn) startDiscard(in input, h *kafka.Header, code int16) {
 		if skim == nil {
 			skim = new(kafka.ProduceSkimmer)
 		}
-		skim.Reset(h.APIVersion)
+		skim.Reset(h.APIVersion, c.s.cfg.Limits.MaxPartitionsPerRequest)
 		d.skim = skim
 	}
+	if !c.inFrame {
+		c.inFrame = true
+		c.beginTransfer(time.Now().UnixNano())
+	}
+	c.xfer.recv = int64(kafka.LengthSize + h.Size)
 }
 
 // discardFrame skips what has arrived of a refused frame; it reports
@@ -292,8 +379,11 @@ func (c *conn) discardFrame(in input) bool {
 			d.skim.Feed(b)
 		}
 		d.left -= int64(len(b))
+		c.xfer.recv += int64(len(b))
 	}
 	d.active = false
+	c.inFrame = false
+	c.xfer.end()
 	resp := d.fixed
 	if resp != nil {
 		d.fixed = nil
@@ -302,7 +392,14 @@ func (c *conn) discardFrame(in input) bool {
 			c.complete(d.seq, nil)
 			return true
 		}
-		resp = d.skim.Response(d.code)
+		r, ok := d.skim.Refusal(d.code)
+		if !ok { // no partition to carry the error (v0-v2): close, as below
+			c.complete(d.seq, nil)
+			reason := "refused_no_error_field"
+			c.closeReq.Store(&reason)
+			return true
+		}
+		resp = r
 	} else if r, ok := kafka.TopLevelErrorResponse(d.hdr.APIKey, d.hdr.APIVersion, d.code); ok {
 		resp = r
 	} else {
@@ -319,6 +416,7 @@ func (c *conn) discardFrame(in input) bool {
 	}
 	buf := c.s.bufs.get()
 	*buf = kafka.AppendResponse(*buf, &d.hdr, resp)
+	c.forceOut(buf)
 	c.complete(d.seq, buf)
 	return true
 }

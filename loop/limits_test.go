@@ -14,7 +14,6 @@ import (
 
 	"github.com/floodgate/floodgate/internal/testserver"
 	"github.com/floodgate/floodgate/limits"
-	"github.com/floodgate/floodgate/loop"
 )
 
 func TestConnectionLimits(t *testing.T) {
@@ -274,117 +273,122 @@ func TestRateLimitRejectModeAnswers89(t *testing.T) {
 	}
 }
 
+// frameHead is the start of a Kafka frame announcing length bytes: an
+// ApiVersions v0 header with a null client id.
+func frameHead(length uint32) []byte {
+	var head [14]byte
+	binary.BigEndian.PutUint32(head[:], length)
+	binary.BigEndian.PutUint16(head[4:], 18) // ApiVersions v0
+	binary.BigEndian.PutUint16(head[12:], 0xffff)
+	return head[:]
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestMemoryBudgetRefusesConnectionsAndRecovers(t *testing.T) {
 	const memLimit = 2 << 20
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) {
 		l.MemoryLimitBytes = memLimit
 		l.MaxRequestSize = memLimit
+		l.MemoryPerIPPercent = 100
 	}))
-	// A client announces a frame of the whole budget and sends only its
-	// header: the reservation holds the budget while the frame arrives.
+	// A client sends most of a frame of the whole budget: the bytes that
+	// arrived are charged, past the high-water mark.
 	hog := dialFrom(t, "", srv.KafkaAddr())
-	var head [14]byte
-	binary.BigEndian.PutUint32(head[:], memLimit)
-	binary.BigEndian.PutUint16(head[4:], 18) // ApiVersions v0
-	binary.BigEndian.PutUint16(head[12:], 0xffff)
-	if _, err := hog.Write(head[:]); err != nil {
+	sent := append(frameHead(memLimit), make([]byte, memLimit*15/16)...)
+	if _, err := hog.Write(sent); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !srv.Budget().Exhausted() {
-		if time.Now().After(deadline) {
-			t.Fatalf("budget not exhausted: used %d", srv.Budget().Used())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, 5*time.Second, "budget near its limit", srv.Budget().NearLimit)
 	refused := dialFrom(t, "", srv.KafkaAddr())
 	expectClosed(t, refused, 3*time.Second)
 	if srv.Metrics.GetOrCreateCounter(`floodgate_connections_rejected_total{reason="memory"}`).Get() == 0 {
 		t.Fatal("memory refusal not counted")
 	}
 	hog.Close()
-	for srv.Budget().Used() != 0 {
-		if time.Now().After(deadline.Add(5 * time.Second)) {
-			t.Fatalf("budget not released: %d", srv.Budget().Used())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, time.Second, "budget released after the client left", func() bool { return srv.Budget().Used() == 0 })
 	expectServed(t, dialFrom(t, "", srv.KafkaAddr()))
-	_ = loop.ResidentBytes
 }
 
-func TestWaitingRequestGetsRequestTimedOutWhenBudgetExhausted(t *testing.T) {
+func TestRequestThatDoesNotFitIsRefusedWithRequestTimedOut(t *testing.T) {
 	const memLimit = 2 << 20
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) {
 		l.MemoryLimitBytes = memLimit
 		l.MaxRequestSize = memLimit
+		l.MemoryPerIPPercent = 100
 	}))
 	waiting := dialFrom(t, "", srv.KafkaAddr())
 	expectServed(t, waiting)
 	hog := dialFrom(t, "", srv.KafkaAddr())
-	var head [14]byte
-	binary.BigEndian.PutUint32(head[:], memLimit)
-	binary.BigEndian.PutUint16(head[4:], 18)
-	binary.BigEndian.PutUint16(head[12:], 0xffff)
-	if _, err := hog.Write(head[:]); err != nil {
+	if _, err := hog.Write(append(frameHead(memLimit), make([]byte, memLimit*15/16)...)); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !srv.Budget().Exhausted(); {
-		if time.Now().After(deadline) {
-			t.Fatal("budget not exhausted")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	// An established client's request waits (its connection is not read),
-	// then gets a retriable error instead of hanging.
-	if _, err := waiting.Write(request(apiVersions(3), 42)); err != nil {
+	waitFor(t, 5*time.Second, "budget near its limit", srv.Budget().NearLimit)
+	// An established client's request that does not fit what is left
+	// waits (its connection is not read) at most memoryWait, then is
+	// refused with a retriable error as its bytes arrive, instead of
+	// hanging or being buffered.
+	const big = 512 << 10
+	frame := append(frameHead(big), make([]byte, big-10)...)
+	binary.BigEndian.PutUint32(frame[8:], 42) // correlation id
+	start := time.Now()
+	if _, err := waiting.Write(frame); err != nil {
 		t.Fatal(err)
 	}
 	corr, body := readResponse(t, waiting, false)
 	resp := kmsg.NewPtrApiVersionsResponse()
-	resp.SetVersion(3)
+	resp.SetVersion(0)
 	if err := resp.ReadFrom(body); err != nil {
 		t.Fatal(err)
 	}
 	if corr != 42 || resp.ErrorCode != 7 {
 		t.Fatalf("corr %d code %d, want REQUEST_TIMED_OUT (7)", corr, resp.ErrorCode)
 	}
+	t.Logf("refused after %v", time.Since(start).Round(time.Millisecond))
 	hog.Close()
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, time.Second, "budget released", func() bool { return srv.Budget().Used() == 0 })
 	expectServed(t, waiting) // and it is served again once the budget frees
 }
 
 func TestTricklingFrameIsClosedAndItsReservationReleased(t *testing.T) {
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.RequestReadTimeout = 300 * time.Millisecond }))
 	c := dialFrom(t, "", srv.KafkaAddr())
-	var head [14]byte
-	binary.BigEndian.PutUint32(head[:], 1<<20) // a 1 MiB frame: 0.3 s + 1 s allowed
-	binary.BigEndian.PutUint16(head[4:], 18)
-	binary.BigEndian.PutUint16(head[12:], 0xffff)
-	if _, err := c.Write(head[:]); err != nil {
+	// A 90 MiB frame announced: nothing is reserved for what did not
+	// arrive beyond the first buffer step (64 KiB).
+	if _, err := c.Write(frameHead(90 << 20)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for srv.Budget().Used() < 1<<20 {
-		if time.Now().After(deadline) {
-			t.Fatalf("frame not reserved: %d", srv.Budget().Used())
-		}
-		time.Sleep(10 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	if u := srv.Budget().Used(); u > 65<<10 {
+		t.Fatalf("announced frame charged %d bytes before they arrived", u)
 	}
-	// Trickle one byte every 100 ms: the connection stays active, the
-	// frame never completes in its 1.3 s.
+	// Trickle one byte every 100 ms: the connection stays active, but the
+	// frame earns 1 s per --min-request-rate bytes, so it is closed at
+	// about 0.3 s, not after 0.3 s + 90 s as when the time came from the
+	// announced size.
+	start := time.Now()
 	go func() {
-		for i := 0; i < 20; i++ {
+		for i := 0; i < 100; i++ {
 			if _, err := c.Write([]byte{0}); err != nil {
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	expectClosed(t, c, 10*time.Second)
-	if u := srv.Budget().Used(); u != 0 {
-		t.Fatalf("reservation not released: %d bytes", u)
+	expectClosed(t, c, 5*time.Second)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("trickled frame closed after %v; its bytes earn no more than 0.3 s", d)
 	}
+	waitFor(t, time.Second, "budget released", func() bool { return srv.Budget().Used() == 0 })
 	if srv.Metrics.GetOrCreateCounter(`floodgate_connections_closed_total{reason="slow_frame"}`).Get() == 0 {
 		t.Fatal("slow frame close not counted")
 	}

@@ -1,13 +1,13 @@
 package loop
 
 import (
-	"container/heap"
 	"net/netip"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
 	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/limits"
 )
 
 // loopState is what one event loop owns: per-IP connection counts and the
@@ -15,7 +15,7 @@ import (
 type loopState struct {
 	s     *Server
 	el    gnet.EventLoop
-	perIP map[netip.Addr]int32
+	perIP map[netip.Addr]*ipState
 	conns int
 	// idle is a list of the loop's active connections ordered by last
 	// activity (oldest first): touching a connection moves it to the back in
@@ -27,56 +27,16 @@ type loopState struct {
 	heads []headWatch
 	// lingers holds connections in a lingering close, in deadline order.
 	lingers []headWatch
-	// frames holds connections receiving a frame, by deadline (a heap:
-	// deadlines depend on frame sizes).
+	// frames holds connections receiving a frame or body, by deadline (a
+	// heap: deadlines depend on the bytes received).
 	frames frameHeap
 }
 
-// frameWatch is one frame deadline; stale entries are skipped.
-type frameWatch struct {
-	c        *conn
-	deadline int64
-}
-
-// frameHeap is a min-heap of frame deadlines.
-type frameHeap []frameWatch
-
-func (h frameHeap) Len() int           { return len(h) }
-func (h frameHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
-func (h frameHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *frameHeap) Push(x any)        { *h = append(*h, x.(frameWatch)) }
-func (h *frameHeap) Pop() any {
-	old := *h
-	w := old[len(old)-1]
-	old[len(old)-1] = frameWatch{}
-	*h = old[:len(old)-1]
-	return w
-}
-
-// watchFrame adds a frame deadline.
-func (l *loopState) watchFrame(c *conn, deadline int64) {
-	heap.Push(&l.frames, frameWatch{c, deadline})
-}
-
-// expireFrames closes connections whose frame did not arrive in time,
-// releasing the budget reserved for it.
-func (l *loopState) expireFrames(now int64) {
-	for len(l.frames) > 0 && l.frames[0].deadline <= now {
-		w := heap.Pop(&l.frames).(frameWatch)
-		c := w.c
-		if c.frameDeadline != w.deadline {
-			continue // the frame arrived (or a newer one is watched)
-		}
-		if c.gc == nil { // parked meanwhile: check again once it is back
-			c.frameDeadline = now + int64(time.Second)
-			heap.Push(&l.frames, frameWatch{c, c.frameDeadline})
-			continue
-		}
-		l.s.warn.Warn("limit:frame-time", "frame not received in time; closing connection", "limit", "frame-time",
-			"configured_min_rate_bytes_per_s", frameMinRate, "reserved", c.frameBudget, "client_ip", c.ipStr)
-		c.closeReason = "slow_frame"
-		_ = l.el.Close(c.gc)
-	}
+// ipState is what one source IP holds on its loop: its connections, and
+// its share of the memory budget (shared with workers, hence atomic).
+type ipState struct {
+	conns int32
+	share limits.Share
 }
 
 // headWatch is one head deadline; stale entries (the head completed) are
@@ -134,7 +94,7 @@ func (l *loopState) expireHeads(now int64) {
 }
 
 func newLoopState(s *Server, el gnet.EventLoop) *loopState {
-	return &loopState{s: s, el: el, perIP: map[netip.Addr]int32{}}
+	return &loopState{s: s, el: el, perIP: map[netip.Addr]*ipState{}}
 }
 
 // touch marks c active now and moves it to the back of the idle list.
@@ -176,7 +136,7 @@ func (l *loopState) unlink(c *conn) {
 // with requests in flight are not idle: they are moved to the back.
 func (l *loopState) reap(now time.Time) {
 	l.expireHeads(now.UnixNano())
-	l.expireFrames(now.UnixNano())
+	l.expireTransfers(now.UnixNano())
 	l.expireLingers(now.UnixNano())
 	limit := now.Add(-l.s.cfg.Limits.IdleTimeout).UnixNano()
 	for c := l.head; c != nil && c.lastActive < limit; c = l.head {
@@ -192,23 +152,43 @@ func (l *loopState) reap(now time.Time) {
 	}
 }
 
-// admitIP counts a connection of ip in, unless the per-IP limit is reached.
-func (l *loopState) admitIP(ip netip.Addr) bool {
-	n := l.perIP[ip]
-	if int(n) >= l.s.cfg.Limits.MaxConnectionsPerIP {
-		return false
+// admitIP counts a connection of ip in, unless the per-IP limit is
+// reached, and returns the IP's share of the memory budget.
+func (l *loopState) admitIP(ip netip.Addr) (*limits.Share, bool) {
+	st := l.perIP[ip]
+	if st == nil {
+		st = new(ipState)
+		l.perIP[ip] = st
 	}
-	l.perIP[ip] = n + 1
+	if int(st.conns) >= l.s.cfg.Limits.MaxConnectionsPerIP {
+		return nil, false
+	}
+	st.conns++
 	l.conns++
-	return true
+	return &st.share, true
 }
 
-// releaseIP counts a connection of ip out.
+// connsOf returns how many connections ip has on this loop.
+func (l *loopState) connsOf(ip netip.Addr) int32 {
+	if st := l.perIP[ip]; st != nil {
+		return st.conns
+	}
+	return 0
+}
+
+// releaseIP counts a connection of ip out. The entry goes with the IP's
+// last connection: a request of it still running holds a pointer to the
+// share and releases into it, so nothing is lost, and the map never holds
+// an IP without connections.
 func (l *loopState) releaseIP(ip netip.Addr) {
-	if n := l.perIP[ip]; n <= 1 {
+	st := l.perIP[ip]
+	if st == nil {
+		return
+	}
+	if st.conns <= 1 {
 		delete(l.perIP, ip)
 	} else {
-		l.perIP[ip] = n - 1
+		st.conns--
 	}
 	l.conns--
 }

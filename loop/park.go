@@ -2,11 +2,14 @@ package loop
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 )
 
 // parkPoll is how often a parked connection rechecks the global limits
@@ -34,9 +37,9 @@ func (c *conn) park(gc gnet.Conn, reason string) gnet.Action {
 	} else if n := gc.InboundBuffered(); n > 0 {
 		b, _ := gc.Peek(n)
 		c.carry = append([]byte(nil), b...)
-		s.budget.Force(int64(n))
 		_, _ = gc.Discard(n)
 	}
+	c.holdInput(len(c.carry)) // the same bytes, now in the carry
 	c.mu.Lock()
 	c.parked = true
 	c.gc = nil
@@ -77,27 +80,58 @@ func (c *conn) runParked(fd int) {
 	}
 	timer := time.NewTimer(parkPoll)
 	defer timer.Stop()
+	end := func(reason string) {
+		nc.Close()
+		s.parked.Add(-1)
+		c.finishParked(reason)
+	}
+	lastProgress := time.Now()
 	for {
 		c.collect()
 		if len(c.out) > 0 {
 			if err := c.writeBlocking(nc); err != nil {
-				nc.Close()
-				s.parked.Add(-1)
-				c.finishParked("write_error")
+				reason := "write_error"
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					reason = "send_timeout"
+					if c.transferExpired(time.Now().UnixNano()) {
+						reason = "slow_frame"
+					}
+				}
+				end(reason)
 				return
 			}
+			lastProgress = time.Now()
 			continue
 		}
 		if c.drainedForClose() {
-			nc.Close()
-			s.parked.Add(-1)
-			c.finishParked("http_close")
+			end("http_close")
+			return
+		}
+		if r := c.closeReq.Load(); r != nil {
+			end(*r)
 			return
 		}
 		if s.stopping.Load() {
-			nc.Close()
-			s.parked.Add(-1)
-			c.finishParked("shutdown")
+			end("shutdown")
+			return
+		}
+		now := time.Now()
+		if c.transferExpired(now.UnixNano()) {
+			// A frame or body was arriving when the connection parked: it
+			// cannot arrive while parked, and its bytes stay charged, so
+			// its time bound holds here too.
+			end("slow_frame")
+			return
+		}
+		if peerClosed(nc) {
+			// The client is gone (FIN or RST): its unread requests and the
+			// answers still owed are dropped with the connection, as when
+			// a connection on the loop reads EOF.
+			end("client")
+			return
+		}
+		if now.Sub(lastProgress) > s.cfg.Limits.IdleTimeout {
+			end("idle")
 			return
 		}
 		if c.canResume() {
@@ -148,13 +182,26 @@ func (c *conn) submitBlocking(j job) (ok bool) {
 	return false
 }
 
-// writeBlocking writes the output queue to a parked socket, with the idle
-// timeout as the deadline: a client that reads nothing for that long is
-// closed.
+// writeChunk bounds one blocking write, so that every chunk written
+// renews the send deadline: a client reading slowly keeps its connection,
+// one that stops reading is closed after --send-timeout.
+const writeChunk = 256 << 10
+
+// writeBlocking writes the output queue to a parked socket. Each chunk
+// must be taken by the client within --send-timeout (and before the time
+// bound of a frame still arriving, whose bytes the connection holds).
 func (c *conn) writeBlocking(nc net.Conn) error {
-	_ = nc.SetWriteDeadline(time.Now().Add(c.s.cfg.Limits.IdleTimeout))
+	lim := &c.s.cfg.Limits
 	for len(c.out) > 0 {
-		n, err := nc.Write(c.out[0][c.outOff:])
+		deadline := time.Now().Add(lim.SendTimeout)
+		if c.xfer.active {
+			if d := time.Unix(0, c.xfer.deadline(lim.RequestReadTimeout, lim.MinRequestRate)); d.Before(deadline) {
+				deadline = d
+			}
+		}
+		_ = nc.SetWriteDeadline(deadline)
+		b := c.out[0][c.outOff:]
+		n, err := nc.Write(b[:min(len(b), writeChunk)])
 		c.s.met.bytesOut.Add(n)
 		c.advanceOut(n)
 		if err != nil {
@@ -162,6 +209,42 @@ func (c *conn) writeBlocking(nc net.Conn) error {
 		}
 	}
 	return nil
+}
+
+// TCP states (linux/tcp_states.h) in which the peer has closed its side.
+const (
+	tcpTimeWait  = 6
+	tcpClose     = 7
+	tcpCloseWait = 8
+	tcpLastAck   = 9
+	tcpClosing   = 11
+)
+
+// peerClosed reports whether the client closed its side of a parked
+// socket (FIN or RST), which the unread bytes ahead of the FIN would hide
+// from a read: the kernel's TCP state tells at once.
+func peerClosed(nc net.Conn) bool {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	closed := false
+	_ = rc.Control(func(fd uintptr) {
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			closed = true
+			return
+		}
+		switch info.State {
+		case tcpTimeWait, tcpClose, tcpCloseWait, tcpLastAck, tcpClosing:
+			closed = true
+		}
+	})
+	return closed
 }
 
 // finishParked releases a parked connection that will not come back. The
@@ -182,13 +265,19 @@ func (c *conn) finishParked(reason string) {
 	}))
 }
 
-// closeAsync asks the event loop to close the connection, from any goroutine.
+// closeAsync asks the event loop (or the park goroutine, when parked) to
+// close the connection, from any goroutine.
 func (c *conn) closeAsync(reason string) {
 	c.closeReq.Store(&reason)
 	c.mu.Lock()
-	gc := c.gc
+	gc, signal := c.gc, c.signal
 	c.mu.Unlock()
 	if gc != nil {
 		_ = gc.Wake(nil)
+		return
+	}
+	select { // a nil signal (never parked) takes the default
+	case signal <- struct{}{}:
+	default:
 	}
 }

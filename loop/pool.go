@@ -8,13 +8,17 @@ import (
 // themselves, so queueing one allocates nothing.
 type job interface {
 	run()
+	// abandon answers nothing and releases what the job holds: its
+	// connection closed before it ran.
+	abandon()
 	// owner is the connection whose requests run in order.
 	owner() *conn
 }
 
 // pool is the bounded worker pool shared by Kafka and HTTP requests: a
-// fixed number of goroutines and a queue of fixed capacity. Submitting
-// never blocks: a full queue is the caller's signal to stop reading.
+// fixed number of goroutines and a queue of fixed capacity. The event loop
+// never blocks on it (trySubmit): a full queue is its signal to park the
+// connection, whose park goroutine then waits for room (submitBlocking).
 type pool struct {
 	jobs chan job
 	wg   sync.WaitGroup
@@ -59,10 +63,16 @@ func (p *pool) stop() {
 }
 
 // runInOrder runs j and then the requests its connection queued behind it.
+// The requests of a connection that closed are dropped, not served: a
+// client that pipelined a thousand requests and left costs nothing more.
 func runInOrder(j job) {
 	c := j.owner()
 	for j != nil {
-		j.run()
+		if c.isClosed() {
+			j.abandon()
+		} else {
+			j.run()
+		}
 		j = c.nextJob()
 	}
 }

@@ -1,13 +1,16 @@
 package loop
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/limits"
 )
 
 // kafkaRequest is one Kafka request from dispatch to response: the pool's
@@ -17,12 +20,16 @@ type kafkaRequest struct {
 	c        *conn
 	seq      uint64
 	hdr      kafka.Header
-	frame    []byte // after the length prefix: header and body
-	reserved int64  // budget held for the frame
+	frame    []byte        // after the length prefix: header and body
+	charge   limits.Charge // the frame's bytes, held until the request is answered
+	req      kmsg.Request  // decoded, kept to answer with an error in its shape
 	throttle time.Duration
 	reject   bool
 	start    time.Time
-	released bool
+	// answered makes the answer happen once, whichever comes first: the
+	// handler's respond (from any goroutine, possibly late) or the
+	// panic recovery.
+	answered atomic.Bool
 }
 
 // run serves the request on a pool worker: decode, handle, encode.
@@ -34,8 +41,10 @@ func (r *kafkaRequest) run() {
 			s.met.panics.Inc()
 			s.log.Error("request panicked; closing its connection", "api", kmsg.NameForKey(h.APIKey),
 				"client_ip", c.ipStr, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			r.release()
-			c.complete(r.seq, nil)
+			if r.claim() {
+				r.charge.Release()
+				c.complete(r.seq, nil)
+			}
 			c.closeAsync("panic")
 		}
 	}()
@@ -46,40 +55,93 @@ func (r *kafkaRequest) run() {
 		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.ipStr}, h, r.frame, r.respondRaw)
 		return
 	}
-	req, err := kafka.DecodeRequest(h, r.frame[h.Size:])
+	req, err := kafka.DecodeRequestLimited(h, r.frame[h.Size:], kafka.DecodeLimits{
+		MaxPartitions: s.cfg.Limits.MaxPartitionsPerRequest, MaxNonProduceSize: int(s.cfg.Limits.MaxNonProduceRequestSize)})
+	var refused *kafka.RefusedError
+	if errors.As(err, &refused) {
+		r.refuse(refused)
+		return
+	}
 	if err != nil {
 		s.met.malformed.Inc()
 		s.warn.Warn("malformed:"+c.ipStr, "malformed request body; closing connection", "api", kmsg.NameForKey(h.APIKey),
 			"version", h.APIVersion, "client_ip", c.ipStr, "error", err.Error())
-		r.release()
-		c.complete(r.seq, nil)
+		if r.claim() {
+			r.charge.Release()
+			c.complete(r.seq, nil)
+		}
 		c.closeAsync("malformed")
 		return
 	}
+	r.req = req
 	if r.reject {
 		if p, ok := req.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
 			r.respond(nil)
 			return
 		}
-		r.respond(kafka.ErrorResponse(req, kafka.ErrThrottlingQuotaExceeded))
+		resp, ok := kafka.RefusalResponse(req, kafka.ErrThrottlingQuotaExceeded)
+		if !ok {
+			r.refuse(&kafka.RefusedError{Limit: "throttle-mode", Close: true})
+			return
+		}
+		r.respond(resp)
 		return
+	}
+	if f, ok := req.(*kmsg.FetchRequest); ok {
+		c.fitFetch(f)
 	}
 	s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.ipStr, r.respond)
 }
 
-func (r *kafkaRequest) owner() *conn { return r.c }
-
-// release returns the frame's budget once.
-func (r *kafkaRequest) release() {
-	if !r.released {
-		r.released = true
-		r.c.s.budget.Release(r.reserved)
+// fitFetch lowers a Fetch's byte limit to what the IP may still hold of
+// the budget (and what the budget has left), so the answer is built to
+// fit rather than built and refused. At least one batch is still
+// returned, as Kafka does.
+func (c *conn) fitFetch(f *kmsg.FetchRequest) {
+	b := c.s.budget
+	room := min(b.PerClient()-c.share.Held(), b.Limit()-b.Used())
+	room = max(room, 1)
+	if f.MaxBytes <= 0 || int64(f.MaxBytes) > room {
+		f.MaxBytes = int32(min(room, 1<<31-1))
 	}
 }
 
-// done records the latency of the request.
+func (r *kafkaRequest) owner() *conn { return r.c }
+
+// abandon drops the request of a closed connection.
+func (r *kafkaRequest) abandon() {
+	if r.claim() {
+		r.charge.Release()
+		r.frame = nil
+		r.c.complete(r.seq, nil)
+	}
+}
+
+// refuse answers a request the decode guard refused (counted, logged at
+// a bounded rate), or closes the connection when its API cannot say so.
+func (r *kafkaRequest) refuse(e *kafka.RefusedError) {
+	c, s, h := r.c, r.c.s, &r.hdr
+	s.met.counter(`floodgate_requests_refused_total{limit="` + e.Limit + `"}`).Inc()
+	s.warn.Warn("limit:"+e.Limit, "request refused", "limit", e.Limit, "configured", e.Max, "actual", e.Value,
+		"client_ip", c.ipStr, "api", kmsg.NameForKey(h.APIKey))
+	if e.Close {
+		if r.claim() {
+			r.charge.Release()
+			c.complete(r.seq, nil)
+		}
+		c.closeAsync("refused_no_error_field")
+		return
+	}
+	r.respond(e.Response)
+}
+
+// claim reports whether the caller is the one to answer the request.
+func (r *kafkaRequest) claim() bool { return r.answered.CompareAndSwap(false, true) }
+
+// done releases the frame and records the latency of the request.
 func (r *kafkaRequest) done() {
-	r.release()
+	r.charge.Release()
+	r.frame = nil
 	if m := r.c.s.met.latency[apiIndex(r.hdr.APIKey)]; m != nil {
 		m.UpdateDuration(r.start)
 	}
@@ -87,23 +149,45 @@ func (r *kafkaRequest) done() {
 
 // respond encodes a decoded response (nil: none due) in request order.
 func (r *kafkaRequest) respond(resp kmsg.Response) {
+	if !r.claim() {
+		return // answered already (the request panicked after responding)
+	}
 	r.done()
+	c := r.c
 	if resp == nil {
-		r.c.complete(r.seq, nil)
+		c.complete(r.seq, nil)
 		return
 	}
-	r.c.s.met.countErrors(r.hdr.APIKey, resp)
 	if r.throttle > 0 {
 		kafka.SetThrottle(resp, int32(r.throttle.Milliseconds()))
 	}
-	buf := r.c.s.bufs.get()
+	buf := c.s.bufs.get()
 	*buf = kafka.AppendResponse(*buf, &r.hdr, resp)
-	r.c.complete(r.seq, buf)
+	if err := c.chargeOut(buf); err != nil && r.req != nil {
+		// The answer does not fit what the IP (or everyone) may hold:
+		// answer with a retriable error in the request's shape instead.
+		c.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
+		c.s.warn.Warn("limit:memory:response", "response refused: "+err.Error(), "limit", "memory-limit-bytes",
+			"response_bytes", len(*buf), "ip_holds", c.share.Held(), "client_ip", c.ipStr, "api", kmsg.NameForKey(r.hdr.APIKey))
+		resp = kafka.ErrorResponse(r.req, kafka.ErrRequestTimedOut)
+		if r.throttle > 0 {
+			kafka.SetThrottle(resp, int32(r.throttle.Milliseconds()))
+		}
+		*buf = kafka.AppendResponse((*buf)[:0], &r.hdr, resp)
+		c.forceOut(buf)
+	} else if err != nil {
+		c.forceOut(buf)
+	}
+	c.s.met.countErrors(r.hdr.APIKey, resp)
+	c.complete(r.seq, buf)
 }
 
 // respondRaw queues a whole response frame from a raw handler, which hands
 // it over (it must not touch it afterwards).
 func (r *kafkaRequest) respondRaw(resp []byte) {
+	if !r.claim() {
+		return
+	}
 	r.done()
 	if resp == nil {
 		r.c.complete(r.seq, nil)
@@ -114,10 +198,13 @@ func (r *kafkaRequest) respondRaw(resp []byte) {
 			kafka.SetThrottle(d, int32(r.throttle.Milliseconds()))
 			buf := r.c.s.bufs.get()
 			*buf = kafka.AppendResponse(*buf, &r.hdr, d)
+			r.c.forceOut(buf)
 			r.c.complete(r.seq, buf)
 			return
 		}
 	}
-	// The handler gave up the frame: it is written as it is, no copy.
+	// The handler gave up the frame: it is written as it is, no copy. The
+	// upstream already built it, so it is accounted as it is.
+	r.c.forceOut(&resp)
 	r.c.complete(r.seq, &resp)
 }

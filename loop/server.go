@@ -119,7 +119,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:    cfg,
 		log:    cfg.Logger,
-		budget: limits.NewBudget(cfg.Limits.MemoryLimitBytes),
+		budget: limits.NewBudget(cfg.Limits.MemoryLimitBytes, cfg.Limits.MemoryPerIP()),
 		pool:   newPool(cfg.Workers, cfg.Limits.MaxQueued),
 		booted: make(chan struct{}),
 		runErr: make(chan error, 1),
@@ -239,7 +239,7 @@ func (s *Server) Budget() *limits.Budget { return s.budget }
 // Limits returns the limits in force.
 func (s *Server) Limits() limits.Config { return s.cfg.Limits }
 
-// Done is closed when the engine stops by itself.
+// Wait blocks until the engine stops (by itself or by Stop) and returns why.
 func (s *Server) Wait() error { return <-s.runErr }
 
 // Stop closes the listeners, every connection and the pool.
@@ -256,15 +256,29 @@ func (s *Server) Stop(ctx context.Context) error {
 		ln.Close()
 	}
 	s.extraMu.Unlock()
-	s.acceptors.Wait()
-	if s.registrations != nil {
-		close(s.registrations)
-		s.registrarsWG.Wait()
+	done := make(chan error, 1)
+	go func() {
+		s.acceptors.Wait()
+		if s.registrations != nil {
+			close(s.registrations)
+			s.registrarsWG.Wait()
+		}
+		err := s.engine.Stop(ctx)
+		s.pool.stop()
+		done <- err
+	}()
+	defer os.RemoveAll(s.sockDir)
+	// Shutdown is bounded by ctx whatever a handler or a client does: a
+	// worker stuck in a handler must not keep the process from exiting
+	// (SIGTERM's grace period is the operator's promise).
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		s.log.Warn("shutdown grace period over; exiting with work in flight", "in_flight", s.inflight.Load(),
+			"queued", s.pool.depth(), "parked", s.parked.Load())
+		return fmt.Errorf("stop: %w", ctx.Err())
 	}
-	err := s.engine.Stop(ctx)
-	s.pool.stop()
-	os.RemoveAll(s.sockDir)
-	return err
 }
 
 // OnBoot records the engine. Its event loops do not exist yet: gnet calls

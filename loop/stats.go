@@ -30,6 +30,9 @@ type Stats struct {
 type IPCount struct {
 	IP    string `json:"ip"`
 	Count int32  `json:"connections"`
+	// MemoryBytes is what the IP holds of the memory budget (its share is
+	// capped by --memory-limit-per-ip-percent).
+	MemoryBytes int64 `json:"memory_bytes"`
 }
 
 // LimitStat is one limit's configured value.
@@ -56,17 +59,21 @@ func (s *Server) Stats() Stats {
 	s.loopsMu.Lock()
 	ls := append([]*loopState(nil), s.loops...)
 	s.loopsMu.Unlock()
-	perIP := map[netip.Addr]int32{}
+	type ipSnap struct {
+		conns int32
+		held  int64
+	}
+	perIP := map[netip.Addr]ipSnap{}
 	for _, l := range ls {
 		type snap struct {
 			conns int
-			ips   map[netip.Addr]int32
+			ips   map[netip.Addr]ipSnap
 		}
 		ch := make(chan snap, 1)
 		err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			ips := make(map[netip.Addr]int32, len(l.perIP))
-			for ip, n := range l.perIP {
-				ips[ip] = n
+			ips := make(map[netip.Addr]ipSnap, len(l.perIP))
+			for ip, st := range l.perIP {
+				ips[ip] = ipSnap{st.conns, st.share.Held()}
 			}
 			ch <- snap{l.conns, ips}
 			return nil
@@ -78,14 +85,15 @@ func (s *Server) Stats() Stats {
 		case sn := <-ch:
 			st.PerLoop = append(st.PerLoop, sn.conns)
 			for ip, n := range sn.ips {
-				perIP[ip] += n
+				p := perIP[ip]
+				perIP[ip] = ipSnap{p.conns + n.conns, p.held + n.held}
 			}
 		case <-time.After(time.Second):
 			st.PerLoop = append(st.PerLoop, -1)
 		}
 	}
 	for ip, n := range perIP {
-		st.TopIPs = append(st.TopIPs, IPCount{ip.String(), n})
+		st.TopIPs = append(st.TopIPs, IPCount{IP: ip.String(), Count: n.conns, MemoryBytes: n.held})
 	}
 	sort.Slice(st.TopIPs, func(i, j int) bool { return st.TopIPs[i].Count > st.TopIPs[j].Count })
 	if len(st.TopIPs) > 10 {

@@ -6,31 +6,71 @@ import (
 	"time"
 )
 
+// warnKeys bounds how many keys the rate-limited log remembers. Keys carry
+// client input (an IP), so an attacker from many addresses must not grow
+// the map: past the bound, new keys share one overflow key.
+const warnKeys = 1024
+
+// overflowKey is the key of events whose own key found no room.
+const overflowKey = "overflow"
+
+// warnState is one key's last log time and what it suppressed since.
+type warnState struct {
+	last    time.Time
+	dropped int
+}
+
 // rateLimitedLog logs a WARN per key at most once per interval and counts
-// what it suppressed, so an attack cannot flood the log.
+// what it suppressed, so an attack cannot flood the log. It remembers at
+// most warnKeys keys.
 type rateLimitedLog struct {
 	log      *slog.Logger
 	interval time.Duration
 	mu       sync.Mutex
-	last     map[string]time.Time
-	dropped  map[string]int
+	keys     map[string]*warnState
+	pruned   time.Time // when keys were last pruned: at most once an interval
 }
 
 func newRateLimitedLog(l *slog.Logger, interval time.Duration) *rateLimitedLog {
-	return &rateLimitedLog{log: l, interval: interval, last: map[string]time.Time{}, dropped: map[string]int{}}
+	return &rateLimitedLog{log: l, interval: interval, keys: map[string]*warnState{}}
+}
+
+// state returns key's state (or the overflow key's when the map is full,
+// after forgetting keys whose interval is over). Called with mu held.
+func (r *rateLimitedLog) state(key string, now time.Time) *warnState {
+	if st := r.keys[key]; st != nil {
+		return st
+	}
+	if len(r.keys) >= warnKeys && now.Sub(r.pruned) > r.interval {
+		r.pruned = now
+		for k, st := range r.keys {
+			if now.Sub(st.last) > r.interval {
+				delete(r.keys, k)
+			}
+		}
+	}
+	if len(r.keys) >= warnKeys {
+		key = overflowKey
+		if st := r.keys[key]; st != nil {
+			return st
+		}
+	}
+	st := new(warnState)
+	r.keys[key] = st
+	return st
 }
 
 // Due reports whether a Warn for key would be logged now, so that callers
 // on hot refusal paths (a flood) skip building the log arguments.
 func (r *rateLimitedLog) Due(key string) bool {
+	now := time.Now()
 	r.mu.Lock()
-	t, ok := r.last[key]
-	if ok && time.Since(t) < r.interval {
-		r.dropped[key]++
-		r.mu.Unlock()
+	defer r.mu.Unlock()
+	st := r.state(key, now)
+	if !st.last.IsZero() && now.Sub(st.last) < r.interval {
+		st.dropped++
 		return false
 	}
-	r.mu.Unlock()
 	return true
 }
 
@@ -38,24 +78,25 @@ func (r *rateLimitedLog) Due(key string) bool {
 func (r *rateLimitedLog) Warn(key, msg string, args ...any) {
 	now := time.Now()
 	r.mu.Lock()
-	if t, ok := r.last[key]; ok && now.Sub(t) < r.interval {
-		r.dropped[key]++
+	st := r.state(key, now)
+	if !st.last.IsZero() && now.Sub(st.last) < r.interval {
+		st.dropped++
 		r.mu.Unlock()
 		return
 	}
-	r.last[key] = now
-	n := r.dropped[key]
-	delete(r.dropped, key)
-	if len(r.last) > 4096 { // forget old keys so the map stays small
-		for k, t := range r.last {
-			if now.Sub(t) > r.interval {
-				delete(r.last, k)
-			}
-		}
-	}
+	st.last = now
+	n := st.dropped
+	st.dropped = 0
 	r.mu.Unlock()
 	if n > 0 {
 		args = append(args, "suppressed", n)
 	}
 	r.log.Warn(msg, args...)
+}
+
+// size returns how many keys are remembered (for tests).
+func (r *rateLimitedLog) size() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.keys)
 }

@@ -13,10 +13,15 @@
 // broker per port) or `suite peer nethttp ADDR`; `suite peer holder FLAGS`
 // is a connection-holder child of the gateway section (bench.HoldSpec
 // flags).
+//
+// `suite chart IN.json OUT.png` draws chart data written by a
+// `floodgate bench … --plot FILE.json` run (the server binary does not
+// link the plotting stack).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -29,9 +34,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/floodgate/floodgate/bench"
+	"github.com/floodgate/floodgate/bench/chart"
 )
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == "chart" {
+		if err := drawChart(os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, "suite chart:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) >= 3 && os.Args[1] == "peer" && os.Args[2] == "holder" {
 		if err := runHolder(os.Args[3:]); err != nil {
 			fmt.Fprintln(os.Stderr, "suite holder:", err)
@@ -61,6 +74,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench suite:", err)
 		os.Exit(1)
 	}
+}
+
+// drawChart draws the chart data in file in to the picture out.
+func drawChart(in, out string) error {
+	b, err := os.ReadFile(in)
+	if err != nil {
+		return fmt.Errorf("read chart data: %w", err)
+	}
+	var c bench.Chart
+	if err := json.Unmarshal(b, &c); err != nil {
+		return fmt.Errorf("chart data %s: %w", in, err)
+	}
+	return chart.Draw(c, out)
 }
 
 // runPeer serves one peer until SIGTERM.

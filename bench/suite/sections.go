@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/bench"
+	"github.com/floodgate/floodgate/bench/chart"
 )
 
 // kafkaCase is one Kafka measurement.
@@ -89,7 +90,7 @@ func (s *suite) kafka(ctx context.Context) (string, error) {
 			ratio(bench.Median(rps["floodgate"]), bench.Median(rps["kfake"])))
 	}
 	// Throughput vs clients (one run each, 100 B produce).
-	chart := bench.Chart{Title: "Kafka produce throughput vs clients (100 B records, acks=1)", XLabel: "clients (one partition each)", YLabel: "records/s"}
+	ch := bench.Chart{Title: "Kafka produce throughput vs clients (100 B records, acks=1)", XLabel: "clients (one partition each)", YLabel: "records/s"}
 	for _, sv := range servers {
 		ser := bench.Series{Name: sv.name}
 		for _, n := range []int{1, 2, 4, 8} {
@@ -99,9 +100,9 @@ func (s *suite) kafka(ctx context.Context) (string, error) {
 			}
 			ser.X, ser.Y = append(ser.X, float64(n)), append(ser.Y, res.RecordsPerSec)
 		}
-		chart.Series = append(chart.Series, ser)
+		ch.Series = append(ch.Series, ser)
 	}
-	if err := chart.Save(filepath.Join(s.o.charts, "kafka_throughput_vs_clients.png")); err != nil {
+	if err := chart.Draw(ch, filepath.Join(s.o.charts, "kafka_throughput_vs_clients.png")); err != nil {
 		return "", err
 	}
 	var b strings.Builder
@@ -299,7 +300,7 @@ func (s *suite) http(ctx context.Context) (string, error) {
 		}
 	}
 	// Latency vs offered load (open loop, 50 connections, one run each).
-	chart := bench.Chart{Title: "HTTP p99 latency vs offered load (open loop, 50 connections)", XLabel: "offered requests/s", YLabel: "p99 (ms)", LogY: true}
+	ch := bench.Chart{Title: "HTTP p99 latency vs offered load (open loop, 50 connections)", XLabel: "offered requests/s", YLabel: "p99 (ms)", LogY: true}
 	rates := []float64{5000, 10000, 20000, 40000, 60000}
 	if s.o.quick {
 		rates = []float64{5000, 20000}
@@ -318,9 +319,9 @@ func (s *suite) http(ctx context.Context) (string, error) {
 			}
 			ser.X, ser.Y = append(ser.X, rate), append(ser.Y, o.Latency.P99MS)
 		}
-		chart.Series = append(chart.Series, ser)
+		ch.Series = append(ch.Series, ser)
 	}
-	if err := chart.Save(filepath.Join(s.o.charts, "http_latency_vs_load.png")); err != nil {
+	if err := chart.Draw(ch, filepath.Join(s.o.charts, "http_latency_vs_load.png")); err != nil {
 		return "", err
 	}
 	s.progress.Done()
@@ -394,7 +395,7 @@ func (s *suite) conns(ctx context.Context) (string, error) {
 		}
 	}
 	t := &bench.Table{Header: []string{"server", "connections held", "accepted (server count)", "accept time", "RSS held", "RSS per connection", "idle CPU% (3 s)", "RSS/conn vs floodgate"}}
-	chart := bench.Chart{Title: "Server RSS vs idle connections", XLabel: "idle connections", YLabel: "RSS (MiB)"}
+	ch := bench.Chart{Title: "Server RSS vs idle connections", XLabel: "idle connections", YLabel: "RSS (MiB)"}
 	for _, name := range names {
 		ser := bench.Series{Name: name}
 		for _, n := range counts {
@@ -405,9 +406,9 @@ func (s *suite) conns(ctx context.Context) (string, error) {
 				ratio(bench.Median(rw.perConn), bench.Median(fgRow.perConn)))
 			ser.X, ser.Y = append(ser.X, float64(rw.opened)), append(ser.Y, bench.Median(rw.rssMB))
 		}
-		chart.Series = append(chart.Series, ser)
+		ch.Series = append(ch.Series, ser)
 	}
-	if err := chart.Save(filepath.Join(s.o.charts, "rss_vs_connections.png")); err != nil {
+	if err := chart.Draw(ch, filepath.Join(s.o.charts, "rss_vs_connections.png")); err != nil {
 		return "", err
 	}
 	largest := counts[len(counts)-1]
@@ -436,7 +437,7 @@ func (s *suite) flood(ctx context.Context) (string, error) {
 	child := []string{s.o.floodgate, "bench", "conns-child"}
 	t := &bench.Table{Header: []string{"server", "flood offered", "opened", "failed", "established p99 before", "during", "during/before", "established errors during", "new client served after flood", "alive"}}
 	var cmds []string
-	chart := bench.Chart{Title: "Established client p99 before vs during a connection flood", YLabel: "p99 (ms)", Categories: []string{"before", "during"}}
+	ch := bench.Chart{Title: "Established client p99 before vs during a connection flood", YLabel: "p99 (ms)", Categories: []string{"before", "during"}}
 	for _, name := range []string{"floodgate", "nginx"} {
 		var sv *server
 		var err error
@@ -463,9 +464,9 @@ func (s *suite) flood(ctx context.Context) (string, error) {
 		}
 		t.Add(name, r.FloodOffered, r.FloodOpened, r.FloodFailed, fmt.Sprintf("%.2f ms", r.Before.P99MS), fmt.Sprintf("%.2f ms", r.During.P99MS),
 			fmt.Sprintf("%.2fx", r.P99Ratio), r.DuringErrors, rec, r.ServerAlive)
-		chart.Series = append(chart.Series, bench.Series{Name: name, Y: []float64{r.Before.P99MS, r.During.P99MS}})
+		ch.Series = append(ch.Series, bench.Series{Name: name, Y: []float64{r.Before.P99MS, r.During.P99MS}})
 	}
-	if err := chart.Save(filepath.Join(s.o.charts, "flood_p99.png")); err != nil {
+	if err := chart.Draw(ch, filepath.Join(s.o.charts, "flood_p99.png")); err != nil {
 		return "", err
 	}
 	var b strings.Builder
@@ -524,10 +525,10 @@ func (s *suite) overload(ctx context.Context) (string, error) {
 		p99c.Series, goodc.Series = append(p99c.Series, ps), append(goodc.Series, gs)
 	}
 	s.progress.Done()
-	if err := p99c.Save(filepath.Join(s.o.charts, "overload_p99.png")); err != nil {
+	if err := chart.Draw(p99c, filepath.Join(s.o.charts, "overload_p99.png")); err != nil {
 		return "", err
 	}
-	if err := goodc.Save(filepath.Join(s.o.charts, "overload_goodput.png")); err != nil {
+	if err := chart.Draw(goodc, filepath.Join(s.o.charts, "overload_goodput.png")); err != nil {
 		return "", err
 	}
 	var b strings.Builder

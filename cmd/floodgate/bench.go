@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/floodgate/floodgate/bench"
+	"github.com/floodgate/floodgate/bench/attack"
 )
 
 // benchCommand is `floodgate bench`: the load tools of package bench.
@@ -27,6 +28,7 @@ func benchCommand() *cli.Command {
 			benchConnsCommand(),
 			benchOverloadCommand(),
 			benchConnsChildCommand(),
+			benchAttackCommand(),
 		},
 	}
 }
@@ -35,7 +37,7 @@ func benchCommand() *cli.Command {
 func outputFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print the result as JSON instead of a table"},
-		&cli.StringFlag{Name: "plot", Usage: "write a chart to this file (.svg or .png)"},
+		&cli.StringFlag{Name: "plot", Usage: "write the chart data to this .json file (draw it with: go run ./bench/suite chart FILE.json OUT.png)"},
 		&cli.BoolFlag{Name: "quiet", Usage: "no progress line on stderr"},
 	}
 }
@@ -408,4 +410,73 @@ func benchOverloadCommand() *cli.Command {
 			return out.Emit(r, r.Table())
 		},
 	}
+}
+
+func benchAttackCommand() *cli.Command {
+	return &cli.Command{
+		Name: "attack",
+		Usage: "the attack suite (issues 13, 14): each hostile client against a fresh floodgate with default flags " +
+			"while good clients measure; a Markdown table of good p50/p99, /health p99, peak RSS, recovery, pass/fail",
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "how long each attack lasts"},
+			&cli.DurationFlag{Name: "baseline", Value: 2 * time.Second, Usage: "good clients alone before each attack"},
+			&cli.DurationFlag{Name: "watch", Value: 10 * time.Second, Usage: "how long recovery is watched after the attacker leaves"},
+			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiplies every attack's connection count (1 = the go test short form)"},
+			&cli.StringFlag{Name: "only", Usage: "comma-separated substrings: run only the attacks whose name contains one"},
+			&cli.BoolFlag{Name: "nginx", Usage: "also run each HTTP attack against nginx (started on loopback with a generated config)"},
+			&cli.BoolFlag{Name: "sigterm", Usage: "end each attack with SIGTERM during a second round of it: the exit must come within 10 s"},
+			&cli.BoolFlag{Name: "list", Usage: "list the attacks and exit"},
+			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON instead of a table"},
+		},
+		Action: runBenchAttack,
+	}
+}
+
+func runBenchAttack(c *cli.Context) error {
+	w := c.App.Writer
+	if c.Bool("list") {
+		for _, a := range attack.Catalogue() {
+			fmt.Fprintf(w, "%-36s %-5s issue %d: %s\n", a.Name, a.Listener, a.Issue, a.What)
+		}
+		return nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench attack: find own executable: %w", err)
+	}
+	var only []string
+	if s := c.String("only"); s != "" {
+		only = strings.Split(s, ",")
+	}
+	ctx, cancel := benchContext()
+	defer cancel()
+	cfg := attack.SuiteConfig{
+		Config: attack.Config{Baseline: c.Duration("baseline"), Duration: c.Duration("duration"),
+			Watch: c.Duration("watch"), SIGTERM: c.Bool("sigterm")},
+		Floodgate: self, Nginx: c.Bool("nginx"), Scale: c.Float64("scale"), Only: only,
+	}
+	if !c.Bool("json") {
+		cfg.Progress = func(a, server string) { fmt.Fprintf(c.App.ErrWriter, "attack %s on %s\n", a, server) }
+	}
+	results, err := attack.RunSuite(ctx, cfg)
+	if c.Bool("json") {
+		if eerr := benchOutput(c).Emit(results, nil); eerr != nil {
+			return eerr
+		}
+	} else {
+		fmt.Fprint(w, attack.Markdown(results))
+	}
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, r := range results {
+		if !r.Passed() {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return cli.Exit(fmt.Sprintf("%d of %d attack runs broke a bound", failed, len(results)), 1)
+	}
+	return nil
 }

@@ -43,7 +43,7 @@ func TestBenchArgs(t *testing.T) {
 		{"overload no limit", []string{"overload"}, "--limit"},
 		{"overload bad kind", []string{"overload", "--limit", "10", "--kind", "x"}, "--kind"},
 		{"overload bad multipliers", []string{"overload", "--limit", "10", "--multipliers", "0"}, "--multipliers"},
-		{"bad plot", []string{"http", "--url", "http://127.0.0.1:1/", "--rate", "1", "--duration", "1ms", "--plot", "x.txt", "--quiet"}, ".svg"},
+		{"bad plot", []string{"http", "--url", "http://127.0.0.1:1/", "--rate", "1", "--duration", "1ms", "--plot", "x.txt", "--quiet"}, ".json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,13 +65,13 @@ func TestBenchCLISmoke(t *testing.T) {
 		plot   string
 		expect string // a JSON key in the output
 	}{
-		{"http", []string{"http", "--url", url, "--connections", "2", "--rate", "100,200", "--duration", "200ms"}, "http.svg", "achieved_rps"},
-		{"kafka", []string{"kafka", "produce", "--brokers", srv.KafkaAddr(), "--clients", "1,2", "--records", "300"}, "kafka.png", "records_per_s"},
+		{"http", []string{"http", "--url", url, "--connections", "2", "--rate", "100,200", "--duration", "200ms"}, "http.json", "achieved_rps"},
+		{"kafka", []string{"kafka", "produce", "--brokers", srv.KafkaAddr(), "--clients", "1,2", "--records", "300"}, "kafka.json", "records_per_s"},
 		{"conns", []string{"conns", "--target", srv.KafkaAddr(), "--count", "20", "--hold", "50ms",
-			"--stats-url", "http://" + srv.HTTPAddr() + "/admin/stats"}, "conns.svg", "rss_per_conn_bytes"},
+			"--stats-url", "http://" + srv.HTTPAddr() + "/admin/stats"}, "conns.json", "rss_per_conn_bytes"},
 		{"flood", []string{"conns", "--flood", "--target", srv.KafkaAddr(), "--count", "30", "--probe-url", url,
-			"--before", "100ms", "--during", "100ms"}, "flood.svg", "new_client_served_after_ms"},
-		{"overload", []string{"overload", "--url", url, "--limit", "100", "--multipliers", "1", "--step", "200ms", "--connections", "2"}, "overload.svg", "goodput_rps"},
+			"--before", "100ms", "--during", "100ms"}, "flood.json", "new_client_served_after_ms"},
+		{"overload", []string{"overload", "--url", url, "--limit", "100", "--multipliers", "1", "--step", "200ms", "--connections", "2"}, "overload.json", "goodput_rps"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

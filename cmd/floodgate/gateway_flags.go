@@ -12,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/urfave/cli/v2"
 
+	"github.com/floodgate/floodgate/codec/kafka"
 	"github.com/floodgate/floodgate/gateway"
 	"github.com/floodgate/floodgate/loop"
 )
@@ -65,9 +66,11 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, log *sl
 		AdvertisedHost:       adv,
 		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")), // validated with the limits
 		RequestTimeout:       c.Duration("upstream-request-timeout"),
-		Logger:               log,
-		Metrics:              set,
-		AddListener:          srv.AddKafkaListener,
+		Decode: kafka.DecodeLimits{MaxPartitions: int(c.Int64("max-partitions-per-request")),
+			MaxNonProduceSize: int(c.Int64("max-non-produce-request-size"))},
+		Logger:      log,
+		Metrics:     set,
+		AddListener: srv.AddKafkaListener,
 	})
 }
 

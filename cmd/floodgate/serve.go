@@ -69,21 +69,30 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		IdleTimeout:          time.Duration(c.Int64("connection-idle-timeout")) * time.Millisecond,
 		MaxRequestSize:       c.Int64("max-request-size"),
 		RequestReadTimeout:   time.Duration(c.Int64("request-read-timeout")) * time.Millisecond,
+		MinRequestRate:       c.Int64("min-request-rate"),
+		SendTimeout:          time.Duration(c.Int64("send-timeout")) * time.Millisecond,
 		MaxFetchBytes:        c.Int64("max-fetch-bytes"),
 		MemoryLimitBytes:     c.Int64("memory-limit-bytes"),
+		MemoryPerIPPercent:   int(c.Int64("memory-limit-per-ip-percent")),
 		MaxInflight:          int(c.Int64("max-inflight-requests")),
 		MaxQueued:            int(c.Int64("max-queued-requests")),
 		ProduceRate:          int(c.Int64("produce-rate-limit")),
 		FetchRate:            int(c.Int64("fetch-rate-limit")),
 		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")),
 
-		MaxOpenSegmentFiles:   int(c.Int64("max-open-segment-files")),
-		MaxPartitionsPerTopic: int(c.Int64("max-partitions-per-topic")),
-		MaxPartitions:         int(c.Int64("max-partitions")),
-		MaxTopics:             int(c.Int64("max-topics")),
-		MaxMetadataTopics:     int(c.Int64("max-metadata-topics")),
-		MaxAutoCreateTopics:   int(c.Int64("max-auto-create-topics-per-request")),
-		MinSegmentBytes:       c.Int64("min-segment-bytes"),
+		MaxOpenSegmentFiles:      int(c.Int64("max-open-segment-files")),
+		MaxPartitionsPerTopic:    int(c.Int64("max-partitions-per-topic")),
+		MaxPartitions:            int(c.Int64("max-partitions")),
+		MaxTopics:                int(c.Int64("max-topics")),
+		MaxMetadataTopics:        int(c.Int64("max-metadata-topics")),
+		MaxAutoCreateTopics:      int(c.Int64("max-auto-create-topics-per-request")),
+		MinSegmentBytes:          c.Int64("min-segment-bytes"),
+		MaxPartitionsPerRequest:  int(c.Int64("max-partitions-per-request")),
+		MaxNonProduceRequestSize: c.Int64("max-non-produce-request-size"),
+		TimestampAfterMaxMs:      c.Int64("message-timestamp-after-max-ms"),
+		TimestampBeforeMaxMs:     c.Int64("message-timestamp-before-max-ms"),
+		ProducerIDExpiration:     time.Duration(c.Int64("producer-id-expiration-ms")) * time.Millisecond,
+		MaxProducerStates:        int(c.Int64("max-producer-states")),
 	}
 	switch v := c.String("quota-key"); v {
 	case "client-id":
@@ -277,6 +286,8 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		MaxAutoCreateTopics:   lim.MaxAutoCreateTopics,
 		MinSegmentBytes:       lim.MinSegmentBytes,
 	}
+	bcfg.TimestampBeforeMax, bcfg.TimestampAfterMax = broker.MillisOrOff(lim.TimestampBeforeMaxMs), broker.MillisOrOff(lim.TimestampAfterMaxMs)
+	bcfg.ProducerIDExpiration, bcfg.MaxProducerStates = lim.ProducerIDExpiration, lim.MaxProducerStates
 	if err := applyStorageFlags(c, &bcfg, log); err != nil {
 		return nil, err
 	}

@@ -167,7 +167,7 @@ func TestProduceSkimmerFindsEveryPartition(t *testing.T) {
 			}
 			body := fr[4+h.Size:]
 			var s ProduceSkimmer
-			s.Reset(v)
+			s.Reset(v, 1000)
 			for len(body) > 0 {
 				n := chunk
 				if chunk == 7 {
@@ -238,7 +238,7 @@ func FuzzProduceSkimmer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, version int16, body []byte) {
 		var s ProduceSkimmer
-		s.Reset(version)
+		s.Reset(version, 1000)
 		s.Feed(body)
 		if cap(s.field) > 1<<16 {
 			t.Fatalf("field buffer grew to %d", cap(s.field))

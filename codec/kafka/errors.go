@@ -63,6 +63,8 @@ const (
 	ErrUnstableOffsetCommit      int16 = 88
 	ErrOffsetMetadataTooLarge    int16 = 12
 	ErrInvalidReplicaAssignment  int16 = 39
+	ErrInvalidTimestamp          int16 = 32
+	ErrInvalidRecord             int16 = 87
 )
 
 // ErrorResponse builds the response to req in which every part of the
@@ -160,10 +162,176 @@ func ErrorResponse(req kmsg.Request, code int16) kmsg.Response {
 			}
 			out.Topics = append(out.Topics, rt)
 		}
+	case *kmsg.MetadataRequest:
+		out := resp.(*kmsg.MetadataResponse)
+		out.ControllerID = -1
+		out.ErrorCode = code // v13+ (KIP-1102); before, only the topics can say it
+		for _, t := range r.Topics {
+			rt := kmsg.NewMetadataResponseTopic()
+			rt.Topic = t.Topic
+			rt.TopicID = t.TopicID
+			rt.ErrorCode = code
+			out.Topics = append(out.Topics, rt)
+		}
+	case *kmsg.OffsetFetchRequest:
+		out := resp.(*kmsg.OffsetFetchResponse)
+		out.ErrorCode = code // v2-v7
+		for _, t := range r.Topics {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition = p
+				rp.Offset = -1
+				rp.LeaderEpoch = -1
+				rp.ErrorCode = code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			out.Topics = append(out.Topics, rt)
+		}
+		for _, g := range r.Groups { // v8+
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group = g.Group
+			rg.ErrorCode = code
+			out.Groups = append(out.Groups, rg)
+		}
+	case *kmsg.DescribeGroupsRequest:
+		out := resp.(*kmsg.DescribeGroupsResponse)
+		for _, g := range r.Groups {
+			rg := kmsg.NewDescribeGroupsResponseGroup()
+			rg.Group = g
+			rg.ErrorCode = code
+			out.Groups = append(out.Groups, rg)
+		}
+	case *kmsg.DeleteGroupsRequest:
+		out := resp.(*kmsg.DeleteGroupsResponse)
+		for _, g := range r.Groups {
+			rg := kmsg.NewDeleteGroupsResponseGroup()
+			rg.Group = g
+			rg.ErrorCode = code
+			out.Groups = append(out.Groups, rg)
+		}
+	case *kmsg.DeleteRecordsRequest:
+		out := resp.(*kmsg.DeleteRecordsResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewDeleteRecordsResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewDeleteRecordsResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.LowWatermark = -1
+				rp.ErrorCode = code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			out.Topics = append(out.Topics, rt)
+		}
+	case *kmsg.OffsetForLeaderEpochRequest:
+		out := resp.(*kmsg.OffsetForLeaderEpochResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewOffsetForLeaderEpochResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.LeaderEpoch = -1
+				rp.EndOffset = -1
+				rp.ErrorCode = code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			out.Topics = append(out.Topics, rt)
+		}
+	case *kmsg.DescribeConfigsRequest:
+		out := resp.(*kmsg.DescribeConfigsResponse)
+		for _, c := range r.Resources {
+			rr := kmsg.NewDescribeConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = c.ResourceType, c.ResourceName, code
+			out.Resources = append(out.Resources, rr)
+		}
+	case *kmsg.AlterConfigsRequest:
+		out := resp.(*kmsg.AlterConfigsResponse)
+		for _, c := range r.Resources {
+			rr := kmsg.NewAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = c.ResourceType, c.ResourceName, code
+			out.Resources = append(out.Resources, rr)
+		}
+	case *kmsg.IncrementalAlterConfigsRequest:
+		out := resp.(*kmsg.IncrementalAlterConfigsResponse)
+		for _, c := range r.Resources {
+			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = c.ResourceType, c.ResourceName, code
+			out.Resources = append(out.Resources, rr)
+		}
+	case *kmsg.FindCoordinatorRequest:
+		out := resp.(*kmsg.FindCoordinatorResponse)
+		out.ErrorCode, out.NodeID = code, -1  // v0-v3
+		for _, k := range r.CoordinatorKeys { // v4+
+			rc := kmsg.NewFindCoordinatorResponseCoordinator()
+			rc.Key, rc.NodeID, rc.ErrorCode = k, -1, code
+			out.Coordinators = append(out.Coordinators, rc)
+		}
 	default:
 		setTopLevelError(resp, code)
 	}
 	return resp
+}
+
+// RefusalResponse is ErrorResponse for refusals: ok is false when the
+// response, as encoded at the request's version, would not carry code
+// anywhere (a Metadata request for all topics before v13, a Fetch v4-v6
+// without partitions, ...). The caller must then close the connection,
+// which every client treats as retriable, rather than send an answer the
+// client would take for a success (an empty Metadata answer makes
+// franz-go drop every broker it knows).
+func RefusalResponse(req kmsg.Request, code int16) (kmsg.Response, bool) {
+	resp := ErrorResponse(req, code)
+	return resp, carriesCode(resp, code)
+}
+
+// carriesCode reports whether resp, encoded at its version, says code in
+// some ErrorCode field: it encodes and decodes resp (a cold path) so that
+// fields of other versions, which the encoding drops, do not count.
+func carriesCode(resp kmsg.Response, code int16) bool {
+	if p, ok := resp.(*kmsg.ProduceResponse); ok { // hot under throttling: every partition carries it
+		return len(p.Topics) > 0 && len(p.Topics[0].Partitions) > 0
+	}
+	back := kmsg.ResponseForKey(resp.Key())
+	back.SetVersion(resp.GetVersion())
+	if err := back.ReadFrom(resp.AppendTo(nil)); err != nil {
+		return false
+	}
+	return hasErrorCode(reflect.ValueOf(back), code, 0)
+}
+
+// hasErrorCode walks v for an int16 field named ErrorCode equal to code.
+func hasErrorCode(v reflect.Value, code int16, depth int) bool {
+	if depth > 6 {
+		return false
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		return !v.IsNil() && hasErrorCode(v.Elem(), code, depth+1)
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Field(i)
+			if t.Field(i).Name == "ErrorCode" && f.Kind() == reflect.Int16 && f.Int() == int64(code) {
+				return true
+			}
+			if (f.Kind() == reflect.Slice || f.Kind() == reflect.Struct) && hasErrorCode(f, code, depth+1) {
+				return true
+			}
+		}
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.Struct {
+			return false
+		}
+		for i := 0; i < v.Len(); i++ {
+			if hasErrorCode(v.Index(i), code, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // setTopLevelError sets an ErrorCode field at the top of resp if it has one
@@ -194,10 +362,13 @@ func TopLevelErrorResponse(key, version int16, code int16) (kmsg.Response, bool)
 		return nil, false
 	}
 	resp.SetVersion(version)
-	if key == 1 && version < 7 { // Fetch has a top-level error from v7 only
+	// The field must exist at this version: kmsg's structs hold the fields
+	// of every version (Metadata's ErrorCode is v13+, OffsetFetch's
+	// v2-v7), and one the encoding drops made a refusal read as success.
+	if !setTopLevelError(resp, code) || !carriesCode(resp, code) {
 		return nil, false
 	}
-	return resp, setTopLevelError(resp, code)
+	return resp, true
 }
 
 // SetThrottle sets throttle_time_ms on a response that carries it.

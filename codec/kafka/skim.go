@@ -14,6 +14,11 @@ import (
 //
 // Only Produce versions that name topics (v3 to v12) are skimmed; for other
 // versions Done stays false and Response answers with no partitions.
+//
+// The answer is bounded whatever the frame holds: it names at most
+// maxPartitions partitions (in request order) and maxAnswerNames bytes of
+// topic names, a topic only once one of its partitions is named. A 120 MiB
+// frame of 15.7M partitions made a 472 MB answer when every one was echoed.
 type ProduceSkimmer struct {
 	version  int16
 	flexible bool
@@ -31,7 +36,11 @@ type ProduceSkimmer struct {
 	topics     int64
 	partitions int64
 	tags       int64
-	curTopic   string
+	curTopic   []byte
+	topicAdded bool // curTopic has its entry in resp
+	named      int  // partitions in resp
+	names      int  // topic name bytes in resp
+	max        int  // bound on named
 	resp       kmsg.ProduceResponse
 }
 
@@ -57,9 +66,10 @@ const (
 	skimUnsupported
 )
 
-// Reset prepares the skimmer for a new request of the given version.
-func (s *ProduceSkimmer) Reset(version int16) {
-	*s = ProduceSkimmer{version: version, field: s.field[:0], acks: -1}
+// Reset prepares the skimmer for a new request of the given version whose
+// answer names at most maxPartitions partitions (at least 1).
+func (s *ProduceSkimmer) Reset(version int16, maxPartitions int) {
+	*s = ProduceSkimmer{version: version, field: s.field[:0], curTopic: s.curTopic[:0], acks: -1, max: max(maxPartitions, 1)}
 	s.resp = kmsg.NewProduceResponse()
 	s.resp.SetVersion(version)
 	s.flexible = IsFlexibleRequest(0, version)
@@ -72,6 +82,15 @@ func (s *ProduceSkimmer) Reset(version int16) {
 
 // Acks returns the request's acks once it has been read (-1 before).
 func (s *ProduceSkimmer) Acks() int16 { return s.acks }
+
+// Refusal returns Response(code) and whether it names any partition: a
+// Produce answer without partitions reads as success, so when ok is false
+// the caller closes the connection instead (versions before 3, or a frame
+// that named no partition).
+func (s *ProduceSkimmer) Refusal(code int16) (*kmsg.ProduceResponse, bool) {
+	r := s.Response(code)
+	return r, len(r.Topics) > 0
+}
 
 // Response returns the produce response with every partition seen so far
 // carrying code.
@@ -211,10 +230,8 @@ func (s *ProduceSkimmer) stringDone(v []byte) {
 	case skimTxnID:
 		s.beginFixed(skimAcks, 2)
 	case skimTopicName:
-		s.curTopic = string(v)
-		rt := kmsg.NewProduceResponseTopic()
-		rt.Topic = s.curTopic
-		s.resp.Topics = append(s.resp.Topics, rt)
+		s.curTopic = append(s.curTopic[:0], v...)
+		s.topicAdded = false
 		s.beginCount(skimPartCount)
 	default:
 		if s.afterVar == skimTxnID {
@@ -242,10 +259,7 @@ func (s *ProduceSkimmer) fieldDone() {
 		s.partitions = int64(int32(binary.BigEndian.Uint32(s.field)))
 		s.nextPartition()
 	case skimPartIndex:
-		p := kmsg.NewProduceResponseTopicPartition()
-		p.Partition = int32(binary.BigEndian.Uint32(s.field))
-		last := &s.resp.Topics[len(s.resp.Topics)-1]
-		last.Partitions = append(last.Partitions, p)
+		s.name(int32(binary.BigEndian.Uint32(s.field)))
 		if s.flexible {
 			s.beginVarint(skimRecordsLen)
 		} else {
@@ -254,6 +268,30 @@ func (s *ProduceSkimmer) fieldDone() {
 	case skimRecordsLen:
 		s.startRecords(int64(int32(binary.BigEndian.Uint32(s.field))))
 	}
+}
+
+// name adds a partition of the current topic to the answer, within the
+// bounds.
+func (s *ProduceSkimmer) name(partition int32) {
+	if s.named >= s.max {
+		return
+	}
+	if !s.topicAdded {
+		if s.names+len(s.curTopic) > maxAnswerNames {
+			return
+		}
+		s.names += len(s.curTopic)
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = string(s.curTopic)
+		s.resp.Topics = append(s.resp.Topics, rt)
+		s.topicAdded = true
+	}
+	p := kmsg.NewProduceResponseTopicPartition()
+	p.Partition = partition
+	p.BaseOffset, p.LogAppendTime, p.LogStartOffset = -1, -1, -1
+	last := &s.resp.Topics[len(s.resp.Topics)-1]
+	last.Partitions = append(last.Partitions, p)
+	s.named++
 }
 
 func (s *ProduceSkimmer) beginCount(next skimState) {

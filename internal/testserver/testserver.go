@@ -107,6 +107,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 	p, _ := strconv.Atoi(port)
 	bc.Host, bc.Port = host, int32(p)
 	bc.MaxFetchBytes = lc.Limits.MaxFetchBytes
+	bc.TimestampBeforeMax, bc.TimestampAfterMax = broker.MillisOrOff(lc.Limits.TimestampBeforeMaxMs), broker.MillisOrOff(lc.Limits.TimestampAfterMaxMs)
+	bc.ProducerIDExpiration, bc.MaxProducerStates = lc.Limits.ProducerIDExpiration, lc.Limits.MaxProducerStates
 	b, err := broker.Open(bc)
 	if err != nil {
 		t.Fatalf("broker: %v", err)

@@ -1,0 +1,105 @@
+package attack
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/floodgate/floodgate/internal/testproc"
+)
+
+func TestMain(m *testing.M) { testproc.Main(m) }
+
+// shortForm is `go test`'s run of each attack: a second of baseline, three
+// seconds of attack, up to three of watching the recovery.
+var shortForm = Config{Baseline: time.Second, Duration: 3 * time.Second, Watch: 3 * time.Second}
+
+// startFloodgate returns a starter of fresh floodgate processes with
+// default flags, each in its own temporary directory.
+func startFloodgate(t *testing.T) func() (*Server, error) {
+	bin := testproc.Binary(t)
+	return func() (*Server, error) { return StartFloodgate(bin, t.TempDir()) }
+}
+
+// TestAttacks runs every attack class of the catalogue against the real
+// binary with default flags: good clients on other addresses keep their
+// p99 under 200 ms, /health answers, RSS stays under the memory limit plus
+// a constant, and the server is back to its baseline within 1 s of the
+// attacker leaving. A failing attack fails its own subtest, naming each
+// bound it broke with the measured value; the summary table is logged.
+func TestAttacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the floodgate binary under attack")
+	}
+	start := startFloodgate(t)
+	var table []*Result
+	for _, a := range Catalogue() {
+		t.Run(a.Name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			r, err := Run(ctx, shortForm, a, start, 1)
+			if err != nil {
+				t.Fatalf("could not measure: %v", err)
+			}
+			table = append(table, r)
+			t.Log(Row(r))
+			for _, f := range r.Failures {
+				t.Errorf("%s: %s", a.Name, f)
+			}
+		})
+	}
+	t.Logf("attack suite, short form:\n%s", Markdown(table))
+}
+
+// TestSIGTERMDuringAttackExitsWithinGrace sends SIGTERM to floodgate after
+// as long an attack as TestAttacks runs, with the attack still going on,
+// for the attacks that hold the most: it must exit within the 10 s grace
+// period of `serve`.
+func TestSIGTERMDuringAttackExitsWithinGrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the floodgate binary under attack")
+	}
+	start := startFloodgate(t)
+	want := map[string]bool{"http-abandoned-body": true, "http-trickled-body": true,
+		"kafka-trickled-frame-many-ips": true, "kafka-pipeline-unread-fetch": true}
+	for _, a := range Catalogue() {
+		if !want[a.Name] {
+			continue
+		}
+		t.Run(a.Name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			exit, err := TerminateDuring(ctx, a, start, 1, shortForm.Duration, 10*time.Second)
+			t.Logf("%s: exit %v after SIGTERM", a.Name, exit.Round(time.Millisecond))
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestGoodClientsMeasureAnIdleServer checks the instrument itself: with
+// no attacker (an attack that does nothing), every bound holds, the good
+// clients made requests, and recovery is immediate.
+func TestGoodClientsMeasureAnIdleServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the floodgate binary")
+	}
+	idle := Attack{Name: "idle", Listener: HTTP, Run: func(ctx context.Context, _ *Target) error { <-ctx.Done(); return nil }}
+	r, err := Run(context.Background(), Config{Baseline: 500 * time.Millisecond, Duration: time.Second, Watch: time.Second},
+		idle, startFloodgate(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(Row(r))
+	if !r.Passed() {
+		t.Fatalf("an idle server fails the bounds: %s", strings.Join(r.Failures, "; "))
+	}
+	if r.Kafka.N < 10 || r.Kgo.N < 10 || r.Health.N < 10 {
+		t.Fatalf("too few good requests in 1 s: kafka %d, kgo %d, health %d", r.Kafka.N, r.Kgo.N, r.Health.N)
+	}
+	if r.PeakRSS <= 0 || r.RSSBound <= 0 || r.BudgetBase < 0 {
+		t.Fatalf("server not measured: peak RSS %d, bound %d, budget %d", r.PeakRSS, r.RSSBound, r.BudgetBase)
+	}
+}

@@ -1,0 +1,76 @@
+package attack
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/floodgate/floodgate/bench"
+)
+
+// Table returns the results as a table: per attack and server, the good
+// clients' p50/p99 during the attack (the worse of the Kafka clients),
+// /health's p99 and failures, peak RSS, the memory budget's peak, the
+// recovery time and whether every bound held.
+func Table(rs []*Result) *bench.Table {
+	t := &bench.Table{Header: []string{"attack", "server", "good p50 / p99", "/health p99 (failed/sent)",
+		"peak RSS", "budget peak", "recovery", "SIGTERM exit", "result"}}
+	for _, r := range rs {
+		good := "-"
+		if k := worst(r.Kafka, r.Kgo); k.N > 0 {
+			good = fmt.Sprintf("%s / %s", fmtMS(k.P50), fmtMS(k.P99))
+		}
+		budget := "-"
+		if r.BudgetPeak >= 0 {
+			budget = mib(r.BudgetPeak)
+			if r.BudgetUnread > 0 {
+				budget = fmt.Sprintf("≥ %s (%d reads timed out)", budget, r.BudgetUnread)
+			}
+		}
+		rec := fmtMS(r.Recovery)
+		if !r.Recovered {
+			rec = "> " + r.Recovery.Round(100*time.Millisecond).String()
+		}
+		term := "-"
+		if r.SIGTERMExit > 0 {
+			term = r.SIGTERMExit.Round(10 * time.Millisecond).String()
+		}
+		result := "pass"
+		if !r.Passed() {
+			result = fmt.Sprintf("**FAIL** (%d)", len(r.Failures))
+		}
+		t.Add(r.Attack, r.Server, good, fmt.Sprintf("%s (%d/%d)", fmtMS(r.Health.P99), r.Health.Failed, r.Health.N),
+			mib(r.PeakRSS), budget, rec, term, result)
+	}
+	return t
+}
+
+// Markdown renders the results as a Markdown table followed by the broken
+// bounds, one line each.
+func Markdown(rs []*Result) string {
+	var b strings.Builder
+	b.WriteString(Table(rs).Markdown())
+	for _, r := range rs {
+		for _, f := range r.Failures {
+			fmt.Fprintf(&b, "- %s on %s: %s\n", r.Attack, r.Server, f)
+		}
+	}
+	return b.String()
+}
+
+// Row is one result on one line.
+func Row(r *Result) string {
+	k := worst(r.Kafka, r.Kgo)
+	rec := fmtMS(r.Recovery)
+	if !r.Recovered {
+		rec = "not within " + r.Recovery.Round(100*time.Millisecond).String()
+	}
+	return fmt.Sprintf("%s on %s: good p50/p99 %s/%s (baseline p99 %s), /health p99 %s (%d/%d failed), peak RSS %s (bound %s), budget %s -> peak %s (%d reads timed out), recovery %s",
+		r.Attack, r.Server, fmtMS(k.P50), fmtMS(k.P99), fmtMS(r.Baseline.P99), fmtMS(r.Health.P99), r.Health.Failed, r.Health.N,
+		mib(r.PeakRSS), mib(r.RSSBound), mib(r.BudgetBase), mib(r.BudgetPeak), r.BudgetUnread, rec)
+}
+
+// fmtMS prints a duration in milliseconds.
+func fmtMS(d time.Duration) string {
+	return bench.Cell(d)
+}

@@ -1,0 +1,393 @@
+package attack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Config is how long each phase of an attack lasts.
+type Config struct {
+	// Baseline is how long the good clients run alone first (default 1 s).
+	Baseline time.Duration
+	// Duration is how long the attack lasts (default 3 s).
+	Duration time.Duration
+	// Watch is how long recovery is watched after the attacker left
+	// (default 3 s; longer than Bounds.Recovery, to report how long a slow
+	// recovery takes).
+	Watch time.Duration
+	// SIGTERM adds a last phase: the attack again for a second, then
+	// SIGTERM; the server must exit within Grace.
+	SIGTERM bool
+	// Grace is the server's shutdown grace period (floodgate serve: 10 s).
+	Grace time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Baseline <= 0 {
+		c.Baseline = time.Second
+	}
+	if c.Duration <= 0 {
+		c.Duration = 3 * time.Second
+	}
+	if c.Watch <= 0 {
+		c.Watch = 3 * time.Second
+	}
+	if c.Grace <= 0 {
+		c.Grace = 10 * time.Second
+	}
+	return c
+}
+
+// budgetSlack is how far floodgate_memory_used_bytes may stay above its
+// baseline once the attacker has left: the good clients' own requests in
+// flight, far below any attack's charge.
+const budgetSlack = 1 << 20
+
+// Result is what one attack did to one server.
+type Result struct {
+	Attack string `json:"attack"`
+	Server string `json:"server"`
+	// Baseline is the worst good Kafka client before the attack.
+	Baseline Latency `json:"baseline"`
+	// Kafka, Kgo and Health are the good clients during the attack.
+	Kafka  Latency `json:"kafka"`
+	Kgo    Latency `json:"kgo"`
+	Health Latency `json:"health"`
+	// PeakRSS is the server's largest VmRSS during the attack; RSSBound
+	// is what it may reach (0: no memory limit known, nginx).
+	PeakRSS  int64 `json:"peak_rss_bytes"`
+	RSSBound int64 `json:"rss_bound_bytes"`
+	// BudgetBase and BudgetPeak are floodgate_memory_used_bytes before
+	// and at most during the attack (-1: not read).
+	BudgetBase int64 `json:"budget_base_bytes"`
+	BudgetPeak int64 `json:"budget_peak_bytes"`
+	// BudgetUnread counts the reads of /metrics during the attack that
+	// failed (a wedged server does not answer them): the peak is then
+	// only a lower bound.
+	BudgetUnread int `json:"budget_unread,omitempty"`
+	// Recovery is the time from the attacker leaving until the server was
+	// back to its baseline; Recovered is false when it was not within
+	// Config.Watch.
+	Recovery  time.Duration `json:"recovery_ns"`
+	Recovered bool          `json:"recovered"`
+	// RecoveryState says what was still wrong when recovery was not seen.
+	RecoveryState string `json:"recovery_state,omitempty"`
+	// SIGTERMExit is how long the server took to exit after SIGTERM during
+	// the attack (0: not tried).
+	SIGTERMExit time.Duration `json:"sigterm_exit_ns,omitempty"`
+	// Failures are the bounds not held, one sentence each.
+	Failures []string `json:"failures,omitempty"`
+}
+
+// Passed reports whether every bound held.
+func (r *Result) Passed() bool { return len(r.Failures) == 0 }
+
+func (r *Result) fail(format string, args ...any) {
+	r.Failures = append(r.Failures, fmt.Sprintf(format, args...))
+}
+
+// Run runs attack a against the server start returns (a fresh one, stopped
+// afterwards). An error means the measurement could not be made; bounds
+// not held are in Result.Failures.
+func Run(ctx context.Context, cfg Config, a Attack, start func() (*Server, error), scale float64) (*Result, error) {
+	cfg = cfg.withDefaults()
+	b := a.Bounds.withDefaults()
+	srv, err := start()
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Stop()
+	srv.Scale = scale
+	t := &srv.Target
+	if a.Setup != nil {
+		if err := a.Setup(ctx, t); err != nil {
+			return nil, fmt.Errorf("%s: setup: %w", a.Name, err)
+		}
+	}
+	r := &Result{Attack: a.Name, Server: srv.Name, BudgetBase: -1, BudgetPeak: -1}
+
+	goodCtx, stopGood := context.WithCancel(ctx)
+	defer stopGood()
+	var good goodClients
+	waitGood, err := good.run(goodCtx, t)
+	if err != nil {
+		return nil, err
+	}
+	defer waitGood()
+	t0 := time.Now()
+	sleep(ctx, cfg.Baseline)
+	if v, err := srv.Metric(ctx, "floodgate_memory_used_bytes"); err == nil {
+		r.BudgetBase = int64(v)
+	}
+	if v, err := srv.Metric(ctx, "floodgate_memory_limit_bytes"); err == nil {
+		r.RSSBound = int64(v) + b.RSSOverLimit
+	}
+
+	attackStart := time.Now()
+	r.Baseline = worst(good.kafka.window(t0, attackStart), good.kgo.window(t0, attackStart))
+	mon := startMonitor(ctx, srv)
+	actx, stopAttack := context.WithTimeout(ctx, cfg.Duration)
+	runErr := runAttack(actx, a, t, cfg.Duration)
+	stopAttack()
+	leave := time.Now()
+	r.PeakRSS, r.BudgetPeak, r.BudgetUnread = mon.stop()
+	if runErr != nil {
+		return nil, fmt.Errorf("%s: %w", a.Name, runErr)
+	}
+
+	r.Kafka = good.kafka.window(attackStart, leave)
+	r.Kgo = good.kgo.window(attackStart, leave)
+	r.Health = good.health.window(attackStart, leave)
+	r.Recovery, r.Recovered, r.RecoveryState = watchRecovery(ctx, srv, r.BudgetBase, b, leave, cfg.Watch)
+	stopGood()
+	waitGood()
+
+	if cfg.SIGTERM && srv.Alive() {
+		exit, err := terminateDuring(ctx, a, srv, time.Second, cfg.Grace)
+		r.SIGTERMExit = exit
+		if err != nil {
+			r.fail("%v", err)
+		}
+	}
+	r.check(b, srv, t)
+	return r, nil
+}
+
+// TerminateDuring starts a fresh server, attacks it for warm, sends
+// SIGTERM and returns how long the server took to exit; the error says
+// when that was longer than grace.
+func TerminateDuring(ctx context.Context, a Attack, start func() (*Server, error), scale float64, warm, grace time.Duration) (time.Duration, error) {
+	srv, err := start()
+	if err != nil {
+		return 0, err
+	}
+	defer srv.Stop()
+	srv.Scale = scale
+	if a.Setup != nil {
+		if err := a.Setup(ctx, &srv.Target); err != nil {
+			return 0, fmt.Errorf("%s: setup: %w", a.Name, err)
+		}
+	}
+	return terminateDuring(ctx, a, srv, warm, grace)
+}
+
+// terminateDuring attacks srv for warm, with the good clients running (a
+// request parked for memory is part of what a shutdown must end), then
+// sends SIGTERM while the attack goes on.
+func terminateDuring(ctx context.Context, a Attack, srv *Server, warm, grace time.Duration) (time.Duration, error) {
+	actx, stop := context.WithCancel(ctx)
+	var good goodClients
+	waitGood, err := good.run(actx, &srv.Target)
+	if err != nil {
+		stop()
+		return 0, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx, &srv.Target) }()
+	defer func() { stop(); <-done; waitGood() }()
+	sleep(ctx, warm)
+	exit, err := srv.Terminate(grace + 2*time.Second)
+	if err == nil && exit > grace {
+		err = fmt.Errorf("exited %v after SIGTERM", exit.Round(10*time.Millisecond))
+	}
+	if err != nil {
+		return exit, fmt.Errorf("SIGTERM during the attack (grace %v): %w", grace, err)
+	}
+	return exit, nil
+}
+
+// runAttack runs a until ctx ends and waits for it to close everything,
+// at most 10 s beyond d.
+func runAttack(ctx context.Context, a Attack, t *Target, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, t) }()
+	select {
+	case err := <-done:
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("attack failed: %w", err)
+		}
+		if ctx.Err() == nil {
+			// It gave up early: the rest of the window is still measured.
+			<-ctx.Done()
+		}
+		return nil
+	case <-time.After(d + 10*time.Second):
+		return errors.New("attack did not stop within 10 s of its end")
+	}
+}
+
+// check compares the measurements with the bounds.
+func (r *Result) check(b Bounds, srv *Server, t *Target) {
+	if !srv.Alive() && r.SIGTERMExit == 0 {
+		r.fail("the server exited during the attack")
+	}
+	clients := []struct {
+		name  string
+		l     Latency
+		bound time.Duration
+	}{{"kafka (ApiVersions/Metadata)", r.Kafka, b.GoodP99}, {"kgo (Produce acks=all/Fetch)", r.Kgo, b.GoodP99},
+		{"GET /health", r.Health, b.HealthP99}}
+	for _, c := range clients {
+		if c.name != "GET /health" && t.KafkaAddr == "" {
+			continue
+		}
+		switch {
+		case c.l.N == 0:
+			r.fail("%s: no request during the attack", c.name)
+		case c.l.P99 > c.bound:
+			r.fail("%s: p99 %v > %v during the attack (%d of %d failed, max %v)", c.name, ms(c.l.P99), c.bound, c.l.Failed, c.l.N, ms(c.l.Max))
+		}
+	}
+	if r.Health.N > 0 && r.Health.Failed == r.Health.N {
+		r.fail("GET /health: no answer during the attack (%d tried)", r.Health.N)
+	}
+	if r.RSSBound > 0 && r.PeakRSS > r.RSSBound {
+		r.fail("peak RSS %s > bound %s (memory limit + %s)", mib(r.PeakRSS), mib(r.RSSBound), mib(b.RSSOverLimit))
+	}
+	switch {
+	case !r.Recovered:
+		r.fail("not back to normal %v after the attacker left: %s", r.Recovery.Round(10*time.Millisecond), r.RecoveryState)
+	case r.Recovery > b.Recovery:
+		r.fail("back to normal only %v after the attacker left (bound %v)", r.Recovery.Round(10*time.Millisecond), b.Recovery)
+	}
+}
+
+// worst returns the latency with the larger p99.
+func worst(ls ...Latency) Latency {
+	var w Latency
+	for _, l := range ls {
+		if l.N > 0 && (w.N == 0 || l.P99 > w.P99) {
+			w = l
+		}
+	}
+	return w
+}
+
+// monitor samples the server's RSS and memory budget during the attack.
+type monitor struct {
+	cancel            context.CancelFunc
+	wg                sync.WaitGroup
+	mu                sync.Mutex
+	peakRSS, peakUsed int64
+	unread            int
+}
+
+func startMonitor(ctx context.Context, srv *Server) *monitor {
+	ctx, cancel := context.WithCancel(ctx)
+	m := &monitor{cancel: cancel, peakUsed: -1}
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		for ctx.Err() == nil {
+			if v, err := srv.RSS(); err == nil {
+				m.mu.Lock()
+				m.peakRSS = max(m.peakRSS, v)
+				m.mu.Unlock()
+			}
+			sleep(ctx, 20*time.Millisecond)
+		}
+	}()
+	go func() {
+		defer m.wg.Done()
+		for ctx.Err() == nil {
+			mctx, cancel := context.WithTimeout(ctx, time.Second)
+			v, err := srv.Metric(mctx, "floodgate_memory_used_bytes")
+			cancel()
+			m.mu.Lock()
+			if err == nil {
+				m.peakUsed = max(m.peakUsed, int64(v))
+			} else if !errors.Is(err, errNoMetrics) {
+				m.unread++
+			}
+			m.mu.Unlock()
+			sleep(ctx, 100*time.Millisecond)
+		}
+	}()
+	return m
+}
+
+func (m *monitor) stop() (peakRSS, peakUsed int64, unread int) {
+	m.cancel()
+	m.wg.Wait()
+	return m.peakRSS, m.peakUsed, m.unread
+}
+
+// watchRecovery probes the server from fresh good connections until it is
+// back to normal or watch has passed since leave: the memory budget back to
+// its baseline, an ApiVersions round trip and a GET /health each answered
+// within their bounds.
+func watchRecovery(ctx context.Context, srv *Server, budgetBase int64, b Bounds, leave time.Time, watch time.Duration) (time.Duration, bool, string) {
+	state := ""
+	for {
+		ok, why := probe(ctx, srv, budgetBase, b)
+		if ok {
+			return time.Since(leave), true, ""
+		}
+		state = why
+		if time.Since(leave) >= watch || ctx.Err() != nil {
+			return time.Since(leave), false, state
+		}
+		sleep(ctx, 50*time.Millisecond)
+	}
+}
+
+// probe is one recovery check; why says what is not normal yet.
+func probe(ctx context.Context, srv *Server, budgetBase int64, b Bounds) (bool, string) {
+	if !srv.Alive() {
+		return false, "the server exited"
+	}
+	if budgetBase >= 0 {
+		mctx, cancel := context.WithTimeout(ctx, time.Second)
+		v, err := srv.Metric(mctx, "floodgate_memory_used_bytes")
+		cancel()
+		if err != nil {
+			return false, err.Error()
+		}
+		if int64(v) > budgetBase+budgetSlack {
+			return false, fmt.Sprintf("floodgate_memory_used_bytes %s (baseline %s)", mib(int64(v)), mib(budgetBase))
+		}
+	}
+	if srv.KafkaAddr != "" {
+		start := time.Now()
+		c, err := Dial(ctx, goodIP(4), srv.KafkaAddr)
+		if err != nil {
+			return false, "new Kafka connection: " + err.Error()
+		}
+		kc := &kafkaConn{Conn: c}
+		err = kc.roundTrip(kmsg.NewPtrApiVersionsRequest(), 1, time.Second)
+		c.Close()
+		if err != nil {
+			return false, "ApiVersions on a new connection: " + err.Error()
+		}
+		if d := time.Since(start); d > b.GoodP99 {
+			return false, fmt.Sprintf("ApiVersions on a new connection took %v", ms(d))
+		}
+	}
+	start := time.Now()
+	cl := httpClientFrom(goodIP(5), time.Second)
+	err := getHealth(ctx, cl, srv.HTTPAddr)
+	cl.CloseIdleConnections()
+	if err != nil {
+		return false, err.Error()
+	}
+	if d := time.Since(start); d > b.HealthP99 {
+		return false, fmt.Sprintf("GET /health on a new connection took %v", ms(d))
+	}
+	return true, ""
+}
+
+// ms rounds d for messages.
+func ms(d time.Duration) time.Duration {
+	if d > 10*time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Microsecond)
+}
+
+// mib formats bytes in MiB.
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

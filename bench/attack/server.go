@@ -1,0 +1,175 @@
+package attack
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/floodgate/floodgate/bench"
+)
+
+// Server is a server process started for one attack.
+type Server struct {
+	Target
+	proc *bench.Proc
+	// metrics reads /metrics from a good client's address (floodgate
+	// only; nil for nginx).
+	metrics *http.Client
+}
+
+// StartFloodgate starts bin (a floodgate binary) with default flags: only
+// its two ports on 127.0.0.1, its data dir under dir, and --log-level warn.
+func StartFloodgate(bin, dir string) (*Server, error) {
+	kp, err := bench.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	hp, err := bench.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	args := bench.FloodgateArgs(bin, kp, hp, false, "--data-dir", filepath.Join(dir, "data"))
+	p, err := bench.StartProc("floodgate", filepath.Join(dir, "floodgate.log"), args...)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		Target: Target{Name: "floodgate", KafkaAddr: fmt.Sprintf("127.0.0.1:%d", kp),
+			HTTPAddr: fmt.Sprintf("127.0.0.1:%d", hp), PID: p.PID()},
+		proc:    p,
+		metrics: httpClientFrom(goodIP(3), 2*time.Second),
+	}
+	if err := bench.WaitHTTP("http://"+s.HTTPAddr+"/health", 20*time.Second); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("floodgate did not start: %w\n%s", err, s.Log())
+	}
+	if err := bench.WaitTCP(s.KafkaAddr, 5*time.Second); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("floodgate's Kafka port: %w", err)
+	}
+	return s, nil
+}
+
+// StartNginx starts nginx on a free port with bench's generated
+// configuration (2 workers, `return 200` on every path: request bodies are
+// read and discarded by nginx itself).
+func StartNginx(dir string) (*Server, error) {
+	port, err := bench.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	p, _, err := bench.StartNginx(dir, bench.NginxConfig{Port: port, Workers: 2})
+	if err != nil {
+		return nil, err
+	}
+	return &Server{Target: Target{Name: "nginx", HTTPAddr: fmt.Sprintf("127.0.0.1:%d", port), PID: p.PID()}, proc: p}, nil
+}
+
+// Stop ends the server and its workers at once (SIGKILL): a wedged server
+// would only spend the grace period of a SIGTERM; Terminate measures that.
+func (s *Server) Stop() {
+	_ = syscall.Kill(-s.PID, syscall.SIGKILL)
+	for i := 0; i < 200 && s.Alive(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Log returns the end of the server's output.
+func (s *Server) Log() string {
+	b, err := os.ReadFile(s.proc.Log)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// Alive reports whether the server process still runs.
+func (s *Server) Alive() bool { return bench.ServerProbe{PID: s.PID}.Alive() }
+
+// RSS returns the server's resident set size (with nginx's workers).
+func (s *Server) RSS() (int64, error) { return bench.ServerProbe{PID: s.PID}.RSS() }
+
+// Terminate sends SIGTERM and returns how long the process took to exit,
+// or an error when it had not exited after wait.
+func (s *Server) Terminate(wait time.Duration) (time.Duration, error) {
+	start := time.Now()
+	if err := syscall.Kill(s.PID, syscall.SIGTERM); err != nil {
+		return 0, fmt.Errorf("SIGTERM %d: %w", s.PID, err)
+	}
+	for time.Since(start) < wait {
+		if !s.Alive() {
+			return time.Since(start), nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start), fmt.Errorf("still running %v after SIGTERM", wait)
+}
+
+// errNoMetrics is returned by Metric for a server without floodgate's
+// /metrics.
+var errNoMetrics = errors.New("no /metrics")
+
+// Metric returns the sum of the series of a metric (name, optionally with
+// labels) from /metrics.
+func (s *Server) Metric(ctx context.Context, name string) (float64, error) {
+	if s.metrics == nil {
+		return 0, errNoMetrics
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HTTPAddr+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := s.metrics.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("read /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("read /metrics: status %d", resp.StatusCode)
+	}
+	var sum float64
+	found := false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) || len(line) == len(name) || (line[len(name)] != ' ' && line[len(name)] != '{') {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric %s: %q: %w", name, line, err)
+		}
+		sum += v
+		found = true
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("read /metrics: %w", err)
+	}
+	if !found {
+		return 0, fmt.Errorf("metric %s not in /metrics", name)
+	}
+	return sum, nil
+}
+
+// httpClientFrom returns an HTTP client whose connections come from ip,
+// keeping one connection alive.
+func httpClientFrom(ip net.IP, timeout time.Duration) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: timeout}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		DialContext: d.DialContext, MaxIdleConns: 1, MaxIdleConnsPerHost: 1, DisableCompression: true,
+	}}
+}
