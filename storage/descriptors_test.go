@@ -109,7 +109,13 @@ func TestTenThousandPartitionsUnderLowOpenFilesLimit(t *testing.T) {
 	roundTrip(parts-1, "before restart")
 	s.kill()
 	start = time.Now()
-	s.start()
+	s.start() // the port listens before the partitions are loaded: wait for /health
+	for err := healthy(s); err != nil; err = healthy(s) {
+		if time.Since(start) > 90*time.Second {
+			t.Fatalf("not healthy %v after restart: %v\n%s", time.Since(start), err, s.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	roundTrip(parts-1, "after restart")
 	t.Logf("restart on the same data dir: served after %v, %d descriptors", time.Since(start).Round(time.Millisecond), childFDs(t, s))
 	roundTrip(0, "first partition")
