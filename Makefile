@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzProduceSkimmer$$' -fuzztime=$(FUZZTIME) ./codec/kafka/
 	@for f in $$($(GO) test -list='^Fuzz' ./codec/http/ | grep '^Fuzz'); do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./codec/http/ || exit 1; done
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeStoredBatches$$' -fuzztime=$(FUZZTIME) ./httpapi/
 
 ## bench: the go benchmarks of the hot paths, then the standard suite side by side with
 ## nginx, kfake and net/http; rewrites the tables in BENCHMARKS.md (BENCHARGS="--quick" for a smoke run)

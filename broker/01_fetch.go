@@ -9,12 +9,27 @@ package broker
 // is larger, as Kafka does so consumers always progress. Fetch sessions
 // (KIP-227) are not kept: every response has session id 0, which clients
 // take as "use full fetches".
+//
+// A partition named twice in one request is served once, in the place it
+// was first named (Kafka keys a fetch's partitions by topic-partition too),
+// so the work of a fetch and of each of its retries is bounded by the
+// distinct partitions that exist, not by what the request repeats. At most
+// --max-waiting-fetches fetches wait at a time; one more is answered at once
+// with what is there. A produce wakes each waiting fetch at most once (a
+// flag, not a goroutine per produce), and the goroutine that retries it
+// recovers a panic: the fetch is answered UNKNOWN_SERVER_ERROR and the
+// process lives on.
 
 import (
 	"encoding/binary"
+	"fmt"
+	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -33,6 +48,37 @@ type fetchWaiter struct {
 	timer   *time.Timer
 	mu      sync.Mutex // serialises retries
 	parts   []*partition
+	// pending is set while a retry goroutine is started and has not yet
+	// begun looking: further wakes then start none.
+	pending atomic.Bool
+}
+
+// fetchWaits bounds and counts the waiting fetches.
+type fetchWaits struct {
+	max      int64 // 0: no limit
+	n        atomic.Int64
+	refused  *metrics.Counter
+	panics   *metrics.Counter
+	lastWarn atomic.Int64 // unix nanos of the last refusal WARN
+}
+
+// init sets the limit and registers the metrics in set (nil: none).
+func (fw *fetchWaits) init(max int64, set *metrics.Set) {
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	fw.max = max
+	fw.refused = set.NewCounter(`floodgate_fetch_wait_refused_total`)
+	fw.panics = set.NewCounter(`floodgate_fetch_waiter_panics_total`)
+}
+
+// admit takes a waiting slot, or reports that the limit is reached.
+func (fw *fetchWaits) admit() bool {
+	if n := fw.n.Add(1); fw.max > 0 && n > fw.max {
+		fw.n.Add(-1)
+		return false
+	}
+	return true
 }
 
 func (b *Broker) handleFetch(kreq kmsg.Request, _ *Client, respond Responder) {
@@ -44,9 +90,20 @@ func (b *Broker) handleFetch(kreq kmsg.Request, _ *Client, respond Responder) {
 		respond(resp)
 		return
 	}
+	dedupeFetch(req)
 	resp, n := b.fetchOnce(req)
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if n >= int64(req.MinBytes) || wait <= 0 || n < 0 {
+		respond(resp)
+		return
+	}
+	if !b.waits.admit() {
+		b.waits.refused.Inc()
+		now := time.Now().UnixNano()
+		if last := b.waits.lastWarn.Load(); now-last > int64(10*time.Second) && b.waits.lastWarn.CompareAndSwap(last, now) {
+			b.log.Warn("fetch answered without waiting: too many waiting fetches", "limit", "max-waiting-fetches",
+				"configured", b.waits.max)
+		}
 		respond(resp)
 		return
 	}
@@ -67,9 +124,11 @@ func (b *Broker) handleFetch(kreq kmsg.Request, _ *Client, respond Responder) {
 	w.retry()
 }
 
-// wake is called by a partition (under its lock) when data arrives.
+// wake is called by a partition (under its lock) when data arrives. It
+// starts a retry unless one is started and has not begun looking yet: that
+// one will see the new data.
 func (w *fetchWaiter) wake() {
-	if !w.done.Load() {
+	if !w.done.Load() && w.pending.CompareAndSwap(false, true) {
 		go w.retry()
 	}
 }
@@ -77,8 +136,12 @@ func (w *fetchWaiter) wake() {
 // retry registers on the partitions, then looks again, so that data arriving
 // between the look and the registration is never missed.
 func (w *fetchWaiter) retry() {
+	defer w.recoverPanic()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	// From here on a wake starts another retry: this one may have looked
+	// already when the data it signals arrives.
+	w.pending.Store(false)
 	if w.done.Load() {
 		return
 	}
@@ -94,10 +157,119 @@ func (w *fetchWaiter) retry() {
 }
 
 func (w *fetchWaiter) expire() {
+	defer w.recoverPanic()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	resp, _ := w.b.fetchOnce(w.req)
 	w.finish(resp)
+}
+
+// recoverPanic keeps a panic of a waiter's goroutine (reading the log, or
+// the responder: a REST answer is built there) from killing the process:
+// it is logged and counted, and a fetch not yet answered is answered
+// UNKNOWN_SERVER_ERROR, which releases what its request holds. A waiter
+// whose responder panicked was answered (finish marks it done first).
+func (w *fetchWaiter) recoverPanic() {
+	p := recover()
+	if p == nil {
+		return
+	}
+	w.b.waits.panics.Inc()
+	w.b.log.Error("fetch waiter panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	if w.done.CompareAndSwap(false, true) {
+		w.timer.Stop()
+		w.unregister()
+		w.respond(fetchError(w.req, kafka.ErrUnknownServerError))
+	}
+}
+
+// unregister removes the waiter from its partitions and frees its slot.
+func (w *fetchWaiter) unregister() {
+	for _, p := range w.parts {
+		p.mu.Lock()
+		delete(p.waiters, w)
+		p.mu.Unlock()
+	}
+	w.b.waits.n.Add(-1)
+	w.b.metrics.fetchWaiting.Dec()
+}
+
+// fetchError answers every partition of req with code.
+func fetchError(req *kmsg.FetchRequest, code int16) *kmsg.FetchResponse {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	resp.SetVersion(req.Version)
+	resp.ErrorCode = code
+	for _, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.ErrorCode = code
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			sp.PreferredReadReplica = -1
+			sp.RecordBatches = []byte{}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+// dedupeFetch keeps the first mention of each topic-partition of req (a
+// topic named twice has its partitions merged into its first mention), so
+// that a request repeating one partition costs what naming it once does.
+func dedupeFetch(req *kmsg.FetchRequest) {
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	total := 0
+	for _, t := range req.Topics {
+		total += len(t.Partitions)
+	}
+	if total < 2 {
+		return
+	}
+	seen := make(map[tp]struct{}, min(total, 1024))
+	topicAt := make(map[string]int, min(len(req.Topics), 1024))
+	out := req.Topics[:0]
+	for _, t := range req.Topics {
+		src := t.Partitions
+		i, ok := topicAt[t.Topic]
+		if !ok {
+			i = len(out)
+			topicAt[t.Topic] = i
+			t.Partitions = src[:0] // compacted in place: writes trail reads
+			out = append(out, t)
+		}
+		for _, p := range src {
+			k := tp{t.Topic, p.Partition}
+			if _, dup := seen[k]; dup {
+				continue
+			}
+			seen[k] = struct{}{}
+			out[i].Partitions = append(out[i].Partitions, p)
+		}
+	}
+	clear(req.Topics[len(out):])
+	req.Topics = out
+	// A waiting fetch keeps its request: let the arrays that held the
+	// repeats go.
+	if total > 2*kept(out)+16 {
+		for i := range out {
+			out[i].Partitions = slices.Clone(out[i].Partitions)
+		}
+		req.Topics = slices.Clone(out)
+	}
+}
+
+func kept(topics []kmsg.FetchRequestTopic) int {
+	n := 0
+	for _, t := range topics {
+		n += len(t.Partitions)
+	}
+	return n
 }
 
 // finish answers once and unregisters. The caller holds w.mu.
@@ -106,12 +278,7 @@ func (w *fetchWaiter) finish(resp kmsg.Response) {
 		return
 	}
 	w.timer.Stop()
-	for _, p := range w.parts {
-		p.mu.Lock()
-		delete(p.waiters, w)
-		p.mu.Unlock()
-	}
-	w.b.metrics.fetchWaiting.Dec()
+	w.unregister()
 	w.respond(resp)
 }
 

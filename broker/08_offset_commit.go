@@ -8,7 +8,11 @@ package broker
 // group completing a rebalance answers REBALANCE_IN_PROGRESS. Commits during
 // PreparingRebalance are allowed, as in Kafka, so members can commit in
 // their revoke callback. A commit counts as a heartbeat. The v2-v4
-// retention time is ignored: offsets never expire.
+// retention time is ignored: offsets expire after the broker's
+// offsets.retention.minutes (group_limits.go, expireOffsets). Metadata over
+// offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE and offsets over
+// the per-group count or the broker-wide bytes INVALID_COMMIT_OFFSET_SIZE,
+// per partition; a new group beyond --max-groups COORDINATOR_NOT_AVAILABLE.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -28,11 +32,15 @@ func (b *Broker) handleOffsetCommit(kreq kmsg.Request, _ *Client, respond Respon
 			out.send(respond, errResponse(req, kafka.ErrCoordinatorNotAvailable))
 			return
 		}
-		g := gs.get(req.Group, false)
+		g := gs.find(req.Group)
 		var code int16
 		switch {
 		case g == nil && req.Generation < 0:
-			g = gs.get(req.Group, true)
+			var full bool
+			if g, full = gs.get(req.Group, true); full {
+				gs.refuseGroupsFull(req.Group)
+				code = kafka.ErrCoordinatorNotAvailable
+			}
 		case g == nil:
 			code = kafka.ErrIllegalGeneration
 		default:
@@ -42,37 +50,40 @@ func (b *Broker) handleOffsetCommit(kreq kmsg.Request, _ *Client, respond Respon
 			out.send(respond, errResponse(req, code))
 			return
 		}
-		now := b.now()
 		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 		resp.SetVersion(req.Version)
-		for _, rt := range req.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			t := b.lookupTopic(rt.Topic)
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition = rp.Partition
-				meta := ""
-				if rp.Metadata != nil {
-					meta = *rp.Metadata
-				}
-				switch {
-				case t.partitionOf(rp.Partition) == nil:
-					sp.ErrorCode = kafka.ErrUnknownTopicOrPartition
-				case len(meta) > maxOffsetMetadata:
-					sp.ErrorCode = kafka.ErrOffsetMetadataTooLarge
-				default:
-					g.commitOffset(rt.Topic, rp.Partition, committedOffset{
-						offset: rp.Offset, leaderEpoch: rp.LeaderEpoch, metadata: meta, at: now,
-					})
-				}
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
+		b.offsetBatch(func() { b.commitOffsets(req, g, resp) })
 		g.forgetIfUnused()
 		out.send(respond, resp)
 	})
+}
+
+// commitOffsets commits the offsets of req into g and fills resp. The
+// caller holds gs.mu.
+func (b *Broker) commitOffsets(req *kmsg.OffsetCommitRequest, g *group, resp *kmsg.OffsetCommitResponse) {
+	now := b.now()
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		t := b.lookupTopic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetCommitResponseTopicPartition()
+			sp.Partition = rp.Partition
+			meta := ""
+			if rp.Metadata != nil {
+				meta = *rp.Metadata
+			}
+			if t.partitionOf(rp.Partition) == nil {
+				sp.ErrorCode = kafka.ErrUnknownTopicOrPartition
+			} else {
+				sp.ErrorCode = g.commitOffset(rt.Topic, rp.Partition, committedOffset{
+					offset: rp.Offset, leaderEpoch: rp.LeaderEpoch, metadata: meta, at: now,
+				})
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
 }
 
 // validateCommit checks who commits, as Kafka's classic group does. The

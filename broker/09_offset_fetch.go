@@ -7,6 +7,12 @@ package broker
 // error, as in Kafka. require_stable (v7+) needs no waiting: there are no
 // transactional offset commits. The v9 member id and epoch (KIP-848) are
 // ignored for these classic groups.
+//
+// Repeated partitions are answered once. An answer is bounded by
+// --group-max-response-bytes (32 bytes per partition plus its metadata),
+// except for the committed offsets of its first group, which the group
+// limits bound: a group past it gets COORDINATOR_LOAD_IN_PROGRESS
+// (retriable; v0-v1, which have no group error, get it on one partition).
 
 import (
 	"sort"
@@ -36,7 +42,11 @@ func (b *Broker) handleOffsetFetch(kreq kmsg.Request, _ *Client, respond Respond
 				want[t.Topic] = append(want[t.Topic], t.Partitions...)
 			}
 		}
-		offs, code := b.groups.fetchOffsets(req.Group, want, topicOrder(req.Topics))
+		offs, code, _ := b.groups.fetchOffsets(req.Group, want, topicOrder(req.Topics), 0, true)
+		if code == kafka.ErrCoordinatorLoadInProgress && req.Version < 2 && len(req.Topics) > 0 && len(req.Topics[0].Partitions) > 0 {
+			// No group error before v2: one partition carries it.
+			offs = []fetchedOffset{{topic: req.Topics[0].Topic, partition: req.Topics[0].Partitions[0]}}
+		}
 		resp.ErrorCode = code
 		var cur *kmsg.OffsetFetchResponseTopic
 		for _, o := range offs {
@@ -63,7 +73,8 @@ func (b *Broker) handleOffsetFetch(kreq kmsg.Request, _ *Client, respond Respond
 		respond(resp)
 		return
 	}
-	for _, rg := range req.Groups {
+	var used int64
+	for i, rg := range req.Groups {
 		var want map[string][]int32
 		var order []string
 		if rg.Topics != nil {
@@ -75,7 +86,8 @@ func (b *Broker) handleOffsetFetch(kreq kmsg.Request, _ *Client, respond Respond
 				want[t.Topic] = append(want[t.Topic], t.Partitions...)
 			}
 		}
-		offs, code := b.groups.fetchOffsets(rg.Group, want, order)
+		offs, code, n := b.groups.fetchOffsets(rg.Group, want, order, used, i == 0)
+		used += n
 		sg := kmsg.NewOffsetFetchResponseGroup()
 		sg.Group, sg.ErrorCode = rg.Group, code
 		var cur *kmsg.OffsetFetchResponseGroupTopic
@@ -111,12 +123,28 @@ func topicOrder(ts []kmsg.OffsetFetchRequestTopic) []string {
 }
 
 // fetchOffsets returns the offsets of group for the partitions in want (in
-// the topic order given), or every committed offset when want is nil.
-func (gs *groups) fetchOffsets(name string, want map[string][]int32, order []string) ([]fetchedOffset, int16) {
+// the topic order given, each partition once), or every committed offset
+// when want is nil, and what they add to the answer. used is what the
+// answer holds already; past --group-max-response-bytes the group gets
+// COORDINATOR_LOAD_IN_PROGRESS, unless first is set and the partition has
+// a committed offset (those are bounded by the group limits).
+func (gs *groups) fetchOffsets(name string, want map[string][]int32, order []string, used int64, first bool) ([]fetchedOffset, int16, int64) {
 	if name == "" {
-		return nil, kafka.ErrInvalidGroupID
+		return nil, kafka.ErrInvalidGroupID, 0
 	}
 	var out []fetchedOffset
+	var added int64
+	over := false
+	// fits charges one entry and reports whether it fits the answer.
+	fits := func(o *fetchedOffset) bool {
+		cost := int64(32 + len(o.c.metadata))
+		if used+added+cost > gs.lim.MaxResponseBytes && !(first && o.ok) {
+			over = true
+			return false
+		}
+		added += cost
+		return true
+	}
 	gs.do(func(*outbox) {
 		g := gs.all[name]
 		if want == nil {
@@ -135,20 +163,37 @@ func (gs *groups) fetchOffsets(name string, want map[string][]int32, order []str
 				}
 				sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
 				for _, p := range ps {
-					out = append(out, fetchedOffset{topic: t, partition: p, c: g.offsets[t][p], ok: true})
+					o := fetchedOffset{topic: t, partition: p, c: g.offsets[t][p], ok: true}
+					if !fits(&o) {
+						return
+					}
+					out = append(out, o)
 				}
 			}
 			return
 		}
 		for _, t := range order {
+			seen := make(map[int32]bool, len(want[t]))
 			for _, p := range want[t] {
+				if seen[p] {
+					continue
+				}
+				seen[p] = true
 				o := fetchedOffset{topic: t, partition: p}
 				if g != nil {
 					o.c, o.ok = g.offsets[t][p]
+				}
+				if !fits(&o) {
+					return
 				}
 				out = append(out, o)
 			}
 		}
 	})
-	return out, kafka.ErrNone
+	if over {
+		gs.refuse(limResponseBytes, "OffsetFetch answer over the limit: group answered COORDINATOR_LOAD_IN_PROGRESS",
+			"group", name, "max", gs.lim.MaxResponseBytes)
+		return nil, kafka.ErrCoordinatorLoadInProgress, 0
+	}
+	return out, kafka.ErrNone, added
 }

@@ -13,6 +13,7 @@ package broker
 // of the leader's protocols that every member supports.
 
 import (
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -27,8 +28,15 @@ func (b *Broker) handleJoinGroup(kreq kmsg.Request, cl *Client, respond Responde
 		fail(kafka.ErrInvalidGroupID)
 		return
 	}
+	gs := b.groups
 	session := time.Duration(req.SessionTimeoutMillis) * time.Millisecond
-	if session < minSessionTimeout || session > maxSessionTimeout {
+	if session < gs.lim.MinSessionTimeout || session > gs.lim.MaxSessionTimeout {
+		lim := limMaxSession
+		if session < gs.lim.MinSessionTimeout {
+			lim = limMinSession
+		}
+		gs.refuse(lim, "JoinGroup refused: session timeout out of bounds", "group", req.Group,
+			"session_ms", req.SessionTimeoutMillis, "min", gs.lim.MinSessionTimeout, "max", gs.lim.MaxSessionTimeout)
 		fail(kafka.ErrInvalidSessionTimeout)
 		return
 	}
@@ -40,13 +48,24 @@ func (b *Broker) handleJoinGroup(kreq kmsg.Request, cl *Client, respond Responde
 		fail(kafka.ErrInconsistentGroupProtocol)
 		return
 	}
-	gs := b.groups
+	if n := requestProtocolsBytes(req.Protocols); n > gs.lim.MaxMemberMetadataBytes {
+		// Refused before the lock and before anything is copied.
+		gs.refuse(limMemberMetadata, "JoinGroup refused: member protocol metadata over the limit",
+			"group", req.Group, "bytes", n, "max", gs.lim.MaxMemberMetadataBytes)
+		fail(kafka.ErrInvalidRequest)
+		return
+	}
 	gs.do(func(out *outbox) {
 		if gs.closed {
 			out.send(respond, joinError(req.Version, req.MemberID, kafka.ErrCoordinatorNotAvailable))
 			return
 		}
-		g := gs.get(req.Group, req.MemberID == "")
+		g, full := gs.get(req.Group, req.MemberID == "")
+		if full {
+			gs.refuseGroupsFull(req.Group)
+			out.send(respond, joinError(req.Version, req.MemberID, kafka.ErrCoordinatorNotAvailable))
+			return
+		}
 		if g == nil {
 			out.send(respond, joinError(req.Version, req.MemberID, kafka.ErrUnknownMemberID))
 			return
@@ -62,7 +81,23 @@ func (g *group) join(req *kmsg.JoinGroupRequest, cl *Client, session, rebalance 
 	fill := func(m *member) {
 		m.clientID, m.clientHost = cl.ID, cl.Addr
 		m.session, m.rebalance = session, rebalance
-		m.protocols = req.Protocols
+		g.setProtocols(m, req.Protocols)
+	}
+	size := requestProtocolsBytes(req.Protocols)
+	// admit checks the member limits for a new member (m nil) or a member
+	// changing its protocols, and answers the refusal.
+	admit := func(m *member) bool {
+		if m == nil && g.full() {
+			g.gs.refuse(limMaxMembers, "JoinGroup refused: the group has --group-max-members members",
+				"group", g.name, "max", g.gs.lim.MaxMembers)
+			fail(errGroupMaxSizeReached)
+			return false
+		}
+		if code := g.checkMetadata(m, size); code != kafka.ErrNone {
+			fail(code)
+			return false
+		}
+		return true
 	}
 	// wait parks the join of m and starts or advances the rebalance.
 	wait := func(m *member) {
@@ -74,12 +109,17 @@ func (g *group) join(req *kmsg.JoinGroupRequest, cl *Client, session, rebalance 
 		g.prepareRebalance(out)
 	}
 	add := func(id string) {
-		m := &member{id: id, instanceID: req.InstanceID}
-		fill(m)
+		m := &member{id: id}
+		if req.InstanceID != nil {
+			iid := strings.Clone(*req.InstanceID)
+			m.instanceID = &iid
+		}
 		if len(g.members) == 0 {
-			g.protocolType = req.ProtocolType
+			g.protocolType = strings.Clone(req.ProtocolType)
 		}
 		g.members[id] = m
+		g.gs.nMembers++
+		fill(m)
 		if m.instanceID != nil {
 			g.static[*m.instanceID] = id
 		}
@@ -96,7 +136,13 @@ func (g *group) join(req *kmsg.JoinGroupRequest, cl *Client, session, rebalance 
 			return
 		}
 		if old != nil {
+			if !admit(old) {
+				return
+			}
 			g.replaceStatic(old, req, cl, session, rebalance, respond, out)
+			return
+		}
+		if !admit(nil) {
 			return
 		}
 		if req.InstanceID != nil {
@@ -111,15 +157,13 @@ func (g *group) join(req *kmsg.JoinGroupRequest, cl *Client, session, rebalance 
 		if req.Version >= 4 {
 			// KIP-394: the member must come back with this id; until it
 			// does (or its session expires) the rebalance waits for it.
-			g.pending[id] = time.AfterFunc(session, func() {
-				g.gs.do(func(out *outbox) {
-					if !g.live() || g.pending[id] == nil {
-						return
-					}
-					delete(g.pending, id)
-					g.maybeCompleteJoin(out)
-					g.forgetIfUnused()
-				})
+			g.pending[id] = g.gs.after(session, func(out *outbox) {
+				if !g.live() || g.pending[id] == nil {
+					return
+				}
+				delete(g.pending, id)
+				g.maybeCompleteJoin(out)
+				g.forgetIfUnused()
 			})
 			out.send(respond, joinError(req.Version, id, kafka.ErrMemberIDRequired))
 			return
@@ -133,9 +177,13 @@ func (g *group) join(req *kmsg.JoinGroupRequest, cl *Client, session, rebalance 
 			fail(kafka.ErrInconsistentGroupProtocol)
 			return
 		}
+		if code := g.checkMetadata(nil, size); code != kafka.ErrNone {
+			fail(code)
+			return
+		}
 		t.Stop()
 		delete(g.pending, req.MemberID)
-		add(req.MemberID)
+		add(strings.Clone(req.MemberID))
 		return
 	}
 	m, code := g.checkMember(req.MemberID, req.InstanceID)
@@ -148,6 +196,9 @@ func (g *group) join(req *kmsg.JoinGroupRequest, cl *Client, session, rebalance 
 		return
 	}
 	same := sameProtocols(m.protocols, req.Protocols)
+	if !same && !admit(m) {
+		return
+	}
 	fill(m)
 	switch g.state {
 	case groupPreparingRebalance:
@@ -188,14 +239,14 @@ func (g *group) replaceStatic(old *member, req *kmsg.JoinGroupRequest, cl *Clien
 	delete(g.members, oldID)
 	old.id = newID
 	g.members[newID] = old
-	g.static[*req.InstanceID] = newID
+	g.static[*old.instanceID] = newID
 	if g.leader == oldID {
 		g.leader = newID
 	}
 	same := sameProtocols(old.protocols, req.Protocols)
 	old.clientID, old.clientHost = cl.ID, cl.Addr
 	old.session, old.rebalance = session, rebalance
-	old.protocols = req.Protocols
+	g.setProtocols(old, req.Protocols)
 	g.gs.b.log.Info("static group member replaced", "group", g.name, "instance", *req.InstanceID, "old", oldID, "new", newID)
 	if g.state == groupStable && same {
 		g.touch(old)

@@ -23,7 +23,7 @@ func (b *Broker) handleHeartbeat(kreq kmsg.Request, _ *Client, respond Responder
 	gs := b.groups
 	gs.do(func(out *outbox) {
 		defer out.send(respond, resp)
-		g := gs.get(req.Group, false)
+		g := gs.find(req.Group)
 		if g == nil || gs.closed {
 			resp.ErrorCode = kafka.ErrUnknownMemberID
 			return

@@ -28,7 +28,7 @@ func (b *Broker) handleLeaveGroup(kreq kmsg.Request, _ *Client, respond Responde
 	gs := b.groups
 	gs.do(func(out *outbox) {
 		defer out.send(respond, resp)
-		g := gs.get(req.Group, false)
+		g := gs.find(req.Group)
 		removed := false
 		for _, lm := range leaving {
 			rm := kmsg.NewLeaveGroupResponseMember()

@@ -23,7 +23,7 @@ func (b *Broker) handleSyncGroup(kreq kmsg.Request, _ *Client, respond Responder
 	gs := b.groups
 	gs.do(func(out *outbox) {
 		fail := func(code int16) { out.send(respond, syncError(req.Version, code)) }
-		g := gs.get(req.Group, false)
+		g := gs.find(req.Group)
 		if g == nil || gs.closed {
 			fail(kafka.ErrUnknownMemberID)
 			return
@@ -50,6 +50,15 @@ func (b *Broker) handleSyncGroup(kreq kmsg.Request, _ *Client, respond Responder
 			out.send(respond, g.syncResponse(req.Version, m))
 		case groupCompletingRebalance:
 			g.touch(m)
+			if m.id == g.leader {
+				if code := g.checkAssignments(req.GroupAssignment); code != kafka.ErrNone {
+					// The followers keep waiting: the sync timeout
+					// rebalances the group if the leader never sends a
+					// smaller assignment.
+					fail(code)
+					return
+				}
+			}
 			if m.sync != nil {
 				out.send(m.sync, syncError(m.syncVer, kafka.ErrRebalanceInProgress))
 			}
@@ -59,7 +68,7 @@ func (b *Broker) handleSyncGroup(kreq kmsg.Request, _ *Client, respond Responder
 			}
 			for _, a := range req.GroupAssignment {
 				if am := g.members[a.MemberID]; am != nil {
-					am.assignment = a.MemberAssignment
+					g.setAssignment(am, a.MemberAssignment)
 				}
 			}
 			g.stopTimers()
@@ -87,4 +96,40 @@ func (g *group) syncResponse(version int16, m *member) *kmsg.SyncGroupResponse {
 		resp.MemberAssignment = []byte{}
 	}
 	return resp
+}
+
+// checkAssignments checks the leader's assignments against the metadata
+// limits before any is stored: one member's over the per-member limit, or
+// all of them with the members' protocols over the group's or the broker's,
+// refuse the SyncGroup. The caller holds gs.mu.
+func (g *group) checkAssignments(as []kmsg.SyncGroupRequestGroupAssignment) int16 {
+	lim := &g.gs.lim
+	var total int64 // the group's bytes once these assignments replace the old
+	for _, m := range g.members {
+		total += protocolsBytes(m.protocols)
+	}
+	seen := make(map[string]bool, len(as))
+	for _, a := range as {
+		n := int64(len(a.MemberAssignment))
+		if n > lim.MaxMemberMetadataBytes {
+			g.gs.refuse(limMemberMetadata, "SyncGroup refused: a member assignment is over the limit",
+				"group", g.name, "bytes", n, "max", lim.MaxMemberMetadataBytes)
+			return kafka.ErrInvalidRequest
+		}
+		if g.members[a.MemberID] != nil && !seen[a.MemberID] {
+			seen[a.MemberID] = true
+			total += n
+		}
+	}
+	switch {
+	case total > lim.MaxGroupMetadataBytes:
+		g.gs.refuse(limGroupMetadata, "SyncGroup refused: the group's assignments and metadata are over the limit",
+			"group", g.name, "bytes", total, "max", lim.MaxGroupMetadataBytes)
+		return kafka.ErrInvalidRequest
+	case g.gs.metaBytes-g.metaBytes+total > lim.MaxTotalMetadataBytes:
+		g.gs.refuse(limTotalMetadata, "SyncGroup refused: the member metadata of all groups is over the limit",
+			"group", g.name, "bytes", g.gs.metaBytes-g.metaBytes+total, "max", lim.MaxTotalMetadataBytes)
+		return kafka.ErrCoordinatorNotAvailable
+	}
+	return kafka.ErrNone
 }

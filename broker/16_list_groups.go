@@ -27,18 +27,33 @@ func (b *Broker) handleListGroups(kreq kmsg.Request, _ *Client, respond Responde
 		}
 		return false
 	}
+	// The lock is taken per chunk of groups, not for all of them at once,
+	// so listing many groups does not stall the other groups' requests.
 	gs := b.groups
+	var list []*group
 	gs.do(func(*outbox) {
+		list = make([]*group, 0, len(gs.all))
 		for _, g := range gs.all {
-			state := g.state.String()
-			if !match(req.StatesFilter, state) || !match(req.TypesFilter, "classic") {
-				continue
-			}
-			lg := kmsg.NewListGroupsResponseGroup()
-			lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.name, g.protocolType, state, "classic"
-			resp.Groups = append(resp.Groups, lg)
+			list = append(list, g)
 		}
 	})
+	const chunk = 1024
+	for i := 0; i < len(list); i += chunk {
+		gs.do(func(*outbox) {
+			for _, g := range list[i:min(i+chunk, len(list))] {
+				if gs.all[g.name] != g {
+					continue // deleted meanwhile
+				}
+				state := g.state.String()
+				if !match(req.StatesFilter, state) || !match(req.TypesFilter, "classic") {
+					continue
+				}
+				lg := kmsg.NewListGroupsResponseGroup()
+				lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.name, g.protocolType, state, "classic"
+				resp.Groups = append(resp.Groups, lg)
+			}
+		})
+	}
 	sort.Slice(resp.Groups, func(i, j int) bool { return resp.Groups[i].Group < resp.Groups[j].Group })
 	respond(resp)
 }

@@ -28,8 +28,7 @@ func (b *Broker) handleDeleteGroups(kreq kmsg.Request, _ *Client, respond Respon
 			case len(g.members) > 0 || len(g.pending) > 0 || g.state != groupEmpty:
 				dg.ErrorCode = kafka.ErrNonEmptyGroup
 			default:
-				g.stopTimers()
-				delete(gs.all, name)
+				g.drop()
 				b.persistGroupDelete(name)
 				b.log.Info("group deleted", "group", name)
 			}

@@ -36,30 +36,34 @@ func (b *Broker) handleOffsetDelete(kreq kmsg.Request, _ *Client, respond Respon
 				return
 			}
 		}
-		for _, rt := range req.Topics {
-			st := kmsg.NewOffsetDeleteResponseTopic()
-			st.Topic = rt.Topic
-			t := b.lookupTopic(rt.Topic)
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetDeleteResponseTopicPartition()
-				sp.Partition = rp.Partition
-				switch {
-				case t.partitionOf(rp.Partition) == nil:
-					sp.ErrorCode = kafka.ErrUnknownTopicOrPartition
-				case subscribed[rt.Topic]:
-					sp.ErrorCode = kafka.ErrGroupSubscribedToTopic
-				default:
-					delete(g.offsets[rt.Topic], rp.Partition)
-					b.persistOffset(g.name, rt.Topic, rp.Partition, nil)
-					if len(g.offsets[rt.Topic]) == 0 {
-						delete(g.offsets, rt.Topic)
-					}
-				}
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
+		b.offsetBatch(func() { b.deleteOffsets(req, g, subscribed, resp) })
 		g.forgetIfUnused()
 	})
 	respond(resp)
+}
+
+// deleteOffsets deletes the offsets req names from g and fills resp. The
+// caller holds gs.mu.
+func (b *Broker) deleteOffsets(req *kmsg.OffsetDeleteRequest, g *group, subscribed map[string]bool, resp *kmsg.OffsetDeleteResponse) {
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetDeleteResponseTopic()
+		st.Topic = rt.Topic
+		t := b.lookupTopic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetDeleteResponseTopicPartition()
+			sp.Partition = rp.Partition
+			switch {
+			case t.partitionOf(rp.Partition) == nil:
+				sp.ErrorCode = kafka.ErrUnknownTopicOrPartition
+			case subscribed[rt.Topic]:
+				sp.ErrorCode = kafka.ErrGroupSubscribedToTopic
+			default:
+				if g.deleteOffset(rt.Topic, rp.Partition) {
+					b.persistOffset(g.name, rt.Topic, rp.Partition, nil)
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
 }

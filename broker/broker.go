@@ -50,6 +50,8 @@ type Config struct {
 	Fsync storage.FsyncMode
 	// FsyncInterval is the period of storage.FsyncInterval.
 	FsyncInterval time.Duration
+	// Groups bounds the consumer group coordinator (group_limits.go).
+	Groups GroupLimits
 
 	// MaxOpenSegmentFiles bounds the descriptors partition segment files
 	// hold (--max-open-segment-files): files open on use and the least
@@ -88,6 +90,9 @@ type Config struct {
 	// partitions; beyond it the least recently used is forgotten. Zero
 	// means 200000.
 	MaxProducerStates int
+	// MaxWaitingFetches bounds the fetches waiting for data at a time
+	// (--max-waiting-fetches); 0 means no limit.
+	MaxWaitingFetches int64
 }
 
 // Defaults of the topic and partition limits (see Config).
@@ -146,6 +151,7 @@ type Broker struct {
 	groups    *groups
 	metrics   brokerMetrics
 	store     *diskStore // nil: in memory
+	waits     fetchWaits
 }
 
 const kafkaMaxKey = 80
@@ -195,7 +201,8 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	b.metrics = newBrokerMetrics(cfg.Metrics)
 	b.states = newProducerStates(cfg.Now, cfg.ProducerIDExpiration, cfg.MaxProducerStates, b.metrics.set)
-	b.groups = newGroups(b)
+	b.waits.init(cfg.MaxWaitingFetches, cfg.Metrics)
+	b.groups = newGroups(b, cfg.Groups)
 	if cfg.DataDir != "" {
 		store, err := openStore(cfg, b.log)
 		if err != nil {

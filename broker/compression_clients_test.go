@@ -75,6 +75,7 @@ func TestCompressedBatchesOfRealClientsPassValidation(t *testing.T) {
 			cfg.Producer.Return.Successes = true
 			cfg.Producer.Compression = codec
 			cfg.Producer.Flush.Messages = 50
+			cfg.Producer.Flush.Frequency = 10 * time.Millisecond // without it sarama may never flush the last partial batch
 			cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
 			p, err := sarama.NewSyncProducer([]string{srv.KafkaAddr()}, cfg)
 			if err != nil {

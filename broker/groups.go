@@ -7,34 +7,38 @@ package broker
 // blocks: a JoinGroup or SyncGroup that must wait keeps its Responder in the
 // member and is answered by whichever request or timer completes the phase.
 //
-// Every group shares one mutex (groups.mu). Responses are never sent under
-// it: state changes queue them in an outbox that is flushed after unlock.
+// Every group shares one mutex (groups.mu), and everything done under it
+// costs O(1) in the number of groups: counts (members, metadata and offset
+// bytes) are kept as they change instead of being summed, timers are per
+// member and per group, and the only walks over all groups (ListGroups, the
+// offset expiry sweep, offsets.log compaction) take the lock per group or
+// only to copy pointers. Responses are never sent under the lock: state
+// changes queue them in an outbox that is flushed after unlock, also when
+// a handler panics (the lock is released by defer).
 //
 // Committed offsets live in the group and outlive its members: a group whose
-// last member left is Empty and keeps its offsets. Offsets never expire
-// (offsets.retention.minutes is not applied); with a data dir every commit
-// and deletion is also appended to offsets.log (persist.go) before the
-// answer. An Empty group without offsets is forgotten at once.
+// last member left is Empty and keeps its offsets until they expire as in
+// Kafka (offsets.retention.minutes, see expireOffsets); with a data dir
+// every commit and deletion is also appended to offsets.log (persist.go)
+// before the answer. An Empty group without offsets is forgotten at once.
+//
+// Nothing a request decoded is retained as it is: kmsg's strings and byte
+// slices alias the request frame, so keeping one would keep the whole frame.
+// Names, protocols, assignments and metadata are cloned when stored.
 
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
+	"runtime/debug"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
-)
-
-// Session timeout bounds (Kafka's group.min/max.session.timeout.ms). The
-// minimum is far below Kafka's 6 s so tests can use short sessions.
-const (
-	minSessionTimeout = 100 * time.Millisecond
-	maxSessionTimeout = 30 * time.Minute
-	// maxOffsetMetadata is Kafka's offset.metadata.max.bytes.
-	maxOffsetMetadata = 4096
 )
 
 // groupState is the classic group state machine's state.
@@ -65,12 +69,21 @@ func (s groupState) String() string {
 // groups is the consumer group coordinator. The group APIs are registered by
 // registerGroups.
 type groups struct {
-	b *Broker
+	b    *Broker
+	lim  GroupLimits
+	met  *groupMetrics
+	warn *limitLog
 
 	mu     sync.Mutex
 	all    map[string]*group
 	closed bool
 	stops  []func() // run by close (retention sweeper, ...)
+
+	// Totals kept as they change, so that no operation sums them.
+	nMembers    int   // members of all groups
+	metaBytes   int64 // protocols and assignments of all members
+	nOffsets    int   // committed offsets of all groups
+	offsetBytes int64 // their cost (offsetCost, offsetTopicCost, metadata)
 }
 
 // group is one consumer group.
@@ -86,6 +99,10 @@ type group struct {
 	pending      map[string]*time.Timer // ids handed out with MEMBER_ID_REQUIRED
 	static       map[string]string      // group.instance.id -> member id
 	offsets      map[string]map[int32]committedOffset
+	metaBytes    int64     // protocols and assignments of the members
+	nOffsets     int       // committed offsets
+	offsetBytes  int64     // their cost
+	emptySince   time.Time // when the group last became Empty
 
 	// epoch counts rebalances and join completions, so that a stale
 	// rebalance or sync timer recognises it has nothing left to do.
@@ -102,8 +119,9 @@ type member struct {
 	clientHost string
 	session    time.Duration
 	rebalance  time.Duration
-	protocols  []kmsg.JoinGroupRequestProtocol
-	assignment []byte
+	protocols  []protocol // cloned from the JoinGroup
+	assignment []byte     // cloned from the leader's SyncGroup
+	metaBytes  int64      // protocolsBytes(protocols) + len(assignment)
 
 	join     Responder // pending JoinGroup, answered when the join phase ends
 	joinVer  int16
@@ -111,6 +129,30 @@ type member struct {
 	syncVer  int16
 	timer    *time.Timer
 	timerSeq uint64
+}
+
+// protocol is one of a member's protocols, owned by the coordinator.
+type protocol struct {
+	name     string
+	metadata []byte
+}
+
+// cloneProtocols copies a JoinGroup's protocols out of the request frame.
+func cloneProtocols(ps []kmsg.JoinGroupRequestProtocol) []protocol {
+	out := make([]protocol, len(ps))
+	for i, p := range ps {
+		out[i] = protocol{name: strings.Clone(p.Name), metadata: bytes.Clone(p.Metadata)}
+	}
+	return out
+}
+
+// requestProtocolsBytes is what ps would cost once stored.
+func requestProtocolsBytes(ps []kmsg.JoinGroupRequestProtocol) int64 {
+	var n int64
+	for _, p := range ps {
+		n += int64(protocolCost + len(p.Name) + len(p.Metadata))
+	}
+	return n
 }
 
 // committedOffset is one committed offset of a group.
@@ -131,26 +173,57 @@ func (o *outbox) send(respond Responder, resp kmsg.Response) {
 	*o = append(*o, func() { respond(resp) })
 }
 
-func newGroups(b *Broker) *groups {
-	return &groups{b: b, all: map[string]*group{}}
+func newGroups(b *Broker, lim GroupLimits) *groups {
+	return &groups{b: b, lim: lim.withDefaults(), met: newGroupMetrics(b.metrics.set), warn: newLimitLog(b.log), all: map[string]*group{}}
 }
 
 // do runs fn under the coordinator lock, then sends what fn queued and
-// refreshes the group metrics.
+// refreshes the group metrics. A panic in fn, or in one of the responders,
+// still releases the lock and sends every queued answer (other members
+// wait for theirs), then goes on up to the caller: the request's worker,
+// which closes that connection, or the timer wrapper after.
 func (gs *groups) do(fn func(out *outbox)) {
 	var out outbox
+	defer func() {
+		p := recover()
+		for _, f := range out {
+			if q := sendRecovering(f); q != nil && p == nil {
+				p = q
+			}
+		}
+		if p != nil {
+			panic(p)
+		}
+	}()
 	gs.mu.Lock()
+	defer gs.mu.Unlock()
 	fn(&out)
-	nGroups, nMembers := len(gs.all), 0
-	for _, g := range gs.all {
-		nMembers += len(g.members)
-	}
-	gs.mu.Unlock()
-	gs.b.metrics.groups.Set(float64(nGroups))
-	gs.b.metrics.members.Set(float64(nMembers))
-	for _, f := range out {
-		f()
-	}
+	gs.b.metrics.groups.Set(float64(len(gs.all)))
+	gs.b.metrics.members.Set(float64(gs.nMembers))
+	gs.met.metadataBytes.Set(float64(gs.metaBytes))
+	gs.met.offsets.Set(float64(gs.nOffsets))
+	gs.met.offsetsBytes.Set(float64(gs.offsetBytes))
+}
+
+// sendRecovering runs one queued send and returns its panic, if any.
+func sendRecovering(f func()) (p any) {
+	defer func() { p = recover() }()
+	f()
+	return nil
+}
+
+// after runs fn under the coordinator lock once d has passed. Timer
+// goroutines have no worker above them: a panic is logged and recovered
+// here instead of ending the process.
+func (gs *groups) after(d time.Duration, fn func(out *outbox)) *time.Timer {
+	return time.AfterFunc(d, func() {
+		defer func() {
+			if p := recover(); p != nil {
+				gs.b.log.Error("group timer panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+		}()
+		gs.do(fn)
+	})
 }
 
 // onClose adds a function close runs (used by the retention sweeper).
@@ -209,24 +282,93 @@ func (b *Broker) registerGroups() {
 	b.reg(16, 0, 5, b.handleListGroups)
 	b.reg(42, 0, 2, b.handleDeleteGroups)
 	b.reg(47, 0, 0, b.handleOffsetDelete)
+	b.groups.startOffsetExpiry()
 }
 
-// get returns the group named name, creating it (Empty) when create is set.
-// The caller holds gs.mu.
-func (gs *groups) get(name string, create bool) *group {
-	g := gs.all[name]
+// get returns the group named name, creating it (Empty) when create is set
+// and --max-groups allows; full reports that it did not. The caller holds
+// gs.mu.
+func (gs *groups) get(name string, create bool) (g *group, full bool) {
+	g = gs.all[name]
 	if g == nil && create {
+		if len(gs.all) >= gs.lim.MaxGroups {
+			return nil, true
+		}
+		name = strings.Clone(name)
 		g = &group{
-			gs:      gs,
-			name:    name,
-			members: map[string]*member{},
-			pending: map[string]*time.Timer{},
-			static:  map[string]string{},
-			offsets: map[string]map[int32]committedOffset{},
+			gs:         gs,
+			name:       name,
+			members:    map[string]*member{},
+			pending:    map[string]*time.Timer{},
+			static:     map[string]string{},
+			offsets:    map[string]map[int32]committedOffset{},
+			emptySince: gs.b.now(),
 		}
 		gs.all[name] = g
 	}
-	return g
+	return g, false
+}
+
+// find returns the group named name, or nil. The caller holds gs.mu.
+func (gs *groups) find(name string) *group { return gs.all[name] }
+
+// refuseGroupsFull counts and logs a group --max-groups did not allow. The
+// caller holds gs.mu (refuse takes only its own lock).
+func (gs *groups) refuseGroupsFull(name string) {
+	gs.refuse(limMaxGroups, "group refused: the broker has --max-groups groups", "group", name, "max_groups", gs.lim.MaxGroups)
+}
+
+// full reports whether one more member (or pending member id) would cross
+// --group-max-members. The caller holds gs.mu.
+func (g *group) full() bool { return len(g.members)+len(g.pending) >= g.gs.lim.MaxMembers }
+
+// setProtocols replaces m's protocols, keeping the metadata counts. The
+// caller holds gs.mu.
+func (g *group) setProtocols(m *member, ps []kmsg.JoinGroupRequestProtocol) {
+	m.protocols = cloneProtocols(ps)
+	g.recount(m)
+}
+
+// setAssignment replaces m's assignment, keeping the metadata counts. The
+// caller holds gs.mu.
+func (g *group) setAssignment(m *member, a []byte) {
+	m.assignment = bytes.Clone(a)
+	g.recount(m)
+}
+
+// recount brings the group and broker metadata counts up to m's current
+// protocols and assignment. The caller holds gs.mu.
+func (g *group) recount(m *member) {
+	n := protocolsBytes(m.protocols) + int64(len(m.assignment))
+	g.metaBytes += n - m.metaBytes
+	g.gs.metaBytes += n - m.metaBytes
+	m.metaBytes = n
+}
+
+// checkMetadata returns the error that refuses protocols of size n from
+// member m (nil: a new member) under the metadata limits, or ErrNone. The
+// caller holds gs.mu.
+func (g *group) checkMetadata(m *member, n int64) int16 {
+	var held int64
+	if m != nil {
+		held = m.metaBytes
+	}
+	lim := &g.gs.lim
+	switch {
+	case n > lim.MaxMemberMetadataBytes:
+		g.gs.refuse(limMemberMetadata, "group member refused: its protocol metadata is over the limit",
+			"group", g.name, "bytes", n, "max", lim.MaxMemberMetadataBytes)
+		return kafka.ErrInvalidRequest
+	case g.metaBytes-held+n > lim.MaxGroupMetadataBytes:
+		g.gs.refuse(limGroupMetadata, "group member refused: the group's member metadata is over the limit",
+			"group", g.name, "bytes", g.metaBytes-held+n, "max", lim.MaxGroupMetadataBytes)
+		return errGroupMaxSizeReached
+	case g.gs.metaBytes-held+n > lim.MaxTotalMetadataBytes:
+		g.gs.refuse(limTotalMetadata, "group member refused: the member metadata of all groups is over the limit",
+			"group", g.name, "bytes", g.gs.metaBytes-held+n, "max", lim.MaxTotalMetadataBytes)
+		return kafka.ErrCoordinatorNotAvailable
+	}
+	return kafka.ErrNone
 }
 
 // live reports whether g is still the group of its name (timers of a
@@ -239,6 +381,26 @@ func (g *group) forgetIfUnused() {
 		g.stopTimers()
 		delete(g.gs.all, g.name)
 	}
+}
+
+// becomeEmpty makes g Empty after its last member went. The caller holds
+// gs.mu.
+func (g *group) becomeEmpty() {
+	g.state = groupEmpty
+	g.protocol, g.leader = "", ""
+	g.emptySince = g.gs.b.now()
+	g.forgetIfUnused()
+}
+
+// drop forgets g with its offsets (DeleteGroups, expiry). The caller holds
+// gs.mu.
+func (g *group) drop() {
+	g.stopTimers()
+	g.gs.nOffsets -= g.nOffsets
+	g.gs.offsetBytes -= g.offsetBytes
+	g.nOffsets, g.offsetBytes = 0, 0
+	g.offsets = map[string]map[int32]committedOffset{}
+	delete(g.gs.all, g.name)
 }
 
 func (g *group) stopTimers() {
@@ -266,18 +428,16 @@ func (g *group) touch(m *member) {
 	}
 	m.timerSeq++
 	seq := m.timerSeq
-	m.timer = time.AfterFunc(m.session, func() {
-		g.gs.do(func(out *outbox) {
-			if !g.live() || g.members[m.id] != m || m.timerSeq != seq {
-				return
-			}
-			if m.join != nil {
-				// Waiting in a rebalance: the rebalance timeout decides.
-				return
-			}
-			g.gs.b.log.Info("group member session expired", "group", g.name, "member", m.id)
-			g.removeMember(m, out)
-		})
+	m.timer = g.gs.after(m.session, func(out *outbox) {
+		if !g.live() || g.members[m.id] != m || m.timerSeq != seq {
+			return
+		}
+		if m.join != nil {
+			// Waiting in a rebalance: the rebalance timeout decides.
+			return
+		}
+		g.gs.b.log.Info("group member session expired", "group", g.name, "member", m.id)
+		g.removeMember(m, out)
 	})
 }
 
@@ -300,7 +460,13 @@ func (g *group) dropMember(m *member, out *outbox, code int16) {
 		m.timer.Stop()
 	}
 	m.timerSeq++
-	delete(g.members, m.id)
+	if g.members[m.id] == m {
+		delete(g.members, m.id)
+		g.gs.nMembers--
+		g.metaBytes -= m.metaBytes
+		g.gs.metaBytes -= m.metaBytes
+		m.metaBytes = 0
+	}
 	if m.instanceID != nil && g.static[*m.instanceID] == m.id {
 		delete(g.static, *m.instanceID)
 	}
@@ -340,12 +506,10 @@ func (g *group) prepareRebalance(out *outbox) {
 		}
 	}
 	epoch := g.epoch
-	g.rebalanceTimer = time.AfterFunc(wait, func() {
-		g.gs.do(func(out *outbox) {
-			if g.live() && g.epoch == epoch && g.state == groupPreparingRebalance {
-				g.completeJoin(out, true)
-			}
-		})
+	g.rebalanceTimer = g.gs.after(wait, func(out *outbox) {
+		if g.live() && g.epoch == epoch && g.state == groupPreparingRebalance {
+			g.completeJoin(out, true)
+		}
 	})
 	g.maybeCompleteJoin(out)
 }
@@ -385,9 +549,7 @@ func (g *group) completeJoin(out *outbox, expired bool) {
 	g.generation++
 	g.epoch++
 	if len(g.members) == 0 {
-		g.state = groupEmpty
-		g.protocol, g.leader = "", ""
-		g.forgetIfUnused()
+		g.becomeEmpty()
 		return
 	}
 	if lm := g.members[g.leader]; lm == nil || lm.join == nil {
@@ -402,7 +564,7 @@ func (g *group) completeJoin(out *outbox, expired bool) {
 	g.protocol = g.selectProtocol()
 	g.state = groupCompletingRebalance
 	for _, m := range g.members {
-		m.assignment = nil
+		g.setAssignment(m, nil)
 		if m.join != nil {
 			out.send(m.join, g.joinResponse(m, m.joinVer, false))
 			m.join = nil
@@ -416,27 +578,23 @@ func (g *group) completeJoin(out *outbox, expired bool) {
 		}
 	}
 	epoch := g.epoch
-	g.syncTimer = time.AfterFunc(wait, func() {
-		g.gs.do(func(out *outbox) {
-			if !g.live() || g.epoch != epoch || g.state != groupCompletingRebalance {
-				return
+	g.syncTimer = g.gs.after(wait, func(out *outbox) {
+		if !g.live() || g.epoch != epoch || g.state != groupCompletingRebalance {
+			return
+		}
+		// The leader never sent its assignment: drop whoever did not
+		// sync and start over.
+		for _, m := range g.members {
+			if m.sync == nil {
+				g.dropMember(m, out, kafka.ErrUnknownMemberID)
 			}
-			// The leader never sent its assignment: drop whoever did not
-			// sync and start over.
-			for _, m := range g.members {
-				if m.sync == nil {
-					g.dropMember(m, out, kafka.ErrUnknownMemberID)
-				}
-			}
-			if len(g.members) == 0 {
-				g.state = groupEmpty
-				g.generation++
-				g.protocol, g.leader = "", ""
-				g.forgetIfUnused()
-				return
-			}
-			g.prepareRebalance(out)
-		})
+		}
+		if len(g.members) == 0 {
+			g.generation++
+			g.becomeEmpty()
+			return
+		}
+		g.prepareRebalance(out)
 	})
 }
 
@@ -457,8 +615,8 @@ func (g *group) selectProtocol() string {
 		return ""
 	}
 	for _, p := range lm.protocols {
-		if g.allSupport(p.Name, nil) {
-			return p.Name
+		if g.allSupport(p.name, nil) {
+			return p.name
 		}
 	}
 	return ""
@@ -472,7 +630,7 @@ func (g *group) allSupport(name string, except *member) bool {
 		}
 		found := false
 		for _, p := range m.protocols {
-			if p.Name == name {
+			if p.name == name {
 				found = true
 				break
 			}
@@ -508,19 +666,19 @@ func (g *group) compatible(protocolType string, protocols []kmsg.JoinGroupReques
 // metadataFor returns m's metadata for the group's protocol.
 func (m *member) metadataFor(protocol string) []byte {
 	for _, p := range m.protocols {
-		if p.Name == protocol {
-			return p.Metadata
+		if p.name == protocol {
+			return p.metadata
 		}
 	}
 	return nil
 }
 
-func sameProtocols(a, b []kmsg.JoinGroupRequestProtocol) bool {
+func sameProtocols(a []protocol, b []kmsg.JoinGroupRequestProtocol) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for i := range a {
-		if a[i].Name != b[i].Name || !bytes.Equal(a[i].Metadata, b[i].Metadata) {
+		if a[i].name != b[i].Name || !bytes.Equal(a[i].metadata, b[i].Metadata) {
 			return false
 		}
 	}
@@ -588,15 +746,70 @@ func (g *group) checkMember(memberID string, instanceID *string) (*member, int16
 	return m, kafka.ErrNone
 }
 
-// commitOffset stores one offset. The caller holds gs.mu.
-func (g *group) commitOffset(topic string, partition int32, c committedOffset) {
+// commitOffset stores one offset unless a limit refuses it, and returns
+// the partition's error code. The caller holds gs.mu.
+func (g *group) commitOffset(topic string, partition int32, c committedOffset) int16 {
+	lim := &g.gs.lim
+	if len(c.metadata) > lim.OffsetMetadataMaxBytes {
+		g.gs.refuse(limOffsetMetadata, "offset commit refused: its metadata is over offset.metadata.max.bytes",
+			"group", g.name, "bytes", len(c.metadata), "max", lim.OffsetMetadataMaxBytes)
+		return kafka.ErrOffsetMetadataTooLarge
+	}
 	ps := g.offsets[topic]
+	old, had := ps[partition]
+	cost := int64(offsetCost + len(c.metadata))
+	if had {
+		cost -= int64(offsetCost + len(old.metadata))
+	}
+	if ps == nil {
+		cost += int64(offsetTopicCost + len(topic))
+	}
+	switch {
+	case !had && g.nOffsets >= lim.MaxGroupOffsets:
+		g.gs.refuse(limGroupOffsets, "offset commit refused: the group has --group-max-offsets committed offsets",
+			"group", g.name, "max", lim.MaxGroupOffsets)
+		return kafka.ErrInvalidCommitOffsetSize
+	case cost > 0 && g.gs.offsetBytes+cost > lim.MaxOffsetsBytes:
+		g.gs.refuse(limTotalOffsetsBytes, "offset commit refused: committed offsets hold --offsets-max-bytes",
+			"group", g.name, "bytes", g.gs.offsetBytes, "max", lim.MaxOffsetsBytes)
+		return kafka.ErrInvalidCommitOffsetSize
+	}
 	if ps == nil {
 		ps = map[int32]committedOffset{}
-		g.offsets[topic] = ps
+		g.offsets[strings.Clone(topic)] = ps
 	}
+	c.metadata = strings.Clone(c.metadata)
 	ps[partition] = c
+	if !had {
+		g.nOffsets++
+		g.gs.nOffsets++
+	}
+	g.offsetBytes += cost
+	g.gs.offsetBytes += cost
 	g.gs.b.persistOffset(g.name, topic, partition, &c)
+	return kafka.ErrNone
+}
+
+// deleteOffset forgets one committed offset (not persisted: the caller
+// records the deletion) and reports whether there was one. The caller holds
+// gs.mu.
+func (g *group) deleteOffset(topic string, partition int32) bool {
+	ps := g.offsets[topic]
+	c, ok := ps[partition]
+	if !ok {
+		return false
+	}
+	delete(ps, partition)
+	cost := int64(offsetCost + len(c.metadata))
+	if len(ps) == 0 {
+		delete(g.offsets, topic)
+		cost += int64(offsetTopicCost + len(topic))
+	}
+	g.nOffsets--
+	g.gs.nOffsets--
+	g.offsetBytes -= cost
+	g.gs.offsetBytes -= cost
+	return true
 }
 
 // subscribedTopics returns the topics the members of a "consumer" group

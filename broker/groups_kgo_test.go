@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/internal/testserver"
+	"github.com/floodgate/floodgate/limits"
 )
 
 // killableDialer lets a test cut a client off the network as if its
@@ -53,7 +54,7 @@ func TestKgoConsumerGroupTakeover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real clients and session timeouts")
 	}
-	srv := testserver.Start(t)
+	srv := testserver.Start(t, testserver.WithLimits(func(c *limits.Config) { c.GroupMinSessionTimeout = 100 * time.Millisecond }))
 	addr := srv.KafkaAddr()
 	const topic, group, perPhase = "kgo-group", "kgo-g", 150
 

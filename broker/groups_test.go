@@ -13,10 +13,14 @@ import (
 // newTestBroker returns a broker closed at the end of the test.
 func newTestBroker(t *testing.T) *Broker {
 	t.Helper()
-	b := New(Config{NodeID: 1, Host: "127.0.0.1", Port: 9092, Logger: slog.New(slog.DiscardHandler)})
+	b := New(Config{NodeID: 1, Host: "127.0.0.1", Port: 9092, Logger: slog.New(slog.DiscardHandler), Groups: shortSessions})
 	t.Cleanup(b.Close)
 	return b
 }
+
+// shortSessions lowers the session minimum (Kafka's is 6 s) so that tests
+// can let sessions expire.
+var shortSessions = GroupLimits{MinSessionTimeout: 100 * time.Millisecond}
 
 // send hands req to the broker and returns the channel its response comes
 // on.
@@ -562,7 +566,7 @@ func TestOffsetCommitErrors(t *testing.T) {
 	createTopic(t, b, "t", 2, nil)
 	ids, gen := stableGroup(t, b, "g", 1, joinOpt{})
 	m := ids[0]
-	long := string(make([]byte, maxOffsetMetadata+1))
+	long := string(make([]byte, DefaultGroupLimits().OffsetMetadataMaxBytes+1))
 	tests := []struct {
 		name string
 		req  *kmsg.OffsetCommitRequest

@@ -8,8 +8,9 @@ package broker
 //	                                   that changes topics; checked against
 //	                                   the limits before anything is opened
 //	<data-dir>/offsets.log             committed group offsets: an append-only
-//	                                   storage.MetaLog of JSON records,
-//	                                   compacted at start and as it grows
+//	                                   storage.MetaLog of binary records
+//	                                   (offsets_log.go), compacted at start
+//	                                   and as it grows
 //	<data-dir>/logs/<topic id>/<n>/    partition n's segments (package storage)
 //
 // Producer ids are not stored: after a restart they count up from the
@@ -28,7 +29,6 @@ import (
 	"sort"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -40,9 +40,6 @@ const (
 	offsetsFile = "offsets.log"
 	logsDir     = "logs"
 	lockFile    = ".lock"
-	// offsetsCompactEvery is the least number of appended offset records
-	// between two compactions of offsets.log.
-	offsetsCompactEvery = 10000
 	// maxTopicMetaBytes bounds one topic's entry in topics.json: a name of
 	// at most 249 bytes, an id, a count and the eight configs' values.
 	maxTopicMetaBytes = 16 << 10
@@ -60,10 +57,8 @@ type diskStore struct {
 	// fenced counts damaged sealed segments found and fenced.
 	fenced *metrics.Counter
 
-	closeOnce     sync.Once
-	offsets       *storage.MetaLog
-	offsetAppends int // records appended since the last compaction
-	offsetLive    int // records written by the last compaction
+	closeOnce sync.Once
+	offsetsLogState
 }
 
 // topicMeta is one topic in topics.json.
@@ -72,19 +67,6 @@ type topicMeta struct {
 	ID         string            `json:"id"`
 	Partitions int32             `json:"partitions"`
 	Configs    map[string]string `json:"configs,omitempty"`
-}
-
-// offsetRecord is one offsets.log record: a commit, the deletion of one
-// offset (Del), or of a whole group (Del and no topic).
-type offsetRecord struct {
-	Group     string `json:"g"`
-	Topic     string `json:"t,omitempty"`
-	Partition int32  `json:"p,omitempty"`
-	Offset    int64  `json:"o,omitempty"`
-	Epoch     int32  `json:"e,omitempty"`
-	Metadata  string `json:"m,omitempty"`
-	AtMillis  int64  `json:"at,omitempty"`
-	Del       bool   `json:"del,omitempty"`
 }
 
 // openStore locks the data dir and starts the syncer.
@@ -278,104 +260,6 @@ func (s *diskStore) openPartition(p *partition) {
 	}
 }
 
-// loadOffsets replays offsets.log into the group coordinator and compacts it.
-func (b *Broker) loadOffsets() error {
-	s := b.store
-	ml, recs, err := storage.OpenMetaLog(filepath.Join(s.dir, offsetsFile), s.syncer, s.log)
-	if err != nil {
-		return fmt.Errorf("load offsets: %w", err)
-	}
-	gs := b.groups
-	gs.mu.Lock()
-	defer gs.mu.Unlock()
-	for _, raw := range recs {
-		var r offsetRecord
-		if err := json.Unmarshal(raw, &r); err != nil {
-			s.log.Warn("skipping an unreadable offsets.log record", "err", err)
-			continue
-		}
-		switch {
-		case r.Del && r.Topic == "":
-			delete(gs.all, r.Group)
-		case r.Del:
-			if g := gs.all[r.Group]; g != nil {
-				delete(g.offsets[r.Topic], r.Partition)
-				if len(g.offsets[r.Topic]) == 0 {
-					delete(g.offsets, r.Topic)
-				}
-			}
-		default:
-			gs.get(r.Group, true).commitOffset(r.Topic, r.Partition, committedOffset{
-				offset: r.Offset, leaderEpoch: r.Epoch, metadata: r.Metadata, at: time.UnixMilli(r.AtMillis),
-			})
-		}
-	}
-	for _, g := range gs.all {
-		if len(g.offsets) == 0 {
-			delete(gs.all, g.name)
-		}
-	}
-	s.offsets = ml // from here on commits are appended
-	return b.compactOffsetsLocked()
-}
-
-// persistOffset records a commit (c != nil) or the deletion of one offset.
-// The caller holds gs.mu. A failed write is logged: the commit stays in
-// memory but is lost on restart.
-func (b *Broker) persistOffset(group, topic string, partition int32, c *committedOffset) {
-	if b.store == nil || b.store.offsets == nil {
-		return
-	}
-	r := offsetRecord{Group: group, Topic: topic, Partition: partition, Del: c == nil}
-	if c != nil {
-		r.Offset, r.Epoch, r.Metadata, r.AtMillis = c.offset, c.leaderEpoch, c.metadata, c.at.UnixMilli()
-	}
-	b.appendOffsetRecord(r)
-}
-
-// persistGroupDelete records the deletion of a group. The caller holds gs.mu.
-func (b *Broker) persistGroupDelete(group string) {
-	if b.store == nil || b.store.offsets == nil {
-		return
-	}
-	b.appendOffsetRecord(offsetRecord{Group: group, Del: true})
-}
-
-func (b *Broker) appendOffsetRecord(r offsetRecord) {
-	s := b.store
-	data, _ := json.Marshal(r)
-	if err := s.offsets.Append(data); err != nil {
-		b.log.Error("persisting a committed offset failed: it is lost on restart", "group", r.Group, "topic", r.Topic, "partition", r.Partition, "err", err)
-		return
-	}
-	s.offsetAppends++
-	if s.offsetAppends >= max(offsetsCompactEvery, 2*s.offsetLive) {
-		if err := b.compactOffsetsLocked(); err != nil {
-			b.log.Warn("compacting offsets.log failed", "err", err)
-		}
-	}
-}
-
-// compactOffsetsLocked rewrites offsets.log with the live offsets only. The
-// caller holds gs.mu.
-func (b *Broker) compactOffsetsLocked() error {
-	s := b.store
-	var recs [][]byte
-	for _, g := range b.groups.all {
-		for t, ps := range g.offsets {
-			for p, c := range ps {
-				data, _ := json.Marshal(offsetRecord{Group: g.name, Topic: t, Partition: p, Offset: c.offset, Epoch: c.leaderEpoch, Metadata: c.metadata, AtMillis: c.at.UnixMilli()})
-				recs = append(recs, data)
-			}
-		}
-	}
-	if err := s.offsets.Rewrite(recs); err != nil {
-		return fmt.Errorf("compact offsets: %w", err)
-	}
-	s.offsetAppends, s.offsetLive = 0, len(recs)
-	return nil
-}
-
 // close stops the syncer (a last fsync round), closes every log and the
 // offsets log, and unlocks the data dir.
 func (s *diskStore) close(topics []*topic) {
@@ -393,6 +277,7 @@ func (s *diskStore) closeFiles(topics []*topic) {
 			p.mu.Unlock()
 		}
 	}
+	s.compactions.Wait() // a compaction under way aborts: the groups are closed
 	if s.offsets != nil {
 		if err := s.offsets.Close(); err != nil {
 			s.log.Error("closing offsets.log", "err", err)

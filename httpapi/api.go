@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 
@@ -42,6 +44,11 @@ type Config struct {
 	EventLoops int
 	// Logger receives WARN logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Budget is the loop's memory budget (loop.Server.Budget): what the
+	// API allocates for a request (decompressed body, decoded records,
+	// REST answers) is charged to it while the request is served. nil
+	// means a private budget of --memory-limit-bytes' default.
+	Budget *limits.Budget
 }
 
 // API is the HTTP handler.
@@ -67,7 +74,10 @@ func New(cfg Config) (*API, error) {
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
 	}
-	g, err := newGate(cfg.Limits, cfg.Metrics, cfg.EventLoops)
+	if cfg.Budget == nil {
+		cfg.Budget = limits.NewBudget(limits.Defaults().MemoryLimitBytes, 0)
+	}
+	g, err := newGate(cfg.Limits, cfg.Metrics, cfg.EventLoops, cfg.Budget, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -134,34 +144,77 @@ func endpoint(path []byte) int {
 
 // ServeHTTP routes one request: admission (memory, rate, in-flight and
 // per-route limits), body decompression, then the endpoint. Whatever
-// admission took is released when the response is produced.
+// admission took (tickets and the memory charge) is released exactly once,
+// when the response is produced, also when a handler panics: the request
+// is then answered 500 here, on whichever goroutine it was continuing.
 func (a *API) ServeHTTP(r *loop.HTTPRequest, respond func(*loop.HTTPResponse)) {
 	ep := endpoint(r.Head.Path)
+	c := a.begin(r, ep, respond)
+	if c == nil {
+		return
+	}
+	defer c.recover()
+	body, refusal := a.gate.decodeBody(r, c.ch)
+	if refusal != nil {
+		c.respond(refusal)
+		return
+	}
+	a.serve(ep, c, body)
+}
+
+// begin admits a request: it answers a refusal itself (and returns nil),
+// or returns the call whose respond releases what admission took, once.
+func (a *API) begin(r *loop.HTTPRequest, ep int, respond func(*loop.HTTPResponse)) *call {
 	rt := a.gate.match(r.Head.Path, ep)
 	tk, refusal := a.gate.admit(r, rt, ep, a.cfg.InFlight)
 	if refusal != nil {
 		a.gate.count(rt, refusal.Status)
 		respond(refusal)
-		return
+		return nil
 	}
 	var done atomic.Bool
 	finish := func(resp *loop.HTTPResponse) {
 		if !done.CompareAndSwap(false, true) {
 			return
 		}
-		a.gate.release(tk)
 		a.gate.count(rt, resp.Status)
+		// The loop charges the encoded response before this returns; the
+		// request's own charge (the answer being built) goes after it.
+		defer a.gate.release(tk)
 		respond(resp)
 	}
-	body, refusal := a.gate.decodeBody(r)
-	if refusal != nil {
-		finish(refusal)
-		return
-	}
-	a.serve(ep, r, body, finish)
+	return &call{r: r, ch: tk.charge, respond: finish, a: a}
 }
 
-func (a *API) serve(ep int, r *loop.HTTPRequest, body []byte, respond func(*loop.HTTPResponse)) {
+// call is one request being served: its answer function (finish) and the
+// memory it is charged for. Every continuation of the request (a Kafka
+// answer arriving on another goroutine) runs under call.recover.
+type call struct {
+	a       *API
+	r       *loop.HTTPRequest
+	ch      *charge
+	respond func(*loop.HTTPResponse)
+}
+
+// recover turns a panic of the request's code into a 500 answer, which
+// releases what the request held; deferred by every goroutine that runs
+// the request's code.
+func (c *call) recover() {
+	p := recover()
+	if p == nil {
+		return
+	}
+	c.a.gate.panics.Inc()
+	if c.a.gate.warn.due("panic") { // a request that panics every time must not flood the log
+		c.a.cfg.Logger.Error("http handler panicked; answered 500", "path", string(c.r.Head.Path), "panic", fmt.Sprint(p),
+			"stack", string(debug.Stack()))
+	}
+	c.respond(&loop.HTTPResponse{Status: 500, ContentType: "application/json",
+		Body: []byte(`{"error_code":50001,"message":"internal error"}` + "\n")})
+}
+
+func (a *API) serve(ep int, c *call, body []byte) {
+	r, respond := c.r, c.respond
 	method := r.Head.Method
 	switch ep {
 	case epHealth:
@@ -202,7 +255,7 @@ func (a *API) serve(ep int, r *loop.HTTPRequest, body []byte, respond func(*loop
 		}
 		respond(&loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: append(b, '\n')})
 	case epTopics, epTopic, epPartition, epRecords, epOffsets:
-		a.serveREST(ep, r, body, respond)
+		a.serveREST(ep, c, body)
 	default:
 		respond(&loop.HTTPResponse{Status: 404, ContentType: "application/json",
 			Body: []byte(`{"error":"no such route"}` + "\n")})

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +78,11 @@ type gate struct {
 	rateHit  map[string]*metrics.Counter // floodgate_rate_limit_exceeded_total{scope}
 	tripped  map[string]*metrics.Counter // per HTTP flag enforced here
 	decompRj *metrics.Counter
+	panics   *metrics.Counter
+	corrupt  *metrics.Counter
+
+	budget *limits.Budget
+	warn   *warnEvery
 }
 
 // limitReasons are the reasons of floodgate_connection_limit_reached_total.
@@ -84,9 +91,9 @@ var limitReasons = []string{"in_flight", "in_flight_per_worker", "route", "memor
 // rateScopes are the scopes of floodgate_rate_limit_exceeded_total.
 var rateScopes = []string{"global", "client", "route"}
 
-func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int) (*gate, error) {
+func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, budget *limits.Budget, log *slog.Logger) (*gate, error) {
 	g := &gate{cfg: cfg, set: set, reached: map[string]*metrics.Counter{}, rateHit: map[string]*metrics.Counter{},
-		tripped: map[string]*metrics.Counter{}}
+		tripped: map[string]*metrics.Counter{}, budget: budget, warn: newWarnEvery(log, 10*time.Second)}
 	if loops < 1 {
 		loops = 1
 	}
@@ -132,7 +139,7 @@ func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int) (*gate, error)
 	for _, f := range []string{"max-decompression-ratio", "max-decompressed-size-bytes", "content-encoding",
 		"max-connections-per-route", "max-in-flight-requests", "max-in-flight-requests-per-worker",
 		"max-requests-per-second-global", "max-requests-per-second-per-client", "max-requests-per-second-per-route",
-		"max-memory-bytes"} {
+		"max-memory-bytes", "memory-limit-bytes", "max-rest-response-bytes", "max-rest-records-per-request"} {
 		g.tripped[f] = set.NewCounter(`floodgate_http_limit_tripped_total{limit="` + f + `"}`)
 	}
 	for _, r := range g.routes {
@@ -144,6 +151,8 @@ func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int) (*gate, error)
 	set.GetOrCreateCounter("floodgate_header_size_exceeded_total")
 	set.GetOrCreateCounter("floodgate_body_size_exceeded_total")
 	g.decompRj = set.GetOrCreateCounter("floodgate_decompression_rejected_total")
+	g.panics = set.GetOrCreateCounter("floodgate_http_handler_panics_total")
+	g.corrupt = set.GetOrCreateCounter("floodgate_rest_corrupt_batches_total")
 
 	g.memLimit = cfg.MemoryLimit(limits.MemoryTotal())
 	set.NewGauge("floodgate_memory_usage_bytes", func() float64 { return float64(loop.ResidentBytes()) })
@@ -199,8 +208,9 @@ func (g *gate) count(rt *route, status int) {
 
 // ticket is what admit took for one request; release gives it back.
 type ticket struct {
-	loop  int
-	route *route
+	loop   int
+	route  *route
+	charge *charge
 }
 
 // admit applies the memory, rate, in-flight and per-route limits to r. It
@@ -235,7 +245,7 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 		}
 	}
 	if exempt(ep) {
-		return &ticket{loop: -1}, nil
+		return &ticket{loop: -1, charge: &charge{b: g.budget, share: r.Share}}, nil
 	}
 	if cfg.MaxInFlight > 0 && inFlight != nil {
 		// The loop counts this request already.
@@ -259,12 +269,16 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 		g.tripped["max-connections-per-route"].Inc()
 		return nil, unavailable("max-connections-per-route", int64(cfg.MaxConnectionsPerRoute), n, "too many concurrent requests on route "+rt.name)
 	}
-	return &ticket{loop: li, route: rt}, nil
+	return &ticket{loop: li, route: rt, charge: &charge{b: g.budget, share: r.Share}}, nil
 }
 
-// release gives back what admit took.
+// release gives back what admit took. It is called once per ticket.
 func (g *gate) release(t *ticket) {
-	if t == nil || t.loop < 0 {
+	if t == nil {
+		return
+	}
+	t.charge.release()
+	if t.loop < 0 {
 		return
 	}
 	g.perLoop[t.loop].Add(-1)
@@ -322,26 +336,60 @@ func unavailable(flag string, configured, actual int64, reason string) *loop.HTT
 }
 
 // decodeBody inflates a Content-Encoding body within the decompression
-// limits; the refusal is 413 (size, ratio), 415 (unknown coding) or 400.
-func (g *gate) decodeBody(r *loop.HTTPRequest) ([]byte, *loop.HTTPResponse) {
+// limits; the refusal is 413 (size, ratio), 415 (unknown coding), 400, or
+// 503 when the memory budget cannot hold the inflated bytes. The decoder's
+// state and the inflated bytes are charged to ch as they grow, so a request
+// holds at most --max-decompressed-size-bytes plus
+// httpcodec.DecoderState(encoding) outside the loop's body charge, and only while
+// the budget has room for it.
+func (g *gate) decodeBody(r *loop.HTTPRequest, ch *charge) ([]byte, *loop.HTTPResponse) {
 	enc := r.Head.ContentEncoding
 	if enc == "" || enc == "identity" || len(r.Body) == 0 {
 		return r.Body, nil
 	}
+	state := httpcodec.DecoderState(enc)
+	if !ch.take(state) {
+		return nil, g.budgetRefusal("inflating the request body")
+	}
+	defer ch.give(state)
 	dec, err := httpcodec.NewLimitedDecoder(enc, bytes.NewReader(r.Body), g.cfg.MaxDecompressedBytes, g.cfg.MaxDecompressionRatio)
 	if err != nil {
 		return nil, g.decodeRefusal(err)
 	}
 	defer dec.Close()
-	start := int64(4 * len(r.Body))
-	if b := g.cfg.MaxBodyBufferBytes; b > 0 && start > b {
-		start = b
+	start := 4 * len(r.Body)
+	if b := g.cfg.MaxBodyBufferBytes; b > 0 && int64(start) > b {
+		start = int(b)
 	}
-	out := bytes.NewBuffer(make([]byte, 0, start))
-	if _, err := io.Copy(out, dec); err != nil {
-		return nil, g.decodeRefusal(err)
+	out, err := ch.grow(nil, max(start, 512))
+	for err == nil {
+		if len(out) == cap(out) {
+			if out, err = ch.grow(out, cap(out)); err != nil {
+				break
+			}
+		}
+		var n int
+		n, err = dec.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
 	}
-	return out.Bytes(), nil
+	switch {
+	case errors.Is(err, io.EOF):
+		return out, nil
+	case errors.Is(err, errBudget):
+		return nil, g.budgetRefusal("inflating the request body")
+	}
+	return nil, g.decodeRefusal(err)
+}
+
+// budgetRefusal answers 503 when the memory budget cannot cover what a
+// request would make the API allocate.
+func (g *gate) budgetRefusal(what string) *loop.HTTPResponse {
+	g.tripped["memory-limit-bytes"].Inc()
+	g.reached["memory"].Inc()
+	limit, used := g.budget.Limit(), g.budget.Used()
+	g.warn.warn("memory-limit-bytes", "http request refused: memory budget exhausted", "limit", "memory-limit-bytes",
+		"configured", limit, "actual", used, "while", what)
+	return unavailable("memory-limit-bytes", limit, used, "memory budget exhausted while "+what)
 }
 
 func (g *gate) decodeRefusal(err error) *loop.HTTPResponse {
@@ -356,4 +404,52 @@ func (g *gate) decodeRefusal(err error) *loop.HTTPResponse {
 	}
 	return &loop.HTTPResponse{Status: 400, ContentType: "application/json",
 		Body: loop.LimitErrorBody("malformed", 0, 0, "corrupt compressed body: "+err.Error())}
+}
+
+// warnEvery logs a WARN per key at most once per interval, counting what it
+// suppressed. Its keys are limit names, a fixed set.
+type warnEvery struct {
+	log      *slog.Logger
+	interval time.Duration
+	mu       sync.Mutex
+	last     map[string]time.Time
+	dropped  map[string]int
+}
+
+func newWarnEvery(l *slog.Logger, interval time.Duration) *warnEvery {
+	if l == nil {
+		l = slog.Default()
+	}
+	return &warnEvery{log: l, interval: interval, last: map[string]time.Time{}, dropped: map[string]int{}}
+}
+
+// due reports whether key may be logged now, and if so starts its interval.
+func (w *warnEvery) due(key string) bool {
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if t, ok := w.last[key]; ok && now.Sub(t) < w.interval {
+		w.dropped[key]++
+		return false
+	}
+	w.last[key] = now
+	return true
+}
+
+func (w *warnEvery) warn(key, msg string, args ...any) {
+	now := time.Now()
+	w.mu.Lock()
+	if t, ok := w.last[key]; ok && now.Sub(t) < w.interval {
+		w.dropped[key]++
+		w.mu.Unlock()
+		return
+	}
+	w.last[key] = now
+	n := w.dropped[key]
+	delete(w.dropped, key)
+	w.mu.Unlock()
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	w.log.Warn(msg, args...)
 }

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"sort"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -30,161 +30,456 @@ type kvPair struct{ key, value []byte }
 
 // buildBatch encodes records as one uncompressed v2 record batch (magic 2,
 // no producer id, CreateTime now) with its CRC32C, as a Kafka producer does.
+// It allocates the batch once, at its exact size.
 func buildBatch(recs []kvPair, nowMillis int64) []byte {
-	var records []byte
+	size := batchHeaderSize
 	for i, kv := range recs {
-		r := kmsg.Record{OffsetDelta: int32(i), Key: kv.key, Value: kv.value}
-		// Length is everything after the length varint: encode once with
-		// a zero length (one varint byte) to learn it.
-		r.Length = int32(len(r.AppendTo(nil)) - 1)
-		records = r.AppendTo(records)
+		n := recordBodyLen(i, kv)
+		size += varintLen(int64(n)) + n
 	}
-	b := kmsg.RecordBatch{
-		FirstOffset:          0,
-		Length:               int32(batchAfterLength + len(records)),
-		PartitionLeaderEpoch: -1,
-		Magic:                2,
-		LastOffsetDelta:      int32(len(recs) - 1),
-		FirstTimestamp:       nowMillis,
-		MaxTimestamp:         nowMillis,
-		ProducerID:           -1,
-		ProducerEpoch:        -1,
-		FirstSequence:        -1,
-		NumRecords:           int32(len(recs)),
-		Records:              records,
+	raw := make([]byte, batchHeaderSize, size)
+	for i, kv := range recs {
+		raw = binary.AppendVarint(raw, int64(recordBodyLen(i, kv)))
+		raw = append(raw, 0)                     // attributes
+		raw = binary.AppendVarint(raw, 0)        // timestamp delta
+		raw = binary.AppendVarint(raw, int64(i)) // offset delta
+		raw = appendBytesField(raw, kv.key)
+		raw = appendBytesField(raw, kv.value)
+		raw = binary.AppendVarint(raw, 0) // headers
 	}
-	raw := b.AppendTo(make([]byte, 0, batchHeaderSize+len(records)))
+	binary.BigEndian.PutUint64(raw[0:], 0)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[12:], 0xffffffff) // partition leader epoch -1
+	raw[16] = 2                                      // magic
+	binary.BigEndian.PutUint16(raw[21:], 0)          // attributes: no compression, CreateTime
+	binary.BigEndian.PutUint32(raw[23:], uint32(len(recs)-1))
+	binary.BigEndian.PutUint64(raw[27:], uint64(nowMillis))
+	binary.BigEndian.PutUint64(raw[35:], uint64(nowMillis))
+	binary.BigEndian.PutUint64(raw[43:], 0xffffffffffffffff) // producer id -1
+	binary.BigEndian.PutUint16(raw[51:], 0xffff)             // producer epoch -1
+	binary.BigEndian.PutUint32(raw[53:], 0xffffffff)         // first sequence -1
+	binary.BigEndian.PutUint32(raw[57:], uint32(len(recs)))
 	binary.BigEndian.PutUint32(raw[batchCRCOffset:], crc32.Checksum(raw[batchCRCFrom:], castagnoli))
 	return raw
 }
 
-// inRecord is one record read from a fetch.
-type inRecord struct {
-	key, value []byte
-	offset     int64
+// recordBodyLen is the length of record i after its length varint.
+func recordBodyLen(i int, kv kvPair) int {
+	field := func(b []byte) int {
+		if b == nil {
+			return varintLen(-1)
+		}
+		return varintLen(int64(len(b))) + len(b)
+	}
+	return 1 + varintLen(0) + varintLen(int64(i)) + field(kv.key) + field(kv.value) + varintLen(0)
 }
 
-// decodeBatches reads the records of the v2 batches in raw from offset
-// from on, decompressing gzip, snappy, lz4 and zstd batches up to maxOut
-// bytes each (0: 256 MiB). Control batches are skipped, and so is a
-// partial batch at the end (Kafka may cut the last one).
-func decodeBatches(raw []byte, from int64, maxOut int64) ([]inRecord, error) {
-	if maxOut <= 0 {
-		maxOut = 256 << 20
+func appendBytesField(b, field []byte) []byte {
+	if field == nil {
+		return binary.AppendVarint(b, -1)
 	}
-	var out []inRecord
+	b = binary.AppendVarint(b, int64(len(field)))
+	return append(b, field...)
+}
+
+func varintLen(v int64) int {
+	var buf [binary.MaxVarintLen64]byte
+	return binary.PutVarint(buf[:], v)
+}
+
+// Decoder state charged on top of the output while a batch inflates: the
+// zstd window is capped at zstdMaxWindow (lowmem decoder), pierrec/lz4
+// allocates at most two blocks of its largest size (4 MiB), and a gzip
+// (DEFLATE) reader holds a 32 KiB window and its tables.
+const (
+	zstdMaxWindow = 8 << 20
+	zstdState     = zstdMaxWindow + 1<<20
+	lz4State      = 8 << 20
+	gzipState     = 64 << 10
+)
+
+// batchDecoder reads the records of stored v2 batches for one REST fetch
+// answer. Every buffer it allocates is charged to ch as it grows, and the
+// decompressed bytes of the whole answer are capped at maxOut.
+type batchDecoder struct {
+	ch     *charge
+	maxOut int64 // decompressed bytes allowed for the whole answer
+	used   int64 // decompressed bytes so far
+	// room returns the bytes left in the answer (nil: no bound). Keys and
+	// values take at least as many bytes in the answer as in the batch, so
+	// once a record is in the answer a batch that would inflate past room
+	// is left for the next fetch (where it comes first) instead of
+	// inflated: it could not fit anyway, short of record headers, which
+	// the answer does not carry.
+	room func() int64
+}
+
+// errTooLarge reports a batch that does not fit in what remains of the
+// answer's decompressed bytes.
+var errTooLarge = errors.New("decompressed batch too large")
+
+// corruptBatchError reports a stored batch that cannot be decoded; it is
+// the consumer's problem (an answer naming the batch and where to resume),
+// never the server's.
+type corruptBatchError struct {
+	base, next int64 // the batch's base offset, and the offset after it
+	err        error
+}
+
+func (e *corruptBatchError) Error() string {
+	return fmt.Sprintf("corrupt record batch at offset %d (read from offset %d to skip it): %v", e.base, e.next, e.err)
+}
+
+func (e *corruptBatchError) Unwrap() error { return e.err }
+
+// bigBatchError reports a batch that alone inflates past the answer's cap.
+type bigBatchError struct {
+	base, next int64
+}
+
+func (e *bigBatchError) Error() string {
+	return fmt.Sprintf("the record batch at offset %d inflates to more than the REST answer may hold (read from offset %d to skip it)", e.base, e.next)
+}
+
+// decode emits the records of the v2 batches in raw at or after offset
+// from, until emit returns false. Control batches are skipped, and so is a
+// partial batch at the end (Kafka may cut the last one). A batch that does
+// not fit in the remaining decompressed bytes ends the answer, or fails
+// with *bigBatchError when nothing was emitted yet; a batch that cannot be
+// decoded ends the answer, or fails with *corruptBatchError when nothing
+// was emitted yet; errBudget when the memory budget runs out.
+func (d *batchDecoder) decode(raw []byte, from int64, emit func(off int64, key, value []byte) bool) error {
+	emitted := false
 	for len(raw) >= batchHeaderSize {
 		length := int64(int32(binary.BigEndian.Uint32(raw[8:12])))
 		total := 12 + length
 		if length < batchAfterLength || total > int64(len(raw)) {
-			break
+			return nil
 		}
 		batch := raw[:total]
 		raw = raw[total:]
+		base := int64(binary.BigEndian.Uint64(batch[0:8]))
+		lastDelta := int64(int32(binary.BigEndian.Uint32(batch[23:27])))
+		next := base + max(lastDelta, 0) + 1
 		if batch[16] != 2 {
 			continue // message sets of magic 0/1 are not served
 		}
 		attrs := int16(binary.BigEndian.Uint16(batch[21:23]))
-		if attrs&0x20 != 0 {
-			continue // transaction markers
+		if attrs&0x20 != 0 || next <= from {
+			continue // transaction markers, or wholly before from
 		}
-		base := int64(binary.BigEndian.Uint64(batch[0:8]))
 		n := int32(binary.BigEndian.Uint32(batch[57:61]))
-		recs, err := decompress(attrs&7, batch[batchHeaderSize:], maxOut)
-		if err != nil {
-			return nil, fmt.Errorf("batch at offset %d: %w", base, err)
+		allowance := d.maxOut - d.used
+		if emitted && d.room != nil {
+			allowance = min(allowance, d.room())
 		}
+		recs, charged, err := d.inflate(attrs&7, batch[batchHeaderSize:], allowance)
+		switch {
+		case errors.Is(err, errBudget):
+			return err
+		case errors.Is(err, errTooLarge):
+			if emitted {
+				return nil
+			}
+			return &bigBatchError{base: base, next: next}
+		case err != nil:
+			if emitted {
+				return nil
+			}
+			return &corruptBatchError{base: base, next: next, err: err}
+		}
+		stop := false
 		for i := int32(0); i < n && len(recs) > 0; i++ {
-			l, sz := binary.Varint(recs)
-			if sz <= 0 || l < 0 || int64(sz)+l > int64(len(recs)) {
-				return nil, fmt.Errorf("batch at offset %d: corrupt record %d", base, i)
+			delta, key, value, rest, err := nextRecord(recs)
+			if err != nil {
+				d.ch.give(charged)
+				if emitted {
+					return nil
+				}
+				return &corruptBatchError{base: base, next: next, err: fmt.Errorf("record %d: %w", i, err)}
 			}
-			end := sz + int(l)
-			var kr kmsg.Record
-			if err := kr.ReadFrom(recs[:end]); err != nil {
-				return nil, fmt.Errorf("batch at offset %d: record %d: %w", base, i, err)
+			recs = rest
+			if off := base + int64(delta); off >= from {
+				if !emit(off, key, value) {
+					stop = true
+					break
+				}
+				emitted = true
 			}
-			recs = recs[end:]
-			if off := base + int64(kr.OffsetDelta); off >= from {
-				out = append(out, inRecord{key: kr.Key, value: kr.Value, offset: off})
-			}
+		}
+		// The records were copied into the answer: the batch is garbage.
+		d.ch.give(charged)
+		if stop {
+			return nil
 		}
 	}
-	return out, nil
+	return nil
 }
 
-// xerialMagic starts snappy data in the framing of the Java client.
+// inflate decompresses a batch's records within room bytes, returning them and the bytes charged for them. A decoder that panics
+// on hostile input is a corrupt batch, not a crash.
+func (d *batchDecoder) inflate(codec int16, src []byte, room int64) (out []byte, charged int64, err error) {
+	if codec == 0 {
+		return src, 0, nil // part of the fetched bytes, charged already
+	}
+	if room <= 0 {
+		return nil, 0, errTooLarge
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("decoder failed: %v", p)
+		}
+		if err != nil {
+			d.ch.give(charged)
+			charged = 0
+			return
+		}
+		d.used += int64(len(out))
+	}()
+	return decompress(codec, src, room, d.ch)
+}
+
+// xerialMagic starts snappy data in the framing of the Java client, followed
+// by a version and a compatible version (int32 each), then chunks of an int32
+// length and a snappy block.
 var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
-var errTooLarge = errors.New("decompressed batch too large")
+const xerialHeader = 16
 
-// decompress inflates the records of a batch with codec (attributes & 7).
-func decompress(codec int16, src []byte, maxOut int64) ([]byte, error) {
-	readAll := func(r io.Reader) ([]byte, error) {
-		b, err := io.ReadAll(io.LimitReader(r, maxOut+1))
-		if err != nil {
-			return nil, err
-		}
-		if int64(len(b)) > maxOut {
-			return nil, errTooLarge
-		}
-		return b, nil
-	}
+// decompress inflates the records of a batch with codec (attributes & 7)
+// into at most maxOut bytes, charging its output and decoder state to ch.
+// Every length read from src is checked against what remains before it is
+// used. It returns the output and the bytes charged (to give back when the
+// output is dropped).
+func decompress(codec int16, src []byte, maxOut int64, ch *charge) ([]byte, int64, error) {
 	switch codec {
-	case 0:
-		return src, nil
 	case 1:
-		zr, err := gzip.NewReader(bytes.NewReader(src))
-		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		defer zr.Close()
-		return readAll(zr)
+		return inflateStream(ch, gzipState, maxOut, func() (io.Reader, func(), error) {
+			zr, err := gzip.NewReader(bytes.NewReader(src))
+			if err != nil {
+				return nil, nil, fmt.Errorf("gzip: %w", err)
+			}
+			return zr, func() { _ = zr.Close() }, nil
+		})
 	case 2:
 		if !bytes.HasPrefix(src, xerialMagic) {
-			return snappyBlock(src, maxOut)
-		}
-		src = src[16:] // magic, version, compatible version
-		var out []byte
-		for len(src) >= 4 {
-			n := int(binary.BigEndian.Uint32(src))
-			if n > len(src)-4 {
-				return nil, errors.New("snappy: truncated xerial chunk")
-			}
-			b, err := snappyBlock(src[4:4+n], maxOut-int64(len(out)))
+			n, err := snappy.DecodedLen(src)
 			if err != nil {
-				return nil, err
+				return nil, 0, fmt.Errorf("snappy: %w", err)
 			}
-			out = append(out, b...)
-			src = src[4+n:]
+			if int64(n) > maxOut {
+				return nil, 0, errTooLarge
+			}
+			out, err := ch.grow(nil, n)
+			if err != nil {
+				return nil, 0, err
+			}
+			out, err = snappyInto(out, src, n)
+			return out, int64(cap(out)), err
 		}
-		return out, nil
+		return xerial(src, maxOut, ch)
 	case 3:
-		return readAll(lz4.NewReader(bytes.NewReader(src)))
+		return inflateStream(ch, lz4State, maxOut, func() (io.Reader, func(), error) {
+			return lz4.NewReader(bytes.NewReader(src)), func() {}, nil
+		})
 	case 4:
-		zr, err := zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxOut)))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
+		// A frame that declares its size (every Kafka client's does) is
+		// refused at once when too large, else read into a buffer of
+		// exactly that size.
+		var h zstd.Header
+		if h.Decode(src) == nil && h.HasFCS && h.FrameContentSize <= uint64(maxOut) {
+			return zstdSized(src, int(h.FrameContentSize), maxOut, ch)
+		} else if h.HasFCS {
+			return nil, 0, errTooLarge
 		}
-		defer zr.Close()
-		return readAll(zr)
+		return inflateStream(ch, zstdState, maxOut, func() (io.Reader, func(), error) {
+			zr, err := newZstd(bytes.NewReader(src), maxOut)
+			if err != nil {
+				return nil, nil, err
+			}
+			return zr, zr.Close, nil
+		})
 	}
-	return nil, fmt.Errorf("unknown compression codec %d", codec)
+	return nil, 0, fmt.Errorf("unknown compression codec %d", codec)
 }
 
-func snappyBlock(src []byte, maxOut int64) ([]byte, error) {
-	n, err := snappy.DecodedLen(src)
+func newZstd(r io.Reader, maxOut int64) (*zstd.Decoder, error) {
+	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderMaxMemory(uint64(maxOut)))
 	if err != nil {
-		return nil, fmt.Errorf("snappy: %w", err)
+		return nil, fmt.Errorf("zstd: %w", err)
 	}
-	if int64(n) > maxOut {
-		return nil, errTooLarge
+	return zr, nil
+}
+
+// zstdSized decodes zstd data whose first frame declares its size (every
+// Kafka client's does) straight into one buffer of that size: a
+// single-segment frame then needs no history buffer of its own.
+func zstdSized(src []byte, size int, maxOut int64, ch *charge) ([]byte, int64, error) {
+	if !ch.take(zstdState) {
+		return nil, 0, errBudget
 	}
-	b, err := snappy.Decode(nil, src)
+	defer ch.give(zstdState)
+	dst, err := ch.grow(nil, size)
 	if err != nil {
-		return nil, fmt.Errorf("snappy: %w", err)
+		return nil, 0, err
 	}
-	return b, nil
+	charged := int64(cap(dst))
+	zr, err := newZstd(nil, maxOut)
+	if err != nil {
+		return nil, charged, err
+	}
+	defer zr.Close()
+	out, err := zr.DecodeAll(src, dst[:0])
+	if extra := int64(cap(out)) - charged; extra > 0 {
+		// More frames followed: the decoder grew the buffer (within maxOut).
+		ch.take(extra)
+		charged += extra
+	}
+	switch {
+	case errors.Is(err, zstd.ErrDecoderSizeExceeded) || int64(len(out)) > maxOut:
+		return nil, charged, errTooLarge
+	case err != nil:
+		return nil, charged, fmt.Errorf("zstd: %w", err)
+	}
+	return out, charged, nil
+}
+
+// xerial decodes the Java client's snappy framing.
+func xerial(src []byte, maxOut int64, ch *charge) ([]byte, int64, error) {
+	if len(src) < xerialHeader {
+		return nil, 0, fmt.Errorf("snappy: xerial header of %d bytes, want %d", len(src), xerialHeader)
+	}
+	src = src[xerialHeader:]
+	var out []byte
+	for len(src) > 0 {
+		if len(src) < 4 {
+			return nil, int64(cap(out)), errors.New("snappy: truncated xerial chunk length")
+		}
+		n := uint64(binary.BigEndian.Uint32(src))
+		if n > uint64(len(src)-4) {
+			return nil, int64(cap(out)), errors.New("snappy: truncated xerial chunk")
+		}
+		chunk := src[4 : 4+n]
+		src = src[4+n:]
+		dl, err := snappy.DecodedLen(chunk)
+		if err != nil {
+			return nil, int64(cap(out)), fmt.Errorf("snappy: %w", err)
+		}
+		if int64(len(out))+int64(dl) > maxOut {
+			return nil, int64(cap(out)), errTooLarge
+		}
+		grown, err := ch.grow(out, dl)
+		if err != nil {
+			return nil, int64(cap(out)), err
+		}
+		out = grown
+		if out, err = snappyInto(out, chunk, dl); err != nil {
+			return nil, int64(cap(out)), err
+		}
+	}
+	return out, int64(cap(out)), nil
+}
+
+// snappyInto decodes one snappy block of decoded length n after out's
+// bytes; out has room for n more.
+func snappyInto(out, block []byte, n int) ([]byte, error) {
+	l := len(out)
+	dst := out[l : l+n]
+	b, err := snappy.Decode(dst, block)
+	if err != nil {
+		return out, fmt.Errorf("snappy: %w", err)
+	}
+	if len(b) != n || (n > 0 && &b[0] != &dst[0]) {
+		return out, errors.New("snappy: block decoded to a different length than it announced")
+	}
+	return out[:l+n], nil
+}
+
+// inflateStream reads a streaming decoder to its end into a buffer that
+// grows (and is charged) as bytes come out, doubling from 32 KiB up to
+// maxOut+1, failing with errTooLarge past maxOut. The decoder's own state
+// is charged while it runs.
+func inflateStream(ch *charge, state, maxOut int64, open func() (io.Reader, func(), error)) ([]byte, int64, error) {
+	if !ch.take(state) {
+		return nil, 0, errBudget
+	}
+	defer ch.give(state)
+	r, closeFn, err := open()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer closeFn()
+	var out []byte
+	ceiling := int(min(maxOut+1, math.MaxInt32))
+	for {
+		if len(out) == cap(out) {
+			want := min(max(2*cap(out), 32<<10), ceiling)
+			if want <= len(out) {
+				return nil, int64(cap(out)), errTooLarge
+			}
+			grown, err := ch.growTo(out, want)
+			if err != nil {
+				return nil, int64(cap(out)), err
+			}
+			out = grown
+		}
+		room := int64(cap(out) - len(out))
+		if rem := maxOut + 1 - int64(len(out)); room > rem {
+			room = rem
+		}
+		n, err := r.Read(out[len(out) : len(out)+int(room)])
+		out = out[:len(out)+n]
+		if int64(len(out)) > maxOut {
+			return nil, int64(cap(out)), errTooLarge
+		}
+		if errors.Is(err, io.EOF) {
+			return out, int64(cap(out)), nil
+		}
+		if err != nil {
+			return nil, int64(cap(out)), err
+		}
+	}
+}
+
+// nextRecord parses the record at the start of recs (length, attributes,
+// timestamp delta, offset delta, key, value; headers are not read): every
+// length is checked against the bytes that remain.
+func nextRecord(recs []byte) (delta int32, key, value, rest []byte, err error) {
+	l, n := binary.Varint(recs)
+	if n <= 0 || l < 1 || l > int64(len(recs)-n) {
+		return 0, nil, nil, nil, errors.New("bad record length")
+	}
+	rec := recs[n+1 : n+int(l)] // after the attributes byte
+	rest = recs[n+int(l):]
+	if _, n = binary.Varint(rec); n <= 0 {
+		return 0, nil, nil, nil, errors.New("bad timestamp delta")
+	}
+	rec = rec[n:]
+	od, n := binary.Varint(rec)
+	if n <= 0 || od < 0 || od > math.MaxInt32 {
+		return 0, nil, nil, nil, errors.New("bad offset delta")
+	}
+	rec = rec[n:]
+	if key, rec, err = bytesField(rec); err != nil {
+		return 0, nil, nil, nil, fmt.Errorf("key: %w", err)
+	}
+	if value, _, err = bytesField(rec); err != nil {
+		return 0, nil, nil, nil, fmt.Errorf("value: %w", err)
+	}
+	return int32(od), key, value, rest, nil
+}
+
+// bytesField reads a varint length (-1: null) and that many bytes.
+func bytesField(b []byte) (field, rest []byte, err error) {
+	l, n := binary.Varint(b)
+	if n <= 0 || l < -1 || l > int64(len(b)-n) {
+		return nil, nil, errors.New("bad length")
+	}
+	if l == -1 {
+		return nil, b[n:], nil
+	}
+	return b[n : n+int(l)], b[n+int(l):], nil
 }
 
 // murmur2 is the Kafka Java client's key hash (Utils.murmur2), so keyed

@@ -8,14 +8,18 @@ package httpapi
 // answer continues the request in its callback.
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -111,72 +115,76 @@ func (a *API) version(key, min, want int16) (int16, bool) {
 }
 
 // kafka sends req to the Kafka handler and calls then with the response,
-// or answers 502/504 itself when there is none.
-func (a *API) kafka(req kmsg.Request, r *loop.HTTPRequest, respond func(*loop.HTTPResponse), then func(kmsg.Response)) {
-	a.cfg.Kafka.ServeKafka(req, clientID, r.RemoteIP.String(), func(resp kmsg.Response) {
+// or answers 502/504 itself when there is none. The answer may arrive on
+// another goroutine (a fetch waiter's, the syncer's): the continuation
+// runs under c.recover, so a panic in it answers 500 and releases what the
+// request held instead of killing the process.
+func (a *API) kafka(req kmsg.Request, c *call, then func(kmsg.Response)) {
+	a.cfg.Kafka.ServeKafka(req, clientID, c.r.RemoteIP.String(), func(resp kmsg.Response) {
+		defer c.recover()
 		if resp == nil {
-			respond(restError(502, 50002, "no response from the Kafka handler"))
+			c.respond(restError(502, 50002, "no response from the Kafka handler"))
 			return
 		}
 		then(resp)
 	})
 }
 
-func (a *API) serveREST(ep int, r *loop.HTTPRequest, body []byte, respond func(*loop.HTTPResponse)) {
+func (a *API) serveREST(ep int, c *call, body []byte) {
 	if a.cfg.Kafka == nil {
-		respond(restError(503, 50301, "no Kafka handler configured"))
+		c.respond(restError(503, 50301, "no Kafka handler configured"))
 		return
 	}
-	method := r.Head.Method
+	method := c.r.Head.Method
 	if ep == epTopics {
 		if !isGetOrHead(method) {
-			respond(methodNotAllowed("GET, HEAD"))
+			c.respond(methodNotAllowed("GET, HEAD"))
 			return
 		}
-		a.listTopics(r, respond)
+		a.listTopics(c)
 		return
 	}
-	rp, err := parseRESTPath(r.Head.Path)
+	rp, err := parseRESTPath(c.r.Head.Path)
 	if err != nil {
-		respond(restError(404, 40401, err.Error()))
+		c.respond(restError(404, 40401, err.Error()))
 		return
 	}
 	switch ep {
 	case epTopic:
 		switch method {
 		case "GET", "HEAD":
-			a.describeTopic(r, rp, respond)
+			a.describeTopic(c, rp)
 		case "POST":
-			a.produce(r, rp, body, respond)
+			a.produce(c, rp, body)
 		default:
-			respond(methodNotAllowed("GET, HEAD, POST"))
+			c.respond(methodNotAllowed("GET, HEAD, POST"))
 		}
 	case epPartition:
 		if method != "POST" {
-			respond(methodNotAllowed("POST"))
+			c.respond(methodNotAllowed("POST"))
 			return
 		}
-		a.produce(r, rp, body, respond)
+		a.produce(c, rp, body)
 	case epRecords:
 		if !isGetOrHead(method) {
-			respond(methodNotAllowed("GET, HEAD"))
+			c.respond(methodNotAllowed("GET, HEAD"))
 			return
 		}
-		a.fetch(r, rp, respond)
+		a.fetch(c, rp)
 	case epOffsets:
 		if !isGetOrHead(method) {
-			respond(methodNotAllowed("GET, HEAD"))
+			c.respond(methodNotAllowed("GET, HEAD"))
 			return
 		}
-		a.offsets(r, rp, respond)
+		a.offsets(c, rp)
 	}
 }
 
 // metadata asks for topics (nil: all of them).
-func (a *API) metadata(r *loop.HTTPRequest, topics []string, create bool, respond func(*loop.HTTPResponse), then func(*kmsg.MetadataResponse)) {
+func (a *API) metadata(c *call, topics []string, create bool, then func(*kmsg.MetadataResponse)) {
 	v, ok := a.version(3, 1, 12)
 	if !ok {
-		respond(restError(502, 50002, "the Kafka handler does not serve Metadata"))
+		c.respond(restError(502, 50002, "the Kafka handler does not serve Metadata"))
 		return
 	}
 	req := kmsg.NewPtrMetadataRequest()
@@ -190,10 +198,10 @@ func (a *API) metadata(r *loop.HTTPRequest, topics []string, create bool, respon
 			req.Topics = append(req.Topics, mt)
 		}
 	}
-	a.kafka(req, r, respond, func(resp kmsg.Response) {
+	a.kafka(req, c, func(resp kmsg.Response) {
 		mr, ok := resp.(*kmsg.MetadataResponse)
 		if !ok {
-			respond(restError(502, 50002, "unexpected response to Metadata"))
+			c.respond(restError(502, 50002, "unexpected response to Metadata"))
 			return
 		}
 		then(mr)
@@ -201,8 +209,8 @@ func (a *API) metadata(r *loop.HTTPRequest, topics []string, create bool, respon
 }
 
 // listTopics answers GET /topics: ["a","b"].
-func (a *API) listTopics(r *loop.HTTPRequest, respond func(*loop.HTTPResponse)) {
-	a.metadata(r, nil, false, respond, func(mr *kmsg.MetadataResponse) {
+func (a *API) listTopics(c *call) {
+	a.metadata(c, nil, false, func(mr *kmsg.MetadataResponse) {
 		names := []string{}
 		for _, t := range mr.Topics {
 			if t.Topic != nil && t.ErrorCode == 0 && !t.IsInternal {
@@ -210,7 +218,7 @@ func (a *API) listTopics(r *loop.HTTPRequest, respond func(*loop.HTTPResponse)) 
 			}
 		}
 		sortStrings(names)
-		respond(jsonAnswer(200, ctV2, names))
+		c.respond(jsonAnswer(200, ctV2, names))
 	})
 }
 
@@ -233,10 +241,10 @@ type replicaInfo struct {
 }
 
 // describeTopic answers GET /topics/{topic}.
-func (a *API) describeTopic(r *loop.HTTPRequest, rp restPath, respond func(*loop.HTTPResponse)) {
-	a.metadata(r, []string{rp.topic}, false, respond, func(mr *kmsg.MetadataResponse) {
+func (a *API) describeTopic(c *call, rp restPath) {
+	a.metadata(c, []string{rp.topic}, false, func(mr *kmsg.MetadataResponse) {
 		if len(mr.Topics) != 1 || mr.Topics[0].ErrorCode != 0 {
-			respond(restError(404, 40401, "Topic "+rp.topic+" not found."))
+			c.respond(restError(404, 40401, "Topic "+rp.topic+" not found."))
 			return
 		}
 		t := mr.Topics[0]
@@ -253,7 +261,7 @@ func (a *API) describeTopic(r *loop.HTTPRequest, rp restPath, respond func(*loop
 			ti.Partitions = append(ti.Partitions, pi)
 		}
 		sortPartitions(ti.Partitions)
-		respond(jsonAnswer(200, ctV2, ti))
+		c.respond(jsonAnswer(200, ctV2, ti))
 	})
 }
 
@@ -269,20 +277,11 @@ type produceBody struct {
 	Records []produceRecord `json:"records"`
 }
 
-// offsetAnswer is one record's outcome: error_code 1 is a non-retriable
-// Kafka error, 2 a retriable one (as Confluent's REST Proxy answers).
-type offsetAnswer struct {
-	Partition int32   `json:"partition"`
-	Offset    int64   `json:"offset"`
-	ErrorCode *int    `json:"error_code"`
-	Error     *string `json:"error"`
-}
-
-type produceAnswer struct {
-	KeySchemaID   *int           `json:"key_schema_id"`
-	ValueSchemaID *int           `json:"value_schema_id"`
-	Offsets       []offsetAnswer `json:"offsets"`
-}
+// The produce answer is {"key_schema_id":null,"value_schema_id":null,
+// "offsets":[{"partition":..,"offset":..,"error_code":..,"error":..}]},
+// one entry per record, in order: error_code is null on success, 1 for a
+// non-retriable Kafka error, 2 for a retriable one (as Confluent's REST
+// Proxy answers).
 
 // mediaType returns the lower-cased media type of a Content-Type or Accept
 // value, without parameters.
@@ -295,56 +294,154 @@ func mediaType(v []byte) string {
 }
 
 // decodeKV turns a record's key or value into bytes: nil for JSON null or
-// absent, the JSON text itself for the json format, base64 for binary.
+// absent, the JSON text itself for the json format, base64 for binary. It
+// allocates at most len(raw) bytes.
 func decodeKV(raw json.RawMessage, binary bool) ([]byte, error) {
-	s := strings.TrimSpace(string(raw))
-	if s == "" || s == "null" {
+	s := bytes.TrimSpace(raw)
+	if len(s) == 0 || string(s) == "null" {
 		return nil, nil
 	}
 	if !binary {
-		return []byte(s), nil
+		return s, nil
 	}
-	var str string
-	if err := json.Unmarshal(raw, &str); err != nil {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
 		return nil, errors.New("binary keys and values must be base64 strings")
 	}
-	b, err := base64.StdEncoding.DecodeString(str)
+	inner := s[1 : len(s)-1]
+	if bytes.IndexByte(inner, '\\') >= 0 {
+		// Escapes are legal JSON, if unusual in base64: unquote first.
+		var str string
+		if err := json.Unmarshal(s, &str); err != nil {
+			return nil, errors.New("binary keys and values must be base64 strings")
+		}
+		inner = []byte(str)
+	}
+	b := make([]byte, base64.StdEncoding.DecodedLen(len(inner)))
+	n, err := base64.StdEncoding.Decode(b, inner)
 	if err != nil {
 		return nil, fmt.Errorf("invalid base64: %w", err)
 	}
-	return b, nil
+	return b[:n], nil
+}
+
+// Bytes charged per record of a produce body for what is allocated besides
+// its key and value: the decoded record, the record to send, its encoding
+// overhead in the batch and its entry in the answer.
+const (
+	producedRecordCost = 256
+	batchRecordCost    = 32
+	answerRecordCost   = 128
+)
+
+// errTooManyRecords stops a produce body at --max-rest-records-per-request.
+var errTooManyRecords = errors.New("too many records")
+
+// decodeProduceBody reads {"records":[...]} one record at a time, so that
+// a body of many tiny records is refused at the limit instead of decoded
+// whole; each record is charged as it is decoded.
+func decodeProduceBody(body []byte, maxRecords int, ch *charge) ([]produceRecord, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("a produce body is a JSON object")
+	}
+	var recs []produceRecord
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		if key, _ := t.(string); !strings.EqualFold(key, "records") {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+			return nil, errors.New(`"records" must be an array`)
+		}
+		recs = recs[:0]
+		for dec.More() {
+			if len(recs) == maxRecords {
+				return nil, errTooManyRecords
+			}
+			if !ch.take(producedRecordCost) {
+				return nil, errBudget
+			}
+			var pr produceRecord
+			if err := dec.Decode(&pr); err != nil {
+				return nil, err
+			}
+			recs = append(recs, pr)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the produce body")
+	}
+	return recs, nil
 }
 
 // produce answers POST /topics/{topic} and POST /topics/{topic}/partitions/{p}.
-func (a *API) produce(r *loop.HTTPRequest, rp restPath, body []byte, respond func(*loop.HTTPResponse)) {
+// What it allocates is charged to the request: the body's records as they
+// are decoded (at most --max-rest-records-per-request of them), their keys
+// and values, the batches built from them and the answer: about three times
+// the body plus a few hundred bytes per record.
+func (a *API) produce(c *call, rp restPath, body []byte) {
 	var binary bool
-	switch ct := mediaType(r.Head.HeaderBytes("Content-Type")); ct {
+	switch ct := mediaType(c.r.Head.HeaderBytes("Content-Type")); ct {
 	case ctBinaryV2:
 		binary = true
 	case ctJSONV2, "application/json":
 	default:
-		respond(restError(415, 415, "Content-Type "+strconv.Quote(ct)+" is not supported: use "+ctJSONV2+" or "+ctBinaryV2))
+		c.respond(restError(415, 415, "Content-Type "+strconv.Quote(ct)+" is not supported: use "+ctJSONV2+" or "+ctBinaryV2))
 		return
 	}
-	var pb produceBody
-	if err := json.Unmarshal(body, &pb); err != nil {
-		respond(restError(422, 42201, "malformed produce body: "+err.Error()))
+	g := a.gate
+	maxRecs := g.cfg.MaxRESTRecords
+	if maxRecs <= 0 {
+		maxRecs = maxRecordsPerBatch
+	}
+	// The decoded records' raw keys and values are copies of the body.
+	if !c.ch.take(int64(len(body))) {
+		c.respond(g.budgetRefusal("decoding a produce body"))
 		return
 	}
-	if len(pb.Records) == 0 || len(pb.Records) > maxRecordsPerBatch {
-		respond(restError(422, 42201, "a produce body needs 1 to "+strconv.Itoa(maxRecordsPerBatch)+" records"))
+	prs, err := decodeProduceBody(body, maxRecs, c.ch)
+	switch {
+	case errors.Is(err, errTooManyRecords):
+		c.respond(g.restLimit(413, 41301, "max-rest-records-per-request", int64(maxRecs), int64(maxRecs)+1,
+			fmt.Sprintf("a produce body may hold at most %d records", maxRecs), nil))
+		return
+	case errors.Is(err, errBudget):
+		c.respond(g.budgetRefusal("decoding a produce body"))
+		return
+	case err != nil:
+		c.respond(restError(422, 42201, "malformed produce body: "+err.Error()))
+		return
+	case len(prs) == 0:
+		c.respond(restError(422, 42201, "a produce body needs at least one record"))
 		return
 	}
-	recs := make([]outRecord, len(pb.Records))
-	for i, pr := range pb.Records {
+	recs := make([]outRecord, len(prs))
+	for i, pr := range prs {
 		k, err := decodeKV(pr.Key, binary)
 		if err != nil {
-			respond(restError(422, 42201, fmt.Sprintf("record %d key: %v", i, err)))
+			c.respond(restError(422, 42201, fmt.Sprintf("record %d key: %v", i, err)))
 			return
 		}
 		v, err := decodeKV(pr.Value, binary)
 		if err != nil {
-			respond(restError(422, 42201, fmt.Sprintf("record %d value: %v", i, err)))
+			c.respond(restError(422, 42201, fmt.Sprintf("record %d value: %v", i, err)))
+			return
+		}
+		if binary && !c.ch.take(int64(cap(k)+cap(v))) {
+			c.respond(g.budgetRefusal("decoding a produce body"))
 			return
 		}
 		recs[i] = outRecord{key: k, value: v, partition: -1}
@@ -355,16 +452,16 @@ func (a *API) produce(r *loop.HTTPRequest, rp restPath, body []byte, respond fun
 			recs[i].partition = *pr.Partition
 		}
 	}
-	a.metadata(r, []string{rp.topic}, true, respond, func(mr *kmsg.MetadataResponse) {
+	a.metadata(c, []string{rp.topic}, true, func(mr *kmsg.MetadataResponse) {
 		if len(mr.Topics) != 1 || mr.Topics[0].ErrorCode != 0 || len(mr.Topics[0].Partitions) == 0 {
-			respond(restError(404, 40401, "Topic "+rp.topic+" not found."))
+			c.respond(restError(404, 40401, "Topic "+rp.topic+" not found."))
 			return
 		}
 		n := int32(len(mr.Topics[0].Partitions))
 		for i := range recs {
 			switch p := recs[i].partition; {
 			case p >= n:
-				respond(restError(404, 40402, fmt.Sprintf("Partition %d of topic %s not found.", p, rp.topic)))
+				c.respond(restError(404, 40402, fmt.Sprintf("Partition %d of topic %s not found.", p, rp.topic)))
 				return
 			case p >= 0:
 			case recs[i].key != nil:
@@ -373,7 +470,7 @@ func (a *API) produce(r *loop.HTTPRequest, rp restPath, body []byte, respond fun
 				recs[i].partition = int32(a.rr.Add(1)-1) % n
 			}
 		}
-		a.sendProduce(r, rp.topic, recs, respond)
+		a.sendProduce(c, rp.topic, recs)
 	})
 }
 
@@ -384,10 +481,18 @@ type outRecord struct {
 	index      int32 // position within its partition's batch
 }
 
-func (a *API) sendProduce(r *loop.HTTPRequest, topic string, recs []outRecord, respond func(*loop.HTTPResponse)) {
+func (a *API) sendProduce(c *call, topic string, recs []outRecord) {
 	v, ok := a.version(0, 3, 9)
 	if !ok {
-		respond(restError(502, 50002, "the Kafka handler does not serve Produce v3+"))
+		c.respond(restError(502, 50002, "the Kafka handler does not serve Produce v3+"))
+		return
+	}
+	var kvBytes int64
+	for i := range recs {
+		kvBytes += int64(len(recs[i].key) + len(recs[i].value))
+	}
+	if !c.ch.take(kvBytes + int64(len(recs))*(batchRecordCost+answerRecordCost)) {
+		c.respond(a.gate.budgetRefusal("building produce batches"))
 		return
 	}
 	byPart := map[int32][]int{}
@@ -418,10 +523,10 @@ func (a *API) sendProduce(r *loop.HTTPRequest, topic string, recs []outRecord, r
 		rt.Partitions = append(rt.Partitions, rpart)
 	}
 	req.Topics = []kmsg.ProduceRequestTopic{rt}
-	a.kafka(req, r, respond, func(resp kmsg.Response) {
+	a.kafka(req, c, func(resp kmsg.Response) {
 		pr, ok := resp.(*kmsg.ProduceResponse)
 		if !ok {
-			respond(restError(502, 50002, "unexpected response to Produce"))
+			c.respond(restError(502, 50002, "unexpected response to Produce"))
 			return
 		}
 		type result struct {
@@ -434,37 +539,43 @@ func (a *API) sendProduce(r *loop.HTTPRequest, topic string, recs []outRecord, r
 				res[p.Partition] = result{p.BaseOffset, p.ErrorCode}
 			}
 		}
-		ans := produceAnswer{Offsets: make([]offsetAnswer, len(recs))}
+		// Written by hand into one buffer of about answerRecordCost per
+		// record (charged above), in the shape of produceAnswer.
+		out := make([]byte, 0, 64+len(recs)*64)
+		out = append(out, `{"key_schema_id":null,"value_schema_id":null,"offsets":[`...)
 		for i, rec := range recs {
-			o := offsetAnswer{Partition: rec.partition, Offset: -1}
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, `{"partition":`...)
+			out = strconv.AppendInt(out, int64(rec.partition), 10)
 			rs, ok := res[rec.partition]
+			code, msg := 0, ""
 			switch {
 			case !ok:
-				code, msg := 1, "no answer for this partition"
-				o.ErrorCode, o.Error = &code, &msg
+				code, msg = 1, "no answer for this partition"
 			case rs.code != 0:
 				ke := kerr.ErrorForCode(rs.code)
-				code, msg := 1, ke.Error()
+				code, msg = 1, ke.Error()
 				if kerr.IsRetriable(ke) {
 					code = 2
 				}
-				o.ErrorCode, o.Error = &code, &msg
-			default:
-				o.Offset = rs.base + int64(rec.index)
 			}
-			ans.Offsets[i] = o
+			if code == 0 {
+				out = append(out, `,"offset":`...)
+				out = strconv.AppendInt(out, rs.base+int64(rec.index), 10)
+				out = append(out, `,"error_code":null,"error":null}`...)
+				continue
+			}
+			out = append(out, `,"offset":-1,"error_code":`...)
+			out = strconv.AppendInt(out, int64(code), 10)
+			out = append(out, `,"error":`...)
+			out = appendJSONString(out, []byte(msg))
+			out = append(out, '}')
 		}
-		respond(jsonAnswer(200, ctV2, ans))
+		out = append(out, "]}\n"...)
+		c.respond(&loop.HTTPResponse{Status: 200, ContentType: ctV2, Body: out})
 	})
-}
-
-// fetchedRecord is one record of GET .../records.
-type fetchedRecord struct {
-	Topic     string          `json:"topic"`
-	Key       json.RawMessage `json:"key"`
-	Value     json.RawMessage `json:"value"`
-	Partition int32           `json:"partition"`
-	Offset    int64           `json:"offset"`
 }
 
 // queryInt reads a non-negative integer query parameter.
@@ -483,44 +594,46 @@ func queryInt(q url.Values, name string, def int64) (int64, error) {
 // fetch answers GET /topics/{topic}/partitions/{p}/records?offset=&max_bytes=&timeout=
 // with a Fetch whose max_wait is timeout (ms). Without offset it reads from
 // the start of the log. Accept chooses the format of keys and values:
-// binary (base64, the default) or json (embedded JSON).
-func (a *API) fetch(r *loop.HTTPRequest, rp restPath, respond func(*loop.HTTPResponse)) {
-	q, err := url.ParseQuery(string(r.Head.RawQuery))
+// binary (base64, the default) or json (embedded JSON). max_bytes (and
+// the answer) is capped at --max-rest-response-bytes.
+func (a *API) fetch(c *call, rp restPath) {
+	q, err := url.ParseQuery(string(c.r.Head.RawQuery))
 	if err != nil {
-		respond(restError(400, 40001, "malformed query: "+err.Error()))
+		c.respond(restError(400, 40001, "malformed query: "+err.Error()))
 		return
 	}
 	maxBytes, err1 := queryInt(q, "max_bytes", defaultFetchBytes)
 	timeout, err2 := queryInt(q, "timeout", 0)
 	offset, err3 := queryInt(q, "offset", -1)
 	if err := errors.Join(err1, err2, err3); err != nil {
-		respond(restError(400, 40001, err.Error()))
+		c.respond(restError(400, 40001, err.Error()))
 		return
 	}
-	if maxBytes < 1 || maxBytes > 1<<30 {
+	if maxBytes < 1 {
 		maxBytes = defaultFetchBytes
 	}
+	maxBytes = min(maxBytes, a.gate.cfg.MaxRESTResponseBytes, math.MaxInt32)
 	if time.Duration(timeout)*time.Millisecond > maxFetchWait {
 		timeout = maxFetchWait.Milliseconds()
 	}
-	asJSON := mediaType(r.Head.HeaderBytes("Accept")) == ctJSONV2
+	asJSON := mediaType(c.r.Head.HeaderBytes("Accept")) == ctJSONV2
 	ct := ctBinaryV2
 	if asJSON {
 		ct = ctJSONV2
 	}
 	if q.Get("offset") == "" {
-		a.listOffset(r, rp, -2, respond, func(start int64) {
-			a.sendFetch(r, rp, start, int32(maxBytes), int32(timeout), asJSON, ct, respond)
+		a.listOffset(c, rp, -2, func(start int64) {
+			a.sendFetch(c, rp, start, int32(maxBytes), int32(timeout), asJSON, ct)
 		})
 		return
 	}
-	a.sendFetch(r, rp, offset, int32(maxBytes), int32(timeout), asJSON, ct, respond)
+	a.sendFetch(c, rp, offset, int32(maxBytes), int32(timeout), asJSON, ct)
 }
 
-func (a *API) sendFetch(r *loop.HTTPRequest, rp restPath, offset int64, maxBytes, timeout int32, asJSON bool, ct string, respond func(*loop.HTTPResponse)) {
+func (a *API) sendFetch(c *call, rp restPath, offset int64, maxBytes, timeout int32, asJSON bool, ct string) {
 	v, ok := a.version(1, 4, 12)
 	if !ok {
-		respond(restError(502, 50002, "the Kafka handler does not serve Fetch v4+"))
+		c.respond(restError(502, 50002, "the Kafka handler does not serve Fetch v4+"))
 		return
 	}
 	req := kmsg.NewPtrFetchRequest()
@@ -541,54 +654,258 @@ func (a *API) sendFetch(r *loop.HTTPRequest, rp restPath, offset int64, maxBytes
 	fp.LogStartOffset = -1
 	ft.Partitions = []kmsg.FetchRequestTopicPartition{fp}
 	req.Topics = []kmsg.FetchRequestTopic{ft}
-	a.kafka(req, r, respond, func(resp kmsg.Response) {
+	a.kafka(req, c, func(resp kmsg.Response) {
 		fr, ok := resp.(*kmsg.FetchResponse)
 		if !ok {
-			respond(restError(502, 50002, "unexpected response to Fetch"))
+			c.respond(restError(502, 50002, "unexpected response to Fetch"))
 			return
 		}
 		if fr.ErrorCode != 0 {
-			respond(kafkaErrorAnswer(fr.ErrorCode, rp))
+			c.respond(kafkaErrorAnswer(fr.ErrorCode, rp))
 			return
 		}
-		out := []fetchedRecord{}
-		for _, t := range fr.Topics {
-			for _, p := range t.Partitions {
-				if p.ErrorCode != 0 {
-					respond(kafkaErrorAnswer(p.ErrorCode, rp))
-					return
-				}
-				recs, err := decodeBatches(p.RecordBatches, offset, a.cfg.Limits.MaxDecompressedBytes)
-				if err != nil {
-					respond(restError(502, 50002, "decoding fetched records: "+err.Error()))
-					return
-				}
-				for _, rec := range recs {
-					out = append(out, fetchedRecord{Topic: rp.topic, Key: encodeKV(rec.key, asJSON),
-						Value: encodeKV(rec.value, asJSON), Partition: p.Partition, Offset: rec.offset})
-				}
-			}
-		}
-		respond(jsonAnswer(200, ct, out))
+		c.respond(a.fetchAnswer(c, fr, rp, offset, asJSON, ct))
 	})
 }
 
-// encodeKV renders fetched bytes: base64 for binary; for json the bytes
+// fetchAnswer renders a Fetch response as the REST answer. The fetched
+// batches, each batch's decompressed records and the JSON are charged to
+// the request as they are held, and the decompressed bytes and the JSON are
+// each capped at --max-rest-response-bytes: the answer ends at the record
+// that would cross the cap (the client reads on from the next offset). A
+// batch that cannot be decoded, or a single batch or record larger than
+// the cap, is reported to this consumer only, with the offset to resume
+// from once nothing precedes it in the answer.
+func (a *API) fetchAnswer(c *call, fr *kmsg.FetchResponse, rp restPath, offset int64, asJSON bool, ct string) *loop.HTTPResponse {
+	g := a.gate
+	limit := g.cfg.MaxRESTResponseBytes
+	var fetched int64
+	for _, t := range fr.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				return kafkaErrorAnswer(p.ErrorCode, rp)
+			}
+			fetched += int64(len(p.RecordBatches))
+		}
+	}
+	if !c.ch.take(fetched) {
+		return g.budgetRefusal("reading fetched batches")
+	}
+	out, err := c.ch.grow(nil, 512)
+	if err != nil {
+		return g.budgetRefusal("building a fetch answer")
+	}
+	out = append(out, '[')
+	var tooBig *bigRecordError
+	d := &batchDecoder{ch: c.ch, maxOut: limit, room: func() int64 {
+		if asJSON {
+			return limit - int64(len(out))
+		}
+		return (limit - int64(len(out))) * 3 / 4 // base64 answers 4 bytes per 3
+	}}
+	for _, t := range fr.Topics {
+		for _, p := range t.Partitions {
+			err = d.decode(p.RecordBatches, offset, func(off int64, key, value []byte) bool {
+				first := len(out) == 1
+				n := recordJSONBound(rp.topic, key, value, asJSON)
+				if int64(len(out))+n+3 > limit { // ",", and "]\n" to close
+					if first {
+						tooBig = &bigRecordError{offset: off, size: n + 3}
+					}
+					return false
+				}
+				if out, err = c.ch.grow(out, int(n)+1); err != nil {
+					return false
+				}
+				if !first {
+					out = append(out, ',')
+				}
+				out = appendRecordJSON(out, rp.topic, key, value, p.Partition, off, asJSON)
+				return true
+			})
+			if err != nil {
+				break
+			}
+		}
+	}
+	var corrupt *corruptBatchError
+	var big *bigBatchError
+	switch {
+	case errors.Is(err, errBudget):
+		return g.budgetRefusal("building a fetch answer")
+	case tooBig != nil:
+		return g.restLimit(422, 42202, "max-rest-response-bytes", limit, tooBig.size,
+			fmt.Sprintf("the record at offset %d does not fit in a REST answer (read from offset %d to skip it)", tooBig.offset, tooBig.offset+1),
+			&resume{Offset: tooBig.offset, NextOffset: tooBig.offset + 1})
+	case errors.As(err, &big):
+		return g.restLimit(422, 42202, "max-rest-response-bytes", limit, 0, big.Error(),
+			&resume{Offset: big.base, NextOffset: big.next})
+	case errors.As(err, &corrupt):
+		g.corrupt.Inc()
+		g.warn.warn("corrupt-batch", "REST fetch met a corrupt stored batch; answered 500 to that consumer",
+			"topic", rp.topic, "partition", rp.partition, "offset", corrupt.base, "err", corrupt.err)
+		b, _ := json.Marshal(struct {
+			ErrorCode int    `json:"error_code"`
+			Message   string `json:"message"`
+			resume
+		}{50003, corrupt.Error(), resume{Offset: corrupt.base, NextOffset: corrupt.next}})
+		return &loop.HTTPResponse{Status: 500, ContentType: ctV2, Body: append(b, '\n')}
+	case err != nil:
+		return restError(500, 50001, "decoding fetched records: "+err.Error())
+	}
+	out = append(out, ']', '\n')
+	return &loop.HTTPResponse{Status: 200, ContentType: ct, Body: out}
+}
+
+// bigRecordError is one record whose JSON alone is larger than the cap.
+type bigRecordError struct{ offset, size int64 }
+
+// resume says where a consumer stopped by a batch it cannot read goes on.
+type resume struct {
+	Offset     int64 `json:"offset"`
+	NextOffset int64 `json:"next_offset"`
+}
+
+// restLimit answers a limit of the REST API: the Confluent-style error
+// code and message, the limit's name and values, and where to resume.
+func (g *gate) restLimit(status, code int, limit string, configured, actual int64, msg string, at *resume) *loop.HTTPResponse {
+	if c := g.tripped[limit]; c != nil {
+		c.Inc()
+	}
+	g.warn.warn(limit, "REST request refused", "limit", limit, "configured", configured, "actual", actual, "reason", msg)
+	v := struct {
+		ErrorCode  int    `json:"error_code"`
+		Message    string `json:"message"`
+		Error      string `json:"error"`
+		Limit      string `json:"limit"`
+		Configured int64  `json:"configured"`
+		Actual     int64  `json:"actual,omitempty"`
+		*resume
+	}{code, msg, msg, limit, configured, actual, at}
+	b, _ := json.Marshal(v)
+	return &loop.HTTPResponse{Status: status, ContentType: ctV2, Body: append(b, '\n')}
+}
+
+// recordJSONBound is the length of a record's JSON object, exact but for
+// the digits of its partition and offset (counted at their widest).
+func recordJSONBound(topic string, key, value []byte, asJSON bool) int64 {
+	return int64(len(`{"topic":"","key":,"value":,"partition":,"offset":}`)+len(topic)+11+20) +
+		kvJSONLen(key, asJSON) + kvJSONLen(value, asJSON)
+}
+
+// kvJSONLen is the length appendKV writes for b.
+func kvJSONLen(b []byte, asJSON bool) int64 {
+	switch {
+	case b == nil:
+		return 4
+	case !asJSON:
+		return int64(base64.StdEncoding.EncodedLen(len(b))) + 2
+	case json.Valid(b):
+		return int64(len(bytes.TrimSpace(b)))
+	}
+	return jsonStringLen(b)
+}
+
+// jsonStringLen is the length appendJSONString writes for b.
+func jsonStringLen(b []byte) int64 {
+	n := int64(2)
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+				n += 2
+			case c < 0x20:
+				n += 6
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		switch {
+		case r == utf8.RuneError && size == 1, r == '\u2028' || r == '\u2029':
+			n += 6
+		default:
+			n += int64(size)
+		}
+		i += size
+	}
+	return n
+}
+
+// appendRecordJSON appends one fetched record as
+// {"topic":..,"key":..,"value":..,"partition":..,"offset":..}. The topic
+// name was validated (no character needs escaping).
+func appendRecordJSON(out []byte, topic string, key, value []byte, partition int32, offset int64, asJSON bool) []byte {
+	out = append(out, `{"topic":"`...)
+	out = append(out, topic...)
+	out = append(out, `","key":`...)
+	out = appendKV(out, key, asJSON)
+	out = append(out, `,"value":`...)
+	out = appendKV(out, value, asJSON)
+	out = append(out, `,"partition":`...)
+	out = strconv.AppendInt(out, int64(partition), 10)
+	out = append(out, `,"offset":`...)
+	out = strconv.AppendInt(out, offset, 10)
+	return append(out, '}')
+}
+
+// appendKV renders fetched bytes: base64 for binary; for json the bytes
 // themselves when they are valid JSON, else a JSON string of them.
-func encodeKV(b []byte, asJSON bool) json.RawMessage {
-	if b == nil {
-		return json.RawMessage("null")
+func appendKV(out, b []byte, asJSON bool) []byte {
+	switch {
+	case b == nil:
+		return append(out, "null"...)
+	case !asJSON:
+		out = append(out, '"')
+		out = base64.StdEncoding.AppendEncode(out, b)
+		return append(out, '"')
+	case json.Valid(b):
+		return append(out, bytes.TrimSpace(b)...)
 	}
-	if asJSON && json.Valid(b) {
-		return json.RawMessage(b)
+	return appendJSONString(out, b)
+}
+
+// appendJSONString appends b as a JSON string, as encoding/json would:
+// invalid UTF-8 becomes U+FFFD, control characters and U+2028/2029 are
+// escaped.
+func appendJSONString(out, b []byte) []byte {
+	const hex = "0123456789abcdef"
+	out = append(out, '"')
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				out = append(out, '\\', c)
+			case c == '\n':
+				out = append(out, '\\', 'n')
+			case c == '\r':
+				out = append(out, '\\', 'r')
+			case c == '\t':
+				out = append(out, '\\', 't')
+			case c < 0x20:
+				out = append(out, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				out = append(out, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			out = append(out, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			out = append(out, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
 	}
-	var s []byte
-	if asJSON {
-		s, _ = json.Marshal(string(b))
-	} else {
-		s, _ = json.Marshal(base64.StdEncoding.EncodeToString(b))
-	}
-	return json.RawMessage(s)
+	return append(out, '"')
 }
 
 // kafkaErrorAnswer maps a Kafka error of a partition request to HTTP.
@@ -608,10 +925,10 @@ func kafkaErrorAnswer(code int16, rp restPath) *loop.HTTPResponse {
 
 // listOffset resolves a timestamp (-2 earliest, -1 latest) of one
 // partition with ListOffsets.
-func (a *API) listOffset(r *loop.HTTPRequest, rp restPath, ts int64, respond func(*loop.HTTPResponse), then func(int64)) {
+func (a *API) listOffset(c *call, rp restPath, ts int64, then func(int64)) {
 	v, ok := a.version(2, 1, 4)
 	if !ok {
-		respond(restError(502, 50002, "the Kafka handler does not serve ListOffsets v1+"))
+		c.respond(restError(502, 50002, "the Kafka handler does not serve ListOffsets v1+"))
 		return
 	}
 	req := kmsg.NewPtrListOffsetsRequest()
@@ -625,15 +942,15 @@ func (a *API) listOffset(r *loop.HTTPRequest, rp restPath, ts int64, respond fun
 	lp.CurrentLeaderEpoch = -1
 	lt.Partitions = []kmsg.ListOffsetsRequestTopicPartition{lp}
 	req.Topics = []kmsg.ListOffsetsRequestTopic{lt}
-	a.kafka(req, r, respond, func(resp kmsg.Response) {
+	a.kafka(req, c, func(resp kmsg.Response) {
 		lr, ok := resp.(*kmsg.ListOffsetsResponse)
 		if !ok || len(lr.Topics) != 1 || len(lr.Topics[0].Partitions) != 1 {
-			respond(restError(502, 50002, "unexpected response to ListOffsets"))
+			c.respond(restError(502, 50002, "unexpected response to ListOffsets"))
 			return
 		}
 		p := lr.Topics[0].Partitions[0]
 		if p.ErrorCode != 0 {
-			respond(kafkaErrorAnswer(p.ErrorCode, rp))
+			c.respond(kafkaErrorAnswer(p.ErrorCode, rp))
 			return
 		}
 		then(p.Offset)
@@ -642,10 +959,10 @@ func (a *API) listOffset(r *loop.HTTPRequest, rp restPath, ts int64, respond fun
 
 // offsets answers GET /topics/{topic}/partitions/{p}/offsets:
 // {"beginning_offset":..,"end_offset":..}.
-func (a *API) offsets(r *loop.HTTPRequest, rp restPath, respond func(*loop.HTTPResponse)) {
-	a.listOffset(r, rp, -2, respond, func(start int64) {
-		a.listOffset(r, rp, -1, respond, func(end int64) {
-			respond(jsonAnswer(200, ctV2, struct {
+func (a *API) offsets(c *call, rp restPath) {
+	a.listOffset(c, rp, -2, func(start int64) {
+		a.listOffset(c, rp, -1, func(end int64) {
+			c.respond(jsonAnswer(200, ctV2, struct {
 				Beginning int64 `json:"beginning_offset"`
 				End       int64 `json:"end_offset"`
 			}{start, end}))

@@ -68,6 +68,21 @@ type Config struct {
 	ProducerIDExpiration time.Duration
 	// MaxProducerStates bounds the idempotent producer states.
 	MaxProducerStates int
+	MaxWaitingFetches int64
+
+	// The group coordinator's limits (broker.GroupLimits).
+	MaxGroups                   int
+	GroupMaxMembers             int
+	GroupMaxMemberMetadataBytes int64
+	GroupMaxMetadataBytes       int64
+	GroupsMaxMetadataBytes      int64
+	GroupMinSessionTimeout      time.Duration
+	GroupMaxSessionTimeout      time.Duration
+	OffsetsRetention            time.Duration // negative: never
+	OffsetMetadataMaxBytes      int
+	GroupMaxOffsets             int
+	OffsetsMaxBytes             int64
+	GroupMaxResponseBytes       int64
 }
 
 // Defaults returns the configuration of the table's defaults.
@@ -102,6 +117,20 @@ func Defaults() Config {
 		TimestampBeforeMaxMs:     -1,
 		ProducerIDExpiration:     24 * time.Hour,
 		MaxProducerStates:        200000,
+		MaxWaitingFetches:        10000,
+
+		MaxGroups:                   100000,
+		GroupMaxMembers:             1000,
+		GroupMaxMemberMetadataBytes: 1 << 20,
+		GroupMaxMetadataBytes:       16 << 20,
+		GroupsMaxMetadataBytes:      256 << 20,
+		GroupMinSessionTimeout:      6 * time.Second,
+		GroupMaxSessionTimeout:      30 * time.Minute,
+		OffsetsRetention:            7 * 24 * time.Hour,
+		OffsetMetadataMaxBytes:      4096,
+		GroupMaxOffsets:             100000,
+		OffsetsMaxBytes:             256 << 20,
+		GroupMaxResponseBytes:       16 << 20,
 	}
 }
 
@@ -141,6 +170,18 @@ func (c *Config) Validate() error {
 		{"message-timestamp-before-max-ms", c.TimestampBeforeMaxMs, -1},
 		{"producer-id-expiration-ms", c.ProducerIDExpiration.Milliseconds(), 1},
 		{"max-producer-states", int64(c.MaxProducerStates), 1},
+		{"max-waiting-fetches", c.MaxWaitingFetches, 0},
+		{"max-groups", int64(c.MaxGroups), 1},
+		{"group-max-members", int64(c.GroupMaxMembers), 1},
+		{"group-max-member-metadata-bytes", c.GroupMaxMemberMetadataBytes, 1},
+		{"group-max-metadata-bytes", c.GroupMaxMetadataBytes, 1},
+		{"groups-max-metadata-bytes", c.GroupsMaxMetadataBytes, 1},
+		{"group-min-session-timeout-ms", c.GroupMinSessionTimeout.Milliseconds(), 1},
+		{"group-max-session-timeout-ms", c.GroupMaxSessionTimeout.Milliseconds(), c.GroupMinSessionTimeout.Milliseconds()},
+		{"offset-metadata-max-bytes", int64(c.OffsetMetadataMaxBytes), 1},
+		{"group-max-offsets", int64(c.GroupMaxOffsets), 1},
+		{"offsets-max-bytes", c.OffsetsMaxBytes, 1},
+		{"group-max-response-bytes", c.GroupMaxResponseBytes, 1},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
@@ -163,6 +204,9 @@ func (c *Config) Validate() error {
 		if v == 0 {
 			return fmt.Errorf("--%s=0: must be -1 (off) or at least 1", flag)
 		}
+	}
+	if c.OffsetsRetention >= 0 && c.OffsetsRetention < time.Minute {
+		return fmt.Errorf("--offsets-retention-minutes=%d: must be at least 1, or -1 (never)", int64(c.OffsetsRetention/time.Minute))
 	}
 	if c.MaxRequestSize > MaxFrameSize {
 		return fmt.Errorf("--max-request-size=%d: must be at most %d", c.MaxRequestSize, MaxFrameSize)
@@ -237,6 +281,35 @@ func (c *Config) Value(flag string) string {
 		return strconv.FormatInt(c.ProducerIDExpiration.Milliseconds(), 10)
 	case "max-producer-states":
 		return strconv.Itoa(c.MaxProducerStates)
+	case "max-waiting-fetches":
+		return strconv.FormatInt(c.MaxWaitingFetches, 10)
+	case "max-groups":
+		return strconv.Itoa(c.MaxGroups)
+	case "group-max-members":
+		return strconv.Itoa(c.GroupMaxMembers)
+	case "group-max-member-metadata-bytes":
+		return strconv.FormatInt(c.GroupMaxMemberMetadataBytes, 10)
+	case "group-max-metadata-bytes":
+		return strconv.FormatInt(c.GroupMaxMetadataBytes, 10)
+	case "groups-max-metadata-bytes":
+		return strconv.FormatInt(c.GroupsMaxMetadataBytes, 10)
+	case "group-min-session-timeout-ms":
+		return strconv.FormatInt(c.GroupMinSessionTimeout.Milliseconds(), 10)
+	case "group-max-session-timeout-ms":
+		return strconv.FormatInt(c.GroupMaxSessionTimeout.Milliseconds(), 10)
+	case "offsets-retention-minutes":
+		if c.OffsetsRetention < 0 {
+			return "-1"
+		}
+		return strconv.FormatInt(int64(c.OffsetsRetention/time.Minute), 10)
+	case "offset-metadata-max-bytes":
+		return strconv.Itoa(c.OffsetMetadataMaxBytes)
+	case "group-max-offsets":
+		return strconv.Itoa(c.GroupMaxOffsets)
+	case "offsets-max-bytes":
+		return strconv.FormatInt(c.OffsetsMaxBytes, 10)
+	case "group-max-response-bytes":
+		return strconv.FormatInt(c.GroupMaxResponseBytes, 10)
 	case "quota-key":
 		if c.QuotaKey == QuotaByIP {
 			return "ip"

@@ -65,6 +65,14 @@ var HTTPTable = []Limit{
 	{Flag: "header-read-timeout", Kind: Duration, Default: "10s", Unit: "duration",
 		Protects: "connections from slowloris clients that send a head slowly",
 		Answer:   "408 and the connection is closed", Metric: `floodgate_http_requests_total{route="refused",code="408"}`},
+	{Flag: "max-rest-response-bytes", Kind: Int, Default: "16777216", Unit: "bytes",
+		Protects: "memory: one REST fetch answer (fetched batches, their decompressed records, the JSON), charged to --memory-limit-bytes as it is built",
+		Answer:   "the answer stops at the record that would cross it (the client reads on from the next offset); a single batch or record larger than it: 422 with a JSON body naming the limit and the offset to resume from; budget exhausted: 503 with Retry-After",
+		Metric:   `floodgate_http_limit_tripped_total{limit="max-rest-response-bytes"}`},
+	{Flag: "max-rest-records-per-request", Kind: Int, Default: "10000", Unit: "records per REST produce body",
+		Protects: "memory: the records a produce body makes the server decode, build and answer (one offset each)",
+		Answer:   "413 with a JSON body naming the limit, before any record past it is decoded",
+		Metric:   `floodgate_http_limit_tripped_total{limit="max-rest-records-per-request"}`},
 	{Flag: "limits-profile", Kind: Enum, Default: "production", Unit: "development|production|high-traffic",
 		Enum:     []string{"development", "production", "high-traffic"},
 		Protects: "preset defaults for every HTTP limit; flags given explicitly win",
@@ -92,6 +100,10 @@ type HTTPConfig struct {
 	MaxMemoryPercent       float64
 	HeaderReadTimeout      time.Duration
 	Profile                string
+	// MaxRESTResponseBytes caps one REST fetch answer (JSON and
+	// decompressed records); MaxRESTRecords the records of a produce body.
+	MaxRESTResponseBytes int64
+	MaxRESTRecords       int
 	// Routes are the --route definitions, in the order given.
 	Routes []Route
 }
@@ -112,6 +124,8 @@ func HTTPDefaults() HTTPConfig {
 		MaxInFlightPerWorker:   1000,
 		HeaderReadTimeout:      10 * time.Second,
 		Profile:                "production",
+		MaxRESTResponseBytes:   16777216,
+		MaxRESTRecords:         10000,
 	}
 }
 
@@ -173,6 +187,8 @@ func (c *HTTPConfig) Validate() error {
 		{"max-requests-per-second-per-route", int64(c.RPSPerRoute), 0},
 		{"max-memory-bytes", c.MaxMemoryBytes, 0},
 		{"header-read-timeout", c.HeaderReadTimeout.Milliseconds(), 0},
+		{"max-rest-response-bytes", c.MaxRESTResponseBytes, 1024},
+		{"max-rest-records-per-request", int64(c.MaxRESTRecords), 1},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
@@ -238,6 +254,10 @@ func (c *HTTPConfig) Value(flag string) string {
 		return c.HeaderReadTimeout.String()
 	case "limits-profile":
 		return c.Profile
+	case "max-rest-response-bytes":
+		return i64(c.MaxRESTResponseBytes)
+	case "max-rest-records-per-request":
+		return i(c.MaxRESTRecords)
 	}
 	return ""
 }

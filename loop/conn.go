@@ -64,9 +64,9 @@ type conn struct {
 	// bytes by more than that, and frameCharge charges its capacity.
 	frameBuf    []byte
 	frameCharge limits.Charge
-	xfer     transfer     // the time bound of that frame or of an HTTP body
-	discard  discardState
-	http     *httpConnState
+	xfer        transfer // the time bound of that frame or of an HTTP body
+	discard     discardState
+	http        *httpConnState
 
 	// A connection's requests are handed to their handler one after the
 	// other, in arrival order, as Kafka does (an idempotent producer's

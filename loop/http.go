@@ -30,6 +30,9 @@ type HTTPRequest struct {
 	// Loop is the index of the event loop that read the request, in
 	// [0, Server.EventLoops()): per-worker limits count by it.
 	Loop int
+	// Share is the client IP's share of the memory budget: what the
+	// handler allocates for the request is charged to it too.
+	Share *limits.Share
 }
 
 // HTTPResponse is what a handler answers.
@@ -266,7 +269,7 @@ func (c *conn) growBody(buf []byte, n int) []byte {
 func (c *conn) dispatchHTTP() {
 	s := c.s
 	h := c.http
-	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.ip, Received: h.headStart, Loop: h.loopIdx}
+	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.ip, Received: h.headStart, Loop: h.loopIdx, Share: c.share}
 	keepAlive := h.req.KeepAlive
 	seq := c.reserveSeq()
 	j := &httpJob{c: c, seq: seq, r: r, keepAlive: keepAlive}

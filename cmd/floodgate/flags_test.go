@@ -32,6 +32,8 @@ func TestInvalidFlagsExitNamingTheFlag(t *testing.T) {
 		{[]string{"--upstream-brokers", "nohostport"}, "upstream-brokers"},
 		{[]string{"--upstream-brokers", "127.0.0.1:1", "--gateway-listen-ports", "9-1"}, "gateway-listen-ports"},
 		{[]string{"--fsync", "sometimes"}, "fsync"},
+		{[]string{"--offsets-retention-minutes", "0"}, "offsets-retention-minutes"},
+		{[]string{"--group-min-session-timeout-ms", "60000", "--group-max-session-timeout-ms", "6000"}, "group-max-session-timeout-ms"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, "="), func(t *testing.T) {

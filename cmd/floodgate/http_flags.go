@@ -64,6 +64,8 @@ func httpLimitsFromFlags(c *cli.Context) (limits.HTTPConfig, error) {
 		"max-requests-per-second-per-client": func(v int64) { cfg.RPSPerClient = int(v) },
 		"max-requests-per-second-per-route":  func(v int64) { cfg.RPSPerRoute = int(v) },
 		"max-memory-bytes":                   func(v int64) { cfg.MaxMemoryBytes = v },
+		"max-rest-response-bytes":            func(v int64) { cfg.MaxRESTResponseBytes = v },
+		"max-rest-records-per-request":       func(v int64) { cfg.MaxRESTRecords = int(v) },
 	}
 	for _, l := range limits.HTTPTable {
 		if !c.IsSet(l.Flag) {
@@ -102,7 +104,7 @@ func httpLimitsFromFlags(c *cli.Context) (limits.HTTPConfig, error) {
 // newHTTPAPI builds the HTTP handler of srv over the Kafka handler k.
 func newHTTPAPI(srv *loop.Server, k loop.KafkaHandler, set *metrics.Set, log *slog.Logger, hc *limits.HTTPConfig) (*httpapi.API, error) {
 	api, err := httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready,
-		Kafka: k, Limits: hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: log})
+		Kafka: k, Limits: hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: log, Budget: srv.Budget()})
 	if err != nil {
 		return nil, fmt.Errorf("http api: %w", err)
 	}

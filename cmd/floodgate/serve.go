@@ -93,6 +93,20 @@ func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 		TimestampBeforeMaxMs:     c.Int64("message-timestamp-before-max-ms"),
 		ProducerIDExpiration:     time.Duration(c.Int64("producer-id-expiration-ms")) * time.Millisecond,
 		MaxProducerStates:        int(c.Int64("max-producer-states")),
+		MaxWaitingFetches:        c.Int64("max-waiting-fetches"),
+
+		MaxGroups:                   int(c.Int64("max-groups")),
+		GroupMaxMembers:             int(c.Int64("group-max-members")),
+		GroupMaxMemberMetadataBytes: c.Int64("group-max-member-metadata-bytes"),
+		GroupMaxMetadataBytes:       c.Int64("group-max-metadata-bytes"),
+		GroupsMaxMetadataBytes:      c.Int64("groups-max-metadata-bytes"),
+		GroupMinSessionTimeout:      time.Duration(c.Int64("group-min-session-timeout-ms")) * time.Millisecond,
+		GroupMaxSessionTimeout:      time.Duration(c.Int64("group-max-session-timeout-ms")) * time.Millisecond,
+		OffsetsRetention:            time.Duration(c.Int64("offsets-retention-minutes")) * time.Minute,
+		OffsetMetadataMaxBytes:      int(c.Int64("offset-metadata-max-bytes")),
+		GroupMaxOffsets:             int(c.Int64("group-max-offsets")),
+		OffsetsMaxBytes:             c.Int64("offsets-max-bytes"),
+		GroupMaxResponseBytes:       c.Int64("group-max-response-bytes"),
 	}
 	switch v := c.String("quota-key"); v {
 	case "client-id":
@@ -275,6 +289,7 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		AutoCreateTopics:  c.Bool("auto-create-topics"),
 		DefaultPartitions: int32(c.Int("default-partitions")),
 		MaxFetchBytes:     lim.MaxFetchBytes,
+		MaxWaitingFetches: lim.MaxWaitingFetches,
 		Logger:            log,
 		Metrics:           set,
 
@@ -285,6 +300,7 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		MaxMetadataTopics:     lim.MaxMetadataTopics,
 		MaxAutoCreateTopics:   lim.MaxAutoCreateTopics,
 		MinSegmentBytes:       lim.MinSegmentBytes,
+		Groups:                broker.GroupLimitsFrom(&lim),
 	}
 	bcfg.TimestampBeforeMax, bcfg.TimestampAfterMax = broker.MillisOrOff(lim.TimestampBeforeMaxMs), broker.MillisOrOff(lim.TimestampAfterMaxMs)
 	bcfg.ProducerIDExpiration, bcfg.MaxProducerStates = lim.ProducerIDExpiration, lim.MaxProducerStates

@@ -25,6 +25,34 @@ const ZstdMaxWindow = 8 << 20
 // maxStep decompressed bytes whatever buffer the caller passes.
 const maxStep = 32 << 10
 
+// Decoder state, besides the output, that one decoder of each coding may
+// allocate: zstd is capped at ZstdMaxWindow (lowmem, one goroutine),
+// brotli's ring buffer at its largest window (16 MiB, RFC 7932), DEFLATE
+// (gzip, deflate) at a 32 KiB window plus its Huffman tables. With the
+// output capped at maxDecompressed by NewLimitedDecoder, one body's worst
+// case is maxDecompressed (plus the growth slack of its caller's buffer)
+// and DecoderState(encoding).
+const (
+	zstdState    = ZstdMaxWindow + 1<<20
+	brotliState  = 16<<20 + 1<<20
+	deflateState = 64 << 10
+)
+
+// DecoderState returns the most memory a decoder of the content coding
+// encoding holds besides its output, for callers that charge it to a
+// memory budget (0 for identity and unknown codings, which allocate none).
+func DecoderState(encoding string) int64 {
+	switch internCoding(trimOWS([]byte(encoding))) {
+	case "gzip", "x-gzip", "deflate":
+		return deflateState
+	case "zstd":
+		return zstdState
+	case "br":
+		return brotliState
+	}
+	return 0
+}
+
 // NewLimitedDecoder returns a reader of the decoded form of src, which is
 // encoded with the content coding encoding ("gzip" or "x-gzip", "deflate",
 // "zstd", "br", "identity" or ""; case-insensitive). "deflate" is the

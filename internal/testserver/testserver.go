@@ -107,15 +107,17 @@ func Start(t testing.TB, opts ...Option) *Server {
 	p, _ := strconv.Atoi(port)
 	bc.Host, bc.Port = host, int32(p)
 	bc.MaxFetchBytes = lc.Limits.MaxFetchBytes
+	bc.Groups = broker.GroupLimitsFrom(&lc.Limits)
 	bc.TimestampBeforeMax, bc.TimestampAfterMax = broker.MillisOrOff(lc.Limits.TimestampBeforeMaxMs), broker.MillisOrOff(lc.Limits.TimestampAfterMaxMs)
 	bc.ProducerIDExpiration, bc.MaxProducerStates = lc.Limits.ProducerIDExpiration, lc.Limits.MaxProducerStates
+	bc.MaxWaitingFetches = lc.Limits.MaxWaitingFetches
 	b, err := broker.Open(bc)
 	if err != nil {
 		t.Fatalf("broker: %v", err)
 	}
 	srv.SetKafkaHandler(b)
 	api, err := httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready,
-		Kafka: b, Limits: &hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: lc.Logger})
+		Kafka: b, Limits: &hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: lc.Logger, Budget: srv.Budget()})
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}

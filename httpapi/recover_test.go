@@ -1,0 +1,75 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/broker"
+	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/limits"
+	"github.com/floodgate/floodgate/loop"
+)
+
+// asyncKafka answers on a goroutine of its own, as the broker's fetch
+// waiters and fsync syncer do.
+type asyncKafka struct{ b *broker.Broker }
+
+func (k asyncKafka) VersionRange(key int16) (int16, int16, bool) { return k.b.VersionRange(key) }
+
+func (k asyncKafka) ServeKafka(req kmsg.Request, clientID, addr string, respond func(kmsg.Response)) {
+	go k.b.ServeKafka(req, clientID, addr, respond)
+}
+
+// TestPanicInAKafkaContinuationReleasesTheRequest: a panic in the code
+// that continues a request when its Kafka answer arrives on another
+// goroutine is answered 500 and gives back the request's ticket (route and
+// worker counts) and memory charge, 2,000 times in a row with
+// --max-connections-per-route 1000; before, the panic killed the process
+// (no recover on that goroutine) or, caught by the loop, kept the tickets
+// until the route answered 503 forever.
+func TestPanicInAKafkaContinuationReleasesTheRequest(t *testing.T) {
+	b := broker.New(broker.Config{NodeID: 1, Host: "127.0.0.1", Port: 9092, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(b.Close)
+	budget := limits.NewBudget(1<<30, 0)
+	set := metrics.NewSet()
+	a, err := New(Config{Kafka: asyncKafka{b}, Metrics: set, Budget: budget, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	for i := 0; i < 2000; i++ {
+		r := &loop.HTTPRequest{Head: &httpcodec.Request{Method: "GET", Path: []byte("/topics")}, RemoteIP: netip.MustParseAddr("127.0.0.1")}
+		got := make(chan *loop.HTTPResponse, 1)
+		c := a.begin(r, epTopics, func(resp *loop.HTTPResponse) { got <- resp })
+		if c == nil {
+			t.Fatalf("request %d refused: %s", i, (<-got).Body)
+		}
+		if !c.ch.take(4096) {
+			t.Fatal("budget refused 4 KiB")
+		}
+		a.metadata(c, nil, false, func(*kmsg.MetadataResponse) { panic("continuation blew up") })
+		select {
+		case resp := <-got:
+			if resp.Status != 500 {
+				t.Fatalf("request %d: status %d", i, resp.Status)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("request %d: no answer", i)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for budget.Used() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := a.gate.routes[epTopics].active.Load(); n != 0 || budget.Used() != 0 || a.gate.perLoop[0].Load() != 0 {
+		t.Fatalf("after 2,000 panics: route active %d, budget %d, loop in flight %d", n, budget.Used(), a.gate.perLoop[0].Load())
+	}
+	if n := a.gate.panics.Get(); n != 2000 {
+		t.Fatalf("floodgate_http_handler_panics_total = %d, want 2000", n)
+	}
+}
