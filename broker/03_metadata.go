@@ -4,6 +4,14 @@ package broker
 // leader of every partition. Unknown topics are auto-created when
 // --auto-create-topics is on and the request allows it (always before v4).
 // Topics may be named or, from v10, given by id.
+//
+// Limits: a request naming more than --max-metadata-topics topics gets
+// INVALID_REQUEST for each of them and nothing is looked up or created; at
+// most --max-auto-create-topics-per-request topics are created per
+// request, all with one write of topics.json, and the others answer
+// UNKNOWN_TOPIC_OR_PARTITION (retriable: the client's next Metadata
+// creates the next ones); --max-topics and --max-partitions refuse
+// auto-creation the same way.
 
 import (
 	"sort"
@@ -13,7 +21,7 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func (b *Broker) handleMetadata(kreq kmsg.Request, _ *Client, respond Responder) {
+func (b *Broker) handleMetadata(kreq kmsg.Request, cl *Client, respond Responder) {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	resp.SetVersion(req.Version)
@@ -24,7 +32,7 @@ func (b *Broker) handleMetadata(kreq kmsg.Request, _ *Client, respond Responder)
 	resp.ClusterID = kmsg.StringPtr(b.cfg.ClusterID)
 	resp.ControllerID = b.cfg.NodeID
 
-	allowCreate := req.Version < 4 || req.AllowAutoTopicCreation
+	allowCreate := (req.Version < 4 || req.AllowAutoTopicCreation) && b.cfg.AutoCreateTopics
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
 		ts := b.allTopics()
@@ -35,7 +43,24 @@ func (b *Broker) handleMetadata(kreq kmsg.Request, _ *Client, respond Responder)
 		respond(resp)
 		return
 	}
-	for _, rt := range req.Topics {
+	if len(req.Topics) > b.cfg.MaxMetadataTopics {
+		b.tripped("max-metadata-topics", "Metadata request names too many topics: each answered INVALID_REQUEST",
+			"client", cl.ID, "addr", cl.Addr, "topics", len(req.Topics), "value", b.cfg.MaxMetadataTopics)
+		resp.Topics = make([]kmsg.MetadataResponseTopic, len(req.Topics))
+		for i, rt := range req.Topics {
+			mt := &resp.Topics[i]
+			mt.Default()
+			mt.Topic, mt.TopicID, mt.ErrorCode = rt.Topic, rt.TopicID, kafka.ErrInvalidRequest
+		}
+		respond(resp)
+		return
+	}
+	resp.Topics = make([]kmsg.MetadataResponseTopic, len(req.Topics))
+	var create []topicSpec
+	var createAt [][]int // response indexes of each topic to create
+	wanted := map[string]int{}
+	refused := 0
+	for i, rt := range req.Topics {
 		if rt.Topic == nil {
 			b.mu.RLock()
 			t := b.byID[rt.TopicID]
@@ -44,19 +69,49 @@ func (b *Broker) handleMetadata(kreq kmsg.Request, _ *Client, respond Responder)
 				mt := kmsg.NewMetadataResponseTopic()
 				mt.TopicID = rt.TopicID
 				mt.ErrorCode = kafka.ErrUnknownTopicOrPartition
-				resp.Topics = append(resp.Topics, mt)
+				resp.Topics[i] = mt
 				continue
 			}
-			resp.Topics = append(resp.Topics, b.metadataTopic(t, t.name, kafka.ErrNone))
+			resp.Topics[i] = b.metadataTopic(t, t.name, kafka.ErrNone)
 			continue
 		}
 		name := *rt.Topic
 		if why := validTopicName(name); why != "" {
-			resp.Topics = append(resp.Topics, b.metadataTopic(nil, name, kafka.ErrInvalidTopic))
+			resp.Topics[i] = b.metadataTopic(nil, name, kafka.ErrInvalidTopic)
 			continue
 		}
-		t, code := b.topicOrCreate(name, allowCreate)
-		resp.Topics = append(resp.Topics, b.metadataTopic(t, name, code))
+		if t := b.lookupTopic(name); t != nil {
+			resp.Topics[i] = b.metadataTopic(t, name, kafka.ErrNone)
+			continue
+		}
+		resp.Topics[i] = b.metadataTopic(nil, name, kafka.ErrUnknownTopicOrPartition)
+		if !allowCreate {
+			continue
+		}
+		if k, ok := wanted[name]; ok { // named twice: one creation
+			createAt[k] = append(createAt[k], i)
+			continue
+		}
+		if len(create) >= b.cfg.MaxAutoCreateTopics {
+			refused++
+			continue
+		}
+		wanted[name] = len(create)
+		create = append(create, topicSpec{name: name, partitions: b.cfg.DefaultPartitions})
+		createAt = append(createAt, []int{i})
+	}
+	if refused > 0 {
+		b.tripped("max-auto-create-topics-per-request", "Metadata request would auto-create too many topics: the rest answered UNKNOWN_TOPIC_OR_PARTITION",
+			"client", cl.ID, "addr", cl.Addr, "created", len(create), "refused", refused, "value", b.cfg.MaxAutoCreateTopics)
+	}
+	for k, c := range b.createTopics(create, true) {
+		code := c.code
+		if code == kafka.ErrTopicAlreadyExists { // created since the lookup
+			code = kafka.ErrNone
+		}
+		for _, i := range createAt[k] {
+			resp.Topics[i] = b.metadataTopic(c.t, create[k].name, code)
+		}
 	}
 	respond(resp)
 }
@@ -66,11 +121,12 @@ func (b *Broker) metadataTopic(t *topic, name string, code int16) kmsg.MetadataR
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(name)
 	mt.ErrorCode = code
-	if t == nil {
+	if t == nil || code != kafka.ErrNone {
 		return mt
 	}
 	mt.TopicID = t.id
 	parts := t.partitionList()
+	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, 0, len(parts))
 	for _, p := range parts {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.index

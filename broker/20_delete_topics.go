@@ -13,6 +13,8 @@ func (b *Broker) handleDeleteTopics(kreq kmsg.Request, _ *Client, respond Respon
 	req := kreq.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	resp.SetVersion(req.Version)
+	// Topics are removed together after the loop: one write of topics.json.
+	var gone []*topic
 	del := func(name *string, id [16]byte) {
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic, st.TopicID = name, id
@@ -28,7 +30,7 @@ func (b *Broker) handleDeleteTopics(kreq kmsg.Request, _ *Client, respond Respon
 			st.ErrorCode = kafka.ErrUnknownTopicOrPartition
 		} else {
 			st.Topic, st.TopicID = kmsg.StringPtr(t.name), t.id
-			b.deleteTopic(t)
+			gone = append(gone, t)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
@@ -38,5 +40,6 @@ func (b *Broker) handleDeleteTopics(kreq kmsg.Request, _ *Client, respond Respon
 	for _, t := range req.Topics {
 		del(t.Topic, t.TopicID)
 	}
+	b.deleteTopics(gone)
 	respond(resp)
 }

@@ -21,6 +21,7 @@ func (b *Broker) handleAlterConfigs(kreq kmsg.Request, _ *Client, respond Respon
 	dups := duplicateResources(len(req.Resources), func(i int) (kmsg.ConfigResourceType, string) {
 		return req.Resources[i].ResourceType, req.Resources[i].ResourceName
 	})
+	changed := false
 	for i, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
@@ -35,13 +36,14 @@ func (b *Broker) handleAlterConfigs(kreq kmsg.Request, _ *Client, respond Respon
 					if c.Value == nil {
 						return fmt.Errorf("config %s has no value", c.Name)
 					}
-					if err := validateTopicConfig(c.Name, *c.Value); err != nil {
+					if err := b.checkTopicConfig(c.Name, *c.Value); err != nil {
 						return err
 					}
 					cfgs[c.Name] = *c.Value
 				}
 				return nil
 			})
+			changed = changed || (code == kafka.ErrNone && !req.ValidateOnly)
 		}
 		sr.ErrorCode = code
 		if err != nil {
@@ -49,5 +51,6 @@ func (b *Broker) handleAlterConfigs(kreq kmsg.Request, _ *Client, respond Respon
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}
+	b.saveTopicsIf(changed)
 	respond(resp)
 }

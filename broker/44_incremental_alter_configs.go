@@ -23,6 +23,7 @@ func (b *Broker) handleIncrementalAlterConfigs(kreq kmsg.Request, _ *Client, res
 	dups := duplicateResources(len(req.Resources), func(i int) (kmsg.ConfigResourceType, string) {
 		return req.Resources[i].ResourceType, req.Resources[i].ResourceName
 	})
+	changed := false
 	for i, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
@@ -32,8 +33,9 @@ func (b *Broker) handleIncrementalAlterConfigs(kreq kmsg.Request, _ *Client, res
 			code, err = kafka.ErrInvalidRequest, fmt.Errorf("resource %q named more than once", rr.ResourceName)
 		} else {
 			code, err = b.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cfgs map[string]string) error {
-				return incrementalChange(cfgs, rr.Configs)
+				return incrementalChange(cfgs, rr.Configs, b.checkTopicConfig)
 			})
+			changed = changed || (code == kafka.ErrNone && !req.ValidateOnly)
 		}
 		sr.ErrorCode = code
 		if err != nil {
@@ -41,11 +43,12 @@ func (b *Broker) handleIncrementalAlterConfigs(kreq kmsg.Request, _ *Client, res
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}
+	b.saveTopicsIf(changed)
 	respond(resp)
 }
 
-// incrementalChange applies ops to cfgs.
-func incrementalChange(cfgs map[string]string, ops []kmsg.IncrementalAlterConfigsRequestResourceConfig) error {
+// incrementalChange applies ops to cfgs; check validates a value set.
+func incrementalChange(cfgs map[string]string, ops []kmsg.IncrementalAlterConfigsRequestResourceConfig, check func(name, value string) error) error {
 	seen := map[string]bool{}
 	for _, c := range ops {
 		if seen[c.Name] {
@@ -61,7 +64,7 @@ func incrementalChange(cfgs map[string]string, ops []kmsg.IncrementalAlterConfig
 			if c.Value == nil {
 				return fmt.Errorf("config %s: SET needs a value", c.Name)
 			}
-			if err := validateTopicConfig(c.Name, value); err != nil {
+			if err := check(c.Name, value); err != nil {
 				return err
 			}
 			cfgs[c.Name] = value
@@ -97,6 +100,16 @@ func validateTopicConfigName(name string) error {
 		}
 	}
 	return fmt.Errorf("%s: unknown topic config", name)
+}
+
+// saveTopicsIf writes topics.json when a request changed topics.
+func (b *Broker) saveTopicsIf(changed bool) {
+	if !changed {
+		return
+	}
+	b.mu.Lock()
+	b.saveTopicsLocked()
+	b.mu.Unlock()
 }
 
 // duplicateResources marks the resources named more than once.
@@ -143,8 +156,7 @@ func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, val
 		return kafka.ErrInvalidConfig, fmt.Errorf("topic %q: %w", name, err)
 	}
 	if !validateOnly {
-		t.configs = cfgs
-		b.saveTopicsLocked()
+		t.configs = cfgs // the caller writes topics.json once per request
 		b.log.Info("topic configs altered", "topic", name)
 	}
 	return kafka.ErrNone, nil

@@ -102,7 +102,7 @@ func TestCreatePartitions(t *testing.T) {
 	}{
 		{"shrink", []kmsg.CreatePartitionsRequestTopic{topic("t", 1)}, false, []int16{kafka.ErrInvalidPartitions}, 2},
 		{"same", []kmsg.CreatePartitionsRequestTopic{topic("t", 2)}, false, []int16{kafka.ErrInvalidPartitions}, 2},
-		{"too many", []kmsg.CreatePartitionsRequestTopic{topic("t", maxPartitionsPerTopic+1)}, false, []int16{kafka.ErrInvalidPartitions}, 2},
+		{"too many", []kmsg.CreatePartitionsRequestTopic{topic("t", DefaultMaxPartitionsPerTopic+1)}, false, []int16{kafka.ErrInvalidPartitions}, 2},
 		{"unknown", []kmsg.CreatePartitionsRequestTopic{topic("nope", 3)}, false, []int16{kafka.ErrUnknownTopicOrPartition}, 2},
 		{"bad assignment", []kmsg.CreatePartitionsRequestTopic{topic("t", 3, []int32{7})}, false, []int16{kafka.ErrInvalidReplicaAssignment}, 2},
 		{"assignment count", []kmsg.CreatePartitionsRequestTopic{topic("t", 4, []int32{1})}, false, []int16{kafka.ErrInvalidReplicaAssignment}, 2},

@@ -53,6 +53,29 @@ type Config struct {
 	// Groups bounds the consumer group coordinator (group_limits.go).
 	Groups GroupLimits
 
+	// MaxOpenSegmentFiles bounds the descriptors partition segment files
+	// hold (--max-open-segment-files): files open on use and the least
+	// recently used idle ones close beyond it; zero means no bound.
+	MaxOpenSegmentFiles int
+	// MaxPartitionsPerTopic bounds one topic's partitions
+	// (--max-partitions-per-topic); zero means DefaultMaxPartitionsPerTopic.
+	MaxPartitionsPerTopic int32
+	// MaxPartitions bounds the partitions of every topic together
+	// (--max-partitions); zero means DefaultMaxPartitions.
+	MaxPartitions int
+	// MaxTopics bounds the number of topics (--max-topics); zero means
+	// DefaultMaxTopics.
+	MaxTopics int
+	// MaxMetadataTopics bounds the topics one Metadata request names
+	// (--max-metadata-topics); zero means DefaultMaxMetadataTopics.
+	MaxMetadataTopics int
+	// MaxAutoCreateTopics bounds the topics one Metadata request
+	// auto-creates (--max-auto-create-topics-per-request); zero means
+	// DefaultMaxAutoCreateTopics.
+	MaxAutoCreateTopics int
+	// MinSegmentBytes is the least segment.bytes a client may set on a
+	// topic (--min-segment-bytes); zero means DefaultMinSegmentBytes.
+	MinSegmentBytes int64
 	// TimestampBeforeMax and TimestampAfterMax are Kafka's
 	// message.timestamp.before.max.ms and message.timestamp.after.max.ms
 	// for CreateTime topics: a batch with a record stamped further in the
@@ -71,6 +94,16 @@ type Config struct {
 	// (--max-waiting-fetches); 0 means no limit.
 	MaxWaitingFetches int64
 }
+
+// Defaults of the topic and partition limits (see Config).
+const (
+	DefaultMaxPartitionsPerTopic = 10000
+	DefaultMaxPartitions         = 20000
+	DefaultMaxTopics             = 10000
+	DefaultMaxMetadataTopics     = 10000
+	DefaultMaxAutoCreateTopics   = 100
+	DefaultMinSegmentBytes       = 1 << 20
+)
 
 // Client describes who sent a request.
 type Client struct {
@@ -103,6 +136,13 @@ type Broker struct {
 	mu     sync.RWMutex
 	topics map[string]*topic
 	byID   map[[16]byte]*topic
+	// partitions counts the partitions of every topic; creating and its
+	// reservations are topics (and their partitions) being created outside
+	// b.mu, counted against the limits until they are added.
+	partitions    int
+	creating      map[string]bool
+	reservedParts int
+	warnings      *warnLog
 
 	producers producerIDs
 	// states bounds and expires the idempotent producer states.
@@ -150,11 +190,14 @@ func Open(cfg Config) (*Broker, error) {
 	if cfg.SegmentBytes <= 0 {
 		cfg.SegmentBytes = 1 << 30
 	}
+	cfg.setLimitDefaults()
 	b := &Broker{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		topics: make(map[string]*topic),
-		byID:   make(map[[16]byte]*topic),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		topics:   make(map[string]*topic),
+		byID:     make(map[[16]byte]*topic),
+		creating: make(map[string]bool),
+		warnings: newWarnLog(cfg.Logger, 10*time.Second),
 	}
 	b.metrics = newBrokerMetrics(cfg.Metrics)
 	b.states = newProducerStates(cfg.Now, cfg.ProducerIDExpiration, cfg.MaxProducerStates, b.metrics.set)
@@ -166,6 +209,8 @@ func Open(cfg Config) (*Broker, error) {
 			return nil, err
 		}
 		b.store = store
+		store.fenced = b.metrics.segmentsFenced
+		store.registerMetrics(b.metrics)
 		if err := b.loadState(); err != nil {
 			store.close(b.allTopics())
 			return nil, err

@@ -61,6 +61,7 @@ type topic struct {
 	configs map[string]string
 	store   *diskStore // nil: in memory
 	log     *slog.Logger
+	growing bool            // CreatePartitions is opening new partitions; under the broker's mu
 	states  *producerStates // the broker's, bounding its partitions' producer states
 }
 
@@ -75,14 +76,18 @@ func (b *Broker) newTopic(name string, id [16]byte, partitions int32, configs ma
 	return t
 }
 
+// addPartitions opens n more partitions and publishes them.
 func (t *topic) addPartitions(n int32) {
-	old := t.partitionList()
-	parts := make([]*partition, len(old), len(old)+int(n))
-	copy(parts, old)
+	t.publishPartitions(t.newPartitions(int32(len(t.partitionList())), n))
+}
+
+// newPartitions opens (recovering) partitions from..from+n-1.
+func (t *topic) newPartitions(from, n int32) []*partition {
+	parts := make([]*partition, 0, n)
 	for i := int32(0); i < n; i++ {
 		p := &partition{
 			topic:     t,
-			index:     int32(len(parts)),
+			index:     from + i,
 			producers: map[int64]*producerState{},
 			waiters:   map[*fetchWaiter]struct{}{},
 		}
@@ -93,6 +98,16 @@ func (t *topic) addPartitions(n int32) {
 		}
 		parts = append(parts, p)
 	}
+	return parts
+}
+
+// publishPartitions appends parts to the topic's partition list, which is
+// replaced whole.
+func (t *topic) publishPartitions(add []*partition) {
+	old := t.partitionList()
+	parts := make([]*partition, len(old), len(old)+len(add))
+	copy(parts, old)
+	parts = append(parts, add...)
 	t.parts.Store(&parts)
 }
 

@@ -4,6 +4,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/floodgate/floodgate/storage"
 )
 
 // memLog keeps a partition's batches in memory (--in-memory, tests). Its
@@ -92,18 +94,19 @@ func (m *memLog) deleteBefore(offset int64) error {
 }
 
 // retain deletes batches from the head: a batch is old once its max
-// timestamp (its append time when the timestamp is unset) is ms in the
-// past, and batches go while the log holds more than bytes. The unit is
+// timestamp (its append time when the timestamp is unset or more than
+// storage.DefaultFutureSkew in the future) is ms in the past, and batches go while the log holds more than bytes. The unit is
 // the batch, so memory deletes sooner and finer than segments, never later.
 func (m *memLog) retain(now time.Time, ms, bytes int64) (int, int64, error) {
 	m.mu.RLock()
 	cutoff := now.UnixMilli() - ms
+	future := now.Add(storage.DefaultFutureSkew).UnixMilli()
 	size := m.size
 	i := 0
 	for ; i < len(m.batches); i++ {
 		sb := &m.batches[i]
 		ts := sb.maxTimestamp
-		if ts < 0 {
+		if ts < 0 || ts > future {
 			ts = sb.appended.UnixMilli()
 		}
 		tooOld := ms >= 0 && ts < cutoff

@@ -19,6 +19,9 @@ type brokerMetrics struct {
 	members         *metrics.Gauge
 	rebalances      *metrics.Counter
 	retentionDelete *metrics.Counter
+	partitions      *metrics.Gauge
+	topicsWrites    *metrics.Counter
+	segmentsFenced  *metrics.Counter
 	invalid         *invalidBatches
 }
 
@@ -37,6 +40,9 @@ func newBrokerMetrics(set *metrics.Set) brokerMetrics {
 		members:         set.NewGauge("floodgate_group_members", nil),
 		rebalances:      set.NewCounter("floodgate_group_rebalances_total"),
 		retentionDelete: set.NewCounter("floodgate_retention_deleted_batches_total"),
+		partitions:      set.NewGauge("floodgate_partitions", nil),
+		topicsWrites:    set.NewCounter("floodgate_topics_file_writes_total"),
+		segmentsFenced:  set.NewCounter("floodgate_segments_fenced_total"),
 		invalid:         newInvalidBatches(set),
 	}
 }

@@ -4,7 +4,9 @@ package broker
 //
 //	<data-dir>/.lock                   flock(2): one process per data dir
 //	<data-dir>/topics.json             topics (name, id, partitions, configs),
-//	                                   replaced atomically on every change
+//	                                   replaced atomically once per request
+//	                                   that changes topics; checked against
+//	                                   the limits before anything is opened
 //	<data-dir>/offsets.log             committed group offsets: an append-only
 //	                                   storage.MetaLog of binary records
 //	                                   (offsets_log.go), compacted at start
@@ -28,6 +30,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/floodgate/floodgate/storage"
 )
 
@@ -36,6 +40,9 @@ const (
 	offsetsFile = "offsets.log"
 	logsDir     = "logs"
 	lockFile    = ".lock"
+	// maxTopicMetaBytes bounds one topic's entry in topics.json: a name of
+	// at most 249 bytes, an id, a count and the eight configs' values.
+	maxTopicMetaBytes = 16 << 10
 )
 
 // diskStore is the broker's persistence when it has a data dir.
@@ -45,6 +52,10 @@ type diskStore struct {
 	log    *slog.Logger
 	syncer *storage.Syncer
 	lock   *os.File
+	// files bounds the descriptors of every partition's segment files.
+	files *storage.FileCache
+	// fenced counts damaged sealed segments found and fenced.
+	fenced *metrics.Counter
 
 	closeOnce sync.Once
 	offsetsLogState
@@ -71,15 +82,29 @@ func openStore(cfg Config, log *slog.Logger) (*diskStore, error) {
 		lock.Close()
 		return nil, fmt.Errorf("data dir %s is in use by another floodgate: %w", cfg.DataDir, err)
 	}
-	s := &diskStore{dir: cfg.DataDir, cfg: cfg, log: log, lock: lock}
+	s := &diskStore{dir: cfg.DataDir, cfg: cfg, log: log, lock: lock, files: storage.NewFileCache(cfg.MaxOpenSegmentFiles)}
 	s.syncer = storage.NewSyncer(cfg.Fsync, cfg.FsyncInterval, log)
 	return s, nil
+}
+
+// registerMetrics publishes the descriptor cache's state.
+func (s *diskStore) registerMetrics(m brokerMetrics) {
+	m.set.NewGauge("floodgate_segment_files_open", func() float64 { return float64(s.files.Stats().Open) })
+	m.set.NewGauge("floodgate_segment_files_limit", func() float64 { return float64(s.files.Stats().Max) })
+	m.set.NewGauge("floodgate_segment_file_evictions", func() float64 { return float64(s.files.Stats().Evictions) })
 }
 
 // loadState reads topics (recovering every partition log) and committed
 // offsets, and removes partition directories no topic owns.
 func (b *Broker) loadState() error {
 	s := b.store
+	// A topic takes well under maxTopicMetaBytes in the file: a larger
+	// file cannot be one floodgate wrote within --max-topics, and is not
+	// read into memory.
+	if st, err := os.Stat(filepath.Join(s.dir, topicsFile)); err == nil && st.Size() > int64(b.cfg.MaxTopics+1)*maxTopicMetaBytes {
+		return fmt.Errorf("load topics: %s is %d bytes, more than --max-topics=%d topics take: raise the flag or repair the file",
+			filepath.Join(s.dir, topicsFile), st.Size(), b.cfg.MaxTopics)
+	}
 	data, err := os.ReadFile(filepath.Join(s.dir, topicsFile))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("load topics: %w", err)
@@ -90,19 +115,20 @@ func (b *Broker) loadState() error {
 			return fmt.Errorf("load topics: %s: %w", topicsFile, err)
 		}
 	}
+	ids, err := b.checkTopicMetas(metas)
+	if err != nil {
+		return fmt.Errorf("load topics: %s: %w", filepath.Join(s.dir, topicsFile), err)
+	}
 	live := map[string]bool{}
 	b.mu.Lock()
-	for _, m := range metas {
-		var id [16]byte
-		if n, err := hex.Decode(id[:], []byte(m.ID)); err != nil || n != 16 {
-			b.mu.Unlock()
-			return fmt.Errorf("load topics: topic %q has the bad id %q", m.Name, m.ID)
-		}
-		t := b.newTopic(m.Name, id, m.Partitions, m.Configs)
-		b.topics[m.Name], b.byID[id] = t, t
+	for i, m := range metas {
+		t := b.newTopic(m.Name, ids[i], m.Partitions, m.Configs)
+		b.topics[m.Name], b.byID[ids[i]] = t, t
+		b.partitions += int(m.Partitions)
 		live[m.ID] = true
 	}
 	b.metrics.topics.Set(float64(len(b.topics)))
+	b.metrics.partitions.Set(float64(b.partitions))
 	b.mu.Unlock()
 	s.removeOrphans(live)
 	if err := b.loadOffsets(); err != nil {
@@ -113,6 +139,53 @@ func (b *Broker) loadState() error {
 	b.producers.mu.Unlock()
 	b.log.Info("data dir loaded", "dir", s.dir, "topics", len(metas), "fsync", s.cfg.Fsync.String())
 	return nil
+}
+
+// checkTopicMetas checks topics.json before anything is opened or
+// allocated for it, so that an impossible file (2^31-1 partitions, a bad
+// name, a duplicate) stops start-up at once with a message saying what to
+// fix, instead of hanging or exhausting memory. A topic config no longer
+// valid is dropped (the topic gets the default) with a warning. It returns
+// the topics' ids.
+func (b *Broker) checkTopicMetas(metas []topicMeta) ([][16]byte, error) {
+	if len(metas) > b.cfg.MaxTopics {
+		return nil, fmt.Errorf("%d topics, above --max-topics=%d: raise the flag to load this data dir", len(metas), b.cfg.MaxTopics)
+	}
+	ids := make([][16]byte, len(metas))
+	names := make(map[string]bool, len(metas))
+	seen := make(map[[16]byte]bool, len(metas))
+	total := 0
+	for i := range metas {
+		m := &metas[i]
+		if why := validTopicName(m.Name); why != "" {
+			return nil, fmt.Errorf("topic %d: %s", i, why)
+		}
+		if names[m.Name] {
+			return nil, fmt.Errorf("topic %q is listed twice", m.Name)
+		}
+		names[m.Name] = true
+		if n, err := hex.Decode(ids[i][:], []byte(m.ID)); err != nil || n != 16 || len(m.ID) != 32 || ids[i] == ([16]byte{}) {
+			return nil, fmt.Errorf("topic %q has the bad id %q", m.Name, m.ID)
+		}
+		if seen[ids[i]] {
+			return nil, fmt.Errorf("topic %q has the id %s of another topic", m.Name, m.ID)
+		}
+		seen[ids[i]] = true
+		if m.Partitions < 1 || m.Partitions > b.cfg.MaxPartitionsPerTopic {
+			return nil, fmt.Errorf("topic %q has %d partitions: want 1 to --max-partitions-per-topic=%d (raise the flag if the count is right)", m.Name, m.Partitions, b.cfg.MaxPartitionsPerTopic)
+		}
+		total += int(m.Partitions)
+		if total > b.cfg.MaxPartitions {
+			return nil, fmt.Errorf("the topics hold more than --max-partitions=%d partitions: raise the flag to load this data dir", b.cfg.MaxPartitions)
+		}
+		for k, v := range m.Configs {
+			if err := validateTopicConfig(k, v); err != nil {
+				b.log.Warn("dropping an invalid topic config from topics.json: the topic uses the default", "topic", m.Name, "err", err)
+				delete(m.Configs, k)
+			}
+		}
+	}
+	return ids, nil
 }
 
 // removeOrphans deletes partition directories of topics that are gone (a
@@ -144,6 +217,7 @@ func (b *Broker) saveTopicsLocked() {
 	}
 	sort.Slice(metas, func(i, j int) bool { return metas[i].Name < metas[j].Name })
 	data, err := json.MarshalIndent(metas, "", "  ")
+	b.metrics.topicsWrites.Inc()
 	if err == nil {
 		err = storage.WriteFileAtomic(filepath.Join(b.store.dir, topicsFile), data, b.store.cfg.Fsync != storage.FsyncNever)
 	}
@@ -164,6 +238,8 @@ func (s *diskStore) openPartition(p *partition) {
 		Syncer:  s.syncer,
 		Logger:  s.log,
 		Now:     s.cfg.Now,
+		Files:   s.files,
+		OnFence: func(segment, good, lost int64) { s.fenced.Inc() },
 	})
 	if err != nil {
 		s.log.Error("partition log cannot be opened: the partition answers KAFKA_STORAGE_ERROR", "partition", name, "err", err)

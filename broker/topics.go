@@ -56,6 +56,22 @@ func (b *Broker) topicConfigDefault(name string) (string, bool) {
 	return "", false
 }
 
+// checkTopicConfig checks a topic config a client sets: validateTopicConfig
+// and the least segment.bytes (--min-segment-bytes: tiny segments cost a
+// file, three at first, per batch).
+func (b *Broker) checkTopicConfig(name, value string) error {
+	if err := validateTopicConfig(name, value); err != nil {
+		return err
+	}
+	if name == "segment.bytes" {
+		if v, _ := strconv.ParseInt(value, 10, 64); v < b.cfg.MinSegmentBytes {
+			b.tripped("min-segment-bytes", "topic config refused", "config", name, "value_set", v, "value", b.cfg.MinSegmentBytes)
+			return fmt.Errorf("segment.bytes=%d is below --min-segment-bytes=%d", v, b.cfg.MinSegmentBytes)
+		}
+	}
+	return nil
+}
+
 // validateTopicConfig checks one topic config value.
 func validateTopicConfig(name, value string) error {
 	switch name {
@@ -114,57 +130,161 @@ func (b *Broker) lookupTopic(name string) *topic {
 	return b.topics[name]
 }
 
-// topicForProduce returns the topic, auto-creating it when allowed.
-func (b *Broker) topicOrCreate(name string, allowCreate bool) (*topic, int16) {
-	if t := b.lookupTopic(name); t != nil {
-		return t, kafka.ErrNone
-	}
-	if !allowCreate || !b.cfg.AutoCreateTopics {
-		return nil, kafka.ErrUnknownTopicOrPartition
-	}
-	if why := validTopicName(name); why != "" {
-		return nil, kafka.ErrInvalidTopic
-	}
-	t, code := b.createTopic(name, b.cfg.DefaultPartitions, nil)
-	if code == kafka.ErrTopicAlreadyExists {
-		return b.lookupTopic(name), kafka.ErrNone
-	}
-	return t, code
+// topicSpec is one topic to create.
+type topicSpec struct {
+	name       string
+	partitions int32
+	configs    map[string]string
 }
 
-// createTopic adds a topic.
+// creation is the outcome of creating one topicSpec: the topic (also when
+// it existed), or an error code and message.
+type creation struct {
+	t    *topic
+	code int16
+	msg  string
+}
+
+// createTopic adds one topic (see createTopics).
 func (b *Broker) createTopic(name string, partitions int32, configs map[string]string) (*topic, int16) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if t, ok := b.topics[name]; ok {
-		return t, kafka.ErrTopicAlreadyExists
-	}
-	t := b.newTopic(name, newUUID(), partitions, configs)
-	b.topics[name] = t
-	b.byID[t.id] = t
-	b.saveTopicsLocked()
-	b.metrics.topics.Set(float64(len(b.topics)))
-	b.log.Info("topic created", "topic", name, "partitions", partitions)
-	return t, kafka.ErrNone
+	c := b.createTopics([]topicSpec{{name, partitions, configs}}, false)[0]
+	return c.t, c.code
 }
 
-// deleteTopic removes a topic (and its files) and wakes its waiting fetches.
-func (b *Broker) deleteTopic(t *topic) {
+// createTopics adds topics. Limits are checked and names reserved under
+// b.mu; the partitions' logs are opened outside it (thousands of
+// partitions take seconds, during which other requests are served); then
+// the topics are added and topics.json is written once for all of them,
+// so a request costs one write however many topics it creates. auto is
+// Metadata's auto-creation, to which a limit answers
+// UNKNOWN_TOPIC_OR_PARTITION (retriable) instead of POLICY_VIOLATION.
+func (b *Broker) createTopics(specs []topicSpec, auto bool) []creation {
+	out := make([]creation, len(specs))
+	pending := make([]bool, len(specs))
 	b.mu.Lock()
-	delete(b.topics, t.name)
-	delete(b.byID, t.id)
+	for i, sp := range specs {
+		if t, ok := b.topics[sp.name]; ok {
+			out[i] = creation{t: t, code: kafka.ErrTopicAlreadyExists, msg: fmt.Sprintf("topic %q already exists", sp.name)}
+			continue
+		}
+		if b.creating[sp.name] {
+			// Another request is creating it: Kafka answers a topic being
+			// created with LEADER_NOT_AVAILABLE, which clients retry.
+			out[i] = creation{code: kafka.ErrLeaderNotAvailable, msg: fmt.Sprintf("topic %q is being created", sp.name)}
+			if !auto {
+				out[i].code = kafka.ErrTopicAlreadyExists
+			}
+			continue
+		}
+		if code, msg := b.checkNewTopicLocked(sp.name, sp.partitions, auto); code != kafka.ErrNone {
+			out[i] = creation{code: code, msg: msg}
+			continue
+		}
+		b.creating[sp.name] = true
+		b.reservedParts += int(sp.partitions)
+		pending[i] = true
+	}
+	b.mu.Unlock()
+
+	topics := make([]*topic, len(specs))
+	for i, sp := range specs {
+		if pending[i] {
+			topics[i] = b.newTopic(sp.name, newUUID(), sp.partitions, sp.configs)
+		}
+	}
+
+	b.mu.Lock()
+	n, parts := 0, 0
+	for i, sp := range specs {
+		if !pending[i] {
+			continue
+		}
+		t := topics[i]
+		delete(b.creating, sp.name)
+		b.reservedParts -= int(sp.partitions)
+		b.topics[sp.name], b.byID[t.id] = t, t
+		b.partitions += int(sp.partitions)
+		out[i] = creation{t: t, code: kafka.ErrNone}
+		n, parts = n+1, parts+int(sp.partitions)
+	}
+	if n > 0 {
+		b.saveTopicsLocked()
+		b.metrics.topics.Set(float64(len(b.topics)))
+		b.metrics.partitions.Set(float64(b.partitions))
+	}
+	b.mu.Unlock()
+	switch {
+	case n == 1:
+		for i, sp := range specs {
+			if pending[i] {
+				b.log.Info("topic created", "topic", sp.name, "partitions", sp.partitions, "auto", auto)
+			}
+		}
+	case n > 1:
+		b.log.Info("topics created", "topics", n, "partitions", parts, "auto", auto)
+	}
+	return out
+}
+
+// checkNewTopicLocked checks one new topic of n partitions against the
+// topic and partition limits, counting the topics being created. The
+// caller holds b.mu.
+func (b *Broker) checkNewTopicLocked(name string, n int32, auto bool) (int16, string) {
+	policy := errPolicyViolation
+	if auto {
+		policy = kafka.ErrUnknownTopicOrPartition
+	}
+	switch {
+	case n > b.cfg.MaxPartitionsPerTopic:
+		msg := fmt.Sprintf("topic %q: %d partitions is above --max-partitions-per-topic=%d", name, n, b.cfg.MaxPartitionsPerTopic)
+		b.tripped("max-partitions-per-topic", "topic refused", "topic", name, "partitions", n, "value", b.cfg.MaxPartitionsPerTopic)
+		if auto {
+			return policy, msg
+		}
+		return kafka.ErrInvalidPartitions, msg
+	case len(b.topics)+len(b.creating) >= b.cfg.MaxTopics:
+		b.tripped("max-topics", "topic refused: the broker holds the most topics it may", "topic", name, "auto", auto, "value", b.cfg.MaxTopics)
+		return policy, fmt.Sprintf("topic %q: the broker holds %d topics, --max-topics=%d", name, len(b.topics)+len(b.creating), b.cfg.MaxTopics)
+	case b.partitions+b.reservedParts+int(n) > b.cfg.MaxPartitions:
+		b.tripped("max-partitions", "topic refused: its partitions would pass the broker's limit", "topic", name, "partitions", n, "auto", auto, "value", b.cfg.MaxPartitions)
+		return policy, fmt.Sprintf("topic %q: %d more partitions would pass --max-partitions=%d (the broker holds %d)", name, n, b.cfg.MaxPartitions, b.partitions+b.reservedParts)
+	}
+	return kafka.ErrNone, ""
+}
+
+// deleteTopic removes one topic (see deleteTopics).
+func (b *Broker) deleteTopic(t *topic) { b.deleteTopics([]*topic{t}) }
+
+// deleteTopics removes topics (and their files), writing topics.json once,
+// and wakes their waiting fetches.
+func (b *Broker) deleteTopics(ts []*topic) {
+	if len(ts) == 0 {
+		return
+	}
+	b.mu.Lock()
+	for _, t := range ts {
+		if b.topics[t.name] != t {
+			continue
+		}
+		delete(b.topics, t.name)
+		delete(b.byID, t.id)
+		b.partitions -= len(t.partitionList())
+	}
 	b.metrics.topics.Set(float64(len(b.topics)))
+	b.metrics.partitions.Set(float64(b.partitions))
 	b.saveTopicsLocked()
 	b.mu.Unlock()
-	for _, p := range t.partitionList() {
-		p.mu.Lock()
-		if err := p.log.remove(); err != nil {
-			b.log.Warn("removing a deleted partition's files", "topic", t.name, "partition", p.index, "err", err)
+	for _, t := range ts {
+		for _, p := range t.partitionList() {
+			p.mu.Lock()
+			if err := p.log.remove(); err != nil {
+				b.log.Warn("removing a deleted partition's files", "topic", t.name, "partition", p.index, "err", err)
+			}
+			p.wakeLocked()
+			p.mu.Unlock()
 		}
-		p.wakeLocked()
-		p.mu.Unlock()
+		b.log.Info("topic deleted", "topic", t.name)
 	}
-	b.log.Info("topic deleted", "topic", t.name)
 }
 
 // partitionOf returns the partition, or nil.

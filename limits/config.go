@@ -59,6 +59,15 @@ type Config struct {
 	MaxUpstreamPerBroker int
 	QuotaKey             QuotaKey
 	ThrottleMode         ThrottleMode
+	// MaxOpenSegmentFiles is the descriptor budget of partition segment
+	// files; 0 means sized from the open-files limit (FitSegmentFiles).
+	MaxOpenSegmentFiles   int
+	MaxPartitionsPerTopic int
+	MaxPartitions         int
+	MaxTopics             int
+	MaxMetadataTopics     int
+	MaxAutoCreateTopics   int
+	MinSegmentBytes       int64
 	// MaxPartitionsPerRequest bounds a Produce's topics and partitions.
 	MaxPartitionsPerRequest int
 	// MaxNonProduceRequestSize bounds the body of other requests.

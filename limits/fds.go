@@ -41,3 +41,21 @@ func FitConnections(max int, httpReserve int, soft uint64) (int, bool) {
 	}
 	return int(room), true
 }
+
+// MinSegmentFiles is the least descriptor budget of partition segment
+// files: below it most reads would reopen a file.
+const MinSegmentFiles = 64
+
+// FitSegmentFiles returns the descriptor budget of partition segment files
+// and whether the configured value had to be changed: what the soft
+// open-files limit leaves after connections, the HTTP reserve and
+// ReservedFDs, when configured is 0 (auto) or larger than that; never less
+// than MinSegmentFiles.
+func FitSegmentFiles(configured, connections, httpReserve int, soft uint64) (int, bool) {
+	room := int64(soft) - ReservedFDs - int64(httpReserve) - int64(connections)
+	room = max(room, MinSegmentFiles)
+	if configured > 0 && int64(configured) <= room {
+		return configured, false
+	}
+	return int(room), configured > 0
+}

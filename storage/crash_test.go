@@ -36,6 +36,7 @@ type server struct {
 	addr    string
 	http    string
 	extra   []string
+	nofile  int // when set, the child runs under ulimit -n nofile
 	cmd     *exec.Cmd
 	stderr  *testproc.Buffer
 	allLogs strings.Builder
@@ -67,6 +68,9 @@ func (s *server) start() {
 	args := append([]string{"serve", "--data-dir", s.dir, "--kafka-listen", s.addr, "--http-listen", s.http,
 		"--log-level", "info"}, s.extra...)
 	s.cmd = exec.Command(s.bin, args...)
+	if s.nofile > 0 { // sh's ulimit lowers soft and hard: floodgate cannot raise it back
+		s.cmd = exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, s.nofile), s.bin}, args...)...)
+	}
 	s.stderr = &testproc.Buffer{}
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {

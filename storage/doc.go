@@ -26,4 +26,13 @@
 // Indexes are written with the log (plain write(2), no buffering), so after
 // a process crash they match the log; after a power loss they are checked
 // against the log and cut back where they point past it.
+//
+// Files are opened on use through a FileCache shared by every log of the
+// process, which closes the least recently used idle segments beyond its
+// descriptor budget: an idle partition holds no descriptor.
+//
+// A sealed segment found damaged (truncated, or a malformed batch header)
+// is fenced at its last good batch: reads skip from there to the next
+// segment, Options.OnFence is told once, and retention deletes it as any
+// other. The file is left as it is.
 package storage

@@ -141,3 +141,18 @@ func (w *indexWriter) sync() error {
 func (w *indexWriter) close() error {
 	return errors.Join(w.off.Close(), w.time.Close())
 }
+
+// openIndexWriter reopens both index files of an active segment as they
+// are (the cache closed them; their entries are in memory).
+func openIndexWriter(offPath, timePath string) (*indexWriter, error) {
+	w := &indexWriter{}
+	var err error
+	if w.off, err = os.OpenFile(offPath, os.O_RDWR, 0); err != nil {
+		return nil, fmt.Errorf("open index: %w", err)
+	}
+	if w.time, err = os.OpenFile(timePath, os.O_RDWR, 0); err != nil {
+		w.off.Close()
+		return nil, fmt.Errorf("open time index: %w", err)
+	}
+	return w, nil
+}

@@ -16,6 +16,8 @@ const (
 	DefaultIndexIntervalBytes = 4096
 	DefaultRollAge            = 7 * 24 * time.Hour
 	DefaultRecoveryBytes      = 1 << 20
+	// DefaultFutureSkew is Options.FutureSkew's default.
+	DefaultFutureSkew = time.Hour
 	// MaxSegmentBytes is the largest segment: index positions are uint32.
 	MaxSegmentBytes = 1<<31 - 1
 )
@@ -42,6 +44,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Files bounds the descriptors this log shares with the others of the
+	// process; nil means a cache of its own without a bound.
+	Files *FileCache
+	// OnFence is called once for every sealed segment found damaged and
+	// fenced (reads skip from its last good batch to the next segment);
+	// nil means none.
+	OnFence func(segment, goodBytes, lostBytes int64)
+	// FutureSkew is how far past now a segment's max timestamp may be
+	// before retention uses the segment's last write time instead (a
+	// record stamped in the far future must not keep a segment forever);
+	// zero means one hour, Kafka's message.timestamp.after.max.ms.
+	FutureSkew time.Duration
 }
 
 // Log is one partition's log: segments in offset order, the last one
@@ -83,13 +97,22 @@ func (l *Log) Append(raw []byte, info Batch, segmentBytes int64) error {
 	if s.size+int64(len(raw)) > MaxSegmentBytes {
 		return fmt.Errorf("append %s: batch of %d bytes does not fit a segment", l.opts.Name, len(raw))
 	}
-	if _, err := s.f.WriteAt(raw, s.size); err != nil {
-		return l.undo(s, fmt.Errorf("append %s: %w", l.opts.Name, err))
+	f, ix, err := s.acquire(true)
+	if err != nil {
+		return fmt.Errorf("append %s: %w", l.opts.Name, err)
+	}
+	defer s.release()
+	if ix == nil { // cannot happen: the last segment is active until a roll replaces it
+		return fmt.Errorf("append %s: segment %d is sealed", l.opts.Name, s.base)
+	}
+	s.unsynced.Store(true) // also when undone: the undo truncates
+	if _, err := f.WriteAt(raw, s.size); err != nil {
+		return l.undo(f, ix, s, fmt.Errorf("append %s: %w", l.opts.Name, err))
 	}
 	if len(s.entries) == 0 || s.sinceIndex >= l.opts.IndexIntervalBytes {
 		e := indexEntry{rel: uint32(info.Base - s.base), pos: uint32(s.size), tsBefore: s.maxTS}
-		if err := s.ix.write(len(s.entries), e); err != nil {
-			return l.undo(s, fmt.Errorf("append %s: %w", l.opts.Name, err))
+		if err := ix.write(len(s.entries), e); err != nil {
+			return l.undo(f, ix, s, fmt.Errorf("append %s: %w", l.opts.Name, err))
 		}
 		s.entries = append(s.entries, e)
 		s.sinceIndex = 0
@@ -106,10 +129,10 @@ func (l *Log) Append(raw []byte, info Batch, segmentBytes int64) error {
 
 // undo cuts a failed append off the active segment so the files end with
 // whole batches; err is returned, with any error of the undo itself.
-func (l *Log) undo(s *segment, err error) error {
-	terr := s.f.Truncate(s.size)
+func (l *Log) undo(f *os.File, ix *indexWriter, s *segment, err error) error {
+	terr := f.Truncate(s.size)
 	if terr == nil {
-		terr = s.ix.truncate(len(s.entries))
+		terr = ix.truncate(len(s.entries))
 	}
 	if terr != nil {
 		return errors.Join(err, fmt.Errorf("undo: %w", terr))
@@ -129,7 +152,7 @@ func (l *Log) roll() error {
 			return fmt.Errorf("roll: %w", err)
 		}
 	}
-	s, err := createSegment(l.opts.Dir, l.next, l.opts.Now())
+	s, err := createSegment(l.opts.Dir, l.next, l.opts.Now(), l.opts.Files)
 	if err != nil {
 		return fmt.Errorf("roll: %w", err)
 	}
@@ -139,9 +162,7 @@ func (l *Log) roll() error {
 			return fmt.Errorf("roll: %w", err)
 		}
 	}
-	if err := old.seal(); err != nil {
-		l.log.Warn("closing index files of a sealed segment", "log", l.opts.Name, "segment", old.base, "err", err)
-	}
+	old.seal()
 	l.segs = append(l.segs, s)
 	return nil
 }
@@ -158,24 +179,49 @@ func (l *Log) Read(offset, maxBytes int64, first bool) ([]byte, error) {
 	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > offset }) - 1
 	for i = max(i, 0); i < len(l.segs); i++ {
 		s := l.segs[i]
-		if err := s.load(l.opts.IndexIntervalBytes); err != nil {
+		if err := l.load(s); err != nil {
 			return nil, fmt.Errorf("read %s: %w", l.opts.Name, err)
 		}
-		end := s.size
+		end := s.end()
 		pos, b, ok, err := s.find(offset, end)
+		if err == nil && ok {
+			var out []byte
+			if out, err = s.readBatches(pos, end, b.Size, maxBytes, first); err == nil {
+				return out, nil
+			}
+		}
 		if err != nil {
+			// A damaged sealed segment is fenced and the read goes on with
+			// the next segment: consumers skip the damage, not wedge on it.
+			if d := asDamage(err); d != nil && i < len(l.segs)-1 {
+				if s.fence(d.pos) {
+					l.fenced(s, d)
+				}
+				continue
+			}
 			return nil, fmt.Errorf("read %s at %d: %w", l.opts.Name, offset, err)
 		}
-		if !ok {
-			continue
-		}
-		out, err := s.readBatches(pos, end, b.Size, maxBytes, first)
-		if err != nil {
-			return nil, fmt.Errorf("read %s at %d: %w", l.opts.Name, offset, err)
-		}
-		return out, nil
 	}
 	return nil, nil
+}
+
+// load loads a sealed segment, reporting damage found on the way.
+func (l *Log) load(s *segment) error {
+	d, err := s.load(l.opts.IndexIntervalBytes)
+	if d != nil {
+		l.fenced(s, d)
+	}
+	return err
+}
+
+// fenced logs and reports the fence of s at the damage d.
+func (l *Log) fenced(s *segment, d *damagedError) {
+	lost := s.size - d.pos
+	l.log.Error("damaged sealed segment fenced: reads skip from its last good batch to the next segment",
+		"log", l.opts.Name, "segment", s.base, "good_bytes", d.pos, "lost_bytes", lost, "why", d.why)
+	if l.opts.OnFence != nil {
+		l.opts.OnFence(s.base, d.pos, lost)
+	}
 }
 
 // OffsetForTime returns the first batch from the log start whose max
@@ -184,13 +230,13 @@ func (l *Log) OffsetForTime(ts int64) (b Batch, ok bool, err error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	for _, s := range l.segs {
-		if err := s.load(l.opts.IndexIntervalBytes); err != nil {
+		if err := l.load(s); err != nil {
 			return b, false, fmt.Errorf("time lookup %s: %w", l.opts.Name, err)
 		}
-		if s.maxTS < ts || s.size == 0 {
+		if s.maxTS < ts || s.end() == 0 {
 			continue
 		}
-		b, ok, err = s.findTime(ts, s.size)
+		b, ok, err = s.findTime(ts, s.end())
 		if err != nil || ok {
 			return b, ok, err
 		}
@@ -205,17 +251,17 @@ func (l *Log) MaxTimestamp() (b Batch, ok bool, err error) {
 	defer l.mu.RUnlock()
 	var best *segment
 	for _, s := range l.segs {
-		if err := s.load(l.opts.IndexIntervalBytes); err != nil {
+		if err := l.load(s); err != nil {
 			return b, false, fmt.Errorf("max timestamp %s: %w", l.opts.Name, err)
 		}
-		if s.size > 0 && (best == nil || s.maxTS > best.maxTS) {
+		if s.end() > 0 && (best == nil || s.maxTS > best.maxTS) {
 			best = s
 		}
 	}
 	if best == nil {
 		return b, false, nil
 	}
-	return best.findTime(best.maxTS, best.size)
+	return best.findTime(best.maxTS, best.end())
 }
 
 // StartOffset is the log start offset.

@@ -55,6 +55,12 @@ func Open(opts Options) (*Log, Recovery, error) {
 	if opts.Name == "" {
 		opts.Name = opts.Dir
 	}
+	if opts.Files == nil {
+		opts.Files = NewFileCache(0)
+	}
+	if opts.FutureSkew <= 0 {
+		opts.FutureSkew = DefaultFutureSkew
+	}
 	l := &Log{opts: opts, log: opts.Logger}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, rec, fmt.Errorf("open %s: %w", opts.Name, err)
@@ -69,27 +75,22 @@ func Open(opts Options) (*Log, Recovery, error) {
 		}
 		return nil, rec, fmt.Errorf("open %s: %w", opts.Name, err)
 	}
+	// Segments are described from their sizes alone: their files open on
+	// first use, through the descriptor cache.
 	for i, base := range bases {
-		s := &segment{base: base, path: segmentPath(opts.Dir, base), maxTS: -1, created: opts.Now()}
-		mode := os.O_RDONLY
-		if i == len(bases)-1 {
-			mode = os.O_RDWR
-		}
-		if s.f, err = os.OpenFile(s.logPath(), mode, 0); err != nil {
-			return fail(err)
-		}
-		l.segs = append(l.segs, s)
-		st, err := s.f.Stat()
+		s := newSegment(opts.Dir, base, opts.Now(), opts.Files, i == len(bases)-1)
+		st, err := os.Stat(s.logPath())
 		if err != nil {
 			return fail(err)
 		}
+		l.segs = append(l.segs, s)
 		s.size = st.Size()
 		if i > 0 {
 			l.segs[i-1].next = base
 		}
 	}
 	if len(l.segs) == 0 {
-		s, err := createSegment(opts.Dir, 0, opts.Now())
+		s, err := createSegment(opts.Dir, 0, opts.Now(), opts.Files)
 		if err != nil {
 			return fail(err)
 		}
@@ -159,11 +160,16 @@ func (l *Log) recoverTail(rec *Recovery) error {
 	} else {
 		entries = nil
 	}
+	f, _, err := s.acquire(false)
+	if err != nil {
+		return err
+	}
+	defer s.release()
 	since := int64(0)
 	good := from
 	buf := make([]byte, 64<<10)
 	for good < s.size {
-		b, raw, err := readBatchAt(s.f, good, s.size, buf)
+		b, raw, err := readBatchAt(f, good, s.size, buf)
 		if err == nil && b.Base != expect {
 			err = fmt.Errorf("base offset %d, want %d: %w", b.Base, expect, ErrCorrupt)
 		}
@@ -191,19 +197,27 @@ func (l *Log) recoverTail(rec *Recovery) error {
 		rec.TruncatedBytes = s.size - good
 		l.log.Warn("truncating a torn or corrupt segment tail to the last good batch",
 			"log", l.opts.Name, "segment", s.base, "good_bytes", good, "truncated_bytes", rec.TruncatedBytes, "next_offset", expect)
-		if err := s.f.Truncate(good); err != nil {
+		if err := f.Truncate(good); err != nil {
 			return fmt.Errorf("truncate segment %d: %w", s.base, err)
 		}
 		s.size = good
 	}
-	if s.ix, err = createIndexWriter(s.indexPath(), s.timePath(), 0); err != nil {
+	// The index is rewritten to agree with the log; the cache reopens it
+	// for the next append.
+	ix, err := createIndexWriter(s.indexPath(), s.timePath(), 0)
+	if err != nil {
 		return err
 	}
 	for i, e := range entries {
-		if err := s.ix.write(i, e); err != nil {
+		if err := ix.write(i, e); err != nil {
+			ix.close()
 			return err
 		}
 	}
+	if err := ix.close(); err != nil {
+		return err
+	}
+	s.unsynced.Store(true) // the recovered files are fsynced at the next round or close
 	s.entries, s.sinceIndex, s.maxTS, s.next = entries, since, ts, expect
 	return nil
 }
@@ -220,7 +234,7 @@ func (l *Log) previousTail(rec *Recovery) error {
 		return nil
 	}
 	s := l.segs[len(l.segs)-2]
-	if err := s.load(l.opts.IndexIntervalBytes); err != nil {
+	if err := l.load(s); err != nil {
 		return err
 	}
 	from := int64(0)
@@ -228,7 +242,7 @@ func (l *Log) previousTail(rec *Recovery) error {
 		from = int64(s.entries[i].pos)
 	}
 	var prev []Batch
-	if err := s.walk(from, s.size, func(_ int64, b Batch) bool {
+	if err := s.walk(from, s.end(), func(_ int64, b Batch) bool {
 		prev = append(prev, b)
 		return true
 	}); err != nil {

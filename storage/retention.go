@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -22,7 +23,7 @@ func (l *Log) DeleteBefore(offset int64) (int, error) {
 		return 0, nil
 	}
 	n := 0
-	for n < len(l.segs) && l.segs[n].next <= offset && l.segs[n].size > 0 {
+	for n < len(l.segs) && l.segs[n].next <= offset && (l.segs[n].size > 0 || n < len(l.segs)-1) {
 		n++
 	}
 	if err := l.dropFirst(n); err != nil {
@@ -40,6 +41,13 @@ func (l *Log) DeleteBefore(offset int64) (int, error) {
 // those whose removal keeps the log at or above bytes (bytes >= 0). An
 // expired active segment is rolled first. It returns the number of
 // segments deleted.
+//
+// A segment without timestamps, or whose largest timestamp is more than
+// FutureSkew past now, is aged by its file's last write instead: one
+// record stamped in the year 9999 must not keep its segment, and every
+// later one, forever (Kafka warns of such segments and, since
+// message.timestamp.after.max.ms, refuses the records; these may be on
+// disk from before).
 func (l *Log) Retain(now time.Time, ms, bytes int64) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -47,19 +55,25 @@ func (l *Log) Retain(now time.Time, ms, bytes int64) (int, error) {
 		return 0, ErrClosed
 	}
 	cutoff := now.UnixMilli() - ms
+	future := now.Add(l.opts.FutureSkew).UnixMilli()
 	size := l.size
 	n := 0
 	for ; n < len(l.segs); n++ {
 		s := l.segs[n]
-		if s.size == 0 {
-			break
+		if s.size == 0 && n == len(l.segs)-1 {
+			break // an empty active segment: nothing to delete
 		}
-		if err := s.load(l.opts.IndexIntervalBytes); err != nil {
+		if err := l.load(s); err != nil {
 			return 0, fmt.Errorf("retention %s: %w", l.opts.Name, err)
 		}
 		ts := s.maxTS
-		if ts < 0 { // no timestamps: the last write counts, as in Kafka
-			if st, err := s.f.Stat(); err == nil {
+		if ts < 0 || ts > future {
+			if ts > future && !s.futureWarned {
+				s.futureWarned = true
+				l.log.Warn("segment's largest timestamp is in the future: retention ages it by its last write instead",
+					"log", l.opts.Name, "segment", s.base, "max_timestamp", ts)
+			}
+			if st, err := os.Stat(s.logPath()); err == nil {
 				ts = st.ModTime().UnixMilli()
 			}
 		}

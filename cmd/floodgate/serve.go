@@ -132,8 +132,8 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if n := c.Int("default-partitions"); n < 1 || n > 10000 {
-		return fmt.Errorf("--default-partitions=%d: must be between 1 and 10000", n)
+	if n := c.Int("default-partitions"); n < 1 || n > lim.MaxPartitionsPerTopic {
+		return fmt.Errorf("--default-partitions=%d: must be between 1 and --max-partitions-per-topic=%d", n, lim.MaxPartitionsPerTopic)
 	}
 	if n := c.Int("event-loops"); n < 0 || n > 1024 {
 		return fmt.Errorf("--event-loops=%d: must be between 0 (GOMAXPROCS) and 1024", n)
@@ -145,15 +145,28 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fit, clamped := limits.FitConnections(lim.MaxConnections, lim.HTTPReserve, soft)
+	// Segment files get their own descriptors (at least
+	// limits.MinSegmentFiles): connections fit in what is left.
+	segReserve := max(lim.MaxOpenSegmentFiles, limits.MinSegmentFiles)
+	if c.Bool("in-memory") || c.String("upstream-brokers") != "" {
+		segReserve = 0
+	}
+	fit, clamped := limits.FitConnections(lim.MaxConnections, lim.HTTPReserve+segReserve, soft)
 	log.Info("open files limit", "soft", soft, "hard", hard)
 	if clamped {
 		log.Warn("--max-connections does not fit the open-files limit; clamped",
 			"flag", "max-connections", "configured", lim.MaxConnections, "effective", fit,
-			"open_files_limit", soft, "reserved_fds", limits.ReservedFDs+lim.HTTPReserve,
-			"need_ulimit_n", lim.MaxConnections+limits.ReservedFDs+lim.HTTPReserve)
+			"open_files_limit", soft, "reserved_fds", limits.ReservedFDs+lim.HTTPReserve+segReserve,
+			"need_ulimit_n", lim.MaxConnections+limits.ReservedFDs+lim.HTTPReserve+segReserve)
 		lim.MaxConnections = fit
 	}
+	files, changed := limits.FitSegmentFiles(lim.MaxOpenSegmentFiles, lim.MaxConnections, lim.HTTPReserve, soft)
+	if changed {
+		log.Warn("--max-open-segment-files does not fit the open-files limit next to --max-connections; lowered",
+			"flag", "max-open-segment-files", "configured", lim.MaxOpenSegmentFiles, "effective", files, "open_files_limit", soft)
+	}
+	lim.MaxOpenSegmentFiles = files
+	log.Info("segment file descriptor budget", "max_open_segment_files", files)
 
 	set := metrics.NewSet()
 	metrics.RegisterSet(set)
@@ -234,7 +247,15 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		MaxWaitingFetches: lim.MaxWaitingFetches,
 		Logger:            log,
 		Metrics:           set,
-		Groups:            broker.GroupLimitsFrom(&lim),
+
+		MaxOpenSegmentFiles:   lim.MaxOpenSegmentFiles,
+		MaxPartitionsPerTopic: int32(lim.MaxPartitionsPerTopic),
+		MaxPartitions:         lim.MaxPartitions,
+		MaxTopics:             lim.MaxTopics,
+		MaxMetadataTopics:     lim.MaxMetadataTopics,
+		MaxAutoCreateTopics:   lim.MaxAutoCreateTopics,
+		MinSegmentBytes:       lim.MinSegmentBytes,
+		Groups:                broker.GroupLimitsFrom(&lim),
 	}
 	bcfg.TimestampBeforeMax, bcfg.TimestampAfterMax = broker.MillisOrOff(lim.TimestampBeforeMaxMs), broker.MillisOrOff(lim.TimestampAfterMaxMs)
 	bcfg.ProducerIDExpiration, bcfg.MaxProducerStates = lim.ProducerIDExpiration, lim.MaxProducerStates

@@ -71,6 +71,11 @@ func WithDataDir(dir string, mode storage.FsyncMode) Option {
 	return func(s *settings) { s.broker.DataDir, s.broker.Fsync = dir, mode }
 }
 
+// WithBroker changes the embedded broker's configuration.
+func WithBroker(fn func(*broker.Config)) Option {
+	return func(s *settings) { fn(s.broker) }
+}
+
 // Start runs a server on 127.0.0.1 with ephemeral ports until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
