@@ -273,10 +273,6 @@ type produceRecord struct {
 	Partition *int32          `json:"partition"`
 }
 
-type produceBody struct {
-	Records []produceRecord `json:"records"`
-}
-
 // The produce answer is {"key_schema_id":null,"value_schema_id":null,
 // "offsets":[{"partition":..,"offset":..,"error_code":..,"error":..}]},
 // one entry per record, in order: error_code is null on success, 1 for a

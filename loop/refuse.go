@@ -329,7 +329,7 @@ func (r *refuser) serve(sl *refusal, events uint32) bool {
 // (not a request floodgate can answer).
 func (r *refuser) answer(sl *refusal, b []byte) (answer []byte, ok bool) {
 	if sl.kind == kindHTTP {
-		if bytes.Index(b, []byte("\r\n\r\n")) < 0 && len(b) < refuseReadMax {
+		if !bytes.Contains(b, []byte("\r\n\r\n")) && len(b) < refuseReadMax {
 			return nil, false
 		}
 		r.out = AppendHTTPResponse(r.out[:0], refusedHTTP(sl.limit, sl.configured, sl.actual))
