@@ -19,25 +19,47 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/internal/testserver"
 )
 
-// poisonBatch is issue 14's 69-byte stored batch: snappy, valid CRC, the
-// payload only the 8-byte xerial magic.
-func poisonBatch() []byte {
-	b := make([]byte, 61, 69)
-	binary.BigEndian.PutUint32(b[8:], 49+8)
+// v2Batch builds a v2 record batch (base offset 0, producer id -1) of
+// numRecords records already encoded (and compressed with codec) in
+// records, with a valid CRC32C, as a hostile producer would.
+func v2Batch(codec int16, records []byte, numRecords int32) []byte {
+	b := make([]byte, 61, 61+len(records))
+	binary.BigEndian.PutUint32(b[8:], uint32(49+len(records)))
 	b[16] = 2
-	binary.BigEndian.PutUint16(b[21:], 2) // snappy
+	binary.BigEndian.PutUint16(b[21:], uint16(codec))
+	binary.BigEndian.PutUint32(b[23:], uint32(numRecords-1)) // last offset delta
+	now := uint64(time.Now().UnixMilli())
+	binary.BigEndian.PutUint64(b[27:], now)
+	binary.BigEndian.PutUint64(b[35:], now)
 	binary.BigEndian.PutUint64(b[43:], 0xffffffffffffffff)
 	binary.BigEndian.PutUint16(b[51:], 0xffff)
 	binary.BigEndian.PutUint32(b[53:], 0xffffffff)
-	binary.BigEndian.PutUint32(b[57:], 1)
-	b = append(b, 0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0)
+	binary.BigEndian.PutUint32(b[57:], uint32(numRecords))
+	b = append(b, records...)
 	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return b
 }
 
-func produceBatch(t *testing.T, kafkaAddr, topic string, batch []byte) {
+// recordBytes encodes one record (offset delta 0) with value.
+func recordBytes(value []byte) []byte {
+	r := kmsg.Record{Value: value}
+	r.Length = int32(len(r.AppendTo(nil)) - 1)
+	return r.AppendTo(nil)
+}
+
+// poisonBatch is issue 14's 69-byte batch: snappy, valid CRC, the payload
+// only the 8-byte xerial magic.
+func poisonBatch() []byte {
+	return v2Batch(2, []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}, 1)
+}
+
+// produceCode sends batch as it is to partition 0 of topic and returns
+// the partition's error code.
+func produceCode(t *testing.T, kafkaAddr, topic string, batch []byte) int16 {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr))
 	if err != nil {
@@ -55,16 +77,28 @@ func produceBatch(t *testing.T, kafkaAddr, topic string, batch []byte) {
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl)
-	if err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
-		t.Fatalf("produce: %v %+v", err, resp)
+	if err != nil {
+		t.Fatalf("produce: %v", err)
 	}
+	return resp.Topics[0].Partitions[0].ErrorCode
 }
 
-// TestBinarySurvivesPoisonBatch, against the real binary: a REST long poll
-// waiting when issue 14's poison snappy batch arrives is answered 500
-// naming it (the process used to exit on the fetch waiter's goroutine);
-// 1,000 more GETs of it leave the route serving; and a restart on the same
-// data dir (the poison on disk) starts and answers the same way.
+// stop ends p with SIGTERM (a clean shutdown: its logs closed, its data
+// dir unlocked).
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Wait()
+}
+
+// TestBinarySurvivesPoisonBatch, against the real binary: issue 14's
+// poison snappy batch is refused at produce (INVALID_RECORD, 87). Planted
+// on disk instead (as data written before validation or damaged on disk),
+// a REST long poll at it is answered 500 at once naming it and
+// next_offset (the process used to exit on the fetch waiter's goroutine
+// when the poison woke it); 1,000 more GETs of it leave the route
+// serving; a long poll from next_offset is woken by a good produce; and a
+// restart on the same data dir starts and answers the same way.
 func TestBinarySurvivesPoisonBatch(t *testing.T) {
 	dir := t.TempDir()
 	p := startFloodgate(t, 4096, "--data-dir", dir, "--fsync", "always")
@@ -79,29 +113,19 @@ func TestBinarySurvivesPoisonBatch(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	createTopics(t, p.kafka, "poison") // before the long poll
-
-	type res struct {
-		code int
-		body string
+	createTopics(t, p.kafka, "poison")
+	if code := produceCode(t, p.kafka, "poison", poisonBatch()); code != 87 {
+		t.Fatalf("produce of the poison: error %d, want INVALID_RECORD (87)", code)
 	}
-	done := make(chan res, 1)
-	go func() {
-		resp, err := cl.Get("http://" + p.http + "/topics/poison/partitions/0/records?offset=0&timeout=10000")
-		if err != nil {
-			done <- res{-1, err.Error()}
-			return
-		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		_, _ = b.ReadFrom(resp.Body)
-		done <- res{resp.StatusCode, b.String()}
-	}()
-	time.Sleep(500 * time.Millisecond)
-	produceBatch(t, p.kafka, "poison", poisonBatch())
-	r := <-done
-	if r.code != 500 || !strings.Contains(r.body, `"next_offset":1`) {
-		t.Fatalf("long poll on the poison: %d %s", r.code, r.body)
+	p.stop(t)
+	testserver.PlantBatch(t, dir, "poison", 0, poisonBatch())
+	testserver.PlantBatch(t, dir, "poison", 0, v2Batch(0, recordBytes([]byte("good")), 1))
+
+	p = startFloodgate(t, 4096, "--data-dir", dir, "--fsync", "always")
+	start := time.Now()
+	code, body := get(p, "/topics/poison/partitions/0/records?offset=0&timeout=10000")
+	if code != 500 || !strings.Contains(body, `"next_offset":1`) || time.Since(start) > 5*time.Second {
+		t.Fatalf("long poll at the poison: %d %s after %v", code, body, time.Since(start))
 	}
 	p.alive(t)
 	for i := 0; i < 1000; i++ {
@@ -112,8 +136,31 @@ func TestBinarySurvivesPoisonBatch(t *testing.T) {
 	if code, _ := get(p, "/topics/poison/partitions/0/offsets"); code != 200 {
 		t.Fatalf("the records route's neighbours stopped serving: %d", code)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	_ = p.cmd.Wait()
+	type res struct {
+		code int
+		body string
+	}
+	done := make(chan res, 1)
+	go func() {
+		resp, err := cl.Get("http://" + p.http + "/topics/poison/partitions/0/records?offset=2&timeout=10000")
+		if err != nil {
+			done <- res{-1, err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		done <- res{resp.StatusCode, b.String()}
+	}()
+	time.Sleep(500 * time.Millisecond) // parked at the log end by now
+	if code := produceCode(t, p.kafka, "poison", v2Batch(0, recordBytes([]byte("woken")), 1)); code != 0 {
+		t.Fatalf("good produce after the poison: error %d", code)
+	}
+	if r := <-done; r.code != 200 || !strings.Contains(r.body, `"offset":2`) {
+		t.Fatalf("long poll after the poison: %d %s", r.code, r.body)
+	}
+	p.alive(t)
+	p.stop(t)
 
 	q := startFloodgate(t, 4096, "--data-dir", dir, "--fsync", "always")
 	if code, body := get(q, "/topics/poison/partitions/0/records?offset=0"); code != 500 || !strings.Contains(body, `"offset":0`) {
@@ -143,36 +190,32 @@ func vmHWM(t *testing.T, pid int) int64 {
 }
 
 // TestBinaryRESTAmplificationStaysBounded, against the real binary with
-// default flags: REST fetches of 5 zstd batches of ~3 KB that inflate to
-// 99 MiB each (issue 14: RSS 4.5 GB, a 692 MB answer), then 8 concurrent
-// 10 MiB produce bodies of tiny records (issue 14: RSS 6.6 GB): the
-// fetches are answered 422 naming max-rest-response-bytes, the bodies 413
-// naming max-rest-records-per-request, and the peak RSS stays in the low
+// default flags: zstd batches of ~3 KB that inflate to 99 MiB are refused
+// at produce (MESSAGE_TOO_LARGE, 10). Five of them planted on disk (as
+// data written before validation), REST fetches of them (issue 14: RSS
+// 4.5 GB, a 692 MB answer), then 8 concurrent 10 MiB produce bodies of
+// tiny records (issue 14: RSS 6.6 GB): the fetches are answered 422
+// naming max-rest-response-bytes, the bodies 413 naming
+// max-rest-records-per-request, and the peak RSS stays in the low
 // hundreds of MB.
 func TestBinaryRESTAmplificationStaysBounded(t *testing.T) {
-	p := startFloodgate(t, 4096, "--data-dir", t.TempDir())
+	dir := t.TempDir()
+	p := startFloodgate(t, 4096, "--data-dir", dir)
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := kmsg.Record{Value: make([]byte, 99<<20)}
-	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
-	bomb := enc.EncodeAll(rec.AppendTo(nil), nil)
+	batch := v2Batch(4, enc.EncodeAll(recordBytes(make([]byte, 99<<20)), nil), 1)
 	enc.Close()
-	batch := make([]byte, 61, 61+len(bomb))
-	binary.BigEndian.PutUint32(batch[8:], uint32(49+len(bomb)))
-	batch[16] = 2
-	binary.BigEndian.PutUint16(batch[21:], 4) // zstd
-	binary.BigEndian.PutUint64(batch[43:], 0xffffffffffffffff)
-	binary.BigEndian.PutUint16(batch[51:], 0xffff)
-	binary.BigEndian.PutUint32(batch[53:], 0xffffffff)
-	binary.BigEndian.PutUint32(batch[57:], 1)
-	batch = append(batch, bomb...)
-	binary.BigEndian.PutUint32(batch[17:], crc32.Checksum(batch[21:], crc32.MakeTable(crc32.Castagnoli)))
 	createTopics(t, p.kafka, "bomb")
-	for i := 0; i < 5; i++ {
-		produceBatch(t, p.kafka, "bomb", batch)
+	if code := produceCode(t, p.kafka, "bomb", batch); code != 10 {
+		t.Fatalf("produce of the zstd bomb: error %d, want MESSAGE_TOO_LARGE (10)", code)
 	}
+	p.stop(t)
+	for i := 0; i < 5; i++ {
+		testserver.PlantBatch(t, dir, "bomb", 0, batch)
+	}
+	p = startFloodgate(t, 4096, "--data-dir", dir)
 	base := vmHWM(t, p.cmd.Process.Pid)
 	cl := &http.Client{Timeout: 30 * time.Second}
 	var wg sync.WaitGroup
@@ -244,19 +287,52 @@ func createTopics(t *testing.T, kafkaAddr string, topics ...string) {
 	}
 }
 
+// dupFetch is a long-poll Fetch naming partition 0 of "dup" dups times.
+func dupFetch(dups int) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MinBytes, req.MaxBytes, req.MaxWaitMillis, req.SessionEpoch = -1, 1, 50<<20, 30000, -1
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "dup"
+	ft.Partitions = make([]kmsg.FetchRequestTopicPartition, dups)
+	for j := range ft.Partitions {
+		ft.Partitions[j] = kmsg.NewFetchRequestTopicPartition()
+		ft.Partitions[j].PartitionMaxBytes = 1 << 20
+	}
+	req.Topics = append(req.Topics, ft)
+	return req
+}
+
 // TestBinaryDuplicatePartitionLongPollsStayBounded, against the real
-// binary: 4 long-poll Fetches each naming one partition 1,000,000 times
-// wait, then 20 produces wake them (issue 14: RSS 2.1 GB). Each is
-// answered with one partition, and the produces add nothing to the peak
-// RSS: what remains is decoding the four 30 MB requests (kmsg builds a
-// million partition structs each; a partitions-per-request limit belongs
-// to the request decoder).
+// binary: with default flags a Fetch naming one partition 1,000,000 times
+// (33 MB) is answered MESSAGE_TOO_LARGE (10) by
+// --max-non-produce-request-size (1 MiB) before it is decoded. With that
+// defense lifted (64 MiB) so that the fetch waiters' dedupe is what is
+// tested: 4 such long polls wait, then 20 produces wake them (issue 14:
+// RSS 2.1 GB). Each is answered with one partition, and the produces add
+// nothing to the peak RSS: what remains is decoding the four 33 MB
+// requests (kmsg builds a million partition structs each).
 func TestBinaryDuplicatePartitionLongPollsStayBounded(t *testing.T) {
-	p := startFloodgate(t, 4096, "--data-dir", t.TempDir())
-	createTopics(t, p.kafka, "dup")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const fetches, dups = 4, 1000000
+
+	d := startFloodgate(t, 4096, "--data-dir", t.TempDir())
+	createTopics(t, d.kafka, "dup")
+	dc, err := kgo.NewClient(kgo.SeedBrokers(d.kafka), kgo.BrokerMaxWriteBytes(1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp, err := dupFetch(dups).RequestWith(ctx, dc)
+	dc.Close()
+	if err != nil || resp.ErrorCode != 10 || len(resp.Topics) != 0 || time.Since(start) > 10*time.Second {
+		t.Fatalf("33 MB Fetch with default flags: %v, %+v after %v; want MESSAGE_TOO_LARGE at once", err, resp, time.Since(start))
+	}
+	t.Logf("default flags: the 33 MB Fetch answered error %d after %v, peak RSS %d MiB", resp.ErrorCode, time.Since(start), vmHWM(t, d.cmd.Process.Pid)>>20)
+	d.stop(t)
+
+	p := startFloodgate(t, 4096, "--data-dir", t.TempDir(), "--max-non-produce-request-size", strconv.Itoa(64<<20))
+	createTopics(t, p.kafka, "dup")
 	var wg sync.WaitGroup
 	parts := make([]int, fetches)
 	for i := 0; i < fetches; i++ {
@@ -265,16 +341,7 @@ func TestBinaryDuplicatePartitionLongPollsStayBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer kc.Close()
-		req := kmsg.NewPtrFetchRequest()
-		req.ReplicaID, req.MinBytes, req.MaxBytes, req.MaxWaitMillis, req.SessionEpoch = -1, 1, 50<<20, 30000, -1
-		ft := kmsg.NewFetchRequestTopic()
-		ft.Topic = "dup"
-		ft.Partitions = make([]kmsg.FetchRequestTopicPartition, dups)
-		for j := range ft.Partitions {
-			ft.Partitions[j] = kmsg.NewFetchRequestTopicPartition()
-			ft.Partitions[j].PartitionMaxBytes = 1 << 20
-		}
-		req.Topics = append(req.Topics, ft)
+		req := dupFetch(dups)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
