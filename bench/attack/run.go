@@ -75,6 +75,9 @@ type Result struct {
 	// Config.Watch.
 	Recovery  time.Duration `json:"recovery_ns"`
 	Recovered bool          `json:"recovered"`
+	// After is the worst good client connected since before the attack,
+	// in the moments after recovery.
+	After Latency `json:"after"`
 	// RecoveryState says what was still wrong when recovery was not seen.
 	RecoveryState string `json:"recovery_state,omitempty"`
 	// SIGTERMExit is how long the server took to exit after SIGTERM during
@@ -144,6 +147,9 @@ func Run(ctx context.Context, cfg Config, a Attack, start func() (*Server, error
 	r.Kgo = good.kgo.window(attackStart, leave)
 	r.Health = good.health.window(attackStart, leave)
 	r.Recovery, r.Recovered, r.RecoveryState = watchRecovery(ctx, srv, r.BudgetBase, b, leave, cfg.Watch)
+	if r.Recovered {
+		r.checkAfter(ctx, &good, t, b, leave.Add(r.Recovery))
+	}
 	stopGood()
 	waitGood()
 
@@ -199,6 +205,40 @@ func terminateDuring(ctx context.Context, a Attack, srv *Server, warm, grace tim
 		return exit, fmt.Errorf("SIGTERM during the attack (grace %v): %w", grace, err)
 	}
 	return exit, nil
+}
+
+// afterWindow is how long the good clients that ran through the attack
+// are watched once fresh requests are served again.
+const afterWindow = 500 * time.Millisecond
+
+// checkAfter checks that the good clients connected since before the
+// attack are served normally again once fresh connections are: a
+// connection left parked or stalled by the attack has no request
+// completed in the window, or a slow one.
+func (r *Result) checkAfter(ctx context.Context, good *goodClients, t *Target, b Bounds, from time.Time) {
+	sleep(ctx, time.Until(from.Add(afterWindow)))
+	to := from.Add(afterWindow)
+	clients := []struct {
+		name  string
+		rec   *recorder
+		bound time.Duration
+	}{{"kafka (ApiVersions/Metadata)", &good.kafka, b.GoodP99}, {"kgo (Produce acks=all/Fetch)", &good.kgo, b.GoodP99},
+		{"GET /health", &good.health, b.HealthP99}}
+	var ls []Latency
+	for _, c := range clients {
+		if c.rec != &good.health && t.KafkaAddr == "" {
+			continue
+		}
+		l := c.rec.window(from, to)
+		ls = append(ls, l)
+		switch {
+		case l.N == 0:
+			r.fail("%s: the client connected before the attack completed no request in the %v after recovery", c.name, afterWindow)
+		case l.P99 > c.bound:
+			r.fail("%s: p99 %v > %v in the %v after recovery", c.name, ms(l.P99), c.bound, afterWindow)
+		}
+	}
+	r.After = worst(ls...)
 }
 
 // runAttack runs a until ctx ends and waits for it to close everything,
