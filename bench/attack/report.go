@@ -39,6 +39,9 @@ func Table(rs []*Result) *bench.Table {
 		if !r.Passed() {
 			result = fmt.Sprintf("**FAIL** (%d)", len(r.Failures))
 		}
+		if r.Runs > 1 {
+			result += fmt.Sprintf(", median of %d runs", r.Runs)
+		}
 		t.Add(r.Attack, r.Server, good, fmt.Sprintf("%s (%d/%d)", fmtMS(r.Health.P99), r.Health.Failed, r.Health.N),
 			mib(r.PeakRSS), budget, rec, term, result)
 	}
