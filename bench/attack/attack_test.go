@@ -3,6 +3,7 @@ package attack
 import (
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,5 +105,39 @@ func TestGoodClientsMeasureAnIdleServer(t *testing.T) {
 	}
 	if r.PeakRSS <= 0 || r.RSSBound <= 0 || r.BudgetBase < 0 {
 		t.Fatalf("server not measured: peak RSS %d, bound %d, budget %d", r.PeakRSS, r.RSSBound, r.BudgetBase)
+	}
+}
+
+// TestRunnerReportsAStalledServer checks that the instrument sees what it
+// must: an "attack" that stops the server process (SIGSTOP) for the whole
+// attack breaks the good clients' latency bounds, and once it continues
+// (SIGCONT) the server is back to normal within the recovery bound.
+func TestRunnerReportsAStalledServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the floodgate binary")
+	}
+	stall := Attack{Name: "sigstop", Listener: HTTP, Run: func(ctx context.Context, tg *Target) error {
+		if err := syscall.Kill(tg.PID, syscall.SIGSTOP); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return syscall.Kill(tg.PID, syscall.SIGCONT)
+	}}
+	r, err := Run(context.Background(), Config{Baseline: 300 * time.Millisecond, Duration: 1500 * time.Millisecond, Watch: 2 * time.Second},
+		stall, startFloodgate(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(Row(r))
+	for _, l := range []Latency{r.Kafka, r.Kgo, r.Health} {
+		if l.P99 < time.Second {
+			t.Errorf("a good client's p99 during a 1.5 s stall is %v, want at least 1 s", l.P99)
+		}
+	}
+	if r.Passed() || !strings.Contains(strings.Join(r.Failures, "\n"), "p99") {
+		t.Errorf("a stalled server passed, or without a latency failure: %q", r.Failures)
+	}
+	if !r.Recovered || r.Recovery > time.Second {
+		t.Errorf("recovery after SIGCONT: %v (recovered %v: %s)", r.Recovery, r.Recovered, r.RecoveryState)
 	}
 }

@@ -70,10 +70,18 @@ func Row(r *Result) string {
 	}
 	return fmt.Sprintf("%s on %s: good p50/p99 %s/%s (baseline p99 %s), /health p99 %s (%d/%d failed), peak RSS %s (bound %s), budget %s -> peak %s (%d reads timed out), recovery %s, after it p99 %s",
 		r.Attack, r.Server, fmtMS(k.P50), fmtMS(k.P99), fmtMS(r.Baseline.P99), fmtMS(r.Health.P99), r.Health.Failed, r.Health.N,
-		mib(r.PeakRSS), mib(r.RSSBound), mib(r.BudgetBase), mib(r.BudgetPeak), r.BudgetUnread, rec, fmtMS(r.After.P99))
+		mib(r.PeakRSS), mib(r.RSSBound), mibOrDash(r.BudgetBase), mibOrDash(r.BudgetPeak), r.BudgetUnread, rec, fmtMS(r.After.P99))
 }
 
 // fmtMS prints a duration in milliseconds.
 func fmtMS(d time.Duration) string {
 	return bench.Cell(d)
+}
+
+// mibOrDash formats bytes in MiB, or "-" for a value not read (-1).
+func mibOrDash(b int64) string {
+	if b < 0 {
+		return "-"
+	}
+	return mib(b)
 }
