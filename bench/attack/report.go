@@ -53,6 +53,9 @@ func Table(rs []*Result) *bench.Table {
 func Markdown(rs []*Result) string {
 	var b strings.Builder
 	b.WriteString(Table(rs).Markdown())
+	b.WriteString("\nGood p50 / p99: the worse of the two Kafka clients (raw ApiVersions/Metadata; franz-go Produce acks=all + Fetch) " +
+		"during the attack; 2,000 ms is the 2 s request timeout (no answer). Budget: floodgate_memory_used_bytes. " +
+		"Recovery: from the attacker's last close until the budget is back to its baseline and fresh Kafka and /health requests answer in time.\n\n")
 	for _, r := range rs {
 		for _, f := range r.Failures {
 			fmt.Fprintf(&b, "- %s on %s: %s\n", r.Attack, r.Server, f)

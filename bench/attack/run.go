@@ -141,13 +141,13 @@ func Run(ctx context.Context, cfg Config, a Attack, start func() (*Server, error
 	r := &Result{Attack: a.Name, Server: srv.Name, BudgetBase: -1, BudgetPeak: -1}
 
 	goodCtx, stopGood := context.WithCancel(ctx)
-	defer stopGood()
 	var good goodClients
 	waitGood, err := good.run(goodCtx, t)
 	if err != nil {
+		stopGood()
 		return nil, err
 	}
-	defer waitGood()
+	defer func() { stopGood(); waitGood() }()
 	t0 := time.Now()
 	sleep(ctx, cfg.Baseline)
 	if v, err := srv.Metric(ctx, "floodgate_memory_used_bytes"); err == nil {
