@@ -91,7 +91,7 @@ func TestGoodClientsMeasureAnIdleServer(t *testing.T) {
 		t.Skip("runs the floodgate binary")
 	}
 	idle := Attack{Name: "idle", Listener: HTTP, Run: func(ctx context.Context, _ *Target) error { <-ctx.Done(); return nil }}
-	r, err := Run(context.Background(), Config{Baseline: 500 * time.Millisecond, Duration: time.Second, Watch: time.Second},
+	r, err := Measure(context.Background(), Config{Baseline: 500 * time.Millisecond, Duration: time.Second, Watch: time.Second},
 		idle, startFloodgate(t), 1)
 	if err != nil {
 		t.Fatal(err)
