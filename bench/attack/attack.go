@@ -14,8 +14,11 @@
 // time).
 //
 // Adding a case: write a func(ctx, *Target) error that attacks until ctx
-// ends and returns only once every connection it opened is closed, and
-// append an Attack with it to Catalogue (or pass your own list to a Runner).
+// ends and returns only once every connection it opened is closed (the
+// helpers hold, repeat and once do that), and append an Attack with it to
+// hostileClients (catalogue.go, issue 13) or allocationAttacks
+// (catalogue14.go, issue 14); TestAttacks and `floodgate bench attack` run
+// every entry. An attack that needs other bounds sets Attack.Bounds.
 package attack
 
 import (

@@ -3,6 +3,7 @@ package attack
 import (
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,9 +12,9 @@ import (
 
 func TestMain(m *testing.M) { testproc.Main(m) }
 
-// shortForm is `go test`'s run of each attack: a second of baseline, three
-// seconds of attack, up to three of watching the recovery.
-var shortForm = Config{Baseline: time.Second, Duration: 3 * time.Second, Watch: 3 * time.Second}
+// shortForm is `go test`'s run of each attack: half a second of baseline,
+// 2.5 s of attack, up to 3 s of watching the recovery.
+var shortForm = Config{Baseline: 500 * time.Millisecond, Duration: 2500 * time.Millisecond, Watch: 3 * time.Second}
 
 // startFloodgate returns a starter of fresh floodgate processes with
 // default flags, each in its own temporary directory.
@@ -28,6 +29,9 @@ func startFloodgate(t *testing.T) func() (*Server, error) {
 // a constant, and the server is back to its baseline within 1 s of the
 // attacker leaving. A failing attack fails its own subtest, naming each
 // bound it broke with the measured value; the summary table is logged.
+// A run that breaks only latency bounds, by less than 2x, is the median of
+// three (Measure): this machine's noise, not the server, makes such
+// margins.
 func TestAttacks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the floodgate binary under attack")
@@ -38,7 +42,7 @@ func TestAttacks(t *testing.T) {
 		t.Run(a.Name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			r, err := Run(ctx, shortForm, a, start, 1)
+			r, err := Measure(ctx, shortForm, a, start, 1)
 			if err != nil {
 				t.Fatalf("could not measure: %v", err)
 			}
@@ -87,7 +91,7 @@ func TestGoodClientsMeasureAnIdleServer(t *testing.T) {
 		t.Skip("runs the floodgate binary")
 	}
 	idle := Attack{Name: "idle", Listener: HTTP, Run: func(ctx context.Context, _ *Target) error { <-ctx.Done(); return nil }}
-	r, err := Run(context.Background(), Config{Baseline: 500 * time.Millisecond, Duration: time.Second, Watch: time.Second},
+	r, err := Measure(context.Background(), Config{Baseline: 500 * time.Millisecond, Duration: time.Second, Watch: time.Second},
 		idle, startFloodgate(t), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -101,5 +105,39 @@ func TestGoodClientsMeasureAnIdleServer(t *testing.T) {
 	}
 	if r.PeakRSS <= 0 || r.RSSBound <= 0 || r.BudgetBase < 0 {
 		t.Fatalf("server not measured: peak RSS %d, bound %d, budget %d", r.PeakRSS, r.RSSBound, r.BudgetBase)
+	}
+}
+
+// TestRunnerReportsAStalledServer checks that the instrument sees what it
+// must: an "attack" that stops the server process (SIGSTOP) for the whole
+// attack breaks the good clients' latency bounds, and once it continues
+// (SIGCONT) the server is back to normal within the recovery bound.
+func TestRunnerReportsAStalledServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the floodgate binary")
+	}
+	stall := Attack{Name: "sigstop", Listener: HTTP, Run: func(ctx context.Context, tg *Target) error {
+		if err := syscall.Kill(tg.PID, syscall.SIGSTOP); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return syscall.Kill(tg.PID, syscall.SIGCONT)
+	}}
+	r, err := Run(context.Background(), Config{Baseline: 300 * time.Millisecond, Duration: 1500 * time.Millisecond, Watch: 2 * time.Second},
+		stall, startFloodgate(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(Row(r))
+	for _, l := range []Latency{r.Kafka, r.Kgo, r.Health} {
+		if l.P99 < time.Second {
+			t.Errorf("a good client's p99 during a 1.5 s stall is %v, want at least 1 s", l.P99)
+		}
+	}
+	if r.Passed() || !strings.Contains(strings.Join(r.Failures, "\n"), "p99") {
+		t.Errorf("a stalled server passed, or without a latency failure: %q", r.Failures)
+	}
+	if !r.Recovered || r.Recovery > time.Second {
+		t.Errorf("recovery after SIGCONT: %v (recovered %v: %s)", r.Recovery, r.Recovered, r.RecoveryState)
 	}
 }

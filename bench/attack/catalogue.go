@@ -8,16 +8,22 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Catalogue returns the attack classes of issue 13, in the order they run.
+// Catalogue returns every attack class, in the order they run: issue 13's
+// hostile clients, then issue 14's allocation attacks (catalogue14.go).
 // Counts are those of Scale 1, chosen so that each attack could exceed the
 // 1 GiB default memory budget if the server charged or buffered what the
 // attacker announces or provokes, while the whole suite stays far below the
 // 20,000 open files of one test process.
 func Catalogue() []Attack {
+	return append(hostileClients(), allocationAttacks()...)
+}
+
+// hostileClients are issue 13's classes: slow, abandoned, pipelining,
+// oversize, garbage and reconnecting clients.
+func hostileClients() []Attack {
 	return []Attack{
 		{Name: "http-abandoned-body", Issue: 13, Listener: HTTP,
 			What: "120 connections (60 per IP) send POST /topics/x with Content-Length 10 MiB, one body byte, then nothing",
@@ -52,9 +58,6 @@ func Catalogue() []Attack {
 		{Name: "kafka-trickled-frame-many-ips", Issue: 13, Listener: Kafka,
 			What: "100 connections from 25 IPs (4 each) announce a 90 MB Produce frame and send one byte every 300 ms",
 			Run:  kafkaTrickledFrames(100, 4)},
-		{Name: "kafka-pipeline-unread-fetch", Issue: 14, Listener: Kafka,
-			What:  "2 connections each pipeline 40 Fetches of a 24 MiB batch (max 50 MiB) and never read",
-			Setup: fillFetchTopic, Run: kafkaPipelineFetch},
 		{Name: "kafka-pipeline-unread-apiversions", Issue: 13, Listener: Kafka,
 			What: "4 connections pipeline ApiVersions requests without reading a response",
 			Run:  kafkaPipelineAPIVersions},
@@ -222,52 +225,6 @@ func kafkaTrickledFrames(n, perIP int) func(ctx context.Context, t *Target) erro
 			}
 		})
 	}
-}
-
-// fetchTopic holds the data kafka-pipeline-unread-fetch fetches.
-const fetchTopic = "attack-fetch"
-
-// fillFetchTopic produces 24 MiB into fetchTopic (96 records of 256 KiB,
-// random and uncompressed): every Fetch of the attack then makes the
-// server read and answer 24 MiB.
-func fillFetchTopic(ctx context.Context, t *Target) error {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: AttackerIP(100)}, Timeout: 2 * time.Second}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(t.KafkaAddr), kgo.Dialer(d.DialContext), kgo.DefaultProduceTopic(fetchTopic),
-		kgo.AllowAutoTopicCreation(), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	recs := make([]*kgo.Record, 96)
-	for i := range recs {
-		v := make([]byte, 256<<10)
-		_, _ = rand.Read(v)
-		recs[i] = &kgo.Record{Value: v}
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("fill %s: %w", fetchTopic, err)
-	}
-	return nil
-}
-
-func kafkaPipelineFetch(ctx context.Context, t *Target) error {
-	req := kmsg.NewPtrFetchRequest()
-	req.Version = 4
-	req.ReplicaID = -1
-	req.MaxBytes = 50 << 20
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = fetchTopic
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.PartitionMaxBytes = 50 << 20
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	var msg []byte
-	for i := int32(0); i < 40; i++ {
-		msg = kafkaFormatter.AppendRequest(msg, req, i)
-	}
-	return hold(ctx, t, Kafka, t.N(2), 2, 0, func(ctx context.Context, c net.Conn) { writeAll(c, msg) })
 }
 
 func kafkaPipelineAPIVersions(ctx context.Context, t *Target) error {

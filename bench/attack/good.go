@@ -30,19 +30,31 @@ type sample struct {
 	ok    bool
 }
 
-// recorder collects one good client's samples.
+// recorder collects one good client's samples. A client makes one
+// request at a time; the one in flight counts in a window with the time it
+// has taken so far, so a request stuck across a window's end is not
+// missing from it.
 type recorder struct {
-	mu sync.Mutex
-	s  []sample
+	mu      sync.Mutex
+	s       []sample
+	pending time.Time // start of the request in flight, or zero
 }
 
+// begin returns the start of a request.
+func (r *recorder) begin() time.Time {
+	now := time.Now()
+	r.mu.Lock()
+	r.pending = now
+	r.mu.Unlock()
+	return now
+}
+
+// add records the request begun at start.
 func (r *recorder) add(start time.Time, ok bool) {
-	lat := time.Since(start)
-	if lat > goodTimeout {
-		lat = goodTimeout
-	}
+	lat := min(time.Since(start), goodTimeout)
 	r.mu.Lock()
 	r.s = append(r.s, sample{start: start, lat: lat, ok: ok})
+	r.pending = time.Time{}
 	r.mu.Unlock()
 }
 
@@ -62,7 +74,11 @@ func (r *recorder) window(from, to time.Time) Latency {
 	defer r.mu.Unlock()
 	var lats []time.Duration
 	var l Latency
-	for _, s := range r.s {
+	all := r.s
+	if !r.pending.IsZero() {
+		all = append(all[:len(all):len(all)], sample{start: r.pending, lat: min(time.Since(r.pending), goodTimeout), ok: true})
+	}
+	for _, s := range all {
 		if !s.start.Before(to) || s.start.Add(s.lat).Before(from) {
 			continue
 		}
@@ -156,7 +172,7 @@ func within(ctx context.Context, f func() error) (ok bool, late <-chan error) {
 func (g *goodClients) loopKgo(ctx context.Context, cl *kgo.Client) {
 	for i := 0; ctx.Err() == nil; i++ {
 		var off int64 = -1
-		start := time.Now()
+		start := g.kgo.begin()
 		ok, late := within(ctx, func() error {
 			r, err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "good %d", i)}).First()
 			if err == nil {
@@ -172,7 +188,7 @@ func (g *goodClients) loopKgo(ctx context.Context, cl *kgo.Client) {
 			continue
 		}
 		if ok {
-			start = time.Now()
+			start = g.kgo.begin()
 			ok, late = within(ctx, func() error { return fetchOne(ctx, cl, off) })
 			g.kgo.add(start, ok)
 			if late != nil && !waitLate(ctx, late) {
@@ -234,7 +250,7 @@ func (g *goodClients) loopKafka(ctx context.Context, addr string) {
 		}
 	}()
 	for i := int32(0); ctx.Err() == nil; i++ {
-		start := time.Now()
+		start := g.kafka.begin()
 		if kc == nil {
 			c, err := Dial(ctx, goodIP(1), addr)
 			if err != nil {
@@ -269,7 +285,7 @@ func (g *goodClients) loopHealth(ctx context.Context, addr string) {
 	cl := httpClientFrom(goodIP(2), goodTimeout)
 	defer cl.CloseIdleConnections()
 	for ctx.Err() == nil {
-		start := time.Now()
+		start := g.health.begin()
 		g.health.add(start, getHealth(ctx, cl, addr) == nil)
 		sleep(ctx, goodPause)
 	}

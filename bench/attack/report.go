@@ -39,6 +39,9 @@ func Table(rs []*Result) *bench.Table {
 		if !r.Passed() {
 			result = fmt.Sprintf("**FAIL** (%d)", len(r.Failures))
 		}
+		if r.Runs > 1 {
+			result += fmt.Sprintf(", median of %d runs", r.Runs)
+		}
 		t.Add(r.Attack, r.Server, good, fmt.Sprintf("%s (%d/%d)", fmtMS(r.Health.P99), r.Health.Failed, r.Health.N),
 			mib(r.PeakRSS), budget, rec, term, result)
 	}
@@ -50,6 +53,9 @@ func Table(rs []*Result) *bench.Table {
 func Markdown(rs []*Result) string {
 	var b strings.Builder
 	b.WriteString(Table(rs).Markdown())
+	b.WriteString("\nGood p50 / p99: the worse of the two Kafka clients (raw ApiVersions/Metadata; franz-go Produce acks=all + Fetch) " +
+		"during the attack; 2,000 ms is the 2 s request timeout (no answer). Budget: floodgate_memory_used_bytes. " +
+		"Recovery: from the attacker's last close until the budget is back to its baseline and fresh Kafka and /health requests answer in time.\n\n")
 	for _, r := range rs {
 		for _, f := range r.Failures {
 			fmt.Fprintf(&b, "- %s on %s: %s\n", r.Attack, r.Server, f)
@@ -65,12 +71,20 @@ func Row(r *Result) string {
 	if !r.Recovered {
 		rec = "not within " + r.Recovery.Round(100*time.Millisecond).String()
 	}
-	return fmt.Sprintf("%s on %s: good p50/p99 %s/%s (baseline p99 %s), /health p99 %s (%d/%d failed), peak RSS %s (bound %s), budget %s -> peak %s (%d reads timed out), recovery %s",
+	return fmt.Sprintf("%s on %s: good p50/p99 %s/%s (baseline p99 %s), /health p99 %s (%d/%d failed), peak RSS %s (bound %s), budget %s -> peak %s (%d reads timed out), recovery %s, after it p99 %s",
 		r.Attack, r.Server, fmtMS(k.P50), fmtMS(k.P99), fmtMS(r.Baseline.P99), fmtMS(r.Health.P99), r.Health.Failed, r.Health.N,
-		mib(r.PeakRSS), mib(r.RSSBound), mib(r.BudgetBase), mib(r.BudgetPeak), r.BudgetUnread, rec)
+		mib(r.PeakRSS), mib(r.RSSBound), mibOrDash(r.BudgetBase), mibOrDash(r.BudgetPeak), r.BudgetUnread, rec, fmtMS(r.After.P99))
 }
 
 // fmtMS prints a duration in milliseconds.
 func fmtMS(d time.Duration) string {
 	return bench.Cell(d)
+}
+
+// mibOrDash formats bytes in MiB, or "-" for a value not read (-1).
+func mibOrDash(b int64) string {
+	if b < 0 {
+		return "-"
+	}
+	return mib(b)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -75,6 +76,9 @@ type Result struct {
 	// Config.Watch.
 	Recovery  time.Duration `json:"recovery_ns"`
 	Recovered bool          `json:"recovered"`
+	// After is the worst good client connected since before the attack,
+	// in the moments after recovery.
+	After Latency `json:"after"`
 	// RecoveryState says what was still wrong when recovery was not seen.
 	RecoveryState string `json:"recovery_state,omitempty"`
 	// SIGTERMExit is how long the server took to exit after SIGTERM during
@@ -82,6 +86,12 @@ type Result struct {
 	SIGTERMExit time.Duration `json:"sigterm_exit_ns,omitempty"`
 	// Failures are the bounds not held, one sentence each.
 	Failures []string `json:"failures,omitempty"`
+	// Runs is how many times the attack was run (Measure); the result is
+	// the median one.
+	Runs int `json:"runs"`
+
+	hardFailures int     // failures other than latency
+	worstRatio   float64 // the worst latency over its bound
 }
 
 // Passed reports whether every bound held.
@@ -89,6 +99,25 @@ func (r *Result) Passed() bool { return len(r.Failures) == 0 }
 
 func (r *Result) fail(format string, args ...any) {
 	r.Failures = append(r.Failures, fmt.Sprintf(format, args...))
+	r.hardFailures++
+}
+
+// failLatency records a latency bound broken: got against bound.
+func (r *Result) failLatency(got, bound time.Duration, format string, args ...any) {
+	r.Failures = append(r.Failures, fmt.Sprintf(format, args...))
+	r.worstRatio = max(r.worstRatio, float64(got)/float64(bound))
+}
+
+// marginalRatio is how far over a latency bound a run may be and still
+// count as possibly the machine's noise rather than the server's doing.
+const marginalRatio = 2
+
+// marginal reports whether the run broke only latency bounds, each by less
+// than marginalRatio: on a 2-core machine shared with other work, one
+// descheduled moment of 200 ms in a run of about a hundred requests per
+// client makes a p99. Such a run is measured again (Measure).
+func (r *Result) marginal() bool {
+	return len(r.Failures) > 0 && r.hardFailures == 0 && r.worstRatio < marginalRatio
 }
 
 // Run runs attack a against the server start returns (a fresh one, stopped
@@ -112,13 +141,13 @@ func Run(ctx context.Context, cfg Config, a Attack, start func() (*Server, error
 	r := &Result{Attack: a.Name, Server: srv.Name, BudgetBase: -1, BudgetPeak: -1}
 
 	goodCtx, stopGood := context.WithCancel(ctx)
-	defer stopGood()
 	var good goodClients
 	waitGood, err := good.run(goodCtx, t)
 	if err != nil {
+		stopGood()
 		return nil, err
 	}
-	defer waitGood()
+	defer func() { stopGood(); waitGood() }()
 	t0 := time.Now()
 	sleep(ctx, cfg.Baseline)
 	if v, err := srv.Metric(ctx, "floodgate_memory_used_bytes"); err == nil {
@@ -144,6 +173,9 @@ func Run(ctx context.Context, cfg Config, a Attack, start func() (*Server, error
 	r.Kgo = good.kgo.window(attackStart, leave)
 	r.Health = good.health.window(attackStart, leave)
 	r.Recovery, r.Recovered, r.RecoveryState = watchRecovery(ctx, srv, r.BudgetBase, b, leave, cfg.Watch)
+	if r.Recovered {
+		r.checkAfter(ctx, &good, t, b, leave.Add(max(r.Recovery, b.Recovery)))
+	}
 	stopGood()
 	waitGood()
 
@@ -156,6 +188,40 @@ func Run(ctx context.Context, cfg Config, a Attack, start func() (*Server, error
 	}
 	r.check(b, srv, t)
 	return r, nil
+}
+
+// Measure runs attack a like Run; when the run broke only latency bounds,
+// and each by less than 2x, it runs twice more and returns the median run
+// (by the worst good client's p99 during the attack): a server that holds
+// the bounds passes two runs of three however busy the machine, one that
+// does not fails them; every broken bound beyond that margin, and every
+// RSS or recovery failure, counts at once.
+func Measure(ctx context.Context, cfg Config, a Attack, start func() (*Server, error), scale float64) (*Result, error) {
+	r, err := Run(ctx, cfg, a, start, scale)
+	if err != nil || !r.marginal() {
+		if r != nil {
+			r.Runs = 1
+		}
+		return r, err
+	}
+	runs := []*Result{r}
+	for len(runs) < 3 {
+		r, err := Run(ctx, cfg, a, start, scale)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, r)
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i].score() < runs[j].score() })
+	m := runs[1]
+	m.Runs = len(runs)
+	return m, nil
+}
+
+// score orders runs: failures first by how far over, then latency.
+func (r *Result) score() float64 {
+	w := worst(r.Kafka, r.Kgo, r.Health)
+	return float64(r.hardFailures)*1e6 + float64(len(r.Failures))*1e3 + float64(w.P99)/float64(time.Second)
 }
 
 // TerminateDuring starts a fresh server, attacks it for warm, sends
@@ -201,6 +267,41 @@ func terminateDuring(ctx context.Context, a Attack, srv *Server, warm, grace tim
 	return exit, nil
 }
 
+// afterWindow is how long the good clients that ran through the attack
+// are watched once fresh requests are served again.
+const afterWindow = 500 * time.Millisecond
+
+// checkAfter checks that the good clients connected since before the
+// attack are served normally again from the recovery bound on (or from
+// recovery, when that was later): a connection left parked or stalled by
+// the attack has no request completed in the window, or a slow one
+// (a request still in flight at from counts with its whole latency).
+func (r *Result) checkAfter(ctx context.Context, good *goodClients, t *Target, b Bounds, from time.Time) {
+	sleep(ctx, time.Until(from.Add(afterWindow)))
+	to := from.Add(afterWindow)
+	clients := []struct {
+		name  string
+		rec   *recorder
+		bound time.Duration
+	}{{"kafka (ApiVersions/Metadata)", &good.kafka, b.GoodP99}, {"kgo (Produce acks=all/Fetch)", &good.kgo, b.GoodP99},
+		{"GET /health", &good.health, b.HealthP99}}
+	var ls []Latency
+	for _, c := range clients {
+		if c.rec != &good.health && t.KafkaAddr == "" {
+			continue
+		}
+		l := c.rec.window(from, to)
+		ls = append(ls, l)
+		switch {
+		case l.N == 0:
+			r.fail("%s: the client connected before the attack completed no request in the %v after recovery", c.name, afterWindow)
+		case l.P99 > c.bound:
+			r.failLatency(l.P99, c.bound, "%s: p99 %v > %v in the %v after recovery", c.name, ms(l.P99), c.bound, afterWindow)
+		}
+	}
+	r.After = worst(ls...)
+}
+
 // runAttack runs a until ctx ends and waits for it to close everything,
 // at most 10 s beyond d.
 func runAttack(ctx context.Context, a Attack, t *Target, d time.Duration) error {
@@ -240,7 +341,7 @@ func (r *Result) check(b Bounds, srv *Server, t *Target) {
 		case c.l.N == 0:
 			r.fail("%s: no request during the attack", c.name)
 		case c.l.P99 > c.bound:
-			r.fail("%s: p99 %v > %v during the attack (%d of %d failed, max %v)", c.name, ms(c.l.P99), c.bound, c.l.Failed, c.l.N, ms(c.l.Max))
+			r.failLatency(c.l.P99, c.bound, "%s: p99 %v > %v during the attack (%d of %d failed, max %v)", c.name, ms(c.l.P99), c.bound, c.l.Failed, c.l.N, ms(c.l.Max))
 		}
 	}
 	if r.Health.N > 0 && r.Health.Failed == r.Health.N {

@@ -86,7 +86,7 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) ([]*Result, error) {
 			if name == "nginx" {
 				start = func() (*Server, error) { return StartNginx(dir) }
 			}
-			r, err := Run(ctx, cfg.Config, a, start, cfg.Scale)
+			r, err := Measure(ctx, cfg.Config, a, start, cfg.Scale)
 			if err != nil {
 				return results, fmt.Errorf("attack %s on %s: %w", a.Name, name, err)
 			}
