@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/storage"
 )
 
@@ -142,7 +143,7 @@ type Broker struct {
 	partitions    int
 	creating      map[string]bool
 	reservedParts int
-	warnings      *warnLog
+	warnings      *limits.WarnLog
 
 	producers producerIDs
 	// states bounds and expires the idempotent producer states.
@@ -197,7 +198,7 @@ func Open(cfg Config) (*Broker, error) {
 		topics:   make(map[string]*topic),
 		byID:     make(map[[16]byte]*topic),
 		creating: make(map[string]bool),
-		warnings: newWarnLog(cfg.Logger, 10*time.Second),
+		warnings: limits.NewWarnLog(cfg.Logger, 10*time.Second),
 	}
 	b.metrics = newBrokerMetrics(cfg.Metrics)
 	b.states = newProducerStates(cfg.Now, cfg.ProducerIDExpiration, cfg.MaxProducerStates, b.metrics.set)

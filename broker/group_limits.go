@@ -34,8 +34,6 @@ package broker
 //     with Kafka's group.min/max.session.timeout.ms.
 
 import (
-	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -212,44 +210,10 @@ func (m *groupMetrics) refused(limit string) {
 	m.set.GetOrCreateCounter(`floodgate_group_limit_refusals_total{limit="` + limit + `"}`).Inc()
 }
 
-// limitLog logs a WARN per limit at most once per interval; the keys are the
-// fixed set of limit names, so the map stays small.
-type limitLog struct {
-	log      *slog.Logger
-	interval time.Duration
-	mu       sync.Mutex
-	last     map[string]time.Time
-	dropped  map[string]int
-}
-
-func newLimitLog(l *slog.Logger) *limitLog {
-	return &limitLog{log: l, interval: 10 * time.Second, last: map[string]time.Time{}, dropped: map[string]int{}}
-}
-
-// warn logs that limit refused a request, unless it did within the interval.
-func (r *limitLog) warn(limit, msg string, args ...any) {
-	now := time.Now()
-	r.mu.Lock()
-	if t, ok := r.last[limit]; ok && now.Sub(t) < r.interval {
-		r.dropped[limit]++
-		r.mu.Unlock()
-		return
-	}
-	r.last[limit] = now
-	n := r.dropped[limit]
-	delete(r.dropped, limit)
-	r.mu.Unlock()
-	args = append(args, "limit", limit)
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	r.log.Warn(msg, args...)
-}
-
 // refuse counts and logs one refusal by limit. It does not take gs.mu.
 func (gs *groups) refuse(limit, msg string, args ...any) {
 	gs.met.refused(limit)
-	gs.warn.warn(limit, msg, args...)
+	gs.warn.Warn(limit, msg, append(args, "limit", limit)...)
 }
 
 // protocolCost is what one protocol costs beyond its name and metadata

@@ -39,6 +39,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/limits"
 )
 
 // groupState is the classic group state machine's state.
@@ -72,7 +73,7 @@ type groups struct {
 	b    *Broker
 	lim  GroupLimits
 	met  *groupMetrics
-	warn *limitLog
+	warn *limits.WarnLog
 
 	mu     sync.Mutex
 	all    map[string]*group
@@ -174,7 +175,7 @@ func (o *outbox) send(respond Responder, resp kmsg.Response) {
 }
 
 func newGroups(b *Broker, lim GroupLimits) *groups {
-	return &groups{b: b, lim: lim.withDefaults(), met: newGroupMetrics(b.metrics.set), warn: newLimitLog(b.log), all: map[string]*group{}}
+	return &groups{b: b, lim: lim.withDefaults(), met: newGroupMetrics(b.metrics.set), warn: limits.NewWarnLog(b.log, 10*time.Second), all: map[string]*group{}}
 }
 
 // do runs fn under the coordinator lock, then sends what fn queued and

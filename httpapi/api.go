@@ -229,7 +229,7 @@ func (c *call) recover() {
 		return
 	}
 	c.a.gate.panics.Inc()
-	if c.a.gate.warn.due("panic") { // a request that panics every time must not flood the log
+	if c.a.gate.warn.Allow("panic") { // a request that panics every time must not flood the log
 		c.a.cfg.Logger.Error("http handler panicked; answered 500", "path", string(c.r.Head.Path), "panic", fmt.Sprint(p),
 			"stack", string(debug.Stack()))
 	}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,10 +87,10 @@ type gate struct {
 	corrupt  *metrics.Counter
 
 	budget *limits.Budget
-	warn   *warnEvery
+	warn   *limits.WarnLog // panics and budget refusals, every 10 s per key
 	// violations logs every violation (rate-limited per limit), as the
 	// loop does.
-	violations *loop.WarnLog
+	violations *limits.WarnLog
 }
 
 // limitReasons are the reasons of floodgate_connection_limit_reached_total.
@@ -102,8 +101,8 @@ var rateScopes = []string{"global", "client", "route"}
 
 func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, budget *limits.Budget, log *slog.Logger) (*gate, error) {
 	g := &gate{cfg: cfg, set: set, reached: map[string]*metrics.Counter{}, rateHit: map[string]*metrics.Counter{},
-		tripped: map[string]*metrics.Counter{}, budget: budget, warn: newWarnEvery(log, 10*time.Second),
-		refused: map[string]*metrics.Counter{}, violations: loop.NewWarnLog(log, time.Second)}
+		tripped: map[string]*metrics.Counter{}, budget: budget, warn: limits.NewWarnLog(log, 10*time.Second),
+		refused: map[string]*metrics.Counter{}, violations: limits.NewWarnLog(log, time.Second)}
 	if loops < 1 {
 		loops = 1
 	}
@@ -431,7 +430,7 @@ func (g *gate) budgetRefusal(what string) *loop.HTTPResponse {
 	g.tripped["memory-limit-bytes"].Inc()
 	g.countRefused("memory")
 	limit, used := g.budget.Limit(), g.budget.Used()
-	g.warn.warn("memory-limit-bytes", "http request refused: memory budget exhausted", "limit", "memory-limit-bytes",
+	g.warn.Warn("memory-limit-bytes", "http request refused: memory budget exhausted", "limit", "memory-limit-bytes",
 		"configured", limit, "actual", used, "while", what)
 	return unavailable("memory-limit-bytes", limit, used, "memory budget exhausted while "+what)
 }
@@ -452,50 +451,3 @@ func (g *gate) decodeRefusal(r *loop.HTTPRequest, rt *route, err error) *loop.HT
 		Body: loop.LimitErrorBody("malformed", 0, 0, "corrupt compressed body: "+err.Error())}
 }
 
-// warnEvery logs a WARN per key at most once per interval, counting what it
-// suppressed. Its keys are limit names, a fixed set.
-type warnEvery struct {
-	log      *slog.Logger
-	interval time.Duration
-	mu       sync.Mutex
-	last     map[string]time.Time
-	dropped  map[string]int
-}
-
-func newWarnEvery(l *slog.Logger, interval time.Duration) *warnEvery {
-	if l == nil {
-		l = slog.Default()
-	}
-	return &warnEvery{log: l, interval: interval, last: map[string]time.Time{}, dropped: map[string]int{}}
-}
-
-// due reports whether key may be logged now, and if so starts its interval.
-func (w *warnEvery) due(key string) bool {
-	now := time.Now()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if t, ok := w.last[key]; ok && now.Sub(t) < w.interval {
-		w.dropped[key]++
-		return false
-	}
-	w.last[key] = now
-	return true
-}
-
-func (w *warnEvery) warn(key, msg string, args ...any) {
-	now := time.Now()
-	w.mu.Lock()
-	if t, ok := w.last[key]; ok && now.Sub(t) < w.interval {
-		w.dropped[key]++
-		w.mu.Unlock()
-		return
-	}
-	w.last[key] = now
-	n := w.dropped[key]
-	delete(w.dropped, key)
-	w.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	w.log.Warn(msg, args...)
-}

@@ -738,7 +738,7 @@ func (a *API) fetchAnswer(c *call, fr *kmsg.FetchResponse, rp restPath, offset i
 			&resume{Offset: big.base, NextOffset: big.next})
 	case errors.As(err, &corrupt):
 		g.corrupt.Inc()
-		g.warn.warn("corrupt-batch", "REST fetch met a corrupt stored batch; answered 500 to that consumer",
+		g.warn.Warn("corrupt-batch", "REST fetch met a corrupt stored batch; answered 500 to that consumer",
 			"topic", rp.topic, "partition", rp.partition, "offset", corrupt.base, "err", corrupt.err)
 		b, _ := json.Marshal(struct {
 			ErrorCode int    `json:"error_code"`
@@ -768,7 +768,7 @@ func (g *gate) restLimit(status, code int, limit string, configured, actual int6
 	if c := g.tripped[limit]; c != nil {
 		c.Inc()
 	}
-	g.warn.warn(limit, "REST request refused", "limit", limit, "configured", configured, "actual", actual, "reason", msg)
+	g.warn.Warn(limit, "REST request refused", "limit", limit, "configured", configured, "actual", actual, "reason", msg)
 	v := struct {
 		ErrorCode  int    `json:"error_code"`
 		Message    string `json:"message"`

@@ -58,7 +58,7 @@ type Config struct {
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	warn   *rateLimitedLog
+	warn   *limits.WarnLog
 	budget *limits.Budget
 	pool   *pool
 	bufs   bufPool
@@ -133,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 		runErr: make(chan error, 1),
 		ipSeed: maphash.MakeSeed(),
 	}
-	s.warn = newRateLimitedLog(cfg.Logger, time.Second)
+	s.warn = limits.NewWarnLog(cfg.Logger, time.Second)
 	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
 	s.inline, _ = cfg.HTTP.(InlineHTTPHandler)
 	if cfg.Limits.ProduceRate > 0 {

@@ -1,4 +1,4 @@
-package loop
+package limits
 
 import (
 	"log/slog"
@@ -20,10 +20,11 @@ type warnState struct {
 	dropped int
 }
 
-// rateLimitedLog logs a WARN per key at most once per interval and counts
+// WarnLog is the WARN log of limit violations: one line per key (a limit,
+// or a limit and a client) at most once per interval, with the count of
 // what it suppressed, so an attack cannot flood the log. It remembers at
-// most warnKeys keys.
-type rateLimitedLog struct {
+// most warnKeys keys. Safe for concurrent use.
+type WarnLog struct {
 	log      *slog.Logger
 	interval time.Duration
 	mu       sync.Mutex
@@ -31,13 +32,15 @@ type rateLimitedLog struct {
 	pruned   time.Time // when keys were last pruned: at most once an interval
 }
 
-func newRateLimitedLog(l *slog.Logger, interval time.Duration) *rateLimitedLog {
-	return &rateLimitedLog{log: l, interval: interval, keys: map[string]*warnState{}}
+// NewWarnLog returns a WarnLog logging to l at most once per interval per
+// key.
+func NewWarnLog(l *slog.Logger, interval time.Duration) *WarnLog {
+	return &WarnLog{log: l, interval: interval, keys: map[string]*warnState{}}
 }
 
 // state returns key's state (or the overflow key's when the map is full,
 // after forgetting keys whose interval is over). Called with mu held.
-func (r *rateLimitedLog) state(key string, now time.Time) *warnState {
+func (r *WarnLog) state(key string, now time.Time) *warnState {
 	if st := r.keys[key]; st != nil {
 		return st
 	}
@@ -62,7 +65,7 @@ func (r *rateLimitedLog) state(key string, now time.Time) *warnState {
 
 // Due reports whether a Warn for key would be logged now, so that callers
 // on hot refusal paths (a flood) skip building the log arguments.
-func (r *rateLimitedLog) Due(key string) bool {
+func (r *WarnLog) Due(key string) bool {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -74,8 +77,24 @@ func (r *rateLimitedLog) Due(key string) bool {
 	return true
 }
 
+// Allow reports whether a line for key may be written now (by the caller,
+// at a level of its choosing) and, if so, counts it as written.
+func (r *WarnLog) Allow(key string) bool {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.state(key, now)
+	if !st.last.IsZero() && now.Sub(st.last) < r.interval {
+		st.dropped++
+		return false
+	}
+	st.last = now
+	st.dropped = 0
+	return true
+}
+
 // Warn logs msg with args unless key was logged within the interval.
-func (r *rateLimitedLog) Warn(key, msg string, args ...any) {
+func (r *WarnLog) Warn(key, msg string, args ...any) {
 	now := time.Now()
 	r.mu.Lock()
 	st := r.state(key, now)
@@ -94,23 +113,9 @@ func (r *rateLimitedLog) Warn(key, msg string, args ...any) {
 	r.log.Warn(msg, args...)
 }
 
-// size returns how many keys are remembered (for tests).
-func (r *rateLimitedLog) size() int {
+// Keys returns how many keys are remembered.
+func (r *WarnLog) Keys() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.keys)
 }
-
-// WarnLog is the rate-limited WARN log of limit violations (at most one
-// line per key and interval, with the count suppressed since), for the
-// HTTP API's gate: every violation is logged the same way on both sides.
-type WarnLog struct{ r *rateLimitedLog }
-
-// NewWarnLog returns a WarnLog logging to l at most once per interval per
-// key, remembering at most 1024 keys.
-func NewWarnLog(l *slog.Logger, interval time.Duration) *WarnLog {
-	return &WarnLog{r: newRateLimitedLog(l, interval)}
-}
-
-// Warn logs msg with args unless key was logged within the interval.
-func (w *WarnLog) Warn(key, msg string, args ...any) { w.r.Warn(key, msg, args...) }

@@ -1,4 +1,4 @@
-package loop
+package limits
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 )
 
 func TestRateLimitedLogRemembersBoundedKeys(t *testing.T) {
-	r := newRateLimitedLog(slog.New(slog.NewTextHandler(io.Discard, nil)), time.Minute)
+	r := NewWarnLog(slog.New(slog.NewTextHandler(io.Discard, nil)), time.Minute)
 	// An attacker from 100,000 addresses, each key logged and then
 	// suppressed: the map used to keep every one (the suppressed counts
 	// were never pruned).
@@ -20,7 +20,7 @@ func TestRateLimitedLogRemembersBoundedKeys(t *testing.T) {
 			t.Fatalf("key %s logged twice within the interval", key)
 		}
 	}
-	if n := r.size(); n > warnKeys+1 {
+	if n := r.Keys(); n > warnKeys+1 {
 		t.Fatalf("%d keys remembered, bound is %d", n, warnKeys+1)
 	}
 }
