@@ -127,18 +127,26 @@ const maxAnswer = 64 << 20
 // a read fails (c closed or its deadline passed); it returns the number of
 // frames and the largest one's size.
 func discardFrames(c net.Conn) (frames int, largest int64) {
-	var hdr [4]byte
 	for {
-		if _, err := io.ReadFull(c, hdr[:]); err != nil {
-			return frames, largest
-		}
-		n := int64(binary.BigEndian.Uint32(hdr[:]))
-		if _, err := io.CopyN(io.Discard, c, n); err != nil {
+		n, err := discardFrame(c)
+		if err != nil {
 			return frames, largest
 		}
 		frames++
 		largest = max(largest, n)
 	}
+}
+
+// discardFrame reads one Kafka response frame from c without buffering
+// it and returns its size.
+func discardFrame(c net.Conn) (int64, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return 0, err
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[:]))
+	_, err := io.CopyN(io.Discard, c, n)
+	return n, err
 }
 
 // readingFrames runs f on c while a goroutine reads and discards c's
@@ -263,12 +271,18 @@ func kafkaProduceManyPartitions(ctx context.Context, t *Target) error {
 	workers := t.N(2)
 	return repeat(ctx, workers+1, func(ctx context.Context, w int) {
 		once(ctx, AttackerIP(w), t.KafkaAddr, func(ctx context.Context, c net.Conn) {
-			readingFrames(c, func() {
-				if w < workers {
-					for ctx.Err() == nil && writeAll(c, frame) {
+			if w < workers {
+				// A client that waits for each answer, as
+				// kafka-produce-claimed-count does.
+				for ctx.Err() == nil && writeAll(c, frame) {
+					_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+					if _, err := discardFrame(c); err != nil {
+						return
 					}
-					return
 				}
+				return
+			}
+			readingFrames(c, func() {
 				if !writeAll(c, oversize) {
 					return
 				}
