@@ -46,7 +46,7 @@ func allocationAttacks() []Attack {
 			What:  "4 connections on 4 IPs: InitProducerId, then one idempotent Produce to 16 partitions per fresh producer id",
 			Setup: createAttackTopics, Run: kafkaProducerIDChurn},
 		{Name: "http-rest-produce-tiny-records", Issue: 14, Listener: HTTP,
-			What: "8 connections on 4 IPs POST 9 MiB bodies of ~790k tiny JSON records to /topics/attack-rest",
+			What: "4 connections on 4 IPs POST 9 MiB bodies of ~790k tiny JSON records to /topics/attack-rest",
 			Run:  httpRESTTinyRecords},
 	}
 }
@@ -416,10 +416,10 @@ func httpRESTTinyRecords(ctx context.Context, t *Target) error {
 		body = append(body, rec...)
 	}
 	body = append(body[:len(body)-1], "]}"...)
-	workers := t.N(8)
+	workers := t.N(4)
 	clients := make([]*http.Client, workers)
 	for w := range clients {
-		clients[w] = httpClientFrom(AttackerIP(w%4), 10*time.Second)
+		clients[w] = httpClientFrom(AttackerIP(w), 10*time.Second)
 		defer clients[w].CloseIdleConnections()
 	}
 	return repeat(ctx, workers, func(ctx context.Context, w int) {
