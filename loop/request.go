@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,9 @@ type kafkaRequest struct {
 	// handler's respond (from any goroutine, possibly late) or the
 	// panic recovery.
 	answered atomic.Bool
+	// frameMu orders releasing the frame between the answer (any
+	// goroutine) and detach (the worker, when the handler keeps waiting).
+	frameMu sync.Mutex
 }
 
 // run serves the request on a pool worker: decode, handle, encode.
@@ -97,6 +101,9 @@ func (r *kafkaRequest) run() {
 		c.fitFetch(f)
 	}
 	s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.addr(), r.respond)
+	if waitsInGroup(h.APIKey) {
+		r.detach()
+	}
 }
 
 // fitFetch lowers a Fetch's byte limit to what the IP may still hold of
@@ -144,13 +151,44 @@ func (r *kafkaRequest) refuse(e *kafka.RefusedError) {
 // claim reports whether the caller is the one to answer the request.
 func (r *kafkaRequest) claim() bool { return r.answered.CompareAndSwap(false, true) }
 
-// done releases the frame and records the latency of the request.
-func (r *kafkaRequest) done() {
+// releaseFrame returns the frame's charge and drops the frame; it returns
+// the decoded request (nil once detached), for an answer in its shape.
+func (r *kafkaRequest) releaseFrame() kmsg.Request {
+	r.frameMu.Lock()
+	defer r.frameMu.Unlock()
 	r.charge.Release()
 	r.frame = nil
+	return r.req
+}
+
+// detach lets go of the frame of a request its handler keeps waiting
+// (JoinGroup until the rebalance, SyncGroup until the leader's
+// assignment): the group coordinator copied what it keeps and bounds it
+// with its own limits (--group-max-member-metadata-bytes and the others),
+// so the frame's charge and bytes need not wait with it — a client that
+// leaves its joins waiting and goes away holds nothing of the budget.
+func (r *kafkaRequest) detach() {
+	r.frameMu.Lock()
+	defer r.frameMu.Unlock()
+	if r.answered.Load() {
+		return
+	}
+	r.charge.Release()
+	r.frame, r.req = nil, nil
+}
+
+// waitsInGroup reports the APIs whose handler keeps the request waiting on
+// the group coordinator.
+func waitsInGroup(key int16) bool { return key == 11 || key == 14 } // JoinGroup, SyncGroup
+
+// done releases the frame and records the latency of the request; it
+// returns the decoded request while it is still held.
+func (r *kafkaRequest) done() kmsg.Request {
+	req := r.releaseFrame()
 	if m := r.c.loop.s.met.latency[apiIndex(r.hdr.APIKey)]; m != nil {
 		m.UpdateDuration(r.start)
 	}
+	return req
 }
 
 // respond encodes a decoded response (nil: none due) in request order.
@@ -158,7 +196,7 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 	if !r.claim() {
 		return // answered already (the request panicked after responding)
 	}
-	r.done()
+	req := r.done()
 	c := r.c
 	if resp == nil {
 		c.complete(r.seq, nil)
@@ -172,13 +210,13 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 	}
 	buf := c.loop.s.bufs.get()
 	*buf = kafka.AppendResponse(*buf, &r.hdr, resp)
-	if err := c.chargeOut(buf); err != nil && r.req != nil {
+	if err := c.chargeOut(buf); err != nil && req != nil {
 		// The answer does not fit what the IP (or everyone) may hold:
 		// answer with a retriable error in the request's shape instead.
 		c.loop.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
 		c.loop.s.warn.Warn("limit:memory:response", "response refused: "+err.Error(), "limit", "memory-limit-bytes",
 			"response_bytes", len(*buf), "ip_holds", c.share.Held(), "client_ip", c.addr(), "api", kmsg.NameForKey(r.hdr.APIKey))
-		resp = kafka.ErrorResponse(r.req, kafka.ErrRequestTimedOut)
+		resp = kafka.ErrorResponse(req, kafka.ErrRequestTimedOut)
 		if r.throttle > 0 {
 			kafka.SetThrottle(resp, int32(r.throttle.Milliseconds()))
 		}
