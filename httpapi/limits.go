@@ -450,4 +450,3 @@ func (g *gate) decodeRefusal(r *loop.HTTPRequest, rt *route, err error) *loop.HT
 	return &loop.HTTPResponse{Status: 400, ContentType: "application/json",
 		Body: loop.LimitErrorBody("malformed", 0, 0, "corrupt compressed body: "+err.Error())}
 }
-
