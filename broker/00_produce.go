@@ -28,6 +28,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(0, 0, 12, (*Broker).handleProduce) }
+
 func (b *Broker) handleProduce(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)

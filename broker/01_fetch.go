@@ -81,6 +81,8 @@ func (fw *fetchWaits) admit() bool {
 	return true
 }
 
+func init() { regKey(1, 4, 12, (*Broker).handleFetch) }
+
 func (b *Broker) handleFetch(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.FetchRequest)
 	if req.Version >= 7 && req.SessionID != 0 {

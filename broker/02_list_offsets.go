@@ -12,6 +12,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(2, 0, 8, (*Broker).handleListOffsets) }
+
 func (b *Broker) handleListOffsets(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)

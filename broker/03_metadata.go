@@ -21,6 +21,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(3, 0, 12, (*Broker).handleMetadata) }
+
 func (b *Broker) handleMetadata(kreq kmsg.Request, cl *Client, respond Responder) {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)

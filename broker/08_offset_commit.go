@@ -20,6 +20,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+// Served up to v9: v10 names topics by id.
+func init() { regKey(8, 0, 9, (*Broker).handleOffsetCommit) }
+
 func (b *Broker) handleOffsetCommit(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.OffsetCommitRequest)
 	if req.Group == "" {

@@ -30,6 +30,9 @@ type fetchedOffset struct {
 	ok        bool
 }
 
+// Served up to v9: v10 names topics by id.
+func init() { regKey(9, 0, 9, (*Broker).handleOffsetFetch) }
+
 func (b *Broker) handleOffsetFetch(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.OffsetFetchRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)

@@ -11,6 +11,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(10, 0, 6, (*Broker).handleFindCoordinator) }
+
 func (b *Broker) handleFindCoordinator(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)

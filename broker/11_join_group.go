@@ -21,6 +21,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(11, 0, 9, (*Broker).handleJoinGroup) }
+
 func (b *Broker) handleJoinGroup(kreq kmsg.Request, cl *Client, respond Responder) {
 	req := kreq.(*kmsg.JoinGroupRequest)
 	fail := func(code int16) { respond(joinError(req.Version, req.MemberID, code)) }

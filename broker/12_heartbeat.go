@@ -11,6 +11,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(12, 0, 4, (*Broker).handleHeartbeat) }
+
 func (b *Broker) handleHeartbeat(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.HeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)

@@ -12,6 +12,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(13, 0, 5, (*Broker).handleLeaveGroup) }
+
 func (b *Broker) handleLeaveGroup(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.LeaveGroupRequest)
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)

@@ -14,6 +14,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(14, 0, 5, (*Broker).handleSyncGroup) }
+
 func (b *Broker) handleSyncGroup(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.SyncGroupRequest)
 	if req.Group == "" {

@@ -17,6 +17,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(15, 0, 6, (*Broker).handleDescribeGroups) }
+
 func (b *Broker) handleDescribeGroups(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.DescribeGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+func init() { regKey(16, 0, 5, (*Broker).handleListGroups) }
+
 func (b *Broker) handleListGroups(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.ListGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)

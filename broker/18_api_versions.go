@@ -11,10 +11,12 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(18, 0, 3, (*Broker).handleAPIVersions) }
+
 func (b *Broker) handleAPIVersions(req kmsg.Request, _ *Client, respond Responder) {
 	v := req.GetVersion()
 	if int(v) < len(b.apiVersions) && b.apiVersions[v] != nil {
-		// Built once in New: the handler table never changes afterwards,
+		// Built once in Open: the handler table never changes afterwards,
 		// and responses are only read (encoded) after this.
 		respond(b.apiVersions[v])
 		return

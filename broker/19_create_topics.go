@@ -17,6 +17,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(19, 0, 7, (*Broker).handleCreateTopics) }
+
 func (b *Broker) handleCreateTopics(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)

@@ -9,6 +9,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(20, 0, 6, (*Broker).handleDeleteTopics) }
+
 func (b *Broker) handleDeleteTopics(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)

@@ -13,6 +13,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(21, 0, 2, (*Broker).handleDeleteRecords) }
+
 func (b *Broker) handleDeleteRecords(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.DeleteRecordsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)

@@ -156,6 +156,8 @@ type seqRange struct {
 	base        int64
 }
 
+func init() { regKey(22, 0, 5, (*Broker).handleInitProducerID) }
+
 func (b *Broker) handleInitProducerID(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.InitProducerIDRequest)
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)

@@ -12,6 +12,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(23, 0, 4, (*Broker).handleOffsetForLeaderEpoch) }
+
 func (b *Broker) handleOffsetForLeaderEpoch(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)

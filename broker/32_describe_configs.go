@@ -12,6 +12,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(32, 0, 4, (*Broker).handleDescribeConfigs) }
+
 func (b *Broker) handleDescribeConfigs(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)

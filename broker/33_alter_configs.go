@@ -14,6 +14,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(33, 0, 2, (*Broker).handleAlterConfigs) }
+
 func (b *Broker) handleAlterConfigs(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)

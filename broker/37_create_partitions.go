@@ -16,6 +16,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(37, 0, 3, (*Broker).handleCreatePartitions) }
+
 func (b *Broker) handleCreatePartitions(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)

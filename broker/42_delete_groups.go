@@ -10,6 +10,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(42, 0, 2, (*Broker).handleDeleteGroups) }
+
 func (b *Broker) handleDeleteGroups(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.DeleteGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)

@@ -16,6 +16,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(44, 0, 1, (*Broker).handleIncrementalAlterConfigs) }
+
 func (b *Broker) handleIncrementalAlterConfigs(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)

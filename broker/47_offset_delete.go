@@ -12,6 +12,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(47, 0, 0, (*Broker).handleOffsetDelete) }
+
 func (b *Broker) handleOffsetDelete(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.OffsetDeleteRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)

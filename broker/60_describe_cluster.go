@@ -11,6 +11,8 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
+func init() { regKey(60, 0, 2, (*Broker).handleDescribeCluster) }
+
 func (b *Broker) handleDescribeCluster(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)

@@ -119,8 +119,7 @@ type Client struct {
 // exactly once.
 type Responder func(kmsg.Response)
 
-type handlerFunc func(req kmsg.Request, cl *Client, respond Responder)
-
+// handler is one entry of a broker's handler table (see registry.go).
 type handler struct {
 	min, max int16
 	fn       handlerFunc
@@ -153,6 +152,12 @@ type Broker struct {
 	metrics   brokerMetrics
 	store     *diskStore // nil: in memory
 	waits     fetchWaits
+
+	// stop ends the background loops Open starts (every); loops waits for
+	// them. Close stops every goroutine the broker starts: see Close.
+	stop      chan struct{}
+	loops     sync.WaitGroup
+	closeOnce sync.Once
 }
 
 const kafkaMaxKey = 80
@@ -218,13 +223,36 @@ func Open(cfg Config) (*Broker, error) {
 		}
 		b.states.sweep() // recovery may have gone over --max-producer-states
 	}
-	b.register()
+	b.buildHandlers()
+	b.startBackground()
 	return b, nil
 }
 
-// reg adds one API to the handler table.
-func (b *Broker) reg(key, min, max int16, fn handlerFunc) {
-	b.handlers[key] = handler{min: min, max: max, fn: fn}
+// startBackground starts the broker's periodic loops; Close stops them.
+func (b *Broker) startBackground() {
+	b.stop = make(chan struct{})
+	b.every(retentionInterval, func() { b.sweepRetention() })
+	if b.groups.lim.OffsetsRetention >= 0 {
+		b.every(b.groups.lim.OffsetsRetentionCheck, b.groups.sweepOffsets)
+	}
+}
+
+// every runs fn every d on its own goroutine until Close.
+func (b *Broker) every(d time.Duration, fn func()) {
+	b.loops.Add(1)
+	go func() {
+		defer b.loops.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-b.stop:
+				return
+			case <-t.C:
+				fn()
+			}
+		}
+	}()
 }
 
 // VersionRange returns the versions of key floodgate serves.
@@ -240,16 +268,27 @@ func (b *Broker) VersionRange(key int16) (min, max int16, ok bool) {
 // with VersionRange.
 func (b *Broker) Handle(req kmsg.Request, cl *Client, respond Responder) {
 	h := b.handlers[req.Key()]
-	h.fn(req, cl, respond)
+	h.fn(b, req, cl, respond)
 }
 
-// Close stops the broker's timers and, with a data dir, fsyncs and
-// closes its files.
+// Close stops everything the broker started and, with a data dir, fsyncs
+// and closes its files. It returns once those goroutines have ended;
+// calling it again does nothing.
 func (b *Broker) Close() {
-	b.groups.close()
-	if b.store != nil {
-		b.store.close(b.allTopics())
-	}
+	b.closeOnce.Do(func() {
+		// Group timers (rebalance, sync, session, pending member ids)
+		// stop; waiting JoinGroup and SyncGroup requests are answered.
+		// Closed groups also make a running offsets.log compaction abort.
+		b.groups.close()
+		// The periodic loops: retention and offset expiry.
+		close(b.stop)
+		b.loops.Wait()
+		// With a data dir: the fsync syncer (started by openStore), the
+		// offsets.log compactions (waited for), then the files.
+		if b.store != nil {
+			b.store.close(b.allTopics())
+		}
+	})
 }
 
 func (b *Broker) now() time.Time { return b.cfg.Now() }

@@ -67,8 +67,8 @@ func (s groupState) String() string {
 	return "Dead"
 }
 
-// groups is the consumer group coordinator. The group APIs are registered by
-// registerGroups.
+// groups is the consumer group coordinator. The group APIs register
+// themselves in their broker/NN_*.go files.
 type groups struct {
 	b    *Broker
 	lim  GroupLimits
@@ -78,7 +78,6 @@ type groups struct {
 	mu     sync.Mutex
 	all    map[string]*group
 	closed bool
-	stops  []func() // run by close (retention sweeper, ...)
 
 	// Totals kept as they change, so that no operation sums them.
 	nMembers    int   // members of all groups
@@ -227,23 +226,14 @@ func (gs *groups) after(d time.Duration, fn func(out *outbox)) *time.Timer {
 	})
 }
 
-// onClose adds a function close runs (used by the retention sweeper).
-func (gs *groups) onClose(fn func()) {
-	gs.mu.Lock()
-	gs.stops = append(gs.stops, fn)
-	gs.mu.Unlock()
-}
-
 // close stops every timer, answers waiting JoinGroup and SyncGroup requests
-// with COORDINATOR_NOT_AVAILABLE and runs the onClose hooks.
+// with COORDINATOR_NOT_AVAILABLE. Broker.Close calls it.
 func (gs *groups) close() {
-	var stops []func()
 	gs.do(func(out *outbox) {
 		if gs.closed {
 			return
 		}
 		gs.closed = true
-		stops = gs.stops
 		for _, g := range gs.all {
 			g.stopTimers()
 			for _, t := range g.pending {
@@ -264,26 +254,6 @@ func (gs *groups) close() {
 			}
 		}
 	})
-	for _, fn := range stops {
-		fn()
-	}
-}
-
-// registerGroups adds the group APIs to the handler table. OffsetCommit and
-// OffsetFetch stop at v9: v10 names topics by id.
-func (b *Broker) registerGroups() {
-	b.reg(8, 0, 9, b.handleOffsetCommit)
-	b.reg(9, 0, 9, b.handleOffsetFetch)
-	b.reg(10, 0, 6, b.handleFindCoordinator)
-	b.reg(11, 0, 9, b.handleJoinGroup)
-	b.reg(12, 0, 4, b.handleHeartbeat)
-	b.reg(13, 0, 5, b.handleLeaveGroup)
-	b.reg(14, 0, 5, b.handleSyncGroup)
-	b.reg(15, 0, 6, b.handleDescribeGroups)
-	b.reg(16, 0, 5, b.handleListGroups)
-	b.reg(42, 0, 2, b.handleDeleteGroups)
-	b.reg(47, 0, 0, b.handleOffsetDelete)
-	b.groups.startOffsetExpiry()
 }
 
 // get returns the group named name, creating it (Empty) when create is set

@@ -505,34 +505,8 @@ func (g *group) expireOffsets(now time.Time, ret time.Duration) int {
 	return len(gone)
 }
 
-// startOffsetExpiry runs expireOffsets every OffsetsRetentionCheck until the
-// broker closes.
-func (gs *groups) startOffsetExpiry() {
-	if gs.lim.OffsetsRetention < 0 {
-		return
-	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(gs.lim.OffsetsRetentionCheck)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				gs.sweepOffsets()
-			}
-		}
-	}()
-	gs.onClose(func() {
-		close(stop)
-		<-done
-	})
-}
-
-// sweepOffsets is one expiry round; a panic is logged, not fatal.
+// sweepOffsets is one expiry round (every OffsetsRetentionCheck, started by
+// Open, stopped by Close); a panic is logged, not fatal.
 func (gs *groups) sweepOffsets() {
 	defer func() {
 		if p := recover(); p != nil {

@@ -15,28 +15,9 @@ import (
 	"time"
 )
 
-// startRetention runs the sweeper every interval until the broker closes.
-func (b *Broker) startRetention(interval time.Duration) {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				b.sweepRetention()
-			}
-		}
-	}()
-	b.groups.onClose(func() {
-		close(stop)
-		<-done
-	})
-}
+// retentionInterval is how often the retention sweeper (started by Open,
+// stopped by Close) looks at every partition.
+const retentionInterval = 3 * time.Second
 
 // sweepRetention applies retention to every partition once and returns the
 // number of batches (in memory) or segments (on disk) deleted.
