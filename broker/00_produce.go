@@ -104,9 +104,14 @@ func (b *Broker) appendRecords(p *partition, version int16, records []byte, maxM
 	logAppend := b.topicConfig(p.topic, "message.timestamp.type") == "LogAppendTime"
 	segmentBytes := b.topicConfigInt(p.topic, "segment.bytes")
 	now := b.now()
-	// Every batch is validated before any is appended, outside the
-	// partition's lock: a request is all or nothing, and inflating a
-	// compressed batch never holds up the partition's other producers.
+	// Every batch's own content (validateBatch) is checked before any is
+	// appended, outside the partition's lock, so that inflating a
+	// compressed batch never holds up the partition's other producers: a
+	// malformed batch refuses the partition's whole set. The checks that
+	// depend on the partition's state (transactions, producer sequences)
+	// and the append itself run batch by batch under the lock below: a
+	// failure there keeps the batches before it appended (BaseOffset is
+	// the first of them) and answers the partition with its error.
 	check := batchCheck{
 		createTime: !logAppend,
 		now:        now.UnixMilli(),
