@@ -110,8 +110,9 @@ func (b *Broker) appendRecords(p *partition, version int16, records []byte, maxM
 	// malformed batch refuses the partition's whole set. The checks that
 	// depend on the partition's state (transactions, producer sequences)
 	// and the append itself run batch by batch under the lock below: a
-	// failure there keeps the batches before it appended (BaseOffset is
-	// the first of them) and answers the partition with its error.
+	// failure there keeps the batches before it appended and answers the
+	// partition with its error alone. (Clients send one batch per
+	// partition per request, so this is rarely more than one batch.)
 	check := batchCheck{
 		createTime: !logAppend,
 		now:        now.UnixMilli(),
