@@ -23,18 +23,17 @@ func TestMain(m *testing.M) { testproc.Main(m) }
 func floodgateBinary(t *testing.T) string { return testproc.Binary(t) }
 
 // startBinary runs `floodgate serve` on 127.0.0.1:0 until the test ends and
-// returns the Kafka address it bound (read from its "floodgate listening"
-// line, so no parallel package can take the port first); it advertises that
+// returns the Kafka address it bound (read from the line
+// --print-listen-addresses prints, so no parallel package can take the port first); it advertises that
 // address too, since serve derives the advertised port from the listener.
 func startBinary(t *testing.T) string {
 	t.Helper()
 	bin := floodgateBinary(t)
-	cmd := exec.Command(bin, "serve",
-		"--kafka-listen", "127.0.0.1:0",
-		"--http-listen", "127.0.0.1:0",
+	args := append([]string{"serve"}, testproc.ListenArgs...)
+	cmd := exec.Command(bin, append(args,
 		"--data-dir", t.TempDir(), // the default storage (on disk), fresh per test
 		"--event-loops", "2",
-		"--log-level", "info") // the listening line is at info
+		"--log-level", "warn")...)
 	var stderr testproc.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
@@ -60,22 +59,11 @@ func startBinary(t *testing.T) string {
 			<-exited
 			t.Errorf("floodgate did not stop on SIGTERM within 15s")
 		}
-		if out := warnings(stderr.String()); out != "" {
-			t.Logf("floodgate warnings and errors:\n%s", out)
+		if out := strings.TrimSpace(stderr.String()); out != "" {
+			t.Logf("floodgate output (--log-level warn):\n%s", out)
 		}
 	})
 	return addr
-}
-
-// warnings keeps the lines of a child's output that are not at level INFO.
-func warnings(out string) string {
-	var keep []string
-	for _, line := range strings.Split(out, "\n") {
-		if line = strings.TrimSpace(line); line != "" && !strings.Contains(line, "level=INFO") {
-			keep = append(keep, line)
-		}
-	}
-	return strings.Join(keep, "\n")
 }
 
 func waitListening(addr string, exited <-chan struct{}, timeout time.Duration) bool {

@@ -46,8 +46,6 @@ func buildFloodgate(t *testing.T) string { return testproc.Binary(t) }
 
 func TestMain(m *testing.M) { testproc.Main(m) }
 
-// newServer prepares a child; extra must keep the log level at info or
-// lower, since start reads the bound ports from an info line.
 func newServer(t *testing.T, bin string, extra ...string) *server {
 	s := &server{t: t, bin: bin, dir: t.TempDir(), addr: "127.0.0.1:0", http: "127.0.0.1:0", extra: extra}
 	t.Cleanup(func() {
@@ -64,13 +62,13 @@ func newServer(t *testing.T, bin string, extra ...string) *server {
 
 // start runs the server and waits until its Kafka port accepts. The first
 // start binds 127.0.0.1:0 and reads the ports the kernel gave it from the
-// "floodgate listening" line (no look-up that a parallel package could race);
+// line --print-listen-addresses prints (no look-up that a parallel package could race);
 // restarts bind those same ports again, because the test's producer keeps
 // its broker address across kills, as a client of a restarted broker does.
 func (s *server) start() {
 	s.t.Helper()
 	args := append([]string{"serve", "--data-dir", s.dir, "--kafka-listen", s.addr, "--http-listen", s.http,
-		"--log-level", "info"}, s.extra...)
+		"--print-listen-addresses", "--log-level", "info"}, s.extra...)
 	s.cmd = exec.Command(s.bin, args...)
 	if s.nofile > 0 { // sh's ulimit lowers soft and hard: floodgate cannot raise it back
 		s.cmd = exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, s.nofile), s.bin}, args...)...)

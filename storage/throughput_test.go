@@ -28,7 +28,7 @@ func TestProduceThroughputModes(t *testing.T) {
 	modes := [][]string{{"--in-memory"}, {"--fsync", "never"}, {"--fsync", "interval"}, {"--fsync", "always"}}
 	servers := make([]*server, len(modes))
 	for i, mode := range modes {
-		servers[i] = newServer(t, bin, append([]string{"--produce-rate-limit", "0", "--fetch-rate-limit", "0"}, mode...)...)
+		servers[i] = newServer(t, bin, append([]string{"--produce-rate-limit", "0", "--fetch-rate-limit", "0", "--log-level", "warn"}, mode...)...)
 		servers[i].start()
 	}
 	type key struct {

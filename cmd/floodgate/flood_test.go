@@ -33,14 +33,14 @@ type process struct {
 
 // startFloodgate runs the binary under a shell that sets `ulimit -n`. The
 // child binds 127.0.0.1:0 for both listeners and the test reads the ports it
-// got from its "floodgate listening" log line, so parallel packages cannot
+// got from the line it prints (testproc.ListenArgs), so parallel packages cannot
 // take a port between a look-up and the bind.
 func startFloodgate(t *testing.T, nofile int, args ...string) *process {
 	t.Helper()
 	bin := floodgateBinary(t)
 	p := &process{stderr: &testproc.Buffer{}}
-	cmdline := fmt.Sprintf("ulimit -n %d && exec %q serve --kafka-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 %s",
-		nofile, bin, strings.Join(args, " "))
+	cmdline := fmt.Sprintf("ulimit -n %d && exec %q serve %s %s",
+		nofile, bin, strings.Join(testproc.ListenArgs, " "), strings.Join(args, " "))
 	p.cmd = exec.Command("bash", "-c", cmdline)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr

@@ -44,16 +44,17 @@ func Binary(t testing.TB) string {
 	return build.path
 }
 
-// listening matches the line `floodgate serve` logs once both listeners are
-// bound (loop.Server.Start), in the text and in the JSON log format.
-var listening = regexp.MustCompile(`"?msg"?[=:]"floodgate listening".*?"?kafka"?[=:]"?([^"\s,]+)"?.*?"?http"?[=:]"?([^"\s,]+)"?`)
+// listening matches the line `floodgate serve --print-listen-addresses`
+// prints on stdout once both listeners are bound, and the "floodgate
+// listening" line it logs at info (text and JSON formats).
+var listening = regexp.MustCompile(`floodgate listening"?[ ,].*?"?kafka"?[=:]"?([^"\s,]+)"?.*?"?http"?[=:]"?([^"\s,]+)`)
 
 // ListenAddrs waits until out holds the "floodgate listening" line of a child
-// started with `--kafka-listen 127.0.0.1:0 --http-listen 127.0.0.1:0` and
+// started with `--kafka-listen 127.0.0.1:0 --http-listen 127.0.0.1:0
+// --print-listen-addresses` (ListenArgs) and
 // returns the Kafka and HTTP addresses the kernel gave it. The child binds
 // the ports itself, so no other test can take them between a look-up and the
 // bind. It gives up when exited is closed (the child died) or after timeout.
-// The child must log at level info or lower.
 func ListenAddrs(out *Buffer, exited <-chan struct{}, timeout time.Duration) (kafka, http string, err error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -75,6 +76,10 @@ func ListenAddrs(out *Buffer, exited <-chan struct{}, timeout time.Duration) (ka
 		}
 	}
 }
+
+// ListenArgs are the serve flags that make the child bind two free loopback
+// ports itself and print them for ListenAddrs, at any log level.
+var ListenArgs = []string{"--kafka-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--print-listen-addresses"}
 
 // Buffer collects a child process's output; its writer goroutine and the
 // test may use it at once.

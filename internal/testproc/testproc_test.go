@@ -8,6 +8,7 @@ import (
 func TestListenAddrsReadsTheListeningLineInBothLogFormats(t *testing.T) {
 	for _, tt := range []struct{ name, line string }{
 		{"text", `time=2026-12-01T17:26:48.579Z level=INFO msg="floodgate listening" kafka=127.0.0.1:37151 http=127.0.0.1:38161 event_loops=2` + "\n"},
+		{"printed", "floodgate listening kafka=127.0.0.1:37151 http=127.0.0.1:38161\n"},
 		{"json", `{"time":"2026-12-01T17:26:48.579Z","level":"INFO","msg":"floodgate listening","kafka":"127.0.0.1:37151","http":"127.0.0.1:38161","event_loops":2}` + "\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
