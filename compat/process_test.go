@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
@@ -21,53 +22,48 @@ func TestMain(m *testing.M) { testproc.Main(m) }
 // floodgateBinary builds cmd/floodgate once per test run.
 func floodgateBinary(t *testing.T) string { return testproc.Binary(t) }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int { return testproc.FreePort(t) }
-
-// startBinary runs `floodgate serve` on a free loopback port until the test
-// ends and returns its Kafka address (which it also advertises).
+// startBinary runs `floodgate serve` on 127.0.0.1:0 until the test ends and
+// returns the Kafka address it bound (read from the line
+// --print-listen-addresses prints, so no parallel package can take the port first); it advertises that
+// address too, since serve derives the advertised port from the listener.
 func startBinary(t *testing.T) string {
 	t.Helper()
 	bin := floodgateBinary(t)
-	dataDir := t.TempDir()
-	var lastErr string
-	for attempt := 0; attempt < 3; attempt++ {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-		cmd := exec.Command(bin, "serve",
-			"--kafka-listen", addr,
-			"--http-listen", "127.0.0.1:0",
-			"--data-dir", dataDir, // the default storage (on disk), fresh per test
-			"--event-loops", "2",
-			"--log-level", "warn")
-		var stderr testproc.Buffer
-		cmd.Stdout, cmd.Stderr = &stderr, &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start floodgate: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		if waitListening(addr, exited, 20*time.Second) {
-			t.Cleanup(func() {
-				_ = cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-exited:
-				case <-time.After(15 * time.Second):
-					_ = cmd.Process.Kill()
-					<-exited
-					t.Errorf("floodgate did not stop on SIGTERM within 15s")
-				}
-				if out := strings.TrimSpace(stderr.String()); out != "" {
-					t.Logf("floodgate output (--log-level warn):\n%s", out)
-				}
-			})
-			return addr
-		}
+	args := append([]string{"serve"}, testproc.ListenArgs...)
+	cmd := exec.Command(bin, append(args,
+		"--data-dir", t.TempDir(), // the default storage (on disk), fresh per test
+		"--event-loops", "2",
+		"--log-level", "warn")...)
+	var stderr testproc.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start floodgate: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	addr, _, err := testproc.ListenAddrs(&stderr, exited, 20*time.Second)
+	if err == nil && !waitListening(addr, exited, 20*time.Second) {
+		err = fmt.Errorf("floodgate logged %s but does not accept there:\n%s", addr, stderr.String())
+	}
+	if err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
-		lastErr = stderr.String()
+		t.Fatal(err)
 	}
-	t.Fatalf("floodgate did not start listening:\n%s", lastErr)
-	return ""
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Errorf("floodgate did not stop on SIGTERM within 15s")
+		}
+		if out := strings.TrimSpace(stderr.String()); out != "" {
+			t.Logf("floodgate output (--log-level warn):\n%s", out)
+		}
+	})
+	return addr
 }
 
 func waitListening(addr string, exited <-chan struct{}, timeout time.Duration) bool {

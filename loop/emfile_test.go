@@ -62,8 +62,7 @@ func TestAcceptSurvivesDescriptorExhaustion(t *testing.T) {
 		}
 		flood = append(flood, c)
 	}
-	time.Sleep(300 * time.Millisecond)
-	fmt.Fprintln(stdin, "flooded")
+	fmt.Fprintln(stdin, "flooded") // the child waits for its EMFILE count
 	next("CHECKED")
 	for _, c := range flood {
 		c.Close()
@@ -98,20 +97,16 @@ func emfileChild(t *testing.T) {
 	in := bufio.NewScanner(os.Stdin)
 	fmt.Println("ADDR " + srv.KafkaAddr())
 	in.Scan() // flooded
-	errs := srv.Metrics.GetOrCreateCounter(`floodgate_accept_errors_total{listener="kafka",errno="EMFILE"}`).Get()
-	if errs == 0 {
-		t.Errorf("no EMFILE accept errors counted")
-	}
+	emfile := srv.Metrics.GetOrCreateCounter(`floodgate_accept_errors_total{listener="kafka",errno="EMFILE"}`)
+	waitFor(t, 10*time.Second, "EMFILE accept errors counted", func() bool { return emfile.Get() > 0 })
+	errs := emfile.Get()
 	expectServed(t, established) // full service during the flood
 	fmt.Printf("CHECKED accept_errors=%d active=%d\n", errs, srv.Stats().Connections)
 	in.Scan() // closed
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for srv.Stats().Connections > 1 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "flood connections closed", func() bool { return srv.Stats().Connections <= 1 })
 	expectServed(t, established)
 	expectServed(t, dialFrom(t, "", srv.KafkaAddr())) // accepting resumed by itself
 	fmt.Println("DONE")

@@ -149,14 +149,20 @@ func TestPipeliningWithoutReadingIsBounded(t *testing.T) {
 			}
 		}
 	}()
+	// Sample the budget until the client's writes stall (no progress for
+	// 300 ms: the server stopped reading and the kernel buffers are full)
+	// or it wrote everything, which the check below refuses.
 	var maxUsed int64
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
+	last, lastMove := written.Load(), time.Now()
+	waitFor(t, 20*time.Second, "client writes stall or finish", func() bool {
 		if u := srv.Budget().Used(); u > maxUsed {
 			maxUsed = u
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		if w := written.Load(); w != last {
+			last, lastMove = w, time.Now()
+		}
+		return last >= int64(len(all)) || time.Since(lastMove) > 300*time.Millisecond
+	})
 	if maxUsed > memLimit {
 		t.Fatalf("budget used %d over its limit %d", maxUsed, memLimit)
 	}
@@ -367,7 +373,9 @@ func TestTricklingFrameIsClosedAndItsReservationReleased(t *testing.T) {
 	if _, err := c.Write(frameHead(90 << 20)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Wait until the server has read the head (it reserves its first
+	// buffer step then), so the check below sees the charge for it.
+	waitFor(t, 5*time.Second, "frame head read", func() bool { return srv.Budget().Used() > 0 })
 	if u := srv.Budget().Used(); u > 65<<10 {
 		t.Fatalf("announced frame charged %d bytes before they arrived", u)
 	}

@@ -44,12 +44,10 @@ type server struct {
 
 func buildFloodgate(t *testing.T) string { return testproc.Binary(t) }
 
-func freePort(t *testing.T) string { return testproc.FreeAddr(t) }
-
 func TestMain(m *testing.M) { testproc.Main(m) }
 
 func newServer(t *testing.T, bin string, extra ...string) *server {
-	s := &server{t: t, bin: bin, dir: t.TempDir(), addr: freePort(t), http: freePort(t), extra: extra}
+	s := &server{t: t, bin: bin, dir: t.TempDir(), addr: "127.0.0.1:0", http: "127.0.0.1:0", extra: extra}
 	t.Cleanup(func() {
 		if s.cmd != nil {
 			s.cmd.Process.Kill()
@@ -62,11 +60,15 @@ func newServer(t *testing.T, bin string, extra ...string) *server {
 	return s
 }
 
-// start runs the server and waits until its Kafka port accepts.
+// start runs the server and waits until its Kafka port accepts. The first
+// start binds 127.0.0.1:0 and reads the ports the kernel gave it from the
+// line --print-listen-addresses prints (no look-up that a parallel package could race);
+// restarts bind those same ports again, because the test's producer keeps
+// its broker address across kills, as a client of a restarted broker does.
 func (s *server) start() {
 	s.t.Helper()
 	args := append([]string{"serve", "--data-dir", s.dir, "--kafka-listen", s.addr, "--http-listen", s.http,
-		"--log-level", "info"}, s.extra...)
+		"--print-listen-addresses", "--log-level", "info"}, s.extra...)
 	s.cmd = exec.Command(s.bin, args...)
 	if s.nofile > 0 { // sh's ulimit lowers soft and hard: floodgate cannot raise it back
 		s.cmd = exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, s.nofile), s.bin}, args...)...)
@@ -76,6 +78,11 @@ func (s *server) start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start: %v", err)
 	}
+	kafka, http, err := testproc.ListenAddrs(s.stderr, nil, 15*time.Second)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.addr, s.http = kafka, http
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		if c, err := net.DialTimeout("tcp", s.addr, 200*time.Millisecond); err == nil {
@@ -257,7 +264,7 @@ func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
 			})
 		}
 	}()
-	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	rng := rand.New(rand.NewPCG(1, crashSeed(t)))
 	ackedNow := func() int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -385,4 +392,26 @@ func TestServerRecoversCorruptTail(t *testing.T) {
 	if r, err := cl.ProduceSync(ctx, &kgo.Record{Value: value(98)}).First(); err != nil || r.Offset != 98 {
 		t.Fatalf("produce after recovery: offset %v, %v", r, err)
 	}
+}
+
+// crashSeedEnv names the environment variable that fixes the seed of the
+// kill moments, so a failing run can be replayed.
+const crashSeedEnv = "FLOODGATE_CRASH_SEED"
+
+// crashSeed returns the seed for the random kill moments: the value of
+// FLOODGATE_CRASH_SEED when set, else the clock. It logs the seed either way
+// because a crash schedule that failed once is only worth something if it
+// can be run again.
+func crashSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(crashSeedEnv); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", crashSeedEnv, v, err)
+		}
+		seed = s
+	}
+	t.Logf("kill schedule seed %d (replay with %s=%d)", seed, crashSeedEnv, seed)
+	return seed
 }

@@ -28,23 +28,22 @@ type Server struct {
 
 // StartFloodgate starts bin (a floodgate binary) with default flags: only
 // its two ports on 127.0.0.1, its data dir under dir, and --log-level warn.
+// The child binds port 0 and prints the ports it got
+// (--print-listen-addresses), so no other process can take a port between
+// a look-up and the bind.
 func StartFloodgate(bin, dir string) (*Server, error) {
-	kp, err := bench.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	hp, err := bench.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	args := bench.FloodgateArgs(bin, kp, hp, false, "--data-dir", filepath.Join(dir, "data"))
+	args := bench.FloodgateArgs(bin, 0, 0, false, "--data-dir", filepath.Join(dir, "data"), "--print-listen-addresses")
 	p, err := bench.StartProc("floodgate", filepath.Join(dir, "floodgate.log"), args...)
 	if err != nil {
 		return nil, err
 	}
+	kafka, httpAddr, err := listenAddrs(p, 20*time.Second)
+	if err != nil {
+		p.Stop()
+		return nil, err
+	}
 	s := &Server{
-		Target: Target{Name: "floodgate", KafkaAddr: fmt.Sprintf("127.0.0.1:%d", kp),
-			HTTPAddr: fmt.Sprintf("127.0.0.1:%d", hp), PID: p.PID()},
+		Target:  Target{Name: "floodgate", KafkaAddr: kafka, HTTPAddr: httpAddr, PID: p.PID()},
 		proc:    p,
 		metrics: httpClientFrom(goodIP(3), 2*time.Second),
 	}
@@ -57,6 +56,38 @@ func StartFloodgate(bin, dir string) (*Server, error) {
 		return nil, fmt.Errorf("floodgate's Kafka port: %w", err)
 	}
 	return s, nil
+}
+
+// listenAddrs waits for the "floodgate listening kafka=… http=…" line that
+// --print-listen-addresses writes to p's log once both listeners are bound.
+func listenAddrs(p *bench.Proc, timeout time.Duration) (kafka, httpAddr string, err error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, _ := os.ReadFile(p.Log)
+		for _, line := range strings.Split(string(b), "\n") {
+			rest, ok := strings.CutPrefix(line, "floodgate listening ")
+			if !ok {
+				continue
+			}
+			for _, f := range strings.Fields(rest) {
+				if v, ok := strings.CutPrefix(f, "kafka="); ok {
+					kafka = v
+				} else if v, ok := strings.CutPrefix(f, "http="); ok {
+					httpAddr = v
+				}
+			}
+			if kafka != "" && httpAddr != "" {
+				return kafka, httpAddr, nil
+			}
+		}
+		if syscall.Kill(p.PID(), 0) != nil {
+			return "", "", fmt.Errorf("floodgate exited before it listened:\n%s", b)
+		}
+		if time.Now().After(deadline) {
+			return "", "", fmt.Errorf("floodgate did not print its listen addresses within %v:\n%s", timeout, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // StartNginx starts nginx on a free port with bench's generated

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -9,7 +10,8 @@ import (
 )
 
 // TestInvalidFlagsExitNamingTheFlag runs the binary with bad values: each
-// must exit non-zero with a message that names the flag.
+// must exit with status 1 at once (not by the test's timeout) with a last
+// line "floodgate: ..." that names the flag and the refused value.
 func TestInvalidFlagsExitNamingTheFlag(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -40,12 +42,20 @@ func TestInvalidFlagsExitNamingTheFlag(t *testing.T) {
 			args := append([]string{"serve", "--kafka-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--in-memory"}, tt.args...)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput() // a server that starts is killed
-			if err == nil {
-				t.Fatalf("exit 0 for %v:\n%s", tt.args, out)
+			out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+			if ctx.Err() != nil {
+				t.Fatalf("still running after 10s (the flag was accepted) for %v:\n%s", tt.args, out)
 			}
-			if !strings.Contains(string(out), tt.flag) {
-				t.Fatalf("message does not name --%s:\n%s", tt.flag, out)
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("want exit status 1 for %v, got %v:\n%s", tt.args, err, out)
+			}
+			// main prints the refusal as its last line: "floodgate: <error>".
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			msg := lines[len(lines)-1]
+			bad := tt.args[len(tt.args)-1]
+			if !strings.HasPrefix(msg, "floodgate: ") || !strings.Contains(msg, "-"+tt.flag) || !strings.Contains(msg, bad) {
+				t.Fatalf("last line %q is not a refusal naming -%s and the value %q:\n%s", msg, tt.flag, bad, out)
 			}
 		})
 	}

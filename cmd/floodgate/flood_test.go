@@ -20,8 +20,6 @@ import (
 
 func floodgateBinary(t *testing.T) string { return testproc.Binary(t) }
 
-func freePort(t *testing.T) string { return testproc.FreeAddr(t) }
-
 func TestMain(m *testing.M) { testproc.Main(m) }
 
 // process is a floodgate child process.
@@ -30,28 +28,39 @@ type process struct {
 	kafka  string
 	http   string
 	stderr *testproc.Buffer
+	exited <-chan struct{} // closed once the child was reaped
 }
 
-// startFloodgate runs the binary under a shell that sets `ulimit -n`.
+// startFloodgate runs the binary under a shell that sets `ulimit -n`. The
+// child binds 127.0.0.1:0 for both listeners and the test reads the ports it
+// got from the line it prints (testproc.ListenArgs), so parallel packages cannot
+// take a port between a look-up and the bind.
 func startFloodgate(t *testing.T, nofile int, args ...string) *process {
 	t.Helper()
 	bin := floodgateBinary(t)
-	p := &process{kafka: freePort(t), http: freePort(t), stderr: &testproc.Buffer{}}
-	cmdline := fmt.Sprintf("ulimit -n %d && exec %q serve --kafka-listen %s --http-listen %s %s",
-		nofile, bin, p.kafka, p.http, strings.Join(args, " "))
+	p := &process{stderr: &testproc.Buffer{}}
+	cmdline := fmt.Sprintf("ulimit -n %d && exec %q serve %s %s",
+		nofile, bin, strings.Join(testproc.ListenArgs, " "), strings.Join(args, " "))
 	p.cmd = exec.Command("bash", "-c", cmdline)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = p.cmd.Process.Kill()
-		_ = p.cmd.Wait()
+		<-exited
 		if t.Failed() {
 			t.Logf("floodgate output:\n%s", p.stderr.String())
 		}
 	})
+	var err error
+	if p.kafka, p.http, err = testproc.ListenAddrs(p.stderr, exited, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	p.exited = exited
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if resp, err := http.Get("http://" + p.http + "/health"); err == nil {
@@ -67,7 +76,12 @@ func startFloodgate(t *testing.T, nofile int, args ...string) *process {
 
 func (p *process) alive(t *testing.T) {
 	t.Helper()
-	if p.cmd.ProcessState != nil || p.cmd.Process.Signal(syscall.Signal(0)) != nil {
+	select {
+	case <-p.exited:
+		t.Fatalf("floodgate exited:\n%s", p.stderr.String())
+	default:
+	}
+	if p.cmd.Process.Signal(syscall.Signal(0)) != nil {
 		t.Fatalf("floodgate exited:\n%s", p.stderr.String())
 	}
 }

@@ -88,7 +88,7 @@ func produceCode(t *testing.T, kafkaAddr, topic string, batch []byte) int16 {
 func (p *process) stop(t *testing.T) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	_ = p.cmd.Wait()
+	<-p.exited // startFloodgate's reaper waits for the child
 }
 
 // TestBinarySurvivesPoisonBatch, against the real binary: issue 14's

@@ -31,6 +31,7 @@ func serveCommand() *cli.Command {
 		&cli.IntFlag{Name: "default-partitions", Value: 1, Usage: "partitions of auto-created topics (count)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug|info|warn|error"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
+		&cli.BoolFlag{Name: "print-listen-addresses", Usage: "once serving, print \"floodgate listening kafka=HOST:PORT http=HOST:PORT\" on stdout whatever the log level (for scripts and tests that listen on port 0)"},
 	}
 	flags = append(flags, limitFlags()...)
 	flags = append(flags, httpFlags()...)
@@ -221,6 +222,10 @@ func runServe(c *cli.Context) error {
 	srv.SetProcessMemory(api)
 	if err := srv.Start(); err != nil {
 		return err
+	}
+	if c.Bool("print-listen-addresses") {
+		// The ports the kernel gave a :0 listener, for whoever started us.
+		fmt.Printf("floodgate listening kafka=%s http=%s\n", srv.KafkaAddr(), srv.HTTPAddr())
 	}
 	log.Info("floodgate serving", "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "gomaxprocs", runtime.GOMAXPROCS(0), "gateway", gw != nil)
 

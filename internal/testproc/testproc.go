@@ -1,17 +1,18 @@
 // Package testproc holds what tests need to run the real floodgate binary
-// as a child process: one build per test binary, free loopback addresses,
+// as a child process: one build per test binary, the loopback addresses the child bound,
 // and an output buffer the child's writer and the test can share.
 package testproc
 
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
+	"time"
 )
 
 // build is the binary built once per test process.
@@ -43,25 +44,42 @@ func Binary(t testing.TB) string {
 	return build.path
 }
 
-// FreeAddr returns a 127.0.0.1 host:port that was free a moment ago.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// listening matches the line `floodgate serve --print-listen-addresses`
+// prints on stdout once both listeners are bound, and the "floodgate
+// listening" line it logs at info (text and JSON formats).
+var listening = regexp.MustCompile(`floodgate listening"?[ ,].*?"?kafka"?[=:]"?([^"\s,]+)"?.*?"?http"?[=:]"?([^"\s,]+)`)
+
+// ListenAddrs waits until out holds the "floodgate listening" line of a child
+// started with `--kafka-listen 127.0.0.1:0 --http-listen 127.0.0.1:0
+// --print-listen-addresses` (ListenArgs) and
+// returns the Kafka and HTTP addresses the kernel gave it. The child binds
+// the ports itself, so no other test can take them between a look-up and the
+// bind. It gives up when exited is closed (the child died) or after timeout.
+func ListenAddrs(out *Buffer, exited <-chan struct{}, timeout time.Duration) (kafka, http string, err error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if m := listening.FindStringSubmatch(out.String()); m != nil {
+			return m[1], m[2], nil
+		}
+		select {
+		case <-exited:
+			if m := listening.FindStringSubmatch(out.String()); m != nil {
+				return m[1], m[2], nil
+			}
+			return "", "", fmt.Errorf("floodgate exited before it listened:\n%s", out)
+		case <-deadline.C:
+			return "", "", fmt.Errorf("floodgate did not log its listen addresses within %v:\n%s", timeout, out)
+		case <-tick.C:
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
-// FreePort returns a loopback port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	_, port, _ := net.SplitHostPort(FreeAddr(t))
-	var p int
-	fmt.Sscan(port, &p)
-	return p
-}
+// ListenArgs are the serve flags that make the child bind two free loopback
+// ports itself and print them for ListenAddrs, at any log level.
+var ListenArgs = []string{"--kafka-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--print-listen-addresses"}
 
 // Buffer collects a child process's output; its writer goroutine and the
 // test may use it at once.
