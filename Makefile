@@ -3,6 +3,9 @@ GO      ?= go
 BIN     ?= bin/floodgate
 FUZZTIME ?= 10s
 RUNARGS ?=
+# VERSION and COMMIT are stamped into the binary (floodgate --version, floodgate_build_info).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 
 .PHONY: run build test vet lint fmt-check fuzz bench deps-test
 
@@ -12,7 +15,7 @@ run:
 
 ## build: build the binary into bin/
 build:
-	$(GO) build -o $(BIN) ./cmd/floodgate
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/floodgate
 
 ## test: vet, format check, the whole suite with -race, and a short fuzz run
 ## The attack suite measures latency bounds against the real binary: it runs

@@ -13,11 +13,15 @@ func main() {
 	app := &cli.App{
 		Name:  "floodgate",
 		Usage: "a Kafka-compatible server that stays calm under overload",
+		Version: readBuildInfo().String(),
 		Commands: []*cli.Command{
 			serveCommand(),
 			benchCommand(),
+			versionCommand(),
 		},
 	}
+	// --version prints the same line as `floodgate version`.
+	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintln(c.App.Writer, c.App.Version) }
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "floodgate:", err)
 		os.Exit(1)
