@@ -11,8 +11,8 @@ import (
 
 func main() {
 	app := &cli.App{
-		Name:  "floodgate",
-		Usage: "a Kafka-compatible server that stays calm under overload",
+		Name:    "floodgate",
+		Usage:   "a Kafka-compatible server that stays calm under overload",
 		Version: readBuildInfo().String(),
 		Commands: []*cli.Command{
 			serveCommand(),
