@@ -45,6 +45,8 @@ APT_INSTALL = apt-get install -y -qq $(1) >/dev/null 2>&1 || \
 deps-test:
 	@command -v kcat >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && ($(call APT_INSTALL,kcat))) || \
 		echo "NOTE: kcat could not be installed; the librdkafka compatibility test will be skipped"
+	@command -v promtool >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && ($(call APT_INSTALL,prometheus))) || \
+		echo "NOTE: promtool (Debian package prometheus) could not be installed; TestPromtoolAcceptsMetrics will be skipped"
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || \
 		echo "NOTE: node/npm not found; the kafkajs compatibility test will be skipped"
 

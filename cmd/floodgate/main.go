@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/urfave/cli/v2"
 )
 
 func main() {
+	// /metrics writes one HELP and TYPE line per family (httpapi fills in
+	// the HELP text), as Prometheus' linter (promtool check metrics) asks.
+	metrics.ExposeMetadata(true)
 	app := &cli.App{
 		Name:    "floodgate",
 		Usage:   "a Kafka-compatible server that stays calm under overload",
