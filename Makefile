@@ -3,6 +3,9 @@ GO      ?= go
 BIN     ?= bin/floodgate
 FUZZTIME ?= 10s
 RUNARGS ?=
+# VERSION and COMMIT are stamped into the binary (floodgate --version, floodgate_build_info).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 
 .PHONY: run build test vet lint fmt-check fuzz bench deps-test
 
@@ -12,7 +15,7 @@ run:
 
 ## build: build the binary into bin/
 build:
-	$(GO) build -o $(BIN) ./cmd/floodgate
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/floodgate
 
 ## test: vet, format check, the whole suite with -race, and a short fuzz run
 ## The attack suite measures latency bounds against the real binary: it runs
@@ -42,6 +45,8 @@ APT_INSTALL = apt-get install -y -qq $(1) >/dev/null 2>&1 || \
 deps-test:
 	@command -v kcat >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && ($(call APT_INSTALL,kcat))) || \
 		echo "NOTE: kcat could not be installed; the librdkafka compatibility test will be skipped"
+	@command -v promtool >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && ($(call APT_INSTALL,prometheus))) || \
+		echo "NOTE: promtool (Debian package prometheus) could not be installed; TestPromtoolAcceptsMetrics will be skipped"
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || \
 		echo "NOTE: node/npm not found; the kafkajs compatibility test will be skipped"
 

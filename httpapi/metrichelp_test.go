@@ -34,7 +34,7 @@ func sample(t *testing.T, body, series string) float64 {
 	return 0
 }
 
-// TestMetricsHaveTheDocumentsMeanings: connections_total is the current
+// TestMetricsHaveTheDocumentsMeanings: connections_active is the current
 // count (it falls when connections leave), connection_limit_reached_total
 // counts refused connections (not refused requests, which have a series
 // of their own), and the documented families carry their meaning in HELP.
@@ -53,8 +53,8 @@ func TestMetricsHaveTheDocumentsMeanings(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	// 3 Kafka connections and the one asking for /metrics.
-	if v := sample(t, metricsNow(srv.HTTPAddr()), "floodgate_connections_total"); v != 4 {
-		t.Fatalf("floodgate_connections_total = %v with 4 connections open", v)
+	if v := sample(t, metricsNow(srv.HTTPAddr()), "floodgate_connections_active"); v != 4 {
+		t.Fatalf("floodgate_connections_active = %v with 4 connections open", v)
 	}
 	// A fourth Kafka connection is over --max-connections (3; HTTP has its
 	// reserve): refused, and counted as a refused connection.
@@ -72,8 +72,8 @@ func TestMetricsHaveTheDocumentsMeanings(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	m := metricsNow(srv.HTTPAddr())
-	if v := sample(t, m, "floodgate_connections_total"); v > 2 {
-		t.Fatalf("floodgate_connections_total = %v after the connections closed: not the current count", v)
+	if v := sample(t, m, "floodgate_connections_active"); v > 2 {
+		t.Fatalf("floodgate_connections_active = %v after the connections closed: not the current count", v)
 	}
 	if v := sample(t, m, `floodgate_connection_limit_reached_total{reason="max_connections"}`); v != 1 {
 		t.Fatalf(`connection_limit_reached_total{reason="max_connections"} = %v, want 1`, v)
@@ -82,8 +82,8 @@ func TestMetricsHaveTheDocumentsMeanings(t *testing.T) {
 		t.Fatalf("floodgate_connections_accepted_total = %v", v)
 	}
 	for _, want := range []string{
-		"# HELP floodgate_connections_total Current client connections",
-		"# TYPE floodgate_connections_total gauge",
+		"# HELP floodgate_connections_active Current client connections",
+		"# TYPE floodgate_connections_active gauge",
 		"# HELP floodgate_connection_limit_reached_total Connections refused because a connection limit was reached",
 		"DEPRECATED reasons in_flight",
 	} {

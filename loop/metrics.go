@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -20,16 +22,19 @@ type serverMetrics struct {
 	connsAccepted *metrics.Counter
 	// limitReached counts connections refused at a connection limit, by
 	// reason (the documents' connection_limit_reached_total).
-	limitReached   map[string]*metrics.Counter
-	rejectedMax    *metrics.Counter
-	bytesIn        *metrics.Counter
-	bytesOut       *metrics.Counter
-	tooLarge       *metrics.Counter
-	malformed      *metrics.Counter
-	panics         *metrics.Counter
-	throttleTime   *metrics.Histogram
-	requests       [apiSlots]*metrics.Counter
-	latency        [apiSlots]*metrics.Histogram
+	limitReached map[string]*metrics.Counter
+	rejectedMax  *metrics.Counter
+	bytesIn      *metrics.Counter
+	bytesOut     *metrics.Counter
+	tooLarge     *metrics.Counter
+	malformed    *metrics.Counter
+	panics       *metrics.Counter
+	throttleTime *metrics.PrometheusHistogram
+	requests     [apiSlots]*metrics.Counter
+	// latency is created on an API's first answer (latencyName names it),
+	// so APIs never asked for write no empty histogram of 18 buckets.
+	latency        [apiSlots]atomic.Pointer[metrics.PrometheusHistogram]
+	latencyName    [apiSlots]string
 	throttledDelay [apiSlots]*metrics.Counter
 	throttledRej   [apiSlots]*metrics.Counter
 	// Refused connections (refuse.go): answered by listener, closed at once
@@ -55,7 +60,7 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	m.tooLarge = set.NewCounter("floodgate_request_too_large_total")
 	m.malformed = set.NewCounter("floodgate_malformed_requests_total")
 	m.panics = set.NewCounter("floodgate_request_panics_total")
-	m.throttleTime = set.NewHistogram("floodgate_throttle_time_seconds")
+	m.throttleTime = set.NewPrometheusHistogramExt("floodgate_throttle_time_seconds", throttleBuckets)
 	m.refusedAnswered[kindKafka] = set.NewCounter(`floodgate_connections_refused_answered_total{listener="kafka"}`)
 	m.refusedAnswered[kindHTTP] = set.NewCounter(`floodgate_connections_refused_answered_total{listener="http"}`)
 	m.refusedUnanswered = set.NewCounter("floodgate_connections_refused_unanswered_total")
@@ -68,14 +73,14 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 			continue
 		}
 		m.requests[k] = set.NewCounter(fmt.Sprintf(`floodgate_requests_total{api=%q}`, name))
-		m.latency[k] = set.NewHistogram(fmt.Sprintf(`floodgate_request_duration_seconds{api=%q}`, name))
+		m.latencyName[k] = fmt.Sprintf(`floodgate_request_duration_seconds{api=%q}`, name)
 		m.throttledDelay[k] = set.NewCounter(fmt.Sprintf(`floodgate_requests_throttled_total{api=%q,mode="delay"}`, name))
 		m.throttledRej[k] = set.NewCounter(fmt.Sprintf(`floodgate_requests_throttled_total{api=%q,mode="reject"}`, name))
 	}
+	// The Kafka document's connections_total (the current count) is
+	// floodgate_connections_active: a gauge named _total is refused by
+	// Prometheus' linter. Accepted connections: floodgate_connections_accepted_total.
 	set.NewGauge("floodgate_connections_active", func() float64 { return float64(s.active.Load()) })
-	// The Kafka document's connections_total is the current count; the
-	// count of accepted connections is floodgate_connections_accepted_total.
-	set.NewGauge("floodgate_connections_total", func() float64 { return float64(s.active.Load()) })
 	set.NewGauge("floodgate_connections_refusing", func() float64 {
 		if s.refuse == nil {
 			return 0
@@ -90,6 +95,30 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	set.NewGauge("floodgate_max_connections", func() float64 { return float64(s.cfg.Limits.MaxConnections) })
 	set.NewGauge("floodgate_process_resident_bytes", func() float64 { return float64(ResidentBytes()) })
 	return m
+}
+
+// latencyBuckets are the upper bounds (seconds) of
+// floodgate_request_duration_seconds: from 100 µs (an in-memory answer) to
+// 30 s (a long poll at its longest usual wait).
+var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// throttleBuckets are the upper bounds (seconds) of
+// floodgate_throttle_time_seconds.
+var throttleBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60}
+
+// observeLatency records a request's time to its answer under its API,
+// creating the API's histogram on its first answer.
+func (m *serverMetrics) observeLatency(key int16, start time.Time) {
+	if key < 0 || int(key) >= apiSlots || m.latencyName[key] == "" {
+		return
+	}
+	i := int(key)
+	h := m.latency[i].Load()
+	if h == nil {
+		h = m.set.GetOrCreatePrometheusHistogramExt(m.latencyName[i], latencyBuckets)
+		m.latency[i].Store(h)
+	}
+	h.UpdateDuration(start)
 }
 
 // counter returns a labelled counter, creating it on first use (cold paths only).

@@ -185,9 +185,7 @@ func waitsInGroup(key int16) bool { return key == 11 || key == 14 } // JoinGroup
 // returns the decoded request while it is still held.
 func (r *kafkaRequest) done() kmsg.Request {
 	req := r.releaseFrame()
-	if m := r.c.loop.s.met.latency[apiIndex(r.hdr.APIKey)]; m != nil {
-		m.UpdateDuration(r.start)
-	}
+	r.c.loop.s.met.observeLatency(r.hdr.APIKey, r.start)
 	return req
 }
 

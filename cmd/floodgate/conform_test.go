@@ -119,14 +119,14 @@ func TestRefusedConnectionsAreAnsweredByTheBinary(t *testing.T) {
 		t.Fatalf("refused connections answered: %v", n)
 	}
 	// The documents' meanings: the current count, and refused connections.
-	if v := metricValue(t, p.http, "floodgate_connections_total "); v < 50 {
-		t.Fatalf("floodgate_connections_total = %v with 50 connections held", v)
+	if v := metricValue(t, p.http, "floodgate_connections_active "); v < 50 {
+		t.Fatalf("floodgate_connections_active = %v with 50 connections held", v)
 	}
 	if v := metricValue(t, p.http, `floodgate_connection_limit_reached_total{reason="max_connections_per_ip"}`); v < 2 {
 		t.Fatalf("connection_limit_reached_total{max_connections_per_ip} = %v", v)
 	}
-	if _, body, _ := get(p.http, "/metrics"); !strings.Contains(body, "# TYPE floodgate_connections_total gauge") {
-		t.Fatal("/metrics does not type floodgate_connections_total as a gauge")
+	if _, body, _ := get(p.http, "/metrics"); !strings.Contains(body, "# TYPE floodgate_connections_active gauge") {
+		t.Fatal("/metrics does not type floodgate_connections_active as a gauge")
 	}
 }
 

@@ -170,6 +170,7 @@ func runServe(c *cli.Context) error {
 	log.Info("segment file descriptor budget", "max_open_segment_files", files)
 
 	set := metrics.NewSet()
+	registerBuildInfo(set, readBuildInfo())
 	metrics.RegisterSet(set)
 	srv, err := loop.New(loop.Config{
 		KafkaListen: c.String("kafka-listen"),
@@ -231,10 +232,24 @@ func runServe(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	select {
-	case <-ctx.Done():
-	case err := <-srvDone(srv):
-		return fmt.Errorf("engine stopped: %w", err)
+	// SIGHUP asks for a reload; its default action would end the process
+	// (exit 129), so it is caught and never ends it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	done := srvDone(srv)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			// There is no config file yet: every limit is a flag read
+			// at start, so none can change live.
+			log.Info("reload requested (SIGHUP): no limit can change live yet, all are start-time flags; still serving", "live_limits", "none")
+		case err := <-done:
+			return fmt.Errorf("engine stopped: %w", err)
+		}
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
