@@ -219,17 +219,9 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 func (c *conn) refuseArriving(err error) {
 	h := &c.frameHdr
 	c.countMemoryRefusal(h, err)
-	d := &c.discard
-	skim := d.skim
-	*d = discardState{active: true, hdr: *h, code: kafka.ErrRequestTimedOut, left: int64(h.Length) - int64(len(c.frameBuf))}
-	d.seq = c.reserveSeq()
-	if h.APIKey == 0 {
-		if skim == nil {
-			skim = new(kafka.ProduceSkimmer)
-		}
-		skim.Reset(h.APIVersion, c.loop.s.cfg.Limits.MaxPartitionsPerRequest)
-		skim.Feed(c.frameBuf[h.Size:])
-		d.skim = skim
+	c.beginDiscard(h, kafka.ErrRequestTimedOut, int64(h.Length)-int64(len(c.frameBuf)))
+	if c.discard.skim != nil {
+		c.discard.skim.Feed(c.frameBuf[h.Size:])
 	}
 	c.frameBuf = nil
 	c.frameCharge.Release()
@@ -245,9 +237,10 @@ func (c *conn) refuseForMemory(in input, h *kafka.Header, err error) {
 // countMemoryRefusal counts and logs a frame refused for memory.
 func (c *conn) countMemoryRefusal(h *kafka.Header, err error) {
 	s := c.loop.s
-	limit, reason, configured, actual := "memory-limit-bytes", "memory", s.budget.Limit(), s.budget.Used()
+	limit, configured, actual := c.memoryLimitOf(err)
+	reason := "memory"
 	if errors.Is(err, limits.ErrShareExhausted) {
-		limit, reason, configured, actual = "memory-limit-per-ip-percent", "memory_per_ip", s.budget.PerClient(), c.share.Held()
+		reason = "memory_per_ip"
 	}
 	s.met.counter(`floodgate_requests_refused_total{reason="` + reason + `"}`).Inc()
 	s.warn.Warn("limit:"+limit, "request refused: "+err.Error(), "limit", limit,
@@ -347,13 +340,24 @@ func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 // other APIs with their top-level error. The frame keeps its time bound:
 // a refused frame trickled in is closed like any other.
 func (c *conn) startDiscard(in input, h *kafka.Header, code int16) {
+	in.discard(kafka.LengthSize + h.Size)
+	c.beginDiscard(h, code, int64(h.Length)-int64(h.Size))
+	if !c.inFrame {
+		c.inFrame = true
+		c.beginTransfer(time.Now().UnixNano())
+	}
+	c.xfer.recv = int64(kafka.LengthSize + h.Size)
+}
+
+// beginDiscard sets up the refusal of frame h with code, left bytes of it
+// still to stream past (a Produce gets a skimmer, reused between frames,
+// to answer per partition), and reserves its answer's place in order.
+func (c *conn) beginDiscard(h *kafka.Header, code int16, left int64) {
 	d := &c.discard
 	skim := d.skim
-	*d = discardState{active: true, hdr: *h, code: code, left: int64(kafka.LengthSize) + int64(h.Length)}
+	*d = discardState{active: true, hdr: *h, code: code, left: left}
 	d.hdr.ClientID = nil
 	d.seq = c.reserveSeq()
-	in.discard(kafka.LengthSize + h.Size)
-	d.left -= int64(kafka.LengthSize + h.Size)
 	if h.APIKey == 0 {
 		if skim == nil {
 			skim = new(kafka.ProduceSkimmer)
@@ -361,11 +365,6 @@ func (c *conn) startDiscard(in input, h *kafka.Header, code int16) {
 		skim.Reset(h.APIVersion, c.loop.s.cfg.Limits.MaxPartitionsPerRequest)
 		d.skim = skim
 	}
-	if !c.inFrame {
-		c.inFrame = true
-		c.beginTransfer(time.Now().UnixNano())
-	}
-	c.xfer.recv = int64(kafka.LengthSize + h.Size)
 }
 
 // discardFrame skips what has arrived of a refused frame; it reports
