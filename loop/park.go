@@ -195,7 +195,7 @@ func (c *conn) writeBlocking(nc net.Conn) error {
 	for len(c.out) > 0 {
 		deadline := time.Now().Add(lim.SendTimeout)
 		if c.xfer.active {
-			if d := time.Unix(0, c.xfer.deadline(lim.RequestReadTimeout, lim.MinRequestRate)); d.Before(deadline) {
+			if d := time.Unix(0, c.transferDeadline()); d.Before(deadline) {
 				deadline = d
 			}
 		}

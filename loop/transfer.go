@@ -41,6 +41,13 @@ func (t *transfer) deadline(timeout time.Duration, minRate int64) int64 {
 	return t.start + int64(timeout) + extra
 }
 
+// transferDeadline returns when the connection's frame or body must be
+// done, given the bytes received so far.
+func (c *conn) transferDeadline() int64 {
+	lim := &c.loop.s.cfg.Limits
+	return c.xfer.deadline(lim.RequestReadTimeout, lim.MinRequestRate)
+}
+
 // beginTransfer starts the time bound of a frame or body and watches it.
 func (c *conn) beginTransfer(now int64) {
 	c.xfer.begin(now)
@@ -49,15 +56,12 @@ func (c *conn) beginTransfer(now int64) {
 
 // watchTransfer puts the transfer's current deadline on the loop's watch.
 func (c *conn) watchTransfer() {
-	lim := &c.loop.s.cfg.Limits
-	heap.Push(&c.loop.frames, frameWatch{c: c, gen: c.xfer.gen,
-		deadline: c.xfer.deadline(lim.RequestReadTimeout, lim.MinRequestRate)})
+	heap.Push(&c.loop.frames, frameWatch{c: c, gen: c.xfer.gen, deadline: c.transferDeadline()})
 }
 
 // transferExpired reports whether the transfer ran out of time at now.
 func (c *conn) transferExpired(now int64) bool {
-	lim := &c.loop.s.cfg.Limits
-	return c.xfer.active && now >= c.xfer.deadline(lim.RequestReadTimeout, lim.MinRequestRate)
+	return c.xfer.active && now >= c.transferDeadline()
 }
 
 // frameWatch is one transfer deadline; stale entries are skipped.
@@ -96,7 +100,7 @@ func (l *loopState) expireTransfers(now int64) {
 			// bound meanwhile and the watch is renewed when it comes back.
 			continue
 		}
-		if d := c.xfer.deadline(lim.RequestReadTimeout, lim.MinRequestRate); d > now {
+		if d := c.transferDeadline(); d > now {
 			heap.Push(&l.frames, frameWatch{c: c, gen: w.gen, deadline: d})
 			continue
 		}
