@@ -55,21 +55,19 @@ type fetchWaiter struct {
 
 // fetchWaits bounds and counts the waiting fetches.
 type fetchWaits struct {
-	max      int64 // 0: no limit
-	n        atomic.Int64
-	refused  *metrics.Counter
-	panics   *metrics.Counter
-	lastWarn atomic.Int64 // unix nanos of the last refusal WARN
+	max     int64 // 0: no limit
+	n       atomic.Int64
+	refused *metrics.Counter
+	panics  *metrics.Counter
 }
 
-// init sets the limit and registers the metrics in set (nil: none).
+// init sets the limit and registers the metrics in set, the waiting count
+// as a gauge read from n.
 func (fw *fetchWaits) init(max int64, set *metrics.Set) {
-	if set == nil {
-		set = metrics.NewSet()
-	}
 	fw.max = max
 	fw.refused = set.NewCounter(`floodgate_fetch_wait_refused_total`)
 	fw.panics = set.NewCounter(`floodgate_fetch_waiter_panics_total`)
+	set.NewGauge("floodgate_fetch_waiting", func() float64 { return float64(fw.n.Load()) })
 }
 
 // admit takes a waiting slot, or reports that the limit is reached.
@@ -101,11 +99,8 @@ func (b *Broker) handleFetch(kreq kmsg.Request, _ *Client, respond Responder) {
 	}
 	if !b.waits.admit() {
 		b.waits.refused.Inc()
-		now := time.Now().UnixNano()
-		if last := b.waits.lastWarn.Load(); now-last > int64(10*time.Second) && b.waits.lastWarn.CompareAndSwap(last, now) {
-			b.log.Warn("fetch answered without waiting: too many waiting fetches", "limit", "max-waiting-fetches",
-				"configured", b.waits.max)
-		}
+		b.warnings.Warn("max-waiting-fetches", "fetch answered without waiting: too many waiting fetches",
+			"limit", "max-waiting-fetches", "configured", b.waits.max)
 		respond(resp)
 		return
 	}
@@ -121,7 +116,6 @@ func (b *Broker) handleFetch(kreq kmsg.Request, _ *Client, respond Responder) {
 			}
 		}
 	}
-	b.metrics.fetchWaiting.Inc()
 	w.timer = time.AfterFunc(wait, w.expire)
 	w.retry()
 }
@@ -193,7 +187,6 @@ func (w *fetchWaiter) unregister() {
 		p.mu.Unlock()
 	}
 	w.b.waits.n.Add(-1)
-	w.b.metrics.fetchWaiting.Dec()
 }
 
 // fetchError answers every partition of req with code.

@@ -21,6 +21,7 @@ package broker
 import (
 	"container/list"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -74,6 +75,9 @@ type producerStates struct {
 	mu      sync.Mutex
 	lru     list.List        // *producerState, least recently appended first
 	victims []*producerState // out of the table, still in a partition's map
+	// hasVictims lets sweep, called on every produce, skip the lock when
+	// there is nothing to sweep.
+	hasVictims atomic.Bool
 
 	expired, evicted *metrics.Counter
 }
@@ -128,6 +132,22 @@ func (t *producerStates) touch(st *producerState) {
 		t.lru.Remove(e)
 		old.elem = nil
 		t.victims = append(t.victims, old)
+		t.hasVictims.Store(true)
+	}
+}
+
+// forget takes the producer states of a deleted partition out of the
+// table, so that neither they nor the partition they point to outlive it.
+// The caller holds p.mu.
+func (t *producerStates) forget(p *partition) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for pid, st := range p.producers {
+		if st.elem != nil {
+			t.lru.Remove(st.elem)
+			st.elem = nil
+		}
+		delete(p.producers, pid)
 	}
 }
 
@@ -135,7 +155,11 @@ func (t *producerStates) touch(st *producerState) {
 // partitions' maps, unless they appended again since. The caller holds no
 // partition lock.
 func (t *producerStates) sweep() {
+	if !t.hasVictims.Load() {
+		return
+	}
 	t.mu.Lock()
+	t.hasVictims.Store(false)
 	victims := t.victims
 	t.victims = nil
 	t.mu.Unlock()

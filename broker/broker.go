@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -207,7 +208,7 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	b.metrics = newBrokerMetrics(cfg.Metrics)
 	b.states = newProducerStates(cfg.Now, cfg.ProducerIDExpiration, cfg.MaxProducerStates, b.metrics.set)
-	b.waits.init(cfg.MaxWaitingFetches, cfg.Metrics)
+	b.waits.init(cfg.MaxWaitingFetches, b.metrics.set)
 	b.groups = newGroups(b, cfg.Groups)
 	if cfg.DataDir != "" {
 		store, err := openStore(cfg, b.log)
@@ -249,10 +250,23 @@ func (b *Broker) every(d time.Duration, fn func()) {
 			case <-b.stop:
 				return
 			case <-t.C:
-				fn()
+				b.runGuarded(fn)
 			}
 		}
 	}()
+}
+
+// runGuarded runs one round of a background loop: a panic (reading data on
+// disk) is logged and the loop goes on at its next tick, instead of ending
+// the process.
+func (b *Broker) runGuarded(fn func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.log.Error("background task panicked; it runs again at its next tick", "panic", fmt.Sprint(p),
+				"stack", string(debug.Stack()))
+		}
+	}()
+	fn()
 }
 
 // VersionRange returns the versions of key floodgate serves.

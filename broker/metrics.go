@@ -14,7 +14,6 @@ type brokerMetrics struct {
 	recordsIn       *metrics.Counter
 	batchesIn       *metrics.Counter
 	duplicates      *metrics.Counter
-	fetchWaiting    *metrics.Gauge
 	groups          *metrics.Gauge
 	members         *metrics.Gauge
 	rebalances      *metrics.Counter
@@ -35,7 +34,6 @@ func newBrokerMetrics(set *metrics.Set) brokerMetrics {
 		recordsIn:       set.NewCounter("floodgate_records_in_total"),
 		batchesIn:       set.NewCounter("floodgate_batches_in_total"),
 		duplicates:      set.NewCounter("floodgate_produce_duplicate_batches_total"),
-		fetchWaiting:    set.NewGauge("floodgate_fetch_waiting", nil),
 		groups:          set.NewGauge("floodgate_groups", nil),
 		members:         set.NewGauge("floodgate_group_members", nil),
 		rebalances:      set.NewCounter("floodgate_group_rebalances_total"),

@@ -187,6 +187,21 @@ func (b *Broker) createTopics(specs []topicSpec, auto bool) []creation {
 	b.mu.Unlock()
 
 	topics := make([]*topic, len(specs))
+	defer func() {
+		// A panic while opening (the request's recover keeps the process
+		// up) must not leave the names "being created" forever.
+		if p := recover(); p != nil {
+			b.mu.Lock()
+			for i, sp := range specs {
+				if pending[i] && b.creating[sp.name] {
+					delete(b.creating, sp.name)
+					b.reservedParts -= int(sp.partitions)
+				}
+			}
+			b.mu.Unlock()
+			panic(p)
+		}
+	}()
 	for i, sp := range specs {
 		if pending[i] {
 			topics[i] = b.newTopic(sp.name, newUUID(), sp.partitions, sp.configs)
@@ -277,6 +292,7 @@ func (b *Broker) deleteTopics(ts []*topic) {
 	for _, t := range ts {
 		for _, p := range t.partitionList() {
 			p.mu.Lock()
+			b.states.forget(p)
 			if err := p.log.remove(); err != nil {
 				b.log.Warn("removing a deleted partition's files", "topic", t.name, "partition", p.index, "err", err)
 			}
