@@ -347,9 +347,13 @@ func (g *gate) tooMany(r *loop.HTTPRequest, rt *route, scope, flag string, rl *l
 	}
 	// A bucket holds burst requests: past them the client sent more than
 	// the rate allows over the burst's window, which is what "actual" says.
-	g.violations.Warn("http:"+flag, "http request over its rate limit", "limit", flag, "status", 429,
-		"configured", rl.Rate(), "actual", "over rate: burst of "+strconv.FormatFloat(rl.Burst(), 'f', -1, 64)+" used",
-		"client_ip", r.RemoteIP.String(), "route", rt.name, "retry_after_s", retry)
+	// The arguments are built only when the line is due: a flood of
+	// refusals costs a map lookup each, not a log line's allocations.
+	if g.violations.Due(flag) {
+		g.violations.Warn(flag, "http request over its rate limit", "limit", flag, "status", 429,
+			"configured", rl.Rate(), "actual", "over rate: burst of "+strconv.FormatFloat(rl.Burst(), 'f', -1, 64)+" used",
+			"client_ip", r.RemoteIP.String(), "route", rt.name, "retry_after_s", retry)
+	}
 	return &loop.HTTPResponse{Status: 429, ContentType: "application/json",
 		Header: [][2]string{
 			{"Retry-After", strconv.FormatInt(retry, 10)},
@@ -366,8 +370,10 @@ func ceilSeconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
 // unavailable logs a violation answered 503 (rate-limited per limit) and
 // builds its answer.
 func (g *gate) unavailable(r *loop.HTTPRequest, rt *route, flag string, configured, actual int64, reason string) *loop.HTTPResponse {
-	g.violations.Warn("http:"+flag, "http request refused: "+reason, "limit", flag, "status", 503,
-		"configured", configured, "actual", actual, "client_ip", r.RemoteIP.String(), "route", rt.name)
+	if g.violations.Due(flag) {
+		g.violations.Warn(flag, "http request refused: "+reason, "limit", flag, "status", 503,
+			"configured", configured, "actual", actual, "client_ip", r.RemoteIP.String(), "route", rt.name)
+	}
 	return unavailable(flag, configured, actual, reason)
 }
 
@@ -407,7 +413,14 @@ func (g *gate) decodeBody(r *loop.HTTPRequest, rt *route, ch *charge) ([]byte, *
 	out, err := ch.grow(nil, max(start, 512))
 	for err == nil {
 		if len(out) == cap(out) {
-			if out, err = ch.grow(out, cap(out)); err != nil {
+			// Double, but never past the decompressed-size limit (+1 so the
+			// decoder reports crossing it): a 70 MiB body does not charge
+			// 128 MiB.
+			next := 2 * cap(out)
+			if lim := g.cfg.MaxDecompressedBytes; lim > 0 && int64(next) > lim+1 && lim+1 > int64(cap(out)) {
+				next = int(lim + 1)
+			}
+			if out, err = ch.growTo(out, next); err != nil {
 				break
 			}
 		}
@@ -442,8 +455,10 @@ func (g *gate) decodeRefusal(r *loop.HTTPRequest, rt *route, err error) *loop.HT
 		if c := g.tripped[le.Limit]; c != nil {
 			c.Inc()
 		}
-		g.violations.Warn("http:"+le.Limit, "http request refused: "+le.Reason, "limit", le.Limit, "status", le.Status,
-			"configured", le.Configured, "actual", le.Actual, "client_ip", r.RemoteIP.String(), "route", rt.name)
+		if g.violations.Due(le.Limit) {
+			g.violations.Warn(le.Limit, "http request refused: "+le.Reason, "limit", le.Limit, "status", le.Status,
+				"configured", le.Configured, "actual", le.Actual, "client_ip", r.RemoteIP.String(), "route", rt.name)
+		}
 		return &loop.HTTPResponse{Status: le.Status, ContentType: "application/json",
 			Body: loop.LimitErrorBody(le.Limit, le.Configured, le.Actual, le.Reason)}
 	}

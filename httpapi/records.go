@@ -14,6 +14,8 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
+
+	httpcodec "github.com/floodgate/floodgate/codec/http"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -87,16 +89,17 @@ func varintLen(v int64) int {
 	return binary.PutVarint(buf[:], v)
 }
 
-// Decoder state charged on top of the output while a batch inflates: the
-// zstd window is capped at zstdMaxWindow (lowmem decoder), pierrec/lz4
-// allocates at most two blocks of its largest size (4 MiB), and a gzip
-// (DEFLATE) reader holds a 32 KiB window and its tables.
-const (
-	zstdMaxWindow = 8 << 20
-	zstdState     = zstdMaxWindow + 1<<20
-	lz4State      = 8 << 20
-	gzipState     = 64 << 10
+// Decoder state charged on top of the output while a batch inflates: zstd
+// and gzip decoders cost what the HTTP body decoders of the same coding
+// cost (httpcodec.DecoderState: the zstd window is capped at
+// httpcodec.ZstdMaxWindow); pierrec/lz4 allocates at most two blocks of its
+// largest size (4 MiB).
+var (
+	zstdState = httpcodec.DecoderState("zstd")
+	gzipState = httpcodec.DecoderState("gzip")
 )
+
+const lz4State = 8 << 20
 
 // batchDecoder reads the records of stored v2 batches for one REST fetch
 // answer. Every buffer it allocates is charged to ch as it grows, and the
@@ -305,7 +308,7 @@ func decompress(codec int16, src []byte, maxOut int64, ch *charge) ([]byte, int6
 
 func newZstd(r io.Reader, maxOut int64) (*zstd.Decoder, error) {
 	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderMaxMemory(uint64(maxOut)))
+		zstd.WithDecoderMaxWindow(httpcodec.ZstdMaxWindow), zstd.WithDecoderMaxMemory(uint64(maxOut)))
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
@@ -333,7 +336,9 @@ func zstdSized(src []byte, size int, maxOut int64, ch *charge) ([]byte, int64, e
 	out, err := zr.DecodeAll(src, dst[:0])
 	if extra := int64(cap(out)) - charged; extra > 0 {
 		// More frames followed: the decoder grew the buffer (within maxOut).
-		ch.take(extra)
+		if !ch.take(extra) {
+			return nil, charged, errBudget
+		}
 		charged += extra
 	}
 	switch {

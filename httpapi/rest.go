@@ -39,10 +39,9 @@ const clientID = "floodgate-rest"
 
 // Limits of the REST API's own parameters.
 const (
-	maxFetchWait       = 30 * time.Second
-	defaultFetchBytes  = 1 << 20
-	produceTimeoutMs   = 30000
-	maxRecordsPerBatch = 1 << 20
+	maxFetchWait      = 30 * time.Second
+	defaultFetchBytes = 1 << 20
+	produceTimeoutMs  = 30000
 )
 
 // restError is a Confluent-style error answer.
@@ -399,10 +398,7 @@ func (a *API) produce(c *call, rp restPath, body []byte) {
 		return
 	}
 	g := a.gate
-	maxRecs := g.cfg.MaxRESTRecords
-	if maxRecs <= 0 {
-		maxRecs = maxRecordsPerBatch
-	}
+	maxRecs := g.cfg.MaxRESTRecords // at least 1: New validated it
 	// The decoded records' raw keys and values are copies of the body.
 	if !c.ch.take(int64(len(body))) {
 		c.respond(g.budgetRefusal("decoding a produce body"))
