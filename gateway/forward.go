@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -237,6 +238,12 @@ func (g *Gateway) errorFrame(h *kafka.Header, frame []byte, cause error) []byte 
 		code = kafka.ErrCoordinatorNotAvailable
 	}
 	req, err := kafka.DecodeRequestLimited(h, frame[h.Size:], g.cfg.Decode)
+	var refused *kafka.RefusedError
+	if errors.As(err, &refused) {
+		g.cfg.Metrics.GetOrCreateCounter(`floodgate_requests_refused_total{limit="` + refused.Limit + `"}`).Inc()
+		g.warn.Warn(refused.Limit, "request refused; closing the connection", "limit", refused.Limit, "configured", refused.Max,
+			"actual", refused.Value, "api", kmsg.NameForKey(h.APIKey))
+	}
 	if err != nil {
 		return nil // refused or malformed: the connection is closed
 	}

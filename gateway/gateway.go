@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
 
@@ -51,8 +52,9 @@ type Config struct {
 
 // Gateway forwards Kafka requests to an upstream cluster.
 type Gateway struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	warn *limits.WarnLog // limit violations, once per second per limit
 
 	versions [kafkaKeys]versionRange
 
@@ -115,7 +117,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, brokers: map[int32]*upstreamBroker{}, leaders: map[string][]int32{}, stop: make(chan struct{})}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, warn: limits.NewWarnLog(cfg.Logger, time.Second), brokers: map[int32]*upstreamBroker{}, leaders: map[string][]int32{}, stop: make(chan struct{})}
 	g.upstreamConns = cfg.Metrics.NewGauge("floodgate_gateway_upstream_connections", func() float64 { return float64(g.connCount.Load()) })
 	g.forwarded = cfg.Metrics.NewCounter("floodgate_gateway_requests_forwarded_total")
 	g.failed = cfg.Metrics.NewCounter("floodgate_gateway_upstream_errors_total")
