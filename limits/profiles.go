@@ -149,6 +149,10 @@ func (c *HTTPConfig) set(flag, value string) (bool, error) {
 		c.RPSPerRoute = int(i64())
 	case "max-memory-bytes":
 		c.MaxMemoryBytes = i64()
+	case "max-rest-response-bytes":
+		c.MaxRESTResponseBytes = i64()
+	case "max-rest-records-per-request":
+		c.MaxRESTRecords = int(i64())
 	case "max-decompression-ratio", "max-memory-percent":
 		f, err := strconv.ParseFloat(value, 64)
 		if err != nil {
@@ -174,6 +178,15 @@ func (c *HTTPConfig) set(flag, value string) (bool, error) {
 		return true, fmt.Errorf("--%s=%q: %w", flag, value, err)
 	}
 	return true, nil
+}
+
+// SetText sets the HTTP limit flag from its command-line text.
+func (c *HTTPConfig) SetText(flag, value string) error {
+	ok, err := c.set(flag, value)
+	if err == nil && !ok {
+		err = fmt.Errorf("--%s: not an HTTP limit", flag)
+	}
+	return err
 }
 
 // ProfilesMarkdown renders the README's table of the presets: one row per

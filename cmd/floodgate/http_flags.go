@@ -49,42 +49,12 @@ func httpLimitsFromFlags(c *cli.Context) (limits.HTTPConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
-	ints := map[string]func(int64){
-		"max-header-size-bytes":              func(v int64) { cfg.MaxHeaderBytes = int(v) },
-		"max-header-count":                   func(v int64) { cfg.MaxHeaderCount = int(v) },
-		"max-header-name-bytes":              func(v int64) { cfg.MaxHeaderNameBytes = int(v) },
-		"max-header-value-bytes":             func(v int64) { cfg.MaxHeaderValueBytes = int(v) },
-		"max-body-size-bytes":                func(v int64) { cfg.MaxBodyBytes = v },
-		"max-body-buffer-bytes":              func(v int64) { cfg.MaxBodyBufferBytes = v },
-		"max-decompressed-size-bytes":        func(v int64) { cfg.MaxDecompressedBytes = v },
-		"max-connections-per-route":          func(v int64) { cfg.MaxConnectionsPerRoute = int(v) },
-		"max-in-flight-requests":             func(v int64) { cfg.MaxInFlight = int(v) },
-		"max-in-flight-requests-per-worker":  func(v int64) { cfg.MaxInFlightPerWorker = int(v) },
-		"max-requests-per-second-global":     func(v int64) { cfg.RPSGlobal = int(v) },
-		"max-requests-per-second-per-client": func(v int64) { cfg.RPSPerClient = int(v) },
-		"max-requests-per-second-per-route":  func(v int64) { cfg.RPSPerRoute = int(v) },
-		"max-memory-bytes":                   func(v int64) { cfg.MaxMemoryBytes = v },
-		"max-rest-response-bytes":            func(v int64) { cfg.MaxRESTResponseBytes = v },
-		"max-rest-records-per-request":       func(v int64) { cfg.MaxRESTRecords = int(v) },
-	}
 	for _, l := range limits.HTTPTable {
-		if !c.IsSet(l.Flag) {
+		if l.Flag == "limits-profile" || !c.IsSet(l.Flag) {
 			continue
 		}
-		switch l.Flag {
-		case "max-decompression-ratio":
-			cfg.MaxDecompressionRatio = c.Float64(l.Flag)
-		case "max-memory-percent":
-			cfg.MaxMemoryPercent = c.Float64(l.Flag)
-		case "header-read-timeout":
-			cfg.HeaderReadTimeout = c.Duration(l.Flag)
-		case "limits-profile":
-		default:
-			set, ok := ints[l.Flag]
-			if !ok {
-				return cfg, fmt.Errorf("--%s: no setter (bug)", l.Flag)
-			}
-			set(c.Int64(l.Flag))
+		if err := cfg.SetText(l.Flag, fmt.Sprint(c.Value(l.Flag))); err != nil {
+			return cfg, err
 		}
 	}
 	var specs []string
