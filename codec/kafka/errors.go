@@ -365,10 +365,47 @@ func TopLevelErrorResponse(key, version int16, code int16) (kmsg.Response, bool)
 	// The field must exist at this version: kmsg's structs hold the fields
 	// of every version (Metadata's ErrorCode is v13+, OffsetFetch's
 	// v2-v7), and one the encoding drops made a refusal read as success.
-	if !setTopLevelError(resp, code) || !carriesCode(resp, code) {
+	// Which (key, version) pairs carry it is worked out once, at start: a
+	// flood of refusals does not encode and decode an answer each.
+	if !topLevelCarries(key, version) || !setTopLevelError(resp, code) {
 		return nil, false
 	}
 	return resp, true
+}
+
+// topLevelTable says, per API key and version, whether its response
+// carries a top-level error code at that version. It is built at start
+// and never written after.
+var topLevelTable = buildTopLevelTable()
+
+func buildTopLevelTable() [][]bool {
+	var t [][]bool
+	for key := int16(0); ; key++ {
+		resp := kmsg.ResponseForKey(key)
+		if resp == nil {
+			if key > 100 {
+				return t
+			}
+			t = append(t, nil)
+			continue
+		}
+		vs := make([]bool, resp.MaxVersion()+1)
+		for v := range vs {
+			r := kmsg.ResponseForKey(key)
+			r.SetVersion(int16(v))
+			vs[v] = setTopLevelError(r, ErrUnknownServerError) && carriesCode(r, ErrUnknownServerError)
+		}
+		t = append(t, vs)
+	}
+}
+
+// topLevelCarries reports whether key's response at version has a
+// top-level error code.
+func topLevelCarries(key, version int16) bool {
+	if key < 0 || int(key) >= len(topLevelTable) || version < 0 || int(version) >= len(topLevelTable[key]) {
+		return false
+	}
+	return topLevelTable[key][version]
 }
 
 // SetThrottle sets throttle_time_ms on a response that carries it.
