@@ -214,6 +214,30 @@ func fetchError(req *kmsg.FetchRequest, code int16) *kmsg.FetchResponse {
 // dedupeFetch keeps the first mention of each topic-partition of req (a
 // topic named twice has its partitions merged into its first mention), so
 // that a request repeating one partition costs what naming it once does.
+// smallFetch is the size up to which a fetch is checked for repeats by
+// comparing pairs (no allocation) before the map-based pass.
+const smallFetch = 64
+
+// repeatsSmall reports whether a fetch of at most smallFetch partitions
+// names a topic or a partition twice.
+func repeatsSmall(req *kmsg.FetchRequest) bool {
+	for i, t := range req.Topics {
+		for _, u := range req.Topics[i+1:] {
+			if t.Topic == u.Topic {
+				return true
+			}
+		}
+		for j, p := range t.Partitions {
+			for _, q := range t.Partitions[j+1:] {
+				if p.Partition == q.Partition {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 func dedupeFetch(req *kmsg.FetchRequest) {
 	type tp struct {
 		topic     string
@@ -223,8 +247,8 @@ func dedupeFetch(req *kmsg.FetchRequest) {
 	for _, t := range req.Topics {
 		total += len(t.Partitions)
 	}
-	if total < 2 {
-		return
+	if total < 2 || total <= smallFetch && !repeatsSmall(req) {
+		return // the common case: nothing repeated, nothing allocated
 	}
 	seen := make(map[tp]struct{}, min(total, 1024))
 	topicAt := make(map[string]int, min(len(req.Topics), 1024))
