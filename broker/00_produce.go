@@ -119,11 +119,12 @@ func (b *Broker) appendRecords(p *partition, version int16, records []byte, maxM
 		bounds:     timestampBoundsOf(b.cfg.TimestampBeforeMax, b.cfg.TimestampAfterMax),
 		maxInflate: max(minInflateBound, inflateRatio*maxMsg),
 	}
-	maxTSs := make([]int64, len(hdrs))
 	off := 0
 	for i := range hdrs {
 		h := &hdrs[i]
-		if maxTSs[i], err = b.inflaters.validateBatch(records[off:off+h.length], h, &check); err != nil {
+		// The header's max timestamp becomes the records' own, as Kafka
+		// stores it (no slice per request for it).
+		if h.maxTimestamp, err = b.inflaters.validateBatch(records[off:off+h.length], h, &check); err != nil {
 			reason := invalidRecord
 			switch {
 			case errors.Is(err, errInvalidTimestamp):
@@ -172,7 +173,7 @@ func (b *Broker) appendRecords(p *partition, version int16, records []byte, maxM
 		// (validated above).
 		base := p.next
 		appendMillis := int64(-1)
-		maxTS := maxTSs[i]
+		maxTS := hdrs[i].maxTimestamp
 		if logAppend {
 			appendMillis = now.UnixMilli()
 			sp.LogAppendTime = appendMillis
