@@ -317,7 +317,6 @@ func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 	if wait <= 0 {
 		return 0, false
 	}
-	idx := apiIndex(h.APIKey)
 	s.met.throttleTime.Update(wait.Seconds())
 	limit := "produce-rate-limit"
 	if h.APIKey == 1 {
@@ -327,10 +326,10 @@ func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 		"configured", b.Rate(), "client_ip", c.addr(), "client_id", string(h.ClientID),
 		"api", kmsg.NameForKey(h.APIKey), "throttle_ms", wait.Milliseconds())
 	if s.cfg.Limits.ThrottleMode == limits.ThrottleReject {
-		s.met.throttledRej[idx].Inc()
+		s.met.throttledRej.inc(h.APIKey)
 		return wait, true
 	}
-	s.met.throttledDelay[idx].Inc()
+	s.met.throttledDelay.inc(h.APIKey)
 	c.throttle = now.Add(wait)
 	return wait, false
 }

@@ -30,13 +30,16 @@ type serverMetrics struct {
 	malformed    *metrics.Counter
 	panics       *metrics.Counter
 	throttleTime *metrics.PrometheusHistogram
-	requests     [apiSlots]*metrics.Counter
+	// requests and the throttled counters are per-API series created on
+	// an API's first use, so /metrics carries no always-zero series for the
+	// ~90 APIs a client never asks for.
+	requests     apiCounters
 	// latency is created on an API's first answer (latencyName names it),
 	// so APIs never asked for write no empty histogram of 18 buckets.
 	latency        [apiSlots]atomic.Pointer[metrics.PrometheusHistogram]
 	latencyName    [apiSlots]string
-	throttledDelay [apiSlots]*metrics.Counter
-	throttledRej   [apiSlots]*metrics.Counter
+	throttledDelay apiCounters
+	throttledRej   apiCounters
 	// Refused connections (refuse.go): answered by listener, closed at once
 	// for want of a slot or descriptor, closed silent at their deadline.
 	refusedAnswered   [2]*metrics.Counter
@@ -67,15 +70,13 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	m.byteThrottled[0] = set.NewCounter(`floodgate_byte_rate_throttled_total{api="Produce"}`)
 	m.byteThrottled[1] = set.NewCounter(`floodgate_byte_rate_throttled_total{api="Fetch"}`)
 	m.refusedTimedOut = set.NewCounter("floodgate_connections_refused_timed_out_total")
+	m.requests.init(set, `floodgate_requests_total{api=%q}`)
+	m.throttledDelay.init(set, `floodgate_requests_throttled_total{api=%q,mode="delay"}`)
+	m.throttledRej.init(set, `floodgate_requests_throttled_total{api=%q,mode="reject"}`)
 	for k := 0; k < apiSlots; k++ {
-		name := kmsg.NameForKey(int16(k))
-		if name == "Unknown" {
-			continue
+		if name := kmsg.NameForKey(int16(k)); name != "Unknown" {
+			m.latencyName[k] = fmt.Sprintf(`floodgate_request_duration_seconds{api=%q}`, name)
 		}
-		m.requests[k] = set.NewCounter(fmt.Sprintf(`floodgate_requests_total{api=%q}`, name))
-		m.latencyName[k] = fmt.Sprintf(`floodgate_request_duration_seconds{api=%q}`, name)
-		m.throttledDelay[k] = set.NewCounter(fmt.Sprintf(`floodgate_requests_throttled_total{api=%q,mode="delay"}`, name))
-		m.throttledRej[k] = set.NewCounter(fmt.Sprintf(`floodgate_requests_throttled_total{api=%q,mode="reject"}`, name))
 	}
 	// The Kafka document's connections_total (the current count) is
 	// floodgate_connections_active: a gauge named _total is refused by
@@ -95,6 +96,39 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	set.NewGauge("floodgate_max_connections", func() float64 { return float64(s.cfg.Limits.MaxConnections) })
 	set.NewGauge("floodgate_process_resident_bytes", func() float64 { return float64(ResidentBytes()) })
 	return m
+}
+
+// apiCounters is one counter per Kafka API, each created on its API's
+// first use: the name is built once at start, the counter when first
+// needed, so the request path neither formats a name nor locks after that.
+type apiCounters struct {
+	set   *metrics.Set
+	names [apiSlots]string
+	ctrs  [apiSlots]atomic.Pointer[metrics.Counter]
+}
+
+// init names the counters after format (with the API name as %q).
+func (a *apiCounters) init(set *metrics.Set, format string) {
+	a.set = set
+	for k := range a.names {
+		if name := kmsg.NameForKey(int16(k)); name != "Unknown" {
+			a.names[k] = fmt.Sprintf(format, name)
+		}
+	}
+}
+
+// inc counts one request of API key; keys floodgate has no name for are
+// not counted.
+func (a *apiCounters) inc(key int16) {
+	if key < 0 || int(key) >= apiSlots || a.names[key] == "" {
+		return
+	}
+	c := a.ctrs[key].Load()
+	if c == nil {
+		c = a.set.GetOrCreateCounter(a.names[key])
+		a.ctrs[key].Store(c)
+	}
+	c.Inc()
 }
 
 // latencyBuckets are the upper bounds (seconds) of
@@ -150,14 +184,6 @@ func (m *serverMetrics) rejected(reason string) {
 // closed counts a connection floodgate closed, by reason.
 func (m *serverMetrics) closed(reason string) {
 	m.counter(`floodgate_connections_closed_total{reason="` + reason + `"}`).Inc()
-}
-
-// apiIndex maps a key to its metric slot.
-func apiIndex(key int16) int {
-	if key < 0 || int(key) >= apiSlots {
-		return 0
-	}
-	return int(key)
 }
 
 // ResidentBytes returns the process's resident set size from /proc, or 0.

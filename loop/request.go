@@ -53,9 +53,7 @@ func (r *kafkaRequest) run() {
 			c.closeAsync("panic")
 		}
 	}()
-	if m := s.met.requests[apiIndex(h.APIKey)]; m != nil {
-		m.Inc()
-	}
+	s.met.requests.inc(h.APIKey)
 	memOver := r.overProcessMemory()
 	if rh := s.raw; rh != nil && !r.reject && !memOver {
 		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr()}, h, r.frame, r.respondRaw)
