@@ -4,10 +4,13 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/urfave/cli/v2"
+
+	"github.com/floodgate/floodgate/internal/earlylog"
 )
 
 func main() {
@@ -23,6 +26,14 @@ func main() {
 			benchCommand(),
 			versionCommand(),
 		},
+	}
+	// Commands other than serve have no logger of their own: what the
+	// standard logger held before main goes to stderr as text.
+	app.Before = func(c *cli.Context) error {
+		if c.Args().First() != "serve" {
+			earlylog.Replay(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+		}
+		return nil
 	}
 	// --version prints the same line as `floodgate version`.
 	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintln(c.App.Writer, c.App.Version) }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"os/exec"
 	"regexp"
 	"runtime"
@@ -184,5 +186,34 @@ func TestPromtoolAcceptsMetrics(t *testing.T) {
 	cmd.Stdin = strings.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// TestJSONLogsAreAllJSON: with --log-format json every line floodgate
+// writes to stderr is a JSON object, including what libraries print with
+// the standard logger before main runs (the metrics library's PSI notice,
+// printed where the kernel has no /sys/fs/cgroup/cpu.pressure).
+func TestJSONLogsAreAllJSON(t *testing.T) {
+	p := startFloodgate(t, 4096, "--data-dir", t.TempDir(), "--log-format", "json")
+	if _, _, err := get(p.http, "/health"); err != nil {
+		t.Fatal(err)
+	}
+	_, psiMissing := os.Stat("/sys/fs/cgroup/cpu.pressure")
+	sawStdlib := false
+	for _, line := range strings.Split(strings.TrimSpace(p.stderr.String()), "\n") {
+		if strings.HasPrefix(line, "floodgate listening ") {
+			continue // --print-listen-addresses writes this one line to stdout, for scripts
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("not a JSON line: %q", line)
+			continue
+		}
+		if rec["logger"] == "stdlib" {
+			sawStdlib = true
+		}
+	}
+	if psiMissing != nil && !sawStdlib {
+		t.Errorf("no PSI cpu.pressure here, so the metrics library logged its notice, but no JSON line carries it:\n%s", p.stderr.String())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/floodgate/floodgate/broker"
+	"github.com/floodgate/floodgate/internal/earlylog"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
@@ -125,6 +126,9 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// What libraries gave the standard logger before now (and after) goes
+	// through log, so that --log-format json means every line.
+	earlylog.Replay(log)
 	lim, err := limitsFromFlags(c)
 	if err != nil {
 		return err
