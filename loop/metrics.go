@@ -33,7 +33,7 @@ type serverMetrics struct {
 	// requests and the throttled counters are per-API series created on
 	// an API's first use, so /metrics carries no always-zero series for the
 	// ~90 APIs a client never asks for.
-	requests     apiCounters
+	requests apiCounters
 	// latency is created on an API's first answer (latencyName names it),
 	// so APIs never asked for write no empty histogram of 18 buckets.
 	latency        [apiSlots]atomic.Pointer[metrics.PrometheusHistogram]
