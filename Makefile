@@ -37,9 +37,11 @@ lint:
 fmt-check:
 	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## deps-test: install what the client-compatibility tests need (best effort; the tests skip
-## loudly what is missing)
-APT_INSTALL = apt-get install -y -qq $(1) >/dev/null 2>&1 || \
+## deps-test: install what the client-compatibility tests need with apt-get (best effort,
+## quiet: one line names each package it installs; the tests skip loudly what is missing):
+## kcat (librdkafka), prometheus (for promtool)
+APT_INSTALL = echo "make: installing Debian package(s) $(1) with apt-get (quietly; output hidden)"; \
+	apt-get install -y -qq $(1) >/dev/null 2>&1 || \
 	(apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(1) >/dev/null 2>&1) || \
 	sudo -n apt-get install -y -qq $(1) >/dev/null 2>&1
 deps-test:
