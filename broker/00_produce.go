@@ -21,6 +21,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/floodgate/floodgate/codec/recordbatch"
 	"github.com/floodgate/floodgate/storage"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -93,7 +94,7 @@ func (b *Broker) appendRecords(p *partition, version int16, records []byte, maxM
 	if err != nil {
 		reason := invalidCorrupt
 		switch {
-		case errors.Is(err, errUnsupportedFormat):
+		case errors.Is(err, recordbatch.ErrMagic):
 			reason = invalidFormat
 		case errors.Is(err, errInvalidRecord):
 			reason = invalidRecord
@@ -124,7 +125,7 @@ func (b *Broker) appendRecords(p *partition, version int16, records []byte, maxM
 		h := &hdrs[i]
 		// The header's max timestamp becomes the records' own, as Kafka
 		// stores it (no slice per request for it).
-		if h.maxTimestamp, err = b.inflaters.validateBatch(records[off:off+h.length], h, &check); err != nil {
+		if h.MaxTimestamp, err = b.inflaters.validateBatch(records[off:off+h.Size], h, &check); err != nil {
 			reason := invalidRecord
 			switch {
 			case errors.Is(err, errInvalidTimestamp):
@@ -135,7 +136,7 @@ func (b *Broker) appendRecords(p *partition, version int16, records []byte, maxM
 			b.refuseBatch(p, version, reason, err, sp)
 			return false
 		}
-		off += h.length
+		off += h.Size
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -147,9 +148,9 @@ func (b *Broker) appendRecords(p *partition, version int16, records []byte, maxM
 	first := int64(-1)
 	off = 0
 	for i, h := range hdrs {
-		raw := records[off : off+h.length]
-		off += h.length
-		if h.attributes&attrTransactional != 0 {
+		raw := records[off : off+h.Size]
+		off += h.Size
+		if h.Attributes&recordbatch.AttrTransactional != 0 {
 			sp.ErrorCode = kafka.ErrInvalidTxnState
 			return wrote
 		}
@@ -173,14 +174,14 @@ func (b *Broker) appendRecords(p *partition, version int16, records []byte, maxM
 		// (validated above).
 		base := p.next
 		appendMillis := int64(-1)
-		maxTS := hdrs[i].maxTimestamp
+		maxTS := hdrs[i].MaxTimestamp
 		if logAppend {
 			appendMillis = now.UnixMilli()
 			sp.LogAppendTime = appendMillis
 			maxTS = appendMillis
 		}
 		stampBatch(stored, base, 0, appendMillis, maxTS)
-		last := base + int64(h.lastOffsetDelta)
+		last := base + int64(h.LastOffsetDelta)
 		if err := p.appendLocked(storedBatch{base: base, last: last, maxTimestamp: maxTS, appended: now, raw: stored}, segmentBytes); err != nil {
 			b.log.Error("append failed: answering KAFKA_STORAGE_ERROR", "topic", p.topic.name, "partition", p.index, "err", err)
 			sp.ErrorCode = kafka.ErrKafkaStorageError
@@ -189,7 +190,7 @@ func (b *Broker) appendRecords(p *partition, version int16, records []byte, maxM
 		wrote = true
 		p.recordSequence(&h, base, last)
 		b.metrics.batchesIn.Inc()
-		b.metrics.recordsIn.Add(int(h.recordCount))
+		b.metrics.recordsIn.Add(int(h.RecordCount))
 		if first < 0 {
 			first = base
 		}

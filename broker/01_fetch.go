@@ -34,6 +34,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/codec/recordbatch"
 )
 
 // maxFetchWait caps max_wait_ms so a waiter cannot live for days.
@@ -394,11 +395,11 @@ func (p *partition) read(offset, limit int64, first bool, sp *kmsg.FetchResponse
 // watermark was read), so a response never runs past its high watermark.
 func cutAtOffset(data []byte, next int64) []byte {
 	pos := 0
-	for pos+batchHeaderSize <= len(data) {
+	for pos+recordbatch.HeaderSize <= len(data) {
 		if int64(binary.BigEndian.Uint64(data[pos:])) >= next {
 			break
 		}
-		pos += 12 + int(int32(binary.BigEndian.Uint32(data[pos+batchLength:])))
+		pos += recordbatch.LengthPrefix + int(int32(binary.BigEndian.Uint32(data[pos+recordbatch.OffLength:])))
 	}
 	return data[:min(pos, len(data))]
 }

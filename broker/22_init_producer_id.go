@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/codec/recordbatch"
 )
 
 // producerIDs hands out producer ids.
@@ -218,52 +219,52 @@ func (p *producerIDs) nextID() int64 {
 
 // checkSequence checks an idempotent batch. It reports a duplicate (with its
 // original base offset) or the error code to answer. The caller holds p.mu.
-func (p *partition) checkSequence(h *batchHeader) (dup bool, base int64, code int16) {
-	if h.producerID < 0 {
+func (p *partition) checkSequence(h *recordbatch.Header) (dup bool, base int64, code int16) {
+	if h.ProducerID < 0 {
 		return false, 0, kafka.ErrNone
 	}
-	st, ok := p.producers[h.producerID]
-	if !ok || h.producerEpoch > st.epoch {
-		if h.baseSequence != 0 {
+	st, ok := p.producers[h.ProducerID]
+	if !ok || h.ProducerEpoch > st.epoch {
+		if h.BaseSequence != 0 {
 			return false, 0, kafka.ErrOutOfOrderSequence
 		}
 		return false, 0, kafka.ErrNone
 	}
-	if h.producerEpoch < st.epoch {
+	if h.ProducerEpoch < st.epoch {
 		return false, 0, kafka.ErrInvalidProducerEpoch
 	}
-	last := h.baseSequence + h.lastOffsetDelta
+	last := h.BaseSequence + h.LastOffsetDelta
 	for i := 0; i < st.n; i++ {
 		r := st.recent[i]
-		if r.first == h.baseSequence && r.last == last {
+		if r.first == h.BaseSequence && r.last == last {
 			return true, r.base, kafka.ErrNone
 		}
 	}
-	if h.baseSequence != nextSeq(st.lastSeq) {
+	if h.BaseSequence != nextSeq(st.lastSeq) {
 		return false, 0, kafka.ErrOutOfOrderSequence
 	}
 	return false, 0, kafka.ErrNone
 }
 
 // recordSequence remembers an appended idempotent batch. The caller holds p.mu.
-func (p *partition) recordSequence(h *batchHeader, base, _ int64) {
-	if h.producerID < 0 {
+func (p *partition) recordSequence(h *recordbatch.Header, base, _ int64) {
+	if h.ProducerID < 0 {
 		return
 	}
-	st, ok := p.producers[h.producerID]
-	if !ok || h.producerEpoch > st.epoch {
+	st, ok := p.producers[h.ProducerID]
+	if !ok || h.ProducerEpoch > st.epoch {
 		if ok {
-			st.epoch, st.n = h.producerEpoch, 0
+			st.epoch, st.n = h.ProducerEpoch, 0
 		} else {
-			st = &producerState{epoch: h.producerEpoch, pid: h.producerID, part: p}
-			p.producers[h.producerID] = st
+			st = &producerState{epoch: h.ProducerEpoch, pid: h.ProducerID, part: p}
+			p.producers[h.ProducerID] = st
 		}
 	}
 	if p.topic.states != nil {
 		p.topic.states.touch(st)
 	}
-	st.lastSeq = h.baseSequence + h.lastOffsetDelta
-	r := seqRange{first: h.baseSequence, last: st.lastSeq, base: base}
+	st.lastSeq = h.BaseSequence + h.LastOffsetDelta
+	r := seqRange{first: h.BaseSequence, last: st.lastSeq, base: base}
 	if st.n < recentBatches {
 		st.recent[st.n] = r
 		st.n++

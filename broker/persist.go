@@ -32,6 +32,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/floodgate/floodgate/codec/recordbatch"
 	"github.com/floodgate/floodgate/storage"
 )
 
@@ -252,7 +253,7 @@ func (s *diskStore) openPartition(p *partition) {
 		if b.ProducerID < 0 {
 			continue
 		}
-		h := batchHeader{producerID: b.ProducerID, producerEpoch: b.ProducerEpoch, baseSequence: b.BaseSequence, lastOffsetDelta: int32(b.Last - b.Base)}
+		h := recordbatch.Header{ProducerID: b.ProducerID, ProducerEpoch: b.ProducerEpoch, BaseSequence: b.BaseSequence, LastOffsetDelta: int32(b.Last - b.Base)}
 		p.recordSequence(&h, b.Base, b.Last)
 	}
 	if rec.TruncatedBytes > 0 || rec.IndexRebuilt {

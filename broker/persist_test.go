@@ -72,8 +72,8 @@ func fetchAllRaw(t *testing.T, b *Broker, topic string, partition int32, offset 
 			if err != nil {
 				t.Fatalf("fetched batch: %v", err)
 			}
-			offset = int64(binary.BigEndian.Uint64(rb)) + int64(h.lastOffsetDelta) + 1
-			rb = rb[h.length:]
+			offset = int64(binary.BigEndian.Uint64(rb)) + int64(h.LastOffsetDelta) + 1
+			rb = rb[h.Size:]
 		}
 	}
 }

@@ -125,7 +125,10 @@ func TestCloseStopsWhatOpenStarted(t *testing.T) {
 		{"memory with a JoinGroup waiting", func(*testing.T) Config { return Config{Logger: quiet, Groups: shortSessions} }, true, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := runtime.NumGoroutine()
+			// Goroutines of earlier tests (closed servers, timers) may
+			// still be ending: count from a settled number, or one ending
+			// during Open hides a goroutine Open started.
+			before := settledGoroutines(2 * time.Second)
 			b, err := Open(tc.cfg(t))
 			if err != nil {
 				t.Fatal(err)
@@ -167,6 +170,22 @@ func TestCloseStopsWhatOpenStarted(t *testing.T) {
 // waitGoroutines polls until at most n goroutines run or d has passed, and
 // returns the last count. A goroutine that signalled its end (WaitGroup.Done)
 // may still be running its last instructions when Close returns.
+// settledGoroutines returns the number of goroutines once it has stayed
+// the same for 50 ms (or after d).
+func settledGoroutines(d time.Duration) int {
+	deadline := time.Now().Add(d)
+	n := runtime.NumGoroutine()
+	for time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			return n
+		}
+		n = m
+	}
+	return n
+}
+
 func waitGoroutines(n int, d time.Duration) int {
 	deadline := time.Now().Add(d)
 	for {

@@ -23,6 +23,8 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
+
+	"github.com/floodgate/floodgate/codec/recordbatch"
 )
 
 // Validation failures; produce maps them to Kafka codes.
@@ -93,21 +95,21 @@ type inflaters struct {
 // validateBatch checks one batch whose header h has been parsed (and CRC
 // checked) by parseBatch. It returns the largest record timestamp, which
 // Kafka writes into the stored header for CreateTime topics.
-func (in *inflaters) validateBatch(raw []byte, h *batchHeader, c *batchCheck) (maxTS int64, err error) {
-	if h.recordCount <= 0 {
-		return 0, fmt.Errorf("%w: record count %d", errInvalidRecord, h.recordCount)
+func (in *inflaters) validateBatch(raw []byte, h *recordbatch.Header, c *batchCheck) (maxTS int64, err error) {
+	if h.RecordCount <= 0 {
+		return 0, fmt.Errorf("%w: record count %d", errInvalidRecord, h.RecordCount)
 	}
-	if int64(h.recordCount) != int64(h.lastOffsetDelta)+1 {
-		return 0, fmt.Errorf("%w: record count %d does not match lastOffsetDelta %d", errInvalidRecord, h.recordCount, h.lastOffsetDelta)
+	if int64(h.RecordCount) != int64(h.LastOffsetDelta)+1 {
+		return 0, fmt.Errorf("%w: record count %d does not match lastOffsetDelta %d", errInvalidRecord, h.RecordCount, h.LastOffsetDelta)
 	}
-	if h.attributes&attrControl != 0 {
+	if h.Attributes&recordbatch.AttrControl != 0 {
 		return 0, fmt.Errorf("%w: clients may not write control batches", errInvalidRecord)
 	}
-	if h.producerID >= 0 && h.baseSequence < 0 {
-		return 0, fmt.Errorf("%w: producer id %d with sequence %d", errInvalidRecord, h.producerID, h.baseSequence)
+	if h.ProducerID >= 0 && h.BaseSequence < 0 {
+		return 0, fmt.Errorf("%w: producer id %d with sequence %d", errInvalidRecord, h.ProducerID, h.BaseSequence)
 	}
-	codec := h.attributes & 0x07
-	body := raw[batchHeaderSize:h.length]
+	codec := h.Attributes & 0x07
+	body := raw[recordbatch.HeaderSize:h.Size]
 	if codec == 0 {
 		src := recordReader{b: body}
 		maxTS, err = walkRecords(&src, h, c)
@@ -213,9 +215,9 @@ func (r *recordReader) skip(l int64, nullable bool, left int64) error {
 
 // walkRecords reads the batch's records: each one's length must hold it
 // exactly, its offset delta must be its index, its timestamp within bounds.
-func walkRecords(cs *recordReader, h *batchHeader, c *batchCheck) (int64, error) {
+func walkRecords(cs *recordReader, h *recordbatch.Header, c *batchCheck) (int64, error) {
 	maxTS := int64(math.MinInt64)
-	for i := int32(0); i < h.recordCount; i++ {
+	for i := int32(0); i < h.RecordCount; i++ {
 		l, err := cs.varint()
 		if err != nil {
 			return 0, recordErr(i, err)
@@ -239,7 +241,7 @@ func walkRecords(cs *recordReader, h *batchHeader, c *batchCheck) (int64, error)
 		if offDelta != int64(i) {
 			return 0, fmt.Errorf("%w: record %d has offset delta %d", errInvalidRecord, i, offDelta)
 		}
-		ts := h.baseTimestamp + tsDelta
+		ts := h.BaseTimestamp + tsDelta
 		if c.createTime {
 			if err := c.bounds.check(ts, c.now); err != nil {
 				return 0, err

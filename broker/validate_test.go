@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/codec/recordbatch"
 )
 
 // fixCRC recomputes a batch's CRC after a test changed it.
@@ -27,7 +28,7 @@ func fixCRC(raw []byte) []byte {
 // compressBatch rewrites an uncompressed batch's records with codec.
 func compressBatch(t *testing.T, raw []byte, codec int16, inflate []byte) []byte {
 	t.Helper()
-	recs := raw[batchHeaderSize:]
+	recs := raw[recordbatch.HeaderSize:]
 	if inflate != nil {
 		recs = inflate
 	}
@@ -48,11 +49,11 @@ func compressBatch(t *testing.T, raw []byte, codec int16, inflate []byte) []byte
 		w.Write(recs)
 		w.Close()
 	}
-	out := append([]byte(nil), raw[:batchHeaderSize]...)
+	out := append([]byte(nil), raw[:recordbatch.HeaderSize]...)
 	out = append(out, buf.Bytes()...)
-	binary.BigEndian.PutUint32(out[batchLength:], uint32(len(out)-12))
-	attrs := binary.BigEndian.Uint16(out[batchAttributes:])
-	binary.BigEndian.PutUint16(out[batchAttributes:], attrs|uint16(codec))
+	binary.BigEndian.PutUint32(out[recordbatch.OffLength:], uint32(len(out)-12))
+	attrs := binary.BigEndian.Uint16(out[recordbatch.OffAttributes:])
+	binary.BigEndian.PutUint16(out[recordbatch.OffAttributes:], attrs|uint16(codec))
 	return fixCRC(out)
 }
 
@@ -97,11 +98,11 @@ func TestProduceValidatesBatchesAsKafka(t *testing.T) {
 		return out
 	}
 	withRecords := func(count int32, lastDelta int32, recs []byte) []byte {
-		raw := append([]byte(nil), testBatch(1, now, "v")[:batchHeaderSize]...)
+		raw := append([]byte(nil), testBatch(1, now, "v")[:recordbatch.HeaderSize]...)
 		raw = append(raw, recs...)
-		binary.BigEndian.PutUint32(raw[batchLength:], uint32(len(raw)-12))
-		binary.BigEndian.PutUint32(raw[batchRecordCount:], uint32(count))
-		binary.BigEndian.PutUint32(raw[batchLastOffsetDelta:], uint32(lastDelta))
+		binary.BigEndian.PutUint32(raw[recordbatch.OffLength:], uint32(len(raw)-12))
+		binary.BigEndian.PutUint32(raw[recordbatch.OffRecordCount:], uint32(count))
+		binary.BigEndian.PutUint32(raw[recordbatch.OffLastOffsetDelta:], uint32(lastDelta))
 		return fixCRC(raw)
 	}
 	header := func(raw []byte, fn func([]byte)) []byte {
@@ -111,7 +112,7 @@ func TestProduceValidatesBatchesAsKafka(t *testing.T) {
 	}
 	// One well-formed record of 17 MiB of zeroes: it inflates past the
 	// 16 MiB bound, and snappy compresses it to 0.8 MiB (under max.message.bytes).
-	bomb := testBatch(1, now, string(make([]byte, 17<<20)))[batchHeaderSize:]
+	bomb := testBatch(1, now, string(make([]byte, 17<<20)))[recordbatch.HeaderSize:]
 	cases := []struct {
 		name    string
 		version int16
@@ -121,10 +122,10 @@ func TestProduceValidatesBatchesAsKafka(t *testing.T) {
 	}{
 		{"a valid batch is appended", 9, func(*testing.T) []byte { return testBatch(3, now, "v") }, kafka.ErrNone, 3},
 		{"one record claiming lastOffsetDelta 2^31-1 is INVALID_RECORD", 9, func(*testing.T) []byte {
-			return header(testBatch(1, now, "v"), func(b []byte) { binary.BigEndian.PutUint32(b[batchLastOffsetDelta:], math.MaxInt32) })
+			return header(testBatch(1, now, "v"), func(b []byte) { binary.BigEndian.PutUint32(b[recordbatch.OffLastOffsetDelta:], math.MaxInt32) })
 		}, kafka.ErrInvalidRecord, 0},
 		{"before Produce v8 the same batch is CORRUPT_MESSAGE", 7, func(*testing.T) []byte {
-			return header(testBatch(1, now, "v"), func(b []byte) { binary.BigEndian.PutUint32(b[batchLastOffsetDelta:], math.MaxInt32) })
+			return header(testBatch(1, now, "v"), func(b []byte) { binary.BigEndian.PutUint32(b[recordbatch.OffLastOffsetDelta:], math.MaxInt32) })
 		}, kafka.ErrCorruptMessage, 0},
 		{"a record count of zero is refused", 9, func(*testing.T) []byte {
 			return withRecords(0, -1, nil)
@@ -146,10 +147,10 @@ func TestProduceValidatesBatchesAsKafka(t *testing.T) {
 			return withRecords(1, 0, r[:len(r)-4])
 		}, kafka.ErrInvalidRecord, 0},
 		{"a control batch from a client is refused", 9, func(*testing.T) []byte {
-			return header(testBatch(1, now, "v"), func(b []byte) { b[batchAttributes+1] |= attrControl })
+			return header(testBatch(1, now, "v"), func(b []byte) { b[recordbatch.OffAttributes+1] |= recordbatch.AttrControl })
 		}, kafka.ErrInvalidRecord, 0},
 		{"an unknown compression codec is refused", 9, func(*testing.T) []byte {
-			return header(testBatch(1, now, "v"), func(b []byte) { b[batchAttributes+1] |= 7 })
+			return header(testBatch(1, now, "v"), func(b []byte) { b[recordbatch.OffAttributes+1] |= 7 })
 		}, kafka.ErrInvalidRecord, 0},
 		{"a bad CRC is CORRUPT_MESSAGE", 9, func(*testing.T) []byte {
 			b := testBatch(1, now, "v")
@@ -169,7 +170,7 @@ func TestProduceValidatesBatchesAsKafka(t *testing.T) {
 			return testBatch(1, 1000, "v")
 		}, kafka.ErrNone, 1},
 		{"the client's base offset is ignored", 9, func(*testing.T) []byte {
-			return header(testBatch(2, now, "v"), func(b []byte) { binary.BigEndian.PutUint64(b[batchBaseOffset:], 1<<40) })
+			return header(testBatch(2, now, "v"), func(b []byte) { binary.BigEndian.PutUint64(b[recordbatch.OffBaseOffset:], 1<<40) })
 		}, kafka.ErrNone, 2},
 		{"a gzip batch is validated and appended", 9, func(t *testing.T) []byte { return compressBatch(t, testBatch(4, now, "v"), 1, nil) }, kafka.ErrNone, 4},
 		{"a snappy batch is validated and appended", 9, func(t *testing.T) []byte { return compressBatch(t, testBatch(4, now, "v"), 2, nil) }, kafka.ErrNone, 4},
@@ -177,8 +178,8 @@ func TestProduceValidatesBatchesAsKafka(t *testing.T) {
 		{"a zstd batch is validated and appended", 9, func(t *testing.T) []byte { return compressBatch(t, testBatch(4, now, "v"), 4, nil) }, kafka.ErrNone, 4},
 		{"a compressed batch whose records disagree with its count is refused", 9, func(t *testing.T) []byte {
 			return compressBatch(t, header(testBatch(4, now, "v"), func(b []byte) {
-				binary.BigEndian.PutUint32(b[batchRecordCount:], 5)
-				binary.BigEndian.PutUint32(b[batchLastOffsetDelta:], 4)
+				binary.BigEndian.PutUint32(b[recordbatch.OffRecordCount:], 5)
+				binary.BigEndian.PutUint32(b[recordbatch.OffLastOffsetDelta:], 4)
 			}), 4, nil)
 		}, kafka.ErrInvalidRecord, 0},
 		{"a compressed record in the year 9999 is INVALID_TIMESTAMP", 9, func(t *testing.T) []byte {
@@ -188,7 +189,7 @@ func TestProduceValidatesBatchesAsKafka(t *testing.T) {
 		{"a snappy bomb is MESSAGE_TOO_LARGE", 9, func(t *testing.T) []byte { return compressBatch(t, testBatch(1, now, "v"), 2, bomb) }, kafka.ErrMessageTooLarge, 0},
 		{"a gzip stream that is not gzip is INVALID_RECORD", 9, func(t *testing.T) []byte {
 			raw := compressBatch(t, testBatch(1, now, "v"), 1, nil)
-			raw[batchHeaderSize] ^= 0xff
+			raw[recordbatch.HeaderSize] ^= 0xff
 			return fixCRC(raw)
 		}, kafka.ErrInvalidRecord, 0},
 	}
@@ -238,13 +239,13 @@ func TestProduceStoresMaxTimestampOfRecords(t *testing.T) {
 	createTopic(t, b, "t", 1, nil)
 	now := time.Now().UnixMilli()
 	raw := testBatch(1, now, "v")
-	binary.BigEndian.PutUint64(raw[batchMaxTimestamp:], 253402300799000)
+	binary.BigEndian.PutUint64(raw[recordbatch.OffMaxTimestamp:], 253402300799000)
 	wantCode(t, "produce", produceVersion(t, b, 9, fixCRC(raw)).ErrorCode, kafka.ErrNone)
 	got := b.lookupTopic("t").partitionOf(0).log.(*memLog).batches[0]
 	if got.maxTimestamp != now {
 		t.Fatalf("stored max timestamp %d, want the record's %d", got.maxTimestamp, now)
 	}
-	if h, err := parseBatch(got.raw); err != nil || h.maxTimestamp != now {
+	if h, err := parseBatch(got.raw); err != nil || h.MaxTimestamp != now {
 		t.Fatalf("stored header: %+v, %v", h, err)
 	}
 }

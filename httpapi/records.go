@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math"
 	"sort"
@@ -16,78 +15,8 @@ import (
 	"github.com/pierrec/lz4/v4"
 
 	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/codec/recordbatch"
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// Offsets within a v2 record batch.
-const (
-	batchCRCOffset   = 17
-	batchCRCFrom     = 21 // the CRC covers the batch from the attributes on
-	batchHeaderSize  = 61
-	batchAfterLength = 49 // header bytes after the length field
-)
-
-type kvPair struct{ key, value []byte }
-
-// buildBatch encodes records as one uncompressed v2 record batch (magic 2,
-// no producer id, CreateTime now) with its CRC32C, as a Kafka producer does.
-// It allocates the batch once, at its exact size.
-func buildBatch(recs []kvPair, nowMillis int64) []byte {
-	size := batchHeaderSize
-	for i, kv := range recs {
-		n := recordBodyLen(i, kv)
-		size += varintLen(int64(n)) + n
-	}
-	raw := make([]byte, batchHeaderSize, size)
-	for i, kv := range recs {
-		raw = binary.AppendVarint(raw, int64(recordBodyLen(i, kv)))
-		raw = append(raw, 0)                     // attributes
-		raw = binary.AppendVarint(raw, 0)        // timestamp delta
-		raw = binary.AppendVarint(raw, int64(i)) // offset delta
-		raw = appendBytesField(raw, kv.key)
-		raw = appendBytesField(raw, kv.value)
-		raw = binary.AppendVarint(raw, 0) // headers
-	}
-	binary.BigEndian.PutUint64(raw[0:], 0)
-	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[12:], 0xffffffff) // partition leader epoch -1
-	raw[16] = 2                                      // magic
-	binary.BigEndian.PutUint16(raw[21:], 0)          // attributes: no compression, CreateTime
-	binary.BigEndian.PutUint32(raw[23:], uint32(len(recs)-1))
-	binary.BigEndian.PutUint64(raw[27:], uint64(nowMillis))
-	binary.BigEndian.PutUint64(raw[35:], uint64(nowMillis))
-	binary.BigEndian.PutUint64(raw[43:], 0xffffffffffffffff) // producer id -1
-	binary.BigEndian.PutUint16(raw[51:], 0xffff)             // producer epoch -1
-	binary.BigEndian.PutUint32(raw[53:], 0xffffffff)         // first sequence -1
-	binary.BigEndian.PutUint32(raw[57:], uint32(len(recs)))
-	binary.BigEndian.PutUint32(raw[batchCRCOffset:], crc32.Checksum(raw[batchCRCFrom:], castagnoli))
-	return raw
-}
-
-// recordBodyLen is the length of record i after its length varint.
-func recordBodyLen(i int, kv kvPair) int {
-	field := func(b []byte) int {
-		if b == nil {
-			return varintLen(-1)
-		}
-		return varintLen(int64(len(b))) + len(b)
-	}
-	return 1 + varintLen(0) + varintLen(int64(i)) + field(kv.key) + field(kv.value) + varintLen(0)
-}
-
-func appendBytesField(b, field []byte) []byte {
-	if field == nil {
-		return binary.AppendVarint(b, -1)
-	}
-	b = binary.AppendVarint(b, int64(len(field)))
-	return append(b, field...)
-}
-
-func varintLen(v int64) int {
-	var buf [binary.MaxVarintLen64]byte
-	return binary.PutVarint(buf[:], v)
-}
 
 // Decoder state charged on top of the output while a batch inflates: zstd
 // and gzip decoders cost what the HTTP body decoders of the same coding
@@ -153,30 +82,35 @@ func (e *bigBatchError) Error() string {
 // was emitted yet; errBudget when the memory budget runs out.
 func (d *batchDecoder) decode(raw []byte, from int64, emit func(off int64, key, value []byte) bool) error {
 	emitted := false
-	for len(raw) >= batchHeaderSize {
-		length := int64(int32(binary.BigEndian.Uint32(raw[8:12])))
-		total := 12 + length
-		if length < batchAfterLength || total > int64(len(raw)) {
+	for len(raw) >= recordbatch.HeaderSize {
+		h, err := recordbatch.ReadHeader(raw)
+		if errors.Is(err, recordbatch.ErrMagic) {
+			// Message sets of magic 0/1 are not served; the length
+			// field sits where v2's does, so the walk goes on.
+			h.Size = recordbatch.LengthPrefix + int(int32(binary.BigEndian.Uint32(raw[recordbatch.OffLength:])))
+			if h.Size < recordbatch.HeaderSize || h.Size > len(raw) {
+				return nil
+			}
+			raw = raw[h.Size:]
+			continue
+		}
+		if err != nil || h.Size > len(raw) {
 			return nil
 		}
-		batch := raw[:total]
-		raw = raw[total:]
-		base := int64(binary.BigEndian.Uint64(batch[0:8]))
-		lastDelta := int64(int32(binary.BigEndian.Uint32(batch[23:27])))
-		next := base + max(lastDelta, 0) + 1
-		if batch[16] != 2 {
-			continue // message sets of magic 0/1 are not served
-		}
-		attrs := int16(binary.BigEndian.Uint16(batch[21:23]))
-		if attrs&0x20 != 0 || next <= from {
+		batch := raw[:h.Size]
+		raw = raw[h.Size:]
+		base := h.BaseOffset
+		next := base + max(int64(h.LastOffsetDelta), 0) + 1
+		if h.Attributes&recordbatch.AttrControl != 0 || next <= from {
 			continue // transaction markers, or wholly before from
 		}
-		n := int32(binary.BigEndian.Uint32(batch[57:61]))
+		n := h.RecordCount
+		attrs := h.Attributes
 		allowance := d.maxOut - d.used
 		if emitted && d.room != nil {
 			allowance = min(allowance, d.room())
 		}
-		recs, charged, err := d.inflate(attrs&7, batch[batchHeaderSize:], allowance)
+		recs, charged, err := d.inflate(attrs&recordbatch.AttrCompression, batch[recordbatch.HeaderSize:], allowance)
 		switch {
 		case errors.Is(err, errBudget):
 			return err
@@ -193,7 +127,7 @@ func (d *batchDecoder) decode(raw []byte, from int64, emit func(off int64, key, 
 		}
 		stop := false
 		for i := int32(0); i < n && len(recs) > 0; i++ {
-			delta, key, value, rest, err := nextRecord(recs)
+			delta, key, value, rest, err := recordbatch.NextRecord(recs)
 			if err != nil {
 				d.ch.give(charged)
 				if emitted {
@@ -445,46 +379,6 @@ func inflateStream(ch *charge, state, maxOut int64, open func() (io.Reader, func
 			return nil, int64(cap(out)), err
 		}
 	}
-}
-
-// nextRecord parses the record at the start of recs (length, attributes,
-// timestamp delta, offset delta, key, value; headers are not read): every
-// length is checked against the bytes that remain.
-func nextRecord(recs []byte) (delta int32, key, value, rest []byte, err error) {
-	l, n := binary.Varint(recs)
-	if n <= 0 || l < 1 || l > int64(len(recs)-n) {
-		return 0, nil, nil, nil, errors.New("bad record length")
-	}
-	rec := recs[n+1 : n+int(l)] // after the attributes byte
-	rest = recs[n+int(l):]
-	if _, n = binary.Varint(rec); n <= 0 {
-		return 0, nil, nil, nil, errors.New("bad timestamp delta")
-	}
-	rec = rec[n:]
-	od, n := binary.Varint(rec)
-	if n <= 0 || od < 0 || od > math.MaxInt32 {
-		return 0, nil, nil, nil, errors.New("bad offset delta")
-	}
-	rec = rec[n:]
-	if key, rec, err = bytesField(rec); err != nil {
-		return 0, nil, nil, nil, fmt.Errorf("key: %w", err)
-	}
-	if value, _, err = bytesField(rec); err != nil {
-		return 0, nil, nil, nil, fmt.Errorf("value: %w", err)
-	}
-	return int32(od), key, value, rest, nil
-}
-
-// bytesField reads a varint length (-1: null) and that many bytes.
-func bytesField(b []byte) (field, rest []byte, err error) {
-	l, n := binary.Varint(b)
-	if n <= 0 || l < -1 || l > int64(len(b)-n) {
-		return nil, nil, errors.New("bad length")
-	}
-	if l == -1 {
-		return nil, b[n:], nil
-	}
-	return b[n : n+int(l)], b[n+int(l):], nil
 }
 
 // murmur2 is the Kafka Java client's key hash (Utils.murmur2), so keyed

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"hash/crc32"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -14,20 +13,21 @@ import (
 	"github.com/pierrec/lz4/v4"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floodgate/floodgate/codec/recordbatch"
 	"github.com/floodgate/floodgate/limits"
 )
 
 // hostileBatch wraps records (as stored, compressed with codec) in a v2
 // batch header with a valid CRC.
 func hostileBatch(codec int16, records []byte, n int32) []byte {
-	b := make([]byte, batchHeaderSize, batchHeaderSize+len(records))
-	binary.BigEndian.PutUint32(b[8:], uint32(batchAfterLength+len(records)))
-	b[16] = 2
-	binary.BigEndian.PutUint16(b[21:], uint16(codec))
-	binary.BigEndian.PutUint32(b[23:], uint32(n-1))
-	binary.BigEndian.PutUint32(b[57:], uint32(n))
+	b := make([]byte, recordbatch.HeaderSize, recordbatch.HeaderSize+len(records))
+	binary.BigEndian.PutUint32(b[recordbatch.OffLength:], uint32(recordbatch.HeaderSize-recordbatch.LengthPrefix+len(records)))
+	b[recordbatch.OffMagic] = 2
+	binary.BigEndian.PutUint16(b[recordbatch.OffAttributes:], uint16(codec))
+	binary.BigEndian.PutUint32(b[recordbatch.OffLastOffsetDelta:], uint32(n-1))
+	binary.BigEndian.PutUint32(b[recordbatch.OffRecordCount:], uint32(n))
 	b = append(b, records...)
-	binary.BigEndian.PutUint32(b[batchCRCOffset:], crc32.Checksum(b[batchCRCFrom:], castagnoli))
+	recordbatch.SetCRC(b)
 	return b
 }
 
@@ -211,14 +211,14 @@ func FuzzDecodeStoredBatches(f *testing.F) {
 // holds, and its records (null, empty and non-empty keys and values) read
 // back as written.
 func TestBuildBatchIsWhatKafkaReads(t *testing.T) {
-	recs := []kvPair{{nil, []byte("v0")}, {[]byte("k1"), nil}, {[]byte{}, []byte{}}, {[]byte("k3"), bytes.Repeat([]byte("x"), 300)}}
-	raw := buildBatch(recs, 1234)
+	recs := []recordbatch.KV{{Value: []byte("v0")}, {Key: []byte("k1")}, {Key: []byte{}, Value: []byte{}}, {Key: []byte("k3"), Value: bytes.Repeat([]byte("x"), 300)}}
+	raw := recordbatch.Build(recs, 1234)
 	var rb kmsg.RecordBatch
 	if err := rb.ReadFrom(raw); err != nil {
 		t.Fatal(err)
 	}
 	if rb.NumRecords != 4 || rb.LastOffsetDelta != 3 || rb.FirstTimestamp != 1234 || rb.ProducerID != -1 ||
-		int(rb.Length) != len(raw)-12 || uint32(rb.CRC) != crc32.Checksum(raw[batchCRCFrom:], castagnoli) {
+		int(rb.Length) != len(raw)-12 || uint32(rb.CRC) != recordbatch.CRC(raw) {
 		t.Fatalf("header %+v", rb)
 	}
 	var i int
@@ -228,8 +228,8 @@ func TestBuildBatchIsWhatKafkaReads(t *testing.T) {
 	}
 	d := &batchDecoder{ch: &charge{b: limits.NewBudget(1<<20, 0)}, maxOut: 1 << 20}
 	_ = d.decode(raw, 0, func(off int64, k, v []byte) bool {
-		if off != int64(i) || (k == nil) != (recs[i].key == nil) || (v == nil) != (recs[i].value == nil) ||
-			!bytes.Equal(k, recs[i].key) || !bytes.Equal(v, recs[i].value) {
+		if off != int64(i) || (k == nil) != (recs[i].Key == nil) || (v == nil) != (recs[i].Value == nil) ||
+			!bytes.Equal(k, recs[i].Key) || !bytes.Equal(v, recs[i].Value) {
 			t.Fatalf("record %d: offset %d key %q value %q", i, off, k, v)
 		}
 		i++

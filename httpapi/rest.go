@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floodgate/floodgate/codec/recordbatch"
 	"github.com/floodgate/floodgate/loop"
 )
 
@@ -505,13 +506,13 @@ func (a *API) sendProduce(c *call, topic string, recs []outRecord) {
 	rt.Topic = topic
 	now := time.Now().UnixMilli()
 	for _, p := range order {
-		kv := make([]kvPair, 0, len(byPart[p]))
+		kv := make([]recordbatch.KV, 0, len(byPart[p]))
 		for _, i := range byPart[p] {
-			kv = append(kv, kvPair{recs[i].key, recs[i].value})
+			kv = append(kv, recordbatch.KV{Key: recs[i].key, Value: recs[i].value})
 		}
 		rpart := kmsg.NewProduceRequestTopicPartition()
 		rpart.Partition = p
-		rpart.Records = buildBatch(kv, now)
+		rpart.Records = recordbatch.Build(kv, now)
 		rt.Partitions = append(rt.Partitions, rpart)
 	}
 	req.Topics = []kmsg.ProduceRequestTopic{rt}

@@ -1,36 +1,18 @@
 package storage
 
 import (
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
+
+	"github.com/floodgate/floodgate/codec/recordbatch"
 )
 
-// Offsets of the fields of a v2 record batch header that storage reads.
-const (
-	hdrBaseOffset      = 0
-	hdrLength          = 8
-	hdrMagic           = 16
-	hdrCRC             = 17
-	hdrAttributes      = 21
-	hdrLastOffsetDelta = 23
-	hdrMaxTimestamp    = 35
-	hdrProducerID      = 43
-	hdrProducerEpoch   = 51
-	hdrBaseSequence    = 53
-	// HeaderSize is the size of the fixed v2 record batch header.
-	HeaderSize = 61
-	// lengthPrefix is the part of the header before the length counts.
-	lengthPrefix = 12
-	// maxBatchSize bounds a batch length read from disk, so a corrupt
-	// length cannot make recovery allocate gigabytes.
-	maxBatchSize = 1 << 30
-)
+// maxBatchSize bounds a batch length read from disk, so a corrupt length
+// cannot make recovery allocate gigabytes.
+const maxBatchSize = 1 << 30
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// ErrCorrupt is returned for a batch whose header or CRC does not check.
-var ErrCorrupt = errors.New("corrupt record batch")
+// ErrCorrupt is returned for a batch whose header or CRC does not check
+// (the record batch layout's own error, so errors.Is holds across layers).
+var ErrCorrupt = recordbatch.ErrCorrupt
 
 // Batch describes one stored record batch.
 type Batch struct {
@@ -50,44 +32,34 @@ type Batch struct {
 // LastSequence is the sequence of the batch's last record.
 func (b Batch) LastSequence() int32 { return b.BaseSequence + int32(b.Last-b.Base) }
 
-// parseHeader reads the fixed header at the start of h (at least
-// HeaderSize bytes) without checking the CRC.
-func parseHeader(h []byte) (Batch, error) {
-	if len(h) < HeaderSize || h[hdrMagic] != 2 {
-		return Batch{}, ErrCorrupt
+// describe turns a header read from disk into a Batch, refusing what no
+// stored batch can be: a negative base offset or delta, a length over
+// maxBatchSize.
+func describe(h recordbatch.Header, err error) (Batch, error) {
+	if errors.Is(err, recordbatch.ErrMagic) {
+		return Batch{}, ErrCorrupt // a stored batch is always v2
 	}
-	l := int64(int32(binary.BigEndian.Uint32(h[hdrLength:])))
-	if l < HeaderSize-lengthPrefix || l > maxBatchSize {
-		return Batch{}, ErrCorrupt
+	if err != nil {
+		return Batch{}, err
 	}
-	base := int64(binary.BigEndian.Uint64(h[hdrBaseOffset:]))
-	delta := int32(binary.BigEndian.Uint32(h[hdrLastOffsetDelta:]))
-	if base < 0 || delta < 0 {
+	if h.BaseOffset < 0 || h.LastOffsetDelta < 0 || h.Size > recordbatch.LengthPrefix+maxBatchSize {
 		return Batch{}, ErrCorrupt
 	}
 	return Batch{
-		Base:          base,
-		Last:          base + int64(delta),
-		MaxTimestamp:  int64(binary.BigEndian.Uint64(h[hdrMaxTimestamp:])),
-		ProducerID:    int64(binary.BigEndian.Uint64(h[hdrProducerID:])),
-		ProducerEpoch: int16(binary.BigEndian.Uint16(h[hdrProducerEpoch:])),
-		BaseSequence:  int32(binary.BigEndian.Uint32(h[hdrBaseSequence:])),
-		Size:          int(lengthPrefix + l),
+		Base:          h.BaseOffset,
+		Last:          h.Last(),
+		MaxTimestamp:  h.MaxTimestamp,
+		ProducerID:    h.ProducerID,
+		ProducerEpoch: h.ProducerEpoch,
+		BaseSequence:  h.BaseSequence,
+		Size:          h.Size,
 	}, nil
 }
 
+// parseHeader reads the fixed header at the start of h (at least
+// recordbatch.HeaderSize bytes) without checking the CRC.
+func parseHeader(h []byte) (Batch, error) { return describe(recordbatch.ReadHeader(h)) }
+
 // ParseBatch checks the whole batch at the start of b (header and CRC32C
 // over attributes..end) and describes it.
-func ParseBatch(b []byte) (Batch, error) {
-	info, err := parseHeader(b)
-	if err != nil {
-		return info, err
-	}
-	if info.Size > len(b) {
-		return info, ErrCorrupt
-	}
-	if crc32.Checksum(b[hdrAttributes:info.Size], castagnoli) != binary.BigEndian.Uint32(b[hdrCRC:]) {
-		return info, ErrCorrupt
-	}
-	return info, nil
-}
+func ParseBatch(b []byte) (Batch, error) { return describe(recordbatch.Check(b)) }

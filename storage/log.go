@@ -9,6 +9,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/floodgate/floodgate/codec/recordbatch"
 )
 
 // Defaults of Options.
@@ -83,7 +85,7 @@ func (l *Log) Append(raw []byte, info Batch, segmentBytes int64) error {
 	if l.closed {
 		return ErrClosed
 	}
-	if info.Base != l.next || len(raw) < HeaderSize || int64(binary.BigEndian.Uint64(raw)) != info.Base {
+	if info.Base != l.next || len(raw) < recordbatch.HeaderSize || int64(binary.BigEndian.Uint64(raw)) != info.Base {
 		return fmt.Errorf("append %s: base offset %d, want %d stamped in the batch", l.opts.Name, info.Base, l.next)
 	}
 	segmentBytes = min(max(segmentBytes, 1), MaxSegmentBytes)

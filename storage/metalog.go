@@ -40,6 +40,9 @@ type MetaLog struct {
 // OpenMetaLog opens (creating) the log at path and returns the payloads of
 // its good records. It holds them all in memory: large logs are opened
 // with OpenMetaLogFunc.
+// castagnoli is the CRC32C table of metadata log records.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 func OpenMetaLog(path string, syncer *Syncer, logger *slog.Logger) (*MetaLog, [][]byte, error) {
 	var out [][]byte
 	m, err := OpenMetaLogFunc(path, syncer, logger, func(p []byte) error {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/floodgate/floodgate/codec/recordbatch"
 )
 
 // startOffsetFile holds a log start offset inside the first segment.
@@ -255,15 +257,15 @@ func (l *Log) previousTail(rec *Recovery) error {
 // readBatchAt reads and CRC-checks the batch at pos (ending at or before
 // end) into buf, growing it when needed.
 func readBatchAt(f *os.File, pos, end int64, buf []byte) (Batch, []byte, error) {
-	if end-pos < HeaderSize {
+	if end-pos < recordbatch.HeaderSize {
 		return Batch{}, buf, fmt.Errorf("%d bytes at %d: %w", end-pos, pos, io.ErrUnexpectedEOF)
 	}
-	if _, err := f.ReadAt(buf[:lengthPrefix], pos); err != nil {
+	if _, err := f.ReadAt(buf[:recordbatch.LengthPrefix], pos); err != nil {
 		return Batch{}, buf, fmt.Errorf("read at %d: %w", pos, err)
 	}
-	l := int64(int32(binary.BigEndian.Uint32(buf[hdrLength:])))
-	size := lengthPrefix + l
-	if l < HeaderSize-lengthPrefix || l > maxBatchSize {
+	l := int64(int32(binary.BigEndian.Uint32(buf[recordbatch.OffLength:])))
+	size := recordbatch.LengthPrefix + l
+	if l < recordbatch.HeaderSize-recordbatch.LengthPrefix || l > maxBatchSize {
 		return Batch{}, buf, fmt.Errorf("batch length %d at %d: %w", l, pos, ErrCorrupt)
 	}
 	if pos+size > end {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/floodgate/floodgate/codec/recordbatch"
 )
 
 // segment is one log file and its indexes. size, next, entries (of the
@@ -130,13 +132,13 @@ func (s *segment) walk(from, end int64, fn func(pos int64, b Batch) bool) error 
 	buf := make([]byte, 8192)
 	bufPos, n := int64(-1), 0
 	for pos := from; pos < end; {
-		if bufPos < 0 || pos < bufPos || pos+HeaderSize > bufPos+int64(n) {
+		if bufPos < 0 || pos < bufPos || pos+recordbatch.HeaderSize > bufPos+int64(n) {
 			want := min(int64(len(buf)), end-pos)
-			if want < HeaderSize {
+			if want < recordbatch.HeaderSize {
 				return &damagedError{s.base, pos, fmt.Sprintf("%d bytes left, less than a batch header", want)}
 			}
 			n, err = f.ReadAt(buf[:want], pos)
-			if err != nil && !(errors.Is(err, io.EOF) && n >= HeaderSize) {
+			if err != nil && !(errors.Is(err, io.EOF) && n >= recordbatch.HeaderSize) {
 				if errors.Is(err, io.EOF) {
 					return &damagedError{s.base, pos, "the file ends before its batches"}
 				}
@@ -284,12 +286,12 @@ func (s *segment) readBatches(pos, end int64, firstSize int, maxBytes int64, fir
 		}
 	}
 	cut := 0
-	for cut+lengthPrefix <= len(buf) {
-		l := int(int32(binary.BigEndian.Uint32(buf[cut+hdrLength:])))
-		if l <= 0 || cut+lengthPrefix+l > len(buf) {
+	for cut+recordbatch.LengthPrefix <= len(buf) {
+		l := int(int32(binary.BigEndian.Uint32(buf[cut+recordbatch.OffLength:])))
+		if l <= 0 || cut+recordbatch.LengthPrefix+l > len(buf) {
 			break
 		}
-		cut += lengthPrefix + l
+		cut += recordbatch.LengthPrefix + l
 	}
 	return buf[:cut], nil
 }
