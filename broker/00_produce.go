@@ -21,12 +21,11 @@ import (
 	"errors"
 	"time"
 
-	"github.com/floodgate/floodgate/codec/recordbatch"
-	"github.com/floodgate/floodgate/storage"
-
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/codec/recordbatch"
+	"github.com/floodgate/floodgate/storage"
 )
 
 func init() { regKey(0, 0, 12, (*Broker).handleProduce) }

@@ -30,7 +30,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
