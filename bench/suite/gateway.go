@@ -129,16 +129,7 @@ func (s *suite) gateway(ctx context.Context) (string, error) {
 		return "", err
 	}
 	direct := &server{name: "direct", proc: kf.proc, kafka: upstream[0]}
-	scale := int64(1)
-	if s.o.quick {
-		scale = 10
-	}
-	cases := []kafkaCase{
-		{"produce", 100, 400_000 / scale, 4},
-		{"produce", 10_000, 30_000 / scale, 4},
-		{"consume", 100, 400_000 / scale, 4},
-		{"consume", 10_000, 30_000 / scale, 4},
-	}
+	cases := s.standardKafkaCases()
 	t := &bench.Table{Header: []string{"case", "direct to kfake MB/s", "through floodgate MB/s", "floodgate / direct", "direct p99", "through floodgate p99", "added p99", "floodgate CPU s per GB", "each run, direct / floodgate (MB/s)"}}
 	var ratios []float64
 	var cpuPerGB []float64

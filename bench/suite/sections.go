@@ -25,6 +25,22 @@ type kafkaCase struct {
 	clients int
 }
 
+// standardKafkaCases are the four cells of the Kafka tables (produce and
+// consume, 100 B and 10 KB records, 4 clients), a tenth of the records with
+// --quick.
+func (s *suite) standardKafkaCases() []kafkaCase {
+	scale := int64(1)
+	if s.o.quick {
+		scale = 10
+	}
+	return []kafkaCase{
+		{"produce", 100, 400_000 / scale, 4},
+		{"produce", 10_000, 30_000 / scale, 4},
+		{"consume", 100, 400_000 / scale, 4},
+		{"consume", 10_000, 30_000 / scale, 4},
+	}
+}
+
 func (c kafkaCase) command(brokers string) string {
 	return fmt.Sprintf("floodgate bench kafka %s --brokers %s --clients %d --record-size %d --records %d --acks 1",
 		c.mode, brokers, c.clients, c.size, c.records)
@@ -52,16 +68,7 @@ func (s *suite) kafka(ctx context.Context) (string, error) {
 		return "", err
 	}
 	servers := []*server{fg, kf}
-	scale := int64(1)
-	if s.o.quick {
-		scale = 10
-	}
-	cases := []kafkaCase{
-		{"produce", 100, 400_000 / scale, 4},
-		{"produce", 10_000, 30_000 / scale, 4},
-		{"consume", 100, 400_000 / scale, 4},
-		{"consume", 10_000, 30_000 / scale, 4},
-	}
+	cases := s.standardKafkaCases()
 	t := &bench.Table{Header: []string{"case", "floodgate records/s", "floodgate MB/s", "floodgate p99", "kfake records/s", "kfake MB/s", "kfake p99", "floodgate / kfake"}}
 	for _, c := range cases {
 		rps := map[string][]float64{}
@@ -94,7 +101,7 @@ func (s *suite) kafka(ctx context.Context) (string, error) {
 	for _, sv := range servers {
 		ser := bench.Series{Name: sv.name}
 		for _, n := range []int{1, 2, 4, 8} {
-			res, err := s.runKafka(ctx, sv, kafkaCase{"produce", 100, 200_000 / scale, n})
+			res, err := s.runKafka(ctx, sv, kafkaCase{"produce", 100, cases[0].records / 2, n})
 			if err != nil {
 				return "", fmt.Errorf("%s produce with %d clients: %w", sv.name, n, err)
 			}
