@@ -37,9 +37,8 @@ const limitsBlock = "limits"
 // configFlags is --config.
 func configFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: configFlagName, Usage: "YAML file of flag values (keys: flag names or aliases; a limits: block " +
-			"takes the limit names); SIGHUP re-reads it. Precedence: flag > FLOODGATE_* environment > file > " +
-			"--limits-profile > default"},
+		// One short line: README's "Configuration file" section explains.
+		&cli.StringFlag{Name: configFlagName, Usage: "YAML file of flag values; SIGHUP re-reads it (flag > env > file > profile)"},
 	}
 }
 

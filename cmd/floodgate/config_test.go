@@ -495,3 +495,26 @@ func TestSIGHUPWithABadFileKeepsServing(t *testing.T) {
 		t.Fatalf("max-header-count after a good reload: %+v", got)
 	}
 }
+
+// TestREADMEConfigExampleParses: the configuration file README shows is
+// accepted as written and sets what its comments say.
+func TestREADMEConfigExampleParses(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start = "```yaml\n# /etc/floodgate/floodgate.yaml\n"
+	i := strings.Index(string(readme), start)
+	if i < 0 {
+		t.Fatal("README has no example configuration file")
+	}
+	text := string(readme[i+len("```yaml\n"):])
+	text = text[:strings.Index(text, "```")]
+	res, err := parseServe(t, nil, "--config", writeConfig(t, text))
+	if err != nil {
+		t.Fatalf("README's example: %v", err)
+	}
+	if res.lim.MaxConnections != 20000 || res.lim.MaxConnectionsPerIP != 200 || len(res.http.Routes) != 2 {
+		t.Fatalf("README's example: max-connections %d, per IP %d, %d routes", res.lim.MaxConnections, res.lim.MaxConnectionsPerIP, len(res.http.Routes))
+	}
+}

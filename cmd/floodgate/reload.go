@@ -187,7 +187,11 @@ func (r *reloader) reload() {
 		}
 		applied = append(applied, ch)
 	}
-	running.MaxConnections, _ = limits.FitConnections(running.MaxConnections, running.HTTPReserve+r.segReserve, r.noFile)
+	if fit, clamped := limits.FitConnections(running.MaxConnections, running.HTTPReserve+r.segReserve, r.noFile); clamped {
+		r.log.Warn("--max-connections does not fit the open-files limit; clamped", "flag", "max-connections",
+			"configured", running.MaxConnections, "effective", fit, "open_files_limit", r.noFile)
+		running.MaxConnections = fit
+	}
 	hl.Routes = r.http.Routes
 	if err := r.apply(running, hl); err != nil {
 		r.log.Error("reload failed: the configuration was not applied; still serving with the running one", "error", err.Error())
