@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -96,7 +97,7 @@ type layer map[string]setting
 // from environ (os.Environ's form). A flag set under two of its names
 // must be given one value. A list flag's variable holds its values
 // separated by white space (a --route spec holds none).
-func readEnv(idx flagIndex, environ []string) (layer, error) {
+func readEnv(idx flagIndex, environ []string) (layer, []string, error) {
 	env := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, envPrefix) {
@@ -110,9 +111,10 @@ func readEnv(idx flagIndex, environ []string) (layer, error) {
 			if !ok {
 				continue
 			}
+			delete(env, envName(n))
 			if prev, dup := out[p]; dup {
 				if strings.Join(prev.values, " ") != v {
-					return nil, fmt.Errorf("%s and %s both set --%s, to different values", prev.where, envName(n), p)
+					return nil, nil, fmt.Errorf("%s and %s both set --%s, to different values", prev.where, envName(n), p)
 				}
 				continue
 			}
@@ -123,7 +125,12 @@ func readEnv(idx flagIndex, environ []string) (layer, error) {
 			out[p] = setting{values: vals, where: envName(n)}
 		}
 	}
-	return out, nil
+	unknown := make([]string, 0, len(env))
+	for k := range env {
+		unknown = append(unknown, k)
+	}
+	sort.Strings(unknown)
+	return out, unknown, nil
 }
 
 // readConfigFile reads a YAML configuration: a mapping of flag names (any
@@ -161,6 +168,9 @@ func readMapping(path string, m *yaml.Node, block string, idx flagIndex, out lay
 		at := fmt.Sprintf("%s:%d", path, k.Line)
 		key := k.Value
 		if block == "" && key == limitsBlock {
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+				continue // an empty block
+			}
 			if v.Kind != yaml.MappingNode {
 				return fmt.Errorf("config %s: %s: want a mapping of limit names to values", at, key)
 			}
@@ -282,6 +292,16 @@ type configState struct {
 	path string
 	// sources says where each flag's value came from, by first name.
 	sources map[string]string
+	// unknownEnv are FLOODGATE_* variables that name no flag (typos).
+	unknownEnv []string
+}
+
+// warnUnknownEnv logs the FLOODGATE_* variables that set nothing: a
+// mistyped name would otherwise be ignored in silence.
+func (st *configState) warnUnknownEnv(log *slog.Logger) {
+	if len(st.unknownEnv) > 0 {
+		log.Warn("environment variables that name no flag of floodgate serve are ignored", "variables", strings.Join(st.unknownEnv, ","))
+	}
 }
 
 // loadConfig applies the environment and the configuration file to the
@@ -291,11 +311,11 @@ type configState struct {
 // explicitly, so it wins over --limits-profile.
 func loadConfig(c *cli.Context, environ []string) (*configState, error) {
 	idx := indexFlags(c.Command.Flags)
-	env, err := readEnv(idx, environ)
+	env, unknown, err := readEnv(idx, environ)
 	if err != nil {
 		return nil, err
 	}
-	st := &configState{env: env}
+	st := &configState{env: env, unknownEnv: unknown}
 	if err := st.apply(c, idx); err != nil {
 		return nil, err
 	}

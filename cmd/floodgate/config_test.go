@@ -134,6 +134,7 @@ func TestEnvironmentSetsEveryFlag(t *testing.T) {
 		"FLOODGATE_ROUTE=a:/a,rps=5 b:/b",
 		"FLOODGATE_CONFIG=" + path,
 		"HOME=/nowhere", "FLOODGATE=ignored", // not ours
+		"FLOODGATE_MAX_CONECTIONS=5", // a typo: warned about, sets nothing
 	}
 	res, err := parseServe(t, env)
 	if err != nil {
@@ -153,6 +154,9 @@ func TestEnvironmentSetsEveryFlag(t *testing.T) {
 	}
 	if len(res.http.Routes) != 2 || res.http.Routes[0].RPS != 5 || res.http.Routes[1].Prefix != "/b" {
 		t.Errorf("routes = %+v, want a (5 rps) and b", res.http.Routes)
+	}
+	if u := res.conf.unknownEnv; len(u) != 1 || u[0] != "FLOODGATE_MAX_CONECTIONS" {
+		t.Errorf("unknown variables %v, want the typo FLOODGATE_MAX_CONECTIONS", u)
 	}
 	if _, err := parseServe(t, []string{"FLOODGATE_MAX_CONNECTIONS=1", "FLOODGATE_MAX_TOTAL_CONNECTIONS=2"}); err == nil ||
 		!strings.Contains(err.Error(), "FLOODGATE_MAX_TOTAL_CONNECTIONS") {

@@ -131,6 +131,7 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	conf.warnUnknownEnv(log)
 	lim, err := limitsFromFlags(c)
 	if err != nil {
 		return err
