@@ -410,7 +410,7 @@ func TestSIGHUPLowersMaxConnectionsPerIPLive(t *testing.T) {
 		t.Fatalf("4th connection under max-connections-per-ip 4: %d %s", code, body)
 	}
 
-	if err := os.WriteFile(path, []byte("limits:\n  max-connections-per-client: 2\n  max-partitions: 5\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("log-level: warn\nlimits:\n  max-connections-per-client: 2\n  max-partitions: 5\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
@@ -418,7 +418,7 @@ func TestSIGHUPLowersMaxConnectionsPerIPLive(t *testing.T) {
 	}
 	waitFor(t, p, "reload done")
 	out := p.stderr.String()
-	for _, want := range []string{`limit=max-connections-per-ip old=4 new=2`, `max-partitions: 20000 → 5`} {
+	for _, want := range []string{`limit=max-connections-per-ip old=4 new=2`, `max-partitions: 20000 → 5`, `log-level: info → warn`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the reload log does not say %q:\n%s", want, out)
 		}

@@ -85,18 +85,11 @@ func flagValues(c *cli.Context, idx flagIndex) map[string]string {
 	return out
 }
 
-// flagText returns a flag's value as text. A generic flag's value may not
-// implement flag.Getter, which Context.Value needs.
-func flagText(c *cli.Context, name string) (s string) {
-	if g := c.Generic(name); g != nil {
-		return fmt.Sprint(g)
-	}
-	defer func() {
-		if recover() != nil {
-			s = "?"
-		}
-	}()
-	return fmt.Sprint(c.Value(name))
+// flagText returns a flag's value as its flag.Value writes it
+// (Context.Generic returns the flag.Value of any flag; Context.Value needs
+// a flag.Getter, which a cli.Generic such as --route's is not).
+func flagText(c *cli.Context, name string) string {
+	return fmt.Sprint(c.Generic(name))
 }
 
 // resolve reads the configuration again as at start: the same command
