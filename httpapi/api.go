@@ -101,31 +101,47 @@ func New(cfg Config) (*API, error) {
 		return nil, err
 	}
 	a := &API{cfg: cfg, gate: g, fixed: newFixedAnswers()}
-	if g.memLimit > 0 {
-		ctx, cancel := context.WithCancel(context.Background())
-		g.stop, g.done = cancel, make(chan struct{})
-		first := make(chan struct{})
-		go func() {
-			close(first)
-			g.watchMemory(ctx, cfg.Logger.Warn)
-		}()
-		<-first
+	if g.memLimit.Load() > 0 {
+		a.startMemoryWatcher()
 	}
 	return a, nil
 }
 
+// startMemoryWatcher starts sampling the process's memory, unless it
+// runs already.
+func (a *API) startMemoryWatcher() {
+	g := a.gate
+	g.watchMu.Lock()
+	defer g.watchMu.Unlock()
+	if g.stop != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.stop, g.done = cancel, make(chan struct{})
+	first := make(chan struct{})
+	go func() {
+		close(first)
+		g.watchMemory(ctx, a.cfg.Logger.Warn)
+	}()
+	<-first
+}
+
 // Close stops the memory watcher.
 func (a *API) Close() {
-	if a.gate.stop != nil {
-		a.gate.stop()
-		<-a.gate.done
+	g := a.gate
+	g.watchMu.Lock()
+	defer g.watchMu.Unlock()
+	if g.stop != nil {
+		g.stop()
+		<-g.done
+		g.stop = nil
 	}
 }
 
 // Ready reports whether the server is not overloaded: the loop's own
 // readiness and the process memory limit.
 func (a *API) Ready() bool {
-	if a.gate.memLimit > 0 && a.gate.memOver.Load() {
+	if a.gate.memLimit.Load() > 0 && a.gate.memOver.Load() {
 		return false
 	}
 	return a.cfg.Ready == nil || a.cfg.Ready()
@@ -328,6 +344,9 @@ type HTTPLimitStat struct {
 	Unit    string `json:"unit"`
 	Metric  string `json:"metric"`
 	Tripped uint64 `json:"tripped"`
+	// Source is where the value came from (flag, env, file, profile,
+	// default), when the loop's stats say (loop.Stats.Sources).
+	Source string `json:"source,omitempty"`
 }
 
 // HTTPRouteStat is one route in /admin/stats.
@@ -358,6 +377,7 @@ func (a *API) stats() map[string]any {
 		}
 	}
 	var rows []HTTPLimitStat
+	sources, _ := out["limit_sources"].(map[string]any)
 	for _, l := range limits.HTTPTable {
 		n := refused[l.Flag]
 		if c := g.tripped[l.Flag]; c != nil {
@@ -366,7 +386,8 @@ func (a *API) stats() map[string]any {
 		if l.Flag == "max-decompressed-size-bytes" {
 			n += g.tripped["content-encoding"].Get()
 		}
-		rows = append(rows, HTTPLimitStat{Flag: l.Flag, Value: a.cfg.Limits.Value(l.Flag), Unit: l.Unit, Metric: l.Metric, Tripped: n})
+		src, _ := sources[l.Flag].(string)
+		rows = append(rows, HTTPLimitStat{Flag: l.Flag, Value: g.conf().Value(l.Flag), Unit: l.Unit, Metric: l.Metric, Tripped: n, Source: src})
 	}
 	if n := refused["header-read-timeout"]; n > 0 {
 		for i := range rows {
@@ -401,8 +422,8 @@ func (a *API) stats() map[string]any {
 		perLoop[i] = g.perLoop[i].Load()
 	}
 	out["http_in_flight_per_worker"] = perLoop
-	out["process_memory_limit_bytes"] = g.memLimit
-	out["process_memory_over_limit"] = g.memLimit > 0 && g.memOver.Load()
+	out["process_memory_limit_bytes"] = g.memLimit.Load()
+	out["process_memory_over_limit"] = g.memLimit.Load() > 0 && g.memOver.Load()
 	out["ready"] = a.Ready()
 	return out
 }

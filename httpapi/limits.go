@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,18 +61,20 @@ type route struct {
 // gate holds the admission state of the API: every limit it enforces,
 // the counters that say how often each tripped, and the memory watcher.
 type gate struct {
-	cfg    *limits.HTTPConfig
+	// cur holds the limits a reload may change (live.go).
+	cur    atomic.Pointer[gateLimits]
 	set    *metrics.Set
 	routes []*route // endpoints first, then --routes in the order given
 
-	global, perClient, perRoute *limits.RateLimiter
-	perLoop                     []atomic.Int64
+	perLoop []atomic.Int64
 
-	memLimit int64
+	memLimit atomic.Int64
 	memUsed  atomic.Int64
 	memOver  atomic.Bool
-	stop     context.CancelFunc
-	done     chan struct{}
+	// watchMu guards starting and stopping the memory watcher.
+	watchMu sync.Mutex
+	stop    context.CancelFunc
+	done    chan struct{}
 
 	// refused counts HTTP requests refused by a limit of the gate
 	// (floodgate_http_requests_refused_total{reason}); reached is the same
@@ -100,7 +103,7 @@ var limitReasons = []string{"in_flight", "in_flight_per_worker", "route", "memor
 var rateScopes = []string{"global", "client", "route"}
 
 func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, budget *limits.Budget, log *slog.Logger) (*gate, error) {
-	g := &gate{cfg: cfg, set: set, reached: map[string]*metrics.Counter{}, rateHit: map[string]*metrics.Counter{},
+	g := &gate{set: set, reached: map[string]*metrics.Counter{}, rateHit: map[string]*metrics.Counter{},
 		tripped: map[string]*metrics.Counter{}, budget: budget, warn: limits.NewWarnLog(log, 10*time.Second),
 		refused: map[string]*metrics.Counter{}, violations: limits.NewWarnLog(log, time.Second)}
 	if loops < 1 {
@@ -130,15 +133,7 @@ func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, budget *limits
 			r.codes[c] = set.GetOrCreateCounter(`floodgate_http_requests_total{route="` + r.name + `",code="` + strconv.Itoa(c) + `"}`)
 		}
 	}
-	if cfg.RPSGlobal > 0 {
-		g.global = limits.NewRateLimiter(float64(cfg.RPSGlobal), 10*float64(cfg.RPSGlobal))
-	}
-	if cfg.RPSPerClient > 0 {
-		g.perClient = limits.NewRateLimiter(float64(cfg.RPSPerClient), 10*float64(cfg.RPSPerClient))
-	}
-	if cfg.RPSPerRoute > 0 {
-		g.perRoute = limits.NewRateLimiter(float64(cfg.RPSPerRoute), 10*float64(cfg.RPSPerRoute))
-	}
+	g.cur.Store(newGateLimits(cfg, nil))
 	for _, r := range limitReasons {
 		g.reached[r] = set.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="` + r + `"}`) // deprecated
 		g.refused[r] = set.GetOrCreateCounter(`floodgate_http_requests_refused_total{reason="` + r + `"}`)
@@ -164,9 +159,9 @@ func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, budget *limits
 	g.panics = set.GetOrCreateCounter("floodgate_http_handler_panics_total")
 	g.corrupt = set.GetOrCreateCounter("floodgate_rest_corrupt_batches_total")
 
-	g.memLimit = cfg.MemoryLimit(limits.MemoryTotal())
+	g.memLimit.Store(cfg.MemoryLimit(limits.MemoryTotal()))
 	set.NewGauge("floodgate_memory_usage_bytes", func() float64 { return float64(loop.ResidentBytes()) })
-	set.NewGauge("floodgate_memory_limit_process_bytes", func() float64 { return float64(g.memLimit) })
+	set.NewGauge("floodgate_memory_limit_process_bytes", func() float64 { return float64(g.memLimit.Load()) })
 	return g, nil
 }
 
@@ -176,17 +171,17 @@ func (g *gate) watchMemory(ctx context.Context, warn func(msg string, args ...an
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
-		used := loop.ResidentBytes()
+		used, limit := loop.ResidentBytes(), g.memLimit.Load()
 		g.memUsed.Store(used)
-		over := used >= g.memLimit
+		over := limit > 0 && used >= limit
 		switch was := g.memOver.Load(); {
 		case over && !was:
 			warn("process memory limit reached: new Kafka connections are refused with THROTTLING_QUOTA_EXCEEDED, "+
 				"Kafka requests answered with REQUEST_TIMED_OUT, HTTP requests with 503 (probes excepted)", "limit", "max-memory-bytes",
-				"configured", g.memLimit, "actual", used)
+				"configured", limit, "actual", used)
 		case !over && was:
 			warn("process memory back under its limit: serving again", "limit", "max-memory-bytes",
-				"configured", g.memLimit, "actual", used)
+				"configured", limit, "actual", used)
 		}
 		g.memOver.Store(over)
 		select {
@@ -203,10 +198,11 @@ func (g *gate) watchMemory(ctx context.Context, warn func(msg string, args ...an
 // (loop.ProcessMemory).
 func (a *API) MemoryOver() (over bool, limit, used int64) {
 	g := a.gate
-	if g.memLimit <= 0 {
+	limit = g.memLimit.Load()
+	if limit <= 0 {
 		return false, 0, 0
 	}
-	return g.memOver.Load(), g.memLimit, g.memUsed.Load()
+	return g.memOver.Load(), limit, g.memUsed.Load()
 }
 
 // match returns the route of a request: the longest --route prefix, else
@@ -243,27 +239,30 @@ type ticket struct {
 // admit applies the memory, rate, in-flight and per-route limits to r. It
 // returns a refusal, or a ticket to release when the response is produced.
 func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int64) (ticket, *loop.HTTPResponse) {
-	cfg := g.cfg
-	if !exempt(ep) && g.memLimit > 0 && g.memOver.Load() {
-		g.countRefused("memory")
-		g.tripped["max-memory-bytes"].Inc()
-		return ticket{}, g.unavailable(r, rt, "max-memory-bytes", g.memLimit, g.memUsed.Load(), "process memory limit reached")
+	cur := g.cur.Load()
+	cfg := cur.cfg
+	if !exempt(ep) && g.memOver.Load() {
+		if limit := g.memLimit.Load(); limit > 0 {
+			g.countRefused("memory")
+			g.tripped["max-memory-bytes"].Inc()
+			return ticket{}, g.unavailable(r, rt, "max-memory-bytes", limit, g.memUsed.Load(), "process memory limit reached")
+		}
 	}
 	now := time.Now()
-	if g.global != nil {
-		if res := g.global.Allow(nil, now); !res.OK {
-			return ticket{}, g.tooMany(r, rt, "global", "max-requests-per-second-global", g.global, res)
+	if global := cur.global; global != nil {
+		if res := global.Allow(nil, now); !res.OK {
+			return ticket{}, g.tooMany(r, rt, "global", "max-requests-per-second-global", global, res)
 		}
 	}
-	if g.perClient != nil {
+	if perClient := cur.perClient; perClient != nil {
 		ip := r.RemoteIP.As16()
-		if res := g.perClient.Allow(ip[:], now); !res.OK {
-			return ticket{}, g.tooMany(r, rt, "client", "max-requests-per-second-per-client", g.perClient, res)
+		if res := perClient.Allow(ip[:], now); !res.OK {
+			return ticket{}, g.tooMany(r, rt, "client", "max-requests-per-second-per-client", perClient, res)
 		}
 	}
-	if g.perRoute != nil {
-		if res := g.perRoute.Allow(rt.key, now); !res.OK {
-			return ticket{}, g.tooMany(r, rt, "route", "max-requests-per-second-per-route", g.perRoute, res)
+	if perRoute := cur.perRoute; perRoute != nil {
+		if res := perRoute.Allow(rt.key, now); !res.OK {
+			return ticket{}, g.tooMany(r, rt, "route", "max-requests-per-second-per-route", perRoute, res)
 		}
 	}
 	if rt.rate != nil {
@@ -401,13 +400,14 @@ func (g *gate) decodeBody(r *loop.HTTPRequest, rt *route, ch *charge) ([]byte, *
 		return nil, g.budgetRefusal("inflating the request body")
 	}
 	defer ch.give(state)
-	dec, err := httpcodec.NewLimitedDecoder(enc, bytes.NewReader(r.Body), g.cfg.MaxDecompressedBytes, g.cfg.MaxDecompressionRatio)
+	cfg := g.conf()
+	dec, err := httpcodec.NewLimitedDecoder(enc, bytes.NewReader(r.Body), cfg.MaxDecompressedBytes, cfg.MaxDecompressionRatio)
 	if err != nil {
 		return nil, g.decodeRefusal(r, rt, err)
 	}
 	defer dec.Close()
 	start := 4 * len(r.Body)
-	if b := g.cfg.MaxBodyBufferBytes; b > 0 && int64(start) > b {
+	if b := cfg.MaxBodyBufferBytes; b > 0 && int64(start) > b {
 		start = int(b)
 	}
 	out, err := ch.grow(nil, max(start, 512))
@@ -417,7 +417,7 @@ func (g *gate) decodeBody(r *loop.HTTPRequest, rt *route, ch *charge) ([]byte, *
 			// decoder reports crossing it): a 70 MiB body does not charge
 			// 128 MiB.
 			next := 2 * cap(out)
-			if lim := g.cfg.MaxDecompressedBytes; lim > 0 && int64(next) > lim+1 && lim+1 > int64(cap(out)) {
+			if lim := cfg.MaxDecompressedBytes; lim > 0 && int64(next) > lim+1 && lim+1 > int64(cap(out)) {
 				next = int(lim + 1)
 			}
 			if out, err = ch.growTo(out, next); err != nil {

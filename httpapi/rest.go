@@ -399,7 +399,7 @@ func (a *API) produce(c *call, rp restPath, body []byte) {
 		return
 	}
 	g := a.gate
-	maxRecs := g.cfg.MaxRESTRecords // at least 1: New validated it
+	maxRecs := g.conf().MaxRESTRecords // at least 1: New validated it
 	// The decoded records' raw keys and values are copies of the body.
 	if !c.ch.take(int64(len(body))) {
 		c.respond(g.budgetRefusal("decoding a produce body"))
@@ -605,7 +605,7 @@ func (a *API) fetch(c *call, rp restPath) {
 	if maxBytes < 1 {
 		maxBytes = defaultFetchBytes
 	}
-	maxBytes = min(maxBytes, a.gate.cfg.MaxRESTResponseBytes, math.MaxInt32)
+	maxBytes = min(maxBytes, a.gate.conf().MaxRESTResponseBytes, math.MaxInt32)
 	if time.Duration(timeout)*time.Millisecond > maxFetchWait {
 		timeout = maxFetchWait.Milliseconds()
 	}
@@ -671,7 +671,7 @@ func (a *API) sendFetch(c *call, rp restPath, offset int64, maxBytes, timeout in
 // from once nothing precedes it in the answer.
 func (a *API) fetchAnswer(c *call, fr *kmsg.FetchResponse, rp restPath, offset int64, asJSON bool, ct string) *loop.HTTPResponse {
 	g := a.gate
-	limit := g.cfg.MaxRESTResponseBytes
+	limit := g.conf().MaxRESTResponseBytes
 	var fetched int64
 	for _, t := range fr.Topics {
 		for _, p := range t.Partitions {

@@ -11,8 +11,9 @@ import (
 // take the whole budget. Its counters are atomics; every loop and worker
 // shares it.
 type Budget struct {
-	limit     int64
-	perClient int64
+	// limit and perClient change only by SetLimit (a reload).
+	limit     atomic.Int64
+	perClient atomic.Int64
 	used      atomic.Int64
 }
 
@@ -41,17 +42,28 @@ var (
 // NewBudget returns a budget of limit bytes of which one client may hold
 // at most perClient (0 or more than limit: the whole limit).
 func NewBudget(limit, perClient int64) *Budget {
+	b := new(Budget)
+	b.SetLimit(limit, perClient)
+	return b
+}
+
+// SetLimit changes the limit and the per-client cap (0 or more than limit:
+// the whole limit) while the budget is in use. Bytes held stay held: when
+// more than the new limit is in use, nothing new fits until enough is
+// released.
+func (b *Budget) SetLimit(limit, perClient int64) {
 	if perClient <= 0 || perClient > limit {
 		perClient = limit
 	}
-	return &Budget{limit: limit, perClient: perClient}
+	b.limit.Store(limit)
+	b.perClient.Store(perClient)
 }
 
 // Limit returns the configured limit.
-func (b *Budget) Limit() int64 { return b.limit }
+func (b *Budget) Limit() int64 { return b.limit.Load() }
 
 // PerClient returns the most one client may hold.
-func (b *Budget) PerClient() int64 { return b.perClient }
+func (b *Budget) PerClient() int64 { return b.perClient.Load() }
 
 // Used returns the bytes currently held.
 func (b *Budget) Used() int64 { return b.used.Load() }
@@ -60,7 +72,7 @@ func (b *Budget) Used() int64 { return b.used.Load() }
 func (b *Budget) Reserve(n int64) bool {
 	for {
 		u := b.used.Load()
-		if u+n > b.limit {
+		if u+n > b.limit.Load() {
 			return false
 		}
 		if b.used.CompareAndSwap(u, u+n) {
@@ -73,7 +85,7 @@ func (b *Budget) Reserve(n int64) bool {
 // the client's share; the error says which did not.
 func (b *Budget) ReserveFor(sh *Share, n int64) error {
 	if sh != nil {
-		if sh.held.Add(n) > b.perClient {
+		if sh.held.Add(n) > b.perClient.Load() {
 			sh.held.Add(-n)
 			return ErrShareExhausted
 		}
@@ -109,10 +121,10 @@ func (b *Budget) Release(n int64) { b.used.Add(-n) }
 
 // NearLimit reports whether usage is at or above the high-water mark (7/8 of
 // the limit) at which connections stop being read.
-func (b *Budget) NearLimit() bool { return b.used.Load() >= b.limit-b.limit/8 }
+func (b *Budget) NearLimit() bool { l := b.limit.Load(); return b.used.Load() >= l-l/8 }
 
 // Exhausted reports whether usage is at or above the limit.
-func (b *Budget) Exhausted() bool { return b.used.Load() >= b.limit }
+func (b *Budget) Exhausted() bool { return b.used.Load() >= b.limit.Load() }
 
 // Charge is one holder's bytes of the budget (a frame or body being
 // received, a request being served). It is owned by one goroutine at a

@@ -150,17 +150,17 @@ func errnoName(err error) string {
 // closed by the refuser (refuse.go), or closed at once when it is full.
 // It returns an error only for resource exhaustion worth backing off for.
 func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
-	max := int64(s.cfg.Limits.MaxConnections)
+	max := int64(s.lim().MaxConnections)
 	if kind == kindHTTP {
-		max += int64(s.cfg.Limits.HTTPReserve)
+		max += int64(s.lim().HTTPReserve)
 	}
 	if !s.takeConnSlot(max) {
 		s.met.rejected("max_connections")
 		if s.warn.Due("limit:max-connections") {
 			s.warn.Warn("limit:max-connections", "connection refused", "limit", "max-connections",
-				"configured", s.cfg.Limits.MaxConnections, "actual", s.active.Load(), "client_ip", remoteIP(nc).String(), "listener", kind.String())
+				"configured", s.lim().MaxConnections, "actual", s.active.Load(), "client_ip", remoteIP(nc).String(), "listener", kind.String())
 		}
-		s.refuse.holdConn(nc, kind, "max-connections", int64(s.cfg.Limits.MaxConnections), s.active.Load())
+		s.refuse.holdConn(nc, kind, "max-connections", int64(s.lim().MaxConnections), s.active.Load())
 		return nil
 	}
 	// New connections are refused once the budget passes its high-water

@@ -48,12 +48,12 @@ func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
 		s.met.rejected("max_connections_per_ip")
 		if key := "limit:max-connections-per-ip:" + c.addr(); s.warn.Due(key) {
 			s.warn.Warn(key, "connection refused", "limit", "max-connections-per-ip",
-				"configured", s.cfg.Limits.MaxConnectionsPerIP, "actual", c.loop.connsOf(c.ip), "client_ip", c.addr())
+				"configured", s.lim().MaxConnectionsPerIP, "actual", c.loop.connsOf(c.ip), "client_ip", c.addr())
 		}
 		c.closeReason = "rejected"
 		// gnet has read nothing yet: the refuser answers the first request
 		// on a duplicate of the socket while gnet closes its own.
-		s.refuse.holdGnet(gc, c.kind, "max-connections-per-ip", int64(s.cfg.Limits.MaxConnectionsPerIP), int64(c.loop.connsOf(c.ip)))
+		s.refuse.holdGnet(gc, c.kind, "max-connections-per-ip", int64(s.lim().MaxConnectionsPerIP), int64(c.loop.connsOf(c.ip)))
 		return nil, gnet.Close
 	}
 	c.counted = true

@@ -198,10 +198,10 @@ func (c *conn) startHead(now time.Time) {
 	if h.req == nil {
 		h.req = new(httpcodec.Request)
 	}
-	h.parser.Reset(&c.loop.s.cfg.HTTPLimits.Codec, h.req)
+	h.parser.Reset(&c.loop.s.httpLim().Codec, h.req)
 	h.headStart = now
 	h.bodyBuf = nil
-	if t := c.loop.s.cfg.HTTPLimits.HeaderTimeout; t > 0 {
+	if t := c.loop.s.httpLim().HeaderTimeout; t > 0 {
 		h.deadline = now.Add(t).UnixNano()
 		if !h.watched {
 			h.watched = true
@@ -215,7 +215,7 @@ func (c *conn) startHead(now time.Time) {
 // answered 503 at dispatch instead.
 func (c *conn) httpSaturated() string {
 	switch {
-	case c.pending()+len(c.out) >= c.loop.s.cfg.Limits.MaxInflight:
+	case c.pending()+len(c.out) >= c.loop.s.lim().MaxInflight:
 		return "max_inflight_requests"
 	case c.loop.s.budget.NearLimit():
 		return "memory"
@@ -226,7 +226,7 @@ func (c *conn) httpSaturated() string {
 // beginBody prepares the body of a complete head; false when refused.
 func (c *conn) beginBody() bool {
 	h := c.http
-	hl := &c.loop.s.cfg.HTTPLimits
+	hl := c.loop.s.httpLim()
 	h.deadline = 0
 	h.phase = phaseBody
 	h.lim = hl.Codec
@@ -328,13 +328,13 @@ func (c *conn) dispatchHTTP(now time.Time) {
 		s.cfg.Metrics.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="queue"}`).Inc() // deprecated
 		s.cfg.Metrics.GetOrCreateCounter(`floodgate_http_requests_refused_total{reason="queue"}`).Inc()
 		s.warn.Warn("limit:max-queued-requests", "http request refused: worker queue full", "limit", "max-queued-requests",
-			"configured", s.cfg.Limits.MaxQueued, "actual", s.pool.depth(), "client_ip", c.addr())
+			"configured", s.lim().MaxQueued, "actual", s.pool.depth(), "client_ip", c.addr())
 		h.deadline = 0
 		h.phase = phaseClosing
 		s.cfg.Metrics.GetOrCreateCounter(refusedSeries(503)).Inc()
 		c.completeHTTP(seq, &HTTPResponse{Status: 503, ContentType: "application/json", Close: true,
 			Header: [][2]string{{"Retry-After", "1"}},
-			Body:   LimitErrorBody("max-queued-requests", int64(s.cfg.Limits.MaxQueued), int64(s.pool.depth()), "worker queue full")})
+			Body:   LimitErrorBody("max-queued-requests", int64(s.lim().MaxQueued), int64(s.pool.depth()), "worker queue full")})
 	}
 }
 

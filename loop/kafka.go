@@ -66,7 +66,7 @@ func (c *conn) onKafka(gc gnet.Conn) gnet.Action {
 func (c *conn) saturated() string {
 	s := c.loop.s
 	switch {
-	case c.pending() >= s.cfg.Limits.MaxInflight:
+	case c.pending() >= s.lim().MaxInflight:
 		return "max_inflight_requests"
 	case s.pool.full():
 		return "max_queued_requests"
@@ -137,10 +137,10 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 		c.closeReason = "unsupported_version"
 		return act, false
 	}
-	if int64(length) > s.cfg.Limits.MaxRequestSize {
+	if int64(length) > s.lim().MaxRequestSize {
 		s.met.tooLarge.Inc()
 		s.warn.Warn("limit:max-request-size", "request too large", "limit", "max-request-size",
-			"configured", s.cfg.Limits.MaxRequestSize, "actual", length, "client_ip", c.addr(),
+			"configured", s.lim().MaxRequestSize, "actual", length, "client_ip", c.addr(),
 			"client_id", string(h.ClientID), "api", kmsg.NameForKey(h.APIKey))
 		c.startDiscard(in, &h, kafka.ErrMessageTooLarge)
 		return gnet.None, true
@@ -299,11 +299,11 @@ func clientID(frame []byte) []byte {
 func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 	s := c.loop.s
 	var b, agg *limits.Buckets
-	switch h.APIKey {
+	switch q := s.quotas(); h.APIKey {
 	case 0:
-		b, agg = s.produceRate, s.produceIPRate
+		b, agg = q.produceRate, q.produceIPRate
 	case 1:
-		b, agg = s.fetchRate, s.fetchIPRate
+		b, agg = q.fetchRate, q.fetchIPRate
 	}
 	if b == nil {
 		return 0, false
@@ -325,7 +325,7 @@ func (c *conn) rateLimit(h *kafka.Header) (time.Duration, bool) {
 	s.warn.Warn("limit:rate:"+kmsg.NameForKey(h.APIKey), "request over its rate limit", "limit", limit,
 		"configured", b.Rate(), "client_ip", c.addr(), "client_id", string(h.ClientID),
 		"api", kmsg.NameForKey(h.APIKey), "throttle_ms", wait.Milliseconds())
-	if s.cfg.Limits.ThrottleMode == limits.ThrottleReject {
+	if s.lim().ThrottleMode == limits.ThrottleReject {
 		s.met.throttledRej.inc(h.APIKey)
 		return wait, true
 	}
@@ -361,7 +361,7 @@ func (c *conn) beginDiscard(h *kafka.Header, code int16, left int64) {
 		if skim == nil {
 			skim = new(kafka.ProduceSkimmer)
 		}
-		skim.Reset(h.APIVersion, c.loop.s.cfg.Limits.MaxPartitionsPerRequest)
+		skim.Reset(h.APIVersion, c.loop.s.lim().MaxPartitionsPerRequest)
 		d.skim = skim
 	}
 }

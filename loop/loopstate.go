@@ -104,7 +104,7 @@ func (l *loopState) expireHeads(now int64) {
 			continue
 		}
 		w.c.refuseHTTP(&httpcodec.LimitError{Limit: "header-read-timeout", Status: 408,
-			Configured: l.s.cfg.HTTPLimits.HeaderTimeout.Milliseconds(), Reason: "request head not received in time"})
+			Configured: l.s.httpLim().HeaderTimeout.Milliseconds(), Reason: "request head not received in time"})
 	}
 }
 
@@ -124,7 +124,7 @@ func (h *headHeap) Pop() any {
 }
 
 func newLoopState(s *Server, el gnet.EventLoop) *loopState {
-	grain := min(s.cfg.Limits.IdleTimeout/64, time.Second)
+	grain := min(s.lim().IdleTimeout/64, time.Second)
 	return &loopState{s: s, el: el, perIP: map[netip.Addr]*ipState{}, touchGrain: int64(grain)}
 }
 
@@ -182,7 +182,7 @@ func (l *loopState) reap(now time.Time) {
 	l.expireHeads(now.UnixNano())
 	l.expireTransfers(now.UnixNano())
 	l.expireLingers(now.UnixNano())
-	limit := now.Add(-l.s.cfg.Limits.IdleTimeout).UnixNano()
+	limit := now.Add(-l.s.lim().IdleTimeout).UnixNano()
 	// The list is ordered by listedAt, and lastActive >= listedAt: once
 	// the head was listed within the timeout, so was every connection
 	// behind it, and none is idle.
@@ -209,7 +209,7 @@ func (l *loopState) admitIP(ip netip.Addr) (*limits.Share, bool) {
 		st = new(ipState)
 		l.perIP[ip] = st
 	}
-	if int(st.conns) >= l.s.cfg.Limits.MaxConnectionsPerIP {
+	if int(st.conns) >= l.s.lim().MaxConnectionsPerIP {
 		return nil, false
 	}
 	st.conns++

@@ -93,7 +93,7 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	set.NewGauge("floodgate_memory_limit_bytes", func() float64 { return float64(s.budget.Limit()) })
 	set.NewGauge("floodgate_request_queue_depth", func() float64 { return float64(s.pool.depth()) })
 	set.NewGauge("floodgate_requests_in_flight", func() float64 { return float64(s.inflight.Load()) })
-	set.NewGauge("floodgate_max_connections", func() float64 { return float64(s.cfg.Limits.MaxConnections) })
+	set.NewGauge("floodgate_max_connections", func() float64 { return float64(s.lim().MaxConnections) })
 	set.NewGauge("floodgate_process_resident_bytes", func() float64 { return float64(ResidentBytes()) })
 	return m
 }

@@ -130,7 +130,7 @@ func (c *conn) runParked(fd int) {
 			end("client")
 			return
 		}
-		if now.Sub(lastProgress) > s.cfg.Limits.IdleTimeout {
+		if now.Sub(lastProgress) > s.lim().IdleTimeout {
 			end("idle")
 			return
 		}
@@ -159,7 +159,7 @@ func (c *conn) canResume() bool {
 	if time.Now().Before(c.throttle) {
 		return false
 	}
-	if c.pending() >= (s.cfg.Limits.MaxInflight+1)/2 || s.pool.full() {
+	if c.pending() >= (s.lim().MaxInflight+1)/2 || s.pool.full() {
 		return false
 	}
 	return !s.budget.NearLimit() || (c.memWaited && !time.Now().Before(c.memWaitUntil))
@@ -191,7 +191,7 @@ const writeChunk = 256 << 10
 // must be taken by the client within --send-timeout (and before the time
 // bound of a frame still arriving, whose bytes the connection holds).
 func (c *conn) writeBlocking(nc net.Conn) error {
-	lim := &c.loop.s.cfg.Limits
+	lim := c.loop.s.lim()
 	for len(c.out) > 0 {
 		deadline := time.Now().Add(lim.SendTimeout)
 		if c.xfer.active {

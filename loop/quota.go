@@ -16,7 +16,7 @@ import (
 // not share one bucket).
 func (c *conn) quotaKey(dst []byte, h *kafka.Header) []byte {
 	ip := c.ip.As16()
-	switch c.loop.s.cfg.Limits.QuotaKey {
+	switch c.loop.s.lim().QuotaKey {
 	case limits.QuotaByIP:
 		return append(dst, ip[:]...)
 	case limits.QuotaByClientID:
@@ -72,9 +72,9 @@ func (c *conn) byteQuota(r *kafkaRequest) time.Duration {
 	var n int64
 	switch h.APIKey {
 	case 0:
-		b, n = s.produceBytes, int64(kafka.LengthSize)+int64(h.Length)
+		b, n = s.quotas().produceBytes, int64(kafka.LengthSize)+int64(h.Length)
 	case 1:
-		b = s.fetchBytes
+		b = s.quotas().fetchBytes
 		if b != nil {
 			r.quota = c.quotaKey(nil, h)
 		}
@@ -105,7 +105,7 @@ func (c *conn) byteQuota(r *kafkaRequest) time.Duration {
 // the time the bytes over the rate take to drain. The client's next
 // request is not read before then (byteQuota).
 func (r *kafkaRequest) chargeFetchBytes(resp kmsg.Response) time.Duration {
-	b := r.c.loop.s.fetchBytes
+	b := r.c.loop.s.quotas().fetchBytes
 	f, ok := resp.(*kmsg.FetchResponse)
 	if b == nil || !ok || r.quota == nil {
 		return 0
@@ -126,7 +126,7 @@ func (r *kafkaRequest) chargeFetchBytes(resp kmsg.Response) time.Duration {
 // chargeFetchBytesRaw charges a forwarded Fetch answer (gateway mode) by
 // its size; the throttle applies from the client's next request.
 func (r *kafkaRequest) chargeFetchBytesRaw(resp []byte) {
-	if b := r.c.loop.s.fetchBytes; b != nil && r.quota != nil && r.hdr.APIKey == 1 {
+	if b := r.c.loop.s.quotas().fetchBytes; b != nil && r.quota != nil && r.hdr.APIKey == 1 {
 		if wait := b.TakeN(r.quota, int64(len(resp)), time.Now()); wait > 0 {
 			r.c.byteThrottled(&r.hdr, b, wait)
 		}

@@ -60,7 +60,7 @@ func (r *kafkaRequest) run() {
 		return
 	}
 	req, err := kafka.DecodeRequestLimited(h, r.frame[h.Size:], kafka.DecodeLimits{
-		MaxPartitions: s.cfg.Limits.MaxPartitionsPerRequest, MaxNonProduceSize: int(s.cfg.Limits.MaxNonProduceRequestSize)})
+		MaxPartitions: s.lim().MaxPartitionsPerRequest, MaxNonProduceSize: int(s.lim().MaxNonProduceRequestSize)})
 	var refused *kafka.RefusedError
 	if errors.As(err, &refused) {
 		r.refuse(refused)

@@ -67,14 +67,13 @@ type Server struct {
 	// procMem is the process memory limit (procmem.go); nil: none.
 	procMem ProcessMemory
 
-	raw         RawKafkaHandler   // cfg.Kafka when it forwards frames as bytes
-	inline      InlineHTTPHandler // cfg.HTTP when it answers cheap routes on the loop
-	produceRate *limits.Buckets
-	fetchRate   *limits.Buckets
-	// Per-IP aggregates of the request rates, and the byte-rate quotas
-	// (quota.go); nil when off.
-	produceIPRate, fetchIPRate *limits.Buckets
-	produceBytes, fetchBytes   *limits.Buckets
+	raw    RawKafkaHandler   // cfg.Kafka when it forwards frames as bytes
+	inline InlineHTTPHandler // cfg.HTTP when it answers cheap routes on the loop
+
+	// cur is the part of the configuration a reload may change (live.go).
+	cur atomic.Pointer[liveLimits]
+	// sources says where each setting's value came from (SetLimitSources).
+	sources atomic.Pointer[map[string]string]
 
 	engine    gnet.Engine
 	booted    chan struct{}
@@ -136,16 +135,7 @@ func New(cfg Config) (*Server, error) {
 	s.warn = limits.NewWarnLog(cfg.Logger, time.Second)
 	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
 	s.inline, _ = cfg.HTTP.(InlineHTTPHandler)
-	if cfg.Limits.ProduceRate > 0 {
-		s.produceRate = limits.NewBuckets(float64(cfg.Limits.ProduceRate), float64(cfg.Limits.ProduceRate))
-	}
-	if cfg.Limits.FetchRate > 0 {
-		s.fetchRate = limits.NewBuckets(float64(cfg.Limits.FetchRate), float64(cfg.Limits.FetchRate))
-	}
-	s.produceIPRate = newIPQuota(&cfg.Limits, cfg.Limits.ProduceRate)
-	s.fetchIPRate = newIPQuota(&cfg.Limits, cfg.Limits.FetchRate)
-	s.produceBytes = newByteQuota(cfg.Limits.ProduceByteRate)
-	s.fetchBytes = newByteQuota(cfg.Limits.FetchByteRate)
+	s.cur.Store(newLiveLimits(cfg.Limits, cfg.HTTPLimits, nil))
 	s.met = newServerMetrics(cfg.Metrics, s)
 	return s, nil
 }
@@ -239,7 +229,7 @@ func (s *Server) serve() error {
 	}
 	s.extraMu.Unlock()
 	s.log.Info("floodgate listening", "kafka", s.kafkaLn.Addr().String(), "http", s.HTTPAddr(),
-		"event_loops", s.cfg.EventLoops, "workers", s.cfg.Workers, "max_connections", s.cfg.Limits.MaxConnections)
+		"event_loops", s.cfg.EventLoops, "workers", s.cfg.Workers, "max_connections", s.lim().MaxConnections)
 	return nil
 }
 
@@ -258,7 +248,7 @@ func (s *Server) HTTPAddr() string {
 func (s *Server) Budget() *limits.Budget { return s.budget }
 
 // Limits returns the limits in force.
-func (s *Server) Limits() limits.Config { return s.cfg.Limits }
+func (s *Server) Limits() limits.Config { return *s.lim() }
 
 // Wait blocks until the engine stops (by itself or by Stop) and returns why.
 func (s *Server) Wait() error { return <-s.runErr }
@@ -328,7 +318,8 @@ func (s *Server) OnTick() (time.Duration, gnet.Action) {
 			return nil
 		}))
 	}
-	return reapInterval(s.cfg.Limits.IdleTimeout, s.cfg.HTTPLimits.HeaderTimeout, s.cfg.Limits.RequestReadTimeout), gnet.None
+	lim := s.lim()
+	return reapInterval(lim.IdleTimeout, s.httpLim().HeaderTimeout, lim.RequestReadTimeout), gnet.None
 }
 
 // reapInterval checks idle connections often enough to close them within

@@ -24,6 +24,9 @@ type Stats struct {
 	ResidentBytes    int64              `json:"process_resident_bytes"`
 	Limits           []LimitStat        `json:"limits"`
 	Tripped          map[string]float64 `json:"tripped"`
+	// Sources says where each setting's value came from: flag, env, file,
+	// profile or default (SetLimitSources; absent when nobody set them).
+	Sources map[string]string `json:"limit_sources,omitempty"`
 }
 
 // IPCount is one source IP's connection count.
@@ -41,6 +44,9 @@ type LimitStat struct {
 	Value  string `json:"value"`
 	Unit   string `json:"unit"`
 	Metric string `json:"metric"`
+	// Source is where the value came from (flag, env, file, profile,
+	// default), when known.
+	Source string `json:"source,omitempty"`
 }
 
 // Stats gathers the server's state; per-loop parts are read inside each
@@ -99,8 +105,12 @@ func (s *Server) Stats() Stats {
 	if len(st.TopIPs) > 10 {
 		st.TopIPs = st.TopIPs[:10]
 	}
+	lim := s.lim()
+	if p := s.sources.Load(); p != nil {
+		st.Sources = *p
+	}
 	for _, l := range limits.Table {
-		st.Limits = append(st.Limits, LimitStat{Flag: l.Flag, Value: s.cfg.Limits.Value(l.Flag), Unit: l.Unit, Metric: l.Metric})
+		st.Limits = append(st.Limits, LimitStat{Flag: l.Flag, Value: lim.Value(l.Flag), Unit: l.Unit, Metric: l.Metric, Source: st.Sources[l.Flag]})
 	}
 	for _, name := range s.cfg.Metrics.ListMetricNames() {
 		if hasPrefix(name, "floodgate_connections_rejected_total") || hasPrefix(name, "floodgate_requests_throttled_total") ||

@@ -44,7 +44,7 @@ func (t *transfer) deadline(timeout time.Duration, minRate int64) int64 {
 // transferDeadline returns when the connection's frame or body must be
 // done, given the bytes received so far.
 func (c *conn) transferDeadline() int64 {
-	lim := &c.loop.s.cfg.Limits
+	lim := c.loop.s.lim()
 	return c.xfer.deadline(lim.RequestReadTimeout, lim.MinRequestRate)
 }
 
@@ -91,7 +91,7 @@ func (h *frameHeap) Pop() any {
 // they held is released with the connection. A deadline that moved (bytes
 // arrived meanwhile) is watched again.
 func (l *loopState) expireTransfers(now int64) {
-	lim := &l.s.cfg.Limits
+	lim := l.s.lim()
 	for len(l.frames) > 0 && l.frames[0].deadline <= now {
 		w := heap.Pop(&l.frames).(frameWatch)
 		c := w.c

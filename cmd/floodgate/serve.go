@@ -38,6 +38,7 @@ func serveCommand() *cli.Command {
 	flags = append(flags, httpFlags()...)
 	flags = append(flags, storageFlags()...)
 	flags = append(flags, gatewayFlags()...)
+	flags = append(flags, configFlags()...)
 	return &cli.Command{
 		Name:   "serve",
 		Usage:  "run floodgate with the embedded broker",
@@ -122,6 +123,11 @@ func advertised(flag string, listen string) (string, int32, error) {
 }
 
 func runServe(c *cli.Context) error {
+	// --config and FLOODGATE_* fill in the flags not given (config.go).
+	conf, err := loadConfig(c, os.Environ())
+	if err != nil {
+		return err
+	}
 	log, err := newLogger(c.String("log-level"), c.String("log-format"))
 	if err != nil {
 		return err
@@ -129,10 +135,12 @@ func runServe(c *cli.Context) error {
 	// What libraries gave the standard logger before now (and after) goes
 	// through log, so that --log-format json means every line.
 	earlylog.Replay(log)
+	conf.warnUnknownEnv(log)
 	lim, err := limitsFromFlags(c)
 	if err != nil {
 		return err
 	}
+	configured := lim // before the fits to the open-files limit below
 	hlim, err := httpLimitsFromFlags(c)
 	if err != nil {
 		return err
@@ -225,6 +233,8 @@ func runServe(c *cli.Context) error {
 	defer api.Close()
 	srv.SetHTTPHandler(api)
 	srv.SetProcessMemory(api)
+	srv.SetLimitSources(conf.sources)
+	reload := newReloader(c, conf, log, srv, api, configured, lim, hlim, soft, segReserve)
 	if err := srv.Start(); err != nil {
 		return err
 	}
@@ -248,9 +258,7 @@ wait:
 		case <-ctx.Done():
 			break wait
 		case <-hup:
-			// There is no config file yet: every limit is a flag read
-			// at start, so none can change live.
-			log.Info("reload requested (SIGHUP): no limit can change live yet, all are start-time flags; still serving", "live_limits", "none")
+			reload.reload() // logs what changed; never stops serving
 		case err := <-done:
 			return fmt.Errorf("engine stopped: %w", err)
 		}
