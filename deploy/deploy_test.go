@@ -12,6 +12,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/floodgate/floodgate/internal/testproc"
 )
 
 // TestAlertRulesPassPromtool runs Prometheus' own checker on the rules.
@@ -117,14 +120,20 @@ func goSource(t *testing.T, root string) string {
 	return b.String()
 }
 
-// serveHelp returns `floodgate serve --help` of a freshly built binary.
-func serveHelp(t *testing.T) string {
+// build builds the floodgate binary into a temporary directory.
+func build(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "floodgate")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/floodgate").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	out, err := exec.Command(bin, "serve", "--help").CombinedOutput()
+	return bin
+}
+
+// serveHelp returns `floodgate serve --help` of a freshly built binary.
+func serveHelp(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(build(t), "serve", "--help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("serve --help: %v\n%s", err, out)
 	}
@@ -165,6 +174,34 @@ func TestServiceFilesUseRealFlags(t *testing.T) {
 	for _, f := range flags {
 		if !strings.Contains(help, "--"+f[1]+" ") && !strings.Contains(help, "--"+f[1]+"=") && !strings.Contains(help, "--"+f[1]+",") {
 			t.Errorf("deploy files use --%s, which `floodgate serve --help` does not list", f[1])
+		}
+	}
+}
+
+// TestExampleConfigStartsTheServer: the binary starts with deploy's
+// example config file (its listeners moved to port 0 on loopback by flags,
+// which win over the file) and serves.
+func TestExampleConfigStartsTheServer(t *testing.T) {
+	bin := build(t)
+	cmd := exec.Command(bin, "serve", "--config", "floodgate.yaml", "--data-dir", t.TempDir(),
+		"--kafka-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--print-listen-addresses")
+	out := &testproc.Buffer{} // written by the process, read by the test
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() { _ = cmd.Process.Kill(); <-exited }()
+	deadline := time.After(20 * time.Second)
+	for !strings.Contains(out.String(), "floodgate listening") {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("floodgate exited with the example config: %v\n%s", err, out.String())
+		case <-deadline:
+			t.Fatalf("floodgate did not start with the example config:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
