@@ -62,8 +62,13 @@ func TestPanicInAKafkaContinuationReleasesTheRequest(t *testing.T) {
 			t.Fatalf("request %d: no answer", i)
 		}
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for budget.Used() != 0 && time.Now().Before(deadline) {
+	// The answer reaches respond before the deferred releases of the
+	// panicking continuation finish: wait for all three to settle.
+	settled := func() bool {
+		return budget.Used() == 0 && a.gate.routes[epTopics].active.Load() == 0 && a.gate.perLoop[0].Load() == 0
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !settled() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if n := a.gate.routes[epTopics].active.Load(); n != 0 || budget.Used() != 0 || a.gate.perLoop[0].Load() != 0 {
