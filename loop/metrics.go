@@ -133,6 +133,7 @@ var connLimitReasons = map[string]string{
 	"max_connections_per_ip": "max_connections_per_ip",
 	"memory":                 "memory_budget",
 	"process_memory":         "process_memory",
+	proxyPending:             "proxy_protocol_max_pending",
 }
 
 // rejected counts a refused connection.

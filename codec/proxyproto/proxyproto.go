@@ -78,6 +78,14 @@ func Len(b []byte, maxV2 int) (int, error) {
 		if !bytes.Equal(b[:n], v2Sig[:n]) {
 			return 0, ErrNotProxy
 		}
+		// Version, command and family are checked as soon as they are
+		// there: a bad one is refused at once, not after its length.
+		if len(b) > 12 && (b[12]>>4 != 2 || b[12]&0x0f > cmdProxy) {
+			return 0, ErrMalformed
+		}
+		if len(b) > 13 && !validFamily(b[13]) {
+			return 0, ErrMalformed
+		}
 		if len(b) < V2HeadLen {
 			return 0, ErrIncomplete
 		}
@@ -196,6 +204,16 @@ const (
 	famUnixS  = 0x31
 	famUnixD  = 0x32
 )
+
+// validFamily reports whether c is one of the spec's family and protocol
+// bytes.
+func validFamily(c byte) bool {
+	switch c {
+	case famUnspec, famTCP4, famUDP4, famTCP6, famUDP6, famUnixS, famUnixD:
+		return true
+	}
+	return false
+}
 
 // parseV2 parses a whole version 2 header.
 func parseV2(b []byte) (Header, error) {
