@@ -415,3 +415,63 @@ func TestKgoProducesAndConsumesThroughAProxyProtocolBalancer(t *testing.T) {
 		t.Fatalf("/admin/stats top_ips = %v; want the client %s, not the balancer", ips, clientIP)
 	}
 }
+
+// X-Forwarded-For names an HTTP request's client only from a trusted
+// peer: each client behind the trusted proxy gets its own per-client rate
+// (10 requests of burst at 1/s here), a forged left part gets no fresh
+// bucket, and an untrusted peer rotating the header gets none either.
+func TestXForwardedForFromTrustedProxiesOnly(t *testing.T) {
+	srv := testserver.Start(t, trustLB(false, false), testserver.WithHTTPLimits(func(h *limits.HTTPConfig) { h.RPSPerClient = 1 }))
+	get := func(from, xff string) int {
+		c := dialFrom(t, from, srv.HTTPAddr())
+		defer c.Close()
+		return httpStatus(t, c, "/health", "X-Forwarded-For: "+xff)
+	}
+	burst := func(from string, xff func(i int) string) {
+		t.Helper()
+		for i := 0; i < 10; i++ {
+			if code := get(from, xff(i)); code != 200 {
+				t.Fatalf("request %d from %s: %d; want 200 within the burst", i, from, code)
+			}
+		}
+	}
+	tests := []struct {
+		name string
+		from string
+		xff  string
+		want int
+	}{
+		{"the client behind the trusted proxy is over its rate", lbIP, "198.51.100.1", 429},
+		{"another client behind it has its own bucket", lbIP, "198.51.100.2", 200},
+		{"a forged left part does not make a new client", lbIP, "192.0.2.77, 198.51.100.1", 429},
+		{"an untrusted peer's header is ignored: its own address is over", "127.0.0.6", "192.0.2.99", 429},
+	}
+	burst(lbIP, func(int) string { return "198.51.100.1" })
+	burst("127.0.0.6", func(i int) string { return fmt.Sprintf("192.0.2.%d", i+1) })
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code := get(tt.from, tt.xff); code != tt.want {
+				t.Fatalf("GET /health from %s with X-Forwarded-For %q: %d; want %d", tt.from, tt.xff, code, tt.want)
+			}
+		})
+	}
+}
+
+// On the HTTP listener the header names the client just as on Kafka's:
+// with one connection per IP, two clients of one balancer are both served
+// and the first client's second connection gets 503.
+func TestProxyHeaderOnTheHTTPListener(t *testing.T) {
+	srv := testserver.Start(t, trustLB(false, true), withLimits(func(l *limits.Config) { l.MaxConnectionsPerIP = 1 }))
+	for i, tt := range []struct {
+		v      int
+		client string
+		want   int
+	}{{1, "198.51.100.1", 200}, {2, "198.51.100.2", 200}, {2, "198.51.100.1", 503}} {
+		c := proxied(t, srv.HTTPAddr(), header(tt.v, tt.client))
+		if code := httpStatus(t, c, "/health"); code != tt.want {
+			t.Fatalf("connection %d (client %s): %d; want %d", i, tt.client, code, tt.want)
+		}
+	}
+	// The Kafka listener, not configured for it, serves the balancer directly.
+	expectServed(t, dialFrom(t, lbIP, srv.KafkaAddr()))
+}
