@@ -168,6 +168,12 @@ func (s *Server) proxyRefused(kind listenerKind, peer netip.Addr, err error) {
 // readProxyHeader reads the PROXY header of nc, exactly its bytes, within
 // --proxy-protocol-timeout, and returns the client's IP (the peer's own
 // for a LOCAL or UNKNOWN header).
+//
+// Bytes are peeked, and consumed only when they are known to be header:
+// all of them while the header's end is not among them (a header prefix
+// is all header), exactly up to its end once it is. Consuming the prefix
+// keeps the socket's buffer empty between reads, so a peer that leaves
+// mid-header is seen at once (recv returns 0) instead of at the deadline.
 func (s *Server) readProxyHeader(nc *net.TCPConn, peer netip.Addr) (netip.Addr, error) {
 	if err := nc.SetReadDeadline(time.Now().Add(s.cfg.Limits.ProxyProtocolTimeout)); err != nil {
 		return netip.Addr{}, fmt.Errorf("proxy header deadline: %w", err)
@@ -179,49 +185,51 @@ func (s *Server) readProxyHeader(nc *net.TCPConn, peer netip.Addr) (netip.Addr, 
 	// Version 1 is told from at most MaxV1 bytes, version 2 from 16; one
 	// more byte shows a v1 line that goes on past its bound.
 	var buf [proxyproto.MaxV1 + 1]byte
-	var total int
-	for seen := 0; ; {
-		var n int
+	have, total := 0, 0
+	for {
+		var m int
 		var rerr error
 		err := raw.Read(func(fd uintptr) bool {
-			m, _, e := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK)
+			n, _, e := unix.Recvfrom(int(fd), buf[have:], unix.MSG_PEEK)
 			for e == unix.EINTR {
-				m, _, e = unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK)
+				n, _, e = unix.Recvfrom(int(fd), buf[have:], unix.MSG_PEEK)
 			}
 			switch {
 			case e == unix.EAGAIN:
 				return false
 			case e != nil:
 				rerr = e
-			case m == 0:
+			case n == 0:
 				rerr = io.EOF
-			case m == seen:
-				return false // nothing new since the last look: wait for more
 			}
-			n = m
+			m = n
 			return true
 		})
 		if err == nil {
 			err = rerr
 		}
 		if err != nil {
-			return netip.Addr{}, fmt.Errorf("proxy header after %d bytes: %w", seen, err)
+			return netip.Addr{}, fmt.Errorf("proxy header after %d bytes: %w", have, err)
 		}
-		total, err = proxyproto.Len(buf[:n], proxyMaxV2)
-		if errors.Is(err, proxyproto.ErrIncomplete) {
-			seen = n
-			continue
+		total, err = proxyproto.Len(buf[:have+m], proxyMaxV2)
+		if err == nil {
+			break
 		}
-		if err != nil {
-			return netip.Addr{}, fmt.Errorf("proxy header %q: %w", truncate(buf[:n], 32), err)
+		if !errors.Is(err, proxyproto.ErrIncomplete) {
+			return netip.Addr{}, fmt.Errorf("proxy header %q: %w", truncate(buf[:have+m], 32), err)
 		}
-		break
+		// All header: consume them (they are in the socket's buffer).
+		if _, err := io.ReadFull(nc, buf[have:have+m]); err != nil {
+			return netip.Addr{}, fmt.Errorf("proxy header after %d bytes: %w", have, err)
+		}
+		have += m
 	}
 	hb := buf[:]
 	if total > len(hb) {
 		hb = make([]byte, total)
+		copy(hb, buf[:have])
 	}
-	if _, err := io.ReadFull(nc, hb[:total]); err != nil {
+	if _, err := io.ReadFull(nc, hb[have:total]); err != nil {
 		return netip.Addr{}, fmt.Errorf("proxy header of %d bytes: %w", total, err)
 	}
 	if err := nc.SetReadDeadline(time.Time{}); err != nil {

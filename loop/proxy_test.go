@@ -475,3 +475,26 @@ func TestProxyHeaderOnTheHTTPListener(t *testing.T) {
 	// The Kafka listener, not configured for it, serves the balancer directly.
 	expectServed(t, dialFrom(t, lbIP, srv.KafkaAddr()))
 }
+
+// A peer that leaves in the middle of its header frees its place at once,
+// not at --proxy-protocol-timeout: bytes known to be header are consumed,
+// so the peer's FIN is seen.
+func TestProxyPeerLeavingMidHeaderIsReleasedAtOnce(t *testing.T) {
+	srv := testserver.Start(t, trustLB(true, true), withLimits(func(l *limits.Config) { l.ProxyProtocolTimeout = time.Minute }))
+	for _, sent := range [][]byte{header(1, "192.0.2.5")[:9], header(2, "192.0.2.5")[:7], header(2, "192.0.2.5")[:20]} {
+		c := dialFrom(t, lbIP, srv.KafkaAddr())
+		if _, err := c.Write(sent); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 3*time.Second, "the connection waiting for its header", func() bool { return pendingGauge(srv) == 1 })
+		c.Close()
+		start := time.Now()
+		waitFor(t, 3*time.Second, "its place released", func() bool { return pendingGauge(srv) == 0 })
+		if el := time.Since(start); el > time.Second {
+			t.Fatalf("released %v after the peer left", el)
+		}
+	}
+	if n := rejected(srv, "proxy_closed"); n != 3 {
+		t.Fatalf("proxy_closed = %d; want 3", n)
+	}
+}
