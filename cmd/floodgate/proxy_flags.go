@@ -15,8 +15,8 @@ import (
 // are rows of limits.Table).
 func proxyFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "proxy-protocol", Usage: "listeners that expect a PROXY protocol v1/v2 header on every connection: kafka, http or kafka,http (default: none)"},
-		&cli.StringFlag{Name: "proxy-protocol-from", Usage: "CIDRs or IPs (comma-separated) trusted to send a PROXY header or X-Forwarded-For (default: none)"},
+		&cli.StringFlag{Name: "proxy-protocol", Usage: "listeners expecting a PROXY v1/v2 header first: kafka, http or kafka,http"},
+		&cli.StringFlag{Name: "proxy-protocol-from", Usage: "CIDRs or IPs (comma-separated) trusted to send a PROXY header or X-Forwarded-For"},
 	}
 }
 
