@@ -82,9 +82,13 @@ func TestProxyHeaderNamesTheClientPerIPLimitsCount(t *testing.T) {
 			if ips["203.0.113.1"] != 2 || ips["203.0.113.2"] != 1 || ips["2001:db8::2"] != 1 || ips[lbIP] != 0 {
 				t.Fatalf("/admin/stats top_ips = %v; want the clients the headers named, not the balancer", ips)
 			}
+			// The refusal answers the request that follows the header.
 			third := proxied(t, srv.KafkaAddr(), header(v, "203.0.113.1"))
 			if _, err := third.Write(request(apiVersions(3), 1)); err != nil {
 				t.Fatal(err)
+			}
+			if corr, body := readResponse(t, third, false); corr != 1 || len(body) < 2 || int16(binary.BigEndian.Uint16(body)) != loop.RefuseKafkaCode {
+				t.Fatalf("refusal: correlation %d, body %x; want ApiVersions error %d", corr, body, loop.RefuseKafkaCode)
 			}
 			expectClosed(t, third, 3*time.Second)
 			if n := rejected(srv, "max_connections_per_ip"); n != 1 {
@@ -496,5 +500,42 @@ func TestProxyPeerLeavingMidHeaderIsReleasedAtOnce(t *testing.T) {
 	}
 	if n := rejected(srv, "proxy_closed"); n != 3 {
 		t.Fatalf("proxy_closed = %d; want 3", n)
+	}
+}
+
+// BenchmarkConnectServeClose measures a new connection's whole life: dial,
+// (PROXY header,) one ApiVersions round trip, close; the PROXY variants
+// add the header reader's goroutine, peek and read to the accept path.
+func BenchmarkConnectServeClose(b *testing.B) {
+	srv := testserver.Start(b, trustLB(true, true))
+	plain := testserver.Start(b)
+	req := request(apiVersions(3), 1)
+	for _, bc := range []struct {
+		name string
+		addr string
+		hdr  []byte
+	}{
+		{"direct", plain.KafkaAddr(), nil},
+		{"proxy v1", srv.KafkaAddr(), header(1, "192.0.2.1")},
+		{"proxy v2", srv.KafkaAddr(), header(2, "192.0.2.1")},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			msg := append(append([]byte(nil), bc.hdr...), req...)
+			buf := make([]byte, 4096)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				c, err := net.Dial("tcp", bc.addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadAtLeast(c, buf, 4); err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
 	}
 }
