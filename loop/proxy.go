@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/sys/unix"
 
 	"github.com/floodgate/floodgate/codec/proxyproto"
@@ -87,15 +88,28 @@ const (
 	proxyClosed    = "proxy_closed"
 )
 
+// proxyMetrics makes the PROXY protocol's series (only when it is on).
+func (m *serverMetrics) proxyMetrics(s *Server) {
+	m.set.NewGauge("floodgate_proxy_protocol_pending", func() float64 { return float64(s.proxyPending.Load()) })
+	m.rejectedBy = map[string]*metrics.Counter{}
+	for _, r := range []string{proxyUntrusted, proxyPending, proxyTimeout, proxyMalformed, proxyClosed} {
+		m.rejectedBy[r] = m.set.GetOrCreateCounter(`floodgate_connections_rejected_total{reason="` + r + `"}`)
+	}
+}
+
 // acceptProxied takes a new connection on a PROXY listener: it checks the
 // peer and hands the connection to a goroutine that reads its header and
 // then admits it under the client's address.
 func (s *Server) acceptProxied(nc *net.TCPConn, kind listenerKind, tag int32) {
 	peer := remoteIP(nc)
 	if !s.cfg.Proxy.Trusts(peer) {
+		s.met.rejected(proxyUntrusted) // counted before the peer can see the close
 		_ = nc.Close()
-		s.met.rejected(proxyUntrusted)
-		if key := "proxy:untrusted:" + kind.String(); s.warn.Due(key) {
+		key := "proxy:untrusted:kafka" // constant: no string built per refusal in a flood
+		if kind == kindHTTP {
+			key = "proxy:untrusted:http"
+		}
+		if s.warn.Due(key) {
 			s.warn.Warn(key, "connection refused: peer not in --proxy-protocol-from on a PROXY protocol listener",
 				"listener", kind.String(), "peer", peer.String())
 		}
@@ -105,8 +119,8 @@ func (s *Server) acceptProxied(nc *net.TCPConn, kind listenerKind, tag int32) {
 	for {
 		n := s.proxyPending.Load()
 		if n >= max {
-			_ = nc.Close()
 			s.met.rejected(proxyPending)
+			_ = nc.Close()
 			if key := "limit:proxy-protocol-max-pending"; s.warn.Due(key) {
 				s.warn.Warn(key, "connection refused: too many connections waiting for their PROXY header",
 					"limit", "proxy-protocol-max-pending", "configured", max, "actual", n, "peer", peer.String(), "listener", kind.String())
@@ -132,8 +146,8 @@ func (s *Server) acceptProxied(nc *net.TCPConn, kind listenerKind, tag int32) {
 		s.untrackPending(nc)
 		s.proxyPending.Add(-1)
 		if err != nil {
-			_ = nc.Close()
 			s.proxyRefused(kind, peer, err)
+			_ = nc.Close()
 			return
 		}
 		if s.stopping.Load() {

@@ -158,7 +158,7 @@ func New(cfg Config) (*Server, error) {
 	s.fetchBytes = newByteQuota(cfg.Limits.FetchByteRate)
 	s.met = newServerMetrics(cfg.Metrics, s)
 	if cfg.Proxy.Kafka || cfg.Proxy.HTTP {
-		cfg.Metrics.NewGauge("floodgate_proxy_protocol_pending", func() float64 { return float64(s.proxyPending.Load()) })
+		s.met.proxyMetrics(s)
 	}
 	return s, nil
 }
