@@ -26,7 +26,7 @@ type MetricDoc struct {
 var MetricDocs = []MetricDoc{
 	{"kafka", "floodgate_connections_active", "gauge", "Current client connections, Kafka and HTTP (parked ones included): the Kafka document's connections_total (floodgate_connections_total, a gauge Prometheus' linter refuses under that name, was removed)."},
 	{"kafka", "floodgate_connections_accepted_total", "counter", "Connections accepted and handed to an event loop since start."},
-	{"kafka", "floodgate_connections_rejected_total", "counter", "Connections refused at accept or registration, by reason (max_connections, max_connections_per_ip, memory, process_memory, register_failed)."},
+	{"kafka", "floodgate_connections_rejected_total", "counter", "Connections refused at accept or registration, by reason (max_connections, max_connections_per_ip, memory, process_memory, register_failed, proxy_untrusted, proxy_pending, proxy_timeout, proxy_malformed, proxy_closed)."},
 	{"kafka", "floodgate_connection_limit_reached_total", "counter", "Connections refused because a connection limit was reached, by reason: max_connections, max_connections_per_ip, memory_budget, process_memory. DEPRECATED reasons in_flight, in_flight_per_worker, route, memory and queue count refused HTTP requests, now floodgate_http_requests_refused_total{reason}; they go in the next release."},
 	{"kafka", "floodgate_requests_throttled_total", "counter", "Kafka requests over their rate limit, by API and mode (delay: served with throttle_time_ms; reject: THROTTLING_QUOTA_EXCEEDED)."},
 	{"kafka", "floodgate_memory_used_bytes", "gauge", "Bytes the memory budget (--memory-limit-bytes) holds: requests arriving, in flight, and answers not yet written."},
@@ -67,6 +67,7 @@ var seriesHelp = map[string]string{
 	"floodgate_committed_offsets_expired_total":      "Committed offsets removed after their retention.",
 	"floodgate_connections_closed_total":             "Connections floodgate closed, by reason (idle, slow_frame, malformed, http_close, write_error, panic, park_failed, refused_no_error_field).",
 	"floodgate_connections_parked":                   "Connections parked (not read) while a limit holds them.",
+	"floodgate_proxy_protocol_pending":               "Connections waiting for their PROXY protocol header (bounded by --proxy-protocol-max-pending).",
 	"floodgate_connections_refused_answered_total":   "Refused connections that were answered (Kafka error or HTTP 503) before closing, by listener.",
 	"floodgate_connections_refused_timed_out_total":  "Refused connections closed at their answer deadline without the answer written.",
 	"floodgate_connections_refused_unanswered_total": "Refused connections closed at once, for want of a slot or descriptor to answer them.",

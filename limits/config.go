@@ -98,6 +98,10 @@ type Config struct {
 	// and consumer_byte_rate per client, in bytes/s (0 = off).
 	ProduceByteRate int64
 	FetchByteRate   int64
+	// ProxyProtocolTimeout bounds the wait for a connection's PROXY
+	// header, ProxyProtocolMaxPending the connections waiting for one.
+	ProxyProtocolTimeout    time.Duration
+	ProxyProtocolMaxPending int
 }
 
 // MaxFrameSize is the absolute cap on an announced Kafka frame: a frame

@@ -232,6 +232,14 @@ var Table = []Limit{
 		Protects: "broker network from one consumer (Kafka's consumer_byte_rate)",
 		Answer:   "always delay, as Kafka: the response carries throttle_time_ms for the bytes it returned over the rate, and the client's next request is not read until they drained",
 		Metric:   `floodgate_byte_rate_throttled_total{api="Fetch"}`, Field: Int64Of(func(c *Config) *int64 { return &c.FetchByteRate }), Min: 0},
+	{Flag: "proxy-protocol-timeout", Kind: Int, Default: "5000", Unit: "ms",
+		Protects: "descriptors and goroutines: a connection on a --proxy-protocol listener must deliver its whole PROXY header within this time (it is read before the connection is enrolled, since the header names the client the per-IP limits count)",
+		Answer:   "the connection is closed (no answer: its client is not known yet)",
+		Metric:   `floodgate_connections_rejected_total{reason="proxy_timeout"}`, Field: DurationOf(func(c *Config) *time.Duration { return &c.ProxyProtocolTimeout }, time.Millisecond), Min: 1},
+	{Flag: "proxy-protocol-max-pending", Kind: Int, Default: "512", Unit: "connections",
+		Protects: "descriptors and goroutines held by connections whose PROXY header has not arrived yet (one goroutine each, off the event loops)",
+		Answer:   "a new connection beyond it is closed at once (no answer: its client is not known yet)",
+		Metric:   `floodgate_connection_limit_reached_total{reason="proxy_protocol_max_pending"}`, Field: IntOf(func(c *Config) *int { return &c.ProxyProtocolMaxPending }), Min: 1},
 }
 
 // Lookup returns the limit with the given flag name.

@@ -99,11 +99,17 @@ func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind, tag int32) {
 			}
 		}
 		nc, err := ln.AcceptTCP()
+		if err == nil && s.cfg.Proxy.expects(kind) {
+			// Admitted once its PROXY header names the client (proxy.go).
+			s.acceptProxied(nc, kind, tag)
+			delay = 0
+			continue
+		}
 		if err == nil {
 			// A socket that could not be handed to its loop for want of
 			// descriptors (dup fails with EMFILE) is the same exhaustion as
 			// a failed accept: back off the same way.
-			err = s.admit(nc, kind, tag)
+			err = s.admit(nc, kind, tag, remoteIP(nc))
 		}
 		if err != nil {
 			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
@@ -146,10 +152,11 @@ func errnoName(err error) string {
 }
 
 // admit applies the global limits to a new socket and hands it to the
-// event loop of its source IP. Over a limit the socket is answered and
-// closed by the refuser (refuse.go), or closed at once when it is full.
-// It returns an error only for resource exhaustion worth backing off for.
-func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
+// event loop of its client IP ip (the socket's peer, or the client a PROXY
+// header named). Over a limit the socket is answered and closed by the
+// refuser (refuse.go), or closed at once when it is full. It returns an
+// error only for resource exhaustion worth backing off for.
+func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32, ip netip.Addr) error {
 	max := int64(s.lim().MaxConnections)
 	if kind == kindHTTP {
 		max += int64(s.lim().HTTPReserve)
@@ -158,7 +165,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 		s.met.rejected("max_connections")
 		if s.warn.Due("limit:max-connections") {
 			s.warn.Warn("limit:max-connections", "connection refused", "limit", "max-connections",
-				"configured", s.lim().MaxConnections, "actual", s.active.Load(), "client_ip", remoteIP(nc).String(), "listener", kind.String())
+				"configured", s.lim().MaxConnections, "actual", s.active.Load(), "client_ip", ip.String(), "listener", kind.String())
 		}
 		s.refuse.holdConn(nc, kind, "max-connections", int64(s.lim().MaxConnections), s.active.Load())
 		return nil
@@ -171,7 +178,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 		s.active.Add(-1)
 		s.met.rejected("memory")
 		s.warn.Warn("limit:memory-limit-bytes", "connection refused: memory budget exhausted", "limit", "memory-limit-bytes",
-			"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", remoteIP(nc).String())
+			"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", ip.String())
 		s.refuse.holdConn(nc, kind, "memory-limit-bytes", s.budget.Limit(), s.budget.Used())
 		return nil
 	}
@@ -183,13 +190,12 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 			s.active.Add(-1)
 			s.met.rejected("process_memory")
 			s.warn.Warn("limit:max-memory-bytes", "connection refused: process memory limit reached", "limit", "max-memory-bytes",
-				"configured", limit, "actual", used, "client_ip", remoteIP(nc).String(), "listener", kind.String())
+				"configured", limit, "actual", used, "client_ip", ip.String(), "listener", kind.String())
 			s.refuse.holdConn(nc, kind, "max-memory-bytes", limit, used)
 			return nil
 		}
 	}
 	s.met.connsAccepted.Inc()
-	ip := remoteIP(nc)
 	l := s.loopFor(ip)
 	c := newConn(l, kind, ip)
 	c.tag = tag

@@ -37,7 +37,9 @@ type conn struct {
 	prev, next *conn
 	lastActive int64 // unix nanos of the last traffic
 	listedAt   int64 // unix nanos when it was put at the back of the idle list
-	ip         netip.Addr
+	// ip is the client's address: the socket's peer, or on a PROXY
+	// protocol listener the client the header named (proxy.go).
+	ip netip.Addr
 	// share is what the connection's IP holds of the memory budget (set
 	// when the connection is admitted); every charge of this connection
 	// counts in it.

@@ -23,7 +23,9 @@ type HTTPRequest struct {
 	Head *httpcodec.Request
 	// Body is the de-chunked body (still compressed if Content-Encoding says so).
 	Body []byte
-	// RemoteIP is the client's address.
+	// RemoteIP is the client's address: the connection's peer, the client
+	// its PROXY header named, or, from a trusted proxy, the client
+	// X-Forwarded-For names (xff.go).
 	RemoteIP netip.Addr
 	// Received is when the head was complete.
 	Received time.Time
@@ -310,7 +312,7 @@ func (c *conn) dispatchHTTP(now time.Time) {
 		}
 		return
 	}
-	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.ip, Received: h.headStart, Loop: h.loopIdx, Share: c.share}
+	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.requestIP(h.req), Received: h.headStart, Loop: h.loopIdx, Share: c.share}
 	seq := c.reserveSeq()
 	j := &httpJob{c: c, seq: seq, r: r, keepAlive: keepAlive}
 	h.charge.Move(&j.charge, h.charge.Held())
@@ -349,7 +351,7 @@ func (c *conn) serveInline(keepAlive bool) bool {
 		return false
 	}
 	h := c.http
-	h.inline = HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.ip, Received: h.headStart, Loop: h.loopIdx, Share: c.share}
+	h.inline = HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.requestIP(h.req), Received: h.headStart, Loop: h.loopIdx, Share: c.share}
 	// Counted in flight while it is served, as a request in the pool is
 	// (the API's in-flight limit counts this request already).
 	c.loop.s.inflight.Add(1)

@@ -24,6 +24,9 @@ type serverMetrics struct {
 	// reason (the documents' connection_limit_reached_total).
 	limitReached map[string]*metrics.Counter
 	rejectedMax  *metrics.Counter
+	// rejectedBy holds the refusal counters made at start for reasons a
+	// flood can hit (the PROXY protocol's, when it is on).
+	rejectedBy   map[string]*metrics.Counter
 	bytesIn      *metrics.Counter
 	bytesOut     *metrics.Counter
 	tooLarge     *metrics.Counter
@@ -167,6 +170,7 @@ var connLimitReasons = map[string]string{
 	"max_connections_per_ip": "max_connections_per_ip",
 	"memory":                 "memory_budget",
 	"process_memory":         "process_memory",
+	proxyPending:             "proxy_protocol_max_pending",
 }
 
 // rejected counts a refused connection.
@@ -176,6 +180,10 @@ func (m *serverMetrics) rejected(reason string) {
 	}
 	if reason == "max_connections" { // the one a flood hits: no name building
 		m.rejectedMax.Inc()
+		return
+	}
+	if c := m.rejectedBy[reason]; c != nil { // made at start: no name building
+		c.Inc()
 		return
 	}
 	m.counter(`floodgate_connections_rejected_total{reason="` + reason + `"}`).Inc()

@@ -52,6 +52,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics is the set the server's metrics are registered in.
 	Metrics *metrics.Set
+	// Proxy configures the PROXY protocol and X-Forwarded-For (proxy.go).
+	Proxy ProxyConfig
 }
 
 // Server runs the listeners, the gnet engine and the worker pool.
@@ -103,6 +105,11 @@ type Server struct {
 	loops   []*loopState
 	byLoop  sync.Map // gnet.EventLoop -> *loopState
 
+	// Connections waiting for their PROXY header (proxy.go).
+	proxyPending atomic.Int64
+	pendingMu    sync.Mutex
+	pendingConns map[*net.TCPConn]struct{}
+
 	gnet.BuiltinEventEngine
 }
 
@@ -110,6 +117,9 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
+	}
+	if (cfg.Proxy.Kafka || cfg.Proxy.HTTP) && len(cfg.Proxy.From) == 0 {
+		return nil, errors.New("--proxy-protocol needs --proxy-protocol-from: no peer would be trusted to send a header")
 	}
 	if cfg.EventLoops <= 0 {
 		cfg.EventLoops = runtime.GOMAXPROCS(0)
@@ -137,6 +147,9 @@ func New(cfg Config) (*Server, error) {
 	s.inline, _ = cfg.HTTP.(InlineHTTPHandler)
 	s.cur.Store(newLiveLimits(cfg.Limits, cfg.HTTPLimits, nil))
 	s.met = newServerMetrics(cfg.Metrics, s)
+	if cfg.Proxy.Kafka || cfg.Proxy.HTTP {
+		s.met.proxyMetrics(s)
+	}
 	return s, nil
 }
 
@@ -267,6 +280,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		ln.Close()
 	}
 	s.extraMu.Unlock()
+	s.closePending()
 	done := make(chan error, 1)
 	go func() {
 		s.acceptors.Wait()

@@ -26,6 +26,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/floodgate/floodgate/codec/proxyproto"
 )
 
 // Listener names the port an attack aims at.
@@ -60,6 +62,14 @@ type Attack struct {
 	Run func(ctx context.Context, t *Target) error
 	// Bounds are what the Runner asserts; zero fields take DefaultBounds.
 	Bounds Bounds
+	// ServerArgs are flags the server is started with beyond the
+	// defaults (floodgate only).
+	ServerArgs []string
+	// KafkaProxyHeader: the server's Kafka listener expects a PROXY
+	// protocol header (ServerArgs say --proxy-protocol kafka), so the good
+	// clients start each Kafka connection with a v1 header naming their
+	// own address, as a balancer in front of them would.
+	KafkaProxyHeader bool
 }
 
 // Bounds are the assertions of one attack.
@@ -122,6 +132,9 @@ type Target struct {
 	// Scale multiplies every attack's connection counts (1: the short form
 	// of `go test`).
 	Scale float64
+	// KafkaProxyHeader: good clients send a PROXY header on Kafka
+	// connections (Attack.KafkaProxyHeader).
+	KafkaProxyHeader bool
 }
 
 // Addr returns the listener l of the target, or "" when it has none.
@@ -156,6 +169,22 @@ const goodIPBase = 250
 
 // goodIP is the source address of good client i (127.0.0.250 upward).
 func goodIP(i int) net.IP { return net.IPv4(127, 0, 0, byte(goodIPBase+i)) }
+
+// dialKafka connects a good client to the Kafka listener addr from ip,
+// with a PROXY v1 header naming ip when the listener expects one.
+func (t *Target) dialKafka(ctx context.Context, ip net.IP, addr string) (net.Conn, error) {
+	c, err := Dial(ctx, ip, addr)
+	if err != nil || !t.KafkaProxyHeader {
+		return c, err
+	}
+	src := c.LocalAddr().(*net.TCPAddr).AddrPort()
+	dst := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+	if _, err := c.Write(proxyproto.AppendV1(nil, src, dst)); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("PROXY header to %s: %w", addr, err)
+	}
+	return c, nil
+}
 
 // Dial connects to addr from the source address ip, bounded by 2 s and by
 // ctx.

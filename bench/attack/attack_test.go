@@ -18,9 +18,9 @@ var shortForm = Config{Baseline: 500 * time.Millisecond, Duration: 2500 * time.M
 
 // startFloodgate returns a starter of fresh floodgate processes with
 // default flags, each in its own temporary directory.
-func startFloodgate(t *testing.T) func() (*Server, error) {
+func startFloodgate(t *testing.T) Starter {
 	bin := testproc.Binary(t)
-	return func() (*Server, error) { return StartFloodgate(bin, t.TempDir()) }
+	return func(extra ...string) (*Server, error) { return StartFloodgate(bin, t.TempDir(), extra...) }
 }
 
 // TestAttacks runs every attack class of the catalogue against the real

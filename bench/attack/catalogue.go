@@ -18,7 +18,7 @@ import (
 // attacker announces or provokes, while the whole suite stays far below the
 // 20,000 open files of one test process.
 func Catalogue() []Attack {
-	return append(hostileClients(), allocationAttacks()...)
+	return append(append(hostileClients(), allocationAttacks()...), proxyAttacks()...)
 }
 
 // hostileClients are issue 13's classes: slow, abandoned, pipelining,

@@ -115,13 +115,13 @@ type goodClients struct {
 func (g *goodClients) run(ctx context.Context, t *Target) (wait func(), err error) {
 	var wg sync.WaitGroup
 	if t.KafkaAddr != "" {
-		cl, err := newGoodKgo(ctx, t.KafkaAddr)
+		cl, err := newGoodKgo(ctx, t)
 		if err != nil {
 			return nil, err
 		}
 		wg.Add(2)
 		go func() { defer wg.Done(); defer cl.Close(); g.loopKgo(ctx, cl) }()
-		go func() { defer wg.Done(); g.loopKafka(ctx, t.KafkaAddr) }()
+		go func() { defer wg.Done(); g.loopKafka(ctx, t) }()
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); g.loopHealth(ctx, t.HTTPAddr) }()
@@ -133,9 +133,9 @@ const goodTopic = "good"
 
 // newGoodKgo connects a franz-go client from a good address and makes
 // sure its topic exists.
-func newGoodKgo(ctx context.Context, addr string) (*kgo.Client, error) {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: goodIP(0)}, Timeout: goodTimeout}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.Dialer(d.DialContext), kgo.DefaultProduceTopic(goodTopic),
+func newGoodKgo(ctx context.Context, t *Target) (*kgo.Client, error) {
+	dial := func(ctx context.Context, _, host string) (net.Conn, error) { return t.dialKafka(ctx, goodIP(0), host) }
+	cl, err := kgo.NewClient(kgo.SeedBrokers(t.KafkaAddr), kgo.Dialer(dial), kgo.DefaultProduceTopic(goodTopic),
 		kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if err != nil {
 		return nil, fmt.Errorf("good franz-go client: %w", err)
@@ -242,7 +242,7 @@ func fetchOne(ctx context.Context, cl *kgo.Client, off int64) error {
 
 // loopKafka sends ApiVersions and Metadata requests on one connection from
 // a good address, one at a time; a failed connection is replaced.
-func (g *goodClients) loopKafka(ctx context.Context, addr string) {
+func (g *goodClients) loopKafka(ctx context.Context, t *Target) {
 	var kc *kafkaConn
 	defer func() {
 		if kc != nil {
@@ -252,7 +252,7 @@ func (g *goodClients) loopKafka(ctx context.Context, addr string) {
 	for i := int32(0); ctx.Err() == nil; i++ {
 		start := g.kafka.begin()
 		if kc == nil {
-			c, err := Dial(ctx, goodIP(1), addr)
+			c, err := t.dialKafka(ctx, goodIP(1), t.KafkaAddr)
 			if err != nil {
 				g.kafka.add(start, false)
 				sleep(ctx, goodPause)

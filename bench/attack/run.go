@@ -120,18 +120,22 @@ func (r *Result) marginal() bool {
 	return len(r.Failures) > 0 && r.hardFailures == 0 && r.worstRatio < marginalRatio
 }
 
+// Starter starts a fresh server with extra flags (an attack's ServerArgs).
+type Starter func(extra ...string) (*Server, error)
+
 // Run runs attack a against the server start returns (a fresh one, stopped
 // afterwards). An error means the measurement could not be made; bounds
 // not held are in Result.Failures.
-func Run(ctx context.Context, cfg Config, a Attack, start func() (*Server, error), scale float64) (*Result, error) {
+func Run(ctx context.Context, cfg Config, a Attack, start Starter, scale float64) (*Result, error) {
 	cfg = cfg.withDefaults()
 	b := a.Bounds.withDefaults()
-	srv, err := start()
+	srv, err := start(a.ServerArgs...)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Stop()
 	srv.Scale = scale
+	srv.KafkaProxyHeader = a.KafkaProxyHeader
 	t := &srv.Target
 	if a.Setup != nil {
 		if err := a.Setup(ctx, t); err != nil {
@@ -196,7 +200,7 @@ func Run(ctx context.Context, cfg Config, a Attack, start func() (*Server, error
 // the bounds passes two runs of three however busy the machine, one that
 // does not fails them; every broken bound beyond that margin, and every
 // RSS or recovery failure, counts at once.
-func Measure(ctx context.Context, cfg Config, a Attack, start func() (*Server, error), scale float64) (*Result, error) {
+func Measure(ctx context.Context, cfg Config, a Attack, start Starter, scale float64) (*Result, error) {
 	r, err := Run(ctx, cfg, a, start, scale)
 	if err != nil || !r.marginal() {
 		if r != nil {
@@ -227,13 +231,14 @@ func (r *Result) score() float64 {
 // TerminateDuring starts a fresh server, attacks it for warm, sends
 // SIGTERM and returns how long the server took to exit; the error says
 // when that was longer than grace.
-func TerminateDuring(ctx context.Context, a Attack, start func() (*Server, error), scale float64, warm, grace time.Duration) (time.Duration, error) {
-	srv, err := start()
+func TerminateDuring(ctx context.Context, a Attack, start Starter, scale float64, warm, grace time.Duration) (time.Duration, error) {
+	srv, err := start(a.ServerArgs...)
 	if err != nil {
 		return 0, err
 	}
 	defer srv.Stop()
 	srv.Scale = scale
+	srv.KafkaProxyHeader = a.KafkaProxyHeader
 	if a.Setup != nil {
 		if err := a.Setup(ctx, &srv.Target); err != nil {
 			return 0, fmt.Errorf("%s: setup: %w", a.Name, err)
@@ -455,7 +460,7 @@ func probe(ctx context.Context, srv *Server, budgetBase int64, b Bounds) (bool, 
 	}
 	if srv.KafkaAddr != "" {
 		start := time.Now()
-		c, err := Dial(ctx, goodIP(4), srv.KafkaAddr)
+		c, err := srv.dialKafka(ctx, goodIP(4), srv.KafkaAddr)
 		if err != nil {
 			return false, "new Kafka connection: " + err.Error()
 		}

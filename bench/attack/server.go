@@ -27,12 +27,13 @@ type Server struct {
 }
 
 // StartFloodgate starts bin (a floodgate binary) with default flags: only
-// its two ports on 127.0.0.1, its data dir under dir, and --log-level warn.
+// its two ports on 127.0.0.1, its data dir under dir, and --log-level warn;
+// extra are more flags (an attack's ServerArgs).
 // The child binds port 0 and prints the ports it got
 // (--print-listen-addresses), so no other process can take a port between
 // a look-up and the bind.
-func StartFloodgate(bin, dir string) (*Server, error) {
-	args := bench.FloodgateArgs(bin, 0, 0, false, "--data-dir", filepath.Join(dir, "data"), "--print-listen-addresses")
+func StartFloodgate(bin, dir string, extra ...string) (*Server, error) {
+	args := bench.FloodgateArgs(bin, 0, 0, false, append([]string{"--data-dir", filepath.Join(dir, "data"), "--print-listen-addresses"}, extra...)...)
 	p, err := bench.StartProc("floodgate", filepath.Join(dir, "floodgate.log"), args...)
 	if err != nil {
 		return nil, err

@@ -36,6 +36,10 @@ func TestInvalidFlagsExitNamingTheFlag(t *testing.T) {
 		{[]string{"--fsync", "sometimes"}, "fsync"},
 		{[]string{"--offsets-retention-minutes", "0"}, "offsets-retention-minutes"},
 		{[]string{"--group-min-session-timeout-ms", "60000", "--group-max-session-timeout-ms", "6000"}, "group-max-session-timeout-ms"},
+		{[]string{"--proxy-protocol", "smtp"}, "proxy-protocol"},
+		{[]string{"--proxy-protocol", "kafka"}, "proxy-protocol"},
+		{[]string{"--proxy-protocol-from", "10.0.0.0/33"}, "proxy-protocol-from"},
+		{[]string{"--proxy-protocol-timeout", "0"}, "proxy-protocol-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, "="), func(t *testing.T) {

@@ -31,6 +31,9 @@ var liveFlags = map[string]bool{
 	// Request sizes and in-flight bounds, checked per frame or request.
 	"max-request-size": true, "max-inflight-requests": true, "max-partitions-per-request": true,
 	"max-non-produce-request-size": true,
+	// The PROXY header's deadline, set per connection (the pending cap is
+	// not live: descriptors are reserved for it at start).
+	"proxy-protocol-timeout": true,
 	// The memory budget (its limit and the per-IP cap are atomics).
 	"memory-limit-bytes": true, "memory-limit-per-ip-percent": true,
 	// Rates and quotas: buckets of an unchanged rate keep their state.

@@ -39,6 +39,7 @@ func serveCommand() *cli.Command {
 	flags = append(flags, storageFlags()...)
 	flags = append(flags, gatewayFlags()...)
 	flags = append(flags, configFlags()...)
+	flags = append(flags, proxyFlags()...)
 	return &cli.Command{
 		Name:   "serve",
 		Usage:  "run floodgate with the embedded broker",
@@ -145,6 +146,10 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	proxy, err := proxyFromFlags(c)
+	if err != nil {
+		return err
+	}
 	if n := c.Int("default-partitions"); n < 1 || n > lim.MaxPartitionsPerTopic {
 		return fmt.Errorf("--default-partitions=%d: must be between 1 and --max-partitions-per-topic=%d", n, lim.MaxPartitionsPerTopic)
 	}
@@ -163,6 +168,11 @@ func runServe(c *cli.Context) error {
 	segReserve := max(lim.MaxOpenSegmentFiles, limits.MinSegmentFiles)
 	if c.Bool("in-memory") || c.String("upstream-brokers") != "" {
 		segReserve = 0
+	}
+	// Connections waiting for their PROXY header hold descriptors too
+	// (they are not counted in --max-connections until the header is read).
+	if proxy.Kafka || proxy.HTTP {
+		segReserve += lim.ProxyProtocolMaxPending
 	}
 	fit, clamped := limits.FitConnections(lim.MaxConnections, lim.HTTPReserve+segReserve, soft)
 	log.Info("open files limit", "soft", soft, "hard", hard)
@@ -193,6 +203,7 @@ func runServe(c *cli.Context) error {
 		HTTPLimits:  loop.HTTPLimitsFrom(&hlim),
 		Logger:      log,
 		Metrics:     set,
+		Proxy:       proxy,
 	})
 	if err != nil {
 		return err

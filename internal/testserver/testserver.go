@@ -76,6 +76,11 @@ func WithBroker(fn func(*broker.Config)) Option {
 	return func(s *settings) { fn(s.broker) }
 }
 
+// WithProxy configures the PROXY protocol and X-Forwarded-For trust.
+func WithProxy(p loop.ProxyConfig) Option {
+	return func(s *settings) { s.loop.Proxy = p }
+}
+
 // Start runs a server on 127.0.0.1 with ephemeral ports until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
