@@ -115,6 +115,11 @@ type batchDecoder struct {
 	// inflated: it could not fit anyway, short of record headers, which
 	// the answer does not carry.
 	room func() int64
+	// passed, when set, is told the offset after each batch the decoder
+	// is done with (every record emitted or before from, or a control
+	// batch): a consumer's position moves past it even when it emitted
+	// nothing (compacted gaps, transaction markers).
+	passed func(next int64)
 }
 
 // errTooLarge reports a batch that does not fit in what remains of the
@@ -168,8 +173,14 @@ func (d *batchDecoder) decode(raw []byte, from int64, emit func(off int64, key, 
 			continue // message sets of magic 0/1 are not served
 		}
 		attrs := int16(binary.BigEndian.Uint16(batch[21:23]))
-		if attrs&0x20 != 0 || next <= from {
-			continue // transaction markers, or wholly before from
+		if next <= from {
+			continue // wholly before from
+		}
+		if attrs&0x20 != 0 {
+			if d.passed != nil {
+				d.passed(next)
+			}
+			continue // transaction markers
 		}
 		n := int32(binary.BigEndian.Uint32(batch[57:61]))
 		allowance := d.maxOut - d.used
@@ -214,6 +225,9 @@ func (d *batchDecoder) decode(raw []byte, from int64, emit func(off int64, key, 
 		d.ch.give(charged)
 		if stop {
 			return nil
+		}
+		if d.passed != nil {
+			d.passed(next)
 		}
 	}
 	return nil
