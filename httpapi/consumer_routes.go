@@ -383,7 +383,7 @@ func (in *instance) unsubscribe() {
 			lm := kmsg.NewLeaveGroupRequestMember()
 			lm.MemberID = in.memberID
 			req.Members = []kmsg.LeaveGroupRequestMember{lm}
-			_, _ = in.call(req, kafkaSlack)
+			_, _ = in.callGroup(req, kafkaSlack)
 		}
 	}
 	in.topics, in.pattern, in.manual = nil, nil, false
@@ -630,46 +630,55 @@ func (in *instance) sleep(d time.Duration) bool {
 	}
 }
 
-// fetchOnce sends one Fetch for every assigned partition at its position
-// and renders what comes back: the answer (nil with n == 0 when nothing
-// came), the number of records, and whether the broker answered at once
-// without records (errors: the caller pauses before the next try).
+// fetchOnce fetches every assigned partition at its position, one Fetch
+// per partition leader (one against the embedded broker), and renders
+// what comes back: the answer (nil with n == 0 when nothing came), the
+// number of records, and whether the broker answered at once without
+// records (errors: the caller pauses before the next try).
 func (in *instance) fetchOnce(c *call, wait time.Duration, limit int64, ct string) (resp *loop.HTTPResponse, n int, quick bool) {
 	a := in.m.a
 	v, ok := a.version(1, 4, 12)
 	if !ok {
 		return restError(502, codeKafka, "the Kafka handler does not serve Fetch v4+"), 0, false
 	}
-	req := kmsg.NewPtrFetchRequest()
-	req.SetVersion(v)
-	req.ReplicaID = -1
-	req.MaxWaitMillis = int32(wait.Milliseconds())
-	req.MinBytes = 1
-	req.MaxBytes = int32(limit)
-	req.SessionEpoch = -1
-	byTopic := map[string]int{}
-	for _, p := range in.assigned {
-		i, ok := byTopic[p.topic]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[p.topic] = i
-			ft := kmsg.NewFetchRequestTopic()
-			ft.Topic = p.topic
-			req.Topics = append(req.Topics, ft)
+	var reqs []kmsg.Request
+	for _, group := range in.leaderGroups(in.assigned) {
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(v)
+		req.ReplicaID = -1
+		req.MaxWaitMillis = int32(wait.Milliseconds())
+		req.MinBytes = 1
+		req.MaxBytes = int32(limit)
+		req.SessionEpoch = -1
+		byTopic := map[string]int{}
+		for _, p := range group {
+			i, ok := byTopic[p.topic]
+			if !ok {
+				i = len(req.Topics)
+				byTopic[p.topic] = i
+				ft := kmsg.NewFetchRequestTopic()
+				ft.Topic = p.topic
+				req.Topics = append(req.Topics, ft)
+			}
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = p.partition, in.positions[p], int32(limit)
+			fp.CurrentLeaderEpoch, fp.LastFetchedEpoch, fp.LogStartOffset = -1, -1, -1
+			req.Topics[i].Partitions = append(req.Topics[i].Partitions, fp)
 		}
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = p.partition, in.positions[p], int32(limit)
-		fp.CurrentLeaderEpoch, fp.LastFetchedEpoch, fp.LogStartOffset = -1, -1, -1
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, fp)
+		reqs = append(reqs, req)
 	}
 	started := time.Now()
-	r, err := in.call(req, wait+kafkaSlack)
+	fr, err := in.fetchAll(reqs, wait+kafkaSlack)
 	if err != nil {
 		return kafkaFailure(err), 0, false
 	}
-	fr := r.(*kmsg.FetchResponse)
-	if fr.ErrorCode != 0 {
-		return nil, 0, true
+	for _, t := range fr.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 && p.ErrorCode != kafka.ErrOffsetOutOfRange {
+				in.leaders = nil // a leader moved or a topic changed: learn them again
+				quick = true
+			}
+		}
 	}
 	resp, n, err = in.render(c, fr, limit, ct)
 	if err != nil {
@@ -678,7 +687,64 @@ func (in *instance) fetchOnce(c *call, wait time.Duration, limit int64, ct strin
 	if resp != nil && n > 0 && in.set.autoCommit {
 		_ = in.commit(in.positionList(nil), kafkaSlack) // as the Java consumer's auto-commit; a refusal means a rebalance, seen at the next heartbeat
 	}
-	return resp, n, n == 0 && time.Since(started) < wait/2
+	return resp, n, quick || n == 0 && time.Since(started) < wait/2
+}
+
+// fetchAll sends the fetches at once and merges their answers: it waits
+// for the first that brings records (or for all), then takes what else
+// has arrived. A fetch still waiting on its broker is left to answer into
+// a buffered channel nobody reads: its partitions keep their positions.
+func (in *instance) fetchAll(reqs []kmsg.Request, wait time.Duration) (*kmsg.FetchResponse, error) {
+	merged := kmsg.NewPtrFetchResponse()
+	if len(reqs) == 1 {
+		r, err := in.call(reqs[0], wait)
+		if err != nil {
+			return nil, err
+		}
+		return r.(*kmsg.FetchResponse), nil
+	}
+	ch := make(chan kmsg.Response, len(reqs))
+	for _, req := range reqs {
+		in.m.a.cfg.Kafka.ServeKafka(req, clientID, in.ip.String(), func(r kmsg.Response) { ch <- r })
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	take := func(r kmsg.Response) bool {
+		fr, ok := r.(*kmsg.FetchResponse)
+		if !ok || fr.ErrorCode != 0 {
+			return false
+		}
+		data := false
+		for _, t := range fr.Topics {
+			merged.Topics = append(merged.Topics, t)
+			for _, p := range t.Partitions {
+				data = data || len(p.RecordBatches) > 0
+			}
+		}
+		return data
+	}
+	for got := 0; got < len(reqs); got++ {
+		select {
+		case r := <-ch:
+			if !take(r) {
+				continue
+			}
+		case <-t.C:
+			return merged, nil
+		case <-in.abort:
+			return nil, errAborted
+		}
+		for { // records came: take what else is there, without waiting
+			select {
+			case r := <-ch:
+				take(r)
+				continue
+			default:
+			}
+			return merged, nil
+		}
+	}
+	return merged, nil
 }
 
 // render turns a Fetch answer into the records answer and moves the

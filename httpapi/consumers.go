@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -354,12 +355,13 @@ type instance struct {
 	done     chan struct{} // closed when the actor has exited
 
 	// actor state
-	abort      <-chan struct{} // stop while serving; nil during shutdown
-	topics     []string        // subscribed topics (sorted)
-	pattern    *regexp.Regexp  // subscribed pattern
-	manual     bool            // partitions assigned by POST .../assignments
-	assigned   []tp            // sorted
-	positions  map[tp]int64    // next offset to read, for assigned partitions that have one
+	abort      <-chan struct{}    // stop while serving; nil during shutdown
+	topics     []string           // subscribed topics (sorted)
+	pattern    *regexp.Regexp     // subscribed pattern
+	manual     bool               // partitions assigned by POST .../assignments
+	assigned   []tp               // sorted
+	positions  map[tp]int64       // next offset to read, for assigned partitions that have one
+	leaders    map[string][]int32 // partition leaders of the assigned topics, by partition (Metadata)
 	memberID   string
 	generation int32
 	protocol   string
@@ -421,7 +423,7 @@ func (in *instance) shutdown() {
 			lm := kmsg.NewLeaveGroupRequestMember()
 			lm.MemberID = in.memberID
 			req.Members = []kmsg.LeaveGroupRequestMember{lm}
-			_, _ = in.call(req, shutdownWait)
+			_, _ = in.callGroup(req, shutdownWait)
 		}
 	}
 	in.positions, in.assigned, in.topics = nil, nil, nil
@@ -451,6 +453,94 @@ func (in *instance) call(req kmsg.Request, wait time.Duration) (kmsg.Response, e
 	}
 }
 
+// callGroup is call for a request to the group's coordinator. Through a
+// gateway it reaches any upstream broker (the gateway routes by
+// partition, not by group): a broker that is not the coordinator answers
+// NOT_COORDINATOR, and the gateway's next pick is another broker, so the
+// request is sent again, a few times.
+func (in *instance) callGroup(req kmsg.Request, wait time.Duration) (kmsg.Response, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := in.call(req, wait)
+		if err != nil || !coordinatorError(resp) || attempt == 8 {
+			return resp, err
+		}
+	}
+}
+
+// coordinatorError reports an answer from a broker that is not (or not
+// yet) the group's coordinator.
+func coordinatorError(resp kmsg.Response) bool {
+	var code int16
+	switch r := resp.(type) {
+	case *kmsg.JoinGroupResponse:
+		code = r.ErrorCode
+	case *kmsg.SyncGroupResponse:
+		code = r.ErrorCode
+	case *kmsg.HeartbeatResponse:
+		code = r.ErrorCode
+	case *kmsg.LeaveGroupResponse:
+		code = r.ErrorCode
+	case *kmsg.OffsetCommitResponse:
+		if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
+			code = r.Topics[0].Partitions[0].ErrorCode
+		}
+	case *kmsg.OffsetFetchResponse:
+		code = r.ErrorCode
+		if code == 0 && len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
+			code = r.Topics[0].Partitions[0].ErrorCode
+		}
+	}
+	return code == kafka.ErrNotCoordinator || code == kafka.ErrCoordinatorNotAvailable || code == kafka.ErrCoordinatorLoadInProgress
+}
+
+// leaderGroups splits ps by partition leader, learned with Metadata and
+// cached: a gateway sends a partition request to the leader of its first
+// partition, so each group is sent as a request of its own (against the
+// embedded broker there is one group).
+func (in *instance) leaderGroups(ps []tp) [][]tp {
+	if in.leaders == nil {
+		in.leaders = map[string][]int32{}
+	}
+	var missing []string
+	for _, p := range ps {
+		if _, ok := in.leaders[p.topic]; !ok && !slices.Contains(missing, p.topic) {
+			missing = append(missing, p.topic)
+		}
+	}
+	if len(missing) > 0 {
+		if mr, err := in.metadata(missing); err == nil {
+			for _, t := range mr.Topics {
+				if t.Topic == nil || t.ErrorCode != 0 {
+					continue
+				}
+				ls := make([]int32, len(t.Partitions))
+				for _, p := range t.Partitions {
+					if p.Partition >= 0 && int(p.Partition) < len(ls) {
+						ls[p.Partition] = p.Leader
+					}
+				}
+				in.leaders[*t.Topic] = ls
+			}
+		}
+	}
+	var out [][]tp
+	index := map[int32]int{}
+	for _, p := range ps {
+		leader := int32(-1)
+		if ls := in.leaders[p.topic]; int(p.partition) < len(ls) {
+			leader = ls[p.partition]
+		}
+		i, ok := index[leader]
+		if !ok {
+			i = len(out)
+			index[leader] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], p)
+	}
+	return out
+}
+
 // keepAlive heartbeats when one is due, and rejoins when the group
 // rebalances. Between requests it is the only thing an instance does.
 func (in *instance) keepAlive() {
@@ -468,7 +558,7 @@ func (in *instance) keepAlive() {
 	req := kmsg.NewPtrHeartbeatRequest()
 	req.SetVersion(v)
 	req.Group, req.Generation, req.MemberID = in.group, in.generation, in.memberID
-	resp, err := in.call(req, kafkaSlack)
+	resp, err := in.callGroup(req, kafkaSlack)
 	if err != nil {
 		return
 	}
@@ -608,7 +698,7 @@ func (in *instance) join() error {
 			jp.Metadata = b.JoinGroupMetadata(append([]string(nil), topics...), current, in.generation)
 			req.Protocols = append(req.Protocols, jp)
 		}
-		resp, err := in.call(req, rebalanceTimeout+kafkaSlack)
+		resp, err := in.callGroup(req, rebalanceTimeout+kafkaSlack)
 		if err != nil {
 			return &joinError{err}
 		}
@@ -643,7 +733,7 @@ func (in *instance) join() error {
 				return &joinError{err}
 			}
 		}
-		resp, err = in.call(sreq, rebalanceTimeout+kafkaSlack)
+		resp, err = in.callGroup(sreq, rebalanceTimeout+kafkaSlack)
 		if err != nil {
 			return &joinError{err}
 		}
@@ -743,6 +833,7 @@ func (in *instance) setAssigned(next []tp) (lost []tp) {
 	}
 	sortTPs(next)
 	in.assigned = next
+	in.leaders = nil // learnt again for the new partitions
 	return lost
 }
 
@@ -821,7 +912,7 @@ func (in *instance) commit(offs []tpOffset, wait time.Duration) error {
 		rp.Partition, rp.Offset, rp.LeaderEpoch = o.partition, o.offset, -1
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
-	resp, err := in.call(req, wait)
+	resp, err := in.callGroup(req, wait)
 	if err != nil {
 		return err
 	}
@@ -865,7 +956,7 @@ func (in *instance) committed(ps []tp) (map[tp]int64, error) {
 		}
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p.partition)
 	}
-	resp, err := in.call(req, kafkaSlack)
+	resp, err := in.callGroup(req, kafkaSlack)
 	if err != nil {
 		return nil, err
 	}
@@ -883,15 +974,23 @@ func (in *instance) committed(ps []tp) (map[tp]int64, error) {
 	return out, nil
 }
 
-// listOffsets resolves ts (-2 earliest, -1 latest) for ps.
+// listOffsets resolves ts (-2 earliest, -1 latest) for ps, one request
+// per partition leader.
 func (in *instance) listOffsets(ps []tp, ts int64) (map[tp]int64, error) {
 	out := map[tp]int64{}
-	if len(ps) == 0 {
-		return out, nil
+	for _, group := range in.leaderGroups(ps) {
+		if err := in.listOffsetsOf(group, ts, out); err != nil {
+			in.leaders = nil // perhaps a leader moved: learn them again
+			return nil, err
+		}
 	}
+	return out, nil
+}
+
+func (in *instance) listOffsetsOf(ps []tp, ts int64, out map[tp]int64) error {
 	v, ok := in.m.a.version(2, 1, 4)
 	if !ok {
-		return nil, errors.New("the Kafka handler does not serve ListOffsets v1+")
+		return errors.New("the Kafka handler does not serve ListOffsets v1+")
 	}
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.SetVersion(v)
@@ -912,17 +1011,17 @@ func (in *instance) listOffsets(ps []tp, ts int64) (map[tp]int64, error) {
 	}
 	resp, err := in.call(req, kafkaSlack)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, t := range resp.(*kmsg.ListOffsetsResponse).Topics {
 		for _, p := range t.Partitions {
 			if p.ErrorCode != 0 {
-				return nil, fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, kafkaErr(p.ErrorCode))
+				return fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, kafkaErr(p.ErrorCode))
 			}
 			out[tp{t.Topic, p.Partition}] = p.Offset
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // errNoReset: auto.offset.reset is none and a partition has no committed
