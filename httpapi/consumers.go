@@ -368,6 +368,7 @@ type instance struct {
 	member     bool // joined and synced in generation
 	rejoin     bool // the group is rebalancing (or the subscription changed)
 	nextHB     time.Time
+	nextJoin   time.Time // no background join before (after a failed one)
 }
 
 // run is the actor: commands, heartbeats, and the goodbye.
@@ -546,7 +547,7 @@ func (in *instance) leaderGroups(ps []tp) [][]tp {
 func (in *instance) keepAlive() {
 	if in.manual || !in.member || time.Now().Before(in.nextHB) {
 		if in.rejoin && !in.manual && in.subscribed() {
-			_ = in.join()
+			in.backgroundJoin()
 		}
 		return
 	}
@@ -572,7 +573,19 @@ func (in *instance) keepAlive() {
 		in.rejoin = true
 	}
 	if in.rejoin {
-		_ = in.join()
+		in.backgroundJoin()
+	}
+}
+
+// backgroundJoin joins between requests; after a failure it waits a
+// heartbeat interval before trying again, so that an instance whose group
+// refuses it (full, say) does not send a JoinGroup every tick.
+func (in *instance) backgroundJoin() {
+	if time.Now().Before(in.nextJoin) {
+		return
+	}
+	if err := in.join(); err != nil {
+		in.nextJoin = time.Now().Add(heartbeatEvery)
 	}
 }
 

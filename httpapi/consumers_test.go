@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -238,48 +239,68 @@ func TestRESTConsumerManualAssignmentBinary(t *testing.T) {
 }
 
 // TestRESTAndKgoConsumersShareGroup: a REST instance and a kgo consumer in
-// one group split the partitions between them (the REST instance leads
-// and balances with the group's cooperative-sticky protocol), and each
-// reads only its own partitions.
+// one group split the partitions between them, whichever joined first
+// (and so leads and balances with the group's cooperative-sticky
+// protocol), each reads only its own partitions, and deleting the REST
+// instance hands its partitions to kgo.
 func TestRESTAndKgoConsumersShareGroup(t *testing.T) {
+	for _, restFirst := range []bool{true, false} {
+		name := "kgo leads"
+		if restFirst {
+			name = "REST leads"
+		}
+		t.Run(name, func(t *testing.T) { testMixedGroup(t, restFirst) })
+	}
+}
+
+func testMixedGroup(t *testing.T, restFirst bool) {
 	srv := startHTTP(t, func(*limits.HTTPConfig) {})
 	cl := client()
 	const topic = "cmixed"
 	createTopicN(t, srv, topic, 4)
-	rc := newRESTConsumer(t, cl, srv, "g-mixed", `{"name":"rest","format":"binary","auto.offset.reset":"earliest"}`)
-	rc.must(204, "POST", "/subscription", `{"topics":["cmixed"]}`)
-	waitFor(t, 10*time.Second, "the REST instance owns every partition", func() bool { return len(rc.assignments()) == 4 })
-
 	var mu sync.Mutex
 	kgoOwned := map[int32]bool{}
-	kc, err := kgo.NewClient(kgo.SeedBrokers(srv.KafkaAddr()), kgo.ConsumerGroup("g-mixed"), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, p := range m[topic] {
-				kgoOwned[p] = true
-			}
-		}),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, p := range m[topic] {
-				delete(kgoOwned, p)
-			}
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	go func() { // kgo joins inside PollFetches
-		for {
-			fs := kc.PollFetches(context.Background())
-			if fs.IsClientClosed() {
-				return
-			}
+	startKgo := func() {
+		kc, err := kgo.NewClient(kgo.SeedBrokers(srv.KafkaAddr()), kgo.ConsumerGroup("g-mixed"), kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, p := range m[topic] {
+					kgoOwned[p] = true
+				}
+			}),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, p := range m[topic] {
+					delete(kgoOwned, p)
+				}
+			}))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
+		t.Cleanup(kc.Close)
+		go func() { // kgo joins inside PollFetches
+			for !kc.PollFetches(context.Background()).IsClientClosed() {
+			}
+		}()
+	}
+	owned := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(kgoOwned)
+	}
+	if !restFirst {
+		startKgo()
+		waitFor(t, 10*time.Second, "kgo owns every partition", func() bool { return owned() == 4 })
+	}
+	rc := newRESTConsumer(t, cl, srv, "g-mixed", `{"name":"rest","format":"binary","auto.offset.reset":"earliest"}`)
+	rc.must(204, "POST", "/subscription", `{"topics":["cmixed"]}`)
+	if restFirst {
+		waitFor(t, 10*time.Second, "the REST instance owns every partition", func() bool { return len(rc.assignments()) == 4 })
+		startKgo()
+	}
 	var restParts []string
 	waitFor(t, 20*time.Second, "the partitions split 2 and 2", func() bool {
 		restParts = rc.assignments()
@@ -312,13 +333,8 @@ func TestRESTAndKgoConsumersShareGroup(t *testing.T) {
 	if strings.Join(seen, ",") != strings.Join(restParts, ",") {
 		t.Fatalf("the REST instance read %v, owns %v", seen, restParts)
 	}
-	// Deleting the instance hands its partitions to kgo.
 	rc.must(204, "DELETE", "", "")
-	waitFor(t, 20*time.Second, "kgo owns every partition", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(kgoOwned) == 4
-	})
+	waitFor(t, 20*time.Second, "kgo owns every partition", func() bool { return owned() == 4 })
 }
 
 // TestRESTConsumerInstanceExpires: an instance idle past
@@ -452,5 +468,87 @@ func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRESTConsumerInstancesReleaseEverything: what instances hold (a
+// goroutine each, their group membership) is released when they are
+// deleted and when they expire: the goroutine count returns to where it
+// was, and the instances gauge to 0. It logs what one joined instance
+// costs in heap.
+func TestRESTConsumerInstancesReleaseEverything(t *testing.T) {
+	for _, expire := range []bool{false, true} {
+		name := "delete"
+		if expire {
+			name = "expire"
+		}
+		t.Run(name, func(t *testing.T) {
+			timeout := time.Minute
+			if expire {
+				timeout = 500 * time.Millisecond
+			}
+			srv := startHTTP(t, func(c *limits.HTTPConfig) { c.RESTConsumerTimeout, c.MaxRESTConsumersPerClient = timeout, 0 })
+			cl := client()
+			createTopicN(t, srv, "crel", 1)
+			do(t, cl, "GET", "http://"+srv.HTTPAddr()+"/health", "", nil) // the client's connection exists before the baseline
+			runtime.GC()
+			var before runtime.MemStats
+			runtime.ReadMemStats(&before)
+			base := runtime.NumGoroutine()
+			const n = 100
+			var all []*restConsumer
+			for i := 0; i < n; i++ {
+				rc := newRESTConsumer(t, cl, srv, fmt.Sprintf("g-rel-%d", i), "{}")
+				rc.must(204, "POST", "/subscription", `{"topics":["crel"]}`)
+				if !expire {
+					rc.must(200, "GET", "/records?timeout=0", "")
+				}
+				all = append(all, rc)
+			}
+			runtime.GC()
+			var held runtime.MemStats
+			runtime.ReadMemStats(&held)
+			t.Logf("%d instances: %d goroutines more, heap +%d bytes per instance", n, runtime.NumGoroutine()-base,
+				(int64(held.HeapAlloc)-int64(before.HeapAlloc))/n)
+			if !expire {
+				for _, rc := range all {
+					rc.must(204, "DELETE", "", "")
+				}
+			}
+			gauge := srv.Metrics.GetOrCreateGauge("floodgate_rest_consumer_instances", nil)
+			waitFor(t, 10*time.Second, "every instance is gone", func() bool { return gauge.Get() == 0 })
+			waitFor(t, 10*time.Second, "the goroutines are back to the baseline", func() bool { return runtime.NumGoroutine() <= base+2 })
+		})
+	}
+}
+
+// TestNewRESTRoutesPassTheGate: the consumer, v3 and broker routes are
+// admitted like every route: over --max-requests-per-second-per-client
+// they get 429 naming the limit, before any instance is created.
+func TestNewRESTRoutesPassTheGate(t *testing.T) {
+	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.RPSPerClient = 1 }) // burst 10
+	cl := client()
+	base := "http://" + srv.HTTPAddr()
+	paths := []struct{ method, path, body string }{
+		{"POST", "/consumers/g-gate", "{}"},
+		{"GET", "/v3/clusters", ""},
+		{"GET", "/brokers", ""},
+	}
+	refused := 0
+	for i := 0; i < 30; i++ {
+		p := paths[i%len(paths)]
+		a := do(t, cl, p.method, base+p.path, ctV2, strings.NewReader(p.body))
+		if a.status == 429 {
+			if lim, _, _ := limitBody(t, a.body); lim != "max-requests-per-second-per-client" || !contains(a.body, `"error_code":429`) {
+				t.Fatalf("refusal %s", a.body)
+			}
+			refused++
+		}
+	}
+	if refused < 15 {
+		t.Fatalf("%d of 30 requests refused at 1 rps with a burst of 10", refused)
+	}
+	if n := srv.Metrics.GetOrCreateCounter("floodgate_rest_consumer_instances_created_total").Get(); n > 10 {
+		t.Fatalf("%d instances created past the rate limit", n)
 	}
 }
