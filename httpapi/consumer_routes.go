@@ -472,7 +472,11 @@ func (in *instance) commitRequest(list []partOffset) *loop.HTTPResponse {
 			return restError(422, 42201, "a partition is listed twice")
 		}
 		for i, p := range ps {
-			offs = append(offs, tpOffset{p, *list[i].Offset + 1})
+			o := tpOffset{tp: p, offset: *list[i].Offset + 1}
+			if m := list[i].Metadata; m != "" {
+				o.metadata = &m
+			}
+			offs = append(offs, o)
 		}
 	}
 	if err := in.commit(offs, kafkaSlack); err != nil {
@@ -492,21 +496,21 @@ func (in *instance) committedRequest(list []partOffset) *loop.HTTPResponse {
 	if err != nil {
 		return kafkaFailure(err)
 	}
-	out := []partOffset{}
-	for _, p := range ps {
-		if off, ok := got[p]; ok {
-			out = append(out, partOffset{Topic: p.topic, Partition: p.partition, Offset: &off})
-		}
-	}
 	type committedOffset struct {
 		Topic     string `json:"topic"`
 		Partition int32  `json:"partition"`
 		Offset    int64  `json:"offset"`
 		Metadata  string `json:"metadata"`
 	}
-	res := make([]committedOffset, 0, len(out))
-	for _, o := range out {
-		res = append(res, committedOffset{o.Topic, o.Partition, *o.Offset, ""})
+	res := make([]committedOffset, 0, len(ps))
+	for _, p := range ps {
+		if c, ok := got[p]; ok {
+			md := ""
+			if c.metadata != nil {
+				md = *c.metadata
+			}
+			res = append(res, committedOffset{p.topic, p.partition, c.offset, md})
+		}
 	}
 	return jsonAnswer(200, ctV2, struct {
 		Offsets []committedOffset `json:"offsets"`

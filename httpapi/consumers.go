@@ -864,7 +864,8 @@ func (in *instance) commitOnRevoke(ps []tp) {
 // tpOffset is a partition and an offset.
 type tpOffset struct {
 	tp
-	offset int64
+	offset   int64
+	metadata *string // committed with the offset (nil: none)
 }
 
 // positionList returns the known positions of ps (nil: every assigned
@@ -876,7 +877,7 @@ func (in *instance) positionList(ps []tp) []tpOffset {
 	var out []tpOffset
 	for _, p := range ps {
 		if off, ok := in.positions[p]; ok {
-			out = append(out, tpOffset{p, off})
+			out = append(out, tpOffset{tp: p, offset: off})
 		}
 	}
 	return out
@@ -922,7 +923,7 @@ func (in *instance) commit(offs []tpOffset, wait time.Duration) error {
 			req.Topics = append(req.Topics, rt)
 		}
 		rp := kmsg.NewOffsetCommitRequestTopicPartition()
-		rp.Partition, rp.Offset, rp.LeaderEpoch = o.partition, o.offset, -1
+		rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = o.partition, o.offset, -1, o.metadata
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
 	resp, err := in.callGroup(req, wait)
@@ -944,9 +945,10 @@ func (in *instance) commit(offs []tpOffset, wait time.Duration) error {
 	return nil
 }
 
-// committed returns the group's committed offsets of ps (absent: none).
-func (in *instance) committed(ps []tp) (map[tp]int64, error) {
-	out := map[tp]int64{}
+// committed returns the group's committed offsets of ps, with their
+// metadata (absent: none).
+func (in *instance) committed(ps []tp) (map[tp]tpOffset, error) {
+	out := map[tp]tpOffset{}
 	if len(ps) == 0 {
 		return out, nil
 	}
@@ -980,7 +982,8 @@ func (in *instance) committed(ps []tp) (map[tp]int64, error) {
 	for _, t := range or.Topics {
 		for _, p := range t.Partitions {
 			if p.ErrorCode == 0 && p.Offset >= 0 {
-				out[tp{t.Topic, p.Partition}] = p.Offset
+				k := tp{t.Topic, p.Partition}
+				out[k] = tpOffset{tp: k, offset: p.Offset, metadata: p.Metadata}
 			}
 		}
 	}
@@ -1063,8 +1066,8 @@ func (in *instance) resolvePositions() error {
 	}
 	var reset []tp
 	for _, p := range missing {
-		if off, ok := got[p]; ok {
-			in.positions[p] = off
+		if c, ok := got[p]; ok {
+			in.positions[p] = c.offset
 		} else {
 			reset = append(reset, p)
 		}

@@ -180,8 +180,8 @@ func TestRESTConsumerFlow(t *testing.T) {
 		t.Fatalf("committed after an empty commit: %s", a.body)
 	}
 	// An explicit commit names the last record consumed.
-	rc.must(204, "POST", "/offsets", `{"offsets":[{"topic":"cflow","partition":0,"offset":0}]}`)
-	if a := rc.must(200, "GET", "/offsets", `{"partitions":[{"topic":"cflow","partition":0}]}`); !contains(a.body, `"offset":1`) {
+	rc.must(204, "POST", "/offsets", `{"offsets":[{"topic":"cflow","partition":0,"offset":0,"metadata":"m1"}]}`)
+	if a := rc.must(200, "GET", "/offsets", `{"partitions":[{"topic":"cflow","partition":0}]}`); !contains(a.body, `"offset":1`, `"metadata":"m1"`) {
 		t.Fatalf("committed after committing offset 0: %s", a.body)
 	}
 	rc.must(204, "POST", "/positions/beginning", `{"partitions":[{"topic":"cflow","partition":0}]}`)
