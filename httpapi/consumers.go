@@ -600,7 +600,7 @@ func (in *instance) lose(unknown bool) {
 
 func (in *instance) subscribed() bool { return len(in.topics) > 0 || in.pattern != nil }
 
-// balancer returns the assignor of protocol name.
+// balancerNamed returns the assignor of protocol name (nil: not offered).
 func balancerNamed(name string) kgo.GroupBalancer {
 	for _, b := range balancers() {
 		if b.ProtocolName() == name {
@@ -660,7 +660,7 @@ func (in *instance) metadata(topics []string) (*kmsg.MetadataResponse, error) {
 	return resp.(*kmsg.MetadataResponse), nil
 }
 
-// errJoin wraps a failed join: the request is answered 503 (retriable).
+// joinError wraps a failed join: the request is answered 503 (retriable).
 type joinError struct{ err error }
 
 func (e *joinError) Error() string { return "joining group: " + e.err.Error() }
@@ -1040,7 +1040,7 @@ func (in *instance) listOffsetsOf(ps []tp, ts int64, out map[tp]int64) error {
 	return nil
 }
 
-// errNoReset: auto.offset.reset is none and a partition has no committed
+// noResetError: auto.offset.reset is none and a partition has no committed
 // offset.
 type noResetError struct{ p tp }
 
