@@ -24,9 +24,11 @@ package httpapi
 // --rest-consumer-instance-timeout without a request. Deviations from
 // Confluent: records are never buffered between polls (a poll answers
 // what its one fetch returned and the positions move past exactly those
-// records), avro/jsonschema/protobuf formats are not served, and group
-// requests through the gateway go to any upstream broker (right for a
-// single-broker cluster; NOT_COORDINATOR is retried).
+// records), and avro/jsonschema/protobuf formats are not served. The
+// gateway routes a request by its first partition and group requests to
+// any upstream broker: fetches and ListOffsets are therefore sent one per
+// partition leader, and group requests are sent again past
+// NOT_COORDINATOR (callGroup).
 
 import (
 	"crypto/rand"
