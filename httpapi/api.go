@@ -55,7 +55,9 @@ type Config struct {
 type API struct {
 	cfg  Config
 	gate *gate
-	rr   atomic.Uint32 // round-robin partitioner of keyless records
+	// consumers are the v2 consumer instances.
+	consumers *consumerManager
+	rr        atomic.Uint32 // round-robin partitioner of keyless records
 	// fixed are the answers that never change, built once: the loop
 	// only reads a response, so they are shared by every request.
 	fixed fixedAnswers
@@ -72,7 +74,7 @@ func newFixedAnswers() fixedAnswers {
 		ready:      &loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: []byte(`{"status":"ready"}` + "\n")},
 		overloaded: &loop.HTTPResponse{Status: 503, ContentType: "application/json", Header: [][2]string{{"Retry-After", "1"}}, Body: []byte(`{"status":"overloaded"}` + "\n")},
 		notFound: &loop.HTTPResponse{Status: 404, ContentType: "application/json",
-			Body: []byte(`{"error":"no such route"}` + "\n")},
+			Body: []byte(`{"error_code":404,"message":"no such route"}` + "\n")},
 		getOrHeadOnly: methodNotAllowed("GET, HEAD"),
 	}
 }
@@ -101,6 +103,9 @@ func New(cfg Config) (*API, error) {
 		return nil, err
 	}
 	a := &API{cfg: cfg, gate: g, fixed: newFixedAnswers()}
+	if cfg.Kafka != nil {
+		a.consumers = newConsumerManager(a)
+	}
 	if g.memLimit.Load() > 0 {
 		a.startMemoryWatcher()
 	}
@@ -126,8 +131,12 @@ func (a *API) startMemoryWatcher() {
 	<-first
 }
 
-// Close stops the memory watcher.
+// Close stops the memory watcher and deletes every consumer instance
+// (each leaves its group).
 func (a *API) Close() {
+	if a.consumers != nil {
+		a.consumers.close()
+	}
 	g := a.gate
 	g.watchMu.Lock()
 	defer g.watchMu.Unlock()
@@ -160,13 +169,22 @@ func endpoint(path []byte) int {
 		return epAdminStats
 	case "/topics", "/topics/":
 		return epTopics
+	case "/brokers":
+		return epBrokers
 	}
-	if !bytes.HasPrefix(path, []byte("/topics/")) {
+	switch {
+	case bytes.HasPrefix(path, []byte("/consumers/")):
+		return epConsumers
+	case bytes.HasPrefix(path, []byte("/v3/")):
+		return epV3
+	case !bytes.HasPrefix(path, []byte("/topics/")):
 		return epNotFound
 	}
 	switch n := bytes.Count(path, []byte("/")); {
 	case n == 2:
 		return epTopic
+	case n == 3 && bytes.HasSuffix(path, []byte("/partitions")):
+		return epPartitions
 	case n == 4 && bytes.Contains(path, []byte("/partitions/")):
 		return epPartition
 	case n == 5 && bytes.HasSuffix(path, []byte("/records")):
@@ -291,7 +309,7 @@ func inlineEndpoint(ep int) bool {
 // isREST reports whether an endpoint is served by the Kafka handler.
 func isREST(ep int) bool {
 	switch ep {
-	case epTopics, epTopic, epPartition, epRecords, epOffsets:
+	case epTopics, epTopic, epPartition, epRecords, epOffsets, epConsumers, epBrokers, epV3, epPartitions:
 		return true
 	}
 	return false
@@ -432,7 +450,7 @@ func isGetOrHead(m string) bool { return m == "GET" || m == "HEAD" }
 
 func methodNotAllowed(allow string) *loop.HTTPResponse {
 	return &loop.HTTPResponse{Status: 405, ContentType: "application/json", Header: [][2]string{{"Allow", allow}},
-		Body: []byte(`{"error":"method not allowed"}` + "\n")}
+		Body: []byte(`{"error_code":405,"message":"method not allowed"}` + "\n")}
 }
 
 func jsonEscape(s string) string {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -31,12 +32,17 @@ const (
 	epPartition
 	epRecords
 	epOffsets
+	epConsumers  // /consumers/...
+	epBrokers    // /brokers
+	epV3         // /v3/...
+	epPartitions // /topics/{topic}/partitions
 	epNotFound
 	numEndpoints
 )
 
 var endpointNames = [numEndpoints]string{
-	"health", "ready", "metrics", "admin_stats", "topics", "topic", "partition", "records", "offsets", "not_found",
+	"health", "ready", "metrics", "admin_stats", "topics", "topic", "partition", "records", "offsets",
+	"consumers", "brokers", "v3", "partitions", "not_found",
 }
 
 // exempt reports whether an endpoint answers even under memory and
@@ -44,7 +50,7 @@ var endpointNames = [numEndpoints]string{
 func exempt(ep int) bool { return ep == epHealth || ep == epReady || ep == epMetrics }
 
 // countedCodes are the statuses whose per-route series are created at start.
-var countedCodes = []int{200, 400, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503, 504}
+var countedCodes = []int{200, 201, 204, 400, 404, 405, 406, 408, 409, 413, 415, 422, 429, 500, 503, 504}
 
 // route is the limit and metric state of one route (an endpoint or a --route).
 type route struct {
@@ -360,7 +366,7 @@ func (g *gate) tooMany(r *loop.HTTPRequest, rt *route, scope, flag string, rl *l
 			{"X-RateLimit-Remaining", strconv.Itoa(res.Remaining)},
 			{"X-RateLimit-Reset", strconv.FormatInt(ceilSeconds(res.Full), 10)},
 		},
-		Body: loop.LimitErrorBody(flag, int64(rl.Rate()), 0, "rate limit exceeded ("+scope+")"),
+		Body: limitErrorBody(429, flag, int64(rl.Rate()), 0, "rate limit exceeded ("+scope+")"),
 	}
 }
 
@@ -380,7 +386,7 @@ func (g *gate) unavailable(r *loop.HTTPRequest, rt *route, flag string, configur
 func unavailable(flag string, configured, actual int64, reason string) *loop.HTTPResponse {
 	return &loop.HTTPResponse{Status: 503, ContentType: "application/json", Close: true,
 		Header: [][2]string{{"Retry-After", "1"}},
-		Body:   loop.LimitErrorBody(flag, configured, actual, reason)}
+		Body:   limitErrorBody(503, flag, configured, actual, reason)}
 }
 
 // decodeBody inflates a Content-Encoding body within the decompression
@@ -460,8 +466,25 @@ func (g *gate) decodeRefusal(r *loop.HTTPRequest, rt *route, err error) *loop.HT
 				"configured", le.Configured, "actual", le.Actual, "client_ip", r.RemoteIP.String(), "route", rt.name)
 		}
 		return &loop.HTTPResponse{Status: le.Status, ContentType: "application/json",
-			Body: loop.LimitErrorBody(le.Limit, le.Configured, le.Actual, le.Reason)}
+			Body: limitErrorBody(le.Status, le.Limit, le.Configured, le.Actual, le.Reason)}
 	}
 	return &loop.HTTPResponse{Status: 400, ContentType: "application/json",
-		Body: loop.LimitErrorBody("malformed", 0, 0, "corrupt compressed body: "+err.Error())}
+		Body: limitErrorBody(400, "malformed", 0, 0, "corrupt compressed body: "+err.Error())}
+}
+
+// limitErrorBody is a refusal's JSON body in Confluent REST Proxy's error
+// shape (error_code, message; the code of a generic HTTP error is its
+// status, as Confluent's are) with the loop's fields besides: which limit,
+// its configured value and, where known, the actual value.
+func limitErrorBody(status int, limit string, configured, actual int64, reason string) []byte {
+	v := struct {
+		ErrorCode  int    `json:"error_code"`
+		Message    string `json:"message"`
+		Error      string `json:"error"`
+		Limit      string `json:"limit"`
+		Configured int64  `json:"configured,omitempty"`
+		Actual     int64  `json:"actual,omitempty"`
+	}{status, reason, reason, limit, configured, actual}
+	b, _ := json.Marshal(v)
+	return append(b, '\n')
 }

@@ -114,6 +114,13 @@ var seriesHelp = map[string]string{
 	"floodgate_topics":                               "Topics.",
 	"floodgate_topics_file_writes_total":             "Writes of the topics file.",
 	"process_resident_memory_bytes":                  "Resident memory of the process (RSS), in bytes.",
+
+	// REST consumer instances.
+	"floodgate_rest_consumer_instances":               "REST consumer instances (--max-rest-consumer-instances).",
+	"floodgate_rest_consumer_buffered_bytes":          "Fetched bytes REST consumer instances hold while building answers (--max-rest-consumer-buffered-bytes).",
+	"floodgate_rest_consumer_instances_created_total": "REST consumer instances created.",
+	"floodgate_rest_consumer_instances_deleted_total": "REST consumer instances deleted by their clients.",
+	"floodgate_rest_consumer_instances_expired_total": "REST consumer instances deleted after --rest-consumer-instance-timeout without a request.",
 }
 
 // helpFor is the HELP text of a family: the documents' meaning, the

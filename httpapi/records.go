@@ -44,6 +44,11 @@ type batchDecoder struct {
 	// inflated: it could not fit anyway, short of record headers, which
 	// the answer does not carry.
 	room func() int64
+	// passed, when set, is told the offset after each batch the decoder
+	// is done with (every record emitted or before from, or a control
+	// batch): a consumer's position moves past it even when it emitted
+	// nothing (compacted gaps, transaction markers).
+	passed func(next int64)
 }
 
 // errTooLarge reports a batch that does not fit in what remains of the
@@ -101,8 +106,14 @@ func (d *batchDecoder) decode(raw []byte, from int64, emit func(off int64, key, 
 		raw = raw[h.Size:]
 		base := h.BaseOffset
 		next := base + max(int64(h.LastOffsetDelta), 0) + 1
-		if h.Attributes&recordbatch.AttrControl != 0 || next <= from {
-			continue // transaction markers, or wholly before from
+		if next <= from {
+			continue // wholly before from
+		}
+		if h.Attributes&recordbatch.AttrControl != 0 {
+			if d.passed != nil {
+				d.passed(next)
+			}
+			continue // transaction markers
 		}
 		n := h.RecordCount
 		attrs := h.Attributes
@@ -148,6 +159,9 @@ func (d *batchDecoder) decode(raw []byte, from int64, emit func(off int64, key, 
 		d.ch.give(charged)
 		if stop {
 			return nil
+		}
+		if d.passed != nil {
+			d.passed(next)
 		}
 	}
 	return nil

@@ -211,8 +211,8 @@ func FuzzDecodeStoredBatches(f *testing.F) {
 // holds, and its records (null, empty and non-empty keys and values) read
 // back as written.
 func TestBuildBatchIsWhatKafkaReads(t *testing.T) {
-	recs := []recordbatch.KV{{Value: []byte("v0")}, {Key: []byte("k1")}, {Key: []byte{}, Value: []byte{}}, {Key: []byte("k3"), Value: bytes.Repeat([]byte("x"), 300)}}
-	raw := recordbatch.Build(recs, 1234)
+	recs := []recordbatch.Record{{Value: []byte("v0"), Timestamp: 1234}, {Key: []byte("k1"), Timestamp: 1234}, {Key: []byte{}, Value: []byte{}, Timestamp: 1234}, {Key: []byte("k3"), Value: bytes.Repeat([]byte("x"), 300), Timestamp: 1234}}
+	raw := recordbatch.Build(recs)
 	var rb kmsg.RecordBatch
 	if err := rb.ReadFrom(raw); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -136,6 +137,25 @@ func (a *API) serveREST(ep int, c *call, body []byte) {
 		return
 	}
 	method := c.r.Head.Method
+	if refusal := notAcceptable(ep, c.r.Head.HeaderBytes("Accept"), c.r.Head.Path); refusal != nil {
+		c.respond(refusal)
+		return
+	}
+	switch ep {
+	case epConsumers:
+		a.serveConsumers(c, body)
+		return
+	case epV3:
+		a.serveV3(c, body)
+		return
+	case epBrokers:
+		if !isGetOrHead(method) {
+			c.respond(methodNotAllowed("GET, HEAD"))
+			return
+		}
+		a.listBrokers(c)
+		return
+	}
 	if ep == epTopics {
 		if !isGetOrHead(method) {
 			c.respond(methodNotAllowed("GET, HEAD"))
@@ -159,12 +179,21 @@ func (a *API) serveREST(ep int, c *call, body []byte) {
 		default:
 			c.respond(methodNotAllowed("GET, HEAD, POST"))
 		}
-	case epPartition:
-		if method != "POST" {
-			c.respond(methodNotAllowed("POST"))
+	case epPartitions:
+		if !isGetOrHead(method) {
+			c.respond(methodNotAllowed("GET, HEAD"))
 			return
 		}
-		a.produce(c, rp, body)
+		a.describePartitions(c, rp)
+	case epPartition:
+		switch method {
+		case "GET", "HEAD":
+			a.describePartitions(c, rp)
+		case "POST":
+			a.produce(c, rp, body)
+		default:
+			c.respond(methodNotAllowed("GET, HEAD, POST"))
+		}
 	case epRecords:
 		if !isGetOrHead(method) {
 			c.respond(methodNotAllowed("GET, HEAD"))
@@ -247,22 +276,88 @@ func (a *API) describeTopic(c *call, rp restPath) {
 			c.respond(restError(404, 40401, "Topic "+rp.topic+" not found."))
 			return
 		}
-		t := mr.Topics[0]
-		ti := topicInfo{Name: rp.topic, Configs: map[string]string{}}
-		for _, p := range t.Partitions {
-			pi := partitionInfo{Partition: p.Partition, Leader: p.Leader}
-			isr := map[int32]bool{}
-			for _, id := range p.ISR {
-				isr[id] = true
-			}
-			for _, id := range p.Replicas {
-				pi.Replicas = append(pi.Replicas, replicaInfo{Broker: id, Leader: id == p.Leader, InSync: isr[id]})
-			}
-			ti.Partitions = append(ti.Partitions, pi)
-		}
-		sortPartitions(ti.Partitions)
+		ti := topicInfo{Name: rp.topic, Configs: map[string]string{}, Partitions: partitionInfos(&mr.Topics[0])}
 		c.respond(jsonAnswer(200, ctV2, ti))
 	})
+}
+
+// partitionInfos lists a topic's partitions in the v2 shape, in order.
+func partitionInfos(t *kmsg.MetadataResponseTopic) []partitionInfo {
+	out := []partitionInfo{}
+	for _, p := range t.Partitions {
+		pi := partitionInfo{Partition: p.Partition, Leader: p.Leader, Replicas: []replicaInfo{}}
+		isr := map[int32]bool{}
+		for _, id := range p.ISR {
+			isr[id] = true
+		}
+		for _, id := range p.Replicas {
+			pi.Replicas = append(pi.Replicas, replicaInfo{Broker: id, Leader: id == p.Leader, InSync: isr[id]})
+		}
+		out = append(out, pi)
+	}
+	sortPartitions(out)
+	return out
+}
+
+// describePartitions answers GET /topics/{topic}/partitions (every
+// partition) and GET /topics/{topic}/partitions/{p} (one).
+func (a *API) describePartitions(c *call, rp restPath) {
+	a.metadata(c, []string{rp.topic}, false, func(mr *kmsg.MetadataResponse) {
+		if len(mr.Topics) != 1 || mr.Topics[0].ErrorCode != 0 {
+			c.respond(restError(404, 40401, "Topic "+rp.topic+" not found."))
+			return
+		}
+		parts := partitionInfos(&mr.Topics[0])
+		if !rp.hasPart {
+			c.respond(jsonAnswer(200, ctV2, parts))
+			return
+		}
+		for _, p := range parts {
+			if p.Partition == rp.partition {
+				c.respond(jsonAnswer(200, ctV2, p))
+				return
+			}
+		}
+		c.respond(restError(404, 40402, fmt.Sprintf("Partition %d of topic %s not found.", rp.partition, rp.topic)))
+	})
+}
+
+// listBrokers answers GET /brokers: {"brokers":[1]}.
+func (a *API) listBrokers(c *call) {
+	a.metadata(c, []string{}, false, func(mr *kmsg.MetadataResponse) {
+		ids := []int32{}
+		for _, b := range mr.Brokers {
+			ids = append(ids, b.NodeID)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		c.respond(jsonAnswer(200, ctV2, struct {
+			Brokers []int32 `json:"brokers"`
+		}{ids}))
+	})
+}
+
+// notAcceptable answers 406 when a request's Accept header admits none of
+// the media types its route answers with (absent: anything goes).
+func notAcceptable(ep int, accept, path []byte) *loop.HTTPResponse {
+	if accept == nil {
+		return nil
+	}
+	var offered []string
+	switch {
+	case ep == epV3:
+		offered = []string{"application/json"}
+	case ep == epRecords, ep == epConsumers && bytes.HasSuffix(path, []byte("/records")):
+		// The embedded format is chosen (or checked) by the route itself.
+		offered = []string{ctBinaryV2, ctJSONV2}
+	default:
+		offered = []string{ctV2, "application/vnd.kafka+json", "application/json"}
+	}
+	for _, ct := range offered {
+		if acceptable(accept, ct) {
+			return nil
+		}
+	}
+	return restError(406, 406, "HTTP 406 Not Acceptable: this route answers "+strings.Join(offered, " or "))
 }
 
 // produceRecord is one record of a produce body. Key and value stay raw
@@ -506,13 +601,13 @@ func (a *API) sendProduce(c *call, topic string, recs []outRecord) {
 	rt.Topic = topic
 	now := time.Now().UnixMilli()
 	for _, p := range order {
-		kv := make([]recordbatch.KV, 0, len(byPart[p]))
+		kv := make([]recordbatch.Record, 0, len(byPart[p]))
 		for _, i := range byPart[p] {
-			kv = append(kv, recordbatch.KV{Key: recs[i].key, Value: recs[i].value})
+			kv = append(kv, recordbatch.Record{Key: recs[i].key, Value: recs[i].value, Timestamp: now})
 		}
 		rpart := kmsg.NewProduceRequestTopicPartition()
 		rpart.Partition = p
-		rpart.Records = recordbatch.Build(kv, now)
+		rpart.Records = recordbatch.Build(kv)
 		rt.Partitions = append(rt.Partitions, rpart)
 	}
 	req.Topics = []kmsg.ProduceRequestTopic{rt}

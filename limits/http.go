@@ -77,6 +77,22 @@ var HTTPTable = []Limit{
 		Enum:     []string{"none", "development", "production", "high-traffic"},
 		Protects: "the limits document's presets (connection, header, body, in-flight, rate and memory limits; see the profiles table); flags given explicitly win",
 		Answer:   "-", Metric: "-"},
+	{Flag: "rest-consumer-instance-timeout", Kind: Duration, Default: "5m0s", Unit: "duration (as consumer.instance.timeout.ms)",
+		Protects: "memory, a goroutine and a group membership held by a REST consumer instance its client forgot",
+		Answer:   "the idle instance is deleted (it leaves its group, commits first when auto.commit.enable); later requests to it get 404 with error_code 40403",
+		Metric:   "floodgate_rest_consumer_instances_expired_total"},
+	{Flag: "max-rest-consumer-instances", Kind: Int, Default: "1000", Unit: "REST consumer instances (0 = no consumer instances)",
+		Protects: "memory and goroutines: every instance is a group member with a heartbeat loop",
+		Answer:   "POST /consumers/{group}: 429 with Retry-After and a JSON body (error_code 42901) naming the limit",
+		Metric:   `floodgate_http_limit_tripped_total{limit="max-rest-consumer-instances"}`},
+	{Flag: "max-rest-consumer-instances-per-client", Kind: Int, Default: "100", Unit: "REST consumer instances per client IP (0 = off)",
+		Protects: "fairness: one client IP cannot take every consumer instance",
+		Answer:   "POST /consumers/{group}: 429 with Retry-After and a JSON body (error_code 42901) naming the limit",
+		Metric:   `floodgate_http_limit_tripped_total{limit="max-rest-consumer-instances-per-client"}`},
+	{Flag: "max-rest-consumer-buffered-bytes", Kind: Int, Default: "67108864", Unit: "bytes, all REST consumer instances together",
+		Protects: "memory: the fetched record batches consumer instances hold while they build their answers (also charged to --memory-limit-bytes)",
+		Answer:   "GET .../records: 429 with Retry-After and a JSON body (error_code 42901) naming the limit; the instance's positions do not move",
+		Metric:   `floodgate_http_limit_tripped_total{limit="max-rest-consumer-buffered-bytes"}`},
 }
 
 // HTTPConfig is the value of every HTTP limit. A zero count or rate means
@@ -104,6 +120,14 @@ type HTTPConfig struct {
 	// decompressed records); MaxRESTRecords the records of a produce body.
 	MaxRESTResponseBytes int64
 	MaxRESTRecords       int
+	// RESTConsumerTimeout deletes a REST consumer instance idle this
+	// long; MaxRESTConsumers and MaxRESTConsumersPerClient bound their
+	// number (0: none allowed / no per-IP bound) and
+	// MaxRESTConsumerBuffered the fetched bytes they hold together.
+	RESTConsumerTimeout       time.Duration
+	MaxRESTConsumers          int
+	MaxRESTConsumersPerClient int
+	MaxRESTConsumerBuffered   int64
 	// Routes are the --route definitions, in the order given.
 	Routes []Route
 }
@@ -126,6 +150,12 @@ func HTTPDefaults() HTTPConfig {
 		MaxRESTResponseBytes:   16777216,
 		MaxRESTRecords:         10000,
 		Profile:                NoProfile,
+
+		// REST consumer instances.
+		RESTConsumerTimeout:       5 * time.Minute,
+		MaxRESTConsumers:          1000,
+		MaxRESTConsumersPerClient: 100,
+		MaxRESTConsumerBuffered:   64 << 20,
 	}
 }
 
@@ -174,6 +204,10 @@ func (c *HTTPConfig) Validate() error {
 		{"header-read-timeout", c.HeaderReadTimeout.Milliseconds(), 0},
 		{"max-rest-response-bytes", c.MaxRESTResponseBytes, 1024},
 		{"max-rest-records-per-request", int64(c.MaxRESTRecords), 1},
+		{"rest-consumer-instance-timeout", c.RESTConsumerTimeout.Milliseconds(), 1},
+		{"max-rest-consumer-instances", int64(c.MaxRESTConsumers), 0},
+		{"max-rest-consumer-instances-per-client", int64(c.MaxRESTConsumersPerClient), 0},
+		{"max-rest-consumer-buffered-bytes", c.MaxRESTConsumerBuffered, 1024},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
@@ -243,6 +277,14 @@ func (c *HTTPConfig) Value(flag string) string {
 		return i64(c.MaxRESTResponseBytes)
 	case "max-rest-records-per-request":
 		return i(c.MaxRESTRecords)
+	case "rest-consumer-instance-timeout":
+		return c.RESTConsumerTimeout.String()
+	case "max-rest-consumer-instances":
+		return i(c.MaxRESTConsumers)
+	case "max-rest-consumer-instances-per-client":
+		return i(c.MaxRESTConsumersPerClient)
+	case "max-rest-consumer-buffered-bytes":
+		return i64(c.MaxRESTConsumerBuffered)
 	}
 	return ""
 }

@@ -153,6 +153,19 @@ func (c *HTTPConfig) set(flag, value string) (bool, error) {
 		c.MaxRESTResponseBytes = i64()
 	case "max-rest-records-per-request":
 		c.MaxRESTRecords = int(i64())
+	case "max-rest-consumer-instances":
+		c.MaxRESTConsumers = int(i64())
+	case "max-rest-consumer-instances-per-client":
+		c.MaxRESTConsumersPerClient = int(i64())
+	case "max-rest-consumer-buffered-bytes":
+		c.MaxRESTConsumerBuffered = i64()
+	case "rest-consumer-instance-timeout":
+		d, err := time.ParseDuration(value)
+		if err != nil {
+			return true, fmt.Errorf("--%s=%q: %w", flag, value, err)
+		}
+		c.RESTConsumerTimeout = d
+		return true, nil
 	case "max-decompression-ratio", "max-memory-percent":
 		f, err := strconv.ParseFloat(value, 64)
 		if err != nil {

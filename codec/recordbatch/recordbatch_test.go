@@ -14,8 +14,8 @@ import (
 // reading of the protocol), its header reads back through ReadHeader and
 // Check, and its records through NextRecord.
 func TestBuildIsWhatKafkaReads(t *testing.T) {
-	recs := []recordbatch.KV{{Value: []byte("v0")}, {Key: []byte("k1")}, {Key: []byte{}, Value: []byte{}}, {Key: []byte("k3"), Value: bytes.Repeat([]byte("x"), 300)}}
-	raw := recordbatch.Build(recs, 1234)
+	recs := []recordbatch.Record{{Value: []byte("v0"), Timestamp: 1234}, {Key: []byte("k1"), Timestamp: 1234}, {Key: []byte{}, Value: []byte{}, Timestamp: 1234}, {Key: []byte("k3"), Value: bytes.Repeat([]byte("x"), 300), Timestamp: 1234}}
+	raw := recordbatch.Build(recs)
 	var rb kmsg.RecordBatch
 	if err := rb.ReadFrom(raw); err != nil {
 		t.Fatal(err)
@@ -47,7 +47,7 @@ func TestBuildIsWhatKafkaReads(t *testing.T) {
 // TestCheckRefusesDamage: each kind of damage is caught, with the error
 // that names it.
 func TestCheckRefusesDamage(t *testing.T) {
-	good := recordbatch.Build([]recordbatch.KV{{Value: []byte("hello")}}, 1)
+	good := recordbatch.Build([]recordbatch.Record{{Value: []byte("hello"), Timestamp: 1}})
 	cases := []struct {
 		name   string
 		damage func([]byte) []byte
@@ -75,7 +75,7 @@ func TestCheckRefusesDamage(t *testing.T) {
 // TestNextRecordRefusesLengthsPastTheEnd: every length a record carries is
 // checked against the bytes that remain.
 func TestNextRecordRefusesLengthsPastTheEnd(t *testing.T) {
-	recs := recordbatch.Build([]recordbatch.KV{{Key: []byte("key"), Value: []byte("value")}}, 1)[recordbatch.HeaderSize:]
+	recs := recordbatch.Build([]recordbatch.Record{{Key: []byte("key"), Value: []byte("value"), Timestamp: 1, Headers: [][2][]byte{{[]byte("h"), []byte("v")}}}})[recordbatch.HeaderSize:]
 	for cut := 0; cut < len(recs); cut++ {
 		if _, _, _, _, err := recordbatch.NextRecord(recs[:cut]); err == nil {
 			t.Fatalf("record cut to %d of %d bytes parsed", cut, len(recs))

@@ -7,34 +7,50 @@ import (
 	"math"
 )
 
-// KV is a record's key and value (nil: null).
-type KV struct{ Key, Value []byte }
+// Record is one record to build a batch of.
+type Record struct {
+	// Key and Value are the record's bytes (nil: null).
+	Key, Value []byte
+	// Headers are the record's headers, key and value each.
+	Headers [][2][]byte
+	// Timestamp is the record's CreateTime in milliseconds.
+	Timestamp int64
+}
 
-// Build encodes records as one uncompressed batch (no producer id, leader
-// epoch -1, CreateTime now, base offset 0) with its CRC, as a Kafka
-// producer does. It allocates the batch once, at its exact size.
-func Build(recs []KV, nowMillis int64) []byte {
+// Build encodes records (at least one) as one uncompressed batch (no
+// producer id, leader epoch -1, CreateTime, base offset 0) with its CRC, as
+// a Kafka producer does. It allocates the batch once, at its exact size.
+func Build(recs []Record) []byte {
+	first, maxTS := recs[0].Timestamp, recs[0].Timestamp
+	for i := range recs {
+		first, maxTS = min(first, recs[i].Timestamp), max(maxTS, recs[i].Timestamp)
+	}
 	size := HeaderSize
-	for i, kv := range recs {
-		n := recordBodyLen(i, kv)
+	for i := range recs {
+		n := recordBodyLen(i, &recs[i], first)
 		size += varintLen(int64(n)) + n
 	}
 	raw := make([]byte, HeaderSize, size)
-	for i, kv := range recs {
-		raw = binary.AppendVarint(raw, int64(recordBodyLen(i, kv)))
-		raw = append(raw, 0)                     // attributes
-		raw = binary.AppendVarint(raw, 0)        // timestamp delta
+	for i := range recs {
+		r := &recs[i]
+		raw = binary.AppendVarint(raw, int64(recordBodyLen(i, r, first)))
+		raw = append(raw, 0) // attributes
+		raw = binary.AppendVarint(raw, r.Timestamp-first)
 		raw = binary.AppendVarint(raw, int64(i)) // offset delta
-		raw = appendBytesField(raw, kv.Key)
-		raw = appendBytesField(raw, kv.Value)
-		raw = binary.AppendVarint(raw, 0) // headers
+		raw = appendBytesField(raw, r.Key)
+		raw = appendBytesField(raw, r.Value)
+		raw = binary.AppendVarint(raw, int64(len(r.Headers)))
+		for _, h := range r.Headers {
+			raw = appendBytesField(raw, h[0])
+			raw = appendBytesField(raw, h[1])
+		}
 	}
 	binary.BigEndian.PutUint32(raw[OffLength:], uint32(len(raw)-LengthPrefix))
 	binary.BigEndian.PutUint32(raw[OffLeaderEpoch:], 0xffffffff)
 	raw[OffMagic] = 2
 	binary.BigEndian.PutUint32(raw[OffLastOffsetDelta:], uint32(len(recs)-1))
-	binary.BigEndian.PutUint64(raw[OffBaseTimestamp:], uint64(nowMillis))
-	binary.BigEndian.PutUint64(raw[OffMaxTimestamp:], uint64(nowMillis))
+	binary.BigEndian.PutUint64(raw[OffBaseTimestamp:], uint64(first))
+	binary.BigEndian.PutUint64(raw[OffMaxTimestamp:], uint64(maxTS))
 	binary.BigEndian.PutUint64(raw[OffProducerID:], 0xffffffffffffffff)
 	binary.BigEndian.PutUint16(raw[OffProducerEpoch:], 0xffff)
 	binary.BigEndian.PutUint32(raw[OffBaseSequence:], 0xffffffff)
@@ -44,14 +60,20 @@ func Build(recs []KV, nowMillis int64) []byte {
 }
 
 // recordBodyLen is the length of record i after its length varint.
-func recordBodyLen(i int, kv KV) int {
-	field := func(b []byte) int {
-		if b == nil {
-			return varintLen(-1)
-		}
-		return varintLen(int64(len(b))) + len(b)
+func recordBodyLen(i int, r *Record, first int64) int {
+	n := 1 + varintLen(r.Timestamp-first) + varintLen(int64(i)) + fieldLen(r.Key) + fieldLen(r.Value) + varintLen(int64(len(r.Headers)))
+	for _, h := range r.Headers {
+		n += fieldLen(h[0]) + fieldLen(h[1])
 	}
-	return 1 + varintLen(0) + varintLen(int64(i)) + field(kv.Key) + field(kv.Value) + varintLen(0)
+	return n
+}
+
+// fieldLen is the encoded length of a nullable bytes field.
+func fieldLen(b []byte) int {
+	if b == nil {
+		return varintLen(-1)
+	}
+	return varintLen(int64(len(b))) + len(b)
 }
 
 func appendBytesField(b, field []byte) []byte {
