@@ -283,11 +283,11 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 		}
 	}
 	li := r.Loop % len(g.perLoop)
-	if n := g.perLoop[li].Add(1); cfg.MaxInFlightPerWorker > 0 && n > int64(cfg.MaxInFlightPerWorker) {
+	if n := g.perLoop[li].Add(1); cfg.MaxInFlightPerEventLoop > 0 && n > int64(cfg.MaxInFlightPerEventLoop) {
 		g.perLoop[li].Add(-1)
 		g.countRefused("in_flight_per_worker")
 		g.tripped["max-in-flight-requests-per-worker"].Inc()
-		return ticket{}, g.unavailable(r, rt, "max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerWorker), n, "too many requests in flight on this worker")
+		return ticket{}, g.unavailable(r, rt, "max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerEventLoop), n, "too many requests in flight on this event loop")
 	}
 	if n := rt.active.Add(1); cfg.MaxConnectionsPerRoute > 0 && n > int64(cfg.MaxConnectionsPerRoute) {
 		rt.active.Add(-1)
