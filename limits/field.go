@@ -24,7 +24,8 @@ type Field struct {
 	// getF and setF read and write a Float row's value.
 	getF func(any) float64
 	setF func(any, float64)
-	// parse and format read and write an Enum row's word.
+	// parse and format read and write a word (an Enum row bound to a
+	// string).
 	parse  func(any, string) error
 	format func(any) string
 	// unit is what one of a Duration row's bare numbers counts.
@@ -63,9 +64,15 @@ func FloatOf[C any](p func(*C) *float64) Field {
 	return Field{getF: func(c any) float64 { return *p(c.(*C)) }, setF: func(c any, v float64) { *p(c.(*C)) = v }}
 }
 
-// EnumOf binds an Enum row to a field through its parse and format.
-func EnumOf[C any](parse func(*C, string) error, format func(*C) string) Field {
-	return Field{parse: func(c any, s string) error { return parse(c.(*C), s) }, format: func(c any) string { return format(c.(*C)) }}
+// IndexOf binds an Enum row to a field of a small integer type whose
+// values are the indexes of the row's words (Limit.Enum).
+func IndexOf[C any, T ~uint8](p func(*C) *T) Field {
+	return Field{get: func(c any) int64 { return int64(*p(c.(*C))) }, set: func(c any, v int64) { *p(c.(*C)) = T(v) }}
+}
+
+// WordOf binds an Enum row to a string field holding the word itself.
+func WordOf[C any](p func(*C) *string) Field {
+	return Field{parse: func(c any, s string) error { *p(c.(*C)) = s; return nil }, format: func(c any) string { return *p(c.(*C)) }}
 }
 
 // bound reports whether the row has a field in its struct.
@@ -127,8 +134,8 @@ func setText(table []Limit, cfg any, flag, text string) error {
 	if !ok || !l.Field.bound() {
 		return fmt.Errorf("--%s: not a limit", flag)
 	}
-	if l.Field.parse != nil {
-		return l.Field.parse(cfg, strings.TrimSpace(text))
+	if l.Kind == Enum {
+		return l.setWord(cfg, strings.TrimSpace(text))
 	}
 	n, f, err := l.parse(text)
 	if err != nil {
@@ -142,6 +149,21 @@ func setText(table []Limit, cfg any, flag, text string) error {
 	return nil
 }
 
+// setWord sets an Enum row to one of its words.
+func (l *Limit) setWord(cfg any, word string) error {
+	for i, w := range l.Enum {
+		if w != word {
+			continue
+		}
+		if l.Field.parse != nil {
+			return l.Field.parse(cfg, word)
+		}
+		l.Field.set(cfg, int64(i))
+		return nil
+	}
+	return fmt.Errorf("--%s=%q: want %s", l.Flag, word, strings.Join(l.Enum, ", "))
+}
+
 // value returns the configured value of flag as written on the command
 // line, in the row's unit; "" for a flag that is not in table.
 func value(table []Limit, cfg any, flag string) string {
@@ -151,6 +173,11 @@ func value(table []Limit, cfg any, flag string) string {
 		return ""
 	case l.Field.format != nil:
 		return l.Field.format(cfg)
+	case l.Kind == Enum:
+		if i := l.Field.get(cfg); i >= 0 && i < int64(len(l.Enum)) {
+			return l.Enum[i]
+		}
+		return ""
 	case l.Field.getF != nil:
 		return strconv.FormatFloat(l.Field.getF(cfg), 'g', -1, 64)
 	case l.Field.get != nil:
@@ -176,6 +203,8 @@ func validate(table []Limit, cfg any) error {
 	for _, l := range table {
 		var v float64
 		switch {
+		case l.Kind == Enum:
+			continue
 		case l.Field.get != nil:
 			n := l.Field.get(cfg)
 			if l.OffValue != nil && n == *l.OffValue {

@@ -97,6 +97,10 @@ func TestValuesTakeUnitsAndOldNames(t *testing.T) {
 		{"max-memory-bytes", "2GiB", func(_ *Config, h *HTTPConfig) any { return h.MaxMemoryBytes }, int64(2 << 30), "2147483648"},
 		{"max-memory-percent", "62.5", func(_ *Config, h *HTTPConfig) any { return h.MaxMemoryPercent }, 62.5, "62.5"},
 		{"header-read-timeout", "2s", func(_ *Config, h *HTTPConfig) any { return h.HeaderReadTimeout }, 2 * time.Second, "2000"},
+		{"quota-key", "ip", func(c *Config, _ *HTTPConfig) any { return c.QuotaKey }, QuotaByIP, "ip"},
+		{"quota-key", "client-id", func(c *Config, _ *HTTPConfig) any { return c.QuotaKey }, QuotaByClientID, "client-id"},
+		{"throttle-mode", "reject", func(c *Config, _ *HTTPConfig) any { return c.ThrottleMode }, ThrottleReject, "reject"},
+		{"limits-profile", "production", func(_ *Config, h *HTTPConfig) any { return h.Profile }, "production", "production"},
 		{"max-body-size-bytes", "500MB", func(_ *Config, h *HTTPConfig) any { return h.MaxBodyBytes }, int64(500e6), "500000000"},
 	} {
 		t.Run(tt.flag+"="+tt.text, func(t *testing.T) {

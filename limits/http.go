@@ -115,7 +115,7 @@ var HTTPTable = []Limit{
 		Help: "Preset of limits; explicit flags win", Category: CatServer,
 		Enum:     []string{"none", "development", "production", "high-traffic"},
 		Protects: "the limits document's presets (connection, header, body, in-flight, rate and memory limits; see the profiles table); flags given explicitly win",
-		Answer:   "-", Metric: "-", Field: EnumOf(parseProfile, formatProfile)},
+		Answer:   "-", Metric: "-", Field: WordOf(func(c *HTTPConfig) *string { return &c.Profile })},
 }
 
 // HTTPConfig is the value of every HTTP limit. A zero count or rate means
@@ -159,6 +159,9 @@ func HTTPDefaults() HTTPConfig {
 // keeps the defaults.
 func HTTPProfile(name string) (HTTPConfig, error) {
 	c := HTTPDefaults()
+	if name == "" {
+		name = NoProfile
+	}
 	if err := c.SetText("limits-profile", name); err != nil {
 		return c, err
 	}
@@ -186,23 +189,6 @@ func (c *HTTPConfig) Validate() error {
 	}
 	return nil
 }
-
-// parseProfile reads --limits-profile.
-func parseProfile(c *HTTPConfig, name string) error {
-	p, err := ProfileNamed(name)
-	switch {
-	case err != nil:
-		return err
-	case p == nil:
-		c.Profile = NoProfile
-	default:
-		c.Profile = p.Name
-	}
-	return nil
-}
-
-// formatProfile writes --limits-profile.
-func formatProfile(c *HTTPConfig) string { return c.Profile }
 
 // MaxRouteBodyBytes returns the largest body any route accepts: the codec
 // refuses above it at once, and the per-route limit is applied after the

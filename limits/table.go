@@ -64,7 +64,8 @@ type Limit struct {
 	Answer string
 	// Metric is the metric to watch for this limit.
 	Metric string
-	// Enum lists the allowed words of an Enum limit.
+	// Enum lists the words of an Enum limit; a field bound with IndexOf
+	// holds the index of its word.
 	Enum []string
 	// Field is the limit's value in its configuration struct.
 	Field Field
@@ -161,12 +162,12 @@ var Table = []Limit{
 	{Flag: "quota-key", Kind: Enum, Default: "client-id-and-ip", Unit: "client-id-and-ip|client-id|ip", Enum: []string{"client-id", "ip", "client-id-and-ip"},
 		Help: "Key of the rate limits", Category: CatRates,
 		Protects: "defines what a client is for the rate limits: client-id-and-ip (Kafka's default for unauthenticated clients: one bucket per client id on each source IP, and one IP gets at most 16 clients' rate whatever ids it sends), client-id (falls back to ip when empty) or ip",
-		Answer:   "-", Metric: "-", Field: EnumOf(parseQuotaKey, formatQuotaKey)},
+		Answer:   "-", Metric: "-", Field: IndexOf(func(c *Config) *QuotaKey { return &c.QuotaKey })},
 	{Flag: "throttle-mode", Kind: Enum, Default: "delay", Unit: "delay|reject", Enum: []string{"delay", "reject"},
 		Help: "Over-rate answer: delay or reject", Category: CatRates,
 		Protects: "chooses how rate limits answer",
 		Answer:   "delay (KIP-219, every client copes) or reject (error 89: franz-go and kafka-go retry, sarama, librdkafka and kafkajs fail the record)",
-		Metric:   "floodgate_throttle_time_seconds", Field: EnumOf(parseThrottleMode, formatThrottleMode)},
+		Metric:   "floodgate_throttle_time_seconds", Field: IndexOf(func(c *Config) *ThrottleMode { return &c.ThrottleMode })},
 	{Flag: "max-open-segment-files", Kind: Int, Default: "0", Unit: "descriptors (0 = what the open-files limit leaves after --max-connections, --http-connection-reserve and 128 reserved, at least 64)",
 		Help: "Segment files open at once (0 = fit ulimit -n)", Category: CatStorage,
 		Protects: "the descriptors the listeners need: partition segment files open on use and the least recently used idle ones close beyond it, so idle partitions cost no descriptor",
