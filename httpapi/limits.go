@@ -52,7 +52,7 @@ type route struct {
 	prefix   []byte        // spec.Prefix
 	spec     *limits.Route // nil for a built-in endpoint
 	active   atomic.Int64  // requests being served
-	rate     *limits.RateLimiter
+	rate     *limits.Buckets
 	rateFlag string
 	codes    map[int]*metrics.Counter // read-only after New
 }
@@ -64,7 +64,7 @@ type gate struct {
 	set    *metrics.Set
 	routes []*route // endpoints first, then --routes in the order given
 
-	global, perClient, perRoute *limits.RateLimiter
+	global, perClient, perRoute *limits.Buckets
 	perLoop                     []atomic.Int64
 
 	memLimit int64
@@ -119,7 +119,7 @@ func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, budget *limits
 		}
 		r := &route{name: spec.Name, key: []byte(spec.Name), prefix: []byte(spec.Prefix), spec: spec}
 		if spec.RPS > 0 {
-			r.rate = limits.NewRateLimiter(float64(spec.RPS), float64(spec.Burst))
+			r.rate = limits.NewBuckets(float64(spec.RPS), float64(spec.Burst))
 			r.rateFlag = "route:" + spec.Name + ":rps"
 		}
 		g.routes = append(g.routes, r)
@@ -131,13 +131,13 @@ func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, budget *limits
 		}
 	}
 	if cfg.RPSGlobal > 0 {
-		g.global = limits.NewRateLimiter(float64(cfg.RPSGlobal), 10*float64(cfg.RPSGlobal))
+		g.global = limits.NewBuckets(float64(cfg.RPSGlobal), 10*float64(cfg.RPSGlobal))
 	}
 	if cfg.RPSPerClient > 0 {
-		g.perClient = limits.NewRateLimiter(float64(cfg.RPSPerClient), 10*float64(cfg.RPSPerClient))
+		g.perClient = limits.NewBuckets(float64(cfg.RPSPerClient), 10*float64(cfg.RPSPerClient))
 	}
 	if cfg.RPSPerRoute > 0 {
-		g.perRoute = limits.NewRateLimiter(float64(cfg.RPSPerRoute), 10*float64(cfg.RPSPerRoute))
+		g.perRoute = limits.NewBuckets(float64(cfg.RPSPerRoute), 10*float64(cfg.RPSPerRoute))
 	}
 	for _, r := range limitReasons {
 		g.reached[r] = set.GetOrCreateCounter(`floodgate_connection_limit_reached_total{reason="` + r + `"}`) // deprecated
@@ -336,7 +336,7 @@ func routeKey(spec *limits.Route, r *loop.HTTPRequest) []byte {
 // tooMany builds a 429 with Retry-After (whole seconds until a token) and
 // X-RateLimit-Limit (requests per second), -Remaining (tokens left) and
 // -Reset (seconds until the bucket is full).
-func (g *gate) tooMany(r *loop.HTTPRequest, rt *route, scope, flag string, rl *limits.RateLimiter, res limits.RateResult) *loop.HTTPResponse {
+func (g *gate) tooMany(r *loop.HTTPRequest, rt *route, scope, flag string, rl *limits.Buckets, res limits.RateResult) *loop.HTTPResponse {
 	g.rateHit[scope].Inc()
 	if c := g.tripped[flag]; c != nil {
 		c.Inc()
