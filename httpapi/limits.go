@@ -13,7 +13,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/codec/httpcodec"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )

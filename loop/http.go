@@ -13,7 +13,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
-	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/codec/httpcodec"
 	"github.com/floodgate/floodgate/limits"
 )
 
