@@ -95,6 +95,8 @@ type Config struct {
 	// and consumer_byte_rate per client, in bytes/s (0 = off).
 	ProduceByteRate int64
 	FetchByteRate   int64
+	// MaxFetchWait caps a long-poll Fetch's max_wait_ms.
+	MaxFetchWait time.Duration
 }
 
 // MaxFrameSize is the absolute cap on an announced Kafka frame: a frame

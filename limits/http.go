@@ -111,6 +111,12 @@ var HTTPTable = []Limit{
 		Answer:   "413 with a JSON body naming the limit, before any record past it is decoded",
 		Metric:   `floodgate_http_limit_tripped_total{limit="max-rest-records-per-request"}`,
 		Field:    IntOf(func(c *HTTPConfig) *int { return &c.MaxRESTRecords }), Min: 1},
+	{Flag: "max-rest-fetch-wait", Kind: Duration, Default: "30000", Unit: "ms",
+		Help: "Longest a REST fetch's timeout may wait (ms)", Category: CatHTTP,
+		Protects: "connections and timers: the timeout parameter of a REST fetch is capped, so a long poll cannot hold its connection for days",
+		Answer:   "the fetch is answered with what is there once this passes (200, possibly no records)",
+		Metric:   "floodgate_fetch_waiting",
+		Field:    DurationOf(func(c *HTTPConfig) *time.Duration { return &c.MaxRESTFetchWait }, time.Millisecond), Min: 1},
 	{Flag: "limits-profile", Kind: Enum, Default: "none", Unit: "none|development|production|high-traffic",
 		Help: "Preset of limits; explicit flags win", Category: CatServer,
 		Enum:     []string{"none", "development", "production", "high-traffic"},
@@ -143,6 +149,8 @@ type HTTPConfig struct {
 	// decompressed records); MaxRESTRecords the records of a produce body.
 	MaxRESTResponseBytes int64
 	MaxRESTRecords       int
+	// MaxRESTFetchWait caps the timeout of a REST fetch (a long poll).
+	MaxRESTFetchWait time.Duration
 	// Routes are the --route definitions, in the order given.
 	Routes []Route
 }

@@ -308,6 +308,11 @@ var Table = []Limit{
 		Protects: "broker network from one consumer (Kafka's consumer_byte_rate)",
 		Answer:   "always delay, as Kafka: the response carries throttle_time_ms for the bytes it returned over the rate, and the client's next request is not read until they drained",
 		Metric:   `floodgate_byte_rate_throttled_total{api="Fetch"}`, Field: Int64Of(func(c *Config) *int64 { return &c.FetchByteRate }), Min: 0},
+	{Flag: "max-fetch-wait-ms", Kind: Duration, Default: "300000", Unit: "ms",
+		Help: "Longest a Fetch may wait for data (ms)", Category: CatKafka,
+		Protects: "memory and timers: a long-poll Fetch's max_wait_ms is capped, so a waiter cannot be parked for days",
+		Answer:   "the Fetch is answered with what is there once this passes, as if its max_wait_ms had",
+		Metric:   "floodgate_fetch_waiting", Field: DurationOf(func(c *Config) *time.Duration { return &c.MaxFetchWait }, time.Millisecond), Min: 1},
 }
 
 // Lookup returns the Kafka-side limit called flag (or one of its aliases).

@@ -245,6 +245,7 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		DefaultPartitions: int32(c.Int("default-partitions")),
 		MaxFetchBytes:     lim.MaxFetchBytes,
 		MaxWaitingFetches: lim.MaxWaitingFetches,
+		MaxFetchWait:      lim.MaxFetchWait,
 		Logger:            log,
 		Metrics:           set,
 
