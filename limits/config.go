@@ -97,6 +97,9 @@ type Config struct {
 	FetchByteRate   int64
 	// MaxFetchWait caps a long-poll Fetch's max_wait_ms.
 	MaxFetchWait time.Duration
+	// MemoryWait is how long a Kafka connection waits for room in the
+	// memory budget before its next request is refused.
+	MemoryWait time.Duration
 }
 
 // MaxFrameSize is the absolute cap on an announced Kafka frame: a frame

@@ -117,6 +117,12 @@ var HTTPTable = []Limit{
 		Answer:   "the fetch is answered with what is there once this passes (200, possibly no records)",
 		Metric:   "floodgate_fetch_waiting",
 		Field:    DurationOf(func(c *HTTPConfig) *time.Duration { return &c.MaxRESTFetchWait }, time.Millisecond), Min: 1},
+	{Flag: "http-linger-timeout", Kind: Duration, Default: "2000", Unit: "ms",
+		Help: "Keep reading after a closing answer (ms)", Category: CatHTTP,
+		Protects: "the answer of a refused request (413, 408, 431): the connection is half-closed and read until the client closes or this passes, as nginx's lingering close, so unread bytes do not make the kernel reset it before the client read the answer",
+		Answer:   "the connection is closed",
+		Metric:   `floodgate_connections_closed_total{reason="http_close"}`,
+		Field:    DurationOf(func(c *HTTPConfig) *time.Duration { return &c.LingerTimeout }, time.Millisecond), Min: 1},
 	{Flag: "limits-profile", Kind: Enum, Default: "none", Unit: "none|development|production|high-traffic",
 		Help: "Preset of limits; explicit flags win", Category: CatServer,
 		Enum:     []string{"none", "development", "production", "high-traffic"},
@@ -151,6 +157,8 @@ type HTTPConfig struct {
 	MaxRESTRecords       int
 	// MaxRESTFetchWait caps the timeout of a REST fetch (a long poll).
 	MaxRESTFetchWait time.Duration
+	// LingerTimeout bounds the lingering close after a closing answer.
+	LingerTimeout time.Duration
 	// Routes are the --route definitions, in the order given.
 	Routes []Route
 }

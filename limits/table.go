@@ -313,6 +313,11 @@ var Table = []Limit{
 		Protects: "memory and timers: a long-poll Fetch's max_wait_ms is capped, so a waiter cannot be parked for days",
 		Answer:   "the Fetch is answered with what is there once this passes, as if its max_wait_ms had",
 		Metric:   "floodgate_fetch_waiting", Field: DurationOf(func(c *Config) *time.Duration { return &c.MaxFetchWait }, time.Millisecond), Min: 1},
+	{Flag: "memory-wait-timeout", Kind: Duration, Default: "2000", Unit: "ms (0 = refuse at once)",
+		Help: "Wait for room in --request-memory-bytes (ms)", Category: CatMemory,
+		Protects: "clients from errors in a short burst: a Kafka connection whose next request may not fit the request memory is not read this long while answers drain",
+		Answer:   "past it the request is read and, if it still does not fit, answered REQUEST_TIMED_OUT (7), retriable",
+		Metric:   `floodgate_requests_refused_total{reason="memory"}`, Field: DurationOf(func(c *Config) *time.Duration { return &c.MemoryWait }, time.Millisecond), Min: 0},
 }
 
 // Lookup returns the Kafka-side limit called flag (or one of its aliases).
