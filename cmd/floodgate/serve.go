@@ -46,6 +46,10 @@ func serveCommand() *cli.Command {
 			"README's tuning table says what each limit protects, what clients see and its metric.",
 		Flags:  flags,
 		Action: runServe,
+		// A bad value or an unknown flag is one line, not the whole help.
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("%w (floodgate serve --help lists the flags)", err)
+		},
 	}
 }
 
