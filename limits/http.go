@@ -124,7 +124,7 @@ var HTTPTable = []Limit{
 		Metric:   `floodgate_connections_closed_total{reason="http_close"}`,
 		Field:    DurationOf(func(c *HTTPConfig) *time.Duration { return &c.LingerTimeout }, time.Millisecond), Min: 1},
 	{Flag: "limits-profile", Kind: Enum, Default: "none", Unit: "none|development|production|high-traffic",
-		Help: "Preset of limits; explicit flags win", Category: CatServer,
+		Help: "development, production or high-traffic preset", Category: CatServer,
 		Enum:     []string{"none", "development", "production", "high-traffic"},
 		Protects: "the limits document's presets (connection, header, body, in-flight, rate and memory limits; see the profiles table); flags given explicitly win",
 		Answer:   "-", Metric: "-", Field: WordOf(func(c *HTTPConfig) *string { return &c.Profile })},

@@ -164,7 +164,7 @@ var Table = []Limit{
 		Protects: "defines what a client is for the rate limits: client-id-and-ip (Kafka's default for unauthenticated clients: one bucket per client id on each source IP, and one IP gets at most 16 clients' rate whatever ids it sends), client-id (falls back to ip when empty) or ip",
 		Answer:   "-", Metric: "-", Field: IndexOf(func(c *Config) *QuotaKey { return &c.QuotaKey })},
 	{Flag: "throttle-mode", Kind: Enum, Default: "delay", Unit: "delay|reject", Enum: []string{"delay", "reject"},
-		Help: "Over-rate answer: delay or reject", Category: CatRates,
+		Help: "How an over-rate request is answered", Category: CatRates,
 		Protects: "chooses how rate limits answer",
 		Answer:   "delay (KIP-219, every client copes) or reject (error 89: franz-go and kafka-go retry, sarama, librdkafka and kafkajs fail the record)",
 		Metric:   "floodgate_throttle_time_seconds", Field: IndexOf(func(c *Config) *ThrottleMode { return &c.ThrottleMode })},

@@ -70,6 +70,9 @@ func placeholderOf(l *limits.Limit) string {
 	case limits.Duration:
 		return "TIME"
 	case limits.Enum:
+		if len(l.Unit) <= 16 {
+			return l.Unit // the words themselves: delay|reject
+		}
 		return "WORD"
 	}
 	return "N"
