@@ -14,8 +14,8 @@ import (
 // the value /admin/stats shows and the value read from a flag, a profile or
 // a config file all come from the row instead of a hand-kept list per use.
 // The constructors are generic over the struct; a Field applied to a struct
-// of another type panics, which TestEveryLimitRowIsBound catches for every
-// row.
+// of another type panics, which TestEveryLimitRowIsBoundAndItsDefaultRoundTrips
+// would catch for any row.
 type Field struct {
 	// get and set read and write an Int, Size or Duration row's value in
 	// the flag's unit.
@@ -94,7 +94,7 @@ func lookup(table []Limit, flag string) (*Limit, bool) {
 	return nil, false
 }
 
-// Parse reads text as the row's value in its unit: a whole number (Int), a
+// parse reads text as the row's value in its unit: a whole number (Int), a
 // size (Size: 10MiB, 1.5GB, or bare bytes), a duration (Duration: 10s,
 // 10m, 1h, or a bare number in the row's unit) or a decimal (Float). Enum
 // rows parse through their field. It returns the value as int64 (Int, Size,
