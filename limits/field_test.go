@@ -32,6 +32,9 @@ func TestEveryLimitRowIsBoundAndItsDefaultRoundTrips(t *testing.T) {
 			if (l.Kind == Duration) != (l.Field.unit != 0) {
 				t.Errorf("--%s: Kind Duration and a time field go together", l.Flag)
 			}
+			if (l.Kind == Float) != (l.Field.getF != nil) || (l.Kind == Enum) != (len(l.Enum) > 0) {
+				t.Errorf("--%s: its Kind does not match its field", l.Flag)
+			}
 		}
 	}
 }
