@@ -56,8 +56,8 @@ deps-test:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseHeader$$' -fuzztime=$(FUZZTIME) ./codec/kafka/
 	$(GO) test -run='^$$' -fuzz='^FuzzProduceSkimmer$$' -fuzztime=$(FUZZTIME) ./codec/kafka/
-	@for f in $$($(GO) test -list='^Fuzz' ./codec/http/ | grep '^Fuzz'); do \
-		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./codec/http/ || exit 1; done
+	@for f in $$($(GO) test -list='^Fuzz' ./codec/httpcodec/ | grep '^Fuzz'); do \
+		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./codec/httpcodec/ || exit 1; done
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeStoredBatches$$' -fuzztime=$(FUZZTIME) ./httpapi/
 
 ## bench: the go benchmarks of the hot paths, then the standard suite side by side with

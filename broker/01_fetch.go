@@ -36,9 +36,6 @@ import (
 	"github.com/floodgate/floodgate/codec/recordbatch"
 )
 
-// maxFetchWait caps max_wait_ms so a waiter cannot live for days.
-const maxFetchWait = 5 * time.Minute
-
 // fetchWaiter is one fetch waiting for data.
 type fetchWaiter struct {
 	b       *Broker
@@ -104,9 +101,7 @@ func (b *Broker) handleFetch(kreq kmsg.Request, _ *Client, respond Responder) {
 		respond(resp)
 		return
 	}
-	if wait > maxFetchWait {
-		wait = maxFetchWait
-	}
+	wait = min(wait, b.cfg.MaxFetchWait)
 	w := &fetchWaiter{b: b, req: req, respond: respond}
 	for _, rt := range req.Topics {
 		t := b.lookupTopic(rt.Topic)

@@ -95,6 +95,9 @@ type Config struct {
 	// MaxWaitingFetches bounds the fetches waiting for data at a time
 	// (--max-waiting-fetches); 0 means no limit.
 	MaxWaitingFetches int64
+	// MaxFetchWait caps a Fetch's max_wait_ms (--max-fetch-wait-ms), so
+	// a waiter cannot live for days; zero means 5 minutes.
+	MaxFetchWait time.Duration
 }
 
 // Defaults of the topic and partition limits (see Config).
@@ -187,6 +190,9 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	if cfg.MaxFetchBytes <= 0 {
 		cfg.MaxFetchBytes = 52428800
+	}
+	if cfg.MaxFetchWait <= 0 {
+		cfg.MaxFetchWait = 5 * time.Minute
 	}
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 1048588

@@ -114,3 +114,18 @@ func TestWaitingFetchesAreBounded(t *testing.T) {
 		t.Fatalf("%d fetches still counted as waiting", n)
 	}
 }
+
+// TestFetchWaitIsCappedByTheFlag: a long-poll Fetch asking to wait 30 s is
+// answered (empty) once --max-fetch-wait-ms passed, not 30 s later. Before,
+// the cap was a constant 5 minutes.
+func TestFetchWaitIsCappedByTheFlag(t *testing.T) {
+	b := New(Config{NodeID: 1, Host: "127.0.0.1", Port: 9092, Logger: slog.New(slog.DiscardHandler), Metrics: metrics.NewSet(),
+		MaxFetchWait: 200 * time.Millisecond})
+	t.Cleanup(b.Close)
+	createTopic(t, b, "q", 1, nil)
+	start := time.Now()
+	r := recv[*kmsg.FetchResponse](t, send(b, longPoll("q", 0, 30*time.Second, 0)))
+	if el := time.Since(start); el < 150*time.Millisecond || el > 3*time.Second || len(r.Topics[0].Partitions[0].RecordBatches) != 0 {
+		t.Fatalf("fetch answered after %v with %d bytes; want after about 200ms, empty", el, len(r.Topics[0].Partitions[0].RecordBatches))
+	}
+}

@@ -397,9 +397,14 @@ func (a *API) stats() map[string]any {
 	var rows []HTTPLimitStat
 	sources, _ := out["limit_sources"].(map[string]any)
 	for _, l := range limits.HTTPTable {
-		n := refused[l.Flag]
-		if c := g.tripped[l.Flag]; c != nil {
-			n += c.Get()
+		// Counters and refusal bodies name a limit by its first flag
+		// name, which may now be an alias.
+		var n uint64
+		for _, name := range append([]string{l.Flag}, l.Aliases...) {
+			n += refused[name]
+			if c := g.tripped[name]; c != nil {
+				n += c.Get()
+			}
 		}
 		if l.Flag == "max-decompressed-size-bytes" {
 			n += g.tripped["content-encoding"].Get()

@@ -101,8 +101,9 @@ type createBody struct {
 	FetchMinBytes  json.RawMessage `json:"fetch.min.bytes"`
 }
 
-// settings validates a create body.
-func (b *createBody) settings() (instanceSettings, error) {
+// settings validates a create body; a poll waits at most maxWait
+// (--max-rest-fetch-wait).
+func (b *createBody) settings(maxWait time.Duration) (instanceSettings, error) {
 	s := instanceSettings{name: b.Name, reset: -1, autoCommit: true, pollWait: defaultPollWait}
 	if s.name == "" {
 		s.name = newInstanceName()
@@ -140,7 +141,7 @@ func (b *createBody) settings() (instanceSettings, error) {
 		if err != nil || ms < 0 {
 			return s, fmt.Errorf("consumer.request.timeout.ms %s: want a non-negative integer", b.RequestTimeout)
 		}
-		s.pollWait = min(time.Duration(ms)*time.Millisecond, maxFetchWait)
+		s.pollWait = min(time.Duration(ms)*time.Millisecond, maxWait)
 	}
 	return s, nil
 }
@@ -299,7 +300,7 @@ func (a *API) createInstance(c *call, group string, body []byte) {
 		c.respond(r)
 		return
 	}
-	s, err := b.settings()
+	s, err := b.settings(a.gate.conf().MaxRESTFetchWait)
 	if err != nil {
 		c.respond(restError(422, codeInvalidConfig, err.Error()))
 		return
@@ -563,7 +564,7 @@ func (a *API) pollRecords(c *call, in *instance) {
 	}
 	wait := in.set.pollWait
 	if timeout >= 0 {
-		wait = min(time.Duration(timeout)*time.Millisecond, maxFetchWait)
+		wait = min(time.Duration(timeout)*time.Millisecond, a.gate.conf().MaxRESTFetchWait)
 	}
 	limit := a.gate.conf().MaxRESTResponseBytes
 	if maxBytes > 0 {

@@ -557,3 +557,20 @@ func TestRESTFetchAnswerStopsAtTheCap(t *testing.T) {
 		t.Fatalf("oversize record: %d %s", a.status, a.body)
 	}
 }
+
+// TestRESTFetchWaitIsCappedByTheFlag: a REST long poll asking for
+// timeout=10000 is answered (200, no records) once --max-rest-fetch-wait
+// passed. Before, the cap was a constant 30 s.
+func TestRESTFetchWaitIsCappedByTheFlag(t *testing.T) {
+	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.MaxRESTFetchWait = 200 * time.Millisecond })
+	cl := client()
+	base := "http://" + srv.HTTPAddr() + "/topics/capped-wait"
+	if a := do(t, cl, "POST", base, "application/vnd.kafka.json.v2+json", strings.NewReader(`{"records":[{"value":1}]}`)); a.status != 200 {
+		t.Fatalf("produce: %d %s", a.status, a.body)
+	}
+	start := time.Now()
+	a := <-longPoll(cl, base+"/partitions/0/records?offset=1&timeout=10000")
+	if el := time.Since(start); a.status != 200 || el < 150*time.Millisecond || el > 3*time.Second {
+		t.Fatalf("long poll answered %d after %v: %s; want 200 after about 200ms", a.status, el, a.body)
+	}
+}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/codec/httpcodec"
 	"github.com/floodgate/floodgate/httpapi"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"

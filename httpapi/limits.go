@@ -15,7 +15,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/codec/httpcodec"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
@@ -59,7 +59,7 @@ type route struct {
 	prefix   []byte        // spec.Prefix
 	spec     *limits.Route // nil for a built-in endpoint
 	active   atomic.Int64  // requests being served
-	rate     *limits.RateLimiter
+	rate     *limits.Buckets
 	rateFlag string
 	codes    map[int]*metrics.Counter // read-only after New
 }
@@ -128,7 +128,7 @@ func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, budget *limits
 		}
 		r := &route{name: spec.Name, key: []byte(spec.Name), prefix: []byte(spec.Prefix), spec: spec}
 		if spec.RPS > 0 {
-			r.rate = limits.NewRateLimiter(float64(spec.RPS), float64(spec.Burst))
+			r.rate = limits.NewBuckets(float64(spec.RPS), float64(spec.Burst))
 			r.rateFlag = "route:" + spec.Name + ":rps"
 		}
 		g.routes = append(g.routes, r)
@@ -288,11 +288,11 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 		}
 	}
 	li := r.Loop % len(g.perLoop)
-	if n := g.perLoop[li].Add(1); cfg.MaxInFlightPerWorker > 0 && n > int64(cfg.MaxInFlightPerWorker) {
+	if n := g.perLoop[li].Add(1); cfg.MaxInFlightPerEventLoop > 0 && n > int64(cfg.MaxInFlightPerEventLoop) {
 		g.perLoop[li].Add(-1)
 		g.countRefused("in_flight_per_worker")
 		g.tripped["max-in-flight-requests-per-worker"].Inc()
-		return ticket{}, g.unavailable(r, rt, "max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerWorker), n, "too many requests in flight on this worker")
+		return ticket{}, g.unavailable(r, rt, "max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerEventLoop), n, "too many requests in flight on this event loop")
 	}
 	if n := rt.active.Add(1); cfg.MaxConnectionsPerRoute > 0 && n > int64(cfg.MaxConnectionsPerRoute) {
 		rt.active.Add(-1)
@@ -341,7 +341,7 @@ func routeKey(spec *limits.Route, r *loop.HTTPRequest) []byte {
 // tooMany builds a 429 with Retry-After (whole seconds until a token) and
 // X-RateLimit-Limit (requests per second), -Remaining (tokens left) and
 // -Reset (seconds until the bucket is full).
-func (g *gate) tooMany(r *loop.HTTPRequest, rt *route, scope, flag string, rl *limits.RateLimiter, res limits.RateResult) *loop.HTTPResponse {
+func (g *gate) tooMany(r *loop.HTTPRequest, rt *route, scope, flag string, rl *limits.Buckets, res limits.RateResult) *loop.HTTPResponse {
 	g.rateHit[scope].Inc()
 	if c := g.tripped[flag]; c != nil {
 		c.Inc()

@@ -317,7 +317,7 @@ func TestConcurrencyLimits503(t *testing.T) {
 		limit string
 	}{
 		{"in-flight", func(c *limits.HTTPConfig) { c.MaxInFlight = 2 }, "/topics", "max-in-flight-requests"},
-		{"per worker", func(c *limits.HTTPConfig) { c.MaxInFlightPerWorker = 2 }, "/topics", "max-in-flight-requests-per-worker"},
+		{"per worker", func(c *limits.HTTPConfig) { c.MaxInFlightPerEventLoop = 2 }, "/topics", "max-in-flight-requests-per-worker"},
 		{"per route", func(c *limits.HTTPConfig) { c.MaxConnectionsPerRoute = 2 }, "/topics/held/partitions/0/records?offset=0&timeout=10", "max-connections-per-route"},
 	}
 	for _, tt := range tests {

@@ -11,7 +11,7 @@ import (
 // the pointer, so a request is admitted under one consistent set.
 type gateLimits struct {
 	cfg                         *limits.HTTPConfig
-	global, perClient, perRoute *limits.RateLimiter
+	global, perClient, perRoute *limits.Buckets
 }
 
 // newGateLimits builds the set of cfg; the buckets of a rate that did not
@@ -19,18 +19,18 @@ type gateLimits struct {
 // not refill every client's burst.
 func newGateLimits(cfg *limits.HTTPConfig, prev *gateLimits) *gateLimits {
 	l := &gateLimits{cfg: cfg}
-	bucket := func(rate int, prevRate func(*limits.HTTPConfig) int, prevB func(*gateLimits) *limits.RateLimiter) *limits.RateLimiter {
+	bucket := func(rate int, prevRate func(*limits.HTTPConfig) int, prevB func(*gateLimits) *limits.Buckets) *limits.Buckets {
 		switch {
 		case prev != nil && prevRate(prev.cfg) == rate:
 			return prevB(prev)
 		case rate > 0:
-			return limits.NewRateLimiter(float64(rate), 10*float64(rate))
+			return limits.NewBuckets(float64(rate), 10*float64(rate))
 		}
 		return nil
 	}
-	l.global = bucket(cfg.RPSGlobal, func(c *limits.HTTPConfig) int { return c.RPSGlobal }, func(g *gateLimits) *limits.RateLimiter { return g.global })
-	l.perClient = bucket(cfg.RPSPerClient, func(c *limits.HTTPConfig) int { return c.RPSPerClient }, func(g *gateLimits) *limits.RateLimiter { return g.perClient })
-	l.perRoute = bucket(cfg.RPSPerRoute, func(c *limits.HTTPConfig) int { return c.RPSPerRoute }, func(g *gateLimits) *limits.RateLimiter { return g.perRoute })
+	l.global = bucket(cfg.RPSGlobal, func(c *limits.HTTPConfig) int { return c.RPSGlobal }, func(g *gateLimits) *limits.Buckets { return g.global })
+	l.perClient = bucket(cfg.RPSPerClient, func(c *limits.HTTPConfig) int { return c.RPSPerClient }, func(g *gateLimits) *limits.Buckets { return g.perClient })
+	l.perRoute = bucket(cfg.RPSPerRoute, func(c *limits.HTTPConfig) int { return c.RPSPerRoute }, func(g *gateLimits) *limits.Buckets { return g.perRoute })
 	return l
 }
 

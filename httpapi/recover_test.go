@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/broker"
-	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/codec/httpcodec"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )

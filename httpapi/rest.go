@@ -41,7 +41,6 @@ const clientID = "floodgate-rest"
 
 // Limits of the REST API's own parameters.
 const (
-	maxFetchWait      = 30 * time.Second
 	defaultFetchBytes = 1 << 20
 	produceTimeoutMs  = 30000
 )
@@ -701,9 +700,7 @@ func (a *API) fetch(c *call, rp restPath) {
 		maxBytes = defaultFetchBytes
 	}
 	maxBytes = min(maxBytes, a.gate.conf().MaxRESTResponseBytes, math.MaxInt32)
-	if time.Duration(timeout)*time.Millisecond > maxFetchWait {
-		timeout = maxFetchWait.Milliseconds()
-	}
+	timeout = min(timeout, a.gate.conf().MaxRESTFetchWait.Milliseconds())
 	asJSON := mediaType(c.r.Head.HeaderBytes("Accept")) == ctJSONV2
 	ct := ctBinaryV2
 	if asJSON {

@@ -16,20 +16,7 @@ type Bucket struct {
 // token (going negative, as Kafka's quotas do) and returns how long the
 // caller must wait before the bucket is back at zero.
 func (b *Bucket) Take(now time.Time, rate, burst float64) time.Duration {
-	if b.last.IsZero() {
-		b.tokens = burst
-	} else if el := now.Sub(b.last).Seconds(); el > 0 {
-		b.tokens += el * rate
-		if b.tokens > burst {
-			b.tokens = burst
-		}
-	}
-	b.last = now
-	b.tokens--
-	if b.tokens >= 0 {
-		return 0
-	}
-	return time.Duration(-b.tokens / rate * float64(time.Second))
+	return b.TakeN(now, 1, rate, burst)
 }
 
 // TakeN takes n tokens at now (a byte count for a byte-rate quota), going

@@ -1,14 +1,11 @@
 package limits
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // QuotaKey says what identifies a client for rate limits.
 type QuotaKey uint8
 
-// Quota keys.
+// Quota keys, in the order of the --quota-key row's words.
 const (
 	// QuotaByClientID keys rate limits by the Kafka client id, falling back to the IP.
 	QuotaByClientID QuotaKey = iota
@@ -31,7 +28,7 @@ const QuotaClientsPerIP = 16
 // ThrottleMode says how an over-rate request is answered.
 type ThrottleMode uint8
 
-// Throttle modes.
+// Throttle modes, in the order of the --throttle-mode row's words.
 const (
 	// ThrottleDelay serves the request, reports throttle_time_ms and stops reading the connection that long.
 	ThrottleDelay ThrottleMode = iota
@@ -102,59 +99,17 @@ type Config struct {
 	// header, ProxyProtocolMaxPending the connections waiting for one.
 	ProxyProtocolTimeout    time.Duration
 	ProxyProtocolMaxPending int
+	// MaxFetchWait caps a long-poll Fetch's max_wait_ms.
+	MaxFetchWait time.Duration
+	// MemoryWait is how long a Kafka connection waits for room in the
+	// memory budget before its next request is refused.
+	MemoryWait time.Duration
 }
 
 // MaxFrameSize is the absolute cap on an announced Kafka frame: a frame
 // above it is not discarded byte by byte but answered by closing the
 // connection, since no Kafka client sends one.
 const MaxFrameSize = 1 << 30
-
-// parseQuotaKey reads --quota-key.
-func parseQuotaKey(c *Config, v string) error {
-	switch v {
-	case "client-id":
-		c.QuotaKey = QuotaByClientID
-	case "ip":
-		c.QuotaKey = QuotaByIP
-	case "client-id-and-ip":
-		c.QuotaKey = QuotaByClientIDAndIP
-	default:
-		return fmt.Errorf("--quota-key=%q: want client-id-and-ip, client-id or ip", v)
-	}
-	return nil
-}
-
-// formatQuotaKey writes --quota-key.
-func formatQuotaKey(c *Config) string {
-	switch c.QuotaKey {
-	case QuotaByIP:
-		return "ip"
-	case QuotaByClientIDAndIP:
-		return "client-id-and-ip"
-	}
-	return "client-id"
-}
-
-// parseThrottleMode reads --throttle-mode.
-func parseThrottleMode(c *Config, v string) error {
-	switch v {
-	case "delay":
-		c.ThrottleMode = ThrottleDelay
-	case "reject":
-		c.ThrottleMode = ThrottleReject
-	default:
-		return fmt.Errorf("--throttle-mode=%q: want delay or reject", v)
-	}
-	return nil
-}
-
-// formatThrottleMode writes --throttle-mode.
-func formatThrottleMode(c *Config) string {
-	if c.ThrottleMode == ThrottleReject {
-		return "reject"
-	}
-	return "delay"
-}
 
 // MemoryPerIP returns the bytes of the budget one source IP may hold.
 func (c *Config) MemoryPerIP() int64 {

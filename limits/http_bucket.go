@@ -1,10 +1,9 @@
 package limits
 
-import (
-	"time"
-)
+import "time"
 
-// RateResult is the outcome of one RateLimiter.Allow.
+// RateResult is the outcome of one Buckets.Allow (HTTP rate limits: one
+// bucket per key, a single key "" for a global limit, never overdrawn).
 type RateResult struct {
 	// OK reports whether a token was taken.
 	OK bool
@@ -15,13 +14,6 @@ type RateResult struct {
 	// Full is how long until the bucket is full again.
 	Full time.Duration
 }
-
-// RateLimiter is the HTTP name of Buckets: one token bucket per key (a
-// single key "" for a global limit) that is never overdrawn (Allow).
-type RateLimiter = Buckets
-
-// NewRateLimiter returns buckets refilling at rate tokens per second up to burst.
-func NewRateLimiter(rate, burst float64) *RateLimiter { return NewBuckets(rate, burst) }
 
 // Burst returns the bucket size.
 func (b *Buckets) Burst() float64 { return b.burst }

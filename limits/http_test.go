@@ -61,8 +61,8 @@ func TestHTTPProfiles(t *testing.T) {
 	}
 }
 
-func TestRateLimiterBurstThenRate(t *testing.T) {
-	r := NewRateLimiter(10, 100)
+func TestBucketsBurstThenRate(t *testing.T) {
+	r := NewBuckets(10, 100)
 	now := time.Unix(1000, 0)
 	ok := 0
 	for i := 0; i < 150; i++ {

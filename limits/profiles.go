@@ -2,9 +2,7 @@ package limits
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // Profile is one --limits-profile preset: the flags it sets, with their
@@ -53,7 +51,7 @@ var Profiles = []Profile{
 		{"max-in-flight-requests", "5000"},
 		{"max-requests-per-second-global", "10000"},
 		{"max-requests-per-second-per-client", "100"},
-		{"max-memory-percent", "80"},
+		{"max-process-memory-percent", "80"},
 	}},
 	{Name: "high-traffic", Values: []ProfileValue{
 		{"max-connections", "50000"},
@@ -63,7 +61,7 @@ var Profiles = []Profile{
 		{"max-body-size-bytes", "10485760"}, // 10 MiB
 		{"max-connections-per-route", "5000"},
 		{"max-in-flight-requests", "50000"},
-		{"max-in-flight-requests-per-worker", "5000"},
+		{"max-in-flight-requests-per-event-loop", "5000"},
 		{"max-requests-per-second-global", "100000"},
 		{"max-requests-per-second-per-client", "1000"},
 	}},
@@ -98,108 +96,27 @@ func (p *Profile) Value(flag string) (string, bool) {
 // ApplyProfile sets the preset's values of the Kafka-side limits (Table)
 // in c, except for flags explicit reports as given on the command line.
 func ApplyProfile(c *Config, name string, explicit func(flag string) bool) error {
+	return applyProfile(Table, c, name, explicit)
+}
+
+// applyProfile sets the preset's values of table's rows in cfg, except for
+// flags explicit reports as given; the preset's other rows belong to the
+// other table.
+func applyProfile(table []Limit, cfg any, name string, explicit func(flag string) bool) error {
 	p, err := ProfileNamed(name)
 	if err != nil || p == nil {
 		return err
 	}
 	for _, v := range p.Values {
-		if explicit(v.Flag) {
+		l, ok := lookup(table, v.Flag)
+		if !ok || explicit(l.Flag) {
 			continue
 		}
-		if l, ok := Lookup(v.Flag); !ok || !l.Field.bound() {
-			continue // an HTTP limit: HTTPProfile sets it
-		}
-		if err := c.SetText(v.Flag, v.Value); err != nil {
+		if err := setText(table, cfg, v.Flag, v.Value); err != nil {
 			return fmt.Errorf("profile %s: %w", p.Name, err)
 		}
 	}
 	return nil
-}
-
-// set sets one HTTP limit from its command-line form; false for a flag
-// that is not an HTTP limit.
-func (c *HTTPConfig) set(flag, value string) (bool, error) {
-	i64 := func() int64 { n, _ := strconv.ParseInt(value, 10, 64); return n }
-	switch flag {
-	case "max-header-size-bytes":
-		c.MaxHeaderBytes = int(i64())
-	case "max-header-count":
-		c.MaxHeaderCount = int(i64())
-	case "max-header-name-bytes":
-		c.MaxHeaderNameBytes = int(i64())
-	case "max-header-value-bytes":
-		c.MaxHeaderValueBytes = int(i64())
-	case "max-body-size-bytes":
-		c.MaxBodyBytes = i64()
-	case "max-body-buffer-bytes":
-		c.MaxBodyBufferBytes = i64()
-	case "max-decompressed-size-bytes":
-		c.MaxDecompressedBytes = i64()
-	case "max-connections-per-route":
-		c.MaxConnectionsPerRoute = int(i64())
-	case "max-in-flight-requests":
-		c.MaxInFlight = int(i64())
-	case "max-in-flight-requests-per-worker":
-		c.MaxInFlightPerWorker = int(i64())
-	case "max-requests-per-second-global":
-		c.RPSGlobal = int(i64())
-	case "max-requests-per-second-per-client":
-		c.RPSPerClient = int(i64())
-	case "max-requests-per-second-per-route":
-		c.RPSPerRoute = int(i64())
-	case "max-memory-bytes":
-		c.MaxMemoryBytes = i64()
-	case "max-rest-response-bytes":
-		c.MaxRESTResponseBytes = i64()
-	case "max-rest-records-per-request":
-		c.MaxRESTRecords = int(i64())
-	case "max-rest-consumer-instances":
-		c.MaxRESTConsumers = int(i64())
-	case "max-rest-consumer-instances-per-client":
-		c.MaxRESTConsumersPerClient = int(i64())
-	case "max-rest-consumer-buffered-bytes":
-		c.MaxRESTConsumerBuffered = i64()
-	case "rest-consumer-instance-timeout":
-		d, err := time.ParseDuration(value)
-		if err != nil {
-			return true, fmt.Errorf("--%s=%q: %w", flag, value, err)
-		}
-		c.RESTConsumerTimeout = d
-		return true, nil
-	case "max-decompression-ratio", "max-memory-percent":
-		f, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			return true, fmt.Errorf("--%s=%q: %w", flag, value, err)
-		}
-		if flag == "max-memory-percent" {
-			c.MaxMemoryPercent = f
-		} else {
-			c.MaxDecompressionRatio = f
-		}
-		return true, nil
-	case "header-read-timeout":
-		d, err := time.ParseDuration(value)
-		if err != nil {
-			return true, fmt.Errorf("--%s=%q: %w", flag, value, err)
-		}
-		c.HeaderReadTimeout = d
-		return true, nil
-	default:
-		return false, nil
-	}
-	if _, err := strconv.ParseInt(value, 10, 64); err != nil {
-		return true, fmt.Errorf("--%s=%q: %w", flag, value, err)
-	}
-	return true, nil
-}
-
-// SetText sets the HTTP limit flag from its command-line text.
-func (c *HTTPConfig) SetText(flag, value string) error {
-	ok, err := c.set(flag, value)
-	if err == nil && !ok {
-		err = fmt.Errorf("--%s: not an HTTP limit", flag)
-	}
-	return err
 }
 
 // ProfilesMarkdown renders the README's table of the presets: one row per

@@ -66,51 +66,47 @@ func (r *WarnLog) state(key string, now time.Time) *warnState {
 // Due reports whether a Warn for key would be logged now, so that callers
 // on hot refusal paths (a flood) skip building the log arguments.
 func (r *WarnLog) Due(key string) bool {
-	now := time.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	st := r.state(key, now)
-	if !st.last.IsZero() && now.Sub(st.last) < r.interval {
-		st.dropped++
-		return false
-	}
-	return true
+	ok, _ := r.take(key, false)
+	return ok
 }
 
 // Allow reports whether a line for key may be written now (by the caller,
 // at a level of its choosing) and, if so, counts it as written.
 func (r *WarnLog) Allow(key string) bool {
+	ok, _ := r.take(key, true)
+	return ok
+}
+
+// Warn logs msg with args unless key was logged within the interval.
+func (r *WarnLog) Warn(key, msg string, args ...any) {
+	ok, suppressed := r.take(key, true)
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	r.log.Warn(msg, args...)
+}
+
+// take reports whether key may be logged now; a refusal is counted as
+// suppressed. With write, a yes counts as the line written and returns
+// how many were suppressed since the last one.
+func (r *WarnLog) take(key string, write bool) (bool, int) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.state(key, now)
 	if !st.last.IsZero() && now.Sub(st.last) < r.interval {
 		st.dropped++
-		return false
+		return false, 0
 	}
-	st.last = now
-	st.dropped = 0
-	return true
-}
-
-// Warn logs msg with args unless key was logged within the interval.
-func (r *WarnLog) Warn(key, msg string, args ...any) {
-	now := time.Now()
-	r.mu.Lock()
-	st := r.state(key, now)
-	if !st.last.IsZero() && now.Sub(st.last) < r.interval {
-		st.dropped++
-		r.mu.Unlock()
-		return
+	if !write {
+		return true, 0
 	}
-	st.last = now
 	n := st.dropped
-	st.dropped = 0
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	r.log.Warn(msg, args...)
+	st.last, st.dropped = now, 0
+	return true, n
 }
 
 // Keys returns how many keys are remembered.

@@ -166,13 +166,14 @@ func (c *conn) flush(gc gnet.Conn) (gnet.Action, bool) {
 	return gnet.None, false
 }
 
-// lingerTime is how long a connection closed after a response keeps
-// reading (and discarding) what the client still sends.
-const lingerTime = 2 * time.Second
+// defaultLinger is how long a connection closed after a response keeps
+// reading (and discarding) what the client still sends, when
+// HTTPLimits.Linger is not set.
+const defaultLinger = 2 * time.Second
 
 // lingerClose ends a connection whose last response is written: it sends
 // FIN (shutdown of the write side) and keeps reading until the client
-// closes or lingerTime passes, as nginx's lingering close does. Closing
+// closes or --http-linger-timeout passes, as nginx's lingering close does. Closing
 // at once with unread bytes in the socket makes the kernel send RST, and
 // an RST can destroy the response (a 413 or 408) before the client reads
 // it.
@@ -189,6 +190,10 @@ func (c *conn) lingerClose(gc gnet.Conn) gnet.Action {
 	if c.http != nil {
 		c.http.phase = phaseClosing
 	}
-	c.loop.watchLinger(c, time.Now().Add(lingerTime).UnixNano())
+	linger := c.loop.s.httpLim().Linger
+	if linger <= 0 {
+		linger = defaultLinger
+	}
+	c.loop.watchLinger(c, time.Now().Add(linger).UnixNano())
 	return gnet.None
 }

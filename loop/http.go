@@ -13,7 +13,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
-	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/codec/httpcodec"
 	"github.com/floodgate/floodgate/limits"
 )
 
@@ -87,6 +87,9 @@ type HTTPLimits struct {
 	// MaxBodyBuffer bounds the body buffer allocated up front for one
 	// request (0: 64 KiB); it grows only as body bytes arrive.
 	MaxBodyBuffer int64
+	// Linger bounds the lingering close after a closing answer
+	// (--http-linger-timeout; 0: 2 s).
+	Linger time.Duration
 	// BodyLimit returns the body limit of a request path (a --route's
 	// max-body-size), applied to Content-Length before any body byte is
 	// read; nil or a non-positive answer means Codec.MaxBodyBytes. It is
@@ -631,6 +634,7 @@ func HTTPLimitsFrom(c *limits.HTTPConfig) HTTPLimits {
 		},
 		HeaderTimeout: c.HeaderReadTimeout,
 		MaxBodyBuffer: c.MaxBodyBufferBytes,
+		Linger:        c.LingerTimeout,
 	}
 	if hl.Codec.MaxBodyBytes == 0 {
 		hl.Codec.MaxBodyBytes = -1 // 0 means "default" to the codec; here it means off

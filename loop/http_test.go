@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/internal/testserver"
+	"github.com/floodgate/floodgate/limits"
 )
 
 func TestHealthAndMetrics(t *testing.T) {
@@ -252,5 +253,32 @@ func TestInlineAnswerClosesWhenAsked(t *testing.T) {
 				t.Fatalf("body sent: %v, want %v: %q", hasBody, tt.body, s)
 			}
 		})
+	}
+}
+
+// TestHTTPLingerCloseTakesTheFlag: after a closing answer (431) the
+// connection is half-closed and read for --http-linger-timeout, then
+// closed, while the client keeps its end open. Before, the linger was a
+// constant 2 s. (The header timeout is short so the reaper ticks often.)
+func TestHTTPLingerCloseTakesTheFlag(t *testing.T) {
+	srv := testserver.Start(t, testserver.WithHTTPLimits(func(c *limits.HTTPConfig) {
+		c.LingerTimeout = 300 * time.Millisecond
+		c.HeaderReadTimeout = 400 * time.Millisecond
+	}))
+	c, err := net.Dial("tcp", srv.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 10000) + "\r\n\r\n"))
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 431 {
+		t.Fatalf("want 431, got %v %v", resp, err)
+	}
+	start := time.Now()
+	waitFor(t, 5*time.Second, "the lingering connection closed", func() bool { return srv.Stats().Connections == 0 })
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Fatalf("closed %v after its answer, want about 300ms", el)
 	}
 }

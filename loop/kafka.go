@@ -28,10 +28,6 @@ const discardChunk = 64 << 10
 // version is unsupported.
 const apiVersionsKey = 18
 
-// memoryWait is how long a request waits for the memory budget before it
-// is answered with REQUEST_TIMED_OUT.
-const memoryWait = 2 * time.Second
-
 // onKafka is the Kafka connection's traffic handler: flush responses, then
 // read frames while no limit says stop.
 func (c *conn) onKafka(gc gnet.Conn) gnet.Action {
@@ -73,11 +69,11 @@ func (c *conn) saturated() string {
 	case !c.throttle.IsZero() && time.Now().Before(c.throttle):
 		return "throttle"
 	case s.budget.NearLimit() && !c.memWaited:
-		// Wait up to memoryWait for the budget; after that the next
+		// Wait up to --memory-wait-timeout for the budget; after that the next
 		// request is read and, if it still does not fit, refused with a
 		// retriable error rather than left hanging.
 		c.memWaited = true
-		c.memWaitUntil = time.Now().Add(memoryWait)
+		c.memWaitUntil = time.Now().Add(s.lim().MemoryWait)
 		return "memory"
 	}
 	c.memWaited = false

@@ -325,44 +325,59 @@ func TestMemoryBudgetRefusesConnectionsAndRecovers(t *testing.T) {
 	expectServed(t, dialFrom(t, "", srv.KafkaAddr()))
 }
 
+// TestRequestThatDoesNotFitIsRefusedWithRequestTimedOut: an established
+// client's request that does not fit what is left of the budget waits (its
+// connection is not read) for --memory-wait-timeout, then is refused with a
+// retriable error as its bytes arrive, instead of hanging or being
+// buffered. Before the flag, the wait was a constant 2 s.
 func TestRequestThatDoesNotFitIsRefusedWithRequestTimedOut(t *testing.T) {
-	const memLimit = 2 << 20
-	srv := testserver.Start(t, withLimits(func(l *limits.Config) {
-		l.MemoryLimitBytes = memLimit
-		l.MaxRequestSize = memLimit
-		l.MemoryPerIPPercent = 100
-	}))
-	waiting := dialFrom(t, "", srv.KafkaAddr())
-	expectServed(t, waiting)
-	hog := dialFrom(t, "", srv.KafkaAddr())
-	if _, err := hog.Write(append(frameHead(memLimit), make([]byte, memLimit*15/16)...)); err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct {
+		name            string
+		wait            time.Duration
+		atLeast, atMost time.Duration
+	}{
+		{"after the default wait", 2 * time.Second, 1900 * time.Millisecond, 8 * time.Second},
+		{"after a short --memory-wait-timeout", 200 * time.Millisecond, 150 * time.Millisecond, 1500 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const memLimit = 2 << 20
+			srv := testserver.Start(t, withLimits(func(l *limits.Config) {
+				l.MemoryLimitBytes = memLimit
+				l.MaxRequestSize = memLimit
+				l.MemoryPerIPPercent = 100
+				l.MemoryWait = tt.wait
+			}))
+			waiting := dialFrom(t, "", srv.KafkaAddr())
+			expectServed(t, waiting)
+			hog := dialFrom(t, "", srv.KafkaAddr())
+			if _, err := hog.Write(append(frameHead(memLimit), make([]byte, memLimit*15/16)...)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "budget near its limit", srv.Budget().NearLimit)
+			const big = 512 << 10
+			frame := append(frameHead(big), make([]byte, big-10)...)
+			binary.BigEndian.PutUint32(frame[8:], 42) // correlation id
+			start := time.Now()
+			if _, err := waiting.Write(frame); err != nil {
+				t.Fatal(err)
+			}
+			corr, body := readResponse(t, waiting, false)
+			resp := kmsg.NewPtrApiVersionsResponse()
+			resp.SetVersion(0)
+			if err := resp.ReadFrom(body); err != nil {
+				t.Fatal(err)
+			}
+			if corr != 42 || resp.ErrorCode != 7 {
+				t.Fatalf("corr %d code %d, want REQUEST_TIMED_OUT (7)", corr, resp.ErrorCode)
+			}
+			if el := time.Since(start); el < tt.atLeast || el > tt.atMost {
+				t.Fatalf("refused after %v, want between %v and %v", el, tt.atLeast, tt.atMost)
+			}
+			hog.Close()
+			waitFor(t, time.Second, "budget released", func() bool { return srv.Budget().Used() == 0 })
+			expectServed(t, waiting) // and it is served again once the budget frees
+		})
 	}
-	waitFor(t, 5*time.Second, "budget near its limit", srv.Budget().NearLimit)
-	// An established client's request that does not fit what is left
-	// waits (its connection is not read) at most memoryWait, then is
-	// refused with a retriable error as its bytes arrive, instead of
-	// hanging or being buffered.
-	const big = 512 << 10
-	frame := append(frameHead(big), make([]byte, big-10)...)
-	binary.BigEndian.PutUint32(frame[8:], 42) // correlation id
-	start := time.Now()
-	if _, err := waiting.Write(frame); err != nil {
-		t.Fatal(err)
-	}
-	corr, body := readResponse(t, waiting, false)
-	resp := kmsg.NewPtrApiVersionsResponse()
-	resp.SetVersion(0)
-	if err := resp.ReadFrom(body); err != nil {
-		t.Fatal(err)
-	}
-	if corr != 42 || resp.ErrorCode != 7 {
-		t.Fatalf("corr %d code %d, want REQUEST_TIMED_OUT (7)", corr, resp.ErrorCode)
-	}
-	t.Logf("refused after %v", time.Since(start).Round(time.Millisecond))
-	hog.Close()
-	waitFor(t, time.Second, "budget released", func() bool { return srv.Budget().Used() == 0 })
-	expectServed(t, waiting) // and it is served again once the budget frees
 }
 
 func TestTricklingFrameIsClosedAndItsReservationReleased(t *testing.T) {

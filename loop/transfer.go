@@ -4,7 +4,7 @@ import (
 	"container/heap"
 	"time"
 
-	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/codec/httpcodec"
 )
 
 // transfer is the time bound of one Kafka frame or HTTP body while its

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 
-	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/codec/httpcodec"
 )
 
 // X-Forwarded-For is believed only from a trusted proxy (a peer, or a

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	httpcodec "github.com/floodgate/floodgate/codec/http"
+	"github.com/floodgate/floodgate/codec/httpcodec"
 )
 
 func TestForwardedForNamesTheRightmostUntrustedHop(t *testing.T) {

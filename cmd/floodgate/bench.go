@@ -21,7 +21,7 @@ import (
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
-		Usage: "load tools: Kafka produce/consume, open-loop HTTP, idle connections and floods, overload sweeps",
+		Usage: "load tools: Kafka, open-loop HTTP, idle connections, floods, overload sweeps",
 		Subcommands: []*cli.Command{
 			benchKafkaCommand(),
 			benchHTTPCommand(),

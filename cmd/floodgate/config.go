@@ -39,7 +39,7 @@ const limitsBlock = "limits"
 func configFlags() []cli.Flag {
 	return []cli.Flag{
 		// One short line: README's "Configuration file" section explains.
-		&cli.StringFlag{Name: configFlagName, Usage: "YAML file of flag values; SIGHUP re-reads it (flag > env > file > profile)"},
+		&cli.StringFlag{Name: configFlagName, Category: limits.CatServer, Usage: "YAML file of flag values, re-read on SIGHUP"},
 	}
 }
 
@@ -69,8 +69,13 @@ func indexFlags(flags []cli.Flag) flagIndex {
 		for _, n := range names {
 			idx.primary[n] = p
 		}
-		switch f.(type) {
-		case *cli.GenericFlag, *cli.StringSliceFlag, *cli.IntSliceFlag, *cli.Int64SliceFlag,
+		switch f := f.(type) {
+		case *cli.GenericFlag:
+			// A limit row takes one value; other generic flags
+			// (--route) are repeated.
+			_, single := f.Value.(*limitValue)
+			idx.list[p] = !single
+		case *cli.StringSliceFlag, *cli.IntSliceFlag, *cli.Int64SliceFlag,
 			*cli.Float64SliceFlag, *cli.UintSliceFlag, *cli.Uint64SliceFlag:
 			idx.list[p] = true
 		}

@@ -102,7 +102,7 @@ route:
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"log-level": "debug", "auto-create-topics": "false", "max-connections-per-ip": "7", "header-read-timeout": "3s",
+		"log-level": "debug", "auto-create-topics": "false", "max-connections-per-ip": "7", "header-read-timeout": "3000",
 		"max-connections": "500", "max-header-size-bytes": "4096", "max-requests-per-second-per-client": "100",
 	}
 	for name, v := range want {
@@ -141,7 +141,7 @@ func TestEnvironmentSetsEveryFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, v := range map[string]string{"max-connections-per-ip": "9", "max-connections": "321", "log-format": "json",
-		"header-read-timeout": "2s"} {
+		"header-read-timeout": "2000"} {
 		if got := res.value(name); got != v {
 			t.Errorf("%s = %q, want %q", name, got, v)
 		}

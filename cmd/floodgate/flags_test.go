@@ -40,6 +40,12 @@ func TestInvalidFlagsExitNamingTheFlag(t *testing.T) {
 		{[]string{"--proxy-protocol", "kafka"}, "proxy-protocol"},
 		{[]string{"--proxy-protocol-from", "10.0.0.0/33"}, "proxy-protocol-from"},
 		{[]string{"--proxy-protocol-timeout", "0"}, "proxy-protocol-timeout"},
+		{[]string{"--max-request-size", "1.5B"}, "max-request-size"},
+		{[]string{"--connection-idle-timeout", "soon"}, "connection-idle-timeout"},
+		{[]string{"--memory-limit-bytes", "lots"}, "request-memory-bytes"}, // a former name: the refusal names the flag as it is now
+		{[]string{"--segment-bytes", "1.5B"}, "segment-bytes"},
+		{[]string{"--fsync-interval-ms", "soon"}, "fsync-interval-ms"},
+		{[]string{"--upstream-brokers", "127.0.0.1:1", "--upstream-request-timeout", "soon"}, "upstream-request-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, "="), func(t *testing.T) {

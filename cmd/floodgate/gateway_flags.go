@@ -14,16 +14,19 @@ import (
 
 	"github.com/floodgate/floodgate/codec/kafka"
 	"github.com/floodgate/floodgate/gateway"
+	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
 
 // gatewayFlags are the flags of gateway mode.
 func gatewayFlags() []cli.Flag {
+	const cat = limits.CatGateway
 	return []cli.Flag{
-		&cli.StringFlag{Name: "upstream-brokers", Usage: "comma-separated host:port of an existing Kafka cluster; when set, floodgate runs as a gateway in front of it instead of the embedded broker (default: none)"},
-		&cli.StringFlag{Name: "gateway-listen-ports", Value: "19092-19191", Usage: "port range (first-last) of the listeners floodgate opens, one per upstream broker"},
-		&cli.StringFlag{Name: "gateway-advertised-host", Usage: "host clients are told to use for the per-broker listeners (default: the advertised Kafka host)"},
-		&cli.DurationFlag{Name: "upstream-request-timeout", Value: 30 * time.Second, Usage: "time an upstream broker has to answer a request before the client gets a retriable error (JoinGroup gets 5m more)"},
+		&cli.StringFlag{Name: "upstream-brokers", Category: cat, Usage: "`ADDRS` (host:port,...) of a cluster to front"},
+		&cli.StringFlag{Name: "gateway-listen-ports", Value: "19092-19191", Category: cat, Usage: "Per-broker listener ports `RANGE`"},
+		&cli.StringFlag{Name: "gateway-advertised-host", Category: cat, Usage: "`HOST` of the per-broker listeners (default: advertised)"},
+		&cli.GenericFlag{Name: "upstream-request-timeout", Value: &durationValue{unit: time.Millisecond, d: 30 * time.Second}, Category: cat,
+			Usage: "Upstream broker answer deadline (ms)"},
 	}
 }
 
@@ -39,7 +42,7 @@ func parsePortRange(s string) (int, int, error) {
 }
 
 // newGateway builds the gateway from the flags; nil when not in gateway mode.
-func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, log *slog.Logger, set *metrics.Set) (*gateway.Gateway, error) {
+func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, lim limits.Config, log *slog.Logger, set *metrics.Set) (*gateway.Gateway, error) {
 	up := c.String("upstream-brokers")
 	if up == "" {
 		return nil, nil
@@ -64,10 +67,10 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, log *sl
 	return gateway.New(gateway.Config{
 		Seeds: seeds, ListenHost: listenHost, PortFirst: first, PortLast: last,
 		AdvertisedHost:       adv,
-		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")), // validated with the limits
-		RequestTimeout:       c.Duration("upstream-request-timeout"),
-		Decode: kafka.DecodeLimits{MaxPartitions: int(c.Int64("max-partitions-per-request")),
-			MaxNonProduceSize: int(c.Int64("max-non-produce-request-size"))},
+		MaxUpstreamPerBroker: lim.MaxUpstreamPerBroker,
+		RequestTimeout:       durationFlag(c, "upstream-request-timeout"),
+		Decode: kafka.DecodeLimits{MaxPartitions: lim.MaxPartitionsPerRequest,
+			MaxNonProduceSize: int(lim.MaxNonProduceRequestSize)},
 		Logger:      log,
 		Metrics:     set,
 		AddListener: srv.AddKafkaListener,

@@ -3,9 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/urfave/cli/v2"
@@ -18,28 +16,8 @@ import (
 // httpFlags builds one flag per row of the HTTP limits table, plus the
 // repeatable --route.
 func httpFlags() []cli.Flag {
-	var out []cli.Flag
-	for _, l := range limits.HTTPTable {
-		usage := fmt.Sprintf("%s; unit: %s. Protects %s. When it trips: %s. Metric: %s", l.Flag, l.Unit, l.Protects, l.Answer, l.Metric)
-		switch l.Kind {
-		case limits.Int:
-			v, _ := strconv.ParseInt(l.Default, 10, 64)
-			out = append(out, &cli.Int64Flag{Name: l.Flag, Aliases: l.Aliases, Value: v, Usage: usage})
-		case limits.Float:
-			v, _ := strconv.ParseFloat(l.Default, 64)
-			out = append(out, &cli.Float64Flag{Name: l.Flag, Aliases: l.Aliases, Value: v, Usage: usage})
-		case limits.Duration:
-			v, _ := time.ParseDuration(l.Default)
-			out = append(out, &cli.DurationFlag{Name: l.Flag, Aliases: l.Aliases, Value: v, Usage: usage})
-		default:
-			out = append(out, &cli.StringFlag{Name: l.Flag, Aliases: l.Aliases, Value: l.Default, Usage: usage})
-		}
-	}
-	out = append(out, &cli.GenericFlag{Name: "route", Value: &routeList{},
-		Usage: "NAME:PATH_PREFIX[,max-body-size=500MB][,rps=100][,burst=500][,key=client_ip|header:X-API-Key|path|route] " +
-			"(repeatable): limits of their own for a path prefix; the longest prefix wins. burst defaults to 10 x rps, key to route (one bucket for the route). " +
-			"Over rps: 429 with Retry-After; over max-body-size: 413. Metric: floodgate_http_requests_total{route=NAME}"})
-	return out
+	return append(tableFlags(limits.HTTPTable, checkHTTPLimit), &cli.GenericFlag{Name: "route", Value: &routeList{}, Category: limits.CatHTTP,
+		Usage: "Path limits: NAME:/PREFIX[,OPT=V...] (repeat)"})
 }
 
 // httpLimitsFromFlags starts from the --limits-profile preset and applies
@@ -49,13 +27,8 @@ func httpLimitsFromFlags(c *cli.Context) (limits.HTTPConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
-	for _, l := range limits.HTTPTable {
-		if l.Flag == "limits-profile" || !c.IsSet(l.Flag) {
-			continue
-		}
-		if err := cfg.SetText(l.Flag, fmt.Sprint(c.Value(l.Flag))); err != nil {
-			return cfg, err
-		}
+	if err := applyTableFlags(c, limits.HTTPTable, cfg.SetText); err != nil {
+		return cfg, err
 	}
 	var specs []string
 	if rl, ok := c.Generic("route").(*routeList); ok {
@@ -93,3 +66,6 @@ func (r *routeList) Set(v string) error {
 
 // String implements cli.Generic.
 func (r *routeList) String() string { return strings.Join(*r, " ") }
+
+// placeholder names the value in --help.
+func (r *routeList) placeholder() string { return "SPEC" }

@@ -37,6 +37,7 @@ func main() {
 	}
 	// --version prints the same line as `floodgate version`.
 	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintln(c.App.Writer, c.App.Version) }
+	cli.FlagStringer = helpLine
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "floodgate:", err)
 		os.Exit(1)

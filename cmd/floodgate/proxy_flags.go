@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
 
@@ -15,8 +16,8 @@ import (
 // are rows of limits.Table).
 func proxyFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "proxy-protocol", Usage: "listeners expecting a PROXY v1/v2 header first: kafka, http or kafka,http"},
-		&cli.StringFlag{Name: "proxy-protocol-from", Usage: "CIDRs or IPs (comma-separated) trusted to send a PROXY header or X-Forwarded-For"},
+		&cli.StringFlag{Name: "proxy-protocol", Category: limits.CatConnections, Usage: "Listeners that expect a PROXY header: kafka,http"},
+		&cli.StringFlag{Name: "proxy-protocol-from", Category: limits.CatConnections, Usage: "CIDRs trusted to send PROXY or X-Forwarded-For"},
 	}
 }
 

@@ -31,6 +31,9 @@ var liveFlags = map[string]bool{
 	// Request sizes and in-flight bounds, checked per frame or request.
 	"max-request-size": true, "max-inflight-requests": true, "max-partitions-per-request": true,
 	"max-non-produce-request-size": true,
+	// Waits read at every use: the Kafka memory wait, the HTTP lingering
+	// close and the REST fetch's longest wait.
+	"memory-wait-timeout": true, "http-linger-timeout": true, "max-rest-fetch-wait": true,
 	// The PROXY header's deadline, set per connection (the pending cap is
 	// not live: descriptors are reserved for it at start).
 	"proxy-protocol-timeout": true,

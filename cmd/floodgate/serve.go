@@ -22,64 +22,48 @@ import (
 )
 
 func serveCommand() *cli.Command {
+	const srv = limits.CatServer
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "kafka-listen", Value: "0.0.0.0:9092", Usage: "host:port of the Kafka listener"},
-		&cli.StringFlag{Name: "http-listen", Value: "0.0.0.0:9094", Usage: "host:port of the HTTP listener (health, metrics, REST)"},
-		&cli.StringFlag{Name: "advertised-kafka-addr", Usage: "host:port returned to clients in Metadata (default: the Kafka listen address; 127.0.0.1 when it listens on all interfaces)"},
-		&cli.IntFlag{Name: "event-loops", Value: 0, Usage: "number of event loops (default: GOMAXPROCS)"},
-		&cli.IntFlag{Name: "workers", Value: 0, Usage: "size of the request worker pool (default: 4 x GOMAXPROCS)"},
-		&cli.BoolFlag{Name: "auto-create-topics", Value: true, Usage: "create unknown topics on Metadata requests"},
-		&cli.IntFlag{Name: "default-partitions", Value: 1, Usage: "partitions of auto-created topics (count)"},
-		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug|info|warn|error"},
-		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
-		&cli.BoolFlag{Name: "print-listen-addresses", Usage: "once serving, print \"floodgate listening kafka=HOST:PORT http=HOST:PORT\" on stdout whatever the log level (for scripts and tests that listen on port 0)"},
+		&cli.StringFlag{Name: "kafka-listen", Value: "0.0.0.0:9092", Category: srv, Usage: "Kafka listener `ADDR` (host:port)"},
+		&cli.StringFlag{Name: "http-listen", Value: "0.0.0.0:9094", Category: srv, Usage: "HTTP listener `ADDR`: health, metrics, REST"},
+		&cli.StringFlag{Name: "advertised-kafka-addr", Category: srv, Usage: "`ADDR` given to clients in Metadata (default: listen address)"},
+		&cli.IntFlag{Name: "event-loops", Value: 0, Category: srv, Usage: "`N` event loops (0 = GOMAXPROCS)"},
+		&cli.IntFlag{Name: "workers", Value: 0, Category: srv, Usage: "`N` request workers (0 = 4 x GOMAXPROCS)"},
+		&cli.BoolFlag{Name: "auto-create-topics", Value: true, Category: limits.CatStorage, Usage: "Create unknown topics on Metadata requests"},
+		&cli.IntFlag{Name: "default-partitions", Value: 1, Category: limits.CatStorage, Usage: "`N` partitions of an auto-created topic"},
+		&cli.StringFlag{Name: "log-level", Value: "info", Category: srv, Usage: "`LEVEL`: debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Value: "text", Category: srv, Usage: "`FORMAT`: text or json"},
+		&cli.BoolFlag{Name: "print-listen-addresses", Category: srv, Usage: "Print the bound addresses on stdout once serving"},
 	}
-	flags = append(flags, limitFlags()...)
+	flags = append(flags, tableFlags(limits.Table, checkKafkaLimit)...)
 	flags = append(flags, httpFlags()...)
 	flags = append(flags, storageFlags()...)
 	flags = append(flags, gatewayFlags()...)
 	flags = append(flags, configFlags()...)
 	flags = append(flags, proxyFlags()...)
 	return &cli.Command{
-		Name:   "serve",
-		Usage:  "run floodgate with the embedded broker",
+		Name:  "serve",
+		Usage: "run floodgate with the embedded broker",
+		Description: "Sizes take bytes or a unit (512KiB, 10MiB, 1GB); times take a duration (10s, 10m, 1h)\n" +
+			"or a bare number in the flag's unit (ms unless it says otherwise).\n" +
+			"README's tuning table says what each limit protects, what clients see and its metric.",
 		Flags:  flags,
 		Action: runServe,
+		// A bad value or an unknown flag is one line, not the whole help.
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("%w (floodgate serve --help lists the flags)", err)
+		},
 	}
 }
 
-// limitFlags builds one flag per row of the limits table.
-func limitFlags() []cli.Flag {
-	var out []cli.Flag
-	for _, l := range limits.Table {
-		usage := fmt.Sprintf("%s; unit: %s. Protects %s. When it trips: %s. Metric: %s", l.Flag, l.Unit, l.Protects, l.Answer, l.Metric)
-		switch l.Kind {
-		case limits.Int:
-			v, _ := strconv.ParseInt(l.Default, 10, 64)
-			out = append(out, &cli.Int64Flag{Name: l.Flag, Aliases: l.Aliases, Value: v, Usage: usage})
-		default:
-			out = append(out, &cli.StringFlag{Name: l.Flag, Aliases: l.Aliases, Value: l.Default, Usage: usage})
-		}
-	}
-	return out
-}
-
-// limitsFromFlags reads the limits table's flags: each row knows its
-// field, so nothing here lists them again.
+// limitsFromFlags reads the Kafka-side limits: the table's defaults, the
+// --limits-profile preset over them, and the flags given over both.
 func limitsFromFlags(c *cli.Context) (limits.Config, error) {
 	cfg := limits.Defaults()
-	for _, l := range limits.Table {
-		var err error
-		if l.Kind == limits.Int {
-			err = cfg.SetInt(l.Flag, c.Int64(l.Flag))
-		} else {
-			err = cfg.SetText(l.Flag, c.String(l.Flag))
-		}
-		if err != nil {
-			return cfg, err
-		}
-	}
 	if err := limits.ApplyProfile(&cfg, c.String("limits-profile"), c.IsSet); err != nil {
+		return cfg, err
+	}
+	if err := applyTableFlags(c, limits.Table, cfg.SetText); err != nil {
 		return cfg, err
 	}
 	return cfg, cfg.Validate()
@@ -217,7 +201,7 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	gw, err := newGateway(c, srv, host, log, set)
+	gw, err := newGateway(c, srv, host, lim, log, set)
 	if err != nil {
 		return err
 	}
@@ -288,6 +272,7 @@ func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log 
 		DefaultPartitions: int32(c.Int("default-partitions")),
 		MaxFetchBytes:     lim.MaxFetchBytes,
 		MaxWaitingFetches: lim.MaxWaitingFetches,
+		MaxFetchWait:      lim.MaxFetchWait,
 		Logger:            log,
 		Metrics:           set,
 

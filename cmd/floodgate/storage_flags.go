@@ -8,17 +8,20 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/floodgate/floodgate/broker"
+	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/storage"
 )
 
 // storageFlags are the durability flags of serve.
 func storageFlags() []cli.Flag {
+	const cat = limits.CatStorage
 	return []cli.Flag{
-		&cli.StringFlag{Name: "data-dir", Value: "./floodgate-data", Usage: "directory of topics, partition segments and committed offsets"},
-		&cli.BoolFlag{Name: "in-memory", Usage: "keep everything in memory (nothing survives a restart); --data-dir is not used"},
-		&cli.Int64Flag{Name: "segment-bytes", Value: 1 << 30, Usage: "default segment.bytes: a partition's segment file rolls before it grows past this (bytes, at most 2147483647)"},
-		&cli.StringFlag{Name: "fsync", Value: "interval", Usage: "always|interval|never: always answers acks=1/-1 produces after their fsync (group commit); interval fsyncs every --fsync-interval-ms (acknowledged data survives a process crash, at most one interval is at risk on power loss); never leaves it to the OS"},
-		&cli.Int64Flag{Name: "fsync-interval-ms", Value: 100, Usage: "period of --fsync=interval (milliseconds)"},
+		&cli.StringFlag{Name: "data-dir", Value: "./floodgate-data", Category: cat, Usage: "Data `DIR`: topics, segments, offsets"},
+		&cli.BoolFlag{Name: "in-memory", Category: cat, Usage: "Keep everything in memory; nothing survives a restart"},
+		&cli.GenericFlag{Name: "segment-bytes", Value: &sizeValue{n: 1 << 30}, Category: cat, Usage: "Default segment.bytes of a topic"},
+		&cli.StringFlag{Name: "fsync", Value: "interval", Category: cat, Usage: "`MODE`: always (before acks), interval or never"},
+		&cli.GenericFlag{Name: "fsync-interval-ms", Value: &durationValue{unit: time.Millisecond, d: 100 * time.Millisecond}, Category: cat,
+			Usage: "Period of --fsync=interval (ms)"},
 	}
 }
 
@@ -28,15 +31,15 @@ func applyStorageFlags(c *cli.Context, cfg *broker.Config, log *slog.Logger) err
 	if err != nil {
 		return fmt.Errorf("--fsync: %w", err)
 	}
-	seg := c.Int64("segment-bytes")
+	seg := sizeFlag(c, "segment-bytes")
 	if seg < 1024 || seg > storage.MaxSegmentBytes {
 		return fmt.Errorf("--segment-bytes=%d: must be between 1024 and %d", seg, storage.MaxSegmentBytes)
 	}
-	ms := c.Int64("fsync-interval-ms")
-	if ms < 1 || ms > 3_600_000 {
-		return fmt.Errorf("--fsync-interval-ms=%d: must be between 1 and 3600000", ms)
+	every := durationFlag(c, "fsync-interval-ms")
+	if every < time.Millisecond || every > time.Hour {
+		return fmt.Errorf("--fsync-interval-ms=%s: must be between 1ms and 1h", every)
 	}
-	cfg.SegmentBytes, cfg.Fsync, cfg.FsyncInterval = seg, mode, time.Duration(ms)*time.Millisecond
+	cfg.SegmentBytes, cfg.Fsync, cfg.FsyncInterval = seg, mode, every
 	if c.Bool("in-memory") {
 		log.Info("storage in memory: nothing survives a restart")
 		return nil
