@@ -98,6 +98,12 @@ type Config struct {
 	// and consumer_byte_rate per client, in bytes/s (0 = off).
 	ProduceByteRate int64
 	FetchByteRate   int64
+	// SASLAuthenticationTimeout bounds the time from a connection's
+	// opening to its SASL authentication (with --auth-required).
+	SASLAuthenticationTimeout time.Duration
+	// SASLFailedAuthenticationDelay delays the answer to a failed
+	// authentication, after which the connection is closed.
+	SASLFailedAuthenticationDelay time.Duration
 }
 
 // MaxFrameSize is the absolute cap on an announced Kafka frame: a frame

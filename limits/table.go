@@ -232,6 +232,14 @@ var Table = []Limit{
 		Protects: "broker network from one consumer (Kafka's consumer_byte_rate)",
 		Answer:   "always delay, as Kafka: the response carries throttle_time_ms for the bytes it returned over the rate, and the client's next request is not read until they drained",
 		Metric:   `floodgate_byte_rate_throttled_total{api="Fetch"}`, Field: Int64Of(func(c *Config) *int64 { return &c.FetchByteRate }), Min: 0},
+	{Flag: "sasl-authentication-timeout", Kind: Int, Default: "10000", Unit: "ms",
+		Protects: "connection slots from clients that never authenticate (with --auth-required): the time from a connection's opening to its successful SASL authentication",
+		Answer:   "the connection is closed",
+		Metric:   `floodgate_connections_closed_total{reason="auth_timeout"}`, Field: DurationOf(func(c *Config) *time.Duration { return &c.SASLAuthenticationTimeout }, time.Millisecond), Min: 1},
+	{Flag: "sasl-failed-authentication-delay", Kind: Int, Default: "1000", Unit: "ms",
+		Protects: "passwords from online guessing at full speed (Kafka's connection.failed.authentication.delay.ms)",
+		Answer:   "a failed SASL authentication is answered SASL_AUTHENTICATION_FAILED (58) after this delay, then the connection is closed",
+		Metric:   "floodgate_sasl_authentication_failed_total", Field: DurationOf(func(c *Config) *time.Duration { return &c.SASLFailedAuthenticationDelay }, time.Millisecond), Min: 0},
 }
 
 // Lookup returns the limit with the given flag name.

@@ -18,6 +18,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floodgate/floodgate/auth"
 	"github.com/floodgate/floodgate/limits"
 )
 
@@ -52,6 +53,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics is the set the server's metrics are registered in.
 	Metrics *metrics.Set
+	// SASL, when set, serves SaslHandshake and SaslAuthenticate on the
+	// Kafka listeners (sasl.go).
+	SASL *auth.Authenticator
+	// AuthRequired closes a connection that sends anything but
+	// ApiVersions, SaslHandshake and SaslAuthenticate before it
+	// authenticated, and one that does not authenticate within
+	// Limits.SASLAuthenticationTimeout.
+	AuthRequired bool
 }
 
 // Server runs the listeners, the gnet engine and the worker pool.
@@ -67,8 +76,9 @@ type Server struct {
 	// procMem is the process memory limit (procmem.go); nil: none.
 	procMem ProcessMemory
 
-	raw         RawKafkaHandler   // cfg.Kafka when it forwards frames as bytes
-	inline      InlineHTTPHandler // cfg.HTTP when it answers cheap routes on the loop
+	raw         RawKafkaHandler    // cfg.Kafka when it forwards frames as bytes
+	client      ClientKafkaHandler // cfg.Kafka when it wants the connection's identity
+	inline      InlineHTTPHandler  // cfg.HTTP when it answers cheap routes on the loop
 	produceRate *limits.Buckets
 	fetchRate   *limits.Buckets
 	// Per-IP aggregates of the request rates, and the byte-rate quotas
@@ -112,6 +122,9 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.AuthRequired && cfg.SASL == nil {
+		return nil, errors.New("loop: AuthRequired without SASL mechanisms")
+	}
 	if cfg.EventLoops <= 0 {
 		cfg.EventLoops = runtime.GOMAXPROCS(0)
 	}
@@ -135,6 +148,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.warn = limits.NewWarnLog(cfg.Logger, time.Second)
 	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
+	s.client, _ = cfg.Kafka.(ClientKafkaHandler)
 	s.inline, _ = cfg.HTTP.(InlineHTTPHandler)
 	if cfg.Limits.ProduceRate > 0 {
 		s.produceRate = limits.NewBuckets(float64(cfg.Limits.ProduceRate), float64(cfg.Limits.ProduceRate))
@@ -187,6 +201,7 @@ func (s *Server) SetHTTPHandler(h HTTPHandler) {
 func (s *Server) SetKafkaHandler(h KafkaHandler) {
 	s.cfg.Kafka = h
 	s.raw, _ = h.(RawKafkaHandler)
+	s.client, _ = h.(ClientKafkaHandler)
 }
 
 func (s *Server) serve() error {
@@ -328,7 +343,11 @@ func (s *Server) OnTick() (time.Duration, gnet.Action) {
 			return nil
 		}))
 	}
-	return reapInterval(s.cfg.Limits.IdleTimeout, s.cfg.HTTPLimits.HeaderTimeout, s.cfg.Limits.RequestReadTimeout), gnet.None
+	frame := s.cfg.Limits.RequestReadTimeout
+	if s.cfg.AuthRequired && s.cfg.SASL != nil {
+		frame = min(frame, s.cfg.Limits.SASLAuthenticationTimeout)
+	}
+	return reapInterval(s.cfg.Limits.IdleTimeout, s.cfg.HTTPLimits.HeaderTimeout, frame), gnet.None
 }
 
 // reapInterval checks idle connections often enough to close them within

@@ -22,6 +22,7 @@ func main() {
 			serveCommand(),
 			benchCommand(),
 			versionCommand(),
+			userCommand(),
 		},
 	}
 	// --version prints the same line as `floodgate version`.

@@ -37,6 +37,7 @@ func serveCommand() *cli.Command {
 	flags = append(flags, httpFlags()...)
 	flags = append(flags, storageFlags()...)
 	flags = append(flags, gatewayFlags()...)
+	flags = append(flags, securityFlags()...)
 	return &cli.Command{
 		Name:   "serve",
 		Usage:  "run floodgate with the embedded broker",
@@ -169,18 +170,24 @@ func runServe(c *cli.Context) error {
 	lim.MaxOpenSegmentFiles = files
 	log.Info("segment file descriptor budget", "max_open_segment_files", files)
 
+	sec, err := securityFromFlags(c, log)
+	if err != nil {
+		return err
+	}
 	set := metrics.NewSet()
 	registerBuildInfo(set, readBuildInfo())
 	metrics.RegisterSet(set)
 	srv, err := loop.New(loop.Config{
-		KafkaListen: c.String("kafka-listen"),
-		HTTPListen:  c.String("http-listen"),
-		EventLoops:  c.Int("event-loops"),
-		Workers:     c.Int("workers"),
-		Limits:      lim,
-		HTTPLimits:  loop.HTTPLimitsFrom(&hlim),
-		Logger:      log,
-		Metrics:     set,
+		KafkaListen:  c.String("kafka-listen"),
+		HTTPListen:   c.String("http-listen"),
+		EventLoops:   c.Int("event-loops"),
+		Workers:      c.Int("workers"),
+		Limits:       lim,
+		HTTPLimits:   loop.HTTPLimitsFrom(&hlim),
+		Logger:       log,
+		Metrics:      set,
+		SASL:         sec.authn,
+		AuthRequired: sec.authRequired,
 	})
 	if err != nil {
 		return err

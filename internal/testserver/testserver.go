@@ -76,6 +76,11 @@ func WithBroker(fn func(*broker.Config)) Option {
 	return func(s *settings) { fn(s.broker) }
 }
 
+// WithLoop changes the loop's configuration (SASL, AuthRequired).
+func WithLoop(fn func(*loop.Config)) Option {
+	return func(s *settings) { fn(s.loop) }
+}
+
 // Start runs a server on 127.0.0.1 with ephemeral ports until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()

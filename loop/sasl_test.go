@@ -1,0 +1,192 @@
+package loop_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/floodgate/floodgate/auth"
+	"github.com/floodgate/floodgate/internal/testserver"
+	"github.com/floodgate/floodgate/limits"
+	"github.com/floodgate/floodgate/loop"
+)
+
+// startSASL runs a server with every mechanism on, --auth-required, and
+// the user alice (password "alice-secret") stored for both SCRAM hashes.
+func startSASL(t *testing.T, lim func(*limits.Config)) *testserver.Server {
+	t.Helper()
+	users, err := auth.OpenUsers(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mech := range auth.ScramMechanisms {
+		cred, err := auth.NewCredential(mech, "alice-secret", auth.DefaultIterations)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := users.Set("alice", mech, cred); err != nil {
+			t.Fatal(err)
+		}
+	}
+	authn := auth.NewAuthenticator(users, []string{auth.Plain, auth.ScramSHA256, auth.ScramSHA512})
+	return testserver.Start(t,
+		testserver.WithLoop(func(c *loop.Config) { c.SASL, c.AuthRequired = authn, true }),
+		withLimits(func(c *limits.Config) {
+			if lim != nil {
+				lim(c)
+			}
+		}))
+}
+
+func mechanisms(user, pass string) map[string]sasl.Mechanism {
+	return map[string]sasl.Mechanism{
+		"PLAIN":         plain.Auth{User: user, Pass: pass}.AsMechanism(),
+		"SCRAM-SHA-256": scram.Auth{User: user, Pass: pass}.AsSha256Mechanism(),
+		"SCRAM-SHA-512": scram.Auth{User: user, Pass: pass}.AsSha512Mechanism(),
+	}
+}
+
+func TestSASLClientsOfEachMechanismProduceAndConsume(t *testing.T) {
+	s := startSASL(t, nil)
+	for name, mech := range mechanisms("alice", "alice-secret") {
+		t.Run(name, func(t *testing.T) {
+			topic := "sasl-" + name
+			cl, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr()), kgo.SASL(mech),
+				kgo.ConsumeTopics(topic), kgo.AllowAutoTopicCreation())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v-" + name)}).FirstErr(); err != nil {
+				t.Fatalf("produce as alice with %s: %v", name, err)
+			}
+			fs := cl.PollFetches(ctx)
+			if err := fs.Err(); err != nil {
+				t.Fatalf("fetch: %v", err)
+			}
+			if recs := fs.Records(); len(recs) != 1 || string(recs[0].Value) != "v-"+name {
+				t.Fatalf("consumed %d records, want the one produced", len(recs))
+			}
+		})
+	}
+}
+
+func TestSASLWrongPasswordOrUnknownUserIsRefused(t *testing.T) {
+	s := startSASL(t, func(c *limits.Config) { c.SASLFailedAuthenticationDelay = 200 * time.Millisecond })
+	for _, who := range []struct{ user, pass string }{{"alice", "wrong"}, {"mallory", "alice-secret"}} {
+		for name, mech := range mechanisms(who.user, who.pass) {
+			t.Run(who.user+"/"+name, func(t *testing.T) {
+				cl, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr()), kgo.SASL(mech), kgo.RequestRetries(0))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cl.Close()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				start := time.Now()
+				_, err = cl.Request(ctx, kmsg.NewPtrMetadataRequest())
+				if !errors.Is(err, kerr.SaslAuthenticationFailed) {
+					t.Fatalf("metadata with a bad login: err %v, want SASL_AUTHENTICATION_FAILED", err)
+				}
+				if el := time.Since(start); el < 200*time.Millisecond {
+					t.Fatalf("refused after %v; the failure must wait --sasl-failed-authentication-delay (200ms)", el)
+				}
+			})
+		}
+	}
+}
+
+// writeFrame writes req with correlation id corr.
+func writeFrame(t *testing.T, c net.Conn, req kmsg.Request, corr int32) {
+	t.Helper()
+	if _, err := c.Write(request(req, corr)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+func TestUnauthenticatedRequestClosesTheConnection(t *testing.T) {
+	s := startSASL(t, nil)
+	c := dialFrom(t, "", s.KafkaAddr())
+	// ApiVersions is served before authentication, and lists the SASL APIs.
+	writeFrame(t, c, apiVersions(3), 1)
+	_, body := readResponse(t, c, false)
+	av := kmsg.NewPtrApiVersionsResponse()
+	av.SetVersion(3)
+	if err := av.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int16]bool{}
+	for _, k := range av.ApiKeys {
+		seen[k.ApiKey] = true
+	}
+	if !seen[17] || !seen[36] || !seen[0] {
+		t.Fatalf("ApiVersions lacks SaslHandshake, SaslAuthenticate or Produce: %v", av.ApiKeys)
+	}
+	writeFrame(t, c, kmsg.NewPtrMetadataRequest(), 2)
+	expectClosed(t, c, 2*time.Second)
+}
+
+func TestLargeFrameBeforeAuthenticationClosesAtItsHeader(t *testing.T) {
+	s := startSASL(t, nil)
+	c := dialFrom(t, "", s.KafkaAddr())
+	// A SaslAuthenticate announcing 8 MiB: closed on its header, with no
+	// byte of its body sent (nothing was buffered for it).
+	frame := request(kmsg.NewPtrSASLAuthenticateRequest(), 1)
+	binary.BigEndian.PutUint32(frame, 8<<20)
+	if _, err := c.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	expectClosed(t, c, 2*time.Second)
+}
+
+func TestConnectionThatDoesNotAuthenticateInTimeIsClosed(t *testing.T) {
+	s := startSASL(t, func(c *limits.Config) {
+		c.SASLAuthenticationTimeout = 300 * time.Millisecond
+	})
+	c := dialFrom(t, "", s.KafkaAddr())
+	start := time.Now()
+	// It keeps itself busy with ApiVersions (which the idle timeout would
+	// count as activity) and a handshake, but never authenticates.
+	writeFrame(t, c, apiVersions(3), 1)
+	readResponse(t, c, false)
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = "PLAIN"
+	writeFrame(t, c, hs, 2)
+	readResponse(t, c, false)
+	expectClosed(t, c, 3*time.Second)
+	if el := time.Since(start); el < 300*time.Millisecond || el > 2*time.Second {
+		t.Fatalf("closed after %v; want about the 300ms --sasl-authentication-timeout", el)
+	}
+}
+
+func TestUnsupportedMechanismIsAnsweredAndClosed(t *testing.T) {
+	s := startSASL(t, nil)
+	c := dialFrom(t, "", s.KafkaAddr())
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = "GSSAPI"
+	writeFrame(t, c, hs, 1)
+	_, body := readResponse(t, c, false)
+	resp := kmsg.NewPtrSASLHandshakeResponse()
+	resp.SetVersion(1)
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != kerr.UnsupportedSaslMechanism.Code || len(resp.SupportedMechanisms) != 3 {
+		t.Fatalf("handshake for GSSAPI: code %d mechanisms %v", resp.ErrorCode, resp.SupportedMechanisms)
+	}
+	expectClosed(t, c, 2*time.Second)
+}
