@@ -54,7 +54,7 @@ const maxSASLFrame = 512 << 10
 // request touches session and user; the event loop reads authed.
 type connSASL struct {
 	authed  atomic.Bool
-	raw     atomic.Bool // after a SaslHandshake v0: tokens come without a Kafka header
+	raw     atomic.Bool  // after a SaslHandshake v0: tokens come without a Kafka header
 	session auth.Session // between the handshake and the last step
 	mech    string
 	user    string // set before authed
