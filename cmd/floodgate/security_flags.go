@@ -4,10 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/urfave/cli/v2"
 
+	"github.com/floodgate/floodgate/acl"
 	"github.com/floodgate/floodgate/auth"
+	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/loop"
 )
 
 // securityFlags are the flags of authentication and authorization.
@@ -15,7 +20,36 @@ func securityFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "sasl-mechanisms", Usage: "comma-separated SASL mechanisms served on the Kafka listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (default: none, SASL off). Users are in --data-dir/users.json (floodgate user add), also with --in-memory"},
 		&cli.BoolFlag{Name: "auth-required", Usage: "close a Kafka connection that sends anything but ApiVersions/SaslHandshake/SaslAuthenticate before it authenticated (or does not within --sasl-authentication-timeout), and enforce ACLs (needs --sasl-mechanisms)"},
+		&cli.StringFlag{Name: "super-users", Usage: "comma-separated user names that bypass ACLs and may change ACLs and users (CreateAcls, AlterUserScramCredentials) (default: none)"},
+		&cli.BoolFlag{Name: "allow-everyone-if-no-acl-found", Usage: "with --auth-required, allow a request on a resource no ACL matches (Kafka's allow.everyone.if.no.acl.found; default: denied)"},
 	}
+}
+
+// guardKafka puts the ACL guard in front of the Kafka handler when SASL
+// is on (ACLs in --data-dir/acls.json; enforced with --auth-required).
+func guardKafka(c *cli.Context, sec *security, kh loop.KafkaHandler, log *slog.Logger, set *metrics.Set) (loop.KafkaHandler, error) {
+	if sec.users == nil {
+		return kh, nil
+	}
+	store, err := acl.OpenStore(c.String("data-dir"))
+	if err != nil {
+		return nil, err
+	}
+	var supers []string
+	for u := range strings.SplitSeq(c.String("super-users"), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			supers = append(supers, u)
+		}
+	}
+	sec.authz = acl.NewAuthorizer(store, supers, c.Bool("allow-everyone-if-no-acl-found"))
+	cfg := acl.GuardConfig{Inner: kh, Authorizer: sec.authz, Users: sec.users, Enforce: sec.authRequired, Logger: log, Metrics: set}
+	log.Info("ACLs loaded", "acls", len(store.List(acl.Filter{})), "enforced", sec.authRequired, "super_users", supers,
+		"allow_everyone_if_no_acl_found", c.Bool("allow-everyone-if-no-acl-found"))
+	if _, raw := kh.(loop.RawKafkaHandler); raw {
+		return acl.NewRawGuard(cfg, kafka.DecodeLimits{MaxPartitions: int(c.Int64("max-partitions-per-request")),
+			MaxNonProduceSize: int(c.Int64("max-non-produce-request-size"))}), nil
+	}
+	return acl.NewGuard(cfg), nil
 }
 
 // security is what the security flags configure.
@@ -23,6 +57,7 @@ type security struct {
 	users        *auth.Users // nil when SASL is off
 	authn        *auth.Authenticator
 	authRequired bool
+	authz        *acl.Authorizer // set by guardKafka
 }
 
 // securityFromFlags opens the users and builds the authenticator.

@@ -220,6 +220,9 @@ func runServe(c *cli.Context) error {
 		defer b.Close()
 		kh = b
 	}
+	if kh, err = guardKafka(c, sec, kh, log, set); err != nil {
+		return err
+	}
 	srv.SetKafkaHandler(kh)
 	api, err := newHTTPAPI(srv, kh, set, log, &hlim)
 	if err != nil {
