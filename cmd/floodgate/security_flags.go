@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -12,6 +14,7 @@ import (
 	"github.com/floodgate/floodgate/acl"
 	"github.com/floodgate/floodgate/auth"
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/httpapi"
 	"github.com/floodgate/floodgate/loop"
 )
 
@@ -21,8 +24,35 @@ func securityFlags() []cli.Flag {
 		&cli.StringFlag{Name: "sasl-mechanisms", Usage: "comma-separated SASL mechanisms served on the Kafka listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (default: none, SASL off). Users are in --data-dir/users.json (floodgate user add), also with --in-memory"},
 		&cli.BoolFlag{Name: "auth-required", Usage: "close a Kafka connection that sends anything but ApiVersions/SaslHandshake/SaslAuthenticate before it authenticated (or does not within --sasl-authentication-timeout), and enforce ACLs (needs --sasl-mechanisms)"},
 		&cli.StringFlag{Name: "super-users", Usage: "comma-separated user names that bypass ACLs and may change ACLs and users (CreateAcls, AlterUserScramCredentials) (default: none)"},
+		&cli.StringFlag{Name: "http-auth", Value: "none", Usage: "none|basic: basic requires HTTP Basic credentials of a user (the same users as SASL) for the REST routes and /admin/*, answering 401 with WWW-Authenticate; /health and /ready stay open; REST requests are checked against the ACLs as that user"},
+		&cli.BoolFlag{Name: "metrics-auth", Usage: "with --http-auth basic, /metrics needs credentials too (default: open)"},
+		&cli.StringFlag{Name: "admin-listen", Usage: "host:port of a separate HTTP listener for /admin/*, /metrics, /health and /ready (then not served on --http-listen); at most 64 connections, 5 s to send a head (default: none)"},
 		&cli.BoolFlag{Name: "allow-everyone-if-no-acl-found", Usage: "with --auth-required, allow a request on a resource no ACL matches (Kafka's allow.everyone.if.no.acl.found; default: denied)"},
 	}
+}
+
+// httpAccess sets who may use the HTTP routes, and starts the admin
+// listener when asked; it returns the admin server (nil when none).
+func httpAccess(c *cli.Context, sec *security, api *httpapi.API, log *slog.Logger) (*http.Server, net.Addr, error) {
+	acc := httpapi.Access{MetricsAuth: c.Bool("metrics-auth"), AdminElsewhere: c.String("admin-listen") != ""}
+	switch mode := c.String("http-auth"); mode {
+	case "none":
+		if acc.MetricsAuth {
+			return nil, nil, errors.New("--metrics-auth needs --http-auth basic")
+		}
+	case "basic":
+		if sec.users == nil {
+			return nil, nil, errors.New("--http-auth basic checks the SASL users: give --sasl-mechanisms too")
+		}
+		acc.Basic = auth.NewBasic(sec.users)
+	default:
+		return nil, nil, fmt.Errorf("--http-auth=%q: want none or basic", mode)
+	}
+	api.SetAccess(acc)
+	if !acc.AdminElsewhere {
+		return nil, nil, nil
+	}
+	return startAdmin(c.String("admin-listen"), api, log)
 }
 
 // guardKafka puts the ACL guard in front of the Kafka handler when SASL

@@ -231,12 +231,20 @@ func runServe(c *cli.Context) error {
 	defer api.Close()
 	srv.SetHTTPHandler(api)
 	srv.SetProcessMemory(api)
+	adminSrv, adminAddr, err := httpAccess(c, sec, api, log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin(adminSrv)
 	if err := srv.Start(); err != nil {
 		return err
 	}
 	if c.Bool("print-listen-addresses") {
 		// The ports the kernel gave a :0 listener, for whoever started us.
 		fmt.Printf("floodgate listening kafka=%s http=%s\n", srv.KafkaAddr(), srv.HTTPAddr())
+		if adminAddr != nil {
+			fmt.Printf("floodgate admin listening admin=%s\n", adminAddr)
+		}
 	}
 	log.Info("floodgate serving", "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "gomaxprocs", runtime.GOMAXPROCS(0), "gateway", gw != nil)
 
