@@ -20,6 +20,10 @@ const (
 	// that keep their library's default id on different hosts do not
 	// share a bucket. The default.
 	QuotaByClientIDAndIP
+	// QuotaByUser keys rate limits by the SASL-authenticated user, as
+	// Kafka's user quotas do; a connection that did not authenticate is
+	// keyed by its source IP.
+	QuotaByUser
 )
 
 // QuotaClientsPerIP bounds what one source IP gets under
@@ -120,8 +124,10 @@ func parseQuotaKey(c *Config, v string) error {
 		c.QuotaKey = QuotaByIP
 	case "client-id-and-ip":
 		c.QuotaKey = QuotaByClientIDAndIP
+	case "user":
+		c.QuotaKey = QuotaByUser
 	default:
-		return fmt.Errorf("--quota-key=%q: want client-id-and-ip, client-id or ip", v)
+		return fmt.Errorf("--quota-key=%q: want client-id-and-ip, client-id, ip or user", v)
 	}
 	return nil
 }
@@ -133,6 +139,8 @@ func formatQuotaKey(c *Config) string {
 		return "ip"
 	case QuotaByClientIDAndIP:
 		return "client-id-and-ip"
+	case QuotaByUser:
+		return "user"
 	}
 	return "client-id"
 }

@@ -190,3 +190,42 @@ func TestUnsupportedMechanismIsAnsweredAndClosed(t *testing.T) {
 	}
 	expectClosed(t, c, 2*time.Second)
 }
+
+// TestQuotaKeyUserSharesOneBucketAcrossAUsersClients: with --quota-key
+// user, two connections of one user with different client ids share the
+// Fetch rate (the second is throttled); keyed by client id and IP (the
+// default) they do not.
+func TestQuotaKeyUserSharesOneBucketAcrossAUsersClients(t *testing.T) {
+	for _, tc := range []struct {
+		key           limits.QuotaKey
+		wantThrottled bool
+	}{
+		{limits.QuotaByUser, true},
+		{limits.QuotaByClientIDAndIP, false},
+	} {
+		s := startSASL(t, func(c *limits.Config) { c.FetchRate, c.QuotaKey = 1, tc.key })
+		throttle := func(clientID string) int32 {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr()), kgo.ClientID(clientID),
+				kgo.SASL(scram.Auth{User: "alice", Pass: "alice-secret"}.AsSha256Mechanism()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			f := kmsg.NewPtrFetchRequest()
+			f.MaxWaitMillis, f.MaxBytes = 0, 1<<20
+			resp, err := cl.Request(ctx, f)
+			if err != nil {
+				t.Fatalf("fetch as %s: %v", clientID, err)
+			}
+			return resp.(*kmsg.FetchResponse).ThrottleMillis
+		}
+		if ms := throttle("first"); ms != 0 {
+			t.Fatalf("key %v: the first fetch was throttled %d ms", tc.key, ms)
+		}
+		if ms := throttle("second"); (ms > 0) != tc.wantThrottled {
+			t.Fatalf("key %v: alice's second client throttled %d ms; want throttled=%v", tc.key, ms, tc.wantThrottled)
+		}
+	}
+}
