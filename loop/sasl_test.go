@@ -229,3 +229,66 @@ func TestQuotaKeyUserSharesOneBucketAcrossAUsersClients(t *testing.T) {
 		}
 	}
 }
+
+// TestUnauthenticatedClientsHoldOnlyTheirSlotForABoundedTime: with
+// --auth-required, 200 connections that handshake and then go silent, a
+// connection that trickles a SaslAuthenticate one byte at a time, and one
+// that repeats its handshake all end within the authentication timeout
+// (plus one reaper tick), and the server's connection count returns to
+// zero; the heap they held while open is reported.
+func TestUnauthenticatedClientsHoldOnlyTheirSlotForABoundedTime(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	s := startSASL(t, func(c *limits.Config) {
+		c.SASLAuthenticationTimeout = timeout
+		c.MaxConnectionsPerIP = 1000
+	})
+	before := heapInuse()
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = "SCRAM-SHA-256"
+	start := time.Now()
+	var conns []net.Conn
+	for i := 0; i < 200; i++ {
+		c := dialFrom(t, "", s.KafkaAddr())
+		writeFrame(t, c, hs, 1)
+		readResponse(t, c, false)
+		conns = append(conns, c)
+	}
+	held := int64(heapInuse()) - int64(before)
+	// One trickles a SaslAuthenticate frame, a byte every 50ms.
+	trickle := dialFrom(t, "", s.KafkaAddr())
+	frame := request(kmsg.NewPtrSASLAuthenticateRequest(), 2)
+	go func() {
+		for _, b := range frame {
+			if _, err := trickle.Write([]byte{b}); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	// One repeats its handshake: ILLEGAL_SASL_STATE, then closed at once.
+	again := dialFrom(t, "", s.KafkaAddr())
+	writeFrame(t, again, hs, 1)
+	readResponse(t, again, false)
+	writeFrame(t, again, hs, 2)
+	_, body := readResponse(t, again, false)
+	resp := kmsg.NewPtrSASLHandshakeResponse()
+	resp.SetVersion(1)
+	if err := resp.ReadFrom(body); err != nil || resp.ErrorCode != kerr.IllegalSaslState.Code {
+		t.Fatalf("second handshake: %v code %d, want ILLEGAL_SASL_STATE", err, resp.ErrorCode)
+	}
+	expectClosed(t, again, time.Second)
+	for _, c := range append(conns, trickle) {
+		expectClosed(t, c, timeout+2*time.Second)
+	}
+	el := time.Since(start)
+	deadline := time.Now().Add(2 * time.Second)
+	for s.Stats().Connections != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still counted after every client was closed", s.Stats().Connections)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("200 silent handshaken connections held %d B of heap (%d B each) and were closed %v after the first opened (timeout %v)",
+		held, held/200, el.Round(10*time.Millisecond), timeout)
+}
