@@ -58,7 +58,7 @@ func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	c.counted = true
 	c.share = share
-	if s.cfg.AuthRequired {
+	if s.cfg.AuthRequired && c.kind == kindKafka {
 		c.loop.watchAuth(c, now+int64(s.cfg.Limits.SASLAuthenticationTimeout))
 	}
 	c.rx = limits.NewCharge(s.budget, share)

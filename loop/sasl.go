@@ -48,10 +48,10 @@ const (
 const maxSASLFrame = 512 << 10
 
 // connSASL is a connection's authentication state, allocated at its first
-// SaslHandshake (or, with --auth-required, at its opening is not needed: a
-// nil state is "not authenticated"). Requests of one connection run one
-// after the other, so only the worker running the connection's current
-// request touches session and user; the event loop reads authed.
+// SaslHandshake; a connection without one is not authenticated. Requests
+// of one connection run one after the other, so only the worker running
+// the connection's current request touches session and user (user is read
+// elsewhere only once authed is set); the event loop reads authed and raw.
 type connSASL struct {
 	authed  atomic.Bool
 	raw     atomic.Bool  // after a SaslHandshake v0: tokens come without a Kafka header

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -291,4 +292,27 @@ func TestUnauthenticatedClientsHoldOnlyTheirSlotForABoundedTime(t *testing.T) {
 	}
 	t.Logf("200 silent handshaken connections held %d B of heap (%d B each) and were closed %v after the first opened (timeout %v)",
 		held, held/200, el.Round(10*time.Millisecond), timeout)
+}
+
+// TestHTTPConnectionsAreNotBoundByTheSASLTimeout: --auth-required bounds
+// Kafka connections only; a keep-alive HTTP connection outlives the
+// authentication timeout (HTTP has its own credentials per request).
+func TestHTTPConnectionsAreNotBoundByTheSASLTimeout(t *testing.T) {
+	s := startSASL(t, func(c *limits.Config) { c.SASLAuthenticationTimeout = 200 * time.Millisecond })
+	c := dialFrom(t, "", s.HTTPAddr())
+	get := func() {
+		t.Helper()
+		if _, err := c.Write([]byte("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf)
+		if err != nil || !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200") {
+			t.Fatalf("GET /health: %v %q", err, buf[:n])
+		}
+	}
+	get()
+	time.Sleep(800 * time.Millisecond)
+	get()
 }
