@@ -94,7 +94,7 @@ type security struct {
 func securityFromFlags(c *cli.Context, log *slog.Logger) (*security, error) {
 	mechs, err := auth.ParseMechanisms(c.String("sasl-mechanisms"))
 	if err != nil {
-		return nil, fmt.Errorf("--sasl-mechanisms: %w", err)
+		return nil, fmt.Errorf("--sasl-mechanisms=%q: %w", c.String("sasl-mechanisms"), err)
 	}
 	sec := &security{authRequired: c.Bool("auth-required")}
 	if len(mechs) == 0 {
