@@ -6,9 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/urfave/cli/v2"
 
 	"github.com/floodgate/floodgate/acl"
@@ -27,8 +31,49 @@ func securityFlags() []cli.Flag {
 		&cli.StringFlag{Name: "http-auth", Value: "none", Usage: "none|basic: basic requires HTTP Basic credentials of a user (the same users as SASL) for the REST routes and /admin/*, answering 401 with WWW-Authenticate; /health and /ready stay open; REST requests are checked against the ACLs as that user"},
 		&cli.BoolFlag{Name: "metrics-auth", Usage: "with --http-auth basic, /metrics needs credentials too (default: open)"},
 		&cli.StringFlag{Name: "admin-listen", Usage: "host:port of a separate HTTP listener for /admin/*, /metrics, /health and /ready (then not served on --http-listen); at most 64 connections, 5 s to send a head (default: none)"},
+		&cli.StringFlag{Name: "upstream-sasl-mechanism", Usage: "gateway mode: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 with which floodgate authenticates its upstream connections (default: none)"},
+		&cli.StringFlag{Name: "upstream-sasl-username", Usage: "gateway mode: floodgate's user on the upstream cluster"},
+		&cli.StringFlag{Name: "upstream-sasl-password-file", Usage: "gateway mode: file whose first line is floodgate's password on the upstream cluster (not a flag value: it would show in ps)"},
 		&cli.BoolFlag{Name: "allow-everyone-if-no-acl-found", Usage: "with --auth-required, allow a request on a resource no ACL matches (Kafka's allow.everyone.if.no.acl.found; default: denied)"},
 	}
+}
+
+// upstreamMechanism builds the SASL mechanism of the gateway's upstream
+// connections, or nil.
+func upstreamMechanism(c *cli.Context) (sasl.Mechanism, error) {
+	mech := strings.ToUpper(strings.TrimSpace(c.String("upstream-sasl-mechanism")))
+	if mech == "" {
+		if c.String("upstream-sasl-username") != "" || c.String("upstream-sasl-password-file") != "" {
+			return nil, errors.New("--upstream-sasl-username and --upstream-sasl-password-file need --upstream-sasl-mechanism")
+		}
+		return nil, nil
+	}
+	user := c.String("upstream-sasl-username")
+	if user == "" {
+		return nil, fmt.Errorf("--upstream-sasl-mechanism=%s needs --upstream-sasl-username", mech)
+	}
+	path := c.String("upstream-sasl-password-file")
+	if path == "" {
+		return nil, fmt.Errorf("--upstream-sasl-mechanism=%s needs --upstream-sasl-password-file", mech)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--upstream-sasl-password-file=%s: %w", path, err)
+	}
+	defer f.Close()
+	pass, err := readPassword(f)
+	if err != nil {
+		return nil, fmt.Errorf("--upstream-sasl-password-file=%s: %w", path, err)
+	}
+	switch mech {
+	case auth.Plain:
+		return plain.Auth{User: user, Pass: pass}.AsMechanism(), nil
+	case auth.ScramSHA256:
+		return scram.Auth{User: user, Pass: pass}.AsSha256Mechanism(), nil
+	case auth.ScramSHA512:
+		return scram.Auth{User: user, Pass: pass}.AsSha512Mechanism(), nil
+	}
+	return nil, fmt.Errorf("--upstream-sasl-mechanism=%q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", mech)
 }
 
 // httpAccess sets who may use the HTTP routes, and starts the admin
