@@ -18,7 +18,7 @@ import (
 //     the password itself) for basicCacheTTL, in at most basicCacheSize
 //     entries, so a REST client does not pay it on every request;
 //   - failures are limited per client IP (a token bucket of
-//     basicFailuresPerSecond): over it, a request is refused 429 without
+//     FailuresPerSecond, FailuresBurst): over it, a request is refused 429 without
 //     a derivation, so guessing passwords over HTTP costs the server
 //     nothing and gains the client nothing.
 type Basic struct {
@@ -37,16 +37,14 @@ type basicEntry struct {
 }
 
 const (
-	basicCacheTTL          = time.Minute
-	basicCacheSize         = 4096
-	basicFailuresPerSecond = 1
-	basicFailuresBurst     = 10
+	basicCacheTTL  = time.Minute
+	basicCacheSize = 4096
 )
 
 // NewBasic checks against users.
 func NewBasic(users *Users) *Basic {
 	b := &Basic{users: users, cache: map[[32]byte]basicEntry{},
-		failures: limits.NewBuckets(basicFailuresPerSecond, basicFailuresBurst)}
+		failures: limits.NewBuckets(FailuresPerSecond, FailuresBurst)}
 	_, _ = rand.Read(b.key[:])
 	return b
 }

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/floodgate/floodgate/limits"
 )
 
 // Session is the server side of one SASL exchange.
@@ -22,7 +25,26 @@ type Session interface {
 type Authenticator struct {
 	users *Users
 	mechs []string
+	// failures counts failed authentications per client IP: over
+	// FailuresBurst (refilled at FailuresPerSecond), an address's next
+	// attempts are refused without being checked, so PLAIN's PBKDF2
+	// derivation (about 2 ms of CPU) cannot be had at a client's will.
+	failures *limits.Buckets
 }
+
+// Failed-authentication budget of one client IP (SASL and HTTP Basic).
+const (
+	FailuresPerSecond = 1
+	FailuresBurst     = 10
+)
+
+// Blocked reports whether ip failed too often lately to be checked now.
+func (a *Authenticator) Blocked(ip string, now time.Time) bool {
+	return a.failures.TakeN([]byte(ip), 0, now) > 0
+}
+
+// Failed counts a failed authentication of ip.
+func (a *Authenticator) Failed(ip string, now time.Time) { a.failures.Take([]byte(ip), now) }
 
 // ParseMechanisms reads a comma-separated mechanism list ("" = none).
 func ParseMechanisms(list string) ([]string, error) {
@@ -45,7 +67,7 @@ func ParseMechanisms(list string) ([]string, error) {
 // NewAuthenticator serves mechs (names as ParseMechanisms returns them)
 // against users.
 func NewAuthenticator(users *Users, mechs []string) *Authenticator {
-	return &Authenticator{users: users, mechs: slices.Clone(mechs)}
+	return &Authenticator{users: users, mechs: slices.Clone(mechs), failures: limits.NewBuckets(FailuresPerSecond, FailuresBurst)}
 }
 
 // Mechanisms returns the enabled mechanisms.

@@ -43,6 +43,10 @@ const (
 	saslAuthenticateKey = 36
 )
 
+// errTooManyFailures refuses an authentication from an address that
+// failed too often lately, without checking it.
+var errTooManyFailures = errors.New("too many failed authentications from this address; retry later")
+
 // maxSASLFrame bounds a frame from a client that is not yet authenticated
 // (Kafka's sasl.server.max.receive.size default).
 const maxSASLFrame = 512 << 10
@@ -227,9 +231,16 @@ func (r *kafkaRequest) saslAuthenticate(req *kmsg.SASLAuthenticateRequest) {
 		r.saslRefuse(resp, &resp.ErrorCode, kerr.IllegalSaslState.Code, "illegal_state", msg)
 		return
 	}
+	now := time.Now()
+	if s.cfg.SASL.Blocked(c.addr(), now) {
+		st.session = nil
+		r.saslFailed(resp, st, errTooManyFailures)
+		return
+	}
 	out, done, err := st.session.Step(req.SASLAuthBytes)
 	if err != nil {
 		st.session = nil
+		s.cfg.SASL.Failed(c.addr(), now)
 		r.saslFailed(resp, st, err)
 		return
 	}
@@ -382,7 +393,14 @@ func (j *saslTokenJob) abandon() {
 func (j *saslTokenJob) run() {
 	c, s := j.c, j.c.loop.s
 	st := c.sasl.Load()
-	out, done, err := st.session.Step(j.token)
+	var out []byte
+	var done bool
+	var err error
+	if now := time.Now(); s.cfg.SASL.Blocked(c.addr(), now) {
+		err = errTooManyFailures
+	} else if out, done, err = st.session.Step(j.token); err != nil {
+		s.cfg.SASL.Failed(c.addr(), now)
+	}
 	j.token = nil
 	if err != nil {
 		st.session = nil

@@ -316,3 +316,35 @@ func TestHTTPConnectionsAreNotBoundByTheSASLTimeout(t *testing.T) {
 	time.Sleep(800 * time.Millisecond)
 	get()
 }
+
+// TestRepeatedFailuresFromOneAddressAreRefusedUnchecked: after
+// auth.FailuresBurst failed logins from one address, its next attempts are
+// refused without being checked (no PBKDF2 for PLAIN), even with the
+// right password, until the budget refills.
+func TestRepeatedFailuresFromOneAddressAreRefusedUnchecked(t *testing.T) {
+	s := startSASL(t, func(c *limits.Config) { c.SASLFailedAuthenticationDelay = 0 })
+	try := func(pass string) error {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr()), kgo.RequestRetries(0),
+			kgo.SASL(plain.Auth{User: "alice", Pass: pass}.AsMechanism()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err = cl.Request(ctx, kmsg.NewPtrMetadataRequest())
+		return err
+	}
+	if err := try("alice-secret"); err != nil {
+		t.Fatalf("right password before any failure: %v", err)
+	}
+	for i := 0; i < auth.FailuresBurst+1; i++ {
+		if err := try("guess"); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	err := try("alice-secret")
+	if !errors.Is(err, kerr.SaslAuthenticationFailed) || !strings.Contains(err.Error(), "too many failed") {
+		t.Fatalf("right password after %d failures: %v, want refused as too many failures", auth.FailuresBurst+1, err)
+	}
+}
