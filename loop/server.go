@@ -75,10 +75,11 @@ type Server struct {
 	refuse *refuser // answers refused connections (refuse.go)
 	// procMem is the process memory limit (procmem.go); nil: none.
 	procMem ProcessMemory
+	// client is cfg.Kafka when it wants the connection's identity.
+	client ClientKafkaHandler
 
-	raw         RawKafkaHandler    // cfg.Kafka when it forwards frames as bytes
-	client      ClientKafkaHandler // cfg.Kafka when it wants the connection's identity
-	inline      InlineHTTPHandler  // cfg.HTTP when it answers cheap routes on the loop
+	raw         RawKafkaHandler   // cfg.Kafka when it forwards frames as bytes
+	inline      InlineHTTPHandler // cfg.HTTP when it answers cheap routes on the loop
 	produceRate *limits.Buckets
 	fetchRate   *limits.Buckets
 	// Per-IP aggregates of the request rates, and the byte-rate quotas

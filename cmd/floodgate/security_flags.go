@@ -135,6 +135,12 @@ type security struct {
 	authz        *acl.Authorizer // set by guardKafka
 }
 
+// loopConfig adds the SASL settings to the loop's configuration.
+func (sec *security) loopConfig(cfg loop.Config) loop.Config {
+	cfg.SASL, cfg.AuthRequired = sec.authn, sec.authRequired
+	return cfg
+}
+
 // securityFromFlags opens the users and builds the authenticator.
 func securityFromFlags(c *cli.Context, log *slog.Logger) (*security, error) {
 	mechs, err := auth.ParseMechanisms(c.String("sasl-mechanisms"))

@@ -177,18 +177,16 @@ func runServe(c *cli.Context) error {
 	set := metrics.NewSet()
 	registerBuildInfo(set, readBuildInfo())
 	metrics.RegisterSet(set)
-	srv, err := loop.New(loop.Config{
-		KafkaListen:  c.String("kafka-listen"),
-		HTTPListen:   c.String("http-listen"),
-		EventLoops:   c.Int("event-loops"),
-		Workers:      c.Int("workers"),
-		Limits:       lim,
-		HTTPLimits:   loop.HTTPLimitsFrom(&hlim),
-		Logger:       log,
-		Metrics:      set,
-		SASL:         sec.authn,
-		AuthRequired: sec.authRequired,
-	})
+	srv, err := loop.New(sec.loopConfig(loop.Config{
+		KafkaListen: c.String("kafka-listen"),
+		HTTPListen:  c.String("http-listen"),
+		EventLoops:  c.Int("event-loops"),
+		Workers:     c.Int("workers"),
+		Limits:      lim,
+		HTTPLimits:  loop.HTTPLimitsFrom(&hlim),
+		Logger:      log,
+		Metrics:     set,
+	}))
 	if err != nil {
 		return err
 	}
