@@ -1,11 +1,14 @@
 package acl_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +31,29 @@ type secured struct {
 	dir string
 }
 
+// lockedBuffer collects log lines from any goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func startSecured(t *testing.T, dir string, everyone bool) *secured {
+	return startSecuredLogging(t, dir, everyone, io.Discard)
+}
+
+func startSecuredLogging(t *testing.T, dir string, everyone bool, logTo io.Writer) *secured {
 	t.Helper()
 	users, err := auth.OpenUsers(dir)
 	if err != nil {
@@ -52,7 +77,7 @@ func startSecured(t *testing.T, dir string, everyone bool) *secured {
 	}
 	authz := acl.NewAuthorizer(store, []string{"admin"}, everyone)
 	authn := auth.NewAuthenticator(users, []string{auth.ScramSHA256})
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := slog.New(slog.NewTextHandler(logTo, nil))
 	s := testserver.Start(t,
 		testserver.WithLoop(func(c *loop.Config) { c.SASL, c.AuthRequired = authn, true }),
 		testserver.WithKafkaHandler(func(b *broker.Broker) loop.KafkaHandler {
@@ -94,7 +119,8 @@ func grant(t *testing.T, adm *kadm.Client, b *kadm.ACLBuilder) {
 }
 
 func TestACLsAllowAndDenyProduceConsumeGroupsAndAdmin(t *testing.T) {
-	s := startSecured(t, t.TempDir(), false)
+	var logs lockedBuffer
+	s := startSecuredLogging(t, t.TempDir(), false, &logs)
 	adm := kadm.NewClient(s.client(t, "admin"))
 	if _, err := adm.CreateTopics(ctx(t), 1, 1, nil, "orders", "orders-secret", "other"); err != nil {
 		t.Fatal(err)
@@ -183,6 +209,18 @@ func TestACLsAllowAndDenyProduceConsumeGroupsAndAdmin(t *testing.T) {
 		}
 		if dr, err := aadm.DeleteTopics(ctx(t), "alice-new"); err != nil || dr["alice-new"].Err != nil {
 			t.Fatalf("alice delete alice-new with DELETE on alice-*: %v %v", err, dr["alice-new"].Err)
+		}
+	})
+	t.Run("changes are audited with the principal and client IP", func(t *testing.T) {
+		for _, want := range []string{
+			`msg="audit: CreateTopics" principal=User:admin client_ip=127.0.0.1`,
+			`msg="audit: CreateTopics" principal=User:alice client_ip=127.0.0.1`,
+			`msg="audit: DeleteTopics" principal=User:alice client_ip=127.0.0.1`,
+			`msg="audit: ACL created" principal=User:admin client_ip=127.0.0.1 acl="User:alice ALLOW WRITE on TOPIC:LITERAL:orders from *"`,
+		} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("no audit line %s in:\n%s", want, logs.String())
+			}
 		}
 	})
 	t.Run("only ALTER on the cluster changes ACLs", func(t *testing.T) {
