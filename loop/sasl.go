@@ -1,7 +1,8 @@
 package loop
 
-// SASL on the Kafka listener: SaslHandshake v1 and SaslAuthenticate v0-v2
-// are answered here, before any handler, so the embedded broker and the
+// SASL on the Kafka listener: SaslHandshake v0-v1 and SaslAuthenticate
+// v0-v2 (and, with SASL on, ApiVersions, which must list them) are
+// answered here, before any handler, so the embedded broker and the
 // gateway (whose clients authenticate to floodgate, not to the upstream)
 // share one implementation and one per-connection state.
 //
@@ -12,16 +13,18 @@ package loop
 // before authentication closes the connection at its header, before its
 // body is buffered, as Kafka does. A failed authentication is answered
 // SASL_AUTHENTICATION_FAILED after --sasl-failed-authentication-delay, and
-// the connection closed.
+// the connection closed; an address with too many recent failures is
+// refused without its credentials being checked (auth.Authenticator).
 //
 // SaslHandshake v0 is served too, with the bare SASL tokens that follow it
 // (a 4-byte length and the token, no Kafka header; readSASLToken):
 // librdkafka (kcat) enables SASL only when ApiVersions lists SaslHandshake
 // v0, and old clients (sarama before 1.40.2, kafka-python 2.0) send it.
 //
-// Not served: re-authentication (KIP-368): SaslAuthenticate answers session_lifetime_ms = 0, so clients
-// never re-authenticate, and a second handshake on an authenticated
-// connection is ILLEGAL_SASL_STATE and closes it.
+// Not served: re-authentication (KIP-368). SaslAuthenticate answers
+// session_lifetime_ms = 0, so clients never re-authenticate, and a second
+// handshake on an authenticated connection is ILLEGAL_SASL_STATE and
+// closes it.
 
 import (
 	"encoding/binary"
