@@ -14,6 +14,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/floodgate/floodgate/codec/kafka"
 	"github.com/floodgate/floodgate/limits"
@@ -48,6 +49,8 @@ type Config struct {
 	Metrics *metrics.Set
 	// AddListener starts a Kafka listener whose connections carry tag.
 	AddListener func(addr string, tag int32) (net.Addr, error)
+	// SASL, when set, authenticates every upstream connection (sasl.go).
+	SASL sasl.Mechanism
 }
 
 // Gateway forwards Kafka requests to an upstream cluster.
@@ -327,7 +330,7 @@ func (g *Gateway) ensureBroker(id int32, addr string) (*upstreamBroker, error) {
 // control sends one request on a short-lived connection (start-up and
 // refresh, off the request path).
 func (g *Gateway) control(ctx context.Context, addr string, req kmsg.Request) (kmsg.Response, error) {
-	u, err := dialUpstream(-1, addr, g.cfg.DialTimeout, g.cfg.RequestTimeout)
+	u, err := g.dial(-1, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -61,6 +61,8 @@ type API struct {
 	// fixed are the answers that never change, built once: the loop
 	// only reads a response, so they are shared by every request.
 	fixed fixedAnswers
+	// access says who may use which route (access.go).
+	access Access
 }
 
 // fixedAnswers are the constant answers of the cheap routes.
@@ -207,6 +209,10 @@ func (a *API) ServeHTTP(r *loop.HTTPRequest, respond func(*loop.HTTPResponse)) {
 		return
 	}
 	defer c.recover()
+	if refusal := a.authenticate(ep, r); refusal != nil {
+		c.respond(refusal)
+		return
+	}
 	body, refusal := a.gate.decodeBody(r, c.rt, c.ch)
 	if refusal != nil {
 		c.respond(refusal)

@@ -121,6 +121,11 @@ var seriesHelp = map[string]string{
 	"floodgate_rest_consumer_instances_created_total": "REST consumer instances created.",
 	"floodgate_rest_consumer_instances_deleted_total": "REST consumer instances deleted by their clients.",
 	"floodgate_rest_consumer_instances_expired_total": "REST consumer instances deleted after --rest-consumer-instance-timeout without a request.",
+	"floodgate_sasl_authenticated_total":              "Kafka connections that completed SASL authentication, by mechanism.",
+	"floodgate_sasl_authentication_failed_total":      "SASL authentications that failed (wrong user or password, or a malformed exchange).",
+	"floodgate_sasl_refused_total":                    "Kafka connections closed by the SASL rules, by reason (unauthenticated request, frame too large, timeout, ...).",
+	"floodgate_acl_denied_total":                      "Kafka requests (or parts of them) denied by the ACLs, by API.",
+	"floodgate_http_auth_refused_total":               "HTTP requests refused by --http-auth, by reason.",
 }
 
 // helpFor is the HELP text of a family: the documents' meaning, the

@@ -114,20 +114,35 @@ func (a *API) version(key, min, want int16) (int16, bool) {
 	return want, true
 }
 
+// topicMissing answers a Metadata that did not describe the topic: 403
+// when the ACLs forbid it (as Confluent's REST proxy), else 404.
+func topicMissing(mr *kmsg.MetadataResponse, topic string) *loop.HTTPResponse {
+	if len(mr.Topics) == 1 && mr.Topics[0].ErrorCode == kerr.TopicAuthorizationFailed.Code {
+		return restError(403, 40301, "Not authorized to access topic "+topic+".")
+	}
+	return restError(404, 40401, "Topic "+topic+" not found.")
+}
+
 // kafka sends req to the Kafka handler and calls then with the response,
 // or answers 502/504 itself when there is none. The answer may arrive on
 // another goroutine (a fetch waiter's, the syncer's): the continuation
 // runs under c.recover, so a panic in it answers 500 and releases what the
 // request held instead of killing the process.
 func (a *API) kafka(req kmsg.Request, c *call, then func(kmsg.Response)) {
-	a.cfg.Kafka.ServeKafka(req, clientID, c.r.RemoteIP.String(), func(resp kmsg.Response) {
+	answer := func(resp kmsg.Response) {
 		defer c.recover()
 		if resp == nil {
 			c.respond(restError(502, 50002, "no response from the Kafka handler"))
 			return
 		}
 		then(resp)
-	})
+	}
+	if ch, ok := a.cfg.Kafka.(loop.ClientKafkaHandler); ok {
+		// The ACL guard checks the request as the HTTP user.
+		ch.ServeKafkaFrom(loop.ClientConn{Addr: c.r.RemoteIP.String(), ClientID: clientID, User: c.r.User}, req, answer)
+		return
+	}
+	a.cfg.Kafka.ServeKafka(req, clientID, c.r.RemoteIP.String(), answer)
 }
 
 func (a *API) serveREST(ep int, c *call, body []byte) {
@@ -272,7 +287,7 @@ type replicaInfo struct {
 func (a *API) describeTopic(c *call, rp restPath) {
 	a.metadata(c, []string{rp.topic}, false, func(mr *kmsg.MetadataResponse) {
 		if len(mr.Topics) != 1 || mr.Topics[0].ErrorCode != 0 {
-			c.respond(restError(404, 40401, "Topic "+rp.topic+" not found."))
+			c.respond(topicMissing(mr, rp.topic))
 			return
 		}
 		ti := topicInfo{Name: rp.topic, Configs: map[string]string{}, Partitions: partitionInfos(&mr.Topics[0])}
@@ -541,7 +556,7 @@ func (a *API) produce(c *call, rp restPath, body []byte) {
 	}
 	a.metadata(c, []string{rp.topic}, true, func(mr *kmsg.MetadataResponse) {
 		if len(mr.Topics) != 1 || mr.Topics[0].ErrorCode != 0 || len(mr.Topics[0].Partitions) == 0 {
-			c.respond(restError(404, 40401, "Topic "+rp.topic+" not found."))
+			c.respond(topicMissing(mr, rp.topic))
 			return
 		}
 		n := int32(len(mr.Topics[0].Partitions))
@@ -997,6 +1012,8 @@ func appendJSONString(out, b []byte) []byte {
 func kafkaErrorAnswer(code int16, rp restPath) *loop.HTTPResponse {
 	ke := kerr.ErrorForCode(code)
 	switch code {
+	case kerr.TopicAuthorizationFailed.Code, kerr.GroupAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Code:
+		return restError(403, 40301, ke.Error())
 	case 3: // UNKNOWN_TOPIC_OR_PARTITION
 		return restError(404, 40402, fmt.Sprintf("Partition %d of topic %s not found.", rp.partition, rp.topic))
 	case 1: // OFFSET_OUT_OF_RANGE

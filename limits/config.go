@@ -17,6 +17,10 @@ const (
 	// that keep their library's default id on different hosts do not
 	// share a bucket. The default.
 	QuotaByClientIDAndIP
+	// QuotaByUser keys rate limits by the SASL-authenticated user, as
+	// Kafka's user quotas do; a connection that did not authenticate is
+	// keyed by its source IP.
+	QuotaByUser
 )
 
 // QuotaClientsPerIP bounds what one source IP gets under
@@ -104,6 +108,12 @@ type Config struct {
 	// MemoryWait is how long a Kafka connection waits for room in the
 	// memory budget before its next request is refused.
 	MemoryWait time.Duration
+	// SASLAuthenticationTimeout bounds the time from a connection's
+	// opening to its SASL authentication (with --auth-required).
+	SASLAuthenticationTimeout time.Duration
+	// SASLFailedAuthenticationDelay delays the answer to a failed
+	// authentication, after which the connection is closed.
+	SASLFailedAuthenticationDelay time.Duration
 }
 
 // MaxFrameSize is the absolute cap on an announced Kafka frame: a frame

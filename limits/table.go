@@ -37,6 +37,7 @@ const (
 	CatStorage     = "Storage & topics"
 	CatGroups      = "Consumer groups"
 	CatGateway     = "Gateway"
+	CatSecurity    = "Security"
 )
 
 // Limit describes one limit floodgate enforces. Table and HTTPTable are
@@ -159,7 +160,7 @@ var Table = []Limit{
 		Protects: "the upstream cluster from floodgate's client count",
 		Answer:   "nothing fails: beyond it client connections share the least-loaded upstream connections",
 		Metric:   "floodgate_gateway_upstream_connections", Field: IntOf(func(c *Config) *int { return &c.MaxUpstreamPerBroker }), Min: 1},
-	{Flag: "quota-key", Kind: Enum, Default: "client-id-and-ip", Unit: "client-id-and-ip|client-id|ip", Enum: []string{"client-id", "ip", "client-id-and-ip"},
+	{Flag: "quota-key", Kind: Enum, Default: "client-id-and-ip", Unit: "client-id-and-ip|client-id|ip|user", Enum: []string{"client-id", "ip", "client-id-and-ip", "user"},
 		Help: "Key of the rate limits", Category: CatRates,
 		Protects: "defines what a client is for the rate limits: client-id-and-ip (Kafka's default for unauthenticated clients: one bucket per client id on each source IP, and one IP gets at most 16 clients' rate whatever ids it sends), client-id (falls back to ip when empty) or ip",
 		Answer:   "-", Metric: "-", Field: IndexOf(func(c *Config) *QuotaKey { return &c.QuotaKey })},
@@ -328,6 +329,16 @@ var Table = []Limit{
 		Protects: "clients from errors in a short burst: a Kafka connection whose next request may not fit the request memory is not read this long while answers drain",
 		Answer:   "past it the request is read and, if it still does not fit, answered REQUEST_TIMED_OUT (7), retriable",
 		Metric:   `floodgate_requests_refused_total{reason="memory"}`, Field: DurationOf(func(c *Config) *time.Duration { return &c.MemoryWait }, time.Millisecond), Min: 0},
+	{Flag: "sasl-authentication-timeout", Kind: Duration, Default: "10000", Unit: "ms",
+		Help: "Time to authenticate with SASL (ms)", Category: CatSecurity,
+		Protects: "connection slots from clients that never authenticate (with --auth-required): the time from a connection's opening to its successful SASL authentication",
+		Answer:   "the connection is closed",
+		Metric:   `floodgate_connections_closed_total{reason="auth_timeout"}`, Field: DurationOf(func(c *Config) *time.Duration { return &c.SASLAuthenticationTimeout }, time.Millisecond), Min: 1},
+	{Flag: "sasl-failed-authentication-delay", Kind: Duration, Default: "1000", Unit: "ms",
+		Help: "Delay before a failed SASL answer (ms)", Category: CatSecurity,
+		Protects: "passwords from online guessing at full speed (Kafka's connection.failed.authentication.delay.ms)",
+		Answer:   "a failed SASL authentication is answered SASL_AUTHENTICATION_FAILED (58) after this delay, then the connection is closed",
+		Metric:   "floodgate_sasl_authentication_failed_total", Field: DurationOf(func(c *Config) *time.Duration { return &c.SASLFailedAuthenticationDelay }, time.Millisecond), Min: 0},
 }
 
 // Lookup returns the Kafka-side limit called flag (or one of its aliases).

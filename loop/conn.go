@@ -104,6 +104,9 @@ type connBusy struct {
 	// request closeAfter-1 is written (HTTP Connection: close).
 	closeAfter uint64
 	slots      []slot // made at the first request through the slots
+	// sasl is the connection's SASL state (sasl.go), made at its first
+	// SaslHandshake; nil: not authenticated.
+	sasl atomic.Pointer[connSASL]
 }
 
 // discardState tracks an oversize (or refused) frame being skipped.

@@ -58,6 +58,9 @@ func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	c.counted = true
 	c.share = share
+	if s.cfg.AuthRequired && c.kind == kindKafka {
+		c.loop.watchAuth(c, now+int64(s.lim().SASLAuthenticationTimeout))
+	}
 	c.rx = limits.NewCharge(s.budget, share)
 	c.loop.touch(c, now)
 	return nil, gnet.None

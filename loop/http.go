@@ -35,6 +35,9 @@ type HTTPRequest struct {
 	// Share is the client IP's share of the memory budget: what the
 	// handler allocates for the request is charged to it too.
 	Share *limits.Share
+	// User is the user the handler authenticated (HTTP Basic), set by
+	// the handler itself; "" for anonymous.
+	User string
 }
 
 // HTTPResponse is what a handler answers.

@@ -89,6 +89,9 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 		// complete only its length matters.
 		return c.frameArriving(in)
 	}
+	if c.inRawSASL() {
+		return c.readSASLToken(in)
+	}
 	avail := in.avail()
 	if avail < kafka.LengthSize {
 		return gnet.None, false
@@ -123,7 +126,7 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 		}
 		want = min(want*4, maxHeaderPeek, kafka.LengthSize+int(length))
 	}
-	min, max, ok := s.cfg.Kafka.VersionRange(h.APIKey)
+	min, max, ok := s.VersionRange(h.APIKey)
 	if !ok || h.APIVersion < min || h.APIVersion > max {
 		if h.APIKey == apiVersionsKey {
 			c.answerUnsupportedAPIVersions(in, &h)
@@ -132,6 +135,10 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 		act := c.protocolError(fmt.Errorf("api %s (%d) version %d not served", kmsg.NameForKey(h.APIKey), h.APIKey, h.APIVersion))
 		c.closeReason = "unsupported_version"
 		return act, false
+	}
+	if reason := c.gateSASL(&h, length); reason != "" {
+		c.closeReason = reason
+		return gnet.Close, false
 	}
 	if int64(length) > s.lim().MaxRequestSize {
 		s.met.tooLarge.Inc()
@@ -425,7 +432,7 @@ func (c *conn) answerUnsupportedAPIVersions(in input, h *kafka.Header) {
 	d := &c.discard
 	d.skim = nil
 	d.hdr.APIVersion, d.hdr.Flexible = 0, false
-	d.fixed = kafka.APIVersionsResponse(c.loop.s.cfg.Kafka, 0, kafka.ErrUnsupportedVersion)
+	d.fixed = kafka.APIVersionsResponse(c.loop.s, 0, kafka.ErrUnsupportedVersion)
 }
 
 // protocolError closes a connection that does not speak Kafka.

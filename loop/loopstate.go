@@ -29,6 +29,9 @@ type loopState struct {
 	heads headHeap
 	// lingers holds connections in a lingering close, in deadline order.
 	lingers []headWatch
+	// auths holds connections that must authenticate (--auth-required),
+	// in deadline order (sasl.go).
+	auths []headWatch
 	// frames holds connections receiving a frame or body, by deadline (a
 	// heap: deadlines depend on the bytes received).
 	frames frameHeap
@@ -182,6 +185,7 @@ func (l *loopState) reap(now time.Time) {
 	l.expireHeads(now.UnixNano())
 	l.expireTransfers(now.UnixNano())
 	l.expireLingers(now.UnixNano())
+	l.expireAuths(now.UnixNano())
 	limit := now.Add(-l.s.lim().IdleTimeout).UnixNano()
 	// The list is ordered by listedAt, and lastActive >= listedAt: once
 	// the head was listed within the timeout, so was every connection

@@ -24,6 +24,13 @@ func (c *conn) quotaKey(dst []byte, h *kafka.Header) []byte {
 			return append(dst, ip[:]...)
 		}
 		return append(dst, h.ClientID...)
+	case limits.QuotaByUser:
+		if u := c.user(); u != "" {
+			// The prefix keeps a user name from colliding with an IP key.
+			dst = append(dst, "user:"...)
+			return append(dst, u...)
+		}
+		return append(dst, ip[:]...)
 	default:
 		dst = append(dst, ip[:]...)
 		return append(dst, h.ClientID...)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
@@ -18,6 +20,20 @@ type ClientConn struct {
 	Tag int32
 	// Addr is the client's IP.
 	Addr string
+	// User is the SASL-authenticated user's name; "" when the connection
+	// did not authenticate (anonymous).
+	User string
+	// ClientID is the request's client id (ServeKafkaFrom only).
+	ClientID string
+}
+
+// ClientKafkaHandler is implemented by Kafka handlers that need to know
+// who sent a decoded request (the ACL guard): the loop then calls
+// ServeKafkaFrom instead of ServeKafka.
+type ClientKafkaHandler interface {
+	KafkaHandler
+	// ServeKafkaFrom is ServeKafka with the connection's identity.
+	ServeKafkaFrom(cl ClientConn, req kmsg.Request, respond func(kmsg.Response))
 }
 
 // RawKafkaHandler is implemented by Kafka handlers that forward frames as

@@ -54,9 +54,12 @@ func (r *kafkaRequest) run() {
 		}
 	}()
 	s.met.requests.inc(h.APIKey)
+	if s.cfg.SASL != nil && r.serveSASL() {
+		return
+	}
 	memOver := r.overProcessMemory()
 	if rh := s.raw; rh != nil && !r.reject && !memOver {
-		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr()}, h, r.frame, r.respondRaw)
+		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr(), User: c.user()}, h, r.frame, r.respondRaw)
 		return
 	}
 	req, err := kafka.DecodeRequestLimited(h, r.frame[h.Size:], kafka.DecodeLimits{
@@ -98,7 +101,11 @@ func (r *kafkaRequest) run() {
 	if f, ok := req.(*kmsg.FetchRequest); ok {
 		c.fitFetch(f)
 	}
-	s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.addr(), r.respond)
+	if ch := s.client; ch != nil {
+		ch.ServeKafkaFrom(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr(), User: c.user(), ClientID: string(h.ClientID)}, req, r.respond)
+	} else {
+		s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.addr(), r.respond)
+	}
 	if waitsInGroup(h.APIKey) {
 		r.detach()
 	}

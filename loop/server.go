@@ -18,6 +18,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floodgate/floodgate/auth"
 	"github.com/floodgate/floodgate/limits"
 )
 
@@ -54,6 +55,14 @@ type Config struct {
 	Metrics *metrics.Set
 	// Proxy configures the PROXY protocol and X-Forwarded-For (proxy.go).
 	Proxy ProxyConfig
+	// SASL, when set, serves SaslHandshake and SaslAuthenticate on the
+	// Kafka listeners (sasl.go).
+	SASL *auth.Authenticator
+	// AuthRequired closes a connection that sends anything but
+	// ApiVersions, SaslHandshake and SaslAuthenticate before it
+	// authenticated, and one that does not authenticate within
+	// Limits.SASLAuthenticationTimeout.
+	AuthRequired bool
 }
 
 // Server runs the listeners, the gnet engine and the worker pool.
@@ -68,6 +77,8 @@ type Server struct {
 	refuse *refuser // answers refused connections (refuse.go)
 	// procMem is the process memory limit (procmem.go); nil: none.
 	procMem ProcessMemory
+	// client is cfg.Kafka when it wants the connection's identity.
+	client ClientKafkaHandler
 
 	raw    RawKafkaHandler   // cfg.Kafka when it forwards frames as bytes
 	inline InlineHTTPHandler // cfg.HTTP when it answers cheap routes on the loop
@@ -121,6 +132,9 @@ func New(cfg Config) (*Server, error) {
 	if (cfg.Proxy.Kafka || cfg.Proxy.HTTP) && len(cfg.Proxy.From) == 0 {
 		return nil, errors.New("--proxy-protocol needs --proxy-protocol-from: no peer would be trusted to send a header")
 	}
+	if cfg.AuthRequired && cfg.SASL == nil {
+		return nil, errors.New("loop: AuthRequired without SASL mechanisms")
+	}
 	if cfg.EventLoops <= 0 {
 		cfg.EventLoops = runtime.GOMAXPROCS(0)
 	}
@@ -144,6 +158,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.warn = limits.NewWarnLog(cfg.Logger, time.Second)
 	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
+	s.client, _ = cfg.Kafka.(ClientKafkaHandler)
 	s.inline, _ = cfg.HTTP.(InlineHTTPHandler)
 	s.cur.Store(newLiveLimits(cfg.Limits, cfg.HTTPLimits, nil))
 	s.met = newServerMetrics(cfg.Metrics, s)
@@ -190,6 +205,7 @@ func (s *Server) SetHTTPHandler(h HTTPHandler) {
 func (s *Server) SetKafkaHandler(h KafkaHandler) {
 	s.cfg.Kafka = h
 	s.raw, _ = h.(RawKafkaHandler)
+	s.client, _ = h.(ClientKafkaHandler)
 }
 
 func (s *Server) serve() error {
@@ -333,7 +349,11 @@ func (s *Server) OnTick() (time.Duration, gnet.Action) {
 		}))
 	}
 	lim := s.lim()
-	return reapInterval(lim.IdleTimeout, s.httpLim().HeaderTimeout, lim.RequestReadTimeout), gnet.None
+	frame := lim.RequestReadTimeout
+	if s.cfg.AuthRequired && s.cfg.SASL != nil {
+		frame = min(frame, lim.SASLAuthenticationTimeout)
+	}
+	return reapInterval(lim.IdleTimeout, s.httpLim().HeaderTimeout, frame), gnet.None
 }
 
 // reapInterval checks idle connections often enough to close them within

@@ -59,6 +59,10 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, lim lim
 	if err != nil {
 		return nil, err
 	}
+	mech, err := upstreamMechanism(c)
+	if err != nil {
+		return nil, err
+	}
 	listenHost, _, _ := net.SplitHostPort(c.String("kafka-listen"))
 	adv := c.String("gateway-advertised-host")
 	if adv == "" {
@@ -74,6 +78,7 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, lim lim
 		Logger:      log,
 		Metrics:     set,
 		AddListener: srv.AddKafkaListener,
+		SASL:        mech,
 	})
 }
 

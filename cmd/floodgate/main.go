@@ -25,13 +25,15 @@ func main() {
 			serveCommand(),
 			benchCommand(),
 			versionCommand(),
+			userCommand(),
 		},
 	}
 	// Commands other than serve have no logger of their own: what the
-	// standard logger held before main goes to stderr as text.
+	// standard logger held before main goes to stderr as text, warnings
+	// only (a library's INFO notice is noise before --help or a benchmark).
 	app.Before = func(c *cli.Context) error {
 		if c.Args().First() != "serve" {
-			earlylog.Replay(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+			earlylog.Replay(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 		}
 		return nil
 	}

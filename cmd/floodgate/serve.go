@@ -41,6 +41,7 @@ func serveCommand() *cli.Command {
 	flags = append(flags, gatewayFlags()...)
 	flags = append(flags, configFlags()...)
 	flags = append(flags, proxyFlags()...)
+	flags = append(flags, securityFlags()...)
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run floodgate with the embedded broker",
@@ -175,10 +176,14 @@ func runServe(c *cli.Context) error {
 	lim.MaxOpenSegmentFiles = files
 	log.Info("segment file descriptor budget", "max_open_segment_files", files)
 
+	sec, err := securityFromFlags(c, log)
+	if err != nil {
+		return err
+	}
 	set := metrics.NewSet()
 	registerBuildInfo(set, readBuildInfo())
 	metrics.RegisterSet(set)
-	srv, err := loop.New(loop.Config{
+	srv, err := loop.New(sec.loopConfig(loop.Config{
 		KafkaListen: c.String("kafka-listen"),
 		HTTPListen:  c.String("http-listen"),
 		EventLoops:  c.Int("event-loops"),
@@ -188,7 +193,7 @@ func runServe(c *cli.Context) error {
 		Logger:      log,
 		Metrics:     set,
 		Proxy:       proxy,
-	})
+	}))
 	if err != nil {
 		return err
 	}
@@ -220,6 +225,9 @@ func runServe(c *cli.Context) error {
 		defer b.Close()
 		kh = b
 	}
+	if kh, err = guardKafka(c, sec, kh, log, set); err != nil {
+		return err
+	}
 	srv.SetKafkaHandler(kh)
 	api, err := newHTTPAPI(srv, kh, set, log, &hlim)
 	if err != nil {
@@ -230,12 +238,20 @@ func runServe(c *cli.Context) error {
 	srv.SetProcessMemory(api)
 	srv.SetLimitSources(conf.sources)
 	reload := newReloader(c, conf, log, srv, api, configured, lim, hlim, soft, segReserve)
+	adminSrv, adminAddr, err := httpAccess(c, sec, api, log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin(adminSrv)
 	if err := srv.Start(); err != nil {
 		return err
 	}
 	if c.Bool("print-listen-addresses") {
 		// The ports the kernel gave a :0 listener, for whoever started us.
 		fmt.Printf("floodgate listening kafka=%s http=%s\n", srv.KafkaAddr(), srv.HTTPAddr())
+		if adminAddr != nil {
+			fmt.Printf("floodgate admin listening admin=%s\n", adminAddr)
+		}
 	}
 	log.Info("floodgate serving", "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "gomaxprocs", runtime.GOMAXPROCS(0), "gateway", gw != nil)
 

@@ -34,6 +34,7 @@ type settings struct {
 	loop   *loop.Config
 	broker *broker.Config
 	http   *limits.HTTPConfig
+	wrap   func(*broker.Broker) loop.KafkaHandler
 }
 
 // Option changes the configuration before start.
@@ -81,6 +82,17 @@ func WithProxy(p loop.ProxyConfig) Option {
 	return func(s *settings) { s.loop.Proxy = p }
 }
 
+// WithLoop changes the loop's configuration (SASL, AuthRequired).
+func WithLoop(fn func(*loop.Config)) Option {
+	return func(s *settings) { fn(s.loop) }
+}
+
+// WithKafkaHandler puts a handler in front of the broker (the ACL guard);
+// the HTTP API uses it too.
+func WithKafkaHandler(wrap func(*broker.Broker) loop.KafkaHandler) Option {
+	return func(s *settings) { s.wrap = wrap }
+}
+
 // Start runs a server on 127.0.0.1 with ephemeral ports until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
@@ -97,8 +109,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	bc := broker.Config{AutoCreateTopics: true, DefaultPartitions: 1, Logger: quiet, Metrics: set}
 	hc := limits.HTTPDefaults()
 	hc.HeaderReadTimeout = 10 * time.Second
+	st := settings{loop: &lc, broker: &bc, http: &hc}
 	for _, o := range opts {
-		o(&settings{loop: &lc, broker: &bc, http: &hc})
+		o(&st)
 	}
 	lc.HTTPLimits = loop.HTTPLimitsFrom(&hc)
 	srv, err := loop.New(lc)
@@ -120,9 +133,13 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if err != nil {
 		t.Fatalf("broker: %v", err)
 	}
-	srv.SetKafkaHandler(b)
+	var kh loop.KafkaHandler = b
+	if st.wrap != nil {
+		kh = st.wrap(b)
+	}
+	srv.SetKafkaHandler(kh)
 	api, err := httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready,
-		Kafka: b, Limits: &hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: lc.Logger, Budget: srv.Budget()})
+		Kafka: kh, Limits: &hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: lc.Logger, Budget: srv.Budget()})
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}

@@ -1,0 +1,203 @@
+package acl
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/auth"
+	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/limits"
+	"github.com/floodgate/floodgate/loop"
+)
+
+// Authorization error codes, by resource.
+var (
+	topicDenied   = kerr.TopicAuthorizationFailed.Code
+	groupDenied   = kerr.GroupAuthorizationFailed.Code
+	clusterDenied = kerr.ClusterAuthorizationFailed.Code
+	txnDenied     = kerr.TransactionalIDAuthorizationFailed.Code
+)
+
+// ClusterName is the one cluster resource's name, as Kafka spells it.
+const ClusterName = "kafka-cluster"
+
+// Keys of the APIs Guard serves itself.
+const (
+	describeACLsKey     = 29
+	createACLsKey       = 30
+	deleteACLsKey       = 31
+	describeSCRAMKey    = 50
+	alterSCRAMKey       = 51
+	maxACLRequestFilter = 1000 // creations or filters in one request
+)
+
+// GuardConfig configures a Guard.
+type GuardConfig struct {
+	// Inner serves what is authorized (the broker).
+	Inner loop.KafkaHandler
+	// Authorizer decides.
+	Authorizer *Authorizer
+	// Users, when set, is served by Describe/AlterUserScramCredentials.
+	Users *auth.Users
+	// Enforce checks every request (--auth-required); without it only the
+	// ACL and user APIs are checked, the rest is served to anyone.
+	Enforce bool
+	// Logger receives the audit lines.
+	Logger *slog.Logger
+	// Metrics receives floodgate_acl_denied_total.
+	Metrics *metrics.Set
+}
+
+// Guard authorizes Kafka requests before its inner handler serves them.
+type Guard struct {
+	cfg  GuardConfig
+	log  *slog.Logger
+	warn *limits.WarnLog
+	met  *metrics.Set
+}
+
+// NewGuard returns a Guard.
+func NewGuard(cfg GuardConfig) *Guard {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewSet()
+	}
+	return &Guard{cfg: cfg, log: cfg.Logger, warn: limits.NewWarnLog(cfg.Logger, time.Second), met: cfg.Metrics}
+}
+
+// VersionRange reports the inner handler's versions and the APIs the
+// guard serves itself.
+func (g *Guard) VersionRange(key int16) (min, max int16, ok bool) {
+	switch key {
+	case describeACLsKey, createACLsKey, deleteACLsKey:
+		return 0, 3, true
+	case describeSCRAMKey, alterSCRAMKey:
+		if g.cfg.Users != nil {
+			return 0, 0, true
+		}
+	}
+	return g.cfg.Inner.VersionRange(key)
+}
+
+// ServeKafka serves a request of an anonymous client (the HTTP API's
+// calls without a user).
+func (g *Guard) ServeKafka(req kmsg.Request, clientID, addr string, respond func(kmsg.Response)) {
+	g.ServeKafkaFrom(loop.ClientConn{Addr: addr, ClientID: clientID}, req, respond)
+}
+
+// who is the identity a request is checked as.
+type who struct {
+	g         *Guard
+	principal string
+	host      string
+	cl        loop.ClientConn
+	// fwd, in raw mode, forwards a decoded request as a frame.
+	fwd func(kmsg.Request, func(kmsg.Response))
+}
+
+func (w *who) may(op kmsg.ACLOperation, rt kmsg.ACLResourceType, name string) bool {
+	return w.g.cfg.Authorizer.Authorize(w.principal, w.host, op, rt, name)
+}
+
+func (w *who) mayCluster(op kmsg.ACLOperation) bool {
+	return w.may(op, kmsg.ACLResourceTypeCluster, ClusterName)
+}
+
+// ServeKafkaFrom checks req as the connection's principal and serves the
+// authorized part.
+func (g *Guard) ServeKafkaFrom(cl loop.ClientConn, req kmsg.Request, respond func(kmsg.Response)) {
+	g.serve(&who{g: g, principal: Principal(cl.User), host: cl.Addr, cl: cl}, req, respond)
+}
+
+// serve checks req as w and serves the authorized part.
+func (g *Guard) serve(w *who, req kmsg.Request, respond func(kmsg.Response)) {
+	switch r := req.(type) {
+	case *kmsg.CreateACLsRequest:
+		g.createACLs(w, r, respond)
+		return
+	case *kmsg.DescribeACLsRequest:
+		g.describeACLs(w, r, respond)
+		return
+	case *kmsg.DeleteACLsRequest:
+		g.deleteACLs(w, r, respond)
+		return
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		g.describeSCRAM(w, r, respond)
+		return
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		g.alterSCRAM(w, r, respond)
+		return
+	}
+	if !g.cfg.Enforce || g.cfg.Authorizer.IsSuper(w.principal) {
+		g.audit(w, req, nil)
+		g.forward(w, req, respond)
+		return
+	}
+	g.authorize(w, req, respond)
+}
+
+// forward hands req to the inner handler (through the connection's
+// frame path in raw mode).
+func (g *Guard) forward(w *who, req kmsg.Request, respond func(kmsg.Response)) {
+	if w.fwd != nil {
+		w.fwd(req, respond)
+		return
+	}
+	g.cfg.Inner.ServeKafka(req, w.cl.ClientID, w.cl.Addr, respond)
+}
+
+// deny answers req with code in every part.
+func (w *who) deny(req kmsg.Request, code int16, respond func(kmsg.Response)) {
+	w.denied(req.Key(), code)
+	respond(kafka.ErrorResponse(req, code))
+}
+
+// denied counts and logs (rate-limited) a denial.
+func (w *who) denied(key, code int16) {
+	api := kmsg.NameForKey(key)
+	w.g.met.GetOrCreateCounter(`floodgate_acl_denied_total{api="` + api + `"}`).Inc()
+	w.g.warn.Warn("acl:denied:"+w.principal+":"+api, "request denied by ACLs", "principal", w.principal,
+		"client_ip", w.host, "api", api, "error", kerr.ErrorForCode(code).Error())
+}
+
+// split partitions items into those allowed and those not.
+func split[T any](items []T, allow func(*T) bool) (allowed, denied []T) {
+	for i := range items {
+		if allow(&items[i]) {
+			allowed = append(allowed, items[i])
+		} else {
+			denied = append(denied, items[i])
+		}
+	}
+	return allowed, denied
+}
+
+// partial serves the allowed part of a request whose other part is
+// denied: when nothing is denied, req as it is; when nothing is allowed,
+// only the denial; else the allowed part, its answer merged with the
+// denial of the rest.
+func partial[Req kmsg.Request, Resp kmsg.Response](g *Guard, w *who, req Req, denyAll func(), nAllowed, nDenied int,
+	deniedResp func() Resp, merge func(into, from Resp), respond func(kmsg.Response)) {
+	if nDenied == 0 {
+		g.forward(w, req, respond)
+		return
+	}
+	if nAllowed == 0 {
+		denyAll()
+		return
+	}
+	w.denied(req.Key(), 0)
+	d := deniedResp()
+	g.forward(w, req, func(resp kmsg.Response) {
+		if r, ok := resp.(Resp); ok {
+			merge(r, d)
+		}
+		respond(resp)
+	})
+}
