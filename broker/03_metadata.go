@@ -29,7 +29,8 @@ func (b *Broker) handleMetadata(kreq kmsg.Request, cl *Client, respond Responder
 	resp.SetVersion(req.Version)
 
 	br := kmsg.NewMetadataResponseBroker()
-	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.cfg.Host, b.cfg.Port
+	br.NodeID = b.cfg.NodeID
+	br.Host, br.Port = b.advertised(cl)
 	resp.Brokers = append(resp.Brokers, br)
 	resp.ClusterID = kmsg.StringPtr(b.cfg.ClusterID)
 	resp.ControllerID = b.cfg.NodeID

@@ -98,6 +98,10 @@ type Config struct {
 	// and consumer_byte_rate per client, in bytes/s (0 = off).
 	ProduceByteRate int64
 	FetchByteRate   int64
+	// MaxTLSHandshakes bounds the TLS handshakes running at once;
+	// TLSHandshakeTimeout bounds one.
+	MaxTLSHandshakes    int
+	TLSHandshakeTimeout time.Duration
 }
 
 // MaxFrameSize is the absolute cap on an announced Kafka frame: a frame

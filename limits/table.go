@@ -232,6 +232,14 @@ var Table = []Limit{
 		Protects: "broker network from one consumer (Kafka's consumer_byte_rate)",
 		Answer:   "always delay, as Kafka: the response carries throttle_time_ms for the bytes it returned over the rate, and the client's next request is not read until they drained",
 		Metric:   `floodgate_byte_rate_throttled_total{api="Fetch"}`, Field: Int64Of(func(c *Config) *int64 { return &c.FetchByteRate }), Min: 0},
+	{Flag: "max-tls-handshakes", Kind: Int, Default: "256", Unit: "handshakes running at once",
+		Protects: "CPU and goroutines: each TLS handshake runs in a goroutine off the event loop, with public-key work",
+		Answer:   "the new TLS connection is closed at once (nothing can be answered before a handshake); established clients are untouched",
+		Metric:   `floodgate_connections_rejected_total{reason="max_tls_handshakes"}`, Field: IntOf(func(c *Config) *int { return &c.MaxTLSHandshakes }), Min: 1},
+	{Flag: "tls-handshake-timeout", Kind: Int, Default: "10000", Unit: "ms",
+		Protects: "handshake slots and descriptors from clients that connect to a TLS port and stall (or send plaintext)",
+		Answer:   "the connection is closed",
+		Metric:   `floodgate_tls_handshake_failures_total{reason="timeout"}`, Field: DurationOf(func(c *Config) *time.Duration { return &c.TLSHandshakeTimeout }, time.Millisecond), Min: 1},
 }
 
 // Lookup returns the limit with the given flag name.

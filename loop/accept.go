@@ -84,13 +84,22 @@ func (s *Server) startAcceptor(ln net.Listener, kind listenerKind, tag int32) {
 	s.acceptors.Add(1)
 	go func() {
 		defer s.acceptors.Done()
-		s.acceptLoop(ln.(*net.TCPListener), kind, tag)
+		s.acceptLoop(ln.(*net.TCPListener), kind, tag, false)
+	}()
+}
+
+// startTLSAcceptor runs the accept loop of a TLS listener (tls.go).
+func (s *Server) startTLSAcceptor(ln net.Listener, kind listenerKind, tag int32) {
+	s.acceptors.Add(1)
+	go func() {
+		defer s.acceptors.Done()
+		s.acceptLoop(ln.(*net.TCPListener), kind, tag, true)
 	}()
 }
 
 // acceptLoop accepts until the listener closes. No error stops it: resource
 // errors back off and retry, everything else is counted and retried.
-func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind, tag int32) {
+func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind, tag int32, secure bool) {
 	var delay time.Duration
 	for {
 		if until := s.acceptPause.Load(); until > 0 {
@@ -103,7 +112,7 @@ func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind, tag int32) {
 			// A socket that could not be handed to its loop for want of
 			// descriptors (dup fails with EMFILE) is the same exhaustion as
 			// a failed accept: back off the same way.
-			err = s.admit(nc, kind, tag)
+			err = s.admit(nc, kind, tag, secure)
 		}
 		if err != nil {
 			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
@@ -149,7 +158,7 @@ func errnoName(err error) string {
 // event loop of its source IP. Over a limit the socket is answered and
 // closed by the refuser (refuse.go), or closed at once when it is full.
 // It returns an error only for resource exhaustion worth backing off for.
-func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
+func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32, secure bool) error {
 	max := int64(s.cfg.Limits.MaxConnections)
 	if kind == kindHTTP {
 		max += int64(s.cfg.Limits.HTTPReserve)
@@ -160,7 +169,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 			s.warn.Warn("limit:max-connections", "connection refused", "limit", "max-connections",
 				"configured", s.cfg.Limits.MaxConnections, "actual", s.active.Load(), "client_ip", remoteIP(nc).String(), "listener", kind.String())
 		}
-		s.refuse.holdConn(nc, kind, "max-connections", int64(s.cfg.Limits.MaxConnections), s.active.Load())
+		s.refuseConn(nc, kind, secure, "max-connections", int64(s.cfg.Limits.MaxConnections), s.active.Load())
 		return nil
 	}
 	// New connections are refused once the budget passes its high-water
@@ -172,7 +181,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 		s.met.rejected("memory")
 		s.warn.Warn("limit:memory-limit-bytes", "connection refused: memory budget exhausted", "limit", "memory-limit-bytes",
 			"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", remoteIP(nc).String())
-		s.refuse.holdConn(nc, kind, "memory-limit-bytes", s.budget.Limit(), s.budget.Used())
+		s.refuseConn(nc, kind, secure, "memory-limit-bytes", s.budget.Limit(), s.budget.Used())
 		return nil
 	}
 	// Over the process memory limit new Kafka connections are refused the
@@ -184,9 +193,13 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 			s.met.rejected("process_memory")
 			s.warn.Warn("limit:max-memory-bytes", "connection refused: process memory limit reached", "limit", "max-memory-bytes",
 				"configured", limit, "actual", used, "client_ip", remoteIP(nc).String(), "listener", kind.String())
-			s.refuse.holdConn(nc, kind, "max-memory-bytes", limit, used)
+			s.refuseConn(nc, kind, secure, "max-memory-bytes", limit, used)
 			return nil
 		}
+	}
+	if secure {
+		s.startHandshake(nc, kind, tag) // enrolled once its handshake is done
+		return nil
 	}
 	s.met.connsAccepted.Inc()
 	ip := remoteIP(nc)
@@ -200,6 +213,18 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32) error {
 	// keeps a burst from spawning a goroutine (and a stack) per socket.
 	s.registrations <- registration{l: l, c: c, nc: nc, kind: kind}
 	return nil
+}
+
+// refuseConn hands a refused socket to the refuser, which answers its
+// first request; a TLS socket cannot be answered before a handshake the
+// server will not spend on it, so it is closed (and counted unanswered).
+func (s *Server) refuseConn(nc *net.TCPConn, kind listenerKind, secure bool, limit string, configured, actual int64) {
+	if secure {
+		s.met.refusedUnanswered.Inc()
+		nc.Close()
+		return
+	}
+	s.refuse.holdConn(nc, kind, limit, configured, actual)
 }
 
 // registration is one accepted socket on its way to its event loop.

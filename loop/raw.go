@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
@@ -18,6 +20,23 @@ type ClientConn struct {
 	Tag int32
 	// Addr is the client's IP.
 	Addr string
+	// TLS says the connection came in on a TLS listener.
+	TLS bool
+	// TLSSubject is the subject of the client certificate verified under
+	// mutual TLS (its principal when SASL is off), or "".
+	TLSSubject string
+}
+
+// TLSKafkaHandler is implemented by Kafka handlers that answer requests
+// from TLS connections differently: Metadata and FindCoordinator advertise
+// the TLS listener's address, so that a client that bootstrapped over TLS
+// stays on TLS (Kafka's per-listener advertised.listeners). Requests from
+// plaintext connections go to ServeKafka as before.
+type TLSKafkaHandler interface {
+	KafkaHandler
+	// ServeKafkaTLS is ServeKafka for a request that came over TLS;
+	// subject is the verified client certificate's subject, or "".
+	ServeKafkaTLS(req kmsg.Request, clientID, addr, subject string, respond func(kmsg.Response))
 }
 
 // RawKafkaHandler is implemented by Kafka handlers that forward frames as

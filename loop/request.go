@@ -58,7 +58,7 @@ func (r *kafkaRequest) run() {
 	}
 	memOver := r.overProcessMemory()
 	if rh := s.raw; rh != nil && !r.reject && !memOver {
-		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr()}, h, r.frame, r.respondRaw)
+		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr(), TLS: c.tlsOf() != nil, TLSSubject: c.tlsSubject()}, h, r.frame, r.respondRaw)
 		return
 	}
 	req, err := kafka.DecodeRequestLimited(h, r.frame[h.Size:], kafka.DecodeLimits{
@@ -100,7 +100,11 @@ func (r *kafkaRequest) run() {
 	if f, ok := req.(*kmsg.FetchRequest); ok {
 		c.fitFetch(f)
 	}
-	s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.addr(), r.respond)
+	if t := c.tlsOf(); t != nil && s.tlsKafka != nil {
+		s.tlsKafka.ServeKafkaTLS(req, string(h.ClientID), c.addr(), t.subject, r.respond)
+	} else {
+		s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.addr(), r.respond)
+	}
 	if waitsInGroup(h.APIKey) {
 		r.detach()
 	}

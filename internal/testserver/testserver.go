@@ -4,6 +4,7 @@ package testserver
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -76,6 +77,19 @@ func WithBroker(fn func(*broker.Config)) Option {
 	return func(s *settings) { fn(s.broker) }
 }
 
+// WithTLS adds the Kafka TLS and HTTPS listeners (127.0.0.1, ephemeral
+// ports) with cfg; the broker advertises the TLS listener to TLS clients.
+func WithTLS(cfg *tls.Config) Option {
+	return func(s *settings) {
+		s.loop.KafkaTLSListen, s.loop.HTTPSListen, s.loop.TLS = "127.0.0.1:0", "127.0.0.1:0", cfg
+	}
+}
+
+// WithLoop changes the loop's configuration.
+func WithLoop(fn func(*loop.Config)) Option {
+	return func(s *settings) { fn(s.loop) }
+}
+
 // Start runs a server on 127.0.0.1 with ephemeral ports until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
@@ -106,6 +120,14 @@ func Start(t testing.TB, opts ...Option) *Server {
 	host, port, _ := net.SplitHostPort(srv.KafkaAddr())
 	p, _ := strconv.Atoi(port)
 	bc.Host, bc.Port = host, int32(p)
+	if a := srv.KafkaTLSAddr(); a != "" {
+		host, port, _ := net.SplitHostPort(a)
+		p, _ := strconv.Atoi(port)
+		bc.TLSHost, bc.TLSPort = host, int32(p)
+		if srv.KafkaAddr() == "" {
+			bc.Host, bc.Port = bc.TLSHost, bc.TLSPort
+		}
+	}
 	bc.MaxFetchBytes = lc.Limits.MaxFetchBytes
 	bc.Groups = broker.GroupLimitsFrom(&lc.Limits)
 	bc.TimestampBeforeMax, bc.TimestampAfterMax = broker.MillisOrOff(lc.Limits.TimestampBeforeMaxMs), broker.MillisOrOff(lc.Limits.TimestampAfterMaxMs)
