@@ -151,7 +151,7 @@ func (g *Gateway) upstreamFor(client uint64, node int32) (*upstreamConn, error) 
 	}
 	addr := b.addr
 	b.mu.Unlock()
-	u, err := dialUpstream(node, addr, g.cfg.DialTimeout, g.cfg.RequestTimeout)
+	u, err := dialUpstream(node, addr, g.cfg.DialTimeout, g.cfg.RequestTimeout, g.cfg.UpstreamTLS)
 	if err != nil {
 		b.mu.Lock()
 		b.dialFailedAt = time.Now()

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// DialTimeout bounds connecting to an upstream broker.
 	DialTimeout time.Duration
+	// UpstreamTLS, when set, connects to the upstream brokers over TLS.
+	UpstreamTLS *tls.Config
 	// RefreshInterval is how often the upstream cluster's brokers are re-read.
 	RefreshInterval time.Duration
 	// Decode bounds what decoding a client's request may allocate (the
@@ -327,7 +330,7 @@ func (g *Gateway) ensureBroker(id int32, addr string) (*upstreamBroker, error) {
 // control sends one request on a short-lived connection (start-up and
 // refresh, off the request path).
 func (g *Gateway) control(ctx context.Context, addr string, req kmsg.Request) (kmsg.Response, error) {
-	u, err := dialUpstream(-1, addr, g.cfg.DialTimeout, g.cfg.RequestTimeout)
+	u, err := dialUpstream(-1, addr, g.cfg.DialTimeout, g.cfg.RequestTimeout, g.cfg.UpstreamTLS)
 	if err != nil {
 		return nil, err
 	}

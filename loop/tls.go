@@ -227,7 +227,7 @@ func handshakeFailure(err error) string {
 		return "bad_certificate"
 	case strings.Contains(msg, "didn't provide a certificate"):
 		return "no_client_certificate"
-	case strings.Contains(msg, "protocol version"), strings.Contains(msg, "no cipher suite"), strings.Contains(msg, "no mutual"):
+	case strings.Contains(msg, "protocol version"), strings.Contains(msg, "unsupported versions"), strings.Contains(msg, "no cipher suite"), strings.Contains(msg, "no mutual"):
 		return "no_common_version_or_cipher"
 	case errors.As(err, &alert):
 		return "client_alert"

@@ -56,6 +56,10 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, log *sl
 	if err != nil {
 		return nil, err
 	}
+	upTLS, err := upstreamTLS(c)
+	if err != nil {
+		return nil, err
+	}
 	listenHost, _, _ := net.SplitHostPort(c.String("kafka-listen"))
 	adv := c.String("gateway-advertised-host")
 	if adv == "" {
@@ -71,6 +75,7 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, log *sl
 		Logger:      log,
 		Metrics:     set,
 		AddListener: srv.AddKafkaListener,
+		UpstreamTLS: upTLS,
 	})
 }
 

@@ -37,6 +37,7 @@ func serveCommand() *cli.Command {
 	flags = append(flags, httpFlags()...)
 	flags = append(flags, storageFlags()...)
 	flags = append(flags, gatewayFlags()...)
+	flags = append(flags, tlsFlags()...)
 	return &cli.Command{
 		Name:   "serve",
 		Usage:  "run floodgate with the embedded broker",
@@ -172,7 +173,7 @@ func runServe(c *cli.Context) error {
 	set := metrics.NewSet()
 	registerBuildInfo(set, readBuildInfo())
 	metrics.RegisterSet(set)
-	srv, err := loop.New(loop.Config{
+	lcfg := loop.Config{
 		KafkaListen: c.String("kafka-listen"),
 		HTTPListen:  c.String("http-listen"),
 		EventLoops:  c.Int("event-loops"),
@@ -181,16 +182,19 @@ func runServe(c *cli.Context) error {
 		HTTPLimits:  loop.HTTPLimitsFrom(&hlim),
 		Logger:      log,
 		Metrics:     set,
-	})
+	}
+	tlsFiles, err := tlsListeners(c, &lcfg)
+	if err != nil {
+		return err
+	}
+	srv, err := loop.New(lcfg)
 	if err != nil {
 		return err
 	}
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	_, listenPort, _ := net.SplitHostPort(srv.KafkaAddr())
-	listenHost, _, _ := net.SplitHostPort(c.String("kafka-listen"))
-	host, port, err := advertised(c.String("advertised-kafka-addr"), net.JoinHostPort(listenHost, listenPort))
+	host, port, tlsHost, tlsPort, err := advertisedListeners(c, srv)
 	if err != nil {
 		return err
 	}
@@ -206,7 +210,7 @@ func runServe(c *cli.Context) error {
 		defer gw.Close()
 		kh = gw
 	} else {
-		b, err := openBroker(c, host, port, lim, log, set)
+		b, err := openBroker(c, host, port, tlsHost, tlsPort, lim, log, set)
 		if err != nil {
 			return err
 		}
@@ -226,7 +230,7 @@ func runServe(c *cli.Context) error {
 	}
 	if c.Bool("print-listen-addresses") {
 		// The ports the kernel gave a :0 listener, for whoever started us.
-		fmt.Printf("floodgate listening kafka=%s http=%s\n", srv.KafkaAddr(), srv.HTTPAddr())
+		fmt.Printf("floodgate listening kafka=%s http=%s%s\n", srv.KafkaAddr(), srv.HTTPAddr(), tlsAddrs(srv))
 	}
 	log.Info("floodgate serving", "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "gomaxprocs", runtime.GOMAXPROCS(0), "gateway", gw != nil)
 
@@ -244,6 +248,7 @@ wait:
 		case <-ctx.Done():
 			break wait
 		case <-hup:
+			reloadTLS(tlsFiles, log)
 			// There is no config file yet: every limit is a flag read
 			// at start, so none can change live.
 			log.Info("reload requested (SIGHUP): no limit can change live yet, all are start-time flags; still serving", "live_limits", "none")
@@ -258,9 +263,9 @@ wait:
 }
 
 // openBroker opens the embedded broker.
-func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log *slog.Logger, set *metrics.Set) (*broker.Broker, error) {
+func openBroker(c *cli.Context, host string, port int32, tlsHost string, tlsPort int32, lim limits.Config, log *slog.Logger, set *metrics.Set) (*broker.Broker, error) {
 	bcfg := broker.Config{
-		Host: host, Port: port,
+		Host: host, Port: port, TLSHost: tlsHost, TLSPort: tlsPort,
 		AutoCreateTopics:  c.Bool("auto-create-topics"),
 		DefaultPartitions: int32(c.Int("default-partitions")),
 		MaxFetchBytes:     lim.MaxFetchBytes,
