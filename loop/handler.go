@@ -165,6 +165,7 @@ func (s *Server) traffic(c *conn, gc gnet.Conn) gnet.Action {
 // it arrived (a refusal when it did not fit); what is left here is at
 // most one read of the next request's start, so it is taken as it is.
 func (c *conn) holdInput(avail int) {
+	avail += c.tlsHeld() // an incomplete TLS record, kept by crypto/tls
 	if err := c.rx.Set(int64(avail)); err != nil {
 		c.rx.Force(int64(avail) - c.rx.Held())
 	}

@@ -62,6 +62,52 @@ type tlsState struct {
 	carryScratch bool
 }
 
+// recordScan follows TLS record boundaries in a byte stream: a record is
+// a 5-byte header (type, version, length) and length bytes.
+type recordScan struct {
+	hdr  [5]byte
+	hdrN uint8 // header bytes seen of the current record
+	left int   // body bytes still to come of the current record
+}
+
+// feed advances over b.
+func (r *recordScan) feed(b []byte) {
+	for len(b) > 0 {
+		if r.hdrN < 5 {
+			n := copy(r.hdr[r.hdrN:], b)
+			r.hdrN += uint8(n)
+			b = b[n:]
+			if r.hdrN == 5 {
+				r.left = int(r.hdr[3])<<8 | int(r.hdr[4])
+			}
+		} else {
+			n := min(r.left, len(b))
+			r.left -= n
+			b = b[n:]
+		}
+		if r.hdrN == 5 && r.left == 0 {
+			r.hdrN = 0
+		}
+	}
+}
+
+// held returns the bytes of the incomplete record seen so far.
+func (r *recordScan) held() int {
+	if r.hdrN < 5 {
+		return int(r.hdrN)
+	}
+	return 5 + (int(r.hdr[3])<<8 | int(r.hdr[4])) - r.left
+}
+
+// tlsHeld returns the input bytes tls holds for the connection (an
+// incomplete record), 0 on a plaintext connection.
+func (c *conn) tlsHeld() int {
+	if t := c.tlsOf(); t != nil {
+		return t.rc.partial.held()
+	}
+	return 0
+}
+
 // tlsOf returns the connection's TLS state, or nil.
 func (c *conn) tlsOf() *tlsState {
 	if c.connBusy == nil || c.ext == nil {
@@ -91,17 +137,25 @@ type recordConn struct {
 	bufs   *bufPool
 	local  net.Addr
 	remote net.Addr
+	// partial follows the record boundaries of every byte tls read, from
+	// the handshake on, so that the bytes of an incomplete record tls
+	// keeps (in its rawInput) are charged to the connection like any
+	// input it holds.
+	partial recordScan
 }
 
 func (r *recordConn) Read(p []byte) (int, error) {
 	if r.nc != nil {
-		return r.nc.Read(p)
+		n, err := r.nc.Read(p)
+		r.partial.feed(p[:n])
+		return n, err
 	}
 	if len(r.in) == 0 {
 		return 0, errWouldBlock
 	}
 	n := copy(p, r.in)
 	r.in = r.in[n:]
+	r.partial.feed(p[:n])
 	return n, nil
 }
 

@@ -386,3 +386,40 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestIncompleteTLSRecordIsChargedToTheBudgetAndReleasedOnClose(t *testing.T) {
+	certs := testcerts.New(t)
+	srv := tlsServer(t, certs, false)
+	raw := dialFrom(t, "", srv.KafkaTLSAddr())
+	tc := tls.Client(raw, certs.ClientConfig(false))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	expectServed(t, tc)
+	// Nothing else is connected: the budget empties once the answer is
+	// written.
+	var base int64
+	for wait := time.Now().Add(2 * time.Second); srv.Budget().Used() != 0 && time.Now().Before(wait); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Half of a 16000-byte application-data record, written under the
+	// session: crypto/tls keeps it until the rest arrives.
+	hdr := []byte{23, 3, 3, 16000 >> 8, 16000 & 0xff}
+	if _, err := raw.Write(append(hdr, make([]byte, 8000)...)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for srv.Budget().Used()-base < 8000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("budget used %d (was %d): the incomplete record's 8005 bytes are not charged", srv.Budget().Used(), base)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	raw.Close()
+	for srv.Budget().Used() > base {
+		if time.Now().After(deadline.Add(2 * time.Second)) {
+			t.Fatalf("budget used %d after the close; want %d", srv.Budget().Used(), base)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
