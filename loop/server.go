@@ -116,6 +116,10 @@ type Server struct {
 	tlsSlots   chan struct{}
 	tlsActive  atomic.Int64
 	tlsKafka   TLSKafkaHandler // cfg.Kafka when it tells TLS requests apart
+	// handshakes counts the handshake goroutines; stopCtx ends them (Stop).
+	handshakes sync.WaitGroup
+	stopCtx    context.Context
+	stopAll    context.CancelFunc
 
 	ipSeed  maphash.Seed
 	loopsMu sync.Mutex
@@ -151,6 +155,7 @@ func New(cfg Config) (*Server, error) {
 		runErr: make(chan error, 1),
 		ipSeed: maphash.MakeSeed(),
 	}
+	s.stopCtx, s.stopAll = context.WithCancel(context.Background())
 	s.warn = limits.NewWarnLog(cfg.Logger, time.Second)
 	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
 	s.tlsKafka, _ = cfg.Kafka.(TLSKafkaHandler)
@@ -344,9 +349,11 @@ func (s *Server) Stop(ctx context.Context) error {
 		ln.Close()
 	}
 	s.extraMu.Unlock()
+	s.stopAll() // handshakes in progress end now
 	done := make(chan error, 1)
 	go func() {
 		s.acceptors.Wait()
+		s.handshakes.Wait() // none enrolls into a stopped engine
 		if s.registrations != nil {
 			close(s.registrations)
 			s.registrarsWG.Wait()

@@ -28,9 +28,11 @@ package loop
 // goroutine seals what finishes meanwhile and writes it to the socket.
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -219,7 +221,11 @@ func (s *Server) startHandshake(nc *net.TCPConn, kind listenerKind, tag int32) {
 		nc.Close()
 		return
 	}
-	go s.handshake(nc, kind, tag)
+	s.handshakes.Add(1)
+	go func() {
+		defer s.handshakes.Done()
+		s.handshake(nc, kind, tag)
+	}()
 }
 
 // handshake runs the TLS handshake of nc and enrolls the connection into
@@ -227,9 +233,13 @@ func (s *Server) startHandshake(nc *net.TCPConn, kind listenerKind, tag int32) {
 func (s *Server) handshake(nc *net.TCPConn, kind listenerKind, tag int32) {
 	rc := &recordConn{nc: nc, bufs: &s.bufs, local: nc.LocalAddr(), remote: nc.RemoteAddr()}
 	tc := tls.Server(rc, s.cfg.TLS)
+	// The deadline bounds the handshake; the context ends it at Stop.
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.Limits.TLSHandshakeTimeout))
-	err := tc.Handshake()
+	err := tc.HandshakeContext(s.stopCtx)
 	<-s.tlsSlots
+	if err == nil && s.stopping.Load() {
+		err = fmt.Errorf("server stopping: %w", context.Canceled)
+	}
 	if err == nil {
 		err = nc.SetDeadline(time.Time{})
 	}
@@ -275,6 +285,8 @@ func handshakeFailure(err error) string {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "shutdown"
 	case errors.As(err, &rh):
 		return "not_tls"
 	case errors.As(err, &verr), errors.As(err, &uerr):

@@ -40,6 +40,10 @@ func parsePortRange(s string) (int, int, error) {
 
 // newGateway builds the gateway from the flags; nil when not in gateway mode.
 func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, log *slog.Logger, set *metrics.Set) (*gateway.Gateway, error) {
+	upTLS, err := upstreamTLS(c)
+	if err != nil {
+		return nil, err
+	}
 	up := c.String("upstream-brokers")
 	if up == "" {
 		return nil, nil
@@ -53,10 +57,6 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, log *sl
 		seeds = append(seeds, s)
 	}
 	first, last, err := parsePortRange(c.String("gateway-listen-ports"))
-	if err != nil {
-		return nil, err
-	}
-	upTLS, err := upstreamTLS(c)
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,11 @@ func tlsListeners(c *cli.Context, cfg *loop.Config) (*tlsconf.Server, error) {
 		}
 		return nil, nil
 	}
+	if cfg.KafkaTLSListen != "" && c.String("upstream-brokers") != "" {
+		// The gateway's per-broker listeners are plaintext: a client that
+		// bootstrapped over TLS would be sent to them and fail.
+		return nil, fmt.Errorf("--kafka-tls-listen is not supported in gateway mode (--upstream-brokers): its per-broker listeners are plaintext")
+	}
 	ts, err := tlsconf.NewServer(tlsconf.ServerFiles{
 		CertFile: c.String("tls-cert-file"), KeyFile: c.String("tls-key-file"),
 		ClientCAFile: c.String("tls-client-ca-file"), MinVersion: c.String("tls-min-version"),

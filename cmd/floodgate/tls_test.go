@@ -263,3 +263,39 @@ func TestGatewayReachesAnUpstreamClusterOverTLS(t *testing.T) {
 		t.Fatalf("%v TLS handshakes failed upstream", v)
 	}
 }
+
+func TestInvalidTLSFlagsExitNamingTheFlag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := floodgateBinary(t)
+	certs := testcerts.New(t)
+	tests := []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--kafka-tls-listen", "127.0.0.1:0"}, "tls-cert-file"},
+		{[]string{"--https-listen", "127.0.0.1:0", "--tls-cert-file", certs.CertFile, "--tls-key-file", certs.KeyFile, "--tls-min-version", "1.1"}, "tls-min-version"},
+		{[]string{"--tls-cert-file", certs.CertFile}, "tls-cert-file"},
+		{[]string{"--https-listen", "127.0.0.1:0", "--tls-cert-file", certs.CertFile, "--tls-key-file", certs.KeyFile, "--tls-client-ca-file", certs.CertFile + ".missing"}, "tls-client-ca-file"},
+		{[]string{"--upstream-tls-ca-file", certs.CAFile}, "upstream-tls-ca-file"},
+		{[]string{"--kafka-tls-listen", "127.0.0.1:0", "--tls-cert-file", certs.CertFile, "--tls-key-file", certs.KeyFile, "--upstream-brokers", "127.0.0.1:1"}, "kafka-tls-listen"},
+		{[]string{"--kafka-listen", ""}, "kafka-listen"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, "="), func(t *testing.T) {
+			args := append([]string{"serve", "--kafka-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--in-memory"}, tt.args...)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+			if ctx.Err() != nil {
+				t.Fatalf("still running after 10s (the flag was accepted) for %v:\n%s", tt.args, out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			msg := lines[len(lines)-1]
+			if err == nil || !strings.HasPrefix(msg, "floodgate: ") || !strings.Contains(msg, "-"+tt.flag) {
+				t.Fatalf("last line %q is not a refusal naming -%s (%v):\n%s", msg, tt.flag, err, out)
+			}
+		})
+	}
+}
