@@ -12,13 +12,14 @@ import (
 )
 
 // Catalogue returns every attack class, in the order they run: issue 13's
-// hostile clients, then issue 14's allocation attacks (catalogue14.go).
+// hostile clients, then issue 14's allocation attacks (catalogue14.go),
+// then issue 21's attacks on the Kafka TLS listener (catalogue_tls.go).
 // Counts are those of Scale 1, chosen so that each attack could exceed the
 // 1 GiB default memory budget if the server charged or buffered what the
 // attacker announces or provokes, while the whole suite stays far below the
 // 20,000 open files of one test process.
 func Catalogue() []Attack {
-	return append(hostileClients(), allocationAttacks()...)
+	return append(append(hostileClients(), allocationAttacks()...), tlsAttacks()...)
 }
 
 // hostileClients are issue 13's classes: slow, abandoned, pipelining,
