@@ -29,8 +29,7 @@ func (b *Broker) handleMetadata(kreq kmsg.Request, cl *Client, respond Responder
 	resp.SetVersion(req.Version)
 
 	br := kmsg.NewMetadataResponseBroker()
-	br.NodeID = b.cfg.NodeID
-	br.Host, br.Port = b.advertised(cl)
+	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.cfg.Host, b.cfg.Port
 	resp.Brokers = append(resp.Brokers, br)
 	resp.ClusterID = kmsg.StringPtr(b.cfg.ClusterID)
 	resp.ControllerID = b.cfg.NodeID

@@ -13,7 +13,7 @@ import (
 
 func init() { regKey(10, 0, 6, (*Broker).handleFindCoordinator) }
 
-func (b *Broker) handleFindCoordinator(kreq kmsg.Request, cl *Client, respond Responder) {
+func (b *Broker) handleFindCoordinator(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	resp.SetVersion(req.Version)
@@ -25,8 +25,7 @@ func (b *Broker) handleFindCoordinator(kreq kmsg.Request, cl *Client, respond Re
 	}
 	if req.Version < 4 {
 		resp.ErrorCode, resp.ErrorMessage = code, msg
-		resp.NodeID = b.cfg.NodeID
-		resp.Host, resp.Port = b.advertised(cl)
+		resp.NodeID, resp.Host, resp.Port = b.cfg.NodeID, b.cfg.Host, b.cfg.Port
 		if code != kafka.ErrNone {
 			resp.NodeID, resp.Host, resp.Port = -1, "", -1
 		}
@@ -37,8 +36,7 @@ func (b *Broker) handleFindCoordinator(kreq kmsg.Request, cl *Client, respond Re
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key = key
 		c.ErrorCode, c.ErrorMessage = code, msg
-		c.NodeID = b.cfg.NodeID
-		c.Host, c.Port = b.advertised(cl)
+		c.NodeID, c.Host, c.Port = b.cfg.NodeID, b.cfg.Host, b.cfg.Port
 		if code != kafka.ErrNone {
 			c.NodeID, c.Host, c.Port = -1, "", -1
 		}

@@ -13,7 +13,7 @@ import (
 
 func init() { regKey(60, 0, 2, (*Broker).handleDescribeCluster) }
 
-func (b *Broker) handleDescribeCluster(kreq kmsg.Request, cl *Client, respond Responder) {
+func (b *Broker) handleDescribeCluster(kreq kmsg.Request, _ *Client, respond Responder) {
 	req := kreq.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.SetVersion(req.Version)
@@ -27,8 +27,7 @@ func (b *Broker) handleDescribeCluster(kreq kmsg.Request, cl *Client, respond Re
 	resp.ClusterID = b.cfg.ClusterID
 	resp.ControllerID = b.cfg.NodeID
 	br := kmsg.NewDescribeClusterResponseBroker()
-	br.NodeID = b.cfg.NodeID
-	br.Host, br.Port = b.advertised(cl)
+	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.cfg.Host, b.cfg.Port
 	resp.Brokers = append(resp.Brokers, br)
 	respond(resp)
 }

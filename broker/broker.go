@@ -117,11 +117,6 @@ type Client struct {
 	ID string
 	// Addr is the remote IP of the connection.
 	Addr string
-	// TLS says the connection came in on the TLS listener.
-	TLS bool
-	// TLSSubject is the verified client certificate's subject under
-	// mutual TLS, or "".
-	TLSSubject string
 }
 
 // Responder receives the response to one request. A nil response means no
