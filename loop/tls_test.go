@@ -325,8 +325,26 @@ func TestTLSHandshakeLimitRefusesAndCounts(t *testing.T) {
 }
 
 func TestTLSClientThatDoesNotReadIsParkedAndKeepsItsSession(t *testing.T) {
+	tests := []struct {
+		name   string
+		reason string
+		limits func(*limits.Config)
+	}{
+		// The in-flight limit stops reading first; the park goroutine
+		// seals and writes what finishes meanwhile.
+		{"at the in-flight limit", "max_inflight_requests", func(*limits.Config) {}},
+		// With room in flight the socket fills first: the loop's writev
+		// meets EAGAIN with records queued.
+		{"on a full socket", "slow_reader", func(l *limits.Config) { l.MaxInflight = 100000 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { parkedTLSClient(t, tt.reason, tt.limits) })
+	}
+}
+
+func parkedTLSClient(t *testing.T, reason string, lim func(*limits.Config)) {
 	certs := testcerts.New(t)
-	srv := tlsServer(t, certs, false)
+	srv := tlsServer(t, certs, false, withLimits(lim))
 	c, err := tls.Dial("tcp", srv.KafkaTLSAddr(), certs.ClientConfig(false))
 	if err != nil {
 		t.Fatal(err)
@@ -367,12 +385,11 @@ func TestTLSClientThatDoesNotReadIsParkedAndKeepsItsSession(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	var sb strings.Builder
-	srv.Metrics.WritePrometheus(&sb)
-	if !strings.Contains(sb.String(), "floodgate_parks_total{") {
-		t.Fatal("the connection never parked; the test did not exercise parking")
+	if n := srv.Metrics.GetOrCreateCounter(`floodgate_parks_total{reason="` + reason + `"}`).Get(); n == 0 {
+		var sb strings.Builder
+		srv.Metrics.WritePrometheus(&sb)
+		t.Fatalf("the connection never parked for %s; the test did not exercise it:\n%s", reason, grepLines(sb.String(), "parks_total"))
 	}
-	t.Log(grepLines(sb.String(), "parks_total"))
 	expectServed(t, c)
 }
 
@@ -421,5 +438,74 @@ func TestIncompleteTLSRecordIsChargedToTheBudgetAndReleasedOnClose(t *testing.T)
 			t.Fatalf("budget used %d after the close; want %d", srv.Budget().Used(), base)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestIdleTLSConnectionIsClosedAtTheIdleTimeout(t *testing.T) {
+	certs := testcerts.New(t)
+	srv := tlsServer(t, certs, false, withLimits(func(l *limits.Config) { l.IdleTimeout = 300 * time.Millisecond }))
+	c, err := tls.Dial("tcp", srv.KafkaTLSAddr(), certs.ClientConfig(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	expectServed(t, c)
+	start := time.Now()
+	expectClosed(t, c, 3*time.Second)
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("closed after %v, before the 300ms idle timeout", d)
+	}
+	waitCounter(t, srv, `floodgate_connections_closed_total{reason="idle"}`, 1)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var sb strings.Builder
+		srv.Metrics.WritePrometheus(&sb)
+		if strings.Contains(sb.String(), "floodgate_tls_connections_active 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TLS connections still counted active:\n%s", grepLines(sb.String(), "tls_"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestHTTPSServesBodiesAndClosesAfterConnectionClose(t *testing.T) {
+	certs := testcerts.New(t)
+	srv := tlsServer(t, certs, false)
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: certs.ClientConfig(false)}}
+	defer cl.CloseIdleConnections()
+	// A REST produce whose body spans many TLS records.
+	var body strings.Builder
+	body.WriteString(`{"records":[`)
+	for i := 0; i < 200; i++ {
+		if i > 0 {
+			body.WriteString(",")
+		}
+		fmt.Fprintf(&body, `{"value":"%s"}`, strings.Repeat("x", 1000))
+	}
+	body.WriteString(`]}`)
+	req, _ := http.NewRequest("POST", "https://"+srv.HTTPSAddr()+"/topics/over-https", strings.NewReader(body.String()))
+	req.Header.Set("Content-Type", "application/vnd.kafka.json.v2+json")
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(out), `"offsets"`) {
+		t.Fatalf("POST over HTTPS: %d %s", resp.StatusCode, out)
+	}
+	// Connection: close: the answer arrives whole, then the server closes.
+	req, _ = http.NewRequest("GET", "https://"+srv.HTTPSAddr()+"/health", nil)
+	req.Close = true
+	resp, err = cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(out), "ok") {
+		t.Fatalf("GET /health with Connection: close over HTTPS: %d %q", resp.StatusCode, out)
 	}
 }
