@@ -111,7 +111,7 @@ var seriesHelp = map[string]string{
 	"floodgate_segments_fenced_total":                "Segments fenced (no longer appended to) after a write error.",
 	"floodgate_throttle_time_seconds":                "Delay given to Kafka requests over a rate limit (throttle_time_ms), in seconds.",
 	"floodgate_tls_connections_active":               "TLS connections open (handshake done), parked ones included.",
-	"floodgate_tls_handshake_failures_total":         "TLS handshakes that failed, by reason (timeout, not_tls, no_client_certificate, bad_certificate, no_common_version_or_cipher, client_alert, client_closed, shutdown, other).",
+	"floodgate_tls_handshake_failures_total":         "TLS handshakes that failed, by reason (timeout, evicted, not_tls, no_client_certificate, bad_certificate, no_common_version_or_cipher, client_alert, client_closed, shutdown, other).",
 	"floodgate_tls_handshakes_total":                 "TLS handshakes completed on the TLS listeners.",
 	"floodgate_topics":                               "Topics.",
 	"floodgate_topics_file_writes_total":             "Writes of the topics file.",

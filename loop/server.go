@@ -113,7 +113,7 @@ type Server struct {
 	listened   bool
 	kafkaTLSLn net.Listener
 	httpsLn    net.Listener
-	tlsSlots   chan struct{}
+	tlsSlots   handshakeTable
 	tlsActive  atomic.Int64
 	tlsKafka   TLSKafkaHandler // cfg.Kafka when it tells TLS requests apart
 	// handshakes counts the handshake goroutines; stopCtx ends them (Stop).
@@ -160,11 +160,8 @@ func New(cfg Config) (*Server, error) {
 	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
 	s.tlsKafka, _ = cfg.Kafka.(TLSKafkaHandler)
 	s.inline, _ = cfg.HTTP.(InlineHTTPHandler)
-	if cfg.KafkaTLSListen != "" || cfg.HTTPSListen != "" {
-		if cfg.TLS == nil {
-			return nil, errors.New("loop: a TLS listener needs a TLS configuration")
-		}
-		s.tlsSlots = make(chan struct{}, cfg.Limits.MaxTLSHandshakes)
+	if (cfg.KafkaTLSListen != "" || cfg.HTTPSListen != "") && cfg.TLS == nil {
+		return nil, errors.New("loop: a TLS listener needs a TLS configuration")
 	}
 	if cfg.Limits.ProduceRate > 0 {
 		s.produceRate = limits.NewBuckets(float64(cfg.Limits.ProduceRate), float64(cfg.Limits.ProduceRate))

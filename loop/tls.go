@@ -208,35 +208,39 @@ func (r *recordConn) SetWriteDeadline(t time.Time) error {
 }
 
 // startHandshake takes an admitted socket of a TLS listener: its handshake
-// runs in a goroutine of its own, unless --max-tls-handshakes are running,
-// when it is closed at once (nothing can be answered before a handshake).
+// runs in a goroutine of its own, unless --max-tls-handshakes are running
+// and none is old enough to give its place (tls_slots.go), when it is
+// closed at once (nothing can be answered before a handshake).
 func (s *Server) startHandshake(nc *net.TCPConn, kind listenerKind, tag int32) {
-	select {
-	case s.tlsSlots <- struct{}{}:
-	default:
+	p := &pendingHandshake{nc: nc, start: time.Now()}
+	if !s.tlsSlots.admit(p, s.cfg.Limits.MaxTLSHandshakes, evictAge(s.cfg.Limits.TLSHandshakeTimeout)) {
 		s.active.Add(-1)
 		s.met.rejected("max_tls_handshakes")
 		s.warn.Warn("limit:max-tls-handshakes", "connection refused: too many TLS handshakes running", "limit", "max-tls-handshakes",
-			"configured", s.cfg.Limits.MaxTLSHandshakes, "actual", len(s.tlsSlots), "client_ip", remoteIP(nc).String(), "listener", kind.String())
+			"configured", s.cfg.Limits.MaxTLSHandshakes, "actual", s.tlsSlots.running(), "client_ip", remoteIP(nc).String(), "listener", kind.String())
 		nc.Close()
 		return
 	}
 	s.handshakes.Add(1)
 	go func() {
 		defer s.handshakes.Done()
-		s.handshake(nc, kind, tag)
+		s.handshake(p, kind, tag)
 	}()
 }
 
 // handshake runs the TLS handshake of nc and enrolls the connection into
 // its event loop.
-func (s *Server) handshake(nc *net.TCPConn, kind listenerKind, tag int32) {
+func (s *Server) handshake(p *pendingHandshake, kind listenerKind, tag int32) {
+	nc := p.nc
 	rc := &recordConn{nc: nc, bufs: &s.bufs, local: nc.LocalAddr(), remote: nc.RemoteAddr()}
 	tc := tls.Server(rc, s.cfg.TLS)
 	// The deadline bounds the handshake; the context ends it at Stop.
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.Limits.TLSHandshakeTimeout))
 	err := tc.HandshakeContext(s.stopCtx)
-	<-s.tlsSlots
+	evicted := s.tlsSlots.done(p)
+	if err != nil && evicted {
+		err = fmt.Errorf("%w: %w", errEvicted, err)
+	}
 	if err == nil && s.stopping.Load() {
 		err = fmt.Errorf("server stopping: %w", context.Canceled)
 	}
@@ -275,6 +279,9 @@ func (s *Server) handshake(nc *net.TCPConn, kind listenerKind, tag int32) {
 	}
 }
 
+// errEvicted marks a handshake that gave its place to a newer one.
+var errEvicted = errors.New("handshake evicted by a newer connection at --max-tls-handshakes")
+
 // handshakeFailure names why a handshake failed, for the metric's label.
 func handshakeFailure(err error) string {
 	var rh tls.RecordHeaderError
@@ -283,6 +290,8 @@ func handshakeFailure(err error) string {
 	var uerr x509.UnknownAuthorityError
 	msg := err.Error()
 	switch {
+	case errors.Is(err, errEvicted):
+		return "evicted"
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return "timeout"
 	case errors.Is(err, context.Canceled):

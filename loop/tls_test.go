@@ -287,18 +287,18 @@ func (r recorder) SetDeadline(time.Time) error      { return nil }
 func (r recorder) SetReadDeadline(time.Time) error  { return nil }
 func (r recorder) SetWriteDeadline(time.Time) error { return nil }
 
-func TestTLSHandshakeLimitRefusesAndCounts(t *testing.T) {
+func TestTLSHandshakeLimitRefusesYoungAndEvictsStalledHandshakes(t *testing.T) {
 	certs := testcerts.New(t)
 	srv := tlsServer(t, certs, false, withLimits(func(l *limits.Config) {
 		l.MaxTLSHandshakes = 2
-		l.TLSHandshakeTimeout = time.Second
+		l.TLSHandshakeTimeout = 8 * time.Second // handshakes older than 1 s give their place
 	}))
 	addr := srv.KafkaTLSAddr()
 	// Two silent connections hold both handshake slots.
-	a, b := dialFrom(t, "", addr), dialFrom(t, "", addr)
-	defer a.Close()
-	defer b.Close()
-	time.Sleep(100 * time.Millisecond)
+	a := dialFrom(t, "", addr)
+	time.Sleep(50 * time.Millisecond)
+	b := dialFrom(t, "", addr)
+	time.Sleep(50 * time.Millisecond)
 	start := time.Now()
 	third := dialFrom(t, "", addr)
 	expectClosed(t, third, 500*time.Millisecond)
@@ -306,22 +306,22 @@ func TestTLSHandshakeLimitRefusesAndCounts(t *testing.T) {
 		t.Fatalf("the refused connection waited %v", d)
 	}
 	waitCounter(t, srv, `floodgate_connections_rejected_total{reason="max_tls_handshakes"}`, 1)
-	// Once the silent ones give up their slots, handshakes go through.
-	a.Close()
-	b.Close()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		c, err := tls.Dial("tcp", addr, certs.ClientConfig(false))
-		if err == nil {
-			expectServed(t, c)
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no handshake possible after the slots were freed: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// Once the silent ones are older than a second, a real client takes
+	// the oldest one's place, well before the 8 s handshake timeout.
+	time.Sleep(time.Second)
+	start = time.Now()
+	c, err := tls.Dial("tcp", addr, certs.ClientConfig(false))
+	if err != nil {
+		t.Fatalf("a client was shut out by two silent connections: %v", err)
 	}
+	expectServed(t, c)
+	c.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("handshake took %v", d)
+	}
+	expectClosed(t, a, time.Second) // the oldest gave its place
+	waitCounter(t, srv, `floodgate_tls_handshake_failures_total{reason="evicted"}`, 1)
+	_ = b
 }
 
 func TestTLSClientThatDoesNotReadIsParkedAndKeepsItsSession(t *testing.T) {
