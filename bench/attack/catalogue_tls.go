@@ -20,7 +20,7 @@ func tlsAttacks() []Attack {
 			What: "4 connections at a time send 64 KiB of random bytes (no handshake) to the TLS port, read for 50 ms and close",
 			Run:  garbage(KafkaTLS)},
 		{Name: "kafka-tls-half-handshake", Issue: 21, Listener: KafkaTLS,
-			What: "200 connections (50 per IP) send half a ClientHello, then nothing (each holds a handshake slot until --tls-handshake-timeout)",
+			What: "400 connections (100 per IP) send half a ClientHello, then nothing: more than --max-tls-handshakes (256), so the oldest are evicted or the newest refused",
 			Run:  tlsHalfHandshake},
 		{Name: "kafka-tls-handshake-storm", Issue: 21, Listener: KafkaTLS,
 			What: "8 workers on 8 IPs complete a TLS handshake, send ApiVersions and close without reading (at most 2,000 handshakes/s)",
@@ -57,7 +57,7 @@ func (r recordOnly) SetWriteDeadline(time.Time) error { return nil }
 
 func tlsHalfHandshake(ctx context.Context, t *Target) error {
 	hello := clientHello()
-	return hold(ctx, t, KafkaTLS, t.N(200), 50, 0, func(ctx context.Context, c net.Conn) {
+	return hold(ctx, t, KafkaTLS, t.N(400), 100, 0, func(ctx context.Context, c net.Conn) {
 		writeAll(c, hello[:len(hello)/2])
 	})
 }
