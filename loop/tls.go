@@ -265,7 +265,11 @@ func (s *Server) handshake(p *pendingHandshake, kind listenerKind, tag int32) {
 	st := &tlsState{tc: tc, rc: rc}
 	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
 		st.subject = certs[0].Subject.String()
-		s.log.Info("mutual TLS client", "client_ip", ip.String(), "subject", st.subject, "listener", kind.String())
+		// Once a second per subject: a client reconnecting in a loop
+		// must not flood the log.
+		if s.warn.Allow("tls:subject:" + st.subject) {
+			s.log.Info("mutual TLS client", "client_ip", ip.String(), "subject", st.subject, "listener", kind.String())
+		}
 	}
 	l := s.loopFor(ip)
 	c := newConn(l, kind, ip)
