@@ -34,10 +34,10 @@ type Server struct {
 	cur   atomic.Pointer[serverState]
 }
 
-// serverState is one loaded generation of the files.
+// serverState is one loaded generation of the files: the configuration
+// every handshake started under it uses.
 type serverState struct {
-	cert *tls.Certificate
-	cas  *x509.CertPool // nil: no client certificate asked
+	cfg *tls.Config
 }
 
 // NewServer loads the files once; an error names the file that failed.
@@ -63,13 +63,19 @@ func (s *Server) Reload() error {
 	if err != nil {
 		return fmt.Errorf("load TLS certificate %s / key %s: %w", s.files.CertFile, s.files.KeyFile, err)
 	}
-	st := &serverState{cert: &cert}
+	cfg := &tls.Config{
+		MinVersion:                  s.min,
+		DynamicRecordSizingDisabled: true,
+		Certificates:                []tls.Certificate{cert},
+	}
 	if s.files.ClientCAFile != "" {
-		if st.cas, err = loadPool(s.files.ClientCAFile); err != nil {
+		cas, err := loadPool(s.files.ClientCAFile)
+		if err != nil {
 			return fmt.Errorf("--tls-client-ca-file: %w", err)
 		}
+		cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, cas
 	}
-	s.cur.Store(st)
+	s.cur.Store(&serverState{cfg: cfg})
 	return nil
 }
 
@@ -87,19 +93,9 @@ func (s *Server) Config() *tls.Config {
 		// a browser's first paint.
 		DynamicRecordSizingDisabled: true,
 	}
-	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		st := s.cur.Load()
-		c := &tls.Config{
-			MinVersion:                  s.min,
-			DynamicRecordSizingDisabled: true,
-			Certificates:                []tls.Certificate{*st.cert},
-		}
-		if st.cas != nil {
-			c.ClientAuth = tls.RequireAndVerifyClientCert
-			c.ClientCAs = st.cas
-		}
-		return c, nil
-	}
+	// Session ticket keys come from base (crypto/tls Config.ticketKeys:
+	// the returned config sets none), so a resumption survives a reload.
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.cur.Load().cfg, nil }
 	return base
 }
 
