@@ -149,6 +149,11 @@ func (g *Guard) forward(w *who, req kmsg.Request, respond func(kmsg.Response)) {
 		w.fwd(req, respond)
 		return
 	}
+	if t, ok := g.cfg.Inner.(loop.TLSKafkaHandler); ok && w.cl.TLS {
+		// The broker advertises the TLS listener to a TLS client.
+		t.ServeKafkaTLS(req, w.cl.ClientID, w.cl.Addr, w.cl.TLSSubject, respond)
+		return
+	}
 	g.cfg.Inner.ServeKafka(req, w.cl.ClientID, w.cl.Addr, respond)
 }
 

@@ -3,6 +3,8 @@ package bench
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -42,6 +44,9 @@ type HoldSpec struct {
 	// connection and waits for its answer before counting it opened: a
 	// gateway assigns an upstream connection on a client's first request.
 	KafkaHello bool
+	// TLSCAFile, when set, makes every connection a TLS one (handshake
+	// done before it counts as opened), verified with these CAs.
+	TLSCAFile string
 }
 
 // Validate checks the spec.
@@ -99,6 +104,12 @@ func (h *holder) open(ctx context.Context) {
 	h.mu.Lock()
 	h.conns = make([]net.Conn, 0, min(h.spec.Count, 1<<16))
 	h.mu.Unlock()
+	tlsCfg, err := tlsClientConfig(h.spec.TLSCAFile)
+	if err != nil {
+		h.failed.Add(int64(h.spec.Count))
+		h.firstErr.CompareAndSwap(nil, err)
+		return
+	}
 	for w := 0; w < h.spec.Concurrency; w++ {
 		wg.Add(1)
 		go func() {
@@ -115,6 +126,9 @@ func (h *holder) open(ctx context.Context) {
 					target = h.spec.Targets[(h.spec.FirstIndex+i)%len(h.spec.Targets)]
 				}
 				c, err := d.DialContext(ctx, "tcp", target)
+				if err == nil && tlsCfg != nil {
+					c, err = tlsHandshake(ctx, c, tlsCfg, h.spec.DialTimeout)
+				}
 				if err == nil && h.spec.KafkaHello {
 					if err = kafkaHello(c, int32(i), h.spec.DialTimeout); err != nil {
 						_ = c.Close()
@@ -207,7 +221,49 @@ func (s HoldSpec) Flags() []string {
 	if s.KafkaHello {
 		f = append(f, "--kafka-hello")
 	}
+	if s.TLSCAFile != "" {
+		f = append(f, "--tls-ca-file", s.TLSCAFile)
+	}
 	return f
+}
+
+// tlsClientConfig returns a client configuration trusting the CAs in
+// caFile, or nil for plaintext ("").
+func tlsClientConfig(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca-file %s: no PEM certificate", caFile)
+	}
+	// X25519 first, as OpenSSL 3.0 (nginx's) offers it: Go's default
+	// X25519MLKEM768 costs both sides more, and servers compared side by
+	// side must do the same key exchange.
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}}, nil
+}
+
+// tlsHandshake runs a client handshake on c within timeout; c is closed on
+// failure. The server name is the target's host.
+func tlsHandshake(ctx context.Context, c net.Conn, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	cc := cfg.Clone()
+	cc.ServerName = host
+	tc := tls.Client(c, cc)
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tc, nil
 }
 
 // kafkaHello sends a Metadata v1 request asking for no topics and reads the

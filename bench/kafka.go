@@ -46,6 +46,9 @@ type KafkaConfig struct {
 	Linger time.Duration
 	// Progress, when set, receives a status line while the run goes on.
 	Progress *Progress
+	// TLSCAFile, when set, connects over TLS, verifying the brokers with
+	// these CAs.
+	TLSCAFile string
 }
 
 // Validate checks the configuration.
@@ -86,6 +89,9 @@ func (c *KafkaConfig) Validate() error {
 	}
 	if c.Rate < 0 {
 		return fmt.Errorf("--rate=%v: must not be negative", c.Rate)
+	}
+	if _, err := tlsClientConfig(c.TLSCAFile); err != nil {
+		return err
 	}
 	return nil
 }
@@ -154,6 +160,7 @@ func (r *KafkaResult) Table() *Table {
 func (c *KafkaConfig) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 	codec, _ := compressionCodec(c.Compression)
 	opts := []kgo.Opt{
+		c.dialOpt(),
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.DefaultProduceTopic(c.Topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -173,9 +180,19 @@ func (c *KafkaConfig) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 	return append(opts, extra...)
 }
 
+// dialOpt connects in plaintext, or over TLS with TLSCAFile (checked by
+// Validate).
+func (c *KafkaConfig) dialOpt() kgo.Opt {
+	cfg, _ := tlsClientConfig(c.TLSCAFile)
+	if cfg == nil {
+		return kgo.WithHooks()
+	}
+	return kgo.DialTLSConfig(cfg)
+}
+
 // createTopic creates the run's topic with one partition per client.
 func (c *KafkaConfig) createTopic(ctx context.Context) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...))
+	cl, err := kgo.NewClient(c.dialOpt(), kgo.SeedBrokers(c.Brokers...))
 	if err != nil {
 		return fmt.Errorf("kafka client for %v: %w", c.Brokers, err)
 	}
@@ -377,7 +394,7 @@ func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stampHis
 		deadline = start.Add(cfg.Duration)
 	}
 	for i := 0; i < cfg.Clients; i++ {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...),
+		cl, err := kgo.NewClient(cfg.dialOpt(), kgo.SeedBrokers(cfg.Brokers...),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {int32(i): kgo.NewOffset().AtStart()}}),
 			kgo.FetchMaxWait(500*time.Millisecond))
 		if err != nil {
@@ -478,7 +495,7 @@ func runConsumeUntil(ctx context.Context, cfg KafkaConfig, res *KafkaResult, h *
 	var got atomic.Int64
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Clients; i++ {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...),
+		cl, err := kgo.NewClient(cfg.dialOpt(), kgo.SeedBrokers(cfg.Brokers...),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {int32(i): kgo.NewOffset().AtStart()}}),
 			kgo.FetchMaxWait(100*time.Millisecond))
 		if err != nil {

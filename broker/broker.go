@@ -23,6 +23,10 @@ type Config struct {
 	// Host and Port are advertised to clients in Metadata and FindCoordinator.
 	Host string
 	Port int32
+	// TLSHost and TLSPort are advertised instead to clients connected to
+	// the TLS listener ("": the TLS listener is off, or not known).
+	TLSHost string
+	TLSPort int32
 	// ClusterID is returned in Metadata and DescribeCluster.
 	ClusterID string
 	// AutoCreateTopics creates unknown topics on Metadata and Produce.

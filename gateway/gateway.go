@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// DialTimeout bounds connecting to an upstream broker.
 	DialTimeout time.Duration
+	// UpstreamTLS, when set, connects to the upstream brokers over TLS.
+	UpstreamTLS *tls.Config
 	// RefreshInterval is how often the upstream cluster's brokers are re-read.
 	RefreshInterval time.Duration
 	// Decode bounds what decoding a client's request may allocate (the

@@ -21,7 +21,7 @@ import (
 
 // dial connects to an upstream broker and authenticates when SASL is set.
 func (g *Gateway) dial(node int32, addr string) (*upstreamConn, error) {
-	u, err := dialUpstream(node, addr, g.cfg.DialTimeout, g.cfg.RequestTimeout)
+	u, err := dialUpstream(node, addr, g.cfg.DialTimeout, g.cfg.RequestTimeout, g.cfg.UpstreamTLS)
 	if err != nil || g.cfg.SASL == nil {
 		return u, err
 	}

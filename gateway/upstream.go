@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -49,8 +50,8 @@ type upstreamConn struct {
 	clients int // client connections assigned (guarded by the pool's lock)
 }
 
-func dialUpstream(node int32, addr string, dialTimeout, reqTimeout time.Duration) (*upstreamConn, error) {
-	nc, err := net.DialTimeout("tcp", addr, dialTimeout)
+func dialUpstream(node int32, addr string, dialTimeout, reqTimeout time.Duration, tlsCfg *tls.Config) (*upstreamConn, error) {
+	nc, err := dialNet(addr, dialTimeout, tlsCfg)
 	if err != nil {
 		return nil, fmt.Errorf("dial upstream broker %d at %s: %w", node, addr, err)
 	}

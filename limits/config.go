@@ -114,6 +114,10 @@ type Config struct {
 	// SASLFailedAuthenticationDelay delays the answer to a failed
 	// authentication, after which the connection is closed.
 	SASLFailedAuthenticationDelay time.Duration
+	// MaxTLSHandshakes bounds the TLS handshakes running at once;
+	// TLSHandshakeTimeout bounds one.
+	MaxTLSHandshakes    int
+	TLSHandshakeTimeout time.Duration
 }
 
 // MaxFrameSize is the absolute cap on an announced Kafka frame: a frame

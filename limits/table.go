@@ -339,6 +339,16 @@ var Table = []Limit{
 		Protects: "passwords from online guessing at full speed (Kafka's connection.failed.authentication.delay.ms)",
 		Answer:   "a failed SASL authentication is answered SASL_AUTHENTICATION_FAILED (58) after this delay, then the connection is closed",
 		Metric:   "floodgate_sasl_authentication_failed_total", Field: DurationOf(func(c *Config) *time.Duration { return &c.SASLFailedAuthenticationDelay }, time.Millisecond), Min: 0},
+	{Flag: "max-tls-handshakes", Kind: Int, Default: "256", Unit: "handshakes running at once",
+		Help: "TLS handshakes running at once", Category: CatSecurity,
+		Protects: "CPU and goroutines: each TLS handshake runs in a goroutine off the event loop, with public-key work",
+		Answer:   "the oldest handshake, if it has run for more than an eighth of --tls-handshake-timeout (a client gone silent), is closed and the new connection takes its place; otherwise the new TLS connection is closed at once (nothing can be answered before a handshake); established clients are untouched",
+		Metric:   `floodgate_connections_rejected_total{reason="max_tls_handshakes"}, floodgate_tls_handshake_failures_total{reason="evicted"}`, Field: IntOf(func(c *Config) *int { return &c.MaxTLSHandshakes }), Min: 1},
+	{Flag: "tls-handshake-timeout", Kind: Duration, Default: "10000", Unit: "ms",
+		Help: "Time a TLS handshake may take (ms)", Category: CatSecurity,
+		Protects: "handshake slots and descriptors from clients that connect to a TLS port and stall (or send plaintext)",
+		Answer:   "the connection is closed",
+		Metric:   `floodgate_tls_handshake_failures_total{reason="timeout"}`, Field: DurationOf(func(c *Config) *time.Duration { return &c.TLSHandshakeTimeout }, time.Millisecond), Min: 1},
 }
 
 // Lookup returns the Kafka-side limit called flag (or one of its aliases).

@@ -84,13 +84,22 @@ func (s *Server) startAcceptor(ln net.Listener, kind listenerKind, tag int32) {
 	s.acceptors.Add(1)
 	go func() {
 		defer s.acceptors.Done()
-		s.acceptLoop(ln.(*net.TCPListener), kind, tag)
+		s.acceptLoop(ln.(*net.TCPListener), kind, tag, false)
+	}()
+}
+
+// startTLSAcceptor runs the accept loop of a TLS listener (tls.go).
+func (s *Server) startTLSAcceptor(ln net.Listener, kind listenerKind, tag int32) {
+	s.acceptors.Add(1)
+	go func() {
+		defer s.acceptors.Done()
+		s.acceptLoop(ln.(*net.TCPListener), kind, tag, true)
 	}()
 }
 
 // acceptLoop accepts until the listener closes. No error stops it: resource
 // errors back off and retry, everything else is counted and retried.
-func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind, tag int32) {
+func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind, tag int32, secure bool) {
 	var delay time.Duration
 	for {
 		if until := s.acceptPause.Load(); until > 0 {
@@ -101,7 +110,7 @@ func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind, tag int32) {
 		nc, err := ln.AcceptTCP()
 		if err == nil && s.cfg.Proxy.expects(kind) {
 			// Admitted once its PROXY header names the client (proxy.go).
-			s.acceptProxied(nc, kind, tag)
+			s.acceptProxied(nc, kind, tag, secure)
 			delay = 0
 			continue
 		}
@@ -109,7 +118,7 @@ func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind, tag int32) {
 			// A socket that could not be handed to its loop for want of
 			// descriptors (dup fails with EMFILE) is the same exhaustion as
 			// a failed accept: back off the same way.
-			err = s.admit(nc, kind, tag, remoteIP(nc))
+			err = s.admit(nc, kind, tag, remoteIP(nc), secure)
 		}
 		if err != nil {
 			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
@@ -153,10 +162,11 @@ func errnoName(err error) string {
 
 // admit applies the global limits to a new socket and hands it to the
 // event loop of its client IP ip (the socket's peer, or the client a PROXY
-// header named). Over a limit the socket is answered and closed by the
-// refuser (refuse.go), or closed at once when it is full. It returns an
-// error only for resource exhaustion worth backing off for.
-func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32, ip netip.Addr) error {
+// header named); secure says it came in on a TLS listener. Over a limit
+// the socket is answered and closed by the refuser (refuse.go), or closed
+// at once when it is full. It returns an error only for resource
+// exhaustion worth backing off for.
+func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32, ip netip.Addr, secure bool) error {
 	max := int64(s.lim().MaxConnections)
 	if kind == kindHTTP {
 		max += int64(s.lim().HTTPReserve)
@@ -167,7 +177,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32, ip netip.A
 			s.warn.Warn("limit:max-connections", "connection refused", "limit", "max-connections",
 				"configured", s.lim().MaxConnections, "actual", s.active.Load(), "client_ip", ip.String(), "listener", kind.String())
 		}
-		s.refuse.holdConn(nc, kind, "max-connections", int64(s.lim().MaxConnections), s.active.Load())
+		s.refuseConn(nc, kind, secure, "max-connections", int64(s.lim().MaxConnections), s.active.Load())
 		return nil
 	}
 	// New connections are refused once the budget passes its high-water
@@ -179,7 +189,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32, ip netip.A
 		s.met.rejected("memory")
 		s.warn.Warn("limit:memory-limit-bytes", "connection refused: memory budget exhausted", "limit", "memory-limit-bytes",
 			"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", ip.String())
-		s.refuse.holdConn(nc, kind, "memory-limit-bytes", s.budget.Limit(), s.budget.Used())
+		s.refuseConn(nc, kind, secure, "memory-limit-bytes", s.budget.Limit(), s.budget.Used())
 		return nil
 	}
 	// Over the process memory limit new Kafka connections are refused the
@@ -191,9 +201,13 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32, ip netip.A
 			s.met.rejected("process_memory")
 			s.warn.Warn("limit:max-memory-bytes", "connection refused: process memory limit reached", "limit", "max-memory-bytes",
 				"configured", limit, "actual", used, "client_ip", ip.String(), "listener", kind.String())
-			s.refuse.holdConn(nc, kind, "max-memory-bytes", limit, used)
+			s.refuseConn(nc, kind, secure, "max-memory-bytes", limit, used)
 			return nil
 		}
+	}
+	if secure {
+		s.startHandshake(nc, kind, tag, ip) // enrolled once its handshake is done
+		return nil
 	}
 	s.met.connsAccepted.Inc()
 	l := s.loopFor(ip)
@@ -206,6 +220,18 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32, ip netip.A
 	// keeps a burst from spawning a goroutine (and a stack) per socket.
 	s.registrations <- registration{l: l, c: c, nc: nc, kind: kind}
 	return nil
+}
+
+// refuseConn hands a refused socket to the refuser, which answers its
+// first request; a TLS socket cannot be answered before a handshake the
+// server will not spend on it, so it is closed (and counted unanswered).
+func (s *Server) refuseConn(nc *net.TCPConn, kind listenerKind, secure bool, limit string, configured, actual int64) {
+	if secure {
+		s.met.refusedUnanswered.Inc()
+		nc.Close()
+		return
+	}
+	s.refuse.holdConn(nc, kind, limit, configured, actual)
 }
 
 // registration is one accepted socket on its way to its event loop.

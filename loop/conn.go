@@ -107,6 +107,10 @@ type connBusy struct {
 	// sasl is the connection's SASL state (sasl.go), made at its first
 	// SaslHandshake; nil: not authenticated.
 	sasl atomic.Pointer[connSASL]
+	// ext holds the rarely used features (TLS, ...) behind one pointer:
+	// nil on a plaintext connection (see connExt). A TLS connection gets
+	// connBusy at its enrollment, so conn itself does not grow.
+	ext *connExt
 }
 
 // discardState tracks an oversize (or refused) frame being skipped.
@@ -265,6 +269,8 @@ func (c *conn) drainedForClose() bool {
 
 // collect moves finished responses, in order, to the output queue.
 func (c *conn) collect() {
+	start := len(c.out)
+	defer c.sealFrom(start) // TLS: the queue holds records, not plaintext
 	c.mu.Lock()
 	for c.headSeq < c.nextSeq {
 		sl := &c.slots[c.headSeq&uint64(len(c.slots)-1)]
@@ -367,6 +373,7 @@ func (c *conn) advanceOut(n int) {
 
 // releaseAll frees everything the connection holds; it is closed for good.
 func (c *conn) releaseAll() {
+	c.tlsClosed()
 	c.mu.Lock()
 	c.closed = true
 	if c.connBusy == nil {

@@ -51,6 +51,11 @@ func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
 				"configured", s.lim().MaxConnectionsPerIP, "actual", c.loop.connsOf(c.ip), "client_ip", c.addr())
 		}
 		c.closeReason = "rejected"
+		if c.tlsOf() != nil {
+			// A TLS connection cannot be answered in plaintext: it is
+			// closed (and counted) after its handshake.
+			return nil, gnet.Close
+		}
 		// gnet has read nothing yet: the refuser answers the first request
 		// on a duplicate of the socket while gnet closes its own.
 		s.refuse.holdGnet(gc, c.kind, "max-connections-per-ip", int64(s.lim().MaxConnectionsPerIP), int64(c.loop.connsOf(c.ip)))
@@ -63,6 +68,12 @@ func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	c.rx = limits.NewCharge(s.budget, share)
 	c.loop.touch(c, now)
+	if c.tlsOf() != nil {
+		// The handshake may have read the client's first records with
+		// its last ones: they wait in tls, not in the socket.
+		c.wakePending.Store(true)
+		_ = gc.Wake(nil)
+	}
 	return nil, gnet.None
 }
 
@@ -104,6 +115,18 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	if !ok {
 		return gnet.Close
 	}
+	if c.connBusy == nil || c.ext == nil {
+		return s.traffic(c, gc)
+	}
+	act := s.traffic(c, gc)
+	if !c.parking { // park copied it already, and the park goroutine owns c now
+		c.ownCarry()
+	}
+	return act
+}
+
+// traffic is OnTraffic for one of floodgate's connections.
+func (s *Server) traffic(c *conn, gc gnet.Conn) gnet.Action {
 	c.busy()
 	c.wakePending.Store(false)
 	if r := c.closeReq.Load(); r != nil {
@@ -117,6 +140,11 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	now := time.Now()
 	c.loop.touch(c, now.UnixNano())
+	if t := c.tlsOf(); t != nil {
+		if act := c.tlsRead(gc, t); act != gnet.None {
+			return act
+		}
+	}
 	if act, parked := c.flush(gc); act != gnet.None || parked {
 		return act
 	}
@@ -140,6 +168,7 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 // it arrived (a refusal when it did not fit); what is left here is at
 // most one read of the next request's start, so it is taken as it is.
 func (c *conn) holdInput(avail int) {
+	avail += c.tlsHeld() // an incomplete TLS record, kept by crypto/tls
 	if err := c.rx.Set(int64(avail)); err != nil {
 		c.rx.Force(int64(avail) - c.rx.Held())
 	}

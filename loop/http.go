@@ -379,8 +379,10 @@ func (c *conn) serveInline(keepAlive bool) bool {
 		c.store(seq, buf)
 		return true
 	}
+	start := len(c.out)
 	c.out = append(c.out, *buf)
 	c.outBufs = append(c.outBufs, buf)
+	c.sealFrom(start)
 	return true
 }
 

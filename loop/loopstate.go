@@ -41,6 +41,8 @@ type loopState struct {
 	touchGrain int64
 	// iov is the scratch iovec array of writev, reused by every write.
 	iov []unix.Iovec
+	// tlsBuf is the scratch buffer TLS connections decrypt into (tls.go).
+	tlsBuf []byte
 }
 
 // ipState is what one source IP holds on its loop: its connections, and

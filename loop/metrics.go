@@ -51,6 +51,7 @@ type serverMetrics struct {
 	// byteThrottled counts Produce [0] and Fetch [1] requests over their
 	// byte rate.
 	byteThrottled [2]*metrics.Counter
+	tlsHandshakes *metrics.Counter
 }
 
 func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
@@ -92,6 +93,8 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 		return float64(s.refuse.used.Load())
 	})
 	set.NewGauge("floodgate_connections_parked", func() float64 { return float64(s.parked.Load()) })
+	m.tlsHandshakes = set.NewCounter("floodgate_tls_handshakes_total")
+	set.NewGauge("floodgate_tls_connections_active", func() float64 { return float64(s.tlsActive.Load()) })
 	set.NewGauge("floodgate_memory_used_bytes", func() float64 { return float64(s.budget.Used()) })
 	set.NewGauge("floodgate_memory_limit_bytes", func() float64 { return float64(s.budget.Limit()) })
 	set.NewGauge("floodgate_request_queue_depth", func() float64 { return float64(s.pool.depth()) })

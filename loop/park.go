@@ -31,6 +31,7 @@ func (c *conn) park(gc gnet.Conn, reason string) gnet.Action {
 		c.closeReason = "park_failed"
 		return gnet.Close
 	}
+	c.ownCarry() // TLS: the plaintext read is in the loop's scratch
 	in := input{c: c, gc: gc}
 	if len(c.carry) > 0 {
 		in.absorb()

@@ -100,7 +100,7 @@ func (m *serverMetrics) proxyMetrics(s *Server) {
 // acceptProxied takes a new connection on a PROXY listener: it checks the
 // peer and hands the connection to a goroutine that reads its header and
 // then admits it under the client's address.
-func (s *Server) acceptProxied(nc *net.TCPConn, kind listenerKind, tag int32) {
+func (s *Server) acceptProxied(nc *net.TCPConn, kind listenerKind, tag int32, secure bool) {
 	peer := remoteIP(nc)
 	if !s.cfg.Proxy.Trusts(peer) {
 		s.met.rejected(proxyUntrusted) // counted before the peer can see the close
@@ -154,7 +154,7 @@ func (s *Server) acceptProxied(nc *net.TCPConn, kind listenerKind, tag int32) {
 			_ = nc.Close()
 			return
 		}
-		if err := s.admit(nc, kind, tag, ip); err != nil {
+		if err := s.admit(nc, kind, tag, ip, secure); err != nil {
 			s.registerFailed(kind, err)
 		}
 	}()

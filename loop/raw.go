@@ -25,6 +25,11 @@ type ClientConn struct {
 	User string
 	// ClientID is the request's client id (ServeKafkaFrom only).
 	ClientID string
+	// TLS says the connection came in on a TLS listener.
+	TLS bool
+	// TLSSubject is the subject of the client certificate verified under
+	// mutual TLS (its principal when SASL is off), or "".
+	TLSSubject string
 }
 
 // ClientKafkaHandler is implemented by Kafka handlers that need to know
@@ -34,6 +39,18 @@ type ClientKafkaHandler interface {
 	KafkaHandler
 	// ServeKafkaFrom is ServeKafka with the connection's identity.
 	ServeKafkaFrom(cl ClientConn, req kmsg.Request, respond func(kmsg.Response))
+}
+
+// TLSKafkaHandler is implemented by Kafka handlers that answer requests
+// from TLS connections differently: Metadata and FindCoordinator advertise
+// the TLS listener's address, so that a client that bootstrapped over TLS
+// stays on TLS (Kafka's per-listener advertised.listeners). Requests from
+// plaintext connections go to ServeKafka as before.
+type TLSKafkaHandler interface {
+	KafkaHandler
+	// ServeKafkaTLS is ServeKafka for a request that came over TLS;
+	// subject is the verified client certificate's subject, or "".
+	ServeKafkaTLS(req kmsg.Request, clientID, addr, subject string, respond func(kmsg.Response))
 }
 
 // RawKafkaHandler is implemented by Kafka handlers that forward frames as

@@ -59,7 +59,7 @@ func (r *kafkaRequest) run() {
 	}
 	memOver := r.overProcessMemory()
 	if rh := s.raw; rh != nil && !r.reject && !memOver {
-		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr(), User: c.user()}, h, r.frame, r.respondRaw)
+		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr(), User: c.user(), TLS: c.tlsOf() != nil, TLSSubject: c.tlsSubject()}, h, r.frame, r.respondRaw)
 		return
 	}
 	req, err := kafka.DecodeRequestLimited(h, r.frame[h.Size:], kafka.DecodeLimits{
@@ -102,7 +102,10 @@ func (r *kafkaRequest) run() {
 		c.fitFetch(f)
 	}
 	if ch := s.client; ch != nil {
-		ch.ServeKafkaFrom(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr(), User: c.user(), ClientID: string(h.ClientID)}, req, r.respond)
+		ch.ServeKafkaFrom(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr(), User: c.user(), ClientID: string(h.ClientID),
+			TLS: c.tlsOf() != nil, TLSSubject: c.tlsSubject()}, req, r.respond)
+	} else if t := c.tlsOf(); t != nil && s.tlsKafka != nil {
+		s.tlsKafka.ServeKafkaTLS(req, string(h.ClientID), c.addr(), t.subject, r.respond)
 	} else {
 		s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.addr(), r.respond)
 	}

@@ -84,7 +84,9 @@ func (c *conn) user() string {
 	if st := c.sasl.Load(); st != nil && st.authed.Load() {
 		return st.user
 	}
-	return ""
+	// Under mutual TLS without SASL the verified certificate's subject
+	// is the principal, as in Kafka's SSL listeners.
+	return c.tlsSubject()
 }
 
 // VersionRange reports the versions served on the Kafka listener: the

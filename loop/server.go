@@ -2,6 +2,7 @@ package loop
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -34,9 +35,16 @@ type KafkaHandler interface {
 
 // Config configures a Server.
 type Config struct {
-	// KafkaListen and HTTPListen are host:port listen addresses.
+	// KafkaListen and HTTPListen are host:port listen addresses ("": no
+	// such listener; at least one Kafka listener is needed).
 	KafkaListen string
 	HTTPListen  string
+	// KafkaTLSListen and HTTPSListen are the TLS listeners ("": none);
+	// they need TLS.
+	KafkaTLSListen string
+	HTTPSListen    string
+	// TLS configures the TLS listeners' handshakes (tlsconf.Server).
+	TLS *tls.Config
 	// EventLoops is the number of gnet event loops (0 = GOMAXPROCS).
 	EventLoops int
 	// Workers is the size of the request worker pool (0 = 4 x GOMAXPROCS).
@@ -111,6 +119,20 @@ type Server struct {
 	parked      atomic.Int64
 	inflight    atomic.Int64
 
+	// listened: Listen bound the listeners. The TLS listeners (nil:
+	// none), the running handshakes' slots (--max-tls-handshakes), the
+	// TLS connections open.
+	listened   bool
+	kafkaTLSLn net.Listener
+	httpsLn    net.Listener
+	tlsSlots   handshakeTable
+	tlsActive  atomic.Int64
+	tlsKafka   TLSKafkaHandler // cfg.Kafka when it tells TLS requests apart
+	// handshakes counts the handshake goroutines; stopCtx ends them (Stop).
+	handshakes sync.WaitGroup
+	stopCtx    context.Context
+	stopAll    context.CancelFunc
+
 	ipSeed  maphash.Seed
 	loopsMu sync.Mutex
 	loops   []*loopState
@@ -156,10 +178,15 @@ func New(cfg Config) (*Server, error) {
 		runErr: make(chan error, 1),
 		ipSeed: maphash.MakeSeed(),
 	}
+	s.stopCtx, s.stopAll = context.WithCancel(context.Background())
 	s.warn = limits.NewWarnLog(cfg.Logger, time.Second)
 	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
 	s.client, _ = cfg.Kafka.(ClientKafkaHandler)
+	s.tlsKafka, _ = cfg.Kafka.(TLSKafkaHandler)
 	s.inline, _ = cfg.HTTP.(InlineHTTPHandler)
+	if (cfg.KafkaTLSListen != "" || cfg.HTTPSListen != "") && cfg.TLS == nil {
+		return nil, errors.New("loop: a TLS listener needs a TLS configuration")
+	}
 	s.cur.Store(newLiveLimits(cfg.Limits, cfg.HTTPLimits, nil))
 	s.met = newServerMetrics(cfg.Metrics, s)
 	if cfg.Proxy.Kafka || cfg.Proxy.HTTP {
@@ -171,7 +198,7 @@ func New(cfg Config) (*Server, error) {
 // Start listens (unless Listen was called) and runs the engine and the
 // acceptors in the background.
 func (s *Server) Start() error {
-	if s.kafkaLn == nil {
+	if !s.listened {
 		if err := s.Listen(); err != nil {
 			return err
 		}
@@ -182,17 +209,40 @@ func (s *Server) Start() error {
 // Listen binds both listeners, so their addresses are known (port 0) before
 // anything is served.
 func (s *Server) Listen() error {
-	var err error
-	if s.kafkaLn, err = net.Listen("tcp", s.cfg.KafkaListen); err != nil {
-		return fmt.Errorf("listen kafka %s: %w", s.cfg.KafkaListen, err)
+	if s.cfg.KafkaListen == "" && s.cfg.KafkaTLSListen == "" {
+		return errors.New("loop: no Kafka listener (both --kafka-listen and --kafka-tls-listen are off)")
 	}
-	if s.cfg.HTTPListen != "" {
-		if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPListen); err != nil {
-			s.kafkaLn.Close()
-			return fmt.Errorf("listen http %s: %w", s.cfg.HTTPListen, err)
+	lns := []struct {
+		name, addr string
+		ln         *net.Listener
+	}{
+		{"kafka", s.cfg.KafkaListen, &s.kafkaLn},
+		{"http", s.cfg.HTTPListen, &s.httpLn},
+		{"kafka-tls", s.cfg.KafkaTLSListen, &s.kafkaTLSLn},
+		{"https", s.cfg.HTTPSListen, &s.httpsLn},
+	}
+	for _, l := range lns {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("listen %s %s: %w", l.name, l.addr, err)
+		}
+		*l.ln = ln
+	}
+	s.listened = true
+	return nil
+}
+
+// closeListeners closes the listeners bound by Listen.
+func (s *Server) closeListeners() {
+	for _, ln := range []net.Listener{s.kafkaLn, s.httpLn, s.kafkaTLSLn, s.httpsLn} {
+		if ln != nil {
+			ln.Close()
 		}
 	}
-	return nil
 }
 
 // SetHTTPHandler sets the HTTP handler; call it before Start.
@@ -206,6 +256,7 @@ func (s *Server) SetKafkaHandler(h KafkaHandler) {
 	s.cfg.Kafka = h
 	s.raw, _ = h.(RawKafkaHandler)
 	s.client, _ = h.(ClientKafkaHandler)
+	s.tlsKafka, _ = h.(TLSKafkaHandler)
 }
 
 func (s *Server) serve() error {
@@ -247,9 +298,17 @@ func (s *Server) serve() error {
 	go s.refuse.run()
 	s.registrations = make(chan registration, 1024)
 	s.startRegistrars()
-	s.startAcceptor(s.kafkaLn, kindKafka, BootstrapTag)
+	if s.kafkaLn != nil {
+		s.startAcceptor(s.kafkaLn, kindKafka, BootstrapTag)
+	}
 	if s.httpLn != nil {
 		s.startAcceptor(s.httpLn, kindHTTP, BootstrapTag)
+	}
+	if s.kafkaTLSLn != nil {
+		s.startTLSAcceptor(s.kafkaTLSLn, kindKafka, BootstrapTag)
+	}
+	if s.httpsLn != nil {
+		s.startTLSAcceptor(s.httpsLn, kindHTTP, BootstrapTag)
 	}
 	s.extraMu.Lock()
 	s.serving = true
@@ -257,13 +316,26 @@ func (s *Server) serve() error {
 		s.startAcceptor(ln, kindKafka, s.extraTags[i])
 	}
 	s.extraMu.Unlock()
-	s.log.Info("floodgate listening", "kafka", s.kafkaLn.Addr().String(), "http", s.HTTPAddr(),
+	s.log.Info("floodgate listening", "kafka", s.KafkaAddr(), "http", s.HTTPAddr(), "kafka_tls", s.KafkaTLSAddr(), "https", s.HTTPSAddr(),
 		"event_loops", s.cfg.EventLoops, "workers", s.cfg.Workers, "max_connections", s.lim().MaxConnections)
 	return nil
 }
 
-// KafkaAddr returns the Kafka listener's address.
-func (s *Server) KafkaAddr() string { return s.kafkaLn.Addr().String() }
+// KafkaAddr returns the Kafka listener's address, or "".
+func (s *Server) KafkaAddr() string { return lnAddr(s.kafkaLn) }
+
+// KafkaTLSAddr returns the Kafka TLS listener's address, or "".
+func (s *Server) KafkaTLSAddr() string { return lnAddr(s.kafkaTLSLn) }
+
+// HTTPSAddr returns the HTTPS listener's address, or "".
+func (s *Server) HTTPSAddr() string { return lnAddr(s.httpsLn) }
+
+func lnAddr(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}
 
 // HTTPAddr returns the HTTP listener's address, or "".
 func (s *Server) HTTPAddr() string {
@@ -287,19 +359,18 @@ func (s *Server) Stop(ctx context.Context) error {
 	if !s.stopping.CompareAndSwap(false, true) {
 		return nil
 	}
-	s.kafkaLn.Close()
-	if s.httpLn != nil {
-		s.httpLn.Close()
-	}
+	s.closeListeners()
 	s.extraMu.Lock()
 	for _, ln := range s.extraLns {
 		ln.Close()
 	}
 	s.extraMu.Unlock()
 	s.closePending()
+	s.stopAll() // handshakes in progress end now
 	done := make(chan error, 1)
 	go func() {
 		s.acceptors.Wait()
+		s.handshakes.Wait() // none enrolls into a stopped engine
 		if s.registrations != nil {
 			close(s.registrations)
 			s.registrarsWG.Wait()

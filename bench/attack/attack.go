@@ -23,6 +23,7 @@ package attack
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
@@ -37,6 +38,8 @@ type Listener string
 const (
 	Kafka Listener = "kafka"
 	HTTP  Listener = "http"
+	// KafkaTLS is the Kafka-over-TLS listener (catalogue_tls.go).
+	KafkaTLS Listener = "kafka-tls"
 )
 
 // Attack is one class of hostile client.
@@ -127,6 +130,11 @@ type Target struct {
 	KafkaAddr string
 	// HTTPAddr is the HTTP listener (host:port).
 	HTTPAddr string
+	// KafkaTLSAddr is the Kafka TLS listener, and TLS a client
+	// configuration that trusts its certificate; empty and nil when the
+	// server has none (nginx).
+	KafkaTLSAddr string
+	TLS          *tls.Config
 	// PID is the server's process id (RSS is read from /proc).
 	PID int
 	// Scale multiplies every attack's connection counts (1: the short form
@@ -139,8 +147,11 @@ type Target struct {
 
 // Addr returns the listener l of the target, or "" when it has none.
 func (t *Target) Addr(l Listener) string {
-	if l == Kafka {
+	switch l {
+	case Kafka:
 		return t.KafkaAddr
+	case KafkaTLS:
+		return t.KafkaTLSAddr
 	}
 	return t.HTTPAddr
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/bench"
+	"github.com/floodgate/floodgate/internal/testcerts"
 )
 
 // Server is a server process started for one attack.
@@ -33,7 +34,13 @@ type Server struct {
 // (--print-listen-addresses), so no other process can take a port between
 // a look-up and the bind.
 func StartFloodgate(bin, dir string, extra ...string) (*Server, error) {
-	args := bench.FloodgateArgs(bin, 0, 0, false, append([]string{"--data-dir", filepath.Join(dir, "data"), "--print-listen-addresses"}, extra...)...)
+	// The Kafka TLS listener too, for the TLS attacks (catalogue_tls.go).
+	certs, err := testcerts.Generate(dir, "attack suite CA")
+	if err != nil {
+		return nil, err
+	}
+	args := bench.FloodgateArgs(bin, 0, 0, false, append([]string{"--data-dir", filepath.Join(dir, "data"), "--print-listen-addresses",
+		"--kafka-tls-listen", "127.0.0.1:0", "--tls-cert-file", certs.CertFile, "--tls-key-file", certs.KeyFile}, extra...)...)
 	p, err := bench.StartProc("floodgate", filepath.Join(dir, "floodgate.log"), args...)
 	if err != nil {
 		return nil, err
@@ -44,7 +51,8 @@ func StartFloodgate(bin, dir string, extra ...string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		Target:  Target{Name: "floodgate", KafkaAddr: kafka, HTTPAddr: httpAddr, PID: p.PID()},
+		Target: Target{Name: "floodgate", KafkaAddr: kafka, HTTPAddr: httpAddr, PID: p.PID(),
+			KafkaTLSAddr: printedAddr(p, "kafka_tls="), TLS: certs.ClientConfig(false)},
 		proc:    p,
 		metrics: httpClientFrom(goodIP(3), 2*time.Second),
 	}
@@ -89,6 +97,24 @@ func listenAddrs(p *bench.Proc, timeout time.Duration) (kafka, httpAddr string, 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// printedAddr returns the address after key on the line
+// --print-listen-addresses wrote (read by listenAddrs already), or "".
+func printedAddr(p *bench.Proc, key string) string {
+	b, _ := os.ReadFile(p.Log)
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "floodgate listening ")
+		if !ok {
+			continue
+		}
+		for _, f := range strings.Fields(rest) {
+			if v, ok := strings.CutPrefix(f, key); ok {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 // StartNginx starts nginx on a free port with bench's generated

@@ -130,6 +130,7 @@ func benchKafkaCommand() *cli.Command {
 		&cli.Float64Flag{Name: "rate", Usage: "records/s in total, paced (0: as fast as the client buffers allow)"},
 		&cli.StringFlag{Name: "topic", Usage: "topic (default: a new random one, with one partition per client)"},
 		&cli.DurationFlag{Name: "linger", Usage: "producer batch linger"},
+		&cli.StringFlag{Name: "tls-ca-file", Usage: "connect over TLS, verifying the brokers with these PEM CAs (default: plaintext)"},
 	}, outputFlags()...)
 	mode := func(name, usage string) *cli.Command {
 		return &cli.Command{Name: name, Usage: usage, Flags: flags, Action: func(c *cli.Context) error { return runBenchKafka(c, name) }}
@@ -162,7 +163,7 @@ func runBenchKafka(c *cli.Context, mode string) error {
 			Mode: mode, Brokers: strings.Split(c.String("brokers"), ","), Clients: n,
 			RecordSize: c.Int("record-size"), Records: c.Int64("records"), Duration: c.Duration("duration"),
 			Acks: acks, Compression: c.String("compression"), Rate: c.Float64("rate"), Topic: c.String("topic"),
-			Linger: c.Duration("linger"), Progress: benchProgress(c),
+			Linger: c.Duration("linger"), Progress: benchProgress(c), TLSCAFile: c.String("tls-ca-file"),
 		}
 		if err := cfg.Validate(); err != nil {
 			return err
@@ -249,6 +250,7 @@ func holdFlags() []cli.Flag {
 		&cli.IntFlag{Name: "per-ip", Value: 50, Usage: "connections per source address (127.1.0.1 upward in 127.0.0.0/8)"},
 		&cli.DurationFlag{Name: "dial-timeout", Value: 5 * time.Second, Usage: "bound on one connect"},
 		&cli.IntFlag{Name: "concurrency", Value: 64, Usage: "connects in flight per process"},
+		&cli.StringFlag{Name: "tls-ca-file", Usage: "hold TLS connections (handshake done), verifying the server with these PEM CAs (default: plaintext)"},
 	}
 }
 
@@ -276,7 +278,7 @@ func benchConnsCommand() *cli.Command {
 
 func holdSpec(c *cli.Context) bench.HoldSpec {
 	return bench.HoldSpec{Target: c.String("target"), PerIP: c.Int("per-ip"),
-		DialTimeout: c.Duration("dial-timeout"), Concurrency: c.Int("concurrency")}
+		DialTimeout: c.Duration("dial-timeout"), Concurrency: c.Int("concurrency"), TLSCAFile: c.String("tls-ca-file")}
 }
 
 // childCommand starts this binary's hidden conns-child command.

@@ -43,6 +43,10 @@ func parsePortRange(s string) (int, int, error) {
 
 // newGateway builds the gateway from the flags; nil when not in gateway mode.
 func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, lim limits.Config, log *slog.Logger, set *metrics.Set) (*gateway.Gateway, error) {
+	upTLS, err := upstreamTLS(c)
+	if err != nil {
+		return nil, err
+	}
 	up := c.String("upstream-brokers")
 	if up == "" {
 		return nil, nil
@@ -79,6 +83,7 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, lim lim
 		Metrics:     set,
 		AddListener: srv.AddKafkaListener,
 		SASL:        mech,
+		UpstreamTLS: upTLS,
 	})
 }
 

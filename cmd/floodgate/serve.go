@@ -42,6 +42,7 @@ func serveCommand() *cli.Command {
 	flags = append(flags, configFlags()...)
 	flags = append(flags, proxyFlags()...)
 	flags = append(flags, securityFlags()...)
+	flags = append(flags, tlsFlags()...)
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run floodgate with the embedded broker",
@@ -183,7 +184,7 @@ func runServe(c *cli.Context) error {
 	set := metrics.NewSet()
 	registerBuildInfo(set, readBuildInfo())
 	metrics.RegisterSet(set)
-	srv, err := loop.New(sec.loopConfig(loop.Config{
+	lcfg := sec.loopConfig(loop.Config{
 		KafkaListen: c.String("kafka-listen"),
 		HTTPListen:  c.String("http-listen"),
 		EventLoops:  c.Int("event-loops"),
@@ -193,16 +194,19 @@ func runServe(c *cli.Context) error {
 		Logger:      log,
 		Metrics:     set,
 		Proxy:       proxy,
-	}))
+	})
+	tlsFiles, err := tlsListeners(c, &lcfg)
+	if err != nil {
+		return err
+	}
+	srv, err := loop.New(lcfg)
 	if err != nil {
 		return err
 	}
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	_, listenPort, _ := net.SplitHostPort(srv.KafkaAddr())
-	listenHost, _, _ := net.SplitHostPort(c.String("kafka-listen"))
-	host, port, err := advertised(c.String("advertised-kafka-addr"), net.JoinHostPort(listenHost, listenPort))
+	host, port, tlsHost, tlsPort, err := advertisedListeners(c, srv)
 	if err != nil {
 		return err
 	}
@@ -218,7 +222,7 @@ func runServe(c *cli.Context) error {
 		defer gw.Close()
 		kh = gw
 	} else {
-		b, err := openBroker(c, host, port, lim, log, set)
+		b, err := openBroker(c, host, port, tlsHost, tlsPort, lim, log, set)
 		if err != nil {
 			return err
 		}
@@ -248,7 +252,7 @@ func runServe(c *cli.Context) error {
 	}
 	if c.Bool("print-listen-addresses") {
 		// The ports the kernel gave a :0 listener, for whoever started us.
-		fmt.Printf("floodgate listening kafka=%s http=%s\n", srv.KafkaAddr(), srv.HTTPAddr())
+		fmt.Printf("floodgate listening kafka=%s http=%s%s\n", srv.KafkaAddr(), srv.HTTPAddr(), tlsAddrs(srv))
 		if adminAddr != nil {
 			fmt.Printf("floodgate admin listening admin=%s\n", adminAddr)
 		}
@@ -269,6 +273,7 @@ wait:
 		case <-ctx.Done():
 			break wait
 		case <-hup:
+			reloadTLS(tlsFiles, log)
 			reload.reload() // logs what changed; never stops serving
 		case err := <-done:
 			return fmt.Errorf("engine stopped: %w", err)
@@ -281,9 +286,9 @@ wait:
 }
 
 // openBroker opens the embedded broker.
-func openBroker(c *cli.Context, host string, port int32, lim limits.Config, log *slog.Logger, set *metrics.Set) (*broker.Broker, error) {
+func openBroker(c *cli.Context, host string, port int32, tlsHost string, tlsPort int32, lim limits.Config, log *slog.Logger, set *metrics.Set) (*broker.Broker, error) {
 	bcfg := broker.Config{
-		Host: host, Port: port,
+		Host: host, Port: port, TLSHost: tlsHost, TLSPort: tlsPort,
 		AutoCreateTopics:  c.Bool("auto-create-topics"),
 		DefaultPartitions: int32(c.Int("default-partitions")),
 		MaxFetchBytes:     lim.MaxFetchBytes,

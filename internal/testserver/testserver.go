@@ -4,6 +4,7 @@ package testserver
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -82,7 +83,15 @@ func WithProxy(p loop.ProxyConfig) Option {
 	return func(s *settings) { s.loop.Proxy = p }
 }
 
-// WithLoop changes the loop's configuration (SASL, AuthRequired).
+// WithTLS adds the Kafka TLS and HTTPS listeners (127.0.0.1, ephemeral
+// ports) with cfg; the broker advertises the TLS listener to TLS clients.
+func WithTLS(cfg *tls.Config) Option {
+	return func(s *settings) {
+		s.loop.KafkaTLSListen, s.loop.HTTPSListen, s.loop.TLS = "127.0.0.1:0", "127.0.0.1:0", cfg
+	}
+}
+
+// WithLoop changes the loop's configuration (SASL, AuthRequired, TLS).
 func WithLoop(fn func(*loop.Config)) Option {
 	return func(s *settings) { fn(s.loop) }
 }
@@ -124,6 +133,14 @@ func Start(t testing.TB, opts ...Option) *Server {
 	host, port, _ := net.SplitHostPort(srv.KafkaAddr())
 	p, _ := strconv.Atoi(port)
 	bc.Host, bc.Port = host, int32(p)
+	if a := srv.KafkaTLSAddr(); a != "" {
+		host, port, _ := net.SplitHostPort(a)
+		p, _ := strconv.Atoi(port)
+		bc.TLSHost, bc.TLSPort = host, int32(p)
+		if srv.KafkaAddr() == "" {
+			bc.Host, bc.Port = bc.TLSHost, bc.TLSPort
+		}
+	}
 	bc.MaxFetchBytes = lc.Limits.MaxFetchBytes
 	bc.Groups = broker.GroupLimitsFrom(&lc.Limits)
 	bc.TimestampBeforeMax, bc.TimestampAfterMax = broker.MillisOrOff(lc.Limits.TimestampBeforeMaxMs), broker.MillisOrOff(lc.Limits.TimestampAfterMaxMs)
