@@ -31,6 +31,13 @@ type KafkaHandler interface {
 	ServeKafka(req kmsg.Request, clientID, addr string, respond func(kmsg.Response))
 }
 
+// FileKafkaHandler is a KafkaHandler that may answer a Fetch with records
+// left in files (a *kafka.FileFetchResponse) when served through
+// ServeKafkaFiles: the loop sends them with sendfile(2) and releases them.
+type FileKafkaHandler interface {
+	ServeKafkaFiles(req kmsg.Request, clientID, addr string, respond func(kmsg.Response))
+}
+
 // Config configures a Server.
 type Config struct {
 	// KafkaListen and HTTPListen are host:port listen addresses.
@@ -68,6 +75,7 @@ type Server struct {
 	procMem ProcessMemory
 
 	raw         RawKafkaHandler   // cfg.Kafka when it forwards frames as bytes
+	files       FileKafkaHandler  // cfg.Kafka when it answers Fetch from files
 	inline      InlineHTTPHandler // cfg.HTTP when it answers cheap routes on the loop
 	produceRate *limits.Buckets
 	fetchRate   *limits.Buckets
@@ -135,6 +143,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.warn = limits.NewWarnLog(cfg.Logger, time.Second)
 	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
+	s.files, _ = cfg.Kafka.(FileKafkaHandler)
 	s.inline, _ = cfg.HTTP.(InlineHTTPHandler)
 	if cfg.Limits.ProduceRate > 0 {
 		s.produceRate = limits.NewBuckets(float64(cfg.Limits.ProduceRate), float64(cfg.Limits.ProduceRate))
@@ -187,6 +196,7 @@ func (s *Server) SetHTTPHandler(h HTTPHandler) {
 func (s *Server) SetKafkaHandler(h KafkaHandler) {
 	s.cfg.Kafka = h
 	s.raw, _ = h.(RawKafkaHandler)
+	s.files, _ = h.(FileKafkaHandler)
 }
 
 func (s *Server) serve() error {
