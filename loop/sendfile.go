@@ -115,6 +115,7 @@ func (c *conn) sendFile(fd int) (blocked bool, err error) {
 		if w > 0 {
 			fo.sent += int64(w)
 			c.loop.s.met.bytesOut.Add(w)
+			c.loop.s.met.sendfileOut.Add(w)
 		}
 		switch {
 		case err == unix.EINTR:
@@ -155,6 +156,7 @@ func (c *conn) sendFileBlocking(nc net.Conn, deadline time.Time) error {
 		if w > 0 {
 			fo.sent += int64(w)
 			c.loop.s.met.bytesOut.Add(w)
+			c.loop.s.met.sendfileOut.Add(w)
 		}
 		switch {
 		case e == unix.EAGAIN:
