@@ -130,6 +130,7 @@ func benchKafkaCommand() *cli.Command {
 		&cli.Float64Flag{Name: "rate", Usage: "records/s in total, paced (0: as fast as the client buffers allow)"},
 		&cli.StringFlag{Name: "topic", Usage: "topic (default: a new random one, with one partition per client)"},
 		&cli.DurationFlag{Name: "linger", Usage: "producer batch linger"},
+		&cli.BoolFlag{Name: "preloaded", Usage: "consume: read --records already in --topic (one partition per client) instead of producing them first"},
 	}, outputFlags()...)
 	mode := func(name, usage string) *cli.Command {
 		return &cli.Command{Name: name, Usage: usage, Flags: flags, Action: func(c *cli.Context) error { return runBenchKafka(c, name) }}
@@ -162,7 +163,7 @@ func runBenchKafka(c *cli.Context, mode string) error {
 			Mode: mode, Brokers: strings.Split(c.String("brokers"), ","), Clients: n,
 			RecordSize: c.Int("record-size"), Records: c.Int64("records"), Duration: c.Duration("duration"),
 			Acks: acks, Compression: c.String("compression"), Rate: c.Float64("rate"), Topic: c.String("topic"),
-			Linger: c.Duration("linger"), Progress: benchProgress(c),
+			Linger: c.Duration("linger"), Preloaded: c.Bool("preloaded"), Progress: benchProgress(c),
 		}
 		if err := cfg.Validate(); err != nil {
 			return err
