@@ -397,6 +397,7 @@ func TestZeroCopyStalledConsumersHoldNoCopyAndReleaseOnClose(t *testing.T) {
 	waitFor(t, "sections released", func() bool { return gauge(t, srv, "floodgate_sendfile_sections_held") == 0 })
 	settled(t, "descriptors", fds0+1, func() int { return openFDs(t) })
 	settled(t, "goroutines", g0+2, runtime.NumGoroutine)
+	settled(t, "budget bytes held", 0, func() int { return int(srv.Budget().Used()) })
 }
 
 // TestZeroCopySendOutlivesDeletionOfItsSegment: an answer stalls in the
