@@ -158,7 +158,7 @@ func TestZeroCopyFetchDeliversEveryRecord(t *testing.T) {
 	}
 	before := srv.Metrics.GetOrCreateCounter("floodgate_sendfile_bytes_total").Get()
 	c := kgoClient(t, srv, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.Dialer(smallWindowDialer().DialContext), kgo.FetchMaxBytes(8<<20))
+		kgo.Dialer(smallWindowDialer().DialContext), kgo.FetchMaxBytes(16<<20), kgo.FetchMaxPartitionBytes(4<<20))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	next := make([]int, parts)
@@ -293,8 +293,8 @@ func checkRecords(t testing.TB, p *kmsg.FetchResponseTopicPartition, from int64)
 func TestZeroCopyPipelinedAnswersStayInOrder(t *testing.T) {
 	srv := diskServer(t)
 	const topic = "order"
-	createTopic(t, kgoClient(t, srv), topic, 3, 1<<20)
-	produceAll(t, srv, topic, []int32{0, 1, 2}, 80, kgo.NoCompression())
+	createTopic(t, kgoClient(t, srv), topic, 3, 8<<20)
+	produceAll(t, srv, topic, []int32{0, 1, 2}, 200, kgo.NoCompression()) // ~2 MB a partition
 	av := kmsg.NewPtrApiVersionsRequest()
 	av.SetVersion(3)
 	av.ClientSoftwareName, av.ClientSoftwareVersion = "raw", "1"
@@ -304,12 +304,12 @@ func TestZeroCopyPipelinedAnswersStayInOrder(t *testing.T) {
 	mt.Topic = kmsg.StringPtr(topic)
 	md.Topics = append(md.Topics, mt)
 	reqs := []kmsg.Request{
-		fetchReq(topic, 4<<20, map[int32]int64{0: 0, 1: 0, 2: 0}),
+		fetchReq(topic, 16<<20, map[int32]int64{0: 0, 1: 0, 2: 0}),
 		av,
 		fetchReq(topic, 4<<20, map[int32]int64{1: 30}),
 		md,
-		fetchReq(topic, 4<<20, map[int32]int64{2: 7, 0: 50}),
-		fetchReq(topic, 4<<20, map[int32]int64{0: 79}),
+		fetchReq(topic, 16<<20, map[int32]int64{2: 7, 0: 50}),
+		fetchReq(topic, 4<<20, map[int32]int64{0: 199}),
 	}
 	rc := dialRaw(t, srv)
 	rc.send(reqs...)
@@ -331,8 +331,12 @@ func TestZeroCopyPipelinedAnswersStayInOrder(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("6 answers in order, %d records, %d bytes by sendfile", records,
-		srv.Metrics.GetOrCreateCounter("floodgate_sendfile_bytes_total").Get())
+	parks := srv.Metrics.GetOrCreateCounter(`floodgate_parks_total{reason="slow_reader"}`).Get()
+	t.Logf("6 answers in order, %d records, %d bytes by sendfile, %d parks on a full socket", records,
+		srv.Metrics.GetOrCreateCounter("floodgate_sendfile_bytes_total").Get(), parks)
+	if parks == 0 {
+		t.Fatal("no answer met a full socket: the pieces were never resumed")
+	}
 }
 
 // openFDCount and goroutine counts settle after connections close.
