@@ -462,3 +462,45 @@ func TestZeroCopySendOutlivesDeletionOfItsSegment(t *testing.T) {
 	rc.nc.Close()
 	settled(t, "descriptors", fds0, func() int { return openFDs(t) })
 }
+
+// TestZeroCopySmallAnswersAreReadInlineLargeOnesSent: a partition's
+// records under 4 KB (a consumer following the tail) are read into the
+// answer — one pread instead of a sendfile and a cut in the writev — and
+// larger ones are sent from the file; both arrive whole.
+func TestZeroCopySmallAnswersAreReadInlineLargeOnesSent(t *testing.T) {
+	srv := diskServer(t)
+	const topic = "tail"
+	createTopic(t, kgoClient(t, srv), topic, 1, 8<<20)
+	produceRange(t, srv, topic, []int32{0}, 1, 4, kgo.NoCompression()) // records 1-3: a few hundred bytes
+	sent := func() uint64 { return srv.Metrics.GetOrCreateCounter("floodgate_sendfile_bytes_total").Get() }
+	rc := dialRaw(t, srv)
+	req := fetchReq(topic, 1<<20, map[int32]int64{0: 0})
+	rc.send(req)
+	_, resp := rc.read(req)
+	// Offsets 0-2 hold the values of records 1-3.
+	p := &resp.(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	if len(p.RecordBatches) == 0 || len(p.RecordBatches) >= 4096 {
+		t.Fatalf("small answer: %d bytes of records", len(p.RecordBatches))
+	}
+	if n := sent(); n != 0 {
+		t.Fatalf("%d bytes by sendfile for an answer under 4 KB", n)
+	}
+	fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Topic: topic, Partition: 0}, p, kgo.DefaultDecompressor(), nil)
+	if len(fp.Records) != 3 || fp.Err != nil {
+		t.Fatalf("small answer: %d records, %v", len(fp.Records), fp.Err)
+	}
+	for i, r := range fp.Records {
+		if !bytes.Equal(r.Value, value(0, i+1, sizeOf(i+1))) {
+			t.Fatalf("small answer: record %d differs", i)
+		}
+	}
+	produceRange(t, srv, topic, []int32{0}, 3, 30, kgo.NoCompression()) // offsets 3-29, with 64 KB values
+	req = fetchReq(topic, 1<<20, map[int32]int64{0: 3})
+	rc.send(req)
+	_, resp = rc.read(req)
+	p = &resp.(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	if n := checkRecords(t, p, 3); n == 0 || sent() < 64<<10 {
+		t.Fatalf("large answer: %d records, %d bytes by sendfile", n, sent())
+	}
+	waitFor(t, "sections released", func() bool { return gauge(t, srv, "floodgate_sendfile_sections_held") == 0 })
+}
