@@ -44,6 +44,10 @@ type KafkaConfig struct {
 	MaxBuffered int
 	// Linger is the producer's batch linger.
 	Linger time.Duration
+	// Preloaded makes consume read Records records already in Topic
+	// instead of producing them first, so the server's CPU can be measured
+	// over the reads alone.
+	Preloaded bool
 	// Progress, when set, receives a status line while the run goes on.
 	Progress *Progress
 	// TLSCAFile, when set, connects over TLS, verifying the brokers with
@@ -78,6 +82,9 @@ func (c *KafkaConfig) Validate() error {
 	}
 	if c.Mode == "consume" && c.Records == 0 {
 		return errors.New("consume needs --records (the records to preload and read back)")
+	}
+	if c.Preloaded && (c.Mode != "consume" || c.Topic == "") {
+		return errors.New("--preloaded: consume only, and --topic names the preloaded topic")
 	}
 	switch c.Acks {
 	case 0, 1, -1:
@@ -221,8 +228,10 @@ func RunKafka(ctx context.Context, cfg KafkaConfig) (*KafkaResult, error) {
 	if cfg.MaxBuffered == 0 {
 		cfg.MaxBuffered = 10000
 	}
-	if err := cfg.createTopic(ctx); err != nil {
-		return nil, err
+	if !cfg.Preloaded {
+		if err := cfg.createTopic(ctx); err != nil {
+			return nil, err
+		}
 	}
 	res := &KafkaResult{Mode: cfg.Mode, Brokers: strings.Join(cfg.Brokers, ","), Clients: cfg.Clients,
 		RecordSize: cfg.RecordSize, Acks: cfg.Acks, Compression: cfg.Compression}
@@ -234,6 +243,10 @@ func RunKafka(ctx context.Context, cfg KafkaConfig) (*KafkaResult, error) {
 	case "produce":
 		err = runProduce(ctx, cfg, res, false)
 	case "consume":
+		if cfg.Preloaded {
+			err = runConsume(ctx, cfg, res, nil)
+			break
+		}
 		pre := cfg
 		pre.Progress = nil
 		pre.Duration = 0

@@ -23,6 +23,7 @@ package broker
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -30,10 +31,13 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"golang.org/x/sys/unix"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
 	"github.com/floodgate/floodgate/codec/recordbatch"
+	"github.com/floodgate/floodgate/storage"
 )
 
 // fetchWaiter is one fetch waiting for data.
@@ -41,6 +45,7 @@ type fetchWaiter struct {
 	b       *Broker
 	req     *kmsg.FetchRequest
 	respond Responder
+	files   bool // the answer may leave records in files (Client.Files)
 	done    atomic.Bool
 	timer   *time.Timer
 	mu      sync.Mutex // serialises retries
@@ -78,7 +83,7 @@ func (fw *fetchWaits) admit() bool {
 
 func init() { regKey(1, 4, 12, (*Broker).handleFetch) }
 
-func (b *Broker) handleFetch(kreq kmsg.Request, _ *Client, respond Responder) {
+func (b *Broker) handleFetch(kreq kmsg.Request, cl *Client, respond Responder) {
 	req := kreq.(*kmsg.FetchRequest)
 	if req.Version >= 7 && req.SessionID != 0 {
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
@@ -88,7 +93,8 @@ func (b *Broker) handleFetch(kreq kmsg.Request, _ *Client, respond Responder) {
 		return
 	}
 	dedupeFetch(req)
-	resp, n := b.fetchOnce(req)
+	files := cl != nil && cl.Files
+	resp, n := b.fetchOnce(req, files)
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if n >= int64(req.MinBytes) || wait <= 0 || n < 0 {
 		respond(resp)
@@ -102,7 +108,8 @@ func (b *Broker) handleFetch(kreq kmsg.Request, _ *Client, respond Responder) {
 		return
 	}
 	wait = min(wait, b.cfg.MaxFetchWait)
-	w := &fetchWaiter{b: b, req: req, respond: respond}
+	releaseFiles(resp) // looked again when the wait ends
+	w := &fetchWaiter{b: b, req: req, respond: respond, files: files}
 	for _, rt := range req.Topics {
 		t := b.lookupTopic(rt.Topic)
 		for _, rp := range rt.Partitions {
@@ -141,17 +148,19 @@ func (w *fetchWaiter) retry() {
 		p.waiters[w] = struct{}{}
 		p.mu.Unlock()
 	}
-	resp, n := w.b.fetchOnce(w.req)
+	resp, n := w.b.fetchOnce(w.req, w.files)
 	if n >= int64(w.req.MinBytes) || n < 0 {
 		w.finish(resp)
+		return
 	}
+	releaseFiles(resp)
 }
 
 func (w *fetchWaiter) expire() {
 	defer w.recoverPanic()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	resp, _ := w.b.fetchOnce(w.req)
+	resp, _ := w.b.fetchOnce(w.req, w.files)
 	w.finish(resp)
 }
 
@@ -289,6 +298,7 @@ func kept(topics []kmsg.FetchRequestTopic) int {
 // finish answers once and unregisters. The caller holds w.mu.
 func (w *fetchWaiter) finish(resp kmsg.Response) {
 	if !w.done.CompareAndSwap(false, true) {
+		releaseFiles(resp)
 		return
 	}
 	w.timer.Stop()
@@ -298,17 +308,22 @@ func (w *fetchWaiter) finish(resp kmsg.Response) {
 
 // fetchOnce builds the response from what the log holds now. It returns the
 // record bytes found, or -1 when a partition has an error worth answering at
-// once (unknown topic, offset out of range).
-func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int64) {
+// once (unknown topic, offset out of range). With files set, records on
+// disk are left in their segment files: the answer is then a
+// *kafka.FileFetchResponse holding them open (see releaseFiles), which only
+// a writer that sends files may be given.
+func (b *Broker) fetchOnce(req *kmsg.FetchRequest, files bool) (kmsg.Response, int64) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	resp.SetVersion(req.Version)
 	budget := b.cfg.MaxFetchBytes
 	if req.Version >= 3 && int64(req.MaxBytes) < budget && req.MaxBytes > 0 {
 		budget = int64(req.MaxBytes)
 	}
+	files = files && req.Version >= 4 && req.Version <= 12 // what kafka.AppendFileFetchResponse writes
+	var secs []kafka.PartitionSection
 	var total int64
 	urgent := false
-	for _, rt := range req.Topics {
+	for ti, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic = rt.Topic
 		t := b.lookupTopic(rt.Topic)
@@ -328,7 +343,10 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int64) 
 			if rem := budget - total; limit > rem {
 				limit = rem
 			}
-			n := p.read(rp.FetchOffset, limit, total == 0, &sp)
+			n, sec := p.read(rp.FetchOffset, limit, total == 0, files, &sp)
+			if sec != nil {
+				secs = append(secs, kafka.PartitionSection{Topic: ti, Partition: len(st.Partitions), Section: sec})
+			}
 			if sp.ErrorCode != kafka.ErrNone {
 				urgent = true
 			}
@@ -347,42 +365,112 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int64) 
 			}
 		}
 	}
-	if urgent {
-		return resp, -1
+	var out kmsg.Response = resp
+	if len(secs) > 0 {
+		out = &kafka.FileFetchResponse{FetchResponse: resp, Sections: secs}
 	}
-	return resp, total
+	if urgent {
+		return out, -1
+	}
+	return out, total
+}
+
+// releaseFiles lets go of the files an answer that will not be sent holds.
+func releaseFiles(resp kmsg.Response) {
+	if ff, ok := resp.(*kafka.FileFetchResponse); ok {
+		ff.Release()
+	}
+}
+
+// sectionLog is a partition log that can leave records in its files.
+type sectionLog interface {
+	readSection(offset, limit int64, first bool, upTo int64) (*storage.Section, bool, error)
 }
 
 // read fills sp with batches from offset, up to limit bytes (but at least
-// one whole batch when first is set). It returns the bytes returned. The
-// partition lock is held only to read the watermarks: a disk log is read
-// with pread into a buffer sized by the request, so a consumer catching up
-// neither blocks producers nor pulls the log into memory.
-func (p *partition) read(offset, limit int64, first bool, sp *kmsg.FetchResponseTopicPartition) int64 {
+// one whole batch when first is set). It returns the bytes returned, and
+// with files set and the log on disk, the section of the segment file that
+// holds them (sp.RecordBatches is then empty). The partition lock is held
+// only to read the watermarks: a disk log is read with pread into a buffer
+// sized by the request (or not read at all for a section), so a consumer
+// catching up neither blocks producers nor pulls the log into memory.
+func (p *partition) read(offset, limit int64, first, files bool, sp *kmsg.FetchResponseTopicPartition) (int64, kafka.FileSection) {
 	p.mu.Lock()
 	next, start, lg := p.next, p.logStart, p.log
 	p.mu.Unlock()
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = next, next, start
 	if err := offline(lg); err != nil {
 		sp.ErrorCode = kafka.ErrKafkaStorageError
-		return 0
+		return 0, nil
 	}
 	if offset < start || offset > next {
 		sp.ErrorCode = kafka.ErrOffsetOutOfRange
-		return 0
+		return 0, nil
 	}
 	if offset == next {
-		return 0
+		return 0, nil
+	}
+	if sl, ok := lg.(sectionLog); ok && files {
+		sec, ok, err := sl.readSection(offset, limit, first, next)
+		if err != nil {
+			p.topic.storageError("fetch", p.index, err)
+			sp.ErrorCode = kafka.ErrKafkaStorageError
+			return 0, nil
+		}
+		if ok {
+			if sec == nil {
+				return 0, nil
+			}
+			fd, off, n := sec.Span()
+			if n >= inlineSectionBytes {
+				return n, sec
+			}
+			// A few KB (a consumer following the tail): one pread costs
+			// less than a sendfile and a cut in the answer's writev.
+			data, err := readSection(fd, off, n)
+			sec.Release()
+			if err != nil {
+				p.topic.storageError("fetch", p.index, err)
+				sp.ErrorCode = kafka.ErrKafkaStorageError
+				return 0, nil
+			}
+			sp.RecordBatches = data
+			return n, nil
+		}
+		// Refused (too many sections held) or damaged: read by copy.
 	}
 	data, err := lg.read(offset, limit, first)
 	if err != nil {
 		p.topic.storageError("fetch", p.index, err)
 		sp.ErrorCode = kafka.ErrKafkaStorageError
-		return 0
+		return 0, nil
 	}
 	data = cutAtOffset(data, next)
 	sp.RecordBatches = data
-	return int64(len(data))
+	return int64(len(data)), nil
+}
+
+// inlineSectionBytes is the size below which a partition's records are
+// read into the answer rather than sent from the file.
+const inlineSectionBytes = 4096
+
+// readSection reads a small section of a segment file.
+func readSection(fd int, off, n int64) ([]byte, error) {
+	b := make([]byte, n)
+	for got := 0; got < len(b); {
+		k, err := unix.Pread(fd, b[got:], off+int64(got))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read section at %d: %w", off, err)
+		}
+		if k == 0 {
+			return nil, fmt.Errorf("read section at %d: %w", off, io.ErrUnexpectedEOF)
+		}
+		got += k
+	}
+	return b, nil
 }
 
 // cutAtOffset drops the batches at or above next (appended after the high

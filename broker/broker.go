@@ -120,6 +120,10 @@ type Client struct {
 	ID string
 	// Addr is the remote IP of the connection.
 	Addr string
+	// Files is set when the answer's writer sends files: a Fetch from disk
+	// is then answered with a *kafka.FileFetchResponse whose records stay
+	// in their segment files (zero-copy), and the writer releases them.
+	Files bool
 }
 
 // Responder receives the response to one request. A nil response means no
@@ -336,4 +340,12 @@ func errResponse(req kmsg.Request, code int16) kmsg.Response {
 // ServeKafka serves one request for the network loop.
 func (b *Broker) ServeKafka(req kmsg.Request, clientID, addr string, respond func(kmsg.Response)) {
 	b.Handle(req, &Client{ID: clientID, Addr: addr}, respond)
+}
+
+// ServeKafkaFiles is ServeKafka for a writer that sends files: a Fetch
+// from disk may be answered with a *kafka.FileFetchResponse (see
+// Client.Files), whose sections the writer releases once written or
+// dropped.
+func (b *Broker) ServeKafkaFiles(req kmsg.Request, clientID, addr string, respond func(kmsg.Response)) {
+	b.Handle(req, &Client{ID: clientID, Addr: addr, Files: true}, respond)
 }

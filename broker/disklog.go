@@ -21,6 +21,10 @@ func (d diskLog) read(offset, limit int64, first bool) ([]byte, error) {
 	return d.l.Read(offset, limit, first)
 }
 
+func (d diskLog) readSection(offset, limit int64, first bool, upTo int64) (*storage.Section, bool, error) {
+	return d.l.ReadSection(offset, limit, first, upTo)
+}
+
 func (d diskLog) offsetForTime(ts int64) (int64, int64, bool, error) {
 	b, ok, err := d.l.OffsetForTime(ts)
 	return b.Base, b.MaxTimestamp, ok, err

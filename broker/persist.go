@@ -93,6 +93,12 @@ func (s *diskStore) registerMetrics(m brokerMetrics) {
 	m.set.NewGauge("floodgate_segment_files_open", func() float64 { return float64(s.files.Stats().Open) })
 	m.set.NewGauge("floodgate_segment_files_limit", func() float64 { return float64(s.files.Stats().Max) })
 	m.set.NewGauge("floodgate_segment_file_evictions", func() float64 { return float64(s.files.Stats().Evictions) })
+	// Zero-copy fetches: sections of segment files held by answers not yet
+	// written, their bound (half of the descriptor budget), and the reads
+	// served by copy because the bound was reached.
+	m.set.NewGauge("floodgate_sendfile_sections_held", func() float64 { return float64(s.files.Stats().Sections) })
+	m.set.NewGauge("floodgate_sendfile_sections_limit", func() float64 { return float64(s.files.Stats().MaxSections) })
+	m.set.NewGauge("floodgate_sendfile_sections_refused", func() float64 { return float64(s.files.Stats().SectionRefusals) })
 }
 
 // loadState reads topics (recovering every partition log) and committed

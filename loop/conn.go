@@ -17,8 +17,9 @@ import (
 
 // slot holds the response to one request until it is its turn to be written.
 type slot struct {
-	buf  *[]byte // nil with done set: no response is due (acks=0)
-	done bool
+	buf   *[]byte     // nil with done set: no response is due (acks=0)
+	files *fileAnswer // the file sections spliced into buf, or nil
+	done  bool
 }
 
 // conn is floodgate's state of one client connection. It outlives the gnet
@@ -97,6 +98,7 @@ type connBusy struct {
 	discard     discardState
 	execQ       []job         // guarded by mu
 	signal      chan struct{} // wakes the park goroutine; made at the first park (guarded by mu)
+	files       *fileOut      // file sections of queued answers; made at the first (zero-copy Fetch)
 	// Guarded by mu.
 	nextSeq uint64
 	headSeq uint64
@@ -198,15 +200,21 @@ func (c *conn) reserveSeq() uint64 {
 // wakes whoever writes for this connection. The caller has charged buf to
 // the connection's share (chargeOut); from here the output queue owns
 // that charge. Safe from any goroutine; called once per seq.
-func (c *conn) complete(seq uint64, buf *[]byte) {
+func (c *conn) complete(seq uint64, buf *[]byte) { c.completeFiles(seq, buf, nil) }
+
+// completeFiles is complete for an answer whose records stay in files:
+// buf holds the rest of its frame, files where they go. From here the
+// output queue owns the sections (released once sent, or dropped).
+func (c *conn) completeFiles(seq uint64, buf *[]byte, files *fileAnswer) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		c.loop.s.inflight.Add(-1)
 		c.dropBuf(buf)
+		files.release()
 		return
 	}
-	c.slots[seq&uint64(len(c.slots)-1)] = slot{buf: buf, done: true}
+	c.slots[seq&uint64(len(c.slots)-1)] = slot{buf: buf, files: files, done: true}
 	head := seq == c.headSeq
 	parked, gc, signal := c.parked, c.gc, c.signal
 	c.mu.Unlock()
@@ -277,7 +285,12 @@ func (c *conn) collect() {
 		if !sl.done {
 			break
 		}
-		if sl.buf != nil {
+		switch {
+		case sl.files != nil:
+			c.queueFiles(sl.buf, sl.files)
+		case sl.buf != nil && len(*sl.buf) == 0:
+			c.dropBuf(sl.buf) // an empty entry would read as a file section
+		case sl.buf != nil:
 			c.out = append(c.out, *sl.buf)
 			c.outBufs = append(c.outBufs, sl.buf)
 		}
@@ -295,6 +308,12 @@ const maxIOV = 1024
 // when the socket's send buffer is full with output left.
 func (c *conn) writeOut(fd int) (blocked bool, err error) {
 	for len(c.out) > 0 {
+		if len(c.out[0]) == 0 { // a file section
+			if blocked, err := c.sendFile(fd); blocked || err != nil {
+				return blocked, err
+			}
+			continue
+		}
 		n, err := c.loop.write(fd, c.out, c.outOff)
 		if err == unix.EINTR {
 			continue
@@ -313,7 +332,8 @@ func (c *conn) writeOut(fd int) (blocked bool, err error) {
 
 // write writes bufs (the first from off) with one write(2) or writev(2),
 // without allocating: the iovec array is the loop's, reused (unix.Writev
-// allocates one per call). Event loop only.
+// allocates one per call). It stops before a file section (an empty
+// entry), which goes by sendfile(2). Event loop only.
 func (l *loopState) write(fd int, bufs [][]byte, off int) (int, error) {
 	if len(bufs) == 1 {
 		return unix.Write(fd, bufs[0][off:])
@@ -325,7 +345,10 @@ func (l *loopState) write(fd int, bufs [][]byte, off int) (int, error) {
 			b = b[off:]
 		}
 		if len(b) == 0 {
-			continue
+			if i == 0 {
+				continue
+			}
+			break // a file section: written by sendFile
 		}
 		v := unix.Iovec{Base: &b[0]}
 		v.SetLen(len(b))
@@ -385,6 +408,7 @@ func (c *conn) releaseAll() {
 		sl := &c.slots[s&uint64(len(c.slots)-1)]
 		if sl.done {
 			c.dropBuf(sl.buf)
+			sl.files.release()
 			c.loop.s.inflight.Add(-1)
 		}
 		*sl = slot{}
@@ -397,6 +421,7 @@ func (c *conn) releaseAll() {
 		c.loop.s.bufs.put(c.outBufs[i])
 	}
 	c.out, c.outBufs, c.outOff = nil, nil, 0
+	c.files.releaseAll()
 	c.rx.Release()
 	c.frameCharge.Release()
 	c.carry, c.inFrame, c.frameBuf = nil, false, nil

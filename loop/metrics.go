@@ -29,6 +29,7 @@ type serverMetrics struct {
 	rejectedBy   map[string]*metrics.Counter
 	bytesIn      *metrics.Counter
 	bytesOut     *metrics.Counter
+	sendfileOut  *metrics.Counter // of bytesOut, sent from files (zero-copy Fetch)
 	tooLarge     *metrics.Counter
 	malformed    *metrics.Counter
 	panics       *metrics.Counter
@@ -64,6 +65,7 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	m.rejectedMax = set.NewCounter(`floodgate_connections_rejected_total{reason="max_connections"}`)
 	m.bytesIn = set.NewCounter("floodgate_bytes_in_total")
 	m.bytesOut = set.NewCounter("floodgate_bytes_out_total")
+	m.sendfileOut = set.NewCounter("floodgate_sendfile_bytes_total")
 	m.tooLarge = set.NewCounter("floodgate_request_too_large_total")
 	m.malformed = set.NewCounter("floodgate_malformed_requests_total")
 	m.panics = set.NewCounter("floodgate_request_panics_total")

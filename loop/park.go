@@ -200,6 +200,12 @@ func (c *conn) writeBlocking(nc net.Conn) error {
 				deadline = d
 			}
 		}
+		if len(c.out[0]) == 0 { // a file section
+			if err := c.sendFileBlocking(nc, deadline); err != nil {
+				return err
+			}
+			continue
+		}
 		_ = nc.SetWriteDeadline(deadline)
 		b := c.out[0][c.outOff:]
 		n, err := nc.Write(b[:min(len(b), writeChunk)])

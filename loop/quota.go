@@ -113,11 +113,14 @@ func (c *conn) byteQuota(r *kafkaRequest) time.Duration {
 // request is not read before then (byteQuota).
 func (r *kafkaRequest) chargeFetchBytes(resp kmsg.Response) time.Duration {
 	b := r.c.loop.s.quotas().fetchBytes
+	var n int64
 	f, ok := resp.(*kmsg.FetchResponse)
+	if ff, isFiles := resp.(*kafka.FileFetchResponse); isFiles {
+		f, ok, n = ff.FetchResponse, true, ff.FileBytes()
+	}
 	if b == nil || !ok || r.quota == nil {
 		return 0
 	}
-	var n int64
 	for i := range f.Topics {
 		for j := range f.Topics[i].Partitions {
 			n += int64(len(f.Topics[i].Partitions[j].RecordBatches))

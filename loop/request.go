@@ -106,6 +106,10 @@ func (r *kafkaRequest) run() {
 			TLS: c.tlsOf() != nil, TLSSubject: c.tlsSubject()}, req, r.respond)
 	} else if t := c.tlsOf(); t != nil && s.tlsKafka != nil {
 		s.tlsKafka.ServeKafkaTLS(req, string(h.ClientID), c.addr(), t.subject, r.respond)
+	} else if s.files != nil {
+		// Plaintext only: a TLS answer must pass through the record
+		// layer, so it never leaves its records in the segment files.
+		s.files.ServeKafkaFiles(req, string(h.ClientID), c.addr(), r.respond)
 	} else {
 		s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.addr(), r.respond)
 	}
@@ -197,9 +201,12 @@ func (r *kafkaRequest) done() kmsg.Request {
 	return req
 }
 
-// respond encodes a decoded response (nil: none due) in request order.
+// respond encodes a decoded response (nil: none due) in request order. A
+// Fetch answer whose records stay in files is encoded without them (its
+// charge is the header bytes only) and its sections queued to be sent.
 func (r *kafkaRequest) respond(resp kmsg.Response) {
 	if !r.claim() {
+		releaseFiles(resp)
 		return // answered already (the request panicked after responding)
 	}
 	req := r.done()
@@ -215,10 +222,30 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 		kafka.SetThrottle(resp, int32(r.throttle.Milliseconds()))
 	}
 	buf := c.loop.s.bufs.get()
-	*buf = kafka.AppendResponse(*buf, &r.hdr, resp)
+	var files *fileAnswer
+	if ff, ok := resp.(*kafka.FileFetchResponse); ok {
+		var cuts []int
+		var err error
+		*buf, cuts, err = kafka.AppendFileFetchResponse(*buf, &r.hdr, ff, nil)
+		resp = ff.FetchResponse
+		if err != nil {
+			// Cannot happen for what the broker builds; answered as a
+			// server error rather than with a wrong frame.
+			ff.Release()
+			c.loop.s.log.Error("fetch answer from files not encodable", "error", err.Error(), "client_ip", c.addr())
+			resp = kafka.ErrorResponse(req, kafka.ErrUnknownServerError)
+			*buf = kafka.AppendResponse((*buf)[:0], &r.hdr, resp)
+		} else {
+			files = &fileAnswer{cuts: cuts, secs: ff.Sections}
+		}
+	} else {
+		*buf = kafka.AppendResponse(*buf, &r.hdr, resp)
+	}
 	if err := c.chargeOut(buf); err != nil && req != nil {
 		// The answer does not fit what the IP (or everyone) may hold:
 		// answer with a retriable error in the request's shape instead.
+		files.release()
+		files = nil
 		c.loop.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
 		c.loop.s.warn.Warn("limit:memory:response", "response refused: "+err.Error(), "limit", "memory-limit-bytes",
 			"response_bytes", len(*buf), "ip_holds", c.share.Held(), "client_ip", c.addr(), "api", kmsg.NameForKey(r.hdr.APIKey))
@@ -232,7 +259,14 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 		c.forceOut(buf)
 	}
 	c.loop.s.met.countErrors(r.hdr.APIKey, resp)
-	c.complete(r.seq, buf)
+	c.completeFiles(r.seq, buf, files)
+}
+
+// releaseFiles lets go of the file sections of an answer not written.
+func releaseFiles(resp kmsg.Response) {
+	if ff, ok := resp.(*kafka.FileFetchResponse); ok {
+		ff.Release()
+	}
 }
 
 // respondRaw queues a whole response frame from a raw handler, which hands

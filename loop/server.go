@@ -33,6 +33,13 @@ type KafkaHandler interface {
 	ServeKafka(req kmsg.Request, clientID, addr string, respond func(kmsg.Response))
 }
 
+// FileKafkaHandler is a KafkaHandler that may answer a Fetch with records
+// left in files (a *kafka.FileFetchResponse) when served through
+// ServeKafkaFiles: the loop sends them with sendfile(2) and releases them.
+type FileKafkaHandler interface {
+	ServeKafkaFiles(req kmsg.Request, clientID, addr string, respond func(kmsg.Response))
+}
+
 // Config configures a Server.
 type Config struct {
 	// KafkaListen and HTTPListen are host:port listen addresses ("": no
@@ -89,6 +96,7 @@ type Server struct {
 	client ClientKafkaHandler
 
 	raw    RawKafkaHandler   // cfg.Kafka when it forwards frames as bytes
+	files  FileKafkaHandler  // cfg.Kafka when it answers Fetch from files
 	inline InlineHTTPHandler // cfg.HTTP when it answers cheap routes on the loop
 
 	// cur is the part of the configuration a reload may change (live.go).
@@ -183,6 +191,7 @@ func New(cfg Config) (*Server, error) {
 	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
 	s.client, _ = cfg.Kafka.(ClientKafkaHandler)
 	s.tlsKafka, _ = cfg.Kafka.(TLSKafkaHandler)
+	s.files, _ = cfg.Kafka.(FileKafkaHandler)
 	s.inline, _ = cfg.HTTP.(InlineHTTPHandler)
 	if (cfg.KafkaTLSListen != "" || cfg.HTTPSListen != "") && cfg.TLS == nil {
 		return nil, errors.New("loop: a TLS listener needs a TLS configuration")
@@ -257,6 +266,7 @@ func (s *Server) SetKafkaHandler(h KafkaHandler) {
 	s.raw, _ = h.(RawKafkaHandler)
 	s.client, _ = h.(ClientKafkaHandler)
 	s.tlsKafka, _ = h.(TLSKafkaHandler)
+	s.files, _ = h.(FileKafkaHandler)
 }
 
 func (s *Server) serve() error {

@@ -36,6 +36,11 @@ type FileCache struct {
 
 	opens     atomic.Uint64
 	evictions atomic.Uint64
+
+	// sections counts the Sections held (zero-copy sends in progress);
+	// sectionRefusals the ones refused at the bound (read by copy instead).
+	sections        atomic.Int64
+	sectionRefusals atomic.Uint64
 }
 
 // NewFileCache returns a cache that keeps at most maxFDs descriptors open
@@ -51,6 +56,11 @@ type FileCacheStats struct {
 	// Opens counts segment file opens (first uses and reopens after an
 	// eviction); Evictions counts segments closed to stay in the budget.
 	Opens, Evictions uint64
+	// Sections is the file sections held by zero-copy sends now,
+	// MaxSections their bound; SectionRefusals counts the reads served by
+	// copy because the bound was reached.
+	Sections, MaxSections int64
+	SectionRefusals       uint64
 }
 
 // Stats returns the cache's counters.
@@ -58,7 +68,8 @@ func (c *FileCache) Stats() FileCacheStats {
 	c.mu.Lock()
 	open := c.open
 	c.mu.Unlock()
-	return FileCacheStats{Open: open, Max: c.max, Opens: c.opens.Load(), Evictions: c.evictions.Load()}
+	return FileCacheStats{Open: open, Max: c.max, Opens: c.opens.Load(), Evictions: c.evictions.Load(),
+		Sections: c.sections.Load(), MaxSections: c.maxSections(), SectionRefusals: c.sectionRefusals.Load()}
 }
 
 // segFiles are the open files of one segment, guarded by its cache's mu.

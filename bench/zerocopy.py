@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Issue 17: Kafka produce and consume CPU per GB, floodgate on disk (before
+and after zero-copy Fetch) vs floodgate --in-memory and kfake.
+
+Each server runs in its own process, fresh for every round; the load
+generator is `floodgate bench kafka` (franz-go, acks=all idempotent, one
+partition per client). A case is a produce of N records into a new topic,
+then a consume of the same records from the start (--preloaded, so the
+consume's CPU is the reads alone). CPU = the server's utime+stime from
+/proc/PID/stat over the run, per GB of record values moved. Rounds are
+interleaved (server order rotates) and medians of the rounds reported.
+
+usage: bench/zerocopy.py --bench BIN --suite BIN --server NAME=BIN[:ARGS] ... [--rounds 3]
+  a server BIN of "kfake" runs `SUITE peer kfake PORT`; otherwise
+  `BIN serve --kafka-listen ... --http-listen ... ARGS` (ARGS split on spaces;
+  the token DATADIR becomes a fresh directory).
+"""
+import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+
+TICK = os.sysconf("SC_CLK_TCK")
+CASES = [("100 B", 100, 2_000_000), ("10 KB", 10_000, 30_000)]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def peak_rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def wait_port(port, proc, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not listen")
+
+
+def start(spec, suite, tmp):
+    binary, _, args = spec.partition(":")
+    kport = free_port()
+    if binary == "kfake":
+        cmd = [suite, "peer", "kfake", str(kport)]
+    else:
+        d = tempfile.mkdtemp(dir=tmp)
+        cmd = [binary, "serve", "--kafka-listen", f"127.0.0.1:{kport}", "--http-listen", f"127.0.0.1:{free_port()}",
+               "--log-level", "warn"] + [d if a == "DATADIR" else a for a in args.split()]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "server.log"), "a"))
+    wait_port(kport, p)
+    return p, f"127.0.0.1:{kport}"
+
+
+def bench(bin_, mode, broker, size, records, topic, pid):
+    cmd = [bin_, "bench", "kafka", mode, "--brokers", broker, "--clients", "4", "--record-size", str(size),
+           "--records", str(records), "--acks", "all", "--topic", topic, "--json", "--quiet"]
+    if mode == "consume":
+        cmd.append("--preloaded")
+    c0 = cpu_s(pid)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    c1 = cpu_s(pid)
+    r = json.loads(out)
+    if isinstance(r, list):
+        r = r[0]
+    gb = records * size / 1e9
+    return {"mbps": r["mb_per_s"], "rps": r["records_per_s"], "cpu_per_gb": (c1 - c0) / gb, "errors": r["errors"]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", required=True)
+    ap.add_argument("--suite", required=True)
+    ap.add_argument("--server", action="append", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", help="write every run here")
+    ap.add_argument("--scale", type=float, default=1, help="multiply the record counts (a quick check: 0.05)")
+    o = ap.parse_args()
+    servers = [s.split("=", 1) for s in o.server]
+    runs = {}  # (server, case, mode) -> [result]
+    rss = {}
+    tmp = tempfile.mkdtemp(prefix="zerocopy-")
+    try:
+        for rnd in range(o.rounds):
+            order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
+            for name, spec in order:
+                p, broker = start(spec, o.suite, tmp)
+                try:
+                    for label, size, n in CASES:
+                        n = int(n * o.scale)
+                        topic = f"zc-{rnd}-{size}"
+                        for mode in ("produce", "consume"):
+                            r = bench(o.bench, mode, broker, size, n, topic, p.pid)
+                            runs.setdefault((name, label, mode), []).append(r)
+                            print(f"round {rnd+1} {name:12s} {mode:8s} {label:6s} {r['mbps']:8.1f} MB/s "
+                                  f"{r['rps']:11.0f} rec/s {r['cpu_per_gb']:6.2f} CPU-s/GB errors {r['errors']}",
+                                  file=sys.stderr, flush=True)
+                    rss.setdefault(name, []).append(peak_rss(p.pid))
+                finally:
+                    p.terminate()
+                    p.wait(15)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if o.json:
+        with open(o.json, "w") as f:
+            json.dump({f"{k[0]}|{k[1]}|{k[2]}": v for k, v in runs.items()} | {"rss": rss}, f, indent=1)
+    names = [n for n, _ in servers]
+    base = names[0]
+    print("| case | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for label, _, _ in CASES:
+        for mode in ("produce", "consume"):
+            cells = []
+            ref = statistics.median(r["mbps"] for r in runs[(base, label, mode)])
+            for n in names:
+                rs = runs[(n, label, mode)]
+                mb = statistics.median(r["mbps"] for r in rs)
+                cpu = statistics.median(r["cpu_per_gb"] for r in rs)
+                ratio = "" if n == base else f" ({mb / ref:.2f}x)"
+                cells.append(f"{mb:,.0f} MB/s{ratio}, {cpu:.2f} CPU-s/GB")
+            print(f"| {mode} {label}, 4 clients | " + " | ".join(cells) + " |")
+    print("| peak RSS | " + " | ".join(f"{max(rss[n]) / 2**20:,.0f} MB" for n in names) + " |")
+
+
+if __name__ == "__main__":
+    main()
