@@ -148,9 +148,9 @@ var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.
 // floodgate_throttle_time_seconds.
 var throttleBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60}
 
-// observeLatency records a request's time to its answer under its API,
+// observeLatency records a request's time d to its answer under its API,
 // creating the API's histogram on its first answer.
-func (m *serverMetrics) observeLatency(key int16, start time.Time) {
+func (m *serverMetrics) observeLatency(key int16, d time.Duration) {
 	if key < 0 || int(key) >= apiSlots || m.latencyName[key] == "" {
 		return
 	}
@@ -160,7 +160,7 @@ func (m *serverMetrics) observeLatency(key int16, start time.Time) {
 		h = m.set.GetOrCreatePrometheusHistogramExt(m.latencyName[i], latencyBuckets)
 		m.latency[i].Store(h)
 	}
-	h.UpdateDuration(start)
+	h.Update(d.Seconds())
 }
 
 // counter returns a labelled counter, creating it on first use (cold paths only).

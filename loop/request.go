@@ -28,6 +28,10 @@ type kafkaRequest struct {
 	reject   bool
 	quota    []byte // the client's byte-quota key (Fetch with --fetch-byte-rate)
 	start    time.Time
+	// parkedAt is when the handler returned without answering a Fetch
+	// (unix nanos; 0: not parked): the request's latency ends there, so
+	// the long-poll wait for data is not counted as serving time.
+	parkedAt atomic.Int64
 	// answered makes the answer happen once, whichever comes first: the
 	// handler's respond (from any goroutine, possibly late) or the
 	// panic recovery.
@@ -113,6 +117,9 @@ func (r *kafkaRequest) run() {
 	} else {
 		s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.addr(), r.respond)
 	}
+	if h.APIKey == 1 && !r.answered.Load() {
+		r.parkedAt.CompareAndSwap(0, time.Now().UnixNano())
+	}
 	if waitsInGroup(h.APIKey) {
 		r.detach()
 	}
@@ -197,7 +204,11 @@ func waitsInGroup(key int16) bool { return key == 11 || key == 14 } // JoinGroup
 // returns the decoded request while it is still held.
 func (r *kafkaRequest) done() kmsg.Request {
 	req := r.releaseFrame()
-	r.c.loop.s.met.observeLatency(r.hdr.APIKey, r.start)
+	end := time.Now()
+	if p := r.parkedAt.Load(); p != 0 {
+		end = time.Unix(0, p)
+	}
+	r.c.loop.s.met.observeLatency(r.hdr.APIKey, end.Sub(r.start))
 	return req
 }
 
