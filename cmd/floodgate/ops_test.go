@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"os/exec"
 	"regexp"
@@ -215,5 +217,21 @@ func TestJSONLogsAreAllJSON(t *testing.T) {
 	}
 	if psiMissing != nil && !sawStdlib {
 		t.Errorf("no PSI cpu.pressure here, so the metrics library logged its notice, but no JSON line carries it:\n%s", p.stderr.String())
+	}
+}
+
+// TestLogDurationsAreReadable: a duration in a log line reads "1.5s" in
+// both formats (slog's JSON handler wrote 1500000000).
+func TestLogDurationsAreReadable(t *testing.T) {
+	var buf bytes.Buffer
+	for _, h := range []slog.Handler{
+		slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: readableDurations}),
+		slog.NewJSONHandler(&buf, &slog.HandlerOptions{ReplaceAttr: readableDurations}),
+	} {
+		buf.Reset()
+		slog.New(h).Info("waited", "wait", 1500*time.Millisecond)
+		if !strings.Contains(buf.String(), "1.5s") || strings.Contains(buf.String(), "1500000000") {
+			t.Errorf("%T wrote %q, want the duration as 1.5s", h, buf.String())
+		}
 	}
 }
