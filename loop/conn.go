@@ -47,17 +47,17 @@ type conn struct {
 	share *limits.Share
 	// rx charges the input bytes held for this connection and not yet
 	// handed to a request: a frame or head still arriving, and the carry.
-	rx          limits.Charge
-	closeReason string // why floodgate closed it
-	*connBusy          // nil until the first traffic; never freed after
+	rx        limits.Charge
+	*connBusy // nil until the first traffic; never freed after
 
-	tag       int32 // the Kafka listener's tag (BootstrapTag for the main one)
-	kind      listenerKind
-	listed    bool
-	counted   bool // counted in the loop's per-IP map
-	parking   bool // the next OnClose is a park, not a close
-	lingering bool // write side shut after the last response; reading until EOF
-	inFrame   bool // a Kafka frame (frameHdr) is arriving, buffered or discarded
+	tag         int32 // the Kafka listener's tag (BootstrapTag for the main one)
+	kind        listenerKind
+	closeReason closeCause // why floodgate closed it
+	listed      bool
+	counted     bool // counted in the loop's per-IP map
+	parking     bool // the next OnClose is a park, not a close
+	lingering   bool // write side shut after the last response; reading until EOF
+	inFrame     bool // a Kafka frame (frameHdr) is arriving, buffered or discarded
 
 	// Shared with workers: guarded by mu (with connBusy's sequence and
 	// execution fields).
@@ -78,9 +78,9 @@ type connBusy struct {
 	id           uint64         // unique per server, for handlers that keep per-connection state
 	http         *httpConnState // made at the first HTTP bytes
 	wakePending  atomic.Bool
-	closeReq     atomic.Pointer[string] // set by closeAsync
-	ipStr        string                 // ip.String(), computed once
-	carry        []byte                 // bytes taken from gnet when parked, read first
+	closeReq     atomic.Uint32 // a closeCause, set by closeAsync
+	ipStr        string        // ip.String(), computed once
+	carry        []byte        // bytes taken from gnet when parked, read first
 	out          [][]byte
 	outBufs      []*[]byte
 	outOff       int

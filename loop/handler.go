@@ -50,7 +50,7 @@ func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
 			s.warn.Warn(key, "connection refused", "limit", "max-connections-per-ip",
 				"configured", s.lim().MaxConnectionsPerIP, "actual", c.loop.connsOf(c.ip), "client_ip", c.addr())
 		}
-		c.closeReason = "rejected"
+		c.closeReason = causeRejected
 		if c.tlsOf() != nil {
 			// A TLS connection cannot be answered in plaintext: it is
 			// closed (and counted) after its handshake.
@@ -95,12 +95,8 @@ func (s *Server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		c.loop.releaseIP(c.ip)
 		c.counted = false
 	}
-	reason := c.closeReason
-	if reason == "" {
-		reason = "client"
-	}
-	if reason != "rejected" {
-		s.met.closed(reason)
+	if c.closeReason != causeRejected {
+		s.met.closed(c.closeReason)
 	}
 	c.releaseAll()
 	s.active.Add(-1)
@@ -129,13 +125,13 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 func (s *Server) traffic(c *conn, gc gnet.Conn) gnet.Action {
 	c.busy()
 	c.wakePending.Store(false)
-	if r := c.closeReq.Load(); r != nil {
+	if r := closeCause(c.closeReq.Load()); r != causeNone {
 		// Answers already finished go out first (best effort, without
 		// waiting for the socket): a request that panicked after its
 		// handler responded still delivers that answer.
 		c.collect()
 		_, _ = c.writeOut(gc.Fd())
-		c.closeReason = *r
+		c.closeReason = r
 		return gnet.Close
 	}
 	now := time.Now()
@@ -186,7 +182,7 @@ func (c *conn) flush(gc gnet.Conn) (gnet.Action, bool) {
 	}
 	blocked, err := c.writeOut(gc.Fd())
 	if err != nil {
-		c.closeReason = "write_error"
+		c.closeReason = causeWriteError
 		return gnet.Close, false
 	}
 	if blocked {
@@ -214,11 +210,11 @@ func (c *conn) lingerClose(gc gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	if err := unix.Shutdown(gc.Fd(), unix.SHUT_WR); err != nil {
-		c.closeReason = "http_close"
+		c.closeReason = causeHTTPClose
 		return gnet.Close
 	}
 	c.lingering = true
-	c.closeReason = "http_close"
+	c.closeReason = causeHTTPClose
 	if c.http != nil {
 		c.http.phase = phaseClosing
 	}

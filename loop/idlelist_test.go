@@ -49,7 +49,7 @@ func TestIdleListMovesRarelyAndReapsExactly(t *testing.T) {
 			}
 			l.reap(time.Unix(0, ms(tt.reapAt)))
 			for i, c := range conns {
-				if reaped := c.closeReason == "idle"; reaped != tt.wantReaped[i] {
+				if reaped := c.closeReason == causeIdle; reaped != tt.wantReaped[i] {
 					t.Errorf("connection %d reaped %v, want %v (last active %d ms)", i, reaped, tt.wantReaped[i], c.lastActive/ms(1))
 				}
 			}

@@ -37,8 +37,8 @@ func (c *conn) onKafka(gc gnet.Conn) gnet.Action {
 			if !c.discardFrame(in) {
 				return gnet.None
 			}
-			if r := c.closeReq.Load(); r != nil {
-				c.closeReason = *r
+			if r := closeCause(c.closeReq.Load()); r != causeNone {
+				c.closeReason = r
 				return gnet.Close
 			}
 			continue
@@ -133,10 +133,10 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 			return gnet.None, true
 		}
 		act := c.protocolError(fmt.Errorf("api %s (%d) version %d not served", kmsg.NameForKey(h.APIKey), h.APIKey, h.APIVersion))
-		c.closeReason = "unsupported_version"
+		c.closeReason = causeUnsupportedVersion
 		return act, false
 	}
-	if reason := c.gateSASL(&h, length); reason != "" {
+	if reason := c.gateSASL(&h, length); reason != causeNone {
 		c.closeReason = reason
 		return gnet.Close, false
 	}
@@ -398,8 +398,8 @@ func (c *conn) discardFrame(in input) bool {
 		r, ok := d.skim.Refusal(d.code)
 		if !ok { // no partition to carry the error (v0-v2): close, as below
 			c.complete(d.seq, nil)
-			reason := "refused_no_error_field"
-			c.closeReq.Store(&reason)
+			reason := causeRefusedNoErrorField
+			c.closeReq.Store(uint32(reason))
 			return true
 		}
 		resp = r
@@ -409,8 +409,8 @@ func (c *conn) discardFrame(in input) bool {
 		// This API cannot say "error" without the request it refused: close
 		// rather than answer with an empty response the client would trust.
 		c.complete(d.seq, nil)
-		reason := "refused_no_error_field"
-		c.closeReq.Store(&reason)
+		reason := causeRefusedNoErrorField
+		c.closeReq.Store(uint32(reason))
 		return true
 	}
 	if resp == nil {
@@ -440,6 +440,6 @@ func (c *conn) protocolError(err error) gnet.Action {
 	c.loop.s.met.malformed.Inc()
 	c.loop.s.warn.Warn("malformed:"+c.addr(), "malformed Kafka input; closing connection",
 		"client_ip", c.addr(), "error", err.Error())
-	c.closeReason = "malformed"
+	c.closeReason = causeMalformed
 	return gnet.Close
 }

@@ -71,7 +71,7 @@ func (l *loopState) expireLingers(now int64) {
 	for ; i < len(l.lingers) && l.lingers[i].deadline <= now; i++ {
 		c := l.lingers[i].c
 		if c.gc != nil && c.lingering {
-			c.closeReason = "http_close"
+			c.closeReason = causeHTTPClose
 			_ = l.el.Close(c.gc)
 		}
 	}
@@ -200,7 +200,7 @@ func (l *loopState) reap(now time.Time) {
 			continue
 		}
 		l.unlink(c)
-		c.closeReason = "idle"
+		c.closeReason = causeIdle
 		if c.gc != nil {
 			_ = l.el.Close(c.gc)
 		}

@@ -43,7 +43,9 @@ type serverMetrics struct {
 	latency        [apiSlots]atomic.Pointer[metrics.PrometheusHistogram]
 	latencyName    [apiSlots]string
 	throttledDelay apiCounters
-	throttledRej   apiCounters
+	// closes counts closed connections by cause.
+	closes       closeCounters
+	throttledRej apiCounters
 	// Refused connections (refuse.go): answered by listener, closed at once
 	// for want of a slot or descriptor, closed silent at their deadline.
 	refusedAnswered   [2]*metrics.Counter
@@ -56,7 +58,7 @@ type serverMetrics struct {
 }
 
 func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
-	m := &serverMetrics{set: set}
+	m := &serverMetrics{set: set, closes: closeCounters{set: set}}
 	m.connsAccepted = set.NewCounter("floodgate_connections_accepted_total")
 	m.limitReached = map[string]*metrics.Counter{}
 	for reason, label := range connLimitReasons {
@@ -195,9 +197,7 @@ func (m *serverMetrics) rejected(reason string) {
 }
 
 // closed counts a connection floodgate closed, by reason.
-func (m *serverMetrics) closed(reason string) {
-	m.counter(`floodgate_connections_closed_total{reason="` + reason + `"}`).Inc()
-}
+func (m *serverMetrics) closed(cause closeCause) { m.closes.inc(cause) }
 
 // ResidentBytes returns the process's resident set size from /proc, or 0.
 func ResidentBytes() int64 {

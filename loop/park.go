@@ -25,10 +25,10 @@ func (c *conn) park(gc gnet.Conn, reason string) gnet.Action {
 	fd, err := gc.Dup()
 	if err != nil {
 		// No descriptor to park with: closing is the only bounded answer.
-		s.met.closed("park_failed")
+		s.met.closed(causeParkFailed)
 		s.warn.Warn("park_failed", "could not park a saturated connection; closing it",
 			"reason", reason, "client_ip", c.addr(), "error", err.Error())
-		c.closeReason = "park_failed"
+		c.closeReason = causeParkFailed
 		return gnet.Close
 	}
 	c.ownCarry() // TLS: the plaintext read is in the loop's scratch
@@ -67,7 +67,7 @@ func (c *conn) runParked(fd int) {
 	f.Close()
 	if err != nil {
 		s.parked.Add(-1)
-		c.finishParked("park_failed")
+		c.finishParked(causeParkFailed)
 		return
 	}
 	if j := c.pendingJob; j != nil {
@@ -75,13 +75,13 @@ func (c *conn) runParked(fd int) {
 		if !c.submitBlocking(j) {
 			nc.Close()
 			s.parked.Add(-1)
-			c.finishParked("shutdown")
+			c.finishParked(causeShutdown)
 			return
 		}
 	}
 	timer := time.NewTimer(parkPoll)
 	defer timer.Stop()
-	end := func(reason string) {
+	end := func(reason closeCause) {
 		nc.Close()
 		s.parked.Add(-1)
 		c.finishParked(reason)
@@ -91,11 +91,11 @@ func (c *conn) runParked(fd int) {
 		c.collect()
 		if len(c.out) > 0 {
 			if err := c.writeBlocking(nc); err != nil {
-				reason := "write_error"
+				reason := causeWriteError
 				if errors.Is(err, os.ErrDeadlineExceeded) {
-					reason = "send_timeout"
+					reason = causeSendTimeout
 					if c.transferExpired(time.Now().UnixNano()) {
-						reason = "slow_frame"
+						reason = causeSlowFrame
 					}
 				}
 				end(reason)
@@ -105,15 +105,15 @@ func (c *conn) runParked(fd int) {
 			continue
 		}
 		if c.drainedForClose() {
-			end("http_close")
+			end(causeHTTPClose)
 			return
 		}
-		if r := c.closeReq.Load(); r != nil {
-			end(*r)
+		if r := closeCause(c.closeReq.Load()); r != causeNone {
+			end(r)
 			return
 		}
 		if s.stopping.Load() {
-			end("shutdown")
+			end(causeShutdown)
 			return
 		}
 		now := time.Now()
@@ -121,18 +121,18 @@ func (c *conn) runParked(fd int) {
 			// A frame or body was arriving when the connection parked: it
 			// cannot arrive while parked, and its bytes stay charged, so
 			// its time bound holds here too.
-			end("slow_frame")
+			end(causeSlowFrame)
 			return
 		}
 		if peerClosed(nc) {
 			// The client is gone (FIN or RST): its unread requests and the
 			// answers still owed are dropped with the connection, as when
 			// a connection on the loop reads EOF.
-			end("client")
+			end(causeClient)
 			return
 		}
 		if now.Sub(lastProgress) > s.lim().IdleTimeout {
-			end("idle")
+			end(causeIdle)
 			return
 		}
 		if c.canResume() {
@@ -150,7 +150,7 @@ func (c *conn) runParked(fd int) {
 	}
 	s.parked.Add(-1)
 	if err := s.enroll(c.loop, c, nc); err != nil {
-		c.finishParked("register_failed")
+		c.finishParked(causeRegisterFailed)
 	}
 }
 
@@ -256,7 +256,7 @@ func peerClosed(nc net.Conn) bool {
 
 // finishParked releases a parked connection that will not come back. The
 // per-IP count lives in the event loop, so that part runs there.
-func (c *conn) finishParked(reason string) {
+func (c *conn) finishParked(reason closeCause) {
 	s := c.loop.s
 	s.met.closed(reason)
 	c.releaseAll()
@@ -274,8 +274,8 @@ func (c *conn) finishParked(reason string) {
 
 // closeAsync asks the event loop (or the park goroutine, when parked) to
 // close the connection, from any goroutine.
-func (c *conn) closeAsync(reason string) {
-	c.closeReq.Store(&reason)
+func (c *conn) closeAsync(reason closeCause) {
+	c.closeReq.Store(uint32(reason))
 	c.mu.Lock()
 	gc, signal := c.gc, c.signal
 	c.mu.Unlock()

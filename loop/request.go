@@ -54,7 +54,7 @@ func (r *kafkaRequest) run() {
 				r.charge.Release()
 				c.complete(r.seq, nil)
 			}
-			c.closeAsync("panic")
+			c.closeAsync(causePanic)
 		}
 	}()
 	s.met.requests.inc(h.APIKey)
@@ -81,7 +81,7 @@ func (r *kafkaRequest) run() {
 			r.charge.Release()
 			c.complete(r.seq, nil)
 		}
-		c.closeAsync("malformed")
+		c.closeAsync(causeMalformed)
 		return
 	}
 	r.req = req
@@ -161,7 +161,7 @@ func (r *kafkaRequest) refuse(e *kafka.RefusedError) {
 			r.charge.Release()
 			c.complete(r.seq, nil)
 		}
-		c.closeAsync("refused_no_error_field")
+		c.closeAsync(causeRefusedNoErrorField)
 		return
 	}
 	r.respond(e.Response)

@@ -29,6 +29,7 @@ package loop
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -106,30 +107,30 @@ func (s *Server) VersionRange(key int16) (min, max int16, ok bool) {
 // gateSASL checks a frame's header on a connection that is not
 // authenticated, on the event loop, before its body is read: it returns a
 // reason to close the connection, or "".
-func (c *conn) gateSASL(h *kafka.Header, length int32) string {
+func (c *conn) gateSASL(h *kafka.Header, length int32) closeCause {
 	s := c.loop.s
 	if s.cfg.SASL == nil || c.authenticated() {
-		return ""
+		return causeNone
 	}
 	saslAPI := h.APIKey == saslHandshakeKey || h.APIKey == saslAuthenticateKey
 	if !saslAPI && !s.cfg.AuthRequired {
-		return "" // anonymous clients are served
+		return causeNone // anonymous clients are served
 	}
 	if int64(length) > maxSASLFrame {
 		s.met.counter(`floodgate_sasl_refused_total{reason="frame_too_large"}`).Inc()
 		s.warn.Warn("sasl:frame", "frame too large before authentication; closing connection", "limit", "sasl-max-receive-size",
 			"configured", maxSASLFrame, "actual", length, "client_ip", c.addr(), "api", kmsg.NameForKey(h.APIKey))
-		return "unauthenticated"
+		return causeUnauthenticated
 	}
 	if saslAPI || h.APIKey == apiVersionsKey {
-		return ""
+		return causeNone
 	}
 	if c.pending() > 0 {
 		// An authentication may be running: the worker decides, in order.
-		return ""
+		return causeNone
 	}
 	c.refuseUnauthenticated(h.APIKey)
-	return "unauthenticated"
+	return causeUnauthenticated
 }
 
 // refuseUnauthenticated counts and logs a request sent before
@@ -153,7 +154,7 @@ func (r *kafkaRequest) serveSASL() bool {
 			return false
 		}
 		c.refuseUnauthenticated(h.APIKey)
-		r.closeWithoutAnswer("unauthenticated")
+		r.closeWithoutAnswer(causeUnauthenticated)
 		return true
 	}
 	req, err := kafka.DecodeRequestLimited(h, r.frame[h.Size:], kafka.DecodeLimits{MaxNonProduceSize: maxSASLFrame})
@@ -161,7 +162,7 @@ func (r *kafkaRequest) serveSASL() bool {
 		s.met.malformed.Inc()
 		s.warn.Warn("malformed:"+c.addr(), "malformed SASL request; closing connection", "api", kmsg.NameForKey(h.APIKey),
 			"client_ip", c.addr(), "error", err.Error())
-		r.closeWithoutAnswer("malformed")
+		r.closeWithoutAnswer(causeMalformed)
 		return true
 	}
 	r.req = req
@@ -177,7 +178,7 @@ func (r *kafkaRequest) serveSASL() bool {
 }
 
 // closeWithoutAnswer drops the request and closes its connection.
-func (r *kafkaRequest) closeWithoutAnswer(reason string) {
+func (r *kafkaRequest) closeWithoutAnswer(reason closeCause) {
 	if r.claim() {
 		r.charge.Release()
 		r.frame = nil
@@ -193,12 +194,12 @@ func (r *kafkaRequest) saslHandshake(req *kmsg.SASLHandshakeRequest) {
 	resp.SupportedMechanisms = s.cfg.SASL.Mechanisms()
 	st := c.sasl.Load()
 	if st != nil && (st.authed.Load() || st.session != nil) {
-		r.saslRefuse(resp, &resp.ErrorCode, kerr.IllegalSaslState.Code, "handshake_repeated", "SaslHandshake repeated")
+		r.saslRefuse(resp, &resp.ErrorCode, kerr.IllegalSaslState.Code, causeSASLHandshakeRepeated, "SaslHandshake repeated")
 		return
 	}
 	sess, ok := s.cfg.SASL.Start(req.Mechanism)
 	if !ok {
-		r.saslRefuse(resp, &resp.ErrorCode, kerr.UnsupportedSaslMechanism.Code, "unsupported_mechanism", "SASL mechanism not enabled: "+req.Mechanism)
+		r.saslRefuse(resp, &resp.ErrorCode, kerr.UnsupportedSaslMechanism.Code, causeSASLUnsupportedMechanism, "SASL mechanism not enabled: "+req.Mechanism)
 		return
 	}
 	if st == nil {
@@ -216,13 +217,14 @@ func (r *kafkaRequest) saslHandshake(req *kmsg.SASLHandshakeRequest) {
 
 // saslRefuse answers a SASL request with code and closes the connection
 // after the answer, as Kafka does.
-func (r *kafkaRequest) saslRefuse(resp kmsg.Response, field *int16, code int16, reason, msg string) {
+func (r *kafkaRequest) saslRefuse(resp kmsg.Response, field *int16, code int16, cause closeCause, msg string) {
+	reason := strings.TrimPrefix(cause.String(), "sasl_")
 	c, s := r.c, r.c.loop.s
 	*field = code
 	s.met.counter(`floodgate_sasl_refused_total{reason="` + reason + `"}`).Inc()
 	s.warn.Warn("sasl:"+reason, "SASL refused; closing connection", "reason", msg, "client_ip", c.addr())
 	r.respond(resp)
-	c.closeAsync("sasl_" + reason)
+	c.closeAsync(cause)
 }
 
 // saslAuthenticate takes one step of the connection's SASL exchange.
@@ -233,7 +235,7 @@ func (r *kafkaRequest) saslAuthenticate(req *kmsg.SASLAuthenticateRequest) {
 	if st == nil || st.session == nil || st.authed.Load() {
 		msg := "SaslAuthenticate before SaslHandshake"
 		resp.ErrorMessage = &msg
-		r.saslRefuse(resp, &resp.ErrorCode, kerr.IllegalSaslState.Code, "illegal_state", msg)
+		r.saslRefuse(resp, &resp.ErrorCode, kerr.IllegalSaslState.Code, causeSASLIllegalState, msg)
 		return
 	}
 	now := time.Now()
@@ -277,7 +279,7 @@ func (r *kafkaRequest) saslFailed(resp *kmsg.SASLAuthenticateResponse, st *connS
 	r.releaseFrame()
 	answer := func() {
 		r.respond(resp)
-		c.closeAsync("auth_failed")
+		c.closeAsync(causeAuthFailed)
 	}
 	if d := s.lim().SASLFailedAuthenticationDelay; d > 0 {
 		time.AfterFunc(d, answer)
@@ -306,10 +308,10 @@ func (l *loopState) expireAuths(now int64) {
 			"limit", "sasl-authentication-timeout", "configured_ms", l.s.lim().SASLAuthenticationTimeout.Milliseconds(),
 			"client_ip", c.addr())
 		if c.gc != nil {
-			c.closeReason = "auth_timeout"
+			c.closeReason = causeAuthTimeout
 			_ = l.el.Close(c.gc)
 		} else if c.connBusy != nil {
-			c.closeAsync("auth_timeout") // parked: its park goroutine closes it
+			c.closeAsync(causeAuthTimeout) // parked: its park goroutine closes it
 		}
 	}
 	if i > 0 {
@@ -333,7 +335,7 @@ func (c *conn) readSASLToken(in input) (gnet.Action, bool) {
 	avail := in.avail()
 	if c.pending() > 0 {
 		if avail > kafka.LengthSize+maxSASLToken {
-			c.closeReason = "unauthenticated"
+			c.closeReason = causeUnauthenticated
 			return gnet.Close, false
 		}
 		return gnet.None, false
@@ -346,7 +348,7 @@ func (c *conn) readSASLToken(in input) (gnet.Action, bool) {
 		c.loop.s.met.counter(`floodgate_sasl_refused_total{reason="frame_too_large"}`).Inc()
 		c.loop.s.warn.Warn("sasl:frame", "SASL token too large; closing connection", "limit", "sasl-max-token-size",
 			"configured", maxSASLToken, "actual", length, "client_ip", c.addr())
-		c.closeReason = "unauthenticated"
+		c.closeReason = causeUnauthenticated
 		return gnet.Close, false
 	}
 	if avail < kafka.LengthSize+int(length) {
@@ -417,7 +419,7 @@ func (j *saslTokenJob) run() {
 			if j.once.CompareAndSwap(false, true) {
 				c.complete(j.seq, nil)
 			}
-			c.closeAsync("auth_failed")
+			c.closeAsync(causeAuthFailed)
 		}
 		if d := s.lim().SASLFailedAuthenticationDelay; d > 0 {
 			time.AfterFunc(d, fail)

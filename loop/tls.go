@@ -357,9 +357,9 @@ func (c *conn) tlsRead(gc gnet.Conn, t *tlsState) gnet.Action {
 	}
 	c.queueStray(t)
 	if rerr != nil {
-		c.closeReason = "tls_closed"
+		c.closeReason = causeTLSClosed
 		if !errors.Is(rerr, io.EOF) {
-			c.closeReason = "tls_error"
+			c.closeReason = causeTLSError
 			l.s.warn.Warn("tls:record:"+c.addr(), "TLS record error; closing connection", "client_ip", c.addr(), "error", rerr.Error())
 		}
 		_, _ = c.writeOut(gc.Fd()) // an alert tls queued, best effort
@@ -426,7 +426,7 @@ func (c *conn) sealFrom(start int) {
 			// Nothing the loop does fails a write; an error here means
 			// the session is already broken.
 			s.bufs.put(sealed)
-			c.closeAsync("tls_error")
+			c.closeAsync(causeTLSError)
 			return
 		}
 		c.forceOut(sealed)

@@ -106,7 +106,7 @@ func (l *loopState) expireTransfers(now int64) {
 		}
 		c.xfer.end()
 		if c.kind == kindHTTP {
-			l.s.met.closed("slow_body")
+			l.s.met.closed(causeSlowBody)
 			c.refuseHTTP(&httpcodec.LimitError{Limit: "request-read-timeout", Status: 408,
 				Configured: lim.RequestReadTimeout.Milliseconds(), Actual: c.xfer.recv,
 				Reason: "request body not received in time (the minimum rate is --min-request-rate bytes/s)"})
@@ -115,7 +115,7 @@ func (l *loopState) expireTransfers(now int64) {
 		l.s.warn.Warn("limit:request-read-timeout", "frame not received in time; closing connection", "limit", "request-read-timeout",
 			"configured_ms", lim.RequestReadTimeout.Milliseconds(), "min_rate_bytes_per_s", lim.MinRequestRate,
 			"received", c.xfer.recv, "held", c.frameCharge.Held(), "client_ip", c.addr())
-		c.closeReason = "slow_frame"
+		c.closeReason = causeSlowFrame
 		_ = l.el.Close(c.gc)
 	}
 }
