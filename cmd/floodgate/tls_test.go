@@ -27,11 +27,18 @@ var tlsAddrLine = regexp.MustCompile(`floodgate listening kafka=\S* http=\S* kaf
 // tlsAddrs returns the TLS listeners p printed.
 func tlsAddrsOf(t *testing.T, p *process) (kafkaTLS, https string) {
 	t.Helper()
-	m := tlsAddrLine.FindStringSubmatch(p.stderr.String())
-	if m == nil {
-		t.Fatalf("no TLS addresses printed:\n%s", p.stderr.String())
+	// The line comes on stdout after the listeners' log line, which may be
+	// what told the caller the server is up: wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := tlsAddrLine.FindStringSubmatch(p.stderr.String()); m != nil {
+			return m[1], m[2]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no TLS addresses printed:\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return m[1], m[2]
 }
 
 // tlsArgs are the flags of both TLS listeners on 127.0.0.1:0 with certs.
