@@ -233,14 +233,7 @@ func (a *API) metadata(c *call, topics []string, create bool, then func(*kmsg.Me
 	req := kmsg.NewPtrMetadataRequest()
 	req.SetVersion(v)
 	req.AllowAutoTopicCreation = create
-	if topics != nil {
-		req.Topics = []kmsg.MetadataRequestTopic{}
-		for _, t := range topics {
-			mt := kmsg.NewMetadataRequestTopic()
-			mt.Topic = kmsg.StringPtr(t)
-			req.Topics = append(req.Topics, mt)
-		}
-	}
+	req.Topics = metadataTopics(topics)
 	a.kafka(req, c, func(resp kmsg.Response) {
 		mr, ok := resp.(*kmsg.MetadataResponse)
 		if !ok {
