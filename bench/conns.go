@@ -183,18 +183,9 @@ func RunHoldChild(ctx context.Context, spec HoldSpec, in io.Reader, out io.Write
 		fmt.Fprintln(out, s)
 		wmu.Unlock()
 	}
-	go func() {
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				write(fmt.Sprintf("progress %d %d", h.opened.Load(), h.failed.Load()))
-			}
-		}
-	}()
+	go every(stop, 200*time.Millisecond, func() {
+		write(fmt.Sprintf("progress %d %d", h.opened.Load(), h.failed.Load()))
+	})
 	h.open(ctx)
 	close(stop)
 	msg := ""

@@ -197,6 +197,18 @@ func (c *KafkaConfig) dialOpt() kgo.Opt {
 	return kgo.DialTLSConfig(cfg)
 }
 
+// partitionConsumer is a client that reads partition i of the run's topic
+// from its start, a fetch waiting at most maxWait for records.
+func (c *KafkaConfig) partitionConsumer(i int, maxWait time.Duration) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(c.dialOpt(), kgo.SeedBrokers(c.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.Topic: {int32(i): kgo.NewOffset().AtStart()}}),
+		kgo.FetchMaxWait(maxWait))
+	if err != nil {
+		return nil, fmt.Errorf("kafka consumer %d: %w", i, err)
+	}
+	return cl, nil
+}
+
 // createTopic creates the run's topic with one partition per client.
 func (c *KafkaConfig) createTopic(ctx context.Context) error {
 	cl, err := kgo.NewClient(c.dialOpt(), kgo.SeedBrokers(c.Brokers...))
@@ -315,18 +327,9 @@ func runProduce(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stamp bo
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	go func() {
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				cfg.Progress.Update("kafka %s: %.1fs acked %d errors %d", cfg.Mode, time.Since(start).Seconds(), acked.Load(), errs.Load())
-			}
-		}
-	}()
+	go every(stop, 200*time.Millisecond, func() {
+		cfg.Progress.Update("kafka %s: %.1fs acked %d errors %d", cfg.Mode, time.Since(start).Seconds(), acked.Load(), errs.Load())
+	})
 	for i, cl := range clients {
 		wg.Add(1)
 		go func() {
@@ -407,11 +410,9 @@ func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stampHis
 		deadline = start.Add(cfg.Duration)
 	}
 	for i := 0; i < cfg.Clients; i++ {
-		cl, err := kgo.NewClient(cfg.dialOpt(), kgo.SeedBrokers(cfg.Brokers...),
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {int32(i): kgo.NewOffset().AtStart()}}),
-			kgo.FetchMaxWait(500*time.Millisecond))
+		cl, err := cfg.partitionConsumer(i, 500*time.Millisecond)
 		if err != nil {
-			return fmt.Errorf("kafka consumer %d: %w", i, err)
+			return err
 		}
 		defer cl.Close()
 		wg.Add(1)
@@ -508,11 +509,9 @@ func runConsumeUntil(ctx context.Context, cfg KafkaConfig, res *KafkaResult, h *
 	var got atomic.Int64
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Clients; i++ {
-		cl, err := kgo.NewClient(cfg.dialOpt(), kgo.SeedBrokers(cfg.Brokers...),
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {int32(i): kgo.NewOffset().AtStart()}}),
-			kgo.FetchMaxWait(100*time.Millisecond))
+		cl, err := cfg.partitionConsumer(i, 100*time.Millisecond)
 		if err != nil {
-			return fmt.Errorf("kafka consumer %d: %w", i, err)
+			return err
 		}
 		defer cl.Close()
 		wg.Add(1)
