@@ -163,19 +163,10 @@ func (a *API) serveREST(ep int, c *call, body []byte) {
 		a.serveV3(c, body)
 		return
 	case epBrokers:
-		if !isGetOrHead(method) {
-			c.respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
-		a.listBrokers(c)
+		byMethod(c, method, func() { a.listBrokers(c) }, nil)
 		return
-	}
-	if ep == epTopics {
-		if !isGetOrHead(method) {
-			c.respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
-		a.listTopics(c)
+	case epTopics:
+		byMethod(c, method, func() { a.listTopics(c) }, nil)
 		return
 	}
 	rp, err := parseRESTPath(c.r.Head.Path)
@@ -185,41 +176,31 @@ func (a *API) serveREST(ep int, c *call, body []byte) {
 	}
 	switch ep {
 	case epTopic:
-		switch method {
-		case "GET", "HEAD":
-			a.describeTopic(c, rp)
-		case "POST":
-			a.produce(c, rp, body)
-		default:
-			c.respond(methodNotAllowed("GET, HEAD, POST"))
-		}
+		byMethod(c, method, func() { a.describeTopic(c, rp) }, func() { a.produce(c, rp, body) })
 	case epPartitions:
-		if !isGetOrHead(method) {
-			c.respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
-		a.describePartitions(c, rp)
+		byMethod(c, method, func() { a.describePartitions(c, rp) }, nil)
 	case epPartition:
-		switch method {
-		case "GET", "HEAD":
-			a.describePartitions(c, rp)
-		case "POST":
-			a.produce(c, rp, body)
-		default:
-			c.respond(methodNotAllowed("GET, HEAD, POST"))
-		}
+		byMethod(c, method, func() { a.describePartitions(c, rp) }, func() { a.produce(c, rp, body) })
 	case epRecords:
-		if !isGetOrHead(method) {
-			c.respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
-		a.fetch(c, rp)
+		byMethod(c, method, func() { a.fetch(c, rp) }, nil)
 	case epOffsets:
-		if !isGetOrHead(method) {
-			c.respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
-		a.offsets(c, rp)
+		byMethod(c, method, func() { a.offsets(c, rp) }, nil)
+	}
+}
+
+// byMethod serves a v2 route that reads on GET and HEAD and, when produce
+// is not nil, produces on POST; any other method is answered 405 with the
+// methods the route allows.
+func byMethod(c *call, method string, read, produce func()) {
+	switch {
+	case isGetOrHead(method):
+		read()
+	case produce != nil && method == "POST":
+		produce()
+	case produce != nil:
+		c.respond(methodNotAllowed("GET, HEAD, POST"))
+	default:
+		c.respond(methodNotAllowed("GET, HEAD"))
 	}
 }
 
