@@ -428,12 +428,10 @@ func (in *instance) shutdown() {
 // at most wait; the answer does not matter (a member that is gone already
 // is gone either way).
 func (in *instance) leaveGroup(wait time.Duration) {
-	v, ok := in.m.a.version(13, 0, 4)
+	req, ok := kafkaRequest[kmsg.LeaveGroupRequest](in.m.a, 0, 4)
 	if !ok {
 		return
 	}
-	req := kmsg.NewPtrLeaveGroupRequest()
-	req.SetVersion(v)
 	req.Group, req.MemberID = in.group, in.memberID
 	lm := kmsg.NewLeaveGroupRequestMember()
 	lm.MemberID = in.memberID
@@ -563,12 +561,10 @@ func (in *instance) keepAlive() {
 		return
 	}
 	in.nextHB = time.Now().Add(heartbeatEvery)
-	v, ok := in.m.a.version(12, 0, 4)
+	req, ok := kafkaRequest[kmsg.HeartbeatRequest](in.m.a, 0, 4)
 	if !ok {
 		return
 	}
-	req := kmsg.NewPtrHeartbeatRequest()
-	req.SetVersion(v)
 	req.Group, req.Generation, req.MemberID = in.group, in.generation, in.memberID
 	resp, err := in.callGroup(req, kafkaSlack)
 	if err != nil {
@@ -650,12 +646,10 @@ func (in *instance) interests() ([]string, error) {
 
 // metadata asks for topics (nil: every topic).
 func (in *instance) metadata(topics []string) (*kmsg.MetadataResponse, error) {
-	v, ok := in.m.a.version(3, 1, 12)
+	req, ok := kafkaRequest[kmsg.MetadataRequest](in.m.a, 1, 12)
 	if !ok {
 		return nil, errors.New("the Kafka handler does not serve Metadata")
 	}
-	req := kmsg.NewPtrMetadataRequest()
-	req.SetVersion(v)
 	req.Topics = metadataTopics(topics)
 	resp, err := in.call(req, kafkaSlack)
 	if err != nil {
@@ -904,12 +898,10 @@ func (in *instance) commit(offs []tpOffset, wait time.Duration) error {
 	if len(offs) == 0 {
 		return nil
 	}
-	v, ok := in.m.a.version(8, 2, 8)
+	req, ok := kafkaRequest[kmsg.OffsetCommitRequest](in.m.a, 2, 8)
 	if !ok {
 		return errors.New("the Kafka handler does not serve OffsetCommit v2+")
 	}
-	req := kmsg.NewPtrOffsetCommitRequest()
-	req.SetVersion(v)
 	req.Group = in.group
 	req.Generation, req.MemberID = -1, ""
 	if in.member && !in.manual {
@@ -953,12 +945,10 @@ func (in *instance) committed(ps []tp) (map[tp]tpOffset, error) {
 	if len(ps) == 0 {
 		return out, nil
 	}
-	v, ok := in.m.a.version(9, 1, 7)
+	req, ok := kafkaRequest[kmsg.OffsetFetchRequest](in.m.a, 1, 7)
 	if !ok {
 		return nil, errors.New("the Kafka handler does not serve OffsetFetch v1+")
 	}
-	req := kmsg.NewPtrOffsetFetchRequest()
-	req.SetVersion(v)
 	req.Group = in.group
 	byTopic := map[string]int{}
 	for _, p := range ps {
@@ -1002,12 +992,10 @@ func (in *instance) listOffsets(ps []tp, ts int64) (map[tp]int64, error) {
 }
 
 func (in *instance) listOffsetsOf(ps []tp, ts int64, out map[tp]int64) error {
-	v, ok := in.m.a.version(2, 1, 4)
+	req, ok := kafkaRequest[kmsg.ListOffsetsRequest](in.m.a, 1, 4)
 	if !ok {
 		return errors.New("the Kafka handler does not serve ListOffsets v1+")
 	}
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.SetVersion(v)
 	req.ReplicaID = -1
 	byTopic := map[string]int{}
 	for _, p := range ps {

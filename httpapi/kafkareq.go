@@ -33,3 +33,21 @@ func metadataTopics(topics []string) []kmsg.MetadataRequestTopic {
 	}
 	return out
 }
+
+// kafkaRequest returns a new request of type R at the highest version in
+// [min, want] that the Kafka handler serves (the key is R's own), or false
+// when it serves none of them.
+func kafkaRequest[R any, P interface {
+	*R
+	kmsg.Request
+	Default()
+}](a *API, min, want int16) (P, bool) {
+	req := P(new(R))
+	req.Default()
+	v, ok := a.version(req.Key(), min, want)
+	if !ok {
+		return nil, false
+	}
+	req.SetVersion(v)
+	return req, true
+}

@@ -206,13 +206,11 @@ func byMethod(c *call, method string, read, produce func()) {
 
 // metadata asks for topics (nil: all of them).
 func (a *API) metadata(c *call, topics []string, create bool, then func(*kmsg.MetadataResponse)) {
-	v, ok := a.version(3, 1, 12)
+	req, ok := kafkaRequest[kmsg.MetadataRequest](a, 1, 12)
 	if !ok {
 		c.respond(restError(502, 50002, "the Kafka handler does not serve Metadata"))
 		return
 	}
-	req := kmsg.NewPtrMetadataRequest()
-	req.SetVersion(v)
 	req.AllowAutoTopicCreation = create
 	req.Topics = metadataTopics(topics)
 	a.kafka(req, c, func(resp kmsg.Response) {
@@ -558,7 +556,7 @@ type outRecord struct {
 }
 
 func (a *API) sendProduce(c *call, topic string, recs []outRecord) {
-	v, ok := a.version(0, 3, 9)
+	req, ok := kafkaRequest[kmsg.ProduceRequest](a, 3, 9)
 	if !ok {
 		c.respond(restError(502, 50002, "the Kafka handler does not serve Produce v3+"))
 		return
@@ -581,8 +579,6 @@ func (a *API) sendProduce(c *call, topic string, recs []outRecord) {
 		recs[i].index = int32(len(byPart[p]))
 		byPart[p] = append(byPart[p], i)
 	}
-	req := kmsg.NewPtrProduceRequest()
-	req.SetVersion(v)
 	req.Acks = -1
 	req.TimeoutMillis = produceTimeoutMs
 	rt := kmsg.NewProduceRequestTopic()
@@ -705,13 +701,11 @@ func (a *API) fetch(c *call, rp restPath) {
 }
 
 func (a *API) sendFetch(c *call, rp restPath, offset int64, maxBytes, timeout int32, asJSON bool, ct string) {
-	v, ok := a.version(1, 4, 12)
+	req, ok := kafkaRequest[kmsg.FetchRequest](a, 4, 12)
 	if !ok {
 		c.respond(restError(502, 50002, "the Kafka handler does not serve Fetch v4+"))
 		return
 	}
-	req := kmsg.NewPtrFetchRequest()
-	req.SetVersion(v)
 	req.ReplicaID = -1
 	req.MaxWaitMillis = timeout
 	req.MinBytes = 1
@@ -1002,13 +996,11 @@ func kafkaErrorAnswer(code int16, rp restPath) *loop.HTTPResponse {
 // listOffset resolves a timestamp (-2 earliest, -1 latest) of one
 // partition with ListOffsets.
 func (a *API) listOffset(c *call, rp restPath, ts int64, then func(int64)) {
-	v, ok := a.version(2, 1, 4)
+	req, ok := kafkaRequest[kmsg.ListOffsetsRequest](a, 1, 4)
 	if !ok {
 		c.respond(restError(502, 50002, "the Kafka handler does not serve ListOffsets v1+"))
 		return
 	}
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.SetVersion(v)
 	req.ReplicaID = -1
 	lt := kmsg.NewListOffsetsRequestTopic()
 	lt.Topic = rp.topic

@@ -271,13 +271,11 @@ func (a *API) createTopicV3(c *call, id string, body []byte) {
 		c.respond(v3Error(400, fmt.Sprintf("invalid topic name %q", b.Name)))
 		return
 	}
-	v, ok := a.version(19, 4, 7) // v4+: -1 means the broker's default
+	req, ok := kafkaRequest[kmsg.CreateTopicsRequest](a, 4, 7) // v4+: -1 means the broker's default
 	if !ok {
 		c.respond(v3Error(502, "the Kafka handler does not serve CreateTopics v4+"))
 		return
 	}
-	req := kmsg.NewPtrCreateTopicsRequest()
-	req.SetVersion(v)
 	req.TimeoutMillis = produceTimeoutMs
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = b.Name, -1, -1
@@ -316,7 +314,7 @@ func (a *API) createTopicV3(c *call, id string, body []byte) {
 			return
 		}
 		parts, rf := int(t.NumPartitions), int(t.ReplicationFactor)
-		if v < 5 { // the answer carries them from v5 only
+		if req.Version < 5 { // the answer carries them from v5 only
 			parts, rf = int(rt.NumPartitions), int(rt.ReplicationFactor)
 		}
 		c.respond(jsonAnswer(201, ctJSON, topicEntry(c, id, b.Name, false, parts, rf)))
@@ -333,15 +331,13 @@ func kafkaV3Error(code int16, msg string) *loop.HTTPResponse {
 
 // deleteTopicV3 answers DELETE /v3/clusters/{id}/topics/{topic}.
 func (a *API) deleteTopicV3(c *call, topic string) {
-	v, ok := a.version(20, 1, 6)
+	req, ok := kafkaRequest[kmsg.DeleteTopicsRequest](a, 1, 6)
 	if !ok {
 		c.respond(v3Error(502, "the Kafka handler does not serve DeleteTopics"))
 		return
 	}
-	req := kmsg.NewPtrDeleteTopicsRequest()
-	req.SetVersion(v)
 	req.TimeoutMillis = produceTimeoutMs
-	if v >= 6 {
+	if req.Version >= 6 {
 		dt := kmsg.NewDeleteTopicsRequestTopic()
 		dt.Topic = kmsg.StringPtr(topic)
 		req.Topics = []kmsg.DeleteTopicsRequestTopic{dt}
@@ -623,13 +619,11 @@ func (a *API) sendProduceV3(c *call, id, topic string, recs []v3Out) {
 		answer(nil)
 		return
 	}
-	v, ok := a.version(0, 3, 9)
+	req, ok := kafkaRequest[kmsg.ProduceRequest](a, 3, 9)
 	if !ok {
 		c.respond(v3Error(502, "the Kafka handler does not serve Produce v3+"))
 		return
 	}
-	req := kmsg.NewPtrProduceRequest()
-	req.SetVersion(v)
 	req.Acks = -1
 	req.TimeoutMillis = produceTimeoutMs
 	rt := kmsg.NewProduceRequestTopic()
