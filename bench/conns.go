@@ -241,9 +241,7 @@ func tlsClientConfig(caFile string) (*tls.Config, error) {
 // tlsHandshake runs a client handshake on c within timeout; c is closed on
 // failure. The server name is the target's host.
 func tlsHandshake(ctx context.Context, c net.Conn, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
+	timeout = PositiveOr(timeout, 5*time.Second)
 	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 	cc := cfg.Clone()
 	cc.ServerName = host
@@ -260,9 +258,7 @@ func tlsHandshake(ctx context.Context, c net.Conn, cfg *tls.Config, timeout time
 // kafkaHello sends a Metadata v1 request asking for no topics and reads the
 // answer (any answer counts).
 func kafkaHello(c net.Conn, corr int32, timeout time.Duration) error {
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
+	timeout = PositiveOr(timeout, 5*time.Second)
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	defer c.SetDeadline(time.Time{})
 	const clientID = "bench"
