@@ -145,6 +145,24 @@ func (a *API) kafka(req kmsg.Request, c *call, then func(kmsg.Response)) {
 	a.cfg.Kafka.ServeKafka(req, clientID, c.r.RemoteIP.String(), answer)
 }
 
+// askKafka sends req to the Kafka handler and calls then with its answer,
+// which must be a Resp (and, when wellFormed is set, pass it): any other
+// answer is a 502 made by bad.
+func askKafka[Resp kmsg.Response](a *API, c *call, req kmsg.Request, bad func(msg string) *loop.HTTPResponse,
+	wellFormed func(Resp) bool, then func(Resp)) {
+	a.kafka(req, c, func(resp kmsg.Response) {
+		r, ok := resp.(Resp)
+		if !ok || wellFormed != nil && !wellFormed(r) {
+			c.respond(bad("unexpected response to " + kmsg.NameForKey(req.Key())))
+			return
+		}
+		then(r)
+	})
+}
+
+// restBadGateway is the v2 answer to a Kafka handler that failed.
+func restBadGateway(msg string) *loop.HTTPResponse { return restError(502, 50002, msg) }
+
 func (a *API) serveREST(ep int, c *call, body []byte) {
 	if a.cfg.Kafka == nil {
 		c.respond(restError(503, 50301, "no Kafka handler configured"))
@@ -213,14 +231,7 @@ func (a *API) metadata(c *call, topics []string, create bool, then func(*kmsg.Me
 	}
 	req.AllowAutoTopicCreation = create
 	req.Topics = metadataTopics(topics)
-	a.kafka(req, c, func(resp kmsg.Response) {
-		mr, ok := resp.(*kmsg.MetadataResponse)
-		if !ok {
-			c.respond(restError(502, 50002, "unexpected response to Metadata"))
-			return
-		}
-		then(mr)
-	})
+	askKafka(a, c, req, restBadGateway, nil, then)
 }
 
 // listTopics answers GET /topics: ["a","b"].
@@ -595,12 +606,7 @@ func (a *API) sendProduce(c *call, topic string, recs []outRecord) {
 		rt.Partitions = append(rt.Partitions, rpart)
 	}
 	req.Topics = []kmsg.ProduceRequestTopic{rt}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		pr, ok := resp.(*kmsg.ProduceResponse)
-		if !ok {
-			c.respond(restError(502, 50002, "unexpected response to Produce"))
-			return
-		}
+	askKafka(a, c, req, restBadGateway, nil, func(pr *kmsg.ProduceResponse) {
 		type result struct {
 			base int64
 			code int16
@@ -722,12 +728,7 @@ func (a *API) sendFetch(c *call, rp restPath, offset int64, maxBytes, timeout in
 	fp.LogStartOffset = -1
 	ft.Partitions = []kmsg.FetchRequestTopicPartition{fp}
 	req.Topics = []kmsg.FetchRequestTopic{ft}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		fr, ok := resp.(*kmsg.FetchResponse)
-		if !ok {
-			c.respond(restError(502, 50002, "unexpected response to Fetch"))
-			return
-		}
+	askKafka(a, c, req, restBadGateway, nil, func(fr *kmsg.FetchResponse) {
 		if fr.ErrorCode != 0 {
 			c.respond(kafkaErrorAnswer(fr.ErrorCode, rp))
 			return
@@ -1010,12 +1011,9 @@ func (a *API) listOffset(c *call, rp restPath, ts int64, then func(int64)) {
 	lp.CurrentLeaderEpoch = -1
 	lt.Partitions = []kmsg.ListOffsetsRequestTopicPartition{lp}
 	req.Topics = []kmsg.ListOffsetsRequestTopic{lt}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		lr, ok := resp.(*kmsg.ListOffsetsResponse)
-		if !ok || len(lr.Topics) != 1 || len(lr.Topics[0].Partitions) != 1 {
-			c.respond(restError(502, 50002, "unexpected response to ListOffsets"))
-			return
-		}
+	askKafka(a, c, req, restBadGateway, func(lr *kmsg.ListOffsetsResponse) bool {
+		return len(lr.Topics) == 1 && len(lr.Topics[0].Partitions) == 1
+	}, func(lr *kmsg.ListOffsetsResponse) {
 		p := lr.Topics[0].Partitions[0]
 		if p.ErrorCode != 0 {
 			c.respond(kafkaErrorAnswer(p.ErrorCode, rp))

@@ -40,6 +40,9 @@ import (
 
 const ctJSON = "application/json"
 
+// v3BadGateway is the v3 answer to a Kafka handler that failed.
+func v3BadGateway(msg string) *loop.HTTPResponse { return v3Error(502, msg) }
+
 // v3Error is an error in the v3 shape.
 func v3Error(status int, msg string) *loop.HTTPResponse {
 	return jsonAnswer(status, ctJSON, struct {
@@ -291,12 +294,7 @@ func (a *API) createTopicV3(c *call, id string, body []byte) {
 		rt.Configs = append(rt.Configs, rc)
 	}
 	req.Topics = []kmsg.CreateTopicsRequestTopic{rt}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		cr, ok := resp.(*kmsg.CreateTopicsResponse)
-		if !ok || len(cr.Topics) != 1 {
-			c.respond(v3Error(502, "unexpected response to CreateTopics"))
-			return
-		}
+	askKafka(a, c, req, v3BadGateway, func(cr *kmsg.CreateTopicsResponse) bool { return len(cr.Topics) == 1 }, func(cr *kmsg.CreateTopicsResponse) {
 		t := cr.Topics[0]
 		if t.ErrorCode != 0 {
 			msg := kerr.ErrorForCode(t.ErrorCode).Error()
@@ -344,12 +342,7 @@ func (a *API) deleteTopicV3(c *call, topic string) {
 	} else {
 		req.TopicNames = []string{topic}
 	}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		dr, ok := resp.(*kmsg.DeleteTopicsResponse)
-		if !ok || len(dr.Topics) != 1 {
-			c.respond(v3Error(502, "unexpected response to DeleteTopics"))
-			return
-		}
+	askKafka(a, c, req, v3BadGateway, func(dr *kmsg.DeleteTopicsResponse) bool { return len(dr.Topics) == 1 }, func(dr *kmsg.DeleteTopicsResponse) {
 		switch code := dr.Topics[0].ErrorCode; code {
 		case 0:
 			c.respond(&loop.HTTPResponse{Status: 204})
@@ -639,12 +632,7 @@ func (a *API) sendProduceV3(c *call, id, topic string, recs []v3Out) {
 		rt.Partitions = append(rt.Partitions, rp)
 	}
 	req.Topics = []kmsg.ProduceRequestTopic{rt}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		pr, ok := resp.(*kmsg.ProduceResponse)
-		if !ok {
-			c.respond(v3Error(502, "unexpected response to Produce"))
-			return
-		}
+	askKafka(a, c, req, v3BadGateway, nil, func(pr *kmsg.ProduceResponse) {
 		res := map[int32]kmsg.ProduceResponseTopicPartition{}
 		for _, t := range pr.Topics {
 			for _, p := range t.Partitions {
