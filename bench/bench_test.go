@@ -247,3 +247,17 @@ func TestRunConnsNeedsHolderBeyondPerProcess(t *testing.T) {
 	_, err := RunConns(context.Background(), ConnsConfig{Hold: HoldSpec{Target: "127.0.0.1:1", Count: 20}, PerProcess: 10})
 	checkErr(t, err, "--per-process")
 }
+
+func TestPositiveOrKeepsPositiveValuesAndDefaultsTheRest(t *testing.T) {
+	if got := PositiveOr(3*time.Second, time.Second); got != 3*time.Second {
+		t.Errorf("positive duration: %v", got)
+	}
+	for _, v := range []time.Duration{0, -time.Second} {
+		if got := PositiveOr(v, time.Second); got != time.Second {
+			t.Errorf("%v: got %v, want the default", v, got)
+		}
+	}
+	if got := PositiveOr(0.0, 2.5); got != 2.5 {
+		t.Errorf("zero float: %v", got)
+	}
+}

@@ -183,18 +183,9 @@ func RunHoldChild(ctx context.Context, spec HoldSpec, in io.Reader, out io.Write
 		fmt.Fprintln(out, s)
 		wmu.Unlock()
 	}
-	go func() {
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				write(fmt.Sprintf("progress %d %d", h.opened.Load(), h.failed.Load()))
-			}
-		}
-	}()
+	go every(stop, 200*time.Millisecond, func() {
+		write(fmt.Sprintf("progress %d %d", h.opened.Load(), h.failed.Load()))
+	})
 	h.open(ctx)
 	close(stop)
 	msg := ""
@@ -250,9 +241,7 @@ func tlsClientConfig(caFile string) (*tls.Config, error) {
 // tlsHandshake runs a client handshake on c within timeout; c is closed on
 // failure. The server name is the target's host.
 func tlsHandshake(ctx context.Context, c net.Conn, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
+	timeout = PositiveOr(timeout, 5*time.Second)
 	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 	cc := cfg.Clone()
 	cc.ServerName = host
@@ -269,9 +258,7 @@ func tlsHandshake(ctx context.Context, c net.Conn, cfg *tls.Config, timeout time
 // kafkaHello sends a Metadata v1 request asking for no topics and reads the
 // answer (any answer counts).
 func kafkaHello(c net.Conn, corr int32, timeout time.Duration) error {
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
+	timeout = PositiveOr(timeout, 5*time.Second)
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	defer c.SetDeadline(time.Time{})
 	const clientID = "bench"

@@ -148,18 +148,10 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (*FloodResult, error) {
 	if err := cfg.Flood.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.ProbeRate <= 0 {
-		cfg.ProbeRate = 100
-	}
-	if cfg.Before <= 0 {
-		cfg.Before = 2 * time.Second
-	}
-	if cfg.During <= 0 {
-		cfg.During = 3 * time.Second
-	}
-	if cfg.RecoverTimeout <= 0 {
-		cfg.RecoverTimeout = 30 * time.Second
-	}
+	cfg.ProbeRate = PositiveOr(cfg.ProbeRate, 100)
+	cfg.Before = PositiveOr(cfg.Before, 2*time.Second)
+	cfg.During = PositiveOr(cfg.During, 3*time.Second)
+	cfg.RecoverTimeout = PositiveOr(cfg.RecoverTimeout, 30*time.Second)
 	p, err := newProber(cfg.ProbeURL)
 	if err != nil {
 		return nil, err

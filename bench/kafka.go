@@ -197,6 +197,42 @@ func (c *KafkaConfig) dialOpt() kgo.Opt {
 	return kgo.DialTLSConfig(cfg)
 }
 
+// partitionConsumer is a client that reads partition i of the run's topic
+// from its start, a fetch waiting at most maxWait for records.
+func (c *KafkaConfig) partitionConsumer(i int, maxWait time.Duration) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(c.dialOpt(), kgo.SeedBrokers(c.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.Topic: {int32(i): kgo.NewOffset().AtStart()}}),
+		kgo.FetchMaxWait(maxWait))
+	if err != nil {
+		return nil, fmt.Errorf("kafka consumer %d: %w", i, err)
+	}
+	return cl, nil
+}
+
+// consumePartitions reads every partition of the run's topic from its
+// start, one client and goroutine each (fetches waiting at most maxWait),
+// handing each poll's fetches to handle until ctx ends; it returns when
+// every goroutine has stopped.
+func (c *KafkaConfig) consumePartitions(ctx context.Context, maxWait time.Duration, handle func(kgo.Fetches)) error {
+	var wg sync.WaitGroup
+	for i := 0; i < c.Clients; i++ {
+		cl, err := c.partitionConsumer(i, maxWait)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				handle(cl.PollFetches(ctx))
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
 // createTopic creates the run's topic with one partition per client.
 func (c *KafkaConfig) createTopic(ctx context.Context) error {
 	cl, err := kgo.NewClient(c.dialOpt(), kgo.SeedBrokers(c.Brokers...))
@@ -315,18 +351,9 @@ func runProduce(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stamp bo
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	go func() {
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				cfg.Progress.Update("kafka %s: %.1fs acked %d errors %d", cfg.Mode, time.Since(start).Seconds(), acked.Load(), errs.Load())
-			}
-		}
-	}()
+	go every(stop, 200*time.Millisecond, func() {
+		cfg.Progress.Update("kafka %s: %.1fs acked %d errors %d", cfg.Mode, time.Since(start).Seconds(), acked.Load(), errs.Load())
+	})
 	for i, cl := range clients {
 		wg.Add(1)
 		go func() {
@@ -400,49 +427,34 @@ func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stampHis
 	}
 	var got, errs atomic.Int64
 	start := time.Now()
-	var wg sync.WaitGroup
-	var done atomic.Bool
 	deadline := time.Time{}
 	if cfg.Duration > 0 && stampHist == nil {
 		deadline = start.Add(cfg.Duration)
 	}
-	for i := 0; i < cfg.Clients; i++ {
-		cl, err := kgo.NewClient(cfg.dialOpt(), kgo.SeedBrokers(cfg.Brokers...),
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {int32(i): kgo.NewOffset().AtStart()}}),
-			kgo.FetchMaxWait(500*time.Millisecond))
-		if err != nil {
-			return fmt.Errorf("kafka consumer %d: %w", i, err)
-		}
-		defer cl.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil && !done.Load() {
-				fs := cl.PollFetches(ctx)
-				fs.EachError(func(_ string, _ int32, err error) {
-					if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-						errs.Add(1)
-					}
-				})
-				now := time.Now()
-				n := int64(0)
-				fs.EachRecord(func(r *kgo.Record) {
-					n++
-					if stampHist != nil && len(r.Value) >= 8 {
-						sent := int64(binary.BigEndian.Uint64(r.Value))
-						stampHist.Record(time.Duration(now.UnixNano() - sent))
-					}
-				})
-				total := got.Add(n)
-				cfg.Progress.Update("kafka %s: %.1fs consumed %d/%d", cfg.Mode, time.Since(start).Seconds(), total, want)
-				if (want > 0 && total >= want) || (!deadline.IsZero() && now.After(deadline)) {
-					done.Store(true)
-					cancel()
-				}
+	err := cfg.consumePartitions(ctx, 500*time.Millisecond, func(fs kgo.Fetches) {
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				errs.Add(1)
 			}
-		}()
+		})
+		now := time.Now()
+		n := int64(0)
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			if stampHist != nil && len(r.Value) >= 8 {
+				sent := int64(binary.BigEndian.Uint64(r.Value))
+				stampHist.Record(time.Duration(now.UnixNano() - sent))
+			}
+		})
+		total := got.Add(n)
+		cfg.Progress.Update("kafka %s: %.1fs consumed %d/%d", cfg.Mode, time.Since(start).Seconds(), total, want)
+		if (want > 0 && total >= want) || (!deadline.IsZero() && now.After(deadline)) {
+			cancel()
+		}
+	})
+	if err != nil {
+		return err
 	}
-	wg.Wait()
 	if stampHist == nil {
 		res.DurationS = time.Since(start).Seconds()
 		res.Records = got.Load()
@@ -506,37 +518,24 @@ func runConsumeUntil(ctx context.Context, cfg KafkaConfig, res *KafkaResult, h *
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var got atomic.Int64
-	var wg sync.WaitGroup
-	for i := 0; i < cfg.Clients; i++ {
-		cl, err := kgo.NewClient(cfg.dialOpt(), kgo.SeedBrokers(cfg.Brokers...),
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {int32(i): kgo.NewOffset().AtStart()}}),
-			kgo.FetchMaxWait(100*time.Millisecond))
-		if err != nil {
-			return fmt.Errorf("kafka consumer %d: %w", i, err)
-		}
-		defer cl.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				fs := cl.PollFetches(ctx)
-				now := time.Now()
-				var n int64
-				fs.EachRecord(func(r *kgo.Record) {
-					n++
-					if len(r.Value) >= 8 {
-						h.Record(time.Duration(now.UnixNano() - int64(binary.BigEndian.Uint64(r.Value))))
-					}
-				})
-				total := got.Add(n)
-				cfg.Progress.Update("kafka roundtrip: delivered %d", total)
-				if w := want.Load(); w > 0 && total >= w {
-					cancel()
-				}
+	err := cfg.consumePartitions(ctx, 100*time.Millisecond, func(fs kgo.Fetches) {
+		now := time.Now()
+		var n int64
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			if len(r.Value) >= 8 {
+				h.Record(time.Duration(now.UnixNano() - int64(binary.BigEndian.Uint64(r.Value))))
 			}
-		}()
+		})
+		total := got.Add(n)
+		cfg.Progress.Update("kafka roundtrip: delivered %d", total)
+		if w := want.Load(); w > 0 && total >= w {
+			cancel()
+		}
+	})
+	if err != nil {
+		return err
 	}
-	wg.Wait()
 	res.Records = got.Load()
 	if w := want.Load(); w > 0 && res.Records < w {
 		return fmt.Errorf("roundtrip: %d of %d acknowledged records delivered", res.Records, w)

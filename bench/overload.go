@@ -113,15 +113,9 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (*OverloadResult, erro
 	if len(cfg.Multipliers) == 0 {
 		cfg.Multipliers = []float64{1, 2, 5, 10}
 	}
-	if cfg.Step <= 0 {
-		cfg.Step = 3 * time.Second
-	}
-	if cfg.Connections <= 0 {
-		cfg.Connections = 50
-	}
-	if cfg.PerConnRate <= 0 {
-		cfg.PerConnRate = 10
-	}
+	cfg.Step = PositiveOr(cfg.Step, 3*time.Second)
+	cfg.Connections = PositiveOr(cfg.Connections, 50)
+	cfg.PerConnRate = PositiveOr(cfg.PerConnRate, 10)
 	res := &OverloadResult{URL: cfg.URL, Kind: cfg.Kind, Limit: cfg.Limit}
 	for _, m := range cfg.Multipliers {
 		hc := HTTPConfig{URL: cfg.URL, Duration: cfg.Step, Pipeline: 1, Timeout: 5 * time.Second, Progress: cfg.Progress}

@@ -52,6 +52,21 @@ func (p *Progress) print(s string) {
 	fmt.Fprintf(p.w, "\r%s%s", s, pad)
 }
 
+// every runs report every interval until stop is closed: the progress
+// ticker of a run, started with go.
+func every(stop <-chan struct{}, interval time.Duration, report func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			report()
+		}
+	}
+}
+
 // Done ends the progress line.
 func (p *Progress) Done() {
 	if p == nil {

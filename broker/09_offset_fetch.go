@@ -51,21 +51,7 @@ func (b *Broker) handleOffsetFetch(kreq kmsg.Request, _ *Client, respond Respond
 			offs = []fetchedOffset{{topic: req.Topics[0].Topic, partition: req.Topics[0].Partitions[0]}}
 		}
 		resp.ErrorCode = code
-		var cur *kmsg.OffsetFetchResponseTopic
-		for _, o := range offs {
-			if cur == nil || cur.Topic != o.topic {
-				resp.Topics = append(resp.Topics, kmsg.NewOffsetFetchResponseTopic())
-				cur = &resp.Topics[len(resp.Topics)-1]
-				cur.Topic = o.topic
-			}
-			p := kmsg.NewOffsetFetchResponseTopicPartition()
-			p.Partition = o.partition
-			p.Offset, p.LeaderEpoch, p.Metadata = -1, -1, kmsg.StringPtr("")
-			if o.ok {
-				p.Offset, p.LeaderEpoch, p.Metadata = o.c.offset, o.c.leaderEpoch, kmsg.StringPtr(o.c.metadata)
-			}
-			cur.Partitions = append(cur.Partitions, p)
-		}
+		resp.Topics = offsetFetchTopics(offs)
 		if req.Version < 2 && code != kafka.ErrNone {
 			for i := range resp.Topics {
 				for j := range resp.Topics[i].Partitions {
@@ -93,24 +79,41 @@ func (b *Broker) handleOffsetFetch(kreq kmsg.Request, _ *Client, respond Respond
 		used += n
 		sg := kmsg.NewOffsetFetchResponseGroup()
 		sg.Group, sg.ErrorCode = rg.Group, code
-		var cur *kmsg.OffsetFetchResponseGroupTopic
-		for _, o := range offs {
-			if cur == nil || cur.Topic != o.topic {
-				sg.Topics = append(sg.Topics, kmsg.NewOffsetFetchResponseGroupTopic())
-				cur = &sg.Topics[len(sg.Topics)-1]
-				cur.Topic = o.topic
+		for _, t := range offsetFetchTopics(offs) {
+			gt := kmsg.NewOffsetFetchResponseGroupTopic()
+			gt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				// The v8+ partition is the same struct under another name.
+				gt.Partitions = append(gt.Partitions, kmsg.OffsetFetchResponseGroupTopicPartition(p))
 			}
-			p := kmsg.NewOffsetFetchResponseGroupTopicPartition()
-			p.Partition = o.partition
-			p.Offset, p.LeaderEpoch, p.Metadata = -1, -1, kmsg.StringPtr("")
-			if o.ok {
-				p.Offset, p.LeaderEpoch, p.Metadata = o.c.offset, o.c.leaderEpoch, kmsg.StringPtr(o.c.metadata)
-			}
-			cur.Partitions = append(cur.Partitions, p)
+			sg.Topics = append(sg.Topics, gt)
 		}
 		resp.Groups = append(resp.Groups, sg)
 	}
 	respond(resp)
+}
+
+// offsetFetchTopics groups offs (in topic order) into the topics of an
+// OffsetFetch answer; a partition with no committed offset answers offset
+// and leader epoch -1 with empty metadata, as Kafka does.
+func offsetFetchTopics(offs []fetchedOffset) []kmsg.OffsetFetchResponseTopic {
+	var topics []kmsg.OffsetFetchResponseTopic
+	var cur *kmsg.OffsetFetchResponseTopic
+	for _, o := range offs {
+		if cur == nil || cur.Topic != o.topic {
+			topics = append(topics, kmsg.NewOffsetFetchResponseTopic())
+			cur = &topics[len(topics)-1]
+			cur.Topic = o.topic
+		}
+		p := kmsg.NewOffsetFetchResponseTopicPartition()
+		p.Partition = o.partition
+		p.Offset, p.LeaderEpoch, p.Metadata = -1, -1, kmsg.StringPtr("")
+		if o.ok {
+			p.Offset, p.LeaderEpoch, p.Metadata = o.c.offset, o.c.leaderEpoch, kmsg.StringPtr(o.c.metadata)
+		}
+		cur.Partitions = append(cur.Partitions, p)
+	}
+	return topics
 }
 
 func topicOrder(ts []kmsg.OffsetFetchRequestTopic) []string {

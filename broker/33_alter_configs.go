@@ -10,8 +10,6 @@ import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/floodgate/floodgate/codec/kafka"
 )
 
 func init() { regKey(33, 0, 2, (*Broker).handleAlterConfigs) }
@@ -20,39 +18,33 @@ func (b *Broker) handleAlterConfigs(kreq kmsg.Request, _ *Client, respond Respon
 	req := kreq.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	resp.SetVersion(req.Version)
-	dups := duplicateResources(len(req.Resources), func(i int) (kmsg.ConfigResourceType, string) {
-		return req.Resources[i].ResourceType, req.Resources[i].ResourceName
-	})
-	changed := false
-	for i, rr := range req.Resources {
-		sr := kmsg.NewAlterConfigsResponseResource()
-		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
-		var code int16
-		var err error
-		if dups[i] {
-			code, err = kafka.ErrInvalidRequest, fmt.Errorf("resource %q named more than once", rr.ResourceName)
-		} else {
-			code, err = b.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cfgs map[string]string) error {
-				clear(cfgs)
-				for _, c := range rr.Configs {
-					if c.Value == nil {
-						return fmt.Errorf("config %s has no value", c.Name)
-					}
-					if err := b.checkTopicConfig(c.Name, *c.Value); err != nil {
-						return err
-					}
-					cfgs[c.Name] = *c.Value
-				}
-				return nil
-			})
-			changed = changed || (code == kafka.ErrNone && !req.ValidateOnly)
-		}
-		sr.ErrorCode = code
-		if err != nil {
-			sr.ErrorMessage = kmsg.StringPtr(err.Error())
-		}
-		resp.Resources = append(resp.Resources, sr)
-	}
-	b.saveTopicsIf(changed)
+	rs := req.Resources
+	b.alterResources(len(rs), func(i int) (kmsg.ConfigResourceType, string) { return rs[i].ResourceType, rs[i].ResourceName },
+		req.ValidateOnly,
+		func(i int, cfgs map[string]string) error {
+			return replaceConfigs(cfgs, rs[i].Configs, b.checkTopicConfig)
+		},
+		func(i int, code int16, msg *string) {
+			sr := kmsg.NewAlterConfigsResponseResource()
+			sr.ResourceType, sr.ResourceName = rs[i].ResourceType, rs[i].ResourceName
+			sr.ErrorCode, sr.ErrorMessage = code, msg
+			resp.Resources = append(resp.Resources, sr)
+		})
 	respond(resp)
+}
+
+// replaceConfigs makes cfgs the configs given, and only them; check
+// validates each value.
+func replaceConfigs(cfgs map[string]string, given []kmsg.AlterConfigsRequestResourceConfig, check func(name, value string) error) error {
+	clear(cfgs)
+	for _, c := range given {
+		if c.Value == nil {
+			return fmt.Errorf("config %s has no value", c.Name)
+		}
+		if err := check(c.Name, *c.Value); err != nil {
+			return err
+		}
+		cfgs[c.Name] = *c.Value
+	}
+	return nil
 }

@@ -22,31 +22,47 @@ func (b *Broker) handleIncrementalAlterConfigs(kreq kmsg.Request, _ *Client, res
 	req := kreq.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	resp.SetVersion(req.Version)
-	dups := duplicateResources(len(req.Resources), func(i int) (kmsg.ConfigResourceType, string) {
-		return req.Resources[i].ResourceType, req.Resources[i].ResourceName
-	})
+	rs := req.Resources
+	b.alterResources(len(rs), func(i int) (kmsg.ConfigResourceType, string) { return rs[i].ResourceType, rs[i].ResourceName },
+		req.ValidateOnly,
+		func(i int, cfgs map[string]string) error {
+			return incrementalChange(cfgs, rs[i].Configs, b.checkTopicConfig)
+		},
+		func(i int, code int16, msg *string) {
+			sr := kmsg.NewIncrementalAlterConfigsResponseResource()
+			sr.ResourceType, sr.ResourceName = rs[i].ResourceType, rs[i].ResourceName
+			sr.ErrorCode, sr.ErrorMessage = code, msg
+			resp.Resources = append(resp.Resources, sr)
+		})
+	respond(resp)
+}
+
+// alterResources is the loop of AlterConfigs and IncrementalAlterConfigs
+// over their n resources (at names resource i): a resource named twice is
+// refused, every other one is edited by change through alterTopicConfigs;
+// answer receives each outcome in request order, and topics.json is
+// written once when any topic changed.
+func (b *Broker) alterResources(n int, at func(i int) (kmsg.ConfigResourceType, string), validateOnly bool,
+	change func(i int, cfgs map[string]string) error, answer func(i int, code int16, msg *string)) {
+	dups := duplicateResources(n, at)
 	changed := false
-	for i, rr := range req.Resources {
-		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
-		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+	for i := 0; i < n; i++ {
+		typ, name := at(i)
 		var code int16
 		var err error
 		if dups[i] {
-			code, err = kafka.ErrInvalidRequest, fmt.Errorf("resource %q named more than once", rr.ResourceName)
+			code, err = kafka.ErrInvalidRequest, fmt.Errorf("resource %q named more than once", name)
 		} else {
-			code, err = b.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cfgs map[string]string) error {
-				return incrementalChange(cfgs, rr.Configs, b.checkTopicConfig)
-			})
-			changed = changed || (code == kafka.ErrNone && !req.ValidateOnly)
+			code, err = b.alterTopicConfigs(typ, name, validateOnly, func(cfgs map[string]string) error { return change(i, cfgs) })
+			changed = changed || (code == kafka.ErrNone && !validateOnly)
 		}
-		sr.ErrorCode = code
+		var msg *string
 		if err != nil {
-			sr.ErrorMessage = kmsg.StringPtr(err.Error())
+			msg = kmsg.StringPtr(err.Error())
 		}
-		resp.Resources = append(resp.Resources, sr)
+		answer(i, code, msg)
 	}
 	b.saveTopicsIf(changed)
-	respond(resp)
 }
 
 // incrementalChange applies ops to cfgs; check validates a value set.

@@ -34,6 +34,7 @@ package broker
 //     with Kafka's group.min/max.session.timeout.ms.
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -127,37 +128,24 @@ func GroupLimitsFrom(c *limits.Config) GroupLimits {
 	}
 }
 
-// withDefaults fills zero fields from DefaultGroupLimits.
+// withDefaults fills zero fields from DefaultGroupLimits: counts and sizes
+// that are not positive, durations that are zero (a negative
+// OffsetsRetention means "never expire").
 func (l GroupLimits) withDefaults() GroupLimits {
 	d := DefaultGroupLimits()
-	set := func(v *int, dv int) {
-		if *v <= 0 {
-			*v = dv
-		}
-	}
-	set64 := func(v *int64, dv int64) {
-		if *v <= 0 {
-			*v = dv
-		}
-	}
-	setD := func(v *time.Duration, dv time.Duration) {
-		if *v == 0 {
-			*v = dv
-		}
-	}
-	set(&l.MaxGroups, d.MaxGroups)
-	set(&l.MaxMembers, d.MaxMembers)
-	set64(&l.MaxMemberMetadataBytes, d.MaxMemberMetadataBytes)
-	set64(&l.MaxGroupMetadataBytes, d.MaxGroupMetadataBytes)
-	set64(&l.MaxTotalMetadataBytes, d.MaxTotalMetadataBytes)
-	setD(&l.MinSessionTimeout, d.MinSessionTimeout)
-	setD(&l.MaxSessionTimeout, d.MaxSessionTimeout)
-	setD(&l.OffsetsRetention, d.OffsetsRetention)
-	setD(&l.OffsetsRetentionCheck, d.OffsetsRetentionCheck)
-	set(&l.OffsetMetadataMaxBytes, d.OffsetMetadataMaxBytes)
-	set(&l.MaxGroupOffsets, d.MaxGroupOffsets)
-	set64(&l.MaxOffsetsBytes, d.MaxOffsetsBytes)
-	set64(&l.MaxResponseBytes, d.MaxResponseBytes)
+	l.MaxGroups = positiveOr(l.MaxGroups, d.MaxGroups)
+	l.MaxMembers = positiveOr(l.MaxMembers, d.MaxMembers)
+	l.MaxMemberMetadataBytes = positiveOr(l.MaxMemberMetadataBytes, d.MaxMemberMetadataBytes)
+	l.MaxGroupMetadataBytes = positiveOr(l.MaxGroupMetadataBytes, d.MaxGroupMetadataBytes)
+	l.MaxTotalMetadataBytes = positiveOr(l.MaxTotalMetadataBytes, d.MaxTotalMetadataBytes)
+	l.MinSessionTimeout = cmp.Or(l.MinSessionTimeout, d.MinSessionTimeout)
+	l.MaxSessionTimeout = cmp.Or(l.MaxSessionTimeout, d.MaxSessionTimeout)
+	l.OffsetsRetention = cmp.Or(l.OffsetsRetention, d.OffsetsRetention)
+	l.OffsetsRetentionCheck = cmp.Or(l.OffsetsRetentionCheck, d.OffsetsRetentionCheck)
+	l.OffsetMetadataMaxBytes = positiveOr(l.OffsetMetadataMaxBytes, d.OffsetMetadataMaxBytes)
+	l.MaxGroupOffsets = positiveOr(l.MaxGroupOffsets, d.MaxGroupOffsets)
+	l.MaxOffsetsBytes = positiveOr(l.MaxOffsetsBytes, d.MaxOffsetsBytes)
+	l.MaxResponseBytes = positiveOr(l.MaxResponseBytes, d.MaxResponseBytes)
 	return l
 }
 

@@ -470,12 +470,7 @@ func (g *group) prepareRebalance(out *outbox) {
 	g.state = groupPreparingRebalance
 	g.epoch++
 	g.gs.b.metrics.rebalances.Inc()
-	var wait time.Duration
-	for _, m := range g.members {
-		if m.rebalance > wait {
-			wait = m.rebalance
-		}
-	}
+	wait := g.longestRebalanceTimeout()
 	epoch := g.epoch
 	g.rebalanceTimer = g.gs.after(wait, func(out *outbox) {
 		if g.live() && g.epoch == epoch && g.state == groupPreparingRebalance {
@@ -542,12 +537,7 @@ func (g *group) completeJoin(out *outbox, expired bool) {
 		}
 		g.touch(m)
 	}
-	var wait time.Duration
-	for _, m := range g.members {
-		if m.rebalance > wait {
-			wait = m.rebalance
-		}
-	}
+	wait := g.longestRebalanceTimeout()
 	epoch := g.epoch
 	g.syncTimer = g.gs.after(wait, func(out *outbox) {
 		if !g.live() || g.epoch != epoch || g.state != groupCompletingRebalance {
@@ -806,4 +796,15 @@ func (g *group) subscribedTopics() (map[string]bool, bool) {
 		}
 	}
 	return out, true
+}
+
+// longestRebalanceTimeout is how long the group waits for its members to
+// join or sync: the longest rebalance timeout any member asked for, as in
+// Kafka's GroupMetadata.rebalanceTimeoutMs.
+func (g *group) longestRebalanceTimeout() time.Duration {
+	var wait time.Duration
+	for _, m := range g.members {
+		wait = max(wait, m.rebalance)
+	}
+	return wait
 }

@@ -17,24 +17,21 @@ const errPolicyViolation int16 = 44
 
 // setLimitDefaults fills the zero limits with their defaults.
 func (c *Config) setLimitDefaults() {
-	if c.MaxPartitionsPerTopic <= 0 {
-		c.MaxPartitionsPerTopic = DefaultMaxPartitionsPerTopic
+	c.MaxPartitionsPerTopic = positiveOr(c.MaxPartitionsPerTopic, DefaultMaxPartitionsPerTopic)
+	c.MaxPartitions = positiveOr(c.MaxPartitions, DefaultMaxPartitions)
+	c.MaxTopics = positiveOr(c.MaxTopics, DefaultMaxTopics)
+	c.MaxMetadataTopics = positiveOr(c.MaxMetadataTopics, DefaultMaxMetadataTopics)
+	c.MaxAutoCreateTopics = positiveOr(c.MaxAutoCreateTopics, DefaultMaxAutoCreateTopics)
+	c.MinSegmentBytes = positiveOr(c.MinSegmentBytes, DefaultMinSegmentBytes)
+}
+
+// positiveOr is v, or def when v is not positive: a count limit left at
+// zero (or set below it) takes its default.
+func positiveOr[T int | int32 | int64](v, def T) T {
+	if v <= 0 {
+		return def
 	}
-	if c.MaxPartitions <= 0 {
-		c.MaxPartitions = DefaultMaxPartitions
-	}
-	if c.MaxTopics <= 0 {
-		c.MaxTopics = DefaultMaxTopics
-	}
-	if c.MaxMetadataTopics <= 0 {
-		c.MaxMetadataTopics = DefaultMaxMetadataTopics
-	}
-	if c.MaxAutoCreateTopics <= 0 {
-		c.MaxAutoCreateTopics = DefaultMaxAutoCreateTopics
-	}
-	if c.MinSegmentBytes <= 0 {
-		c.MinSegmentBytes = DefaultMinSegmentBytes
-	}
+	return v
 }
 
 // tripped counts and logs (rate-limited) one refusal by the limit flag.

@@ -377,15 +377,7 @@ func (in *instance) subscribe(topics []string, pattern string) *loop.HTTPRespons
 func (in *instance) unsubscribe() {
 	if in.member && !in.manual {
 		in.commitOnRevoke(in.assigned)
-		if v, ok := in.m.a.version(13, 0, 4); ok {
-			req := kmsg.NewPtrLeaveGroupRequest()
-			req.SetVersion(v)
-			req.Group, req.MemberID = in.group, in.memberID
-			lm := kmsg.NewLeaveGroupRequestMember()
-			lm.MemberID = in.memberID
-			req.Members = []kmsg.LeaveGroupRequestMember{lm}
-			_, _ = in.callGroup(req, kafkaSlack)
-		}
+		in.leaveGroup(kafkaSlack)
 	}
 	in.topics, in.pattern, in.manual = nil, nil, false
 	in.member, in.rejoin, in.memberID, in.generation = false, false, "", -1
@@ -657,18 +649,11 @@ func (in *instance) fetchOnce(c *call, wait time.Duration, limit int64, ct strin
 		req.SessionEpoch = -1
 		byTopic := map[string]int{}
 		for _, p := range group {
-			i, ok := byTopic[p.topic]
-			if !ok {
-				i = len(req.Topics)
-				byTopic[p.topic] = i
-				ft := kmsg.NewFetchRequestTopic()
-				ft.Topic = p.topic
-				req.Topics = append(req.Topics, ft)
-			}
+			ft := requestTopic(byTopic, &req.Topics, p.topic, func(t string) kmsg.FetchRequestTopic { ft := kmsg.NewFetchRequestTopic(); ft.Topic = t; return ft })
 			fp := kmsg.NewFetchRequestTopicPartition()
 			fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = p.partition, in.positions[p], int32(limit)
 			fp.CurrentLeaderEpoch, fp.LastFetchedEpoch, fp.LogStartOffset = -1, -1, -1
-			req.Topics[i].Partitions = append(req.Topics[i].Partitions, fp)
+			ft.Partitions = append(ft.Partitions, fp)
 		}
 		reqs = append(reqs, req)
 	}

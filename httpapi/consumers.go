@@ -419,17 +419,24 @@ func (in *instance) shutdown() {
 		_ = in.commit(in.positionList(nil), shutdownWait)
 	}
 	if in.member && in.memberID != "" {
-		if v, ok := in.m.a.version(13, 0, 4); ok {
-			req := kmsg.NewPtrLeaveGroupRequest()
-			req.SetVersion(v)
-			req.Group, req.MemberID = in.group, in.memberID
-			lm := kmsg.NewLeaveGroupRequestMember()
-			lm.MemberID = in.memberID
-			req.Members = []kmsg.LeaveGroupRequestMember{lm}
-			_, _ = in.callGroup(req, shutdownWait)
-		}
+		in.leaveGroup(shutdownWait)
 	}
 	in.positions, in.assigned, in.topics = nil, nil, nil
+}
+
+// leaveGroup tells the coordinator the instance's member leaves, waiting
+// at most wait; the answer does not matter (a member that is gone already
+// is gone either way).
+func (in *instance) leaveGroup(wait time.Duration) {
+	req, ok := kafkaRequest[kmsg.LeaveGroupRequest](in.m.a, 0, 4)
+	if !ok {
+		return
+	}
+	req.Group, req.MemberID = in.group, in.memberID
+	lm := kmsg.NewLeaveGroupRequestMember()
+	lm.MemberID = in.memberID
+	req.Members = []kmsg.LeaveGroupRequestMember{lm}
+	_, _ = in.callGroup(req, wait)
 }
 
 // errAborted: the instance was deleted while waiting for Kafka.
@@ -554,12 +561,10 @@ func (in *instance) keepAlive() {
 		return
 	}
 	in.nextHB = time.Now().Add(heartbeatEvery)
-	v, ok := in.m.a.version(12, 0, 4)
+	req, ok := kafkaRequest[kmsg.HeartbeatRequest](in.m.a, 0, 4)
 	if !ok {
 		return
 	}
-	req := kmsg.NewPtrHeartbeatRequest()
-	req.SetVersion(v)
 	req.Group, req.Generation, req.MemberID = in.group, in.generation, in.memberID
 	resp, err := in.callGroup(req, kafkaSlack)
 	if err != nil {
@@ -641,20 +646,11 @@ func (in *instance) interests() ([]string, error) {
 
 // metadata asks for topics (nil: every topic).
 func (in *instance) metadata(topics []string) (*kmsg.MetadataResponse, error) {
-	v, ok := in.m.a.version(3, 1, 12)
+	req, ok := kafkaRequest[kmsg.MetadataRequest](in.m.a, 1, 12)
 	if !ok {
 		return nil, errors.New("the Kafka handler does not serve Metadata")
 	}
-	req := kmsg.NewPtrMetadataRequest()
-	req.SetVersion(v)
-	if topics != nil {
-		req.Topics = []kmsg.MetadataRequestTopic{}
-		for _, t := range topics {
-			mt := kmsg.NewMetadataRequestTopic()
-			mt.Topic = kmsg.StringPtr(t)
-			req.Topics = append(req.Topics, mt)
-		}
-	}
+	req.Topics = metadataTopics(topics)
 	resp, err := in.call(req, kafkaSlack)
 	if err != nil {
 		return nil, err
@@ -902,12 +898,10 @@ func (in *instance) commit(offs []tpOffset, wait time.Duration) error {
 	if len(offs) == 0 {
 		return nil
 	}
-	v, ok := in.m.a.version(8, 2, 8)
+	req, ok := kafkaRequest[kmsg.OffsetCommitRequest](in.m.a, 2, 8)
 	if !ok {
 		return errors.New("the Kafka handler does not serve OffsetCommit v2+")
 	}
-	req := kmsg.NewPtrOffsetCommitRequest()
-	req.SetVersion(v)
 	req.Group = in.group
 	req.Generation, req.MemberID = -1, ""
 	if in.member && !in.manual {
@@ -916,17 +910,14 @@ func (in *instance) commit(offs []tpOffset, wait time.Duration) error {
 	req.RetentionTimeMillis = -1
 	byTopic := map[string]int{}
 	for _, o := range offs {
-		i, ok := byTopic[o.topic]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[o.topic] = i
+		rt := requestTopic(byTopic, &req.Topics, o.topic, func(t string) kmsg.OffsetCommitRequestTopic {
 			rt := kmsg.NewOffsetCommitRequestTopic()
-			rt.Topic = o.topic
-			req.Topics = append(req.Topics, rt)
-		}
+			rt.Topic = t
+			return rt
+		})
 		rp := kmsg.NewOffsetCommitRequestTopicPartition()
 		rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = o.partition, o.offset, -1, o.metadata
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		rt.Partitions = append(rt.Partitions, rp)
 	}
 	resp, err := in.callGroup(req, wait)
 	if err != nil {
@@ -954,24 +945,19 @@ func (in *instance) committed(ps []tp) (map[tp]tpOffset, error) {
 	if len(ps) == 0 {
 		return out, nil
 	}
-	v, ok := in.m.a.version(9, 1, 7)
+	req, ok := kafkaRequest[kmsg.OffsetFetchRequest](in.m.a, 1, 7)
 	if !ok {
 		return nil, errors.New("the Kafka handler does not serve OffsetFetch v1+")
 	}
-	req := kmsg.NewPtrOffsetFetchRequest()
-	req.SetVersion(v)
 	req.Group = in.group
 	byTopic := map[string]int{}
 	for _, p := range ps {
-		i, ok := byTopic[p.topic]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[p.topic] = i
+		rt := requestTopic(byTopic, &req.Topics, p.topic, func(t string) kmsg.OffsetFetchRequestTopic {
 			rt := kmsg.NewOffsetFetchRequestTopic()
-			rt.Topic = p.topic
-			req.Topics = append(req.Topics, rt)
-		}
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p.partition)
+			rt.Topic = t
+			return rt
+		})
+		rt.Partitions = append(rt.Partitions, p.partition)
 	}
 	resp, err := in.callGroup(req, kafkaSlack)
 	if err != nil {
@@ -1006,26 +992,21 @@ func (in *instance) listOffsets(ps []tp, ts int64) (map[tp]int64, error) {
 }
 
 func (in *instance) listOffsetsOf(ps []tp, ts int64, out map[tp]int64) error {
-	v, ok := in.m.a.version(2, 1, 4)
+	req, ok := kafkaRequest[kmsg.ListOffsetsRequest](in.m.a, 1, 4)
 	if !ok {
 		return errors.New("the Kafka handler does not serve ListOffsets v1+")
 	}
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.SetVersion(v)
 	req.ReplicaID = -1
 	byTopic := map[string]int{}
 	for _, p := range ps {
-		i, ok := byTopic[p.topic]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[p.topic] = i
+		lt := requestTopic(byTopic, &req.Topics, p.topic, func(t string) kmsg.ListOffsetsRequestTopic {
 			lt := kmsg.NewListOffsetsRequestTopic()
-			lt.Topic = p.topic
-			req.Topics = append(req.Topics, lt)
-		}
+			lt.Topic = t
+			return lt
+		})
 		lp := kmsg.NewListOffsetsRequestTopicPartition()
 		lp.Partition, lp.Timestamp, lp.CurrentLeaderEpoch = p.partition, ts, -1
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, lp)
+		lt.Partitions = append(lt.Partitions, lp)
 	}
 	resp, err := in.call(req, kafkaSlack)
 	if err != nil {

@@ -145,6 +145,24 @@ func (a *API) kafka(req kmsg.Request, c *call, then func(kmsg.Response)) {
 	a.cfg.Kafka.ServeKafka(req, clientID, c.r.RemoteIP.String(), answer)
 }
 
+// askKafka sends req to the Kafka handler and calls then with its answer,
+// which must be a Resp (and, when wellFormed is set, pass it): any other
+// answer is a 502 made by bad.
+func askKafka[Resp kmsg.Response](a *API, c *call, req kmsg.Request, bad func(msg string) *loop.HTTPResponse,
+	wellFormed func(Resp) bool, then func(Resp)) {
+	a.kafka(req, c, func(resp kmsg.Response) {
+		r, ok := resp.(Resp)
+		if !ok || wellFormed != nil && !wellFormed(r) {
+			c.respond(bad("unexpected response to " + kmsg.NameForKey(req.Key())))
+			return
+		}
+		then(r)
+	})
+}
+
+// restBadGateway is the v2 answer to a Kafka handler that failed.
+func restBadGateway(msg string) *loop.HTTPResponse { return restError(502, 50002, msg) }
+
 func (a *API) serveREST(ep int, c *call, body []byte) {
 	if a.cfg.Kafka == nil {
 		c.respond(restError(503, 50301, "no Kafka handler configured"))
@@ -163,19 +181,10 @@ func (a *API) serveREST(ep int, c *call, body []byte) {
 		a.serveV3(c, body)
 		return
 	case epBrokers:
-		if !isGetOrHead(method) {
-			c.respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
-		a.listBrokers(c)
+		byMethod(c, method, func() { a.listBrokers(c) }, nil)
 		return
-	}
-	if ep == epTopics {
-		if !isGetOrHead(method) {
-			c.respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
-		a.listTopics(c)
+	case epTopics:
+		byMethod(c, method, func() { a.listTopics(c) }, nil)
 		return
 	}
 	rp, err := parseRESTPath(c.r.Head.Path)
@@ -185,70 +194,44 @@ func (a *API) serveREST(ep int, c *call, body []byte) {
 	}
 	switch ep {
 	case epTopic:
-		switch method {
-		case "GET", "HEAD":
-			a.describeTopic(c, rp)
-		case "POST":
-			a.produce(c, rp, body)
-		default:
-			c.respond(methodNotAllowed("GET, HEAD, POST"))
-		}
+		byMethod(c, method, func() { a.describeTopic(c, rp) }, func() { a.produce(c, rp, body) })
 	case epPartitions:
-		if !isGetOrHead(method) {
-			c.respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
-		a.describePartitions(c, rp)
+		byMethod(c, method, func() { a.describePartitions(c, rp) }, nil)
 	case epPartition:
-		switch method {
-		case "GET", "HEAD":
-			a.describePartitions(c, rp)
-		case "POST":
-			a.produce(c, rp, body)
-		default:
-			c.respond(methodNotAllowed("GET, HEAD, POST"))
-		}
+		byMethod(c, method, func() { a.describePartitions(c, rp) }, func() { a.produce(c, rp, body) })
 	case epRecords:
-		if !isGetOrHead(method) {
-			c.respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
-		a.fetch(c, rp)
+		byMethod(c, method, func() { a.fetch(c, rp) }, nil)
 	case epOffsets:
-		if !isGetOrHead(method) {
-			c.respond(methodNotAllowed("GET, HEAD"))
-			return
-		}
-		a.offsets(c, rp)
+		byMethod(c, method, func() { a.offsets(c, rp) }, nil)
+	}
+}
+
+// byMethod serves a v2 route that reads on GET and HEAD and, when produce
+// is not nil, produces on POST; any other method is answered 405 with the
+// methods the route allows.
+func byMethod(c *call, method string, read, produce func()) {
+	switch {
+	case isGetOrHead(method):
+		read()
+	case produce != nil && method == "POST":
+		produce()
+	case produce != nil:
+		c.respond(methodNotAllowed("GET, HEAD, POST"))
+	default:
+		c.respond(methodNotAllowed("GET, HEAD"))
 	}
 }
 
 // metadata asks for topics (nil: all of them).
 func (a *API) metadata(c *call, topics []string, create bool, then func(*kmsg.MetadataResponse)) {
-	v, ok := a.version(3, 1, 12)
+	req, ok := kafkaRequest[kmsg.MetadataRequest](a, 1, 12)
 	if !ok {
 		c.respond(restError(502, 50002, "the Kafka handler does not serve Metadata"))
 		return
 	}
-	req := kmsg.NewPtrMetadataRequest()
-	req.SetVersion(v)
 	req.AllowAutoTopicCreation = create
-	if topics != nil {
-		req.Topics = []kmsg.MetadataRequestTopic{}
-		for _, t := range topics {
-			mt := kmsg.NewMetadataRequestTopic()
-			mt.Topic = kmsg.StringPtr(t)
-			req.Topics = append(req.Topics, mt)
-		}
-	}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		mr, ok := resp.(*kmsg.MetadataResponse)
-		if !ok {
-			c.respond(restError(502, 50002, "unexpected response to Metadata"))
-			return
-		}
-		then(mr)
-	})
+	req.Topics = metadataTopics(topics)
+	askKafka(a, c, req, restBadGateway, nil, then)
 }
 
 // listTopics answers GET /topics: ["a","b"].
@@ -584,7 +567,7 @@ type outRecord struct {
 }
 
 func (a *API) sendProduce(c *call, topic string, recs []outRecord) {
-	v, ok := a.version(0, 3, 9)
+	req, ok := kafkaRequest[kmsg.ProduceRequest](a, 3, 9)
 	if !ok {
 		c.respond(restError(502, 50002, "the Kafka handler does not serve Produce v3+"))
 		return
@@ -607,8 +590,6 @@ func (a *API) sendProduce(c *call, topic string, recs []outRecord) {
 		recs[i].index = int32(len(byPart[p]))
 		byPart[p] = append(byPart[p], i)
 	}
-	req := kmsg.NewPtrProduceRequest()
-	req.SetVersion(v)
 	req.Acks = -1
 	req.TimeoutMillis = produceTimeoutMs
 	rt := kmsg.NewProduceRequestTopic()
@@ -625,12 +606,7 @@ func (a *API) sendProduce(c *call, topic string, recs []outRecord) {
 		rt.Partitions = append(rt.Partitions, rpart)
 	}
 	req.Topics = []kmsg.ProduceRequestTopic{rt}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		pr, ok := resp.(*kmsg.ProduceResponse)
-		if !ok {
-			c.respond(restError(502, 50002, "unexpected response to Produce"))
-			return
-		}
+	askKafka(a, c, req, restBadGateway, nil, func(pr *kmsg.ProduceResponse) {
 		type result struct {
 			base int64
 			code int16
@@ -731,13 +707,11 @@ func (a *API) fetch(c *call, rp restPath) {
 }
 
 func (a *API) sendFetch(c *call, rp restPath, offset int64, maxBytes, timeout int32, asJSON bool, ct string) {
-	v, ok := a.version(1, 4, 12)
+	req, ok := kafkaRequest[kmsg.FetchRequest](a, 4, 12)
 	if !ok {
 		c.respond(restError(502, 50002, "the Kafka handler does not serve Fetch v4+"))
 		return
 	}
-	req := kmsg.NewPtrFetchRequest()
-	req.SetVersion(v)
 	req.ReplicaID = -1
 	req.MaxWaitMillis = timeout
 	req.MinBytes = 1
@@ -754,12 +728,7 @@ func (a *API) sendFetch(c *call, rp restPath, offset int64, maxBytes, timeout in
 	fp.LogStartOffset = -1
 	ft.Partitions = []kmsg.FetchRequestTopicPartition{fp}
 	req.Topics = []kmsg.FetchRequestTopic{ft}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		fr, ok := resp.(*kmsg.FetchResponse)
-		if !ok {
-			c.respond(restError(502, 50002, "unexpected response to Fetch"))
-			return
-		}
+	askKafka(a, c, req, restBadGateway, nil, func(fr *kmsg.FetchResponse) {
 		if fr.ErrorCode != 0 {
 			c.respond(kafkaErrorAnswer(fr.ErrorCode, rp))
 			return
@@ -1028,13 +997,11 @@ func kafkaErrorAnswer(code int16, rp restPath) *loop.HTTPResponse {
 // listOffset resolves a timestamp (-2 earliest, -1 latest) of one
 // partition with ListOffsets.
 func (a *API) listOffset(c *call, rp restPath, ts int64, then func(int64)) {
-	v, ok := a.version(2, 1, 4)
+	req, ok := kafkaRequest[kmsg.ListOffsetsRequest](a, 1, 4)
 	if !ok {
 		c.respond(restError(502, 50002, "the Kafka handler does not serve ListOffsets v1+"))
 		return
 	}
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.SetVersion(v)
 	req.ReplicaID = -1
 	lt := kmsg.NewListOffsetsRequestTopic()
 	lt.Topic = rp.topic
@@ -1044,12 +1011,9 @@ func (a *API) listOffset(c *call, rp restPath, ts int64, then func(int64)) {
 	lp.CurrentLeaderEpoch = -1
 	lt.Partitions = []kmsg.ListOffsetsRequestTopicPartition{lp}
 	req.Topics = []kmsg.ListOffsetsRequestTopic{lt}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		lr, ok := resp.(*kmsg.ListOffsetsResponse)
-		if !ok || len(lr.Topics) != 1 || len(lr.Topics[0].Partitions) != 1 {
-			c.respond(restError(502, 50002, "unexpected response to ListOffsets"))
-			return
-		}
+	askKafka(a, c, req, restBadGateway, func(lr *kmsg.ListOffsetsResponse) bool {
+		return len(lr.Topics) == 1 && len(lr.Topics[0].Partitions) == 1
+	}, func(lr *kmsg.ListOffsetsResponse) {
 		p := lr.Topics[0].Partitions[0]
 		if p.ErrorCode != 0 {
 			c.respond(kafkaErrorAnswer(p.ErrorCode, rp))

@@ -201,6 +201,42 @@ func TestRESTTopicsAndErrors(t *testing.T) {
 	}
 }
 
+// TestV2RoutesRefuseOtherMethodsNamingWhatTheyAllow pins each v2 route's
+// methods: a route that takes records allows POST, the others GET and HEAD
+// only, and a 405 names them in Allow.
+func TestV2RoutesRefuseOtherMethodsNamingWhatTheyAllow(t *testing.T) {
+	srv := startHTTP(t, func(c *limits.HTTPConfig) {})
+	cl := client()
+	base := "http://" + srv.HTTPAddr()
+	if a := do(t, cl, "POST", base+"/topics/m", "application/vnd.kafka.json.v2+json", strings.NewReader(`{"records":[{"value":1}]}`)); a.status != 200 {
+		t.Fatalf("produce: %d %s", a.status, a.body)
+	}
+	tests := []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/brokers", 200, ""},
+		{"POST", "/brokers", 405, "GET, HEAD"},
+		{"PUT", "/topics", 405, "GET, HEAD"},
+		{"HEAD", "/topics/m", 200, ""},
+		{"DELETE", "/topics/m", 405, "GET, HEAD, POST"},
+		{"POST", "/topics/m/partitions", 405, "GET, HEAD"},
+		{"GET", "/topics/m/partitions/0", 200, ""},
+		{"PUT", "/topics/m/partitions/0", 405, "GET, HEAD, POST"},
+		{"POST", "/topics/m/partitions/0/records", 405, "GET, HEAD"},
+		{"DELETE", "/topics/m/partitions/0/offsets", 405, "GET, HEAD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			a := do(t, cl, tt.method, base+tt.path, "", nil)
+			if a.status != tt.status || a.header.Get("Allow") != tt.allow {
+				t.Fatalf("%d Allow %q %s, want %d Allow %q", a.status, a.header.Get("Allow"), a.body, tt.status, tt.allow)
+			}
+		})
+	}
+}
+
 // TestCurlProduce produces with the curl command line when curl is
 // installed, then consumes with franz-go.
 func TestCurlProduce(t *testing.T) {

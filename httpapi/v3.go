@@ -40,6 +40,9 @@ import (
 
 const ctJSON = "application/json"
 
+// v3BadGateway is the v3 answer to a Kafka handler that failed.
+func v3BadGateway(msg string) *loop.HTTPResponse { return v3Error(502, msg) }
+
 // v3Error is an error in the v3 shape.
 func v3Error(status int, msg string) *loop.HTTPResponse {
 	return jsonAnswer(status, ctJSON, struct {
@@ -271,13 +274,11 @@ func (a *API) createTopicV3(c *call, id string, body []byte) {
 		c.respond(v3Error(400, fmt.Sprintf("invalid topic name %q", b.Name)))
 		return
 	}
-	v, ok := a.version(19, 4, 7) // v4+: -1 means the broker's default
+	req, ok := kafkaRequest[kmsg.CreateTopicsRequest](a, 4, 7) // v4+: -1 means the broker's default
 	if !ok {
 		c.respond(v3Error(502, "the Kafka handler does not serve CreateTopics v4+"))
 		return
 	}
-	req := kmsg.NewPtrCreateTopicsRequest()
-	req.SetVersion(v)
 	req.TimeoutMillis = produceTimeoutMs
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = b.Name, -1, -1
@@ -293,12 +294,7 @@ func (a *API) createTopicV3(c *call, id string, body []byte) {
 		rt.Configs = append(rt.Configs, rc)
 	}
 	req.Topics = []kmsg.CreateTopicsRequestTopic{rt}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		cr, ok := resp.(*kmsg.CreateTopicsResponse)
-		if !ok || len(cr.Topics) != 1 {
-			c.respond(v3Error(502, "unexpected response to CreateTopics"))
-			return
-		}
+	askKafka(a, c, req, v3BadGateway, func(cr *kmsg.CreateTopicsResponse) bool { return len(cr.Topics) == 1 }, func(cr *kmsg.CreateTopicsResponse) {
 		t := cr.Topics[0]
 		if t.ErrorCode != 0 {
 			msg := kerr.ErrorForCode(t.ErrorCode).Error()
@@ -316,7 +312,7 @@ func (a *API) createTopicV3(c *call, id string, body []byte) {
 			return
 		}
 		parts, rf := int(t.NumPartitions), int(t.ReplicationFactor)
-		if v < 5 { // the answer carries them from v5 only
+		if req.Version < 5 { // the answer carries them from v5 only
 			parts, rf = int(rt.NumPartitions), int(rt.ReplicationFactor)
 		}
 		c.respond(jsonAnswer(201, ctJSON, topicEntry(c, id, b.Name, false, parts, rf)))
@@ -333,27 +329,20 @@ func kafkaV3Error(code int16, msg string) *loop.HTTPResponse {
 
 // deleteTopicV3 answers DELETE /v3/clusters/{id}/topics/{topic}.
 func (a *API) deleteTopicV3(c *call, topic string) {
-	v, ok := a.version(20, 1, 6)
+	req, ok := kafkaRequest[kmsg.DeleteTopicsRequest](a, 1, 6)
 	if !ok {
 		c.respond(v3Error(502, "the Kafka handler does not serve DeleteTopics"))
 		return
 	}
-	req := kmsg.NewPtrDeleteTopicsRequest()
-	req.SetVersion(v)
 	req.TimeoutMillis = produceTimeoutMs
-	if v >= 6 {
+	if req.Version >= 6 {
 		dt := kmsg.NewDeleteTopicsRequestTopic()
 		dt.Topic = kmsg.StringPtr(topic)
 		req.Topics = []kmsg.DeleteTopicsRequestTopic{dt}
 	} else {
 		req.TopicNames = []string{topic}
 	}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		dr, ok := resp.(*kmsg.DeleteTopicsResponse)
-		if !ok || len(dr.Topics) != 1 {
-			c.respond(v3Error(502, "unexpected response to DeleteTopics"))
-			return
-		}
+	askKafka(a, c, req, v3BadGateway, func(dr *kmsg.DeleteTopicsResponse) bool { return len(dr.Topics) == 1 }, func(dr *kmsg.DeleteTopicsResponse) {
 		switch code := dr.Topics[0].ErrorCode; code {
 		case 0:
 			c.respond(&loop.HTTPResponse{Status: 204})
@@ -623,13 +612,11 @@ func (a *API) sendProduceV3(c *call, id, topic string, recs []v3Out) {
 		answer(nil)
 		return
 	}
-	v, ok := a.version(0, 3, 9)
+	req, ok := kafkaRequest[kmsg.ProduceRequest](a, 3, 9)
 	if !ok {
 		c.respond(v3Error(502, "the Kafka handler does not serve Produce v3+"))
 		return
 	}
-	req := kmsg.NewPtrProduceRequest()
-	req.SetVersion(v)
 	req.Acks = -1
 	req.TimeoutMillis = produceTimeoutMs
 	rt := kmsg.NewProduceRequestTopic()
@@ -645,12 +632,7 @@ func (a *API) sendProduceV3(c *call, id, topic string, recs []v3Out) {
 		rt.Partitions = append(rt.Partitions, rp)
 	}
 	req.Topics = []kmsg.ProduceRequestTopic{rt}
-	a.kafka(req, c, func(resp kmsg.Response) {
-		pr, ok := resp.(*kmsg.ProduceResponse)
-		if !ok {
-			c.respond(v3Error(502, "unexpected response to Produce"))
-			return
-		}
+	askKafka(a, c, req, v3BadGateway, nil, func(pr *kmsg.ProduceResponse) {
 		res := map[int32]kmsg.ProduceResponseTopicPartition{}
 		for _, t := range pr.Topics {
 			for _, p := range t.Partitions {

@@ -28,10 +28,10 @@ type loopState struct {
 	// (a heap: an entry is renewed on the connection's later deadline).
 	heads headHeap
 	// lingers holds connections in a lingering close, in deadline order.
-	lingers []headWatch
+	lingers deadlineQueue
 	// auths holds connections that must authenticate (--auth-required),
 	// in deadline order (sasl.go).
-	auths []headWatch
+	auths deadlineQueue
 	// frames holds connections receiving a frame or body, by deadline (a
 	// heap: deadlines depend on the bytes received).
 	frames frameHeap
@@ -59,26 +59,46 @@ type headWatch struct {
 	deadline int64
 }
 
-// watchLinger closes c at deadline unless the client closed first (one
-// linger time, so the list is in deadline order).
+// deadlineQueue is a list of connection deadlines kept in deadline order
+// by appending: every entry of a queue has the same timeout (the linger
+// time, the authentication timeout). Stale entries stay until they come
+// due; the callback decides whether the connection still needs closing.
+type deadlineQueue []headWatch
+
+// add appends c's deadline.
+func (q *deadlineQueue) add(c *conn, deadline int64) {
+	*q = append(*q, headWatch{c, deadline})
+}
+
+// expire calls due for every entry whose deadline is at or before now, in
+// order, and drops those entries.
+func (q *deadlineQueue) expire(l *loopState, now int64, due func(l *loopState, c *conn)) {
+	i := 0
+	for ; i < len(*q) && (*q)[i].deadline <= now; i++ {
+		due(l, (*q)[i].c)
+	}
+	if i > 0 {
+		n := copy(*q, (*q)[i:])
+		clear((*q)[n:])
+		*q = (*q)[:n]
+	}
+}
+
+// watchLinger closes c at deadline unless the client closed first.
 func (l *loopState) watchLinger(c *conn, deadline int64) {
-	l.lingers = append(l.lingers, headWatch{c, deadline})
+	l.lingers.add(c, deadline)
 }
 
 // expireLingers closes connections whose linger time is over.
 func (l *loopState) expireLingers(now int64) {
-	i := 0
-	for ; i < len(l.lingers) && l.lingers[i].deadline <= now; i++ {
-		c := l.lingers[i].c
-		if c.gc != nil && c.lingering {
-			c.closeReason = causeHTTPClose
-			_ = l.el.Close(c.gc)
-		}
-	}
-	if i > 0 {
-		n := copy(l.lingers, l.lingers[i:])
-		clear(l.lingers[n:])
-		l.lingers = l.lingers[:n]
+	l.lingers.expire(l, now, (*loopState).lingerOver)
+}
+
+// lingerOver closes c if it is still lingering.
+func (l *loopState) lingerOver(c *conn) {
+	if c.gc != nil && c.lingering {
+		c.closeReason = causeHTTPClose
+		_ = l.el.Close(c.gc)
 	}
 }
 

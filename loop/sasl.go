@@ -289,35 +289,30 @@ func (r *kafkaRequest) saslFailed(resp *kmsg.SASLAuthenticateResponse, st *connS
 }
 
 // watchAuth closes c at its authentication deadline unless it
-// authenticated by then (one timeout for all, so the list is in deadline
-// order, like lingers).
+// authenticated by then.
 func (l *loopState) watchAuth(c *conn, deadline int64) {
-	l.auths = append(l.auths, headWatch{c, deadline})
+	l.auths.add(c, deadline)
 }
 
 // expireAuths closes connections that did not authenticate in time.
 func (l *loopState) expireAuths(now int64) {
-	i := 0
-	for ; i < len(l.auths) && l.auths[i].deadline <= now; i++ {
-		c := l.auths[i].c
-		if c.authenticated() || c.isClosed() {
-			continue
-		}
-		l.s.met.counter(`floodgate_sasl_refused_total{reason="timeout"}`).Inc()
-		l.s.warn.Warn("limit:sasl-authentication-timeout", "not authenticated in time; closing connection",
-			"limit", "sasl-authentication-timeout", "configured_ms", l.s.lim().SASLAuthenticationTimeout.Milliseconds(),
-			"client_ip", c.addr())
-		if c.gc != nil {
-			c.closeReason = causeAuthTimeout
-			_ = l.el.Close(c.gc)
-		} else if c.connBusy != nil {
-			c.closeAsync(causeAuthTimeout) // parked: its park goroutine closes it
-		}
+	l.auths.expire(l, now, (*loopState).authOver)
+}
+
+// authOver closes c if it has not authenticated (and is still open).
+func (l *loopState) authOver(c *conn) {
+	if c.authenticated() || c.isClosed() {
+		return
 	}
-	if i > 0 {
-		n := copy(l.auths, l.auths[i:])
-		clear(l.auths[n:])
-		l.auths = l.auths[:n]
+	l.s.met.counter(`floodgate_sasl_refused_total{reason="timeout"}`).Inc()
+	l.s.warn.Warn("limit:sasl-authentication-timeout", "not authenticated in time; closing connection",
+		"limit", "sasl-authentication-timeout", "configured_ms", l.s.lim().SASLAuthenticationTimeout.Milliseconds(),
+		"client_ip", c.addr())
+	if c.gc != nil {
+		c.closeReason = causeAuthTimeout
+		_ = l.el.Close(c.gc)
+	} else if c.connBusy != nil {
+		c.closeAsync(causeAuthTimeout) // parked: its park goroutine closes it
 	}
 }
 

@@ -112,11 +112,7 @@ func (c *conn) sendFile(fd int) (blocked bool, err error) {
 	for fo.sent < n {
 		o := off + fo.sent
 		w, err := unix.Sendfile(fd, in, &o, int(min(n-fo.sent, 1<<30)))
-		if w > 0 {
-			fo.sent += int64(w)
-			c.loop.s.met.bytesOut.Add(w)
-			c.loop.s.met.sendfileOut.Add(w)
-		}
+		c.sentFromFile(w)
 		switch {
 		case err == unix.EINTR:
 		case err == unix.EAGAIN:
@@ -153,11 +149,7 @@ func (c *conn) sendFileBlocking(nc net.Conn, deadline time.Time) error {
 		for e == unix.EINTR {
 			w, e = unix.Sendfile(int(fd), in, &o, int(min(n-fo.sent, writeChunk)))
 		}
-		if w > 0 {
-			fo.sent += int64(w)
-			c.loop.s.met.bytesOut.Add(w)
-			c.loop.s.met.sendfileOut.Add(w)
-		}
+		c.sentFromFile(w)
 		switch {
 		case e == unix.EAGAIN:
 			return false // wait for room (or the deadline)
@@ -175,6 +167,17 @@ func (c *conn) sendFileBlocking(nc net.Conn, deadline time.Time) error {
 		c.popFile()
 	}
 	return err
+}
+
+// sentFromFile counts w bytes of the head file section as sent (nothing
+// when w is not positive): the section's progress and the byte counters.
+func (c *conn) sentFromFile(w int) {
+	if w <= 0 {
+		return
+	}
+	c.files.sent += int64(w)
+	c.loop.s.met.bytesOut.Add(w)
+	c.loop.s.met.sendfileOut.Add(w)
 }
 
 // popFile drops the section written whole (and its empty entry) from the

@@ -130,22 +130,7 @@ func frame(payload []byte) []byte {
 // Append writes one record (it is in the page cache when Append returns;
 // the syncer makes it durable).
 func (m *MetaLog) Append(payload []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
-	rec := frame(payload)
-	if _, err := m.f.WriteAt(rec, m.size); err != nil {
-		_ = m.f.Truncate(m.size)
-		return fmt.Errorf("append %s: %w", m.path, err)
-	}
-	m.size += int64(len(rec))
-	if m.rewriting {
-		m.tail = append(m.tail, rec...)
-	}
-	m.syncer.markDirty(m)
-	return nil
+	return m.appendFramed(frame(payload))
 }
 
 // AppendMany writes several records with one write: all of them, or none
@@ -164,18 +149,25 @@ func (m *MetaLog) AppendMany(payloads [][]byte) error {
 		buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(p, castagnoli))
 		buf = append(buf, p...)
 	}
+	return m.appendFramed(buf)
+}
+
+// appendFramed writes framed records at the end of the file with one
+// write, cutting off what a failed write left; a rewrite in progress keeps
+// them for the new file.
+func (m *MetaLog) appendFramed(recs []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return ErrClosed
 	}
-	if _, err := m.f.WriteAt(buf, m.size); err != nil {
+	if _, err := m.f.WriteAt(recs, m.size); err != nil {
 		_ = m.f.Truncate(m.size)
 		return fmt.Errorf("append %s: %w", m.path, err)
 	}
-	m.size += int64(len(buf))
+	m.size += int64(len(recs))
 	if m.rewriting {
-		m.tail = append(m.tail, buf...)
+		m.tail = append(m.tail, recs...)
 	}
 	m.syncer.markDirty(m)
 	return nil

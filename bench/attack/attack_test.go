@@ -141,3 +141,19 @@ func TestRunnerReportsAStalledServer(t *testing.T) {
 		t.Errorf("recovery after SIGCONT: %v (recovered %v: %s)", r.Recovery, r.Recovered, r.RecoveryState)
 	}
 }
+
+func TestPrintedAddrsReadsEachListenerFromTheListeningLine(t *testing.T) {
+	log := "time=x level=INFO msg=\"floodgate listening\" kafka=1.1.1.1:1\n" +
+		"floodgate listening kafka=127.0.0.1:9092 http=127.0.0.1:8080 kafka_tls=127.0.0.1:9093 https=127.0.0.1:8443\n" +
+		"floodgate listening kafka=127.0.0.1:1\n"
+	got := printedAddrs([]byte(log))
+	want := map[string]string{"kafka": "127.0.0.1:9092", "http": "127.0.0.1:8080", "kafka_tls": "127.0.0.1:9093", "https": "127.0.0.1:8443"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}

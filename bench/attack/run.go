@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/bench"
 )
 
 // Config is how long each phase of an attack lasts.
@@ -29,18 +31,10 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Baseline <= 0 {
-		c.Baseline = time.Second
-	}
-	if c.Duration <= 0 {
-		c.Duration = 3 * time.Second
-	}
-	if c.Watch <= 0 {
-		c.Watch = 3 * time.Second
-	}
-	if c.Grace <= 0 {
-		c.Grace = 10 * time.Second
-	}
+	c.Baseline = bench.PositiveOr(c.Baseline, time.Second)
+	c.Duration = bench.PositiveOr(c.Duration, 3*time.Second)
+	c.Watch = bench.PositiveOr(c.Watch, 3*time.Second)
+	c.Grace = bench.PositiveOr(c.Grace, 10*time.Second)
 	return c
 }
 

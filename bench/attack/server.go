@@ -52,7 +52,7 @@ func StartFloodgate(bin, dir string, extra ...string) (*Server, error) {
 	}
 	s := &Server{
 		Target: Target{Name: "floodgate", KafkaAddr: kafka, HTTPAddr: httpAddr, PID: p.PID(),
-			KafkaTLSAddr: printedAddr(p, "kafka_tls="), TLS: certs.ClientConfig(false)},
+			KafkaTLSAddr: printedAddr(p, "kafka_tls"), TLS: certs.ClientConfig(false)},
 		proc:    p,
 		metrics: httpClientFrom(goodIP(3), 2*time.Second),
 	}
@@ -73,21 +73,9 @@ func listenAddrs(p *bench.Proc, timeout time.Duration) (kafka, httpAddr string, 
 	deadline := time.Now().Add(timeout)
 	for {
 		b, _ := os.ReadFile(p.Log)
-		for _, line := range strings.Split(string(b), "\n") {
-			rest, ok := strings.CutPrefix(line, "floodgate listening ")
-			if !ok {
-				continue
-			}
-			for _, f := range strings.Fields(rest) {
-				if v, ok := strings.CutPrefix(f, "kafka="); ok {
-					kafka = v
-				} else if v, ok := strings.CutPrefix(f, "http="); ok {
-					httpAddr = v
-				}
-			}
-			if kafka != "" && httpAddr != "" {
-				return kafka, httpAddr, nil
-			}
+		addrs := printedAddrs(b)
+		if addrs["kafka"] != "" && addrs["http"] != "" {
+			return addrs["kafka"], addrs["http"], nil
 		}
 		if syscall.Kill(p.PID(), 0) != nil {
 			return "", "", fmt.Errorf("floodgate exited before it listened:\n%s", b)
@@ -99,22 +87,29 @@ func listenAddrs(p *bench.Proc, timeout time.Duration) (kafka, httpAddr string, 
 	}
 }
 
-// printedAddr returns the address after key on the line
+// printedAddr returns the address of listener (kafka_tls, ...) on the line
 // --print-listen-addresses wrote (read by listenAddrs already), or "".
-func printedAddr(p *bench.Proc, key string) string {
+func printedAddr(p *bench.Proc, listener string) string {
 	b, _ := os.ReadFile(p.Log)
-	for _, line := range strings.Split(string(b), "\n") {
+	return printedAddrs(b)[listener]
+}
+
+// printedAddrs reads the listener=address fields of the "floodgate
+// listening" lines of a log (the first address of each listener).
+func printedAddrs(log []byte) map[string]string {
+	addrs := map[string]string{}
+	for _, line := range strings.Split(string(log), "\n") {
 		rest, ok := strings.CutPrefix(line, "floodgate listening ")
 		if !ok {
 			continue
 		}
 		for _, f := range strings.Fields(rest) {
-			if v, ok := strings.CutPrefix(f, key); ok {
-				return v
+			if k, v, ok := strings.Cut(f, "="); ok && addrs[k] == "" {
+				addrs[k] = v
 			}
 		}
 	}
-	return ""
+	return addrs
 }
 
 // StartNginx starts nginx on a free port with bench's generated
