@@ -103,7 +103,7 @@ func httpAccess(c *cli.Context, sec *security, api *httpapi.API, log *slog.Logge
 
 // guardKafka puts the ACL guard in front of the Kafka handler when SASL
 // is on (ACLs in --data-dir/acls.json; enforced with --auth-required).
-func guardKafka(c *cli.Context, sec *security, kh loop.KafkaHandler, log *slog.Logger, set *metrics.Set) (loop.KafkaHandler, error) {
+func guardKafka(c *cli.Context, sec *security, srv *loop.Server, kh loop.KafkaHandler, log *slog.Logger, set *metrics.Set) (loop.KafkaHandler, error) {
 	if sec.users == nil {
 		return kh, nil
 	}
@@ -122,8 +122,11 @@ func guardKafka(c *cli.Context, sec *security, kh loop.KafkaHandler, log *slog.L
 	log.Info("ACLs loaded", "acls", len(store.List(acl.Filter{})), "enforced", sec.authRequired, "super_users", supers,
 		"allow_everyone_if_no_acl_found", c.Bool("allow-everyone-if-no-acl-found"))
 	if _, raw := kh.(loop.RawKafkaHandler); raw {
-		return acl.NewRawGuard(cfg, kafka.DecodeLimits{MaxPartitions: int(c.Int64("max-partitions-per-request")),
-			MaxNonProduceSize: int(c.Int64("max-non-produce-request-size"))}), nil
+		// The loop's limits in force: a reload changes them.
+		return acl.NewRawGuard(cfg, func() kafka.DecodeLimits {
+			l := srv.Limits()
+			return kafka.DecodeLimits{MaxPartitions: l.MaxPartitionsPerRequest, MaxNonProduceSize: int(l.MaxNonProduceRequestSize)}
+		}), nil
 	}
 	return acl.NewGuard(cfg), nil
 }
