@@ -161,3 +161,67 @@ func startRawGuarded(t *testing.T, decode kafka.DecodeLimits) func(user string) 
 	}
 	return login
 }
+
+// TestGatewayServesNoTopicIDVersions: the ACLs name topics, so through the
+// guard a request may not name a topic by its id only (Fetch and Produce
+// v13+, OffsetCommit and OffsetFetch v10+, DeleteTopics v6+), which the
+// guard would check under the empty name while the upstream serves the
+// topic the id names. alice, allowed to read every topic but "other",
+// fetches "other" by its id: no record of it comes back.
+func TestGatewayServesNoTopicIDVersions(t *testing.T) {
+	login := startRawGuarded(t, kafka.DecodeLimits{MaxPartitions: 1000, MaxNonProduceSize: 1 << 20})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin := login("admin")
+	adm := kadm.NewClient(admin)
+	for _, b := range []*kadm.ACLBuilder{
+		kadm.NewACLs().Allow("User:alice").Topics("*").Operations(kadm.OpRead, kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral),
+		kadm.NewACLs().Deny("User:alice").Topics("other").Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral),
+	} {
+		if res, err := adm.CreateACLs(ctx, b); err != nil || res[0].Err != nil {
+			t.Fatalf("create ACL: %v %+v", err, res)
+		}
+	}
+	if err := admin.ProduceSync(ctx, &kgo.Record{Topic: "other", Value: []byte("denied to alice")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	details, err := adm.ListTopics(ctx, "other")
+	if err != nil || details["other"].Err != nil {
+		t.Fatalf("topic id of other: %v %+v", err, details)
+	}
+	id := details["other"].ID
+	alice := login("alice")
+	vers, err := kadm.NewClient(alice).ApiVersions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bv := range vers.Sorted() {
+		for _, c := range []struct {
+			key   int16
+			names int16
+		}{{0, 12}, {1, 12}, {8, 9}, {9, 9}, {20, 5}, {28, 5}} {
+			if max, ok := bv.KeyMaxVersion(c.key); ok && max > c.names {
+				t.Errorf("%s advertised up to v%d through the guard: topic ids from v%d", kmsg.NameForKey(c.key), max, c.names+1)
+			}
+		}
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MaxBytes, req.MinBytes, req.MaxWaitMillis = -1, 1<<20, 1, 100
+	rt := kmsg.NewFetchRequestTopic()
+	rt.TopicID = id
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 1 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := alice.Broker(0).Request(ctx, req)
+	if err != nil {
+		return // refused: nothing read
+	}
+	for _, tr := range resp.(*kmsg.FetchResponse).Topics {
+		for _, pr := range tr.Partitions {
+			if len(pr.RecordBatches) > 0 {
+				t.Fatalf("alice read %d bytes of records of a topic she is denied, by its id (Fetch v%d)", len(pr.RecordBatches), req.GetVersion())
+			}
+		}
+	}
+}
