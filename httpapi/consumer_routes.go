@@ -313,10 +313,14 @@ func (a *API) createInstance(c *call, group string, body []byte) {
 	if host == "" {
 		host = "localhost"
 	}
+	scheme := "http://"
+	if c.r.TLS {
+		scheme = "https://" // an http:// link would send the client's next requests in the clear
+	}
 	c.respond(jsonAnswer(200, ctV2, struct {
 		InstanceID string `json:"instance_id"`
 		BaseURI    string `json:"base_uri"`
-	}{s.name, "http://" + host + "/consumers/" + url.PathEscape(group) + "/instances/" + s.name}))
+	}{s.name, scheme + host + "/consumers/" + url.PathEscape(group) + "/instances/" + s.name}))
 }
 
 // validTPs checks a list of partitions of a body.
