@@ -309,18 +309,10 @@ func (a *API) createInstance(c *call, group string, body []byte) {
 		c.respond(err)
 		return
 	}
-	host := string(c.r.Head.HeaderBytes("Host"))
-	if host == "" {
-		host = "localhost"
-	}
-	scheme := "http://"
-	if c.r.TLS {
-		scheme = "https://" // an http:// link would send the client's next requests in the clear
-	}
 	c.respond(jsonAnswer(200, ctV2, struct {
 		InstanceID string `json:"instance_id"`
 		BaseURI    string `json:"base_uri"`
-	}{s.name, scheme + host + "/consumers/" + url.PathEscape(group) + "/instances/" + s.name}))
+	}{s.name, base(c) + "/consumers/" + url.PathEscape(group) + "/instances/" + s.name}))
 }
 
 // validTPs checks a list of partitions of a body.

@@ -15,7 +15,7 @@ import (
 // is given an https:// base_uri (a client following an http:// one would
 // send its requests, Basic credentials included, in the clear, or to a
 // listener that is off), and one created over HTTP an http:// one; the
-// base_uri given over HTTPS is followed.
+// base_uri given over HTTPS is followed. The v3 self links likewise.
 func TestRESTConsumerBaseURIKeepsTheScheme(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -54,6 +54,10 @@ func TestRESTConsumerBaseURIKeepsTheScheme(t *testing.T) {
 		}
 		if st, body := do("GET", v.BaseURI+"/subscription", ""); st != 200 {
 			t.Fatalf("GET base_uri/subscription (%s): %d %s", v.BaseURI, st, body)
+		}
+		// The v3 links keep the scheme too.
+		if st, body := do("GET", c.base+"/v3/clusters", ""); st != 200 || !strings.Contains(body, `"self":"`+c.base+"/v3/clusters/") {
+			t.Fatalf("GET /v3/clusters over %s: %d %s, want self links under %s", c.name, st, body, c.base)
 		}
 	}
 }
