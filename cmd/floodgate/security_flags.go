@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -91,6 +92,14 @@ func httpAccess(c *cli.Context, sec *security, api *httpapi.API, log *slog.Logge
 			return nil, nil, errors.New("--http-auth basic checks the SASL users: give --sasl-mechanisms too")
 		}
 		acc.Basic = auth.NewBasic(sec.users)
+		if sec.authz != nil && sec.authRequired {
+			// Under enforced ACLs the operator endpoints need what
+			// Kafka's cluster-wide information needs.
+			authz := sec.authz
+			acc.Admin = func(user, ip string) bool {
+				return authz.Authorize(acl.Principal(user), ip, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeCluster, acl.ClusterName)
+			}
+		}
 	default:
 		return nil, nil, fmt.Errorf("--http-auth=%q: want none or basic", mode)
 	}
