@@ -72,7 +72,8 @@ func NewGuard(cfg GuardConfig) *Guard {
 }
 
 // VersionRange reports the inner handler's versions and the APIs the
-// guard serves itself.
+// guard serves itself; under enforcement, no version that names topics
+// by id (lastNamedVersion).
 func (g *Guard) VersionRange(key int16) (min, max int16, ok bool) {
 	switch key {
 	case describeACLsKey, createACLsKey, deleteACLsKey:
@@ -82,7 +83,29 @@ func (g *Guard) VersionRange(key int16) (min, max int16, ok bool) {
 			return 0, 0, true
 		}
 	}
-	return g.cfg.Inner.VersionRange(key)
+	min, max, ok = g.cfg.Inner.VersionRange(key)
+	if top, capped := lastNamedVersion[key]; capped && g.cfg.Enforce && ok && max > top {
+		max = top
+		if min > max {
+			ok = false
+		}
+	}
+	return min, max, ok
+}
+
+// lastNamedVersion is, for the APIs whose later versions name topics by
+// id, the last version that names them: the ACLs name topics, and the
+// guard cannot tell which topic an id is (the upstream of a gateway
+// resolves it), so under enforcement only these versions are offered. A
+// Fetch v13 by id was checked under the empty name (a DENY on the topic
+// did not apply) and served the topic the id named.
+var lastNamedVersion = map[int16]int16{
+	0:  12, // Produce: topic ids from v13
+	1:  12, // Fetch: v13
+	8:  9,  // OffsetCommit: v10
+	9:  9,  // OffsetFetch: v10
+	20: 5,  // DeleteTopics: v6
+	28: 5,  // TxnOffsetCommit: v6
 }
 
 // ServeKafka serves a request of an anonymous client (the HTTP API's

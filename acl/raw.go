@@ -1,6 +1,8 @@
 package acl
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
@@ -17,11 +19,13 @@ import (
 type RawGuard struct {
 	*Guard
 	raw    loop.RawKafkaHandler
-	decode kafka.DecodeLimits
+	decode func() kafka.DecodeLimits
 }
 
-// NewRawGuard wraps a raw handler; decode bounds the requests it decodes.
-func NewRawGuard(cfg GuardConfig, decode kafka.DecodeLimits) *RawGuard {
+// NewRawGuard wraps a raw handler; decode returns the limits in force
+// that bound the requests it decodes (--max-partitions-per-request and
+// --max-non-produce-request-size, which a reload may change).
+func NewRawGuard(cfg GuardConfig, decode func() kafka.DecodeLimits) *RawGuard {
 	return &RawGuard{Guard: NewGuard(cfg), raw: cfg.Inner.(loop.RawKafkaHandler), decode: decode}
 }
 
@@ -40,11 +44,12 @@ func (g *RawGuard) ServeRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, r
 		g.raw.ServeRaw(cl, h, frame, respond)
 		return
 	}
-	req, err := kafka.DecodeRequestLimited(h, frame[h.Size:], g.decode)
+	req, err := kafka.DecodeRequestLimited(h, frame[h.Size:], g.decode())
 	if err != nil {
-		// The loop decoded it already to apply its limits; a frame that
-		// does not decode here is passed on for the upstream to refuse.
-		g.raw.ServeRaw(cl, h, frame, respond)
+		// The loop does not decode a raw handler's frames: a frame that
+		// cannot be checked here (over a decode limit, or malformed) is
+		// answered here, never forwarded unchecked to the upstream.
+		g.undecodable(cl, h, err, respond)
 		return
 	}
 	hdr := *h
@@ -79,6 +84,39 @@ func (g *RawGuard) ServeRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, r
 		}
 		respond(kafka.AppendResponse(nil, &hdr, resp))
 	})
+}
+
+// undecodable answers a frame the guard could not decode: a refusal over
+// a decode limit gets its answer (bounded by the limit), as the loop
+// answers it for a decoding handler; a malformed frame gets its API's
+// error answer with nothing in it, which a client takes as a failure.
+func (g *RawGuard) undecodable(cl loop.ClientConn, h *kafka.Header, err error, respond func([]byte)) {
+	api := kmsg.NameForKey(h.APIKey)
+	var refused *kafka.RefusedError
+	if errors.As(err, &refused) {
+		g.met.GetOrCreateCounter(`floodgate_requests_refused_total{limit="` + refused.Limit + `"}`).Inc()
+		g.warn.Warn("limit:"+refused.Limit, "request refused before the ACL check", "limit", refused.Limit,
+			"configured", refused.Max, "actual", refused.Value, "client_ip", cl.Addr, "api", api)
+		switch {
+		case refused.Response != nil:
+			respond(kafka.AppendResponse(nil, h, refused.Response))
+			return
+		case !refused.Close:
+			respond(nil) // Produce with acks=0: no answer is due
+			return
+		}
+	} else {
+		g.met.GetOrCreateCounter(`floodgate_acl_undecodable_total`).Inc()
+		g.warn.Warn("acl:undecodable:"+api, "request that does not decode refused before the ACL check", "client_ip", cl.Addr,
+			"api", api, "error", err.Error())
+	}
+	req := kmsg.RequestForKey(h.APIKey)
+	if req == nil {
+		respond(nil)
+		return
+	}
+	req.SetVersion(h.APIVersion)
+	respond(kafka.AppendResponse(nil, h, kafka.ErrorResponse(req, kafka.ErrInvalidRequest)))
 }
 
 // audited reports the APIs whose requests are logged with the principal.

@@ -19,6 +19,7 @@ import (
 	"github.com/floodgate/floodgate/acl"
 	"github.com/floodgate/floodgate/auth"
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/codec/recordbatch"
 	"github.com/floodgate/floodgate/gateway"
 	"github.com/floodgate/floodgate/internal/loopback"
 	"github.com/floodgate/floodgate/limits"
@@ -29,6 +30,72 @@ import (
 // bytes to a kfake cluster) clients authenticate to floodgate and the
 // raw guard applies the ACLs before anything reaches the upstream.
 func TestGatewayEnforcesACLsAtTheDoor(t *testing.T) {
+	login := startRawGuarded(t, kafka.DecodeLimits{MaxPartitions: 1000, MaxNonProduceSize: 1 << 20})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	alice := login("alice")
+	if err := alice.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("a")}).FirstErr(); err != nil {
+		t.Fatalf("alice produce to orders through the gateway: %v", err)
+	}
+	if err := alice.ProduceSync(ctx, &kgo.Record{Topic: "other", Value: []byte("a")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("alice produce to other through the gateway: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	topics, err := kadm.NewClient(alice).ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := topics.Names(); !slices.Equal(names, []string{"orders"}) {
+		t.Fatalf("alice sees %v through the gateway, want [orders]", names)
+	}
+	if err := login("admin").ProduceSync(ctx, &kgo.Record{Topic: "other", Value: []byte("s")}).FirstErr(); err != nil {
+		t.Fatalf("super user produce through the gateway: %v", err)
+	}
+}
+
+// TestGatewayRefusesWhatItCannotCheck: a frame the raw guard cannot decode
+// (here a Produce over --max-partitions-per-request) is refused at the
+// door, not forwarded unchecked: alice, who may not write to "other",
+// cannot get a record into it by sending more partitions than the limit.
+func TestGatewayRefusesWhatItCannotCheck(t *testing.T) {
+	login := startRawGuarded(t, kafka.DecodeLimits{MaxPartitions: 1, MaxNonProduceSize: 1 << 20})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	alice := login("alice")
+	if err := alice.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A Produce sent straight to the broker (a client that skips
+	// Metadata): one topic and one partition are 2 > 1, so the guard
+	// cannot decode it.
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "other"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = recordbatch.Build([]recordbatch.Record{{Value: []byte("smuggled"), Timestamp: time.Now().UnixMilli()}})
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := alice.Broker(0).Request(ctx, req)
+	if err == nil {
+		pr := resp.(*kmsg.ProduceResponse)
+		if len(pr.Topics) == 1 && len(pr.Topics[0].Partitions) == 1 && pr.Topics[0].Partitions[0].ErrorCode == 0 {
+			t.Errorf("alice's produce over the decode limit to a topic she may not write was answered with success: %+v", pr.Topics[0].Partitions[0])
+		}
+	}
+	ends, err := kadm.NewClient(login("admin")).ListEndOffsets(ctx, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := ends.Lookup("other", 0); !ok || o.Err != nil || o.Offset != 0 {
+		t.Fatalf("end offset of other after alice's refused produce: %+v (found %v), want 0", o, ok)
+	}
+}
+
+// startRawGuarded runs a gateway to a kfake cluster (topics orders and
+// other) behind the raw guard with decode, SASL required (admin is a super
+// user, alice may write orders), and returns a login for a user.
+func startRawGuarded(t *testing.T, decode kafka.DecodeLimits) func(user string) *kgo.Client {
+	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", "other"))
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +139,7 @@ func TestGatewayEnforcesACLsAtTheDoor(t *testing.T) {
 		t.Fatal(err)
 	}
 	guard := acl.NewRawGuard(acl.GuardConfig{Inner: g, Authorizer: acl.NewAuthorizer(store, []string{"admin"}, false), Users: users,
-		Enforce: true, Logger: quiet}, kafka.DecodeLimits{MaxPartitions: 1000, MaxNonProduceSize: 1 << 20})
+		Enforce: true, Logger: quiet}, func() kafka.DecodeLimits { return decode })
 	srv.SetKafkaHandler(guard)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -92,21 +159,69 @@ func TestGatewayEnforcesACLsAtTheDoor(t *testing.T) {
 		t.Cleanup(cl.Close)
 		return cl
 	}
+	return login
+}
+
+// TestGatewayServesNoTopicIDVersions: the ACLs name topics, so through the
+// guard a request may not name a topic by its id only (Fetch and Produce
+// v13+, OffsetCommit and OffsetFetch v10+, DeleteTopics v6+), which the
+// guard would check under the empty name while the upstream serves the
+// topic the id names. alice, allowed to read every topic but "other",
+// fetches "other" by its id: no record of it comes back.
+func TestGatewayServesNoTopicIDVersions(t *testing.T) {
+	login := startRawGuarded(t, kafka.DecodeLimits{MaxPartitions: 1000, MaxNonProduceSize: 1 << 20})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin := login("admin")
+	adm := kadm.NewClient(admin)
+	for _, b := range []*kadm.ACLBuilder{
+		kadm.NewACLs().Allow("User:alice").Topics("*").Operations(kadm.OpRead, kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral),
+		kadm.NewACLs().Deny("User:alice").Topics("other").Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral),
+	} {
+		if res, err := adm.CreateACLs(ctx, b); err != nil || res[0].Err != nil {
+			t.Fatalf("create ACL: %v %+v", err, res)
+		}
+	}
+	if err := admin.ProduceSync(ctx, &kgo.Record{Topic: "other", Value: []byte("denied to alice")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	details, err := adm.ListTopics(ctx, "other")
+	if err != nil || details["other"].Err != nil {
+		t.Fatalf("topic id of other: %v %+v", err, details)
+	}
+	id := details["other"].ID
 	alice := login("alice")
-	if err := alice.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("a")}).FirstErr(); err != nil {
-		t.Fatalf("alice produce to orders through the gateway: %v", err)
-	}
-	if err := alice.ProduceSync(ctx, &kgo.Record{Topic: "other", Value: []byte("a")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
-		t.Fatalf("alice produce to other through the gateway: %v, want TOPIC_AUTHORIZATION_FAILED", err)
-	}
-	topics, err := kadm.NewClient(alice).ListTopics(ctx)
+	vers, err := kadm.NewClient(alice).ApiVersions(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if names := topics.Names(); !slices.Equal(names, []string{"orders"}) {
-		t.Fatalf("alice sees %v through the gateway, want [orders]", names)
+	for _, bv := range vers.Sorted() {
+		for _, c := range []struct {
+			key   int16
+			names int16
+		}{{0, 12}, {1, 12}, {8, 9}, {9, 9}, {20, 5}, {28, 5}} {
+			if max, ok := bv.KeyMaxVersion(c.key); ok && max > c.names {
+				t.Errorf("%s advertised up to v%d through the guard: topic ids from v%d", kmsg.NameForKey(c.key), max, c.names+1)
+			}
+		}
 	}
-	if err := login("admin").ProduceSync(ctx, &kgo.Record{Topic: "other", Value: []byte("s")}).FirstErr(); err != nil {
-		t.Fatalf("super user produce through the gateway: %v", err)
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MaxBytes, req.MinBytes, req.MaxWaitMillis = -1, 1<<20, 1, 100
+	rt := kmsg.NewFetchRequestTopic()
+	rt.TopicID = id
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 1 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := alice.Broker(0).Request(ctx, req)
+	if err != nil {
+		return // refused: nothing read
+	}
+	for _, tr := range resp.(*kmsg.FetchResponse).Topics {
+		for _, pr := range tr.Partitions {
+			if len(pr.RecordBatches) > 0 {
+				t.Fatalf("alice read %d bytes of records of a topic she is denied, by its id (Fetch v%d)", len(pr.RecordBatches), req.GetVersion())
+			}
+		}
 	}
 }

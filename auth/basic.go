@@ -33,6 +33,7 @@ type Basic struct {
 
 type basicEntry struct {
 	user    string
+	stamp   string // the user's credential the password was checked against
 	expires time.Time
 }
 
@@ -80,7 +81,9 @@ func (b *Basic) Check(header, ip string) (string, BasicResult) {
 	e, hit := b.cache[k]
 	b.mu.Unlock()
 	if hit && now.Before(e.expires) {
-		if _, still := b.users.Lookup(e.user); still {
+		// Only while the user's password is the one checked: a changed
+		// (or deleted) user is checked again.
+		if st := b.users.passwordStamp(e.user); st != "" && st == e.stamp {
 			return e.user, BasicOK
 		}
 	}
@@ -95,6 +98,7 @@ func (b *Basic) Check(header, ip string) (string, BasicResult) {
 	if !ok || user == "" {
 		return "", BasicMissing
 	}
+	stamp := b.users.passwordStamp(user) // before the check: a change in between is checked again next time
 	if !b.users.CheckPassword(user, pass) {
 		b.failures.Take([]byte(ip), now)
 		return "", BasicWrong
@@ -106,7 +110,7 @@ func (b *Basic) Check(header, ip string) (string, BasicResult) {
 			break
 		}
 	}
-	b.cache[k] = basicEntry{user: user, expires: now.Add(basicCacheTTL)}
+	b.cache[k] = basicEntry{user: user, stamp: stamp, expires: now.Add(basicCacheTTL)}
 	b.mu.Unlock()
 	return user, BasicOK
 }

@@ -183,6 +183,19 @@ func (u *Users) CheckPassword(name, password string) bool {
 	return false
 }
 
+// passwordStamp identifies the stored credential CheckPassword checks a
+// user's password against (its salt and stored key, which change with
+// the password), or "" for an unknown user: a remembered check is valid
+// only while the stamp stays the same.
+func (u *Users) passwordStamp(name string) string {
+	for _, mech := range ScramMechanisms {
+		if c, ok := u.credential(name, mech); ok {
+			return mech + "\x00" + string(c.Salt) + "\x00" + string(c.StoredKey)
+		}
+	}
+	return ""
+}
+
 // UserInfo describes one user's credentials (no secrets).
 type UserInfo struct {
 	Name       string

@@ -22,6 +22,12 @@ type Access struct {
 	// AdminElsewhere serves /admin/* and /metrics on the admin listener
 	// only (AdminHandler): the main HTTP listener answers 404 for them.
 	AdminElsewhere bool
+	// Admin, when set with Basic, decides whether an authenticated user
+	// (from ip) may read /admin/stats and, with MetricsAuth, /metrics:
+	// they name every client address and the server's configuration, so
+	// under enforced ACLs they need DESCRIBE on the cluster, as Kafka's
+	// own cluster-wide information does. A user it refuses gets 403.
+	Admin func(user, ip string) bool
 }
 
 // SetAccess sets the access rules; call it before the server starts.
@@ -46,7 +52,23 @@ func (a *API) authenticate(ep int, r *loop.HTTPRequest) *loop.HTTPResponse {
 	}
 	user, refusal := a.checkBasic(r.Head.Header("Authorization"), r.RemoteIP.String())
 	r.User = user
+	if refusal == nil {
+		refusal = a.authorizeAdmin(ep, user, r.RemoteIP.String())
+	}
 	return refusal
+}
+
+// authorizeAdmin refuses an authenticated user the operator endpoints
+// (Access.Admin), or returns nil.
+func (a *API) authorizeAdmin(ep int, user, ip string) *loop.HTTPResponse {
+	if a.access.Admin == nil || isREST(ep) || a.access.Admin(user, ip) {
+		return nil
+	}
+	a.cfg.Metrics.GetOrCreateCounter(`floodgate_http_auth_refused_total{reason="not_authorized"}`).Inc()
+	if a.gate.warn.Allow("auth:admin:" + ip) {
+		a.cfg.Logger.Warn("HTTP user not authorized for an operator endpoint (needs DESCRIBE on the cluster)", "user", user, "client_ip", ip, "answer", 403)
+	}
+	return restError(403, 40301, "not authorized: this endpoint needs DESCRIBE on the cluster")
 }
 
 // checkBasic checks an Authorization header from ip.
@@ -92,7 +114,10 @@ func (a *API) AdminHandler() http.Handler {
 			if err != nil {
 				ip = req.RemoteAddr
 			}
-			_, resp = a.checkBasic(req.Header.Get("Authorization"), ip)
+			var user string
+			if user, resp = a.checkBasic(req.Header.Get("Authorization"), ip); resp == nil {
+				resp = a.authorizeAdmin(ep, user, ip)
+			}
 		}
 		if resp == nil {
 			resp = a.serveCheap(ep, &loop.HTTPRequest{Head: &httpcodec.Request{Method: req.Method, Path: []byte(req.URL.Path)}})

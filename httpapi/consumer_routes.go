@@ -163,7 +163,7 @@ func (a *API) serveConsumers(c *call, body []byte) {
 		a.createInstance(c, cp.group, body)
 		return
 	}
-	in := m.lookup(cp.group, cp.name)
+	in := m.lookup(cp.group, cp.name, c.r.User)
 	if in == nil {
 		c.respond(instanceNotFound())
 		return
@@ -305,18 +305,14 @@ func (a *API) createInstance(c *call, group string, body []byte) {
 		c.respond(restError(422, codeInvalidConfig, err.Error()))
 		return
 	}
-	if _, err := a.consumers.create(group, s, c.r.RemoteIP); err != nil {
+	if _, err := a.consumers.create(group, s, c.r.RemoteIP, c.r.User); err != nil {
 		c.respond(err)
 		return
-	}
-	host := string(c.r.Head.HeaderBytes("Host"))
-	if host == "" {
-		host = "localhost"
 	}
 	c.respond(jsonAnswer(200, ctV2, struct {
 		InstanceID string `json:"instance_id"`
 		BaseURI    string `json:"base_uri"`
-	}{s.name, "http://" + host + "/consumers/" + url.PathEscape(group) + "/instances/" + s.name}))
+	}{s.name, base(c) + "/consumers/" + url.PathEscape(group) + "/instances/" + s.name}))
 }
 
 // validTPs checks a list of partitions of a body.
@@ -695,7 +691,7 @@ func (in *instance) fetchAll(reqs []kmsg.Request, wait time.Duration) (*kmsg.Fet
 	}
 	ch := make(chan kmsg.Response, len(reqs))
 	for _, req := range reqs {
-		in.m.a.cfg.Kafka.ServeKafka(req, clientID, in.ip.String(), func(r kmsg.Response) { ch <- r })
+		in.send(req, func(r kmsg.Response) { ch <- r })
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()

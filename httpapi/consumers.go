@@ -233,8 +233,8 @@ type instanceSettings struct {
 }
 
 // create registers a new instance, or answers why not.
-func (m *consumerManager) create(group string, s instanceSettings, ip netip.Addr) (*instance, *loop.HTTPResponse) {
-	in := &instance{m: m, group: group, name: s.name, key: group + "\x00" + s.name, ip: ip, set: s,
+func (m *consumerManager) create(group string, s instanceSettings, ip netip.Addr, user string) (*instance, *loop.HTTPResponse) {
+	in := &instance{m: m, group: group, name: s.name, key: group + "\x00" + s.name, ip: ip, user: user, set: s,
 		cmds: make(chan command, instanceQueue), stop: make(chan struct{}), done: make(chan struct{}),
 		positions: map[tp]int64{}}
 	in.lastUsed.Store(time.Now().UnixNano())
@@ -282,14 +282,18 @@ func limitAnswer(status, code int, limit string, configured, actual int64, msg s
 	}{code, msg, limit, configured, actual})
 }
 
-// lookup returns the instance named by a request and marks it used.
-func (m *consumerManager) lookup(group, name string) *instance {
+// lookup returns the instance named by a request of user and marks it
+// used. Another user's instance is not found: its name says nothing, and
+// polling, committing or deleting it would act on its creator's group
+// membership.
+func (m *consumerManager) lookup(group, name, user string) *instance {
 	m.mu.Lock()
 	in := m.byKey[group+"\x00"+name]
 	m.mu.Unlock()
-	if in != nil {
-		in.lastUsed.Store(time.Now().UnixNano())
+	if in == nil || in.user != user {
+		return nil
 	}
+	in.lastUsed.Store(time.Now().UnixNano())
 	return in
 }
 
@@ -347,7 +351,11 @@ type instance struct {
 	m                *consumerManager
 	group, name, key string
 	ip               netip.Addr
-	set              instanceSettings
+	// user is the HTTP user who created the instance ("" without
+	// --http-auth): only that user reaches it, and its Kafka requests are
+	// checked against that user's ACLs.
+	user string
+	set  instanceSettings
 
 	lastUsed atomic.Int64 // unix nanos of the last request
 	busy     atomic.Int32 // commands queued or running: never idle then
@@ -442,12 +450,22 @@ func (in *instance) leaveGroup(wait time.Duration) {
 // errAborted: the instance was deleted while waiting for Kafka.
 var errAborted = errors.New("consumer instance deleted")
 
+// send hands req to the Kafka handler as the instance's user: the ACL
+// guard checks it with that user's ACLs, as it checks the REST routes.
+func (in *instance) send(req kmsg.Request, respond func(kmsg.Response)) {
+	if ch, ok := in.m.a.cfg.Kafka.(loop.ClientKafkaHandler); ok {
+		ch.ServeKafkaFrom(loop.ClientConn{Addr: in.ip.String(), ClientID: clientID, User: in.user}, req, respond)
+		return
+	}
+	in.m.a.cfg.Kafka.ServeKafka(req, clientID, in.ip.String(), respond)
+}
+
 // call sends req to the Kafka handler and waits for the answer, at most
 // wait (the request's own wait plus slack): the actor's requests are
 // sequential, as a consumer's are.
 func (in *instance) call(req kmsg.Request, wait time.Duration) (kmsg.Response, error) {
 	ch := make(chan kmsg.Response, 1) // the responder never blocks
-	in.m.a.cfg.Kafka.ServeKafka(req, clientID, in.ip.String(), func(r kmsg.Response) { ch <- r })
+	in.send(req, func(r kmsg.Response) { ch <- r })
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

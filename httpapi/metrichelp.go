@@ -109,6 +109,10 @@ var seriesHelp = map[string]string{
 	"floodgate_segment_file_evictions":               "Segment files closed to stay under --max-open-segment-files, since start.",
 	"floodgate_segment_files_limit":                  "The --max-open-segment-files limit.",
 	"floodgate_segment_files_open":                   "Segment files open.",
+	"floodgate_sendfile_bytes_total":                 "Record bytes sent from segment files with sendfile(2) (zero-copy Fetch, plaintext connections).",
+	"floodgate_sendfile_sections_held":               "Sections of segment files held by Fetch answers not yet written (each keeps its file open).",
+	"floodgate_sendfile_sections_limit":              "The bound on sections held at once (half of --max-open-segment-files).",
+	"floodgate_sendfile_sections_refused":            "Fetch reads served by copy because the section bound was reached, since start.",
 	"floodgate_segments_fenced_total":                "Segments fenced (no longer appended to) after a write error.",
 	"floodgate_throttle_time_seconds":                "Delay given to Kafka requests over a rate limit (throttle_time_ms), in seconds.",
 	"floodgate_tls_connections_active":               "TLS connections open (handshake done), parked ones included.",
@@ -133,6 +137,7 @@ var seriesHelp = map[string]string{
 	"floodgate_sasl_refused_total":                    "Kafka connections closed by the SASL rules, by reason (unauthenticated request, frame too large, timeout, ...).",
 	"floodgate_acl_denied_total":                      "Kafka requests (or parts of them) denied by the ACLs, by API.",
 	"floodgate_http_auth_refused_total":               "HTTP requests refused by --http-auth, by reason.",
+	"floodgate_acl_undecodable_total":                 "Gateway Kafka requests refused under --auth-required because they do not decode, so the ACLs cannot be checked.",
 }
 
 // helpFor is the HELP text of a family: the documents' meaning, the

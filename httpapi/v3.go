@@ -134,11 +134,17 @@ type v3Topic struct {
 	AuthorizedOperations   []string `json:"authorized_operations"`
 }
 
-// base is the URL prefix of the links in answers.
+// base is the URL prefix of the links in answers: the request's scheme
+// (https:// over the HTTPS listener, so that a client following a link
+// does not send its next request, credentials included, in the clear)
+// and Host.
 func base(c *call) string {
 	host := string(c.r.Head.HeaderBytes("Host"))
 	if host == "" {
 		host = "localhost"
+	}
+	if c.r.TLS {
+		return "https://" + host
 	}
 	return "http://" + host
 }

@@ -38,6 +38,9 @@ type HTTPRequest struct {
 	// User is the user the handler authenticated (HTTP Basic), set by
 	// the handler itself; "" for anonymous.
 	User string
+	// TLS says the request came over the HTTPS listener (the links an
+	// answer gives keep the scheme).
+	TLS bool
 }
 
 // HTTPResponse is what a handler answers.
@@ -318,7 +321,8 @@ func (c *conn) dispatchHTTP(now time.Time) {
 		}
 		return
 	}
-	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.requestIP(h.req), Received: h.headStart, Loop: h.loopIdx, Share: c.share}
+	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.requestIP(h.req), Received: h.headStart, Loop: h.loopIdx, Share: c.share,
+		TLS: c.tlsOf() != nil}
 	seq := c.reserveSeq()
 	j := &httpJob{c: c, seq: seq, r: r, keepAlive: keepAlive}
 	h.charge.Move(&j.charge, h.charge.Held())
@@ -357,7 +361,8 @@ func (c *conn) serveInline(keepAlive bool) bool {
 		return false
 	}
 	h := c.http
-	h.inline = HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.requestIP(h.req), Received: h.headStart, Loop: h.loopIdx, Share: c.share}
+	h.inline = HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.requestIP(h.req), Received: h.headStart, Loop: h.loopIdx, Share: c.share,
+		TLS: c.tlsOf() != nil}
 	// Counted in flight while it is served, as a request in the pool is
 	// (the API's in-flight limit counts this request already).
 	c.loop.s.inflight.Add(1)

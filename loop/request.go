@@ -110,9 +110,10 @@ func (r *kafkaRequest) run() {
 			TLS: c.tlsOf() != nil, TLSSubject: c.tlsSubject()}, req, r.respond)
 	} else if t := c.tlsOf(); t != nil && s.tlsKafka != nil {
 		s.tlsKafka.ServeKafkaTLS(req, string(h.ClientID), c.addr(), t.subject, r.respond)
-	} else if s.files != nil {
+	} else if s.files != nil && c.tlsOf() == nil {
 		// Plaintext only: a TLS answer must pass through the record
-		// layer, so it never leaves its records in the segment files.
+		// layer, so it never leaves its records in the segment files
+		// (also with a handler that has no TLS path of its own).
 		s.files.ServeKafkaFiles(req, string(h.ClientID), c.addr(), r.respond)
 	} else {
 		s.cfg.Kafka.ServeKafka(req, string(h.ClientID), c.addr(), r.respond)
@@ -234,7 +235,14 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 	}
 	buf := c.loop.s.bufs.get()
 	var files *fileAnswer
-	if ff, ok := resp.(*kafka.FileFetchResponse); ok {
+	if ff, ok := resp.(*kafka.FileFetchResponse); ok && c.tlsOf() != nil {
+		// Sections cannot be sealed into TLS records (and would crash the
+		// loop trying): a handler answered a TLS request from files.
+		ff.Release()
+		c.loop.s.log.Error("fetch answer from files for a TLS connection; answered as a server error", "client_ip", c.addr())
+		resp = kafka.ErrorResponse(req, kafka.ErrUnknownServerError)
+		*buf = kafka.AppendResponse(*buf, &r.hdr, resp)
+	} else if ok {
 		var cuts []int
 		var err error
 		*buf, cuts, err = kafka.AppendFileFetchResponse(*buf, &r.hdr, ff, nil)

@@ -37,6 +37,10 @@ var liveFlags = map[string]bool{
 	// The PROXY header's deadline, set per connection (the pending cap is
 	// not live: descriptors are reserved for it at start).
 	"proxy-protocol-timeout": true,
+	// The SASL and TLS handshake bounds, read when a connection opens, a
+	// handshake starts or an authentication fails.
+	"sasl-authentication-timeout": true, "sasl-failed-authentication-delay": true,
+	"max-tls-handshakes": true, "tls-handshake-timeout": true,
 	// The memory budget (its limit and the per-IP cap are atomics).
 	"memory-limit-bytes": true, "memory-limit-per-ip-percent": true,
 	// Rates and quotas: buckets of an unchanged rate keep their state.

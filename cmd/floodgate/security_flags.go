@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -91,6 +92,14 @@ func httpAccess(c *cli.Context, sec *security, api *httpapi.API, log *slog.Logge
 			return nil, nil, errors.New("--http-auth basic checks the SASL users: give --sasl-mechanisms too")
 		}
 		acc.Basic = auth.NewBasic(sec.users)
+		if sec.authz != nil && sec.authRequired {
+			// Under enforced ACLs the operator endpoints need what
+			// Kafka's cluster-wide information needs.
+			authz := sec.authz
+			acc.Admin = func(user, ip string) bool {
+				return authz.Authorize(acl.Principal(user), ip, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeCluster, acl.ClusterName)
+			}
+		}
 	default:
 		return nil, nil, fmt.Errorf("--http-auth=%q: want none or basic", mode)
 	}
@@ -103,7 +112,7 @@ func httpAccess(c *cli.Context, sec *security, api *httpapi.API, log *slog.Logge
 
 // guardKafka puts the ACL guard in front of the Kafka handler when SASL
 // is on (ACLs in --data-dir/acls.json; enforced with --auth-required).
-func guardKafka(c *cli.Context, sec *security, kh loop.KafkaHandler, log *slog.Logger, set *metrics.Set) (loop.KafkaHandler, error) {
+func guardKafka(c *cli.Context, sec *security, srv *loop.Server, kh loop.KafkaHandler, log *slog.Logger, set *metrics.Set) (loop.KafkaHandler, error) {
 	if sec.users == nil {
 		return kh, nil
 	}
@@ -122,8 +131,11 @@ func guardKafka(c *cli.Context, sec *security, kh loop.KafkaHandler, log *slog.L
 	log.Info("ACLs loaded", "acls", len(store.List(acl.Filter{})), "enforced", sec.authRequired, "super_users", supers,
 		"allow_everyone_if_no_acl_found", c.Bool("allow-everyone-if-no-acl-found"))
 	if _, raw := kh.(loop.RawKafkaHandler); raw {
-		return acl.NewRawGuard(cfg, kafka.DecodeLimits{MaxPartitions: int(c.Int64("max-partitions-per-request")),
-			MaxNonProduceSize: int(c.Int64("max-non-produce-request-size"))}), nil
+		// The loop's limits in force: a reload changes them.
+		return acl.NewRawGuard(cfg, func() kafka.DecodeLimits {
+			l := srv.Limits()
+			return kafka.DecodeLimits{MaxPartitions: l.MaxPartitionsPerRequest, MaxNonProduceSize: int(l.MaxNonProduceRequestSize)}
+		}), nil
 	}
 	return acl.NewGuard(cfg), nil
 }

@@ -73,7 +73,8 @@ func TestHTTPBasicAuthACLsAndAdminListenerInTheBinary(t *testing.T) {
 		{"admin listener: health", "GET", "http://" + admin + "/health", "", "", "", 200},
 		{"admin listener: metrics open without --metrics-auth", "GET", "http://" + admin + "/metrics", "", "", "", 200},
 		{"admin listener: stats need credentials", "GET", "http://" + admin + "/admin/stats", "", "", "", 401},
-		{"admin listener: stats with credentials", "GET", "http://" + admin + "/admin/stats", "alice", "alice-pw", "", 200},
+		{"admin listener: stats need DESCRIBE on the cluster", "GET", "http://" + admin + "/admin/stats", "alice", "alice-pw", "", 403},
+		{"admin listener: stats for a super user", "GET", "http://" + admin + "/admin/stats", "admin", "admin-pw", "", 200},
 	}
 	for _, c := range cases {
 		status, hdr, body := httpDo(t, c.method, c.url, c.user, c.pass, c.body)
@@ -102,6 +103,15 @@ func TestHTTPBasicAuthACLsAndAdminListenerInTheBinary(t *testing.T) {
 	}
 	if status, _, body := httpDo(t, "GET", base+"/topics/rest-acl/partitions/0/records?offset=0", "alice", "alice-pw", ""); status != 403 {
 		t.Fatalf("alice fetch without READ: %d %s, want 403", status, body)
+	}
+	// Granted DESCRIBE on the cluster, alice reads the operator's stats.
+	res, err = kadm.NewClient(cl).CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").Clusters().
+		Operations(kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral))
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("create cluster ACL: %v %+v", err, res)
+	}
+	if status, _, body := httpDo(t, "GET", "http://"+admin+"/admin/stats", "alice", "alice-pw", ""); status != 200 {
+		t.Fatalf("alice's stats with DESCRIBE on the cluster: %d %s", status, body)
 	}
 	// Guessing passwords over HTTP is stopped before it costs a derivation.
 	var last int

@@ -238,7 +238,7 @@ func runServe(c *cli.Context) error {
 		defer b.Close()
 		kh = b
 	}
-	if kh, err = guardKafka(c, sec, kh, log, set); err != nil {
+	if kh, err = guardKafka(c, sec, srv, kh, log, set); err != nil {
 		return err
 	}
 	srv.SetKafkaHandler(kh)
