@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/floodgate/floodgate/codec/kafka"
@@ -18,8 +20,17 @@ var errUpstreamClosed = errors.New("upstream connection closed")
 // errUpstreamTimeout fails a request the upstream did not answer in time.
 var errUpstreamTimeout = errors.New("upstream request timed out")
 
+// errClientGone fails the requests of a client that disconnected: its
+// dedicated upstream connection is closed with them. Nobody is waiting for
+// the answer, so nothing is logged.
+var errClientGone = errors.New("client disconnected")
+
 // maxUpstreamFrame bounds a response frame read from upstream.
 const maxUpstreamFrame = 1 << 30
+
+// upstreamReadBuffer is the reader's buffer: small responses (acks of a
+// produce, empty fetches) are read several per system call.
+const upstreamReadBuffer = 32 << 10
 
 // responseFunc receives a whole response frame (length prefix included) or
 // an error.
@@ -30,33 +41,55 @@ type pendingReq struct {
 	timer *time.Timer
 }
 
+// outFrame is a request frame waiting for the writer. The frame is the
+// loop's (it stays valid until the request is answered and is never
+// reused); written, when set, is called once the bytes are on the socket or
+// failed (Produce acks=0, which has no answer to wait for).
+type outFrame struct {
+	prefix  [4]byte
+	frame   []byte
+	written func()
+}
+
 // upstreamConn is one connection to an upstream broker. Requests are
-// pipelined with correlation ids of its own; a reader goroutine matches
-// responses. Any error (or a request timing out) closes it and fails every
-// pending request, so nothing waits forever.
+// pipelined with correlation ids of its own: send only queues a frame, a
+// writer goroutine dials (the first time) and writes everything queued
+// with one writev, a reader goroutine matches responses to the pending
+// map. So neither a dial nor a slow upstream ever holds the caller (a pool
+// worker). Any error (or a request timing out) closes the connection and
+// fails every pending request, so nothing waits forever.
+//
+// What it holds is bounded by what the loop lets clients have in flight:
+// every queued or pending entry is a request whose frame is still charged
+// to the memory budget and counted by --max-inflight-requests.
 type upstreamConn struct {
 	node    int32
 	addr    string
-	nc      net.Conn
-	timeout time.Duration
+	timeout time.Duration // write deadline
+	// dialed reports the outcome of the dial to the broker's pool (dial
+	// backoff, readiness); nil for control connections.
+	dialed func(error)
 
-	wmu sync.Mutex // serialises writes
+	wake chan struct{} // capacity 1: the writer has work or must stop
 
 	mu      sync.Mutex
+	nc      net.Conn // nil until dialled
+	queue   []outFrame
 	pending map[int32]*pendingReq
 	corr    int32
 	dead    bool
 	clients int // client connections assigned (guarded by the pool's lock)
+
+	// waiting counts outstanding long polls on a long-poll connection.
+	waiting atomic.Int32
 }
 
-func dialUpstream(node int32, addr string, dialTimeout, reqTimeout time.Duration) (*upstreamConn, error) {
-	nc, err := net.DialTimeout("tcp", addr, dialTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("dial upstream broker %d at %s: %w", node, addr, err)
-	}
-	u := &upstreamConn{node: node, addr: addr, nc: nc, timeout: reqTimeout, pending: map[int32]*pendingReq{}}
-	go u.readLoop()
-	return u, nil
+// newUpstream returns a connection to addr that dials in its own goroutine.
+func newUpstream(node int32, addr string, dialTimeout, reqTimeout time.Duration, dialed func(error)) *upstreamConn {
+	u := &upstreamConn{node: node, addr: addr, timeout: reqTimeout, dialed: dialed,
+		wake: make(chan struct{}, 1), pending: map[int32]*pendingReq{}}
+	go u.writeLoop(dialTimeout)
+	return u
 }
 
 // isDead reports whether the connection failed.
@@ -66,9 +99,11 @@ func (u *upstreamConn) isDead() bool {
 	return u.dead
 }
 
-// send forwards a request frame (after its length prefix) and calls cb
-// with the response, unless expectResponse is false (Produce acks=0). The
-// frame's correlation id is overwritten.
+// send queues a request frame (after its length prefix) and calls cb with
+// the response, or, when expectResponse is false (Produce acks=0), calls
+// cb(nil, nil) once the frame is written. The frame's correlation id is
+// overwritten. It never blocks on the network; errUpstreamClosed means the
+// connection was already broken and cb will not be called.
 func (u *upstreamConn) send(frame []byte, expectResponse bool, timeout time.Duration, cb responseFunc) error {
 	u.mu.Lock()
 	if u.dead {
@@ -77,26 +112,88 @@ func (u *upstreamConn) send(frame []byte, expectResponse bool, timeout time.Dura
 	}
 	u.corr++
 	corr := u.corr
+	binary.BigEndian.PutUint32(frame[4:], uint32(corr))
+	of := outFrame{frame: frame}
+	binary.BigEndian.PutUint32(of.prefix[:], uint32(len(frame)))
 	if expectResponse {
 		p := &pendingReq{cb: cb}
 		p.timer = time.AfterFunc(timeout, func() { u.expire(corr) })
 		u.pending[corr] = p
+	} else {
+		of.written = func() { cb(nil, nil) }
 	}
+	u.queue = append(u.queue, of)
 	u.mu.Unlock()
-
-	binary.BigEndian.PutUint32(frame[4:], uint32(corr))
-	var prefix [4]byte
-	binary.BigEndian.PutUint32(prefix[:], uint32(len(frame)))
-	bufs := net.Buffers{prefix[:], frame}
-	u.wmu.Lock()
-	_ = u.nc.SetWriteDeadline(time.Now().Add(u.timeout))
-	_, err := bufs.WriteTo(u.nc)
-	u.wmu.Unlock()
-	if err != nil {
-		u.fail(fmt.Errorf("write to upstream broker %d: %w", u.node, err))
-		return err
-	}
+	u.signal()
 	return nil
+}
+
+func (u *upstreamConn) signal() {
+	select {
+	case u.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop dials, starts the reader and writes what send queues.
+func (u *upstreamConn) writeLoop(dialTimeout time.Duration) {
+	nc, err := net.DialTimeout("tcp", u.addr, dialTimeout)
+	if u.dialed != nil {
+		u.dialed(err)
+	}
+	if err != nil {
+		u.fail(fmt.Errorf("dial upstream broker %d at %s: %w", u.node, u.addr, err))
+		return
+	}
+	u.mu.Lock()
+	if u.dead {
+		u.mu.Unlock()
+		_ = nc.Close()
+		return
+	}
+	u.nc = nc
+	u.mu.Unlock()
+	go u.readLoop(nc)
+
+	var batch []outFrame
+	var bufs net.Buffers
+	for range u.wake {
+		u.mu.Lock()
+		batch, u.queue = u.queue, batch[:0]
+		dead := u.dead
+		u.mu.Unlock()
+		if dead {
+			finishWritten(batch)
+			return
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		bufs = bufs[:0]
+		for i := range batch {
+			bufs = append(bufs, batch[i].prefix[:], batch[i].frame)
+		}
+		_ = nc.SetWriteDeadline(time.Now().Add(u.timeout))
+		w := bufs // WriteTo consumes its receiver
+		_, err := w.WriteTo(nc)
+		clear(bufs) // let the frames go
+		finishWritten(batch)
+		if err != nil {
+			u.fail(fmt.Errorf("write to upstream broker %d: %w", u.node, err))
+			return
+		}
+	}
+}
+
+// finishWritten tells acks=0 senders their frames are gone and drops the
+// batch's references.
+func finishWritten(batch []outFrame) {
+	for i := range batch {
+		if batch[i].written != nil {
+			batch[i].written()
+		}
+		batch[i] = outFrame{}
+	}
 }
 
 // expire fails a request that got no answer in time and closes the
@@ -120,22 +217,29 @@ func (u *upstreamConn) fail(err error) {
 	u.dead = true
 	pending := u.pending
 	u.pending = map[int32]*pendingReq{}
+	queued := u.queue
+	u.queue = nil
+	nc := u.nc
 	u.mu.Unlock()
-	_ = u.nc.Close()
+	if nc != nil {
+		_ = nc.Close()
+	}
+	u.signal() // the writer notices and ends
+	finishWritten(queued)
 	for _, p := range pending {
 		p.timer.Stop()
 		p.cb(nil, err)
 	}
 }
 
-// close ends the connection, failing what is pending.
-func (u *upstreamConn) close() { u.fail(errUpstreamClosed) }
+// close ends the connection, failing what is pending with cause.
+func (u *upstreamConn) close(cause error) { u.fail(cause) }
 
-func (u *upstreamConn) readLoop() {
+func (u *upstreamConn) readLoop(nc net.Conn) {
+	rd := bufio.NewReaderSize(nc, upstreamReadBuffer)
 	var head [8]byte
 	for {
-		_ = u.nc.SetReadDeadline(time.Time{})
-		if _, err := io.ReadFull(u.nc, head[:]); err != nil {
+		if _, err := io.ReadFull(rd, head[:]); err != nil {
 			u.fail(fmt.Errorf("read from upstream broker %d: %w", u.node, err))
 			return
 		}
@@ -146,7 +250,7 @@ func (u *upstreamConn) readLoop() {
 		}
 		frame := make([]byte, kafka.LengthSize+n)
 		copy(frame, head[:])
-		if _, err := io.ReadFull(u.nc, frame[8:]); err != nil {
+		if _, err := io.ReadFull(rd, frame[8:]); err != nil {
 			u.fail(fmt.Errorf("read from upstream broker %d: %w", u.node, err))
 			return
 		}

@@ -66,6 +66,7 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, log *sl
 		AdvertisedHost:       adv,
 		MaxUpstreamPerBroker: int(c.Int64("max-upstream-connections-per-broker")), // validated with the limits
 		RequestTimeout:       c.Duration("upstream-request-timeout"),
+		MaxFetchBytes:        c.Int64("max-fetch-bytes"),
 		Decode: kafka.DecodeLimits{MaxPartitions: int(c.Int64("max-partitions-per-request")),
 			MaxNonProduceSize: int(c.Int64("max-non-produce-request-size"))},
 		Logger:      log,
