@@ -120,16 +120,25 @@ func (g *Gateway) forward(client uint64, node int32, h *kafka.Header, frame []by
 const dialBackoff = time.Second
 
 // pickAny returns a broker for requests any broker answers: the preferred
-// one if known, else round robin over the known brokers.
+// one if it is not known to be failing, else round robin over the
+// healthiest known brokers (a broker whose dials fail, or whose first dial
+// is still under way, is used only when no other is left).
 func (g *Gateway) pickAny(prefer int32) int32 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if _, ok := g.brokers[prefer]; ok {
+	if b, ok := g.brokers[prefer]; ok && b.health() < healthDialing {
 		return prefer
 	}
 	ids := make([]int32, 0, len(g.brokers))
-	for id := range g.brokers {
-		ids = append(ids, id)
+	best := healthDown + 1
+	for id, b := range g.brokers {
+		switch h := b.health(); {
+		case h < best:
+			best = h
+			ids = append(ids[:0], id)
+		case h == best:
+			ids = append(ids, id)
+		}
 	}
 	if len(ids) == 0 {
 		return -1
@@ -137,6 +146,29 @@ func (g *Gateway) pickAny(prefer int32) int32 {
 	slices.Sort(ids) // map order is random: sort for a fair rotation
 	g.next++
 	return ids[g.next%len(ids)]
+}
+
+// Health of an upstream broker as its pool saw it, best first.
+const (
+	healthUp      = iota // the last dial succeeded
+	healthUnknown        // never dialled
+	healthDialing        // never reached, a dial under way
+	healthDown           // the last dial failed
+)
+
+// health ranks the broker for requests any broker can answer.
+func (b *upstreamBroker) health() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.lastDial == dialFailed:
+		return healthDown
+	case b.lastDial == dialOK:
+		return healthUp
+	case b.dialing > 0:
+		return healthDialing
+	}
+	return healthUnknown
 }
 
 // restClient is the client id of the HTTP REST API's requests, which
@@ -201,12 +233,16 @@ func (b *upstreamBroker) backoffLocked() error {
 // goroutine; requests queue meanwhile).
 func (b *upstreamBroker) dialLocked(g *Gateway) *upstreamConn {
 	g.connCount.Add(1)
+	b.dialing++
 	return newUpstream(b.id, b.addr, g.cfg.DialTimeout, g.cfg.RequestTimeout, func(err error) {
 		b.mu.Lock()
+		b.dialing--
 		if err != nil {
 			b.dialFailedAt = time.Now()
+			b.lastDial = dialFailed
 		} else {
 			b.dialFailedAt = time.Time{}
+			b.lastDial = dialOK
 		}
 		b.mu.Unlock()
 		if err == nil {

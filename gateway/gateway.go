@@ -108,7 +108,18 @@ type upstreamBroker struct {
 	leases       []*upstreamConn
 	byClient     map[uint64]*upstreamConn
 	dialFailedAt time.Time // last failed dial, for dialBackoff
+	lastDial     dialOutcome
+	dialing      int // dials under way
 }
+
+// dialOutcome is how the last dial to a broker ended.
+type dialOutcome uint8
+
+const (
+	dialNone dialOutcome = iota
+	dialOK
+	dialFailed
+)
 
 // New returns a gateway; Start connects it.
 func New(cfg Config) (*Gateway, error) {
