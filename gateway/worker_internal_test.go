@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -244,5 +245,62 @@ func TestGatewayLoopbackAdvertisedWithRemoteUpstreamWarns(t *testing.T) {
 				t.Fatalf("warned %v, want %v: %q", got, tc.warns, buf.String())
 			}
 		})
+	}
+}
+
+// logBuffer collects log lines from several goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) count(substr string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.buf.String(), substr)
+}
+
+// TestGatewayUpstreamErrorWarningsAreRateLimited: 40 requests failing
+// against an unreachable broker within a second give one WARN (with the
+// count it stands for), not 40.
+func TestGatewayUpstreamErrorWarningsAreRateLimited(t *testing.T) {
+	var logs logBuffer
+	_, g := startInternal(t, 2, func(c *Config) {
+		c.DialTimeout = 200 * time.Millisecond
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	b, err := g.ensureBroker(99, hangingListener(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", b.localPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	const n = 40
+	for corr := int32(1); corr <= n; corr++ {
+		if _, err := c.Write(listOffsetsFrame(corr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ { // every request is answered
+		var head [4]byte
+		if _, err := io.ReadFull(c, head[:]); err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(head[:]))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := logs.count(`msg="upstream request failed"`); got < 1 || got > 2 {
+		t.Fatalf("%d WARN lines for %d failed requests in under a second, want 1 or 2", got, n)
 	}
 }
