@@ -248,7 +248,7 @@ func (b *upstreamBroker) dialLocked(g *Gateway) *upstreamConn {
 		if err == nil {
 			g.reachable.Store(true)
 		}
-	})
+	}, g.upstreamBroke)
 }
 
 // leaseLocked returns the long-poll connection with the fewest waiting

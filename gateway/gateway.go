@@ -69,6 +69,7 @@ type Gateway struct {
 	next    int                // round robin for "any broker" requests
 
 	stop chan struct{}
+	kick chan struct{} // capacity 1: an upstream connection broke, re-read the cluster now
 	done sync.WaitGroup
 
 	upstreamConns *metrics.Gauge
@@ -147,7 +148,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, warn: limits.NewWarnLog(cfg.Logger, time.Second), brokers: map[int32]*upstreamBroker{}, leaders: map[string][]int32{}, stop: make(chan struct{})}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, warn: limits.NewWarnLog(cfg.Logger, time.Second), brokers: map[int32]*upstreamBroker{}, leaders: map[string][]int32{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	g.upstreamConns = cfg.Metrics.NewGauge("floodgate_gateway_upstream_connections", func() float64 { return float64(g.connCount.Load()) })
 	g.forwarded = cfg.Metrics.NewCounter("floodgate_gateway_requests_forwarded_total")
 	g.failed = cfg.Metrics.NewCounter("floodgate_gateway_upstream_errors_total")
@@ -318,6 +319,10 @@ func (g *Gateway) refreshLoop() {
 		case <-g.stop:
 			return
 		case <-t.C:
+		case <-g.kick:
+			if !t.Stop() {
+				<-t.C
+			}
 		}
 		err := g.refreshOnce()
 		g.reachable.Store(err == nil)
@@ -326,6 +331,15 @@ func (g *Gateway) refreshLoop() {
 				"retry_in", retry.String())
 		}
 		t.Reset(g.nextRefresh(&retry, err == nil && g.bootstrapped.Load()))
+	}
+}
+
+// upstreamBroke asks for a refresh at once: the cluster may have moved or
+// gone (for /ready), and no refresh should wait for the interval.
+func (g *Gateway) upstreamBroke() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -443,7 +457,7 @@ func (g *Gateway) ensureBroker(id int32, addr string) (*upstreamBroker, error) {
 // control sends one request on a short-lived connection (start-up and
 // refresh, off the request path).
 func (g *Gateway) control(ctx context.Context, addr string, req kmsg.Request) (kmsg.Response, error) {
-	u := newUpstream(-1, addr, g.cfg.DialTimeout, g.cfg.RequestTimeout, nil)
+	u := newUpstream(-1, addr, g.cfg.DialTimeout, g.cfg.RequestTimeout, nil, nil)
 	defer u.close(errUpstreamClosed)
 	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("floodgate-gateway")).AppendRequest(nil, req, 0)
 	h := kafka.Header{APIKey: req.Key(), APIVersion: req.GetVersion(), Flexible: req.IsFlexible()}

@@ -69,6 +69,9 @@ type upstreamConn struct {
 	// dialed reports the outcome of the dial to the broker's pool (dial
 	// backoff, readiness); nil for control connections.
 	dialed func(error)
+	// broke is told when the connection fails for a reason other than
+	// being closed by floodgate (nil for control connections).
+	broke func()
 
 	wake chan struct{} // capacity 1: the writer has work or must stop
 
@@ -85,8 +88,8 @@ type upstreamConn struct {
 }
 
 // newUpstream returns a connection to addr that dials in its own goroutine.
-func newUpstream(node int32, addr string, dialTimeout, reqTimeout time.Duration, dialed func(error)) *upstreamConn {
-	u := &upstreamConn{node: node, addr: addr, timeout: reqTimeout, dialed: dialed,
+func newUpstream(node int32, addr string, dialTimeout, reqTimeout time.Duration, dialed func(error), broke func()) *upstreamConn {
+	u := &upstreamConn{node: node, addr: addr, timeout: reqTimeout, dialed: dialed, broke: broke,
 		wake: make(chan struct{}, 1), pending: map[int32]*pendingReq{}}
 	go u.writeLoop(dialTimeout)
 	return u
@@ -225,6 +228,9 @@ func (u *upstreamConn) fail(err error) {
 		_ = nc.Close()
 	}
 	u.signal() // the writer notices and ends
+	if u.broke != nil && !errors.Is(err, errClientGone) && !errors.Is(err, errGatewayClosed) && !errors.Is(err, errUpstreamClosed) {
+		u.broke()
+	}
 	finishWritten(queued)
 	for _, p := range pending {
 		p.timer.Stop()
