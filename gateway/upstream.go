@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/floodgate/floodgate/codec/kafka"
 )
@@ -48,15 +52,26 @@ type pendingReq struct {
 type outFrame struct {
 	prefix  [4]byte
 	frame   []byte
+	skip    int // bytes of prefix and frame already written
 	written func()
 }
 
+// appendTo appends what is left to write of f to bufs.
+func (f *outFrame) appendTo(bufs [][]byte) [][]byte {
+	if f.skip < len(f.prefix) {
+		return append(bufs, f.prefix[f.skip:], f.frame)
+	}
+	return append(bufs, f.frame[f.skip-len(f.prefix):])
+}
+
 // upstreamConn is one connection to an upstream broker. Requests are
-// pipelined with correlation ids of its own: send only queues a frame, a
-// writer goroutine dials (the first time) and writes everything queued
-// with one writev, a reader goroutine matches responses to the pending
-// map. So neither a dial nor a slow upstream ever holds the caller (a pool
-// worker). Any error (or a request timing out) closes the connection and
+// pipelined with correlation ids of its own: send writes a frame itself
+// only when nothing else is being written and the socket takes it without
+// waiting (one non-blocking writev); otherwise it queues the frame (or its
+// rest) for a writer goroutine, which dials (the first time) and writes
+// everything queued with one writev. A reader goroutine matches responses
+// to the pending map. So neither a dial nor a slow upstream ever holds the
+// caller (a pool worker), and the common case costs no goroutine switch. Any error (or a request timing out) closes the connection and
 // fails every pending request, so nothing waits forever.
 //
 // What it holds is bounded by what the loop lets clients have in flight:
@@ -76,7 +91,9 @@ type upstreamConn struct {
 	wake chan struct{} // capacity 1: the writer has work or must stop
 
 	mu      sync.Mutex
-	nc      net.Conn // nil until dialled
+	nc      net.Conn        // nil until dialled
+	raw     syscall.RawConn // nc's, for non-blocking writes
+	writing bool            // a sender or the writer is writing
 	queue   []outFrame
 	pending map[int32]*pendingReq
 	corr    int32
@@ -125,10 +142,61 @@ func (u *upstreamConn) send(frame []byte, expectResponse bool, timeout time.Dura
 	} else {
 		of.written = func() { cb(nil, nil) }
 	}
-	u.queue = append(u.queue, of)
+	if u.writing || len(u.queue) > 0 || u.raw == nil {
+		u.queue = append(u.queue, of)
+		u.mu.Unlock()
+		u.signal()
+		return nil
+	}
+	u.writing = true
+	raw := u.raw
 	u.mu.Unlock()
-	u.signal()
+	u.writeNow(raw, &of)
 	return nil
+}
+
+// writeNow writes a frame in the caller with one non-blocking writev; what
+// the socket does not take at once is left to the writer goroutine, in
+// front of anything queued meanwhile.
+func (u *upstreamConn) writeNow(raw syscall.RawConn, of *outFrame) {
+	var bufs [3][]byte
+	var n int
+	var werr error
+	err := raw.Write(func(fd uintptr) bool {
+		n, werr = unix.Writev(int(fd), of.appendTo(bufs[:0]))
+		return true // one attempt: never wait for the socket
+	})
+	if err == nil {
+		err = werr
+	}
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+		err = nil
+	}
+	of.skip += max(n, 0)
+	done := of.skip == len(of.prefix)+len(of.frame)
+	if done && of.written != nil {
+		of.written()
+	}
+	u.mu.Lock()
+	u.writing = false
+	if u.dead && err == nil && !done {
+		err = errUpstreamClosed // failed meanwhile: the writer is gone
+	}
+	if err == nil && !done {
+		u.queue = slices.Insert(u.queue, 0, *of)
+	}
+	more := len(u.queue) > 0
+	u.mu.Unlock()
+	if err != nil {
+		if !done && of.written != nil {
+			of.written()
+		}
+		u.fail(fmt.Errorf("write to upstream broker %d: %w", u.node, err))
+		return
+	}
+	if more {
+		u.signal()
+	}
 }
 
 func (u *upstreamConn) signal() {
@@ -155,6 +223,9 @@ func (u *upstreamConn) writeLoop(dialTimeout time.Duration) {
 		return
 	}
 	u.nc = nc
+	if tc, ok := nc.(*net.TCPConn); ok {
+		u.raw, _ = tc.SyscallConn()
+	}
 	u.mu.Unlock()
 	go u.readLoop(nc)
 
@@ -162,8 +233,13 @@ func (u *upstreamConn) writeLoop(dialTimeout time.Duration) {
 	var bufs net.Buffers
 	for range u.wake {
 		u.mu.Lock()
+		if u.writing && !u.dead {
+			u.mu.Unlock()
+			continue // a sender is writing; it wakes us for what it leaves
+		}
 		batch, u.queue = u.queue, batch[:0]
 		dead := u.dead
+		u.writing = !dead && len(batch) > 0
 		u.mu.Unlock()
 		if dead {
 			finishWritten(batch)
@@ -174,16 +250,23 @@ func (u *upstreamConn) writeLoop(dialTimeout time.Duration) {
 		}
 		bufs = bufs[:0]
 		for i := range batch {
-			bufs = append(bufs, batch[i].prefix[:], batch[i].frame)
+			bufs = batch[i].appendTo(bufs)
 		}
 		_ = nc.SetWriteDeadline(time.Now().Add(u.timeout))
 		w := bufs // WriteTo consumes its receiver
 		_, err := w.WriteTo(nc)
 		clear(bufs) // let the frames go
 		finishWritten(batch)
+		u.mu.Lock()
+		u.writing = false
+		more := len(u.queue) > 0
+		u.mu.Unlock()
 		if err != nil {
 			u.fail(fmt.Errorf("write to upstream broker %d: %w", u.node, err))
 			return
+		}
+		if more {
+			u.signal()
 		}
 	}
 }
