@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -31,10 +30,6 @@ var errClientGone = errors.New("client disconnected")
 
 // maxUpstreamFrame bounds a response frame read from upstream.
 const maxUpstreamFrame = 1 << 30
-
-// upstreamReadBuffer is the reader's buffer: small responses (acks of a
-// produce, empty fetches) are read several per system call.
-const upstreamReadBuffer = 32 << 10
 
 // responseFunc receives a whole response frame (length prefix included) or
 // an error.
@@ -325,7 +320,11 @@ func (u *upstreamConn) fail(err error) {
 func (u *upstreamConn) close(cause error) { u.fail(cause) }
 
 func (u *upstreamConn) readLoop(nc net.Conn) {
-	rd := bufio.NewReaderSize(nc, upstreamReadBuffer)
+	// Read straight from the socket: a buffered reader (32 KiB) measured
+	// slower for consume through the gateway (medians 87 vs 104 MB/s, 100 B
+	// records), its copy of each response's first bytes costing more than
+	// the system calls it saves.
+	rd := nc
 	var head [8]byte
 	for {
 		if _, err := io.ReadFull(rd, head[:]); err != nil {
