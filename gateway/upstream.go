@@ -97,6 +97,11 @@ type upstreamConn struct {
 
 	// waiting counts outstanding long polls on a long-poll connection.
 	waiting atomic.Int32
+
+	// afterPartialWrite, when set (tests only), runs after a sender's write
+	// that the socket took only in part, before the rest is queued: it
+	// widens the moment in which other senders queue frames behind it.
+	afterPartialWrite func()
 }
 
 // newUpstream returns a connection to addr that dials in its own goroutine.
@@ -169,6 +174,9 @@ func (u *upstreamConn) writeNow(raw syscall.RawConn, of *outFrame) {
 	}
 	of.skip += max(n, 0)
 	done := of.skip == len(of.prefix)+len(of.frame)
+	if !done && n > 0 && u.afterPartialWrite != nil {
+		u.afterPartialWrite()
+	}
 	if done && of.written != nil {
 		of.written()
 	}
