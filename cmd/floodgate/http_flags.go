@@ -46,7 +46,11 @@ func httpLimitsFromFlags(c *cli.Context) (limits.HTTPConfig, error) {
 
 // newHTTPAPI builds the HTTP handler of srv over the Kafka handler k.
 func newHTTPAPI(srv *loop.Server, k loop.KafkaHandler, set *metrics.Set, log *slog.Logger, hc *limits.HTTPConfig) (*httpapi.API, error) {
-	api, err := httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready,
+	ready := srv.Ready
+	if r, ok := k.(interface{ Ready() bool }); ok { // the gateway: false while no upstream broker is reachable
+		ready = func() bool { return srv.Ready() && r.Ready() }
+	}
+	api, err := httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: ready,
 		Kafka: k, Limits: hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: log, Budget: srv.Budget()})
 	if err != nil {
 		return nil, fmt.Errorf("http api: %w", err)
