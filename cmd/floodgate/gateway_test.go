@@ -83,3 +83,33 @@ func TestGatewayStartsWhileUpstreamIsDown(t *testing.T) {
 	waitReady(t, p, 503, 5*time.Second)
 	p.alive(t)
 }
+
+// TestGatewayReadyFollowsTheClusterBehindTheACLGuard: with SASL users (so
+// the ACL guard stands in front of the gateway), /ready still follows the
+// upstream cluster: 503 while it is down, 200 once it is up. Before, the
+// guard hid the gateway's readiness and /ready said 200 with no cluster.
+func TestGatewayReadyFollowsTheClusterBehindTheACLGuard(t *testing.T) {
+	kp, err := loopback.FreePortRange(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gp, err := loopback.FreePortRange(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startFloodgate(t, 4096, "--data-dir", t.TempDir(), "--sasl-mechanisms", "SCRAM-SHA-512",
+		"--upstream-brokers", fmt.Sprintf("127.0.0.1:%d", kp),
+		"--gateway-listen-ports", fmt.Sprintf("%d-%d", gp, gp+3), "--gateway-advertised-host", "127.0.0.1")
+	if !strings.Contains(p.stderr.String(), "ACLs loaded") {
+		t.Fatalf("the ACL guard is not in front of the gateway:\n%s", p.stderr.String())
+	}
+	waitReady(t, p, 503, 2*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	waitReady(t, p, 503, time.Second)
+	cluster, err := kfake.NewCluster(kfake.Ports(kp), kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	waitReady(t, p, 200, 10*time.Second)
+}
