@@ -178,8 +178,9 @@ const restClient = 0
 // upstreamFor returns the connection for one request of client to node:
 // the client's own connection while the broker's pool has room, a shared
 // one beyond it. A request that waits (long poll, group join) of a client
-// whose connection is shared goes to a long-poll connection instead, so it
-// never holds other clients' requests (lease reports that case). It never
+// whose connection is shared, or may become shared because the pool is
+// full, goes to a long-poll connection instead, so it never holds other
+// clients' requests (lease reports that case). It never
 // dials itself: a new connection dials in its own goroutine.
 func (g *Gateway) upstreamFor(client uint64, node int32, long bool) (u *upstreamConn, lease bool, err error) {
 	g.mu.RLock()
@@ -210,7 +211,10 @@ func (g *Gateway) upstreamFor(client uint64, node int32, long bool) (u *upstream
 			b.byClient[client] = u
 		}
 	}
-	if long && (u.clients > 1 || client == restClient) {
+	// On a full pool any connection may be given to another client while
+	// the request waits (shareLocked), so a long request goes to a long-poll
+	// connection then too, not only once its connection is shared.
+	if long && (u.clients > 1 || client == restClient || len(b.conns) >= g.cfg.MaxUpstreamPerBroker) {
 		l, err := b.leaseLocked(g)
 		if err != nil {
 			return nil, false, err

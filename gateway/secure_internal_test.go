@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -197,4 +198,52 @@ func TestRefusedAuthenticationFailsTheConnectionLikeADial(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLongPollOnAFullPoolDoesNotDelayALaterSharer: with one upstream
+// connection per broker, a client whose first request is a long poll
+// (3 s wait on an empty partition) owns the only connection; its poll must
+// not hold the requests of a producer that arrives meanwhile and is given
+// that connection to share. kgo consumers fetch on a connection of their
+// own, which is the first on a broker their other requests never reached:
+// the gateway package's long-poll test, whose leaders kfake picks at
+// random, measured a produce of 2.0 s behind such a poll. A long poll on a
+// full pool now goes to a long-poll connection.
+func TestLongPollOnAFullPoolDoesNotDelayALaterSharer(t *testing.T) {
+	srv, _ := startInternal(t, 4, func(c *Config) { c.MaxUpstreamPerBroker = 1 })
+	poller, err := net.Dial("tcp", srv.KafkaAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer poller.Close()
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.SetVersion(4)
+	fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MinBytes, fetch.MaxBytes = -1, 3000, 1, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "t"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 1 << 20
+	ft.Partitions = append(ft.Partitions, fp)
+	fetch.Topics = append(fetch.Topics, ft)
+	if _, err := poller.Write(kmsg.NewRequestFormatter(kmsg.FormatterClientID("poller")).AppendRequest(nil, fetch, 1)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the poll waits upstream
+
+	prod, err := kgo.NewClient(kgo.SeedBrokers(srv.KafkaAddr()), kgo.DefaultProduceTopic("t"), kgo.RetryTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	took := time.Since(start)
+	if took > time.Second {
+		t.Fatalf("a new producer's first record took %v behind another client's long poll", took)
+	}
+	t.Logf("a new producer's first record acknowledged in %v while a long poll waits", took)
 }
