@@ -11,5 +11,14 @@
 // Upstream connections are bounded per broker: under the bound each client
 // connection gets its own upstream connection; beyond it clients share the
 // least-loaded ones (multiplexing), which keeps a client's requests in
-// order on one upstream connection as idempotent producers need.
+// order on one upstream connection as idempotent producers need. Requests
+// that wait upstream (long-poll Fetch, JoinGroup, SyncGroup) of clients on
+// a shared connection, or on any connection once the pool is full (it may
+// be shared at any moment), go to long-poll connections instead, since a
+// broker answers one connection's requests one at a time.
+//
+// Forwarding never holds a pool worker on the network: an upstream
+// connection dials (and does TLS and SASL) in its own goroutine, a sender writes only what the
+// socket takes at once (the rest goes to the connection's writer
+// goroutine), and a reader goroutine matches answers by correlation id.
 package gateway

@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -22,13 +25,20 @@ func anyBroker(key int16) bool {
 }
 
 // ServeRaw forwards one frame to the upstream broker the client's listener
-// stands for (or any live broker for bootstrap and cluster-wide APIs).
+// stands for (or any live broker for bootstrap and cluster-wide APIs). It
+// only queues the frame: the pool worker is free again at once, whatever
+// the upstream does.
 func (g *Gateway) ServeRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, respond func([]byte)) {
 	g.forwarded.Inc()
 	expect := true
-	if h.APIKey == 0 {
+	switch h.APIKey {
+	case 0:
 		if acks, ok := kafka.ProduceAcks(h.APIVersion, frame[h.Size:]); ok && acks == 0 {
 			expect = false
+		}
+	case 1:
+		if f := g.clampFetch(h, frame); f != nil {
+			frame = f
 		}
 	}
 	corr := h.CorrelationID
@@ -39,48 +49,70 @@ func (g *Gateway) ServeRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, re
 		target = g.pickAny(target)
 	}
 	g.forward(cl.ID, target, &hdr, frame, expect, func(resp []byte, err error) {
-		if err != nil {
+		switch {
+		case errors.Is(err, errClientGone):
+			respond(nil) // the client is gone: nothing to answer, nothing to log
+		case err != nil:
 			g.failed.Inc()
-			respond(g.errorFrame(&hdr, frame, err))
-			return
+			respond(g.errorFrame(target, &hdr, frame, err))
+		case resp == nil:
+			respond(nil) // Produce acks=0, written
+		default:
+			respond(g.rewrite(&hdr, corr, resp))
 		}
-		respond(g.rewrite(&hdr, corr, resp))
-	}, respond)
+	})
+}
+
+// waits reports requests an upstream broker may hold for long: a Fetch
+// with a wait (long poll), JoinGroup (until the rebalance) and SyncGroup
+// (until the leader's assignment). On a shared upstream connection they
+// would hold every request queued behind them, since a broker answers a
+// connection's requests one at a time and in order.
+func waits(h *kafka.Header, frame []byte) bool {
+	switch h.APIKey {
+	case 11, 14:
+		return true
+	case 1:
+		off := h.Size + 4 // after ReplicaID
+		if h.APIVersion >= 15 {
+			off = h.Size // v15+ has no ReplicaID
+		}
+		return len(frame) >= off+4 && int32(binary.BigEndian.Uint32(frame[off:])) > 0
+	}
+	return false
 }
 
 // forward sends frame to node, retrying once on a fresh connection when
-// the chosen one is already broken.
-func (g *Gateway) forward(client uint64, node int32, h *kafka.Header, frame []byte, expect bool, cb responseFunc, respond func([]byte)) {
+// the chosen one is already broken. cb gets the answer (nil, nil for a
+// written Produce acks=0) or the error, exactly once.
+func (g *Gateway) forward(client uint64, node int32, h *kafka.Header, frame []byte, expect bool, cb responseFunc) {
 	timeout := g.cfg.RequestTimeout
 	if h.APIKey == 11 { // JoinGroup waits for the rebalance
 		timeout += 5 * time.Minute
 	}
+	long := waits(h, frame)
 	for attempt := 0; attempt < 2; attempt++ {
-		u, err := g.upstreamFor(client, node)
+		u, lease, err := g.upstreamFor(client, node, long)
 		if err != nil {
 			cb(nil, err)
 			return
 		}
-		err = u.send(frame, expect, timeout, cb)
-		switch {
-		case err == nil:
-			if !expect {
-				respond(nil)
+		done := cb
+		if lease {
+			done = func(resp []byte, err error) {
+				u.waiting.Add(-1)
+				cb(resp, err)
 			}
-			return
-		case err == errUpstreamClosed && attempt == 0:
-			continue // it broke before this request was queued: redial once
-		case err == errUpstreamClosed:
-			cb(nil, err)
-			return
-		default:
-			// A write error: fail() already answered the registered callback.
-			if !expect {
-				respond(nil)
-			}
+		}
+		if u.send(frame, expect, timeout, done) == nil {
 			return
 		}
+		if lease {
+			u.waiting.Add(-1)
+		}
+		// It broke before this request was queued: once more on a fresh one.
 	}
+	cb(nil, errUpstreamClosed)
 }
 
 // dialBackoff is how long an upstream broker whose dial failed is answered
@@ -88,90 +120,174 @@ func (g *Gateway) forward(client uint64, node int32, h *kafka.Header, frame []by
 const dialBackoff = time.Second
 
 // pickAny returns a broker for requests any broker answers: the preferred
-// one if known, else round robin over the known brokers.
+// one if it is not known to be failing, else round robin over the
+// healthiest known brokers (a broker whose dials fail, or whose first dial
+// is still under way, is used only when no other is left).
 func (g *Gateway) pickAny(prefer int32) int32 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if _, ok := g.brokers[prefer]; ok {
+	if b, ok := g.brokers[prefer]; ok && b.health() < healthDialing {
 		return prefer
 	}
 	ids := make([]int32, 0, len(g.brokers))
-	for id := range g.brokers {
-		ids = append(ids, id)
+	best := healthDown + 1
+	for id, b := range g.brokers {
+		switch h := b.health(); {
+		case h < best:
+			best = h
+			ids = append(ids[:0], id)
+		case h == best:
+			ids = append(ids, id)
+		}
 	}
 	if len(ids) == 0 {
 		return -1
 	}
-	// map order is random: sort for a fair rotation
-	for i := 1; i < len(ids); i++ {
-		for j := i; j > 0 && ids[j] < ids[j-1]; j-- {
-			ids[j], ids[j-1] = ids[j-1], ids[j]
-		}
-	}
+	slices.Sort(ids) // map order is random: sort for a fair rotation
 	g.next++
 	return ids[g.next%len(ids)]
 }
 
-// upstreamFor returns the client's upstream connection to node: its own
-// while the broker's pool has room, a shared one beyond it.
-func (g *Gateway) upstreamFor(client uint64, node int32) (*upstreamConn, error) {
+// Health of an upstream broker as its pool saw it, best first.
+const (
+	healthUp      = iota // the last dial succeeded
+	healthUnknown        // never dialled
+	healthDialing        // never reached, a dial under way
+	healthDown           // the last dial failed
+)
+
+// health ranks the broker for requests any broker can answer.
+func (b *upstreamBroker) health() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.lastDial == dialFailed:
+		return healthDown
+	case b.lastDial == dialOK:
+		return healthUp
+	case b.dialing > 0:
+		return healthDialing
+	}
+	return healthUnknown
+}
+
+// restClient is the client id of the HTTP REST API's requests, which
+// share the pool's connections.
+const restClient = 0
+
+// upstreamFor returns the connection for one request of client to node:
+// the client's own connection while the broker's pool has room, a shared
+// one beyond it. A request that waits (long poll, group join) of a client
+// whose connection is shared, or may become shared because the pool is
+// full, goes to a long-poll connection instead, so it never holds other
+// clients' requests (lease reports that case). It never
+// dials itself: a new connection dials in its own goroutine.
+func (g *Gateway) upstreamFor(client uint64, node int32, long bool) (u *upstreamConn, lease bool, err error) {
 	g.mu.RLock()
 	b := g.brokers[node]
 	g.mu.RUnlock()
 	if b == nil {
-		return nil, fmt.Errorf("upstream broker %d unknown", node)
-	}
-	b.mu.Lock()
-	if u := b.byClient[client]; u != nil {
-		if !u.isDead() {
-			b.mu.Unlock()
-			return u, nil
-		}
-		b.dropLocked(u, g)
-		delete(b.byClient, client)
-	}
-	b.pruneLocked(g)
-	if len(b.conns) >= g.cfg.MaxUpstreamPerBroker {
-		u := b.conns[0]
-		for _, c := range b.conns[1:] {
-			if c.clients < u.clients {
-				u = c
-			}
-		}
-		u.clients++
-		b.byClient[client] = u
-		b.mu.Unlock()
-		return u, nil
-	}
-	if wait := time.Until(b.dialFailedAt.Add(dialBackoff)); wait > 0 {
-		// It failed a moment ago: answer at once rather than hold a pool
-		// worker for another dial timeout.
-		b.mu.Unlock()
-		return nil, fmt.Errorf("upstream broker %d unreachable (last dial failed %v ago)", node, dialBackoff-wait)
-	}
-	addr := b.addr
-	b.mu.Unlock()
-	u, err := g.dial(node, addr)
-	if err != nil {
-		b.mu.Lock()
-		b.dialFailedAt = time.Now()
-		b.mu.Unlock()
-		return nil, err
+		return nil, false, fmt.Errorf("upstream broker %d unknown", node)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.conns) >= g.cfg.MaxUpstreamPerBroker { // others dialled meanwhile
-		u.close()
-		return g.shareLocked(b, client), nil
+	u = b.byClient[client]
+	if u != nil && u.isDead() {
+		delete(b.byClient, client)
+		b.dropLocked(u)
+		u = nil
 	}
-	g.connCount.Add(1)
-	b.conns = append(b.conns, u)
-	u.clients++
-	b.byClient[client] = u
-	return u, nil
+	if u == nil {
+		b.pruneLocked(g)
+		if len(b.conns) >= g.cfg.MaxUpstreamPerBroker {
+			u = b.shareLocked(client)
+		} else {
+			if err := b.backoffLocked(); err != nil {
+				return nil, false, err
+			}
+			u = b.dialLocked(g)
+			b.conns = append(b.conns, u)
+			u.clients++
+			b.byClient[client] = u
+		}
+	}
+	// On a full pool any connection may be given to another client while
+	// the request waits (shareLocked), so a long request goes to a long-poll
+	// connection then too, not only once its connection is shared.
+	if long && (u.clients > 1 || client == restClient || len(b.conns) >= g.cfg.MaxUpstreamPerBroker) {
+		l, err := b.leaseLocked(g)
+		if err != nil {
+			return nil, false, err
+		}
+		return l, true, nil
+	}
+	return u, false, nil
 }
 
-func (g *Gateway) shareLocked(b *upstreamBroker, client uint64) *upstreamConn {
+// backoffLocked refuses a dial for a moment after one failed: the client
+// is answered at once rather than after another dial timeout.
+func (b *upstreamBroker) backoffLocked() error {
+	if wait := time.Until(b.dialFailedAt.Add(dialBackoff)); wait > 0 {
+		return fmt.Errorf("upstream broker %d unreachable (last dial failed %v ago)", b.id, (dialBackoff - wait).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// dialLocked starts a new connection to the broker (it dials in its own
+// goroutine; requests queue meanwhile).
+func (b *upstreamBroker) dialLocked(g *Gateway) *upstreamConn {
+	g.connCount.Add(1)
+	b.dialing++
+	return newUpstream(b.id, b.addr, g.dial, g.cfg.RequestTimeout, func(err error) {
+		b.mu.Lock()
+		b.dialing--
+		if err != nil {
+			b.dialFailedAt = time.Now()
+			b.lastDial = dialFailed
+		} else {
+			b.dialFailedAt = time.Time{}
+			b.lastDial = dialOK
+		}
+		b.mu.Unlock()
+		if err == nil {
+			g.reachable.Store(true)
+		}
+	}, g.upstreamBroke)
+}
+
+// leaseLocked returns the long-poll connection with the fewest waiting
+// requests, a new one when all are busy and the pool has room (at most
+// --max-upstream-connections-per-broker of them); beyond that waiting
+// requests queue behind each other, never behind other requests. The
+// caller owns one count of the connection's waiting until the answer.
+func (b *upstreamBroker) leaseLocked(g *Gateway) (*upstreamConn, error) {
+	var best *upstreamConn
+	kept := b.leases[:0]
+	for _, l := range b.leases {
+		if l.isDead() {
+			g.connCount.Add(-1)
+			continue
+		}
+		kept = append(kept, l)
+		if best == nil || l.waiting.Load() < best.waiting.Load() {
+			best = l
+		}
+	}
+	clear(b.leases[len(kept):])
+	b.leases = kept
+	if (best == nil || best.waiting.Load() > 0) && len(b.leases) < g.cfg.MaxUpstreamPerBroker && b.backoffLocked() == nil {
+		best = b.dialLocked(g)
+		b.leases = append(b.leases, best)
+	}
+	if best == nil {
+		return nil, b.backoffLocked()
+	}
+	best.waiting.Add(1)
+	return best, nil
+}
+
+// shareLocked assigns client the least-loaded connection of a full pool.
+func (b *upstreamBroker) shareLocked(client uint64) *upstreamConn {
 	u := b.conns[0]
 	for _, c := range b.conns[1:] {
 		if c.clients < u.clients {
@@ -197,11 +313,13 @@ func (b *upstreamBroker) pruneLocked(g *Gateway) {
 	b.conns = kept
 }
 
-// dropLocked forgets one client's use of u.
-func (b *upstreamBroker) dropLocked(u *upstreamConn, g *Gateway) {
+// dropLocked forgets one client's use of u; a connection no client uses
+// any more is closed, failing what is still pending on it (requests of
+// clients that left) quietly.
+func (b *upstreamBroker) dropLocked(u *upstreamConn) {
 	u.clients--
 	if u.clients <= 0 {
-		u.close()
+		u.close(errClientGone)
 	}
 }
 
@@ -218,7 +336,7 @@ func (g *Gateway) ConnClosed(id uint64) {
 		b.mu.Lock()
 		if u, ok := b.byClient[id]; ok {
 			delete(b.byClient, id)
-			b.dropLocked(u, g)
+			b.dropLocked(u)
 			b.pruneLocked(g)
 		}
 		b.mu.Unlock()
@@ -228,8 +346,11 @@ func (g *Gateway) ConnClosed(id uint64) {
 // errorFrame answers a request whose upstream broker could not be reached
 // with a retriable error in the API's shape: clients refresh metadata and
 // retry, nothing hangs.
-func (g *Gateway) errorFrame(h *kafka.Header, frame []byte, cause error) []byte {
-	g.log.Warn("upstream request failed", "api", kmsg.NameForKey(h.APIKey), "error", cause.Error())
+func (g *Gateway) errorFrame(node int32, h *kafka.Header, frame []byte, cause error) []byte {
+	if !errors.Is(cause, errGatewayClosed) {
+		g.warn.Warn("upstream:"+strconv.Itoa(int(node)), "upstream request failed", "node", node,
+			"api", kmsg.NameForKey(h.APIKey), "error", cause.Error())
+	}
 	code := kafka.ErrRequestTimedOut
 	switch h.APIKey {
 	case 0, 1, 2, 23: // Produce, Fetch, ListOffsets, OffsetForLeaderEpoch
@@ -341,6 +462,9 @@ func (g *Gateway) local(node int32, host string, port int32) (string, int32) {
 // encoded and forwarded, Produce/Fetch/ListOffsets to the leader of their
 // first partition.
 func (g *Gateway) ServeKafka(req kmsg.Request, clientID, addr string, respond func(kmsg.Response)) {
+	if f, ok := req.(*kmsg.FetchRequest); ok {
+		clampFetchRequest(f, g.cfg.MaxFetchBytes)
+	}
 	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID)).AppendRequest(nil, req, 0)[kafka.LengthSize:]
 	var h kafka.Header
 	if err := kafka.ParseHeader(frame, int32(len(frame)), &h); err != nil {
@@ -355,10 +479,18 @@ func (g *Gateway) ServeKafka(req kmsg.Request, clientID, addr string, respond fu
 	if p, ok := req.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
 		expect = false
 	}
-	const restClient = 0 // REST requests share the pool's connections
 	g.forward(restClient, node, &h, frame, expect, func(resp []byte, err error) {
-		if err != nil {
+		switch {
+		case err != nil:
+			g.failed.Inc()
+			if !errors.Is(err, errGatewayClosed) {
+				g.warn.Warn("upstream:"+strconv.Itoa(int(node)), "upstream request failed", "node", node,
+					"api", kmsg.NameForKey(h.APIKey), "error", err.Error())
+			}
 			respond(kafka.ErrorResponse(req, kafka.ErrNotLeaderForPartition))
+			return
+		case resp == nil:
+			respond(nil)
 			return
 		}
 		r, err := kafka.DecodeResponse(&h, resp)
@@ -367,7 +499,75 @@ func (g *Gateway) ServeKafka(req kmsg.Request, clientID, addr string, respond fu
 			return
 		}
 		respond(r)
-	}, func([]byte) { respond(nil) })
+	})
+}
+
+// clampFetch enforces --max-fetch-bytes on a forwarded Fetch: the
+// request's MaxBytes (v3+, at a fixed place) is lowered in place; older
+// versions, which have only per-partition limits, are decoded and
+// re-encoded with each partition's share. It returns the frame to forward
+// when it had to build a new one.
+func (g *Gateway) clampFetch(h *kafka.Header, frame []byte) []byte {
+	limit := g.cfg.MaxFetchBytes
+	if limit <= 0 || limit > 1<<31-1 {
+		return nil
+	}
+	if h.APIVersion >= 3 {
+		off := h.Size + 12 // ReplicaID, MaxWaitMillis, MinBytes
+		if h.APIVersion >= 15 {
+			off = h.Size + 8
+		}
+		if len(frame) < off+4 {
+			return nil
+		}
+		if mb := int32(binary.BigEndian.Uint32(frame[off:])); mb <= 0 || int64(mb) > limit {
+			binary.BigEndian.PutUint32(frame[off:], uint32(limit))
+			g.fetchClamped.Inc()
+		}
+		return nil
+	}
+	req, err := kafka.DecodeRequestLimited(h, frame[h.Size:], g.cfg.Decode)
+	if err != nil {
+		return nil // the upstream answers it as it is (or the loop refused it)
+	}
+	f := req.(*kmsg.FetchRequest)
+	if !clampFetchRequest(f, limit) {
+		return nil
+	}
+	g.fetchClamped.Inc()
+	out := kmsg.NewRequestFormatter(kmsg.FormatterClientID(string(h.ClientID))).AppendRequest(nil, f, h.CorrelationID)
+	return out[kafka.LengthSize:]
+}
+
+// clampFetchRequest lowers a Fetch's byte limits to limit: MaxBytes, and
+// each partition's to its share of limit (Kafka returns at least one
+// batch whatever the limits say). It reports whether it changed anything.
+func clampFetchRequest(f *kmsg.FetchRequest, limit int64) bool {
+	if limit <= 0 || limit > 1<<31-1 {
+		return false
+	}
+	changed := false
+	if f.MaxBytes <= 0 || int64(f.MaxBytes) > limit {
+		f.MaxBytes = int32(limit)
+		changed = true
+	}
+	if f.Version >= 3 {
+		return changed // MaxBytes bounds the whole response
+	}
+	n := 0
+	for _, t := range f.Topics {
+		n += len(t.Partitions)
+	}
+	share := int32(max(limit/int64(max(n, 1)), 1))
+	for i := range f.Topics {
+		for j := range f.Topics[i].Partitions {
+			if p := &f.Topics[i].Partitions[j]; p.PartitionMaxBytes <= 0 || p.PartitionMaxBytes > share {
+				p.PartitionMaxBytes = share
+				changed = true
+			}
+		}
+	}
+	return changed
 }
 
 // leaderOf returns the leader of a partition-addressed request's first

@@ -9,6 +9,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,10 @@ type Config struct {
 	UpstreamTLS *tls.Config
 	// RefreshInterval is how often the upstream cluster's brokers are re-read.
 	RefreshInterval time.Duration
+	// MaxFetchBytes caps what one Fetch may ask of the upstream
+	// (--max-fetch-bytes): the forwarded request's MaxBytes is lowered to
+	// it. 0 leaves requests as they are.
+	MaxFetchBytes int64
 	// Decode bounds what decoding a client's request may allocate (the
 	// gateway decodes only to answer a request it could not forward).
 	Decode kafka.DecodeLimits
@@ -60,6 +65,7 @@ type Config struct {
 type Gateway struct {
 	cfg  Config
 	log  *slog.Logger
+	dial dialer          // opens every upstream connection (TCP or TLS, then SASL)
 	warn *limits.WarnLog // limit violations, once per second per limit
 
 	versions [kafkaKeys]versionRange
@@ -70,13 +76,24 @@ type Gateway struct {
 	next    int                // round robin for "any broker" requests
 
 	stop chan struct{}
+	kick chan struct{} // capacity 1: an upstream connection broke, re-read the cluster now
 	done sync.WaitGroup
 
 	upstreamConns *metrics.Gauge
 	forwarded     *metrics.Counter
 	failed        *metrics.Counter
+	fetchClamped  *metrics.Counter
 	connCount     atomic.Int64
+
+	// bootstrapped is set once the upstream's versions and brokers are
+	// known; reachable while the last contact with an upstream broker
+	// (metadata refresh or dial) succeeded. Together they are /ready.
+	bootstrapped atomic.Bool
+	reachable    atomic.Bool
 }
+
+// errGatewayClosed fails what is pending when the gateway shuts down.
+var errGatewayClosed = errors.New("gateway closing")
 
 const kafkaKeys = 128
 
@@ -91,11 +108,26 @@ type upstreamBroker struct {
 	addr      string
 	localPort int32
 
-	mu           sync.Mutex
-	conns        []*upstreamConn
+	mu    sync.Mutex
+	conns []*upstreamConn
+	// leases carry the waiting requests (long polls, group joins) of
+	// clients whose connection is shared, one at a time while they
+	// suffice; at most MaxUpstreamPerBroker.
+	leases       []*upstreamConn
 	byClient     map[uint64]*upstreamConn
 	dialFailedAt time.Time // last failed dial, for dialBackoff
+	lastDial     dialOutcome
+	dialing      int // dials under way
 }
+
+// dialOutcome is how the last dial to a broker ended.
+type dialOutcome uint8
+
+const (
+	dialNone dialOutcome = iota
+	dialOK
+	dialFailed
+)
 
 // New returns a gateway; Start connects it.
 func New(cfg Config) (*Gateway, error) {
@@ -123,28 +155,79 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, warn: limits.NewWarnLog(cfg.Logger, time.Second), brokers: map[int32]*upstreamBroker{}, leaders: map[string][]int32{}, stop: make(chan struct{})}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, dial: dialer{timeout: cfg.DialTimeout, tls: cfg.UpstreamTLS, sasl: cfg.SASL, authTimeout: cfg.RequestTimeout}, warn: limits.NewWarnLog(cfg.Logger, time.Second), brokers: map[int32]*upstreamBroker{}, leaders: map[string][]int32{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	g.upstreamConns = cfg.Metrics.NewGauge("floodgate_gateway_upstream_connections", func() float64 { return float64(g.connCount.Load()) })
 	g.forwarded = cfg.Metrics.NewCounter("floodgate_gateway_requests_forwarded_total")
 	g.failed = cfg.Metrics.NewCounter("floodgate_gateway_upstream_errors_total")
+	g.fetchClamped = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="max-fetch-bytes"}`)
 	return g, nil
 }
 
 // Start reads the upstream cluster's versions and brokers, opens a
-// listener per broker, and keeps following the cluster.
+// listener per broker, and keeps following the cluster. An upstream that
+// does not answer is not fatal: the gateway serves (answering clients with
+// retriable errors, /ready false) and keeps trying with a bounded backoff.
+// An upstream that refuses floodgate's SASL credentials is: retrying does
+// not mend a wrong password, and the operator learns it at once.
 func (g *Gateway) Start(ctx context.Context) error {
-	var lastErr error
-	for _, seed := range g.cfg.Seeds {
-		if err := g.bootstrap(ctx, seed); err != nil {
-			lastErr = err
-			g.log.Warn("upstream seed unusable", "seed", seed, "error", err.Error())
-			continue
+	g.warnLoopbackAdvertised()
+	if err := g.bootstrapAny(ctx); err != nil {
+		if isAuthRefused(err) {
+			return fmt.Errorf("gateway: %w", err)
 		}
-		g.done.Add(1)
-		go g.refreshLoop()
-		return nil
+		g.log.Warn("no upstream seed answered; serving and retrying in the background",
+			"seeds", g.cfg.Seeds, "error", err.Error())
 	}
-	return fmt.Errorf("gateway: no upstream seed answered: %w", lastErr)
+	g.done.Add(1)
+	go g.refreshLoop()
+	return nil
+}
+
+// Ready reports whether the upstream cluster is known and was reachable at
+// the last contact (for /ready).
+func (g *Gateway) Ready() bool { return g.bootstrapped.Load() && g.reachable.Load() }
+
+// bootstrapAny bootstraps from the first seed that answers.
+func (g *Gateway) bootstrapAny(ctx context.Context) error {
+	var errs []error
+	for _, seed := range g.cfg.Seeds {
+		err := g.bootstrap(ctx, seed)
+		if err == nil {
+			g.bootstrapped.Store(true)
+			g.reachable.Store(true)
+			g.log.Info("upstream cluster reached", "seed", seed)
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("seed %s: %w", seed, err))
+	}
+	return errors.Join(errs...)
+}
+
+// warnLoopbackAdvertised warns about a configuration in which remote
+// clients cannot connect: the per-broker listeners are advertised on a
+// loopback host while the upstream cluster is elsewhere, so the gateway is
+// evidently meant for clients on other machines.
+func (g *Gateway) warnLoopbackAdvertised() {
+	if !isLoopbackHost(g.cfg.AdvertisedHost) {
+		return
+	}
+	for _, seed := range g.cfg.Seeds {
+		host, _, err := net.SplitHostPort(seed)
+		if err == nil && !isLoopbackHost(host) {
+			g.log.Warn("gateway advertises a loopback host but the upstream cluster is remote: clients on other machines will be sent to themselves; set --gateway-advertised-host (or --advertised-kafka-addr) to an address they can reach",
+				"advertised_host", g.cfg.AdvertisedHost, "upstream", seed)
+			return
+		}
+	}
+}
+
+// isLoopbackHost reports a loopback IP or the name localhost.
+func isLoopbackHost(host string) bool {
+	if host == "" || strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Close stops following the cluster and closes upstream connections.
@@ -156,9 +239,12 @@ func (g *Gateway) Close() {
 	for _, b := range g.brokers {
 		b.mu.Lock()
 		for _, u := range b.conns {
-			u.close()
+			u.close(errGatewayClosed)
 		}
-		b.conns = nil
+		for _, u := range b.leases {
+			u.close(errGatewayClosed)
+		}
+		b.conns, b.leases = nil, nil
 		b.mu.Unlock()
 	}
 }
@@ -225,28 +311,78 @@ func (g *Gateway) VersionRange(key int16) (min, max int16, ok bool) {
 	return v.min, v.max, v.ok
 }
 
+// Retries while the upstream does not answer start at retryMin and double
+// up to retryMax (and never beyond the refresh interval).
+const (
+	retryMin = 100 * time.Millisecond
+	retryMax = 5 * time.Second
+)
+
+// refreshLoop re-reads the cluster every RefreshInterval; while the
+// upstream does not answer (or was never reached) it retries sooner, with
+// a bounded backoff.
 func (g *Gateway) refreshLoop() {
 	defer g.done.Done()
-	t := time.NewTicker(g.cfg.RefreshInterval)
+	retry := retryMin
+	t := time.NewTimer(g.nextRefresh(&retry, true))
 	defer t.Stop()
 	for {
 		select {
 		case <-g.stop:
 			return
 		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
-		var err error
-		for _, addr := range g.knownAddrs() {
-			if err = g.refreshFrom(ctx, addr); err == nil {
-				break
+		case <-g.kick:
+			if !t.Stop() {
+				<-t.C
 			}
 		}
-		cancel()
+		err := g.refreshOnce()
+		g.reachable.Store(err == nil)
 		if err != nil {
-			g.log.Warn("upstream metadata refresh failed", "error", err.Error())
+			g.warn.Warn("upstream:refresh", "upstream cluster unreachable; retrying", "error", err.Error(),
+				"retry_in", retry.String())
 		}
+		t.Reset(g.nextRefresh(&retry, err == nil && g.bootstrapped.Load()))
 	}
+}
+
+// upstreamBroke asks for a refresh at once: the cluster may have moved or
+// gone (for /ready), and no refresh should wait for the interval.
+func (g *Gateway) upstreamBroke() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// nextRefresh returns the wait before the next attempt: the refresh
+// interval after a success, the doubling retry delay after a failure.
+func (g *Gateway) nextRefresh(retry *time.Duration, ok bool) time.Duration {
+	if ok && g.bootstrapped.Load() {
+		*retry = retryMin
+		return g.cfg.RefreshInterval
+	}
+	d := *retry
+	*retry = min(*retry*2, retryMax, g.cfg.RefreshInterval)
+	return d
+}
+
+// refreshOnce bootstraps (first contact) or re-reads the brokers.
+func (g *Gateway) refreshOnce() error {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
+	defer cancel()
+	if !g.bootstrapped.Load() {
+		return g.bootstrapAny(ctx)
+	}
+	var errs []error
+	for _, addr := range g.knownAddrs() {
+		err := g.refreshFrom(ctx, addr)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // knownAddrs lists upstream broker addresses, seeds last.
@@ -333,11 +469,8 @@ func (g *Gateway) ensureBroker(id int32, addr string) (*upstreamBroker, error) {
 // control sends one request on a short-lived connection (start-up and
 // refresh, off the request path).
 func (g *Gateway) control(ctx context.Context, addr string, req kmsg.Request) (kmsg.Response, error) {
-	u, err := g.dial(-1, addr)
-	if err != nil {
-		return nil, err
-	}
-	defer u.close()
+	u := newUpstream(-1, addr, g.dial, g.cfg.RequestTimeout, nil, nil)
+	defer u.close(errUpstreamClosed)
 	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("floodgate-gateway")).AppendRequest(nil, req, 0)
 	h := kafka.Header{APIKey: req.Key(), APIVersion: req.GetVersion(), Flexible: req.IsFlexible()}
 	type result struct {

@@ -35,7 +35,7 @@ type gw struct {
 }
 
 // startGateway runs kfake with three brokers and floodgate in front of it.
-func startGateway(t *testing.T, maxUpstream int, lim func(*limits.Config)) *gw {
+func startGateway(t *testing.T, maxUpstream int, lim func(*limits.Config), opts ...func(*gateway.Config)) *gw {
 	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "orders"), kfake.AllowAutoTopicCreation())
 	if err != nil {
@@ -65,11 +65,15 @@ func startGateway(t *testing.T, maxUpstream int, lim func(*limits.Config)) *gw {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(gateway.Config{
+	gc := gateway.Config{
 		Seeds: cluster.ListenAddrs(), ListenHost: "127.0.0.1", PortFirst: first, PortLast: first + 7,
 		AdvertisedHost: "127.0.0.1", MaxUpstreamPerBroker: maxUpstream, RequestTimeout: 5 * time.Second,
 		RefreshInterval: 500 * time.Millisecond, Logger: quiet, Metrics: set, AddListener: srv.AddKafkaListener,
-	})
+	}
+	for _, o := range opts {
+		o(&gc)
+	}
+	g, err := gateway.New(gc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,7 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, lim lim
 		AdvertisedHost:       adv,
 		MaxUpstreamPerBroker: lim.MaxUpstreamPerBroker,
 		RequestTimeout:       durationFlag(c, "upstream-request-timeout"),
+		MaxFetchBytes:        lim.MaxFetchBytes,
 		Decode: kafka.DecodeLimits{MaxPartitions: lim.MaxPartitionsPerRequest,
 			MaxNonProduceSize: int(lim.MaxNonProduceRequestSize)},
 		Logger:      log,

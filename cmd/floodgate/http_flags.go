@@ -45,8 +45,15 @@ func httpLimitsFromFlags(c *cli.Context) (limits.HTTPConfig, error) {
 }
 
 // newHTTPAPI builds the HTTP handler of srv over the Kafka handler k.
-func newHTTPAPI(srv *loop.Server, k loop.KafkaHandler, set *metrics.Set, log *slog.Logger, hc *limits.HTTPConfig) (*httpapi.API, error) {
-	api, err := httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: srv.Ready,
+// upstreamReady, when set (gateway mode), is false while no upstream broker
+// is reachable; it is passed apart from k because k may be the ACL guard in
+// front of the gateway.
+func newHTTPAPI(srv *loop.Server, k loop.KafkaHandler, upstreamReady func() bool, set *metrics.Set, log *slog.Logger, hc *limits.HTTPConfig) (*httpapi.API, error) {
+	ready := srv.Ready
+	if upstreamReady != nil {
+		ready = func() bool { return srv.Ready() && upstreamReady() }
+	}
+	api, err := httpapi.New(httpapi.Config{Metrics: set, Stats: func() any { return srv.Stats() }, Ready: ready,
 		Kafka: k, Limits: hc, InFlight: srv.InFlight, EventLoops: srv.EventLoops(), Logger: log, Budget: srv.Budget()})
 	if err != nil {
 		return nil, fmt.Errorf("http api: %w", err)

@@ -224,12 +224,13 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	var kh loop.KafkaHandler
+	var upstreamReady func() bool
 	if gw != nil {
 		if err := startGateway(gw); err != nil {
 			return err
 		}
 		defer gw.Close()
-		kh = gw
+		kh, upstreamReady = gw, gw.Ready
 	} else {
 		b, err := openBroker(c, host, port, tlsHost, tlsPort, lim, log, set)
 		if err != nil {
@@ -242,7 +243,7 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	srv.SetKafkaHandler(kh)
-	api, err := newHTTPAPI(srv, kh, set, log, &hlim)
+	api, err := newHTTPAPI(srv, kh, upstreamReady, set, log, &hlim)
 	if err != nil {
 		return err
 	}
