@@ -166,14 +166,36 @@ func startRawGuarded(t *testing.T, decode kafka.DecodeLimits) func(user string) 
 // guard a request may not name a topic by its id only (Fetch and Produce
 // v13+, OffsetCommit and OffsetFetch v10+, DeleteTopics v6+), which the
 // guard would check under the empty name while the upstream serves the
-// topic the id names. alice, allowed to read every topic but "other",
-// fetches "other" by its id: no record of it comes back.
+// topic the id names. alice, allowed to read "orders", consumes it with
+// kgo (by id she was denied); allowed then to read every topic but
+// "other", she fetches "other" by its id: no record of it comes back.
 func TestGatewayServesNoTopicIDVersions(t *testing.T) {
 	login := startRawGuarded(t, kafka.DecodeLimits{MaxPartitions: 1000, MaxNonProduceSize: 1 << 20})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	admin := login("admin")
 	adm := kadm.NewClient(admin)
+	// Allowed to read orders alone, a kgo consumer reads it (a v13+
+	// Fetch by id was denied under the empty name).
+	if res, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").Topics("orders").Operations(kadm.OpRead).
+		ResourcePatternType(kadm.ACLPatternLiteral)); err != nil || res[0].Err != nil {
+		t.Fatalf("create ACL: %v %+v", err, res)
+	}
+	if err := admin.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("for alice")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(admin.OptValue(kgo.SeedBrokers).([]string)...), kgo.ConsumeTopics("orders"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.SASL(scram.Auth{User: "alice", Pass: "alicealice"}.AsSha512Mechanism()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	fs := consumer.PollFetches(ctx)
+	if err := fs.Err0(); err != nil || fs.NumRecords() != 1 || string(fs.Records()[0].Value) != "for alice" {
+		t.Fatalf("alice consuming orders through the guard: %v, %d records", err, fs.NumRecords())
+	}
+	// Then allowed every topic but other, she fetches other by its id.
 	for _, b := range []*kadm.ACLBuilder{
 		kadm.NewACLs().Allow("User:alice").Topics("*").Operations(kadm.OpRead, kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral),
 		kadm.NewACLs().Deny("User:alice").Topics("other").Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral),
