@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"sync"
@@ -395,7 +396,7 @@ func (in *instance) run() {
 		case cmd := <-in.cmds:
 			in.exec(cmd)
 		case <-t.C:
-			in.keepAlive()
+			in.keepAliveRecovering()
 		}
 	}
 }
@@ -567,6 +568,24 @@ func (in *instance) leaderGroups(ps []tp) [][]tp {
 		out[i] = append(out[i], p)
 	}
 	return out
+}
+
+// keepAliveRecovering runs keepAlive; a panic in it (a bug, or an answer
+// of a shape nobody expected) is counted and logged and the instance goes
+// on to rejoin, instead of ending the process from the actor goroutine.
+func (in *instance) keepAliveRecovering() {
+	defer func() {
+		if p := recover(); p != nil {
+			a := in.m.a
+			a.gate.panics.Inc()
+			if a.gate.warn.Allow("panic") {
+				a.cfg.Logger.Error("REST consumer instance heartbeat panicked; it rejoins", "group", in.group,
+					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+			in.rejoin = true
+		}
+	}()
+	in.keepAlive()
 }
 
 // keepAlive heartbeats when one is due, and rejoins when the group

@@ -14,10 +14,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/broker"
 	"github.com/floodgate/floodgate/internal/testserver"
 	"github.com/floodgate/floodgate/limits"
+	"github.com/floodgate/floodgate/loop"
 )
 
 const ctV2 = "application/vnd.kafka.v2+json"
@@ -552,5 +554,37 @@ func TestNewRESTRoutesPassTheGate(t *testing.T) {
 	}
 	if n := srv.Metrics.GetOrCreateCounter("floodgate_rest_consumer_instances_created_total").Get(); n > 10 {
 		t.Fatalf("%d instances created past the rate limit", n)
+	}
+}
+
+// panicOnHeartbeat is a Kafka handler whose Heartbeat panics (a bug in a
+// handler, or an answer nobody expected), to check that a consumer
+// instance's heartbeat goroutine survives it.
+type panicOnHeartbeat struct{ loop.KafkaHandler }
+
+func (p panicOnHeartbeat) ServeKafka(req kmsg.Request, clientID, addr string, respond func(kmsg.Response)) {
+	if req.Key() == 12 {
+		panic("heartbeat bug")
+	}
+	p.KafkaHandler.ServeKafka(req, clientID, addr, respond)
+}
+
+// TestRESTConsumerHeartbeatPanicIsRecovered: a panic during an instance's
+// background heartbeat is counted (floodgate_http_handler_panics_total)
+// and the server keeps serving; it used to end the process, since the
+// instance's goroutine had no recovery.
+func TestRESTConsumerHeartbeatPanicIsRecovered(t *testing.T) {
+	srv := startHTTP(t, func(*limits.HTTPConfig) {}, testserver.WithKafkaHandler(func(b *broker.Broker) loop.KafkaHandler {
+		return panicOnHeartbeat{b}
+	}))
+	cl := client()
+	produceKgo(t, srv, &kgo.Record{Topic: "hbpanic", Value: []byte(`{"n":1}`)})
+	rc := newRESTConsumer(t, cl, srv, "g-hbpanic", `{"name":"c1","format":"json","auto.offset.reset":"earliest"}`)
+	rc.must(204, "POST", "/subscription", `{"topics":["hbpanic"]}`)
+	rc.poll(1, "application/vnd.kafka.json.v2+json", 10*time.Second) // joined: heartbeats are due from now
+	panics := srv.Metrics.GetOrCreateCounter("floodgate_http_handler_panics_total")
+	waitFor(t, 15*time.Second, "a heartbeat panic counted", func() bool { return panics.Get() > 0 })
+	if a := do(t, cl, "GET", "http://"+srv.HTTPAddr()+"/health", "", nil); a.status != 200 {
+		t.Fatalf("/health after the panic: %d %s", a.status, a.body)
 	}
 }
