@@ -122,6 +122,12 @@ func (c *conn) gateSASL(h *kafka.Header, length int32) closeCause {
 			"configured", maxSASLFrame, "actual", length, "client_ip", c.addr(), "api", kmsg.NameForKey(h.APIKey))
 		return causeUnauthenticated
 	}
+	if s.cfg.AuthRequired && c.pending() >= maxUnauthenticatedPending {
+		// Clients wait for each step of the exchange; one that pipelines
+		// requests before it authenticated is not a client to serve.
+		c.refuseUnauthenticated(h.APIKey)
+		return causeUnauthenticated
+	}
 	if saslAPI || h.APIKey == apiVersionsKey {
 		return causeNone
 	}
@@ -315,6 +321,11 @@ func (l *loopState) authOver(c *conn) {
 		c.closeAsync(causeAuthTimeout) // parked: its park goroutine closes it
 	}
 }
+
+// maxUnauthenticatedPending bounds the requests a connection may have in
+// flight before it authenticated (with --auth-required): ApiVersions,
+// SaslHandshake and SaslAuthenticate, if a client sent them together.
+const maxUnauthenticatedPending = 3
 
 // maxSASLToken bounds a SASL token sent without a Kafka header after a
 // SaslHandshake v0: PLAIN and SCRAM messages are well under 1 KiB.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -355,4 +356,40 @@ func TestRepeatedFailuresFromOneAddressAreRefusedUnchecked(t *testing.T) {
 		_ = try("guess")
 	}
 	t.Fatalf("right password after %d failures: %v, want refused as too many failures", auth.FailuresBurst+1, err)
+}
+
+// TestPipelinedRequestsBeforeAuthenticationCloseTheConnection: with
+// --auth-required a connection may have only a few requests in flight
+// before it authenticated (clients wait for each step); one that sends a
+// SaslHandshake and then 20 ApiVersions in one write used to have them all
+// served, each a pool job, without ever authenticating.
+func TestPipelinedRequestsBeforeAuthenticationCloseTheConnection(t *testing.T) {
+	s := startSASL(t, nil)
+	c := dialFrom(t, "127.0.0.1", s.KafkaAddr())
+	defer c.Close()
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = "PLAIN"
+	burst := request(hs, 1)
+	for i := 0; i < 20; i++ {
+		burst = append(burst, request(apiVersions(3), int32(2+i))...)
+	}
+	if _, err := c.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	answers := 0
+	var l [4]byte
+	for {
+		if _, err := io.ReadFull(c, l[:]); err != nil {
+			break
+		}
+		if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(l[:]))); err != nil {
+			break
+		}
+		answers++
+	}
+	if answers >= 21 {
+		t.Fatalf("%d answers to 21 pipelined requests before authentication; want the connection closed after a few", answers)
+	}
 }
