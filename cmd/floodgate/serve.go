@@ -131,6 +131,13 @@ func runServe(c *cli.Context) error {
 	// What libraries gave the standard logger before now (and after) goes
 	// through log, so that --log-format json means every line.
 	earlylog.Replay(log)
+	// SIGHUP asks for a reload and never ends the process (its default
+	// action, exit 129). It is caught from the start: a HUP that comes
+	// while the server starts (a reload right after a deploy) waits for
+	// the loop below.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	conf.warnUnknownEnv(log)
 	lim, err := limitsFromFlags(c)
 	if err != nil {
@@ -271,11 +278,6 @@ func runServe(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	// SIGHUP asks for a reload; its default action would end the process
-	// (exit 129), so it is caught and never ends it.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	done := srvDone(srv)
 wait:
 	for {
