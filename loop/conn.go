@@ -44,10 +44,7 @@ type conn struct {
 	// share is what the connection's IP holds of the memory budget (set
 	// when the connection is admitted); every charge of this connection
 	// counts in it.
-	share *limits.Share
-	// rx charges the input bytes held for this connection and not yet
-	// handed to a request: a frame or head still arriving, and the carry.
-	rx        limits.Charge
+	share     *limits.Share
 	*connBusy // nil until the first traffic; never freed after
 
 	tag         int32 // the Kafka listener's tag (BootstrapTag for the main one)
@@ -75,9 +72,13 @@ type conn struct {
 
 // connBusy is the state of a connection that has sent something.
 type connBusy struct {
-	id           uint64         // unique per server, for handlers that keep per-connection state
-	http         *httpConnState // made at the first HTTP bytes
-	wakePending  atomic.Bool
+	id          uint64         // unique per server, for handlers that keep per-connection state
+	http        *httpConnState // made at the first HTTP bytes
+	wakePending atomic.Bool
+	// rx charges the input bytes held for this connection and not yet
+	// handed to a request: a frame or head still arriving, and the carry.
+	// An idle connection holds none, so it lives here, not in conn.
+	rx           limits.Charge
 	closeReq     atomic.Uint32 // a closeCause, set by closeAsync
 	ipStr        string        // ip.String(), computed once
 	carry        []byte        // bytes taken from gnet when parked, read first
@@ -135,7 +136,9 @@ func newConn(l *loopState, kind listenerKind, ip netip.Addr) *conn {
 // dispatched after it was made.
 func (c *conn) busy() *connBusy {
 	if c.connBusy == nil {
-		b := &connBusy{ipStr: c.ip.String(), id: c.loop.s.connIDs.Add(1)}
+		// c.share is nil until OnOpen admits the connection (a TLS
+		// connection is busy from its enrollment): open sets rx then.
+		b := &connBusy{ipStr: c.ip.String(), id: c.loop.s.connIDs.Add(1), rx: limits.NewCharge(c.loop.s.budget, c.share)}
 		c.mu.Lock()
 		c.connBusy = b
 		c.mu.Unlock()
@@ -401,7 +404,6 @@ func (c *conn) releaseAll() {
 	c.closed = true
 	if c.connBusy == nil {
 		c.mu.Unlock()
-		c.rx.Release()
 		return
 	}
 	for s := c.headSeq; s < c.nextSeq; s++ {

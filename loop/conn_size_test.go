@@ -9,10 +9,12 @@ import (
 // TestIdleConnStateIsSmall: what every connection pays before it sends a
 // byte is the conn struct alone (traffic and HTTP state are made at the
 // first bytes); it was 672 B, plus a 64 B slots array and the IP string,
-// then 160 B with its close reason a string.
+// then 160 B with its close reason a string and the input charge rx (now
+// in connBusy).
 func TestIdleConnStateIsSmall(t *testing.T) {
-	if n := unsafe.Sizeof(conn{}); n > 144 {
-		t.Fatalf("conn is %d B; want at most 144, the Go size class below 160 (move what an idle connection does not use to connBusy)", n)
+	// 128 B is a size class of Go's allocator: one byte more allocates 144.
+	if n := unsafe.Sizeof(conn{}); n > 128 {
+		t.Fatalf("conn is %d B; want at most 128 (move what an idle connection does not use to connBusy)", n)
 	}
 	c := newConn(nil, kindKafka, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
 	if c.connBusy != nil {

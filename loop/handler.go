@@ -66,7 +66,9 @@ func (s *Server) open(c *conn, gc gnet.Conn) ([]byte, gnet.Action) {
 	if s.cfg.AuthRequired && c.kind == kindKafka {
 		c.loop.watchAuth(c, now+int64(s.lim().SASLAuthenticationTimeout))
 	}
-	c.rx = limits.NewCharge(s.budget, share)
+	if c.connBusy != nil { // made before its admission (TLS): charge to the share now
+		c.rx = limits.NewCharge(s.budget, share)
+	}
 	c.loop.touch(c, now)
 	if c.tlsOf() != nil {
 		// The handshake may have read the client's first records with

@@ -72,7 +72,7 @@ type RawKafkaHandler interface {
 // tag (the gateway gives each upstream broker one). It returns the bound
 // address.
 func (s *Server) AddKafkaListener(addr string, tag int32) (net.Addr, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenTCP(addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen kafka %s (tag %d): %w", addr, tag, err)
 	}

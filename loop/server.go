@@ -234,7 +234,7 @@ func (s *Server) Listen() error {
 		if l.addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := listenTCP(l.addr)
 		if err != nil {
 			s.closeListeners()
 			return fmt.Errorf("listen %s %s: %w", l.name, l.addr, err)

@@ -1,0 +1,67 @@
+package loop
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestAcceptedSocketsInheritKeepaliveFromTheListener: keepalive is set
+// once on the listening socket and accepted sockets carry it without a
+// setsockopt per accept. The listener here asks for timings unlike Go's
+// per-accept default (15 s), so an accepted socket configured by Go again
+// would show 15 s instead of the listener's values.
+func TestAcceptedSocketsInheritKeepaliveFromTheListener(t *testing.T) {
+	tests := []struct {
+		name string
+		ka   net.KeepAliveConfig
+	}{
+		{"server default", acceptKeepAlive},
+		{"distinct timings", net.KeepAliveConfig{Enable: true, Idle: 37 * time.Second, Interval: 11 * time.Second, Count: 4}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := listenConfig(tc.ka).Listen(context.Background(), "tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			client, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			nc, err := ln.(*net.TCPListener).AcceptTCP()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			rc, err := nc.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]struct{ level, opt, v int }{
+				"SO_KEEPALIVE":  {unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+				"TCP_KEEPIDLE":  {unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(tc.ka.Idle / time.Second)},
+				"TCP_KEEPINTVL": {unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(tc.ka.Interval / time.Second)},
+				"TCP_KEEPCNT":   {unix.IPPROTO_TCP, unix.TCP_KEEPCNT, tc.ka.Count},
+				"TCP_NODELAY":   {unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+			}
+			if err := rc.Control(func(fd uintptr) {
+				for name, o := range want {
+					got, err := unix.GetsockoptInt(int(fd), o.level, o.opt)
+					if err != nil {
+						t.Errorf("%s: %v", name, err)
+					} else if got != o.v {
+						t.Errorf("accepted socket's %s = %d, want %d (the listener's)", name, got, o.v)
+					}
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
