@@ -17,27 +17,61 @@ import (
 // a client does there can hold more.
 const (
 	adminMaxConns       = 64
+	adminMaxConnsPerIP  = 8
 	adminHeaderTimeout  = 5 * time.Second
 	adminWriteTimeout   = 30 * time.Second
-	adminIdleTimeout    = 60 * time.Second
+	adminIdleTimeout    = 15 * time.Second
 	adminMaxHeaderBytes = 8 << 10
 )
 
-// limitListener accepts at most n connections at a time; the next waits
-// in the kernel's backlog until one closes.
+// limitListener accepts at most cap(slots) connections at a time (the
+// next waits in the kernel's backlog until one closes), and at most
+// perIP from one address: a connection past that is closed at once, so
+// one client keeping idle connections cannot hold every slot.
 type limitListener struct {
 	net.Listener
 	slots chan struct{}
+	perIP int
+	mu    sync.Mutex
+	byIP  map[string]int
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	l.slots <- struct{}{}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
+	for {
+		l.slots <- struct{}{}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.slots
+			return nil, err
+		}
+		ip := remoteHost(c)
+		l.mu.Lock()
+		if l.byIP[ip] >= l.perIP {
+			l.mu.Unlock()
+			_ = c.Close()
+			<-l.slots
+			continue
+		}
+		l.byIP[ip]++
+		l.mu.Unlock()
+		return &slotConn{Conn: c, release: sync.OnceFunc(func() {
+			l.mu.Lock()
+			if l.byIP[ip]--; l.byIP[ip] <= 0 {
+				delete(l.byIP, ip)
+			}
+			l.mu.Unlock()
+			<-l.slots
+		})}, nil
 	}
-	return &slotConn{Conn: c, release: sync.OnceFunc(func() { <-l.slots })}, nil
+}
+
+// remoteHost is the address part of c's peer.
+func remoteHost(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
 }
 
 // slotConn gives its slot back once, when first closed.
@@ -68,11 +102,12 @@ func startAdmin(addr string, api *httpapi.API, log *slog.Logger) (*http.Server, 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() {
-		if err := srv.Serve(&limitListener{Listener: ln, slots: make(chan struct{}, adminMaxConns)}); err != nil && err != http.ErrServerClosed {
+		if err := srv.Serve(&limitListener{Listener: ln, slots: make(chan struct{}, adminMaxConns),
+			perIP: adminMaxConnsPerIP, byIP: map[string]int{}}); err != nil && err != http.ErrServerClosed {
 			log.Error("admin listener stopped", "error", err.Error())
 		}
 	}()
-	log.Info("admin listening", "addr", ln.Addr().String(), "max_connections", adminMaxConns)
+	log.Info("admin listening", "addr", ln.Addr().String(), "max_connections", adminMaxConns, "max_connections_per_ip", adminMaxConnsPerIP)
 	return srv, ln.Addr(), nil
 }
 
