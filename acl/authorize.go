@@ -17,6 +17,7 @@ const (
 	opDescribeConfigs = kmsg.ACLOperationDescribeConfigs
 	opAlterConfigs    = kmsg.ACLOperationAlterConfigs
 	opIdempotentWrite = kmsg.ACLOperationIdempotentWrite
+	opClusterAction   = kmsg.ACLOperationClusterAction
 	rtTopic           = kmsg.ACLResourceTypeTopic
 	rtGroup           = kmsg.ACLResourceTypeGroup
 	rtTxn             = kmsg.ACLResourceTypeTransactionalId
@@ -128,6 +129,25 @@ func (g *Guard) authorize(w *who, req kmsg.Request, respond func(kmsg.Response))
 			func(into, from *kmsg.DeleteRecordsResponse) { into.Topics = append(into.Topics, from.Topics...) }, respond)
 	case *kmsg.InitProducerIDRequest:
 		g.initProducerID(w, r, respond)
+	case *kmsg.AddPartitionsToTxnRequest:
+		g.addPartitionsToTxn(w, r, respond)
+	case *kmsg.AddOffsetsToTxnRequest:
+		switch {
+		case !w.may(opWrite, rtTxn, r.TransactionalID):
+			w.deny(r, txnDenied, respond)
+		case !w.may(opRead, rtGroup, r.Group):
+			w.deny(r, groupDenied, respond)
+		default:
+			g.forward(w, r, respond)
+		}
+	case *kmsg.EndTxnRequest:
+		if !w.may(opWrite, rtTxn, r.TransactionalID) {
+			w.deny(r, txnDenied, respond)
+			return
+		}
+		g.forward(w, r, respond)
+	case *kmsg.TxnOffsetCommitRequest:
+		g.txnOffsetCommit(w, r, respond)
 	case *kmsg.OffsetForLeaderEpochRequest:
 		allowed, denied := split(r.Topics, func(t *kmsg.OffsetForLeaderEpochRequestTopic) bool {
 			return w.may(opDescribe, rtTopic, t.Topic)

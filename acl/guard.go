@@ -186,12 +186,17 @@ func (w *who) deny(req kmsg.Request, code int16, respond func(kmsg.Response)) {
 	respond(kafka.ErrorResponse(req, code))
 }
 
-// denied counts and logs (rate-limited) a denial.
+// denied counts and logs (rate-limited) a denial; code 0 is a partial one
+// (each denied part carries its own error).
 func (w *who) denied(key, code int16) {
 	api := kmsg.NameForKey(key)
 	w.g.met.GetOrCreateCounter(`floodgate_acl_denied_total{api="` + api + `"}`).Inc()
+	reason := "part of the request denied"
+	if err := kerr.ErrorForCode(code); err != nil { // nil for 0: calling Error on it panicked and closed the connection
+		reason = err.Error()
+	}
 	w.g.warn.Warn("acl:denied:"+w.principal+":"+api, "request denied by ACLs", "principal", w.principal,
-		"client_ip", w.host, "api", api, "error", kerr.ErrorForCode(code).Error())
+		"client_ip", w.host, "api", api, "error", reason)
 }
 
 // split partitions items into those allowed and those not.
