@@ -20,7 +20,10 @@ func main() {
 	app := &cli.App{
 		Name:    "floodgate",
 		Usage:   "a Kafka-compatible server that stays calm under overload",
-		Version: readBuildInfo().String(),
+		// --help shows the version alone (a pseudo-version and a full
+		// commit hash make a line past 100 characters); --version and
+		// `floodgate version` print the whole line.
+		Version: readBuildInfo().Version,
 		Commands: []*cli.Command{
 			serveCommand(),
 			benchCommand(),
@@ -38,7 +41,7 @@ func main() {
 		return nil
 	}
 	// --version prints the same line as `floodgate version`.
-	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintln(c.App.Writer, c.App.Version) }
+	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintln(c.App.Writer, readBuildInfo().String()) }
 	cli.FlagStringer = helpLine
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "floodgate:", err)
