@@ -18,8 +18,8 @@ func main() {
 	// the HELP text), as Prometheus' linter (promtool check metrics) asks.
 	metrics.ExposeMetadata(true)
 	app := &cli.App{
-		Name:    "floodgate",
-		Usage:   "a Kafka-compatible server that stays calm under overload",
+		Name:  "floodgate",
+		Usage: "a Kafka-compatible server that stays calm under overload",
 		// --help shows the version alone (a pseudo-version and a full
 		// commit hash make a line past 100 characters); --version and
 		// `floodgate version` print the whole line.
