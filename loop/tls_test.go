@@ -375,7 +375,12 @@ func parkedTLSClient(t *testing.T, reason string, lim func(*limits.Config)) {
 		_, err := c.Write(buf)
 		done <- err
 	}()
-	time.Sleep(500 * time.Millisecond)
+	// Read only once the connection parked: on loaded cores the server may
+	// take longer than any fixed pause to fill the socket buffers.
+	parks := srv.Metrics.GetOrCreateCounter(`floodgate_parks_total{reason="` + reason + `"}`)
+	for deadline := time.Now().Add(10 * time.Second); parks.Get() == 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	for i := 0; i < n; i++ {
 		corr, _ := readResponse(t, c, false)
 		if corr != int32(i) {
