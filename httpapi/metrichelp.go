@@ -128,6 +128,7 @@ var seriesHelp = map[string]string{
 	"floodgate_rest_consumer_instances_created_total": "REST consumer instances created.",
 	"floodgate_rest_consumer_instances_deleted_total": "REST consumer instances deleted by their clients.",
 	"floodgate_rest_consumer_instances_expired_total": "REST consumer instances deleted after --rest-consumer-instance-timeout without a request.",
+	"floodgate_admin_connections_refused_total":       "Connections to --admin-listen closed at once: their address already held 8.",
 	"floodgate_gateway_fetch_clamped_total":           "Forwarded Fetch requests whose byte limits were lowered to --max-fetch-bytes (gateway mode).",
 	"floodgate_sasl_authenticated_total":              "Kafka connections that completed SASL authentication, by mechanism.",
 	"floodgate_sasl_authentication_failed_total":      "SASL authentications that failed (wrong user or password, or a malformed exchange).",

@@ -9,7 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/floodgate/floodgate/httpapi"
+	"github.com/floodgate/floodgate/limits"
 )
 
 // Bounds of the admin listener: it serves operators and scrapers, so a
@@ -34,6 +37,11 @@ type limitListener struct {
 	perIP int
 	mu    sync.Mutex
 	byIP  map[string]int
+	// refused counts connections closed at the per-address cap
+	// (floodgate_admin_connections_refused_total); warn logs them,
+	// rate-limited. Both may be nil (tests).
+	refused *metrics.Counter
+	warn    *limits.WarnLog
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -46,9 +54,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		ip := remoteHost(c)
 		l.mu.Lock()
-		if l.byIP[ip] >= l.perIP {
+		if n := l.byIP[ip]; n >= l.perIP {
 			l.mu.Unlock()
 			_ = c.Close()
+			if l.refused != nil {
+				l.refused.Inc()
+			}
+			if l.warn != nil {
+				l.warn.Warn("admin:per-ip", "admin connection refused: too many from one address", "limit", "admin connections per client address",
+					"configured", l.perIP, "actual", n, "client_ip", ip)
+			}
 			<-l.slots
 			continue
 		}
@@ -87,7 +102,7 @@ func (c *slotConn) Close() error {
 }
 
 // startAdmin serves /admin/*, /metrics, /health and /ready on addr.
-func startAdmin(addr string, api *httpapi.API, log *slog.Logger) (*http.Server, net.Addr, error) {
+func startAdmin(addr string, api *httpapi.API, log *slog.Logger, set *metrics.Set) (*http.Server, net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--admin-listen=%s: %w", addr, err)
@@ -103,7 +118,9 @@ func startAdmin(addr string, api *httpapi.API, log *slog.Logger) (*http.Server, 
 	}
 	go func() {
 		if err := srv.Serve(&limitListener{Listener: ln, slots: make(chan struct{}, adminMaxConns),
-			perIP: adminMaxConnsPerIP, byIP: map[string]int{}}); err != nil && err != http.ErrServerClosed {
+			perIP: adminMaxConnsPerIP, byIP: map[string]int{},
+			refused: set.NewCounter("floodgate_admin_connections_refused_total"),
+			warn:    limits.NewWarnLog(log, 10*time.Second)}); err != nil && err != http.ErrServerClosed {
 			log.Error("admin listener stopped", "error", err.Error())
 		}
 	}()

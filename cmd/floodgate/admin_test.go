@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // TestAdminListenerCapsConnectionsPerIP: one address holding idle
@@ -16,7 +18,9 @@ func TestAdminListenerCapsConnectionsPerIP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ll := &limitListener{Listener: ln, slots: make(chan struct{}, adminMaxConns), perIP: adminMaxConnsPerIP, byIP: map[string]int{}}
+	refused := metrics.NewSet().NewCounter("floodgate_admin_connections_refused_total")
+	ll := &limitListener{Listener: ln, slots: make(chan struct{}, adminMaxConns), perIP: adminMaxConnsPerIP, byIP: map[string]int{},
+		refused: refused}
 	defer ll.Close()
 	var mu sync.Mutex
 	var accepted []net.Conn
@@ -57,6 +61,9 @@ func TestAdminListenerCapsConnectionsPerIP(t *testing.T) {
 	}
 	if extra := dial("127.0.0.1"); !closedByServer(extra) {
 		t.Fatalf("connection %d of one address kept; want it closed at once", adminMaxConnsPerIP+1)
+	}
+	if n := refused.Get(); n != 1 {
+		t.Fatalf("floodgate_admin_connections_refused_total = %d, want 1", n)
 	}
 	if other := dial("127.0.0.2"); closedByServer(other) {
 		t.Fatal("another address was refused")

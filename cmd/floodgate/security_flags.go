@@ -80,7 +80,7 @@ func upstreamMechanism(c *cli.Context) (sasl.Mechanism, error) {
 
 // httpAccess sets who may use the HTTP routes, and starts the admin
 // listener when asked; it returns the admin server (nil when none).
-func httpAccess(c *cli.Context, sec *security, api *httpapi.API, log *slog.Logger) (*http.Server, net.Addr, error) {
+func httpAccess(c *cli.Context, sec *security, api *httpapi.API, log *slog.Logger, set *metrics.Set) (*http.Server, net.Addr, error) {
 	acc := httpapi.Access{MetricsAuth: c.Bool("metrics-auth"), AdminElsewhere: c.String("admin-listen") != ""}
 	switch mode := c.String("http-auth"); mode {
 	case "none":
@@ -107,7 +107,7 @@ func httpAccess(c *cli.Context, sec *security, api *httpapi.API, log *slog.Logge
 	if !acc.AdminElsewhere {
 		return nil, nil, nil
 	}
-	return startAdmin(c.String("admin-listen"), api, log)
+	return startAdmin(c.String("admin-listen"), api, log, set)
 }
 
 // guardKafka puts the ACL guard in front of the Kafka handler when SASL

@@ -259,7 +259,7 @@ func runServe(c *cli.Context) error {
 	srv.SetProcessMemory(api)
 	srv.SetLimitSources(conf.sources)
 	reload := newReloader(c, conf, log, srv, api, configured, lim, hlim, soft, segReserve)
-	adminSrv, adminAddr, err := httpAccess(c, sec, api, log)
+	adminSrv, adminAddr, err := httpAccess(c, sec, api, log, set)
 	if err != nil {
 		return err
 	}
