@@ -94,13 +94,8 @@ func (d *BodyDecoder) Feed(buf, dst []byte) (consumed int, out []byte, done bool
 		return 0, dst, true, nil
 	}
 	if d.mode == bodyLength {
-		n := len(buf)
-		if int64(n) > d.remaining {
-			n = int(d.remaining)
-		}
-		dst = append(dst, buf[:n]...)
-		d.remaining -= int64(n)
-		d.total += int64(n)
+		var n int
+		n, dst = d.take(buf, dst)
 		if d.remaining == 0 {
 			d.st = csDone
 		}
@@ -112,6 +107,48 @@ func (d *BodyDecoder) Feed(buf, dst []byte) (consumed int, out []byte, done bool
 		return consumed, dst, false, err
 	}
 	return consumed, dst, d.st == csDone, nil
+}
+
+// take moves the body bytes at the start of buf, at most d.remaining, to
+// dst and counts them; it returns how many it took.
+func (d *BodyDecoder) take(buf, dst []byte) (int, []byte) {
+	n := len(buf)
+	if int64(n) > d.remaining {
+		n = int(d.remaining)
+	}
+	d.remaining -= int64(n)
+	d.total += int64(n)
+	return n, append(dst, buf[:n]...)
+}
+
+// afterSize takes a byte that follows a chunk size or the whitespace
+// after it: more whitespace, or the CR that ends the line.
+func (d *BodyDecoder) afterSize(c byte) error {
+	switch {
+	case isOWS(c):
+		d.st = csSizeOWS
+	case c == '\r':
+		d.st = csSizeLF
+	case c == '\n':
+		return malformed(ReasonBareLF)
+	default:
+		return malformed(ReasonChunkSize)
+	}
+	return nil
+}
+
+// lineEnd describes the states that accept exactly one byte, the CR or LF
+// that ends chunk data or a trailer line: that byte, the state it leads to,
+// and why any other byte is refused.
+var lineEnd = [...]struct {
+	want   byte
+	next   chunkState
+	reason string
+}{
+	csDataCR: {'\r', csDataLF, ReasonChunkDataCRLF},
+	csDataLF: {'\n', csSize, ReasonChunkDataCRLF},
+	csTrLF:   {'\n', csTrStart, ReasonBareCR},
+	csEndLF:  {'\n', csDone, ReasonBareCR},
 }
 
 // chunked runs the chunked-framing state machine over buf.
@@ -135,30 +172,17 @@ func (d *BodyDecoder) chunked(buf, dst []byte) (int, []byte, error) {
 			if d.st == csSize {
 				return i, dst, malformed(ReasonChunkSize)
 			}
-			switch {
-			case c == ';':
+			if c == ';' {
 				d.st = csExt
-			case isOWS(c):
-				d.st = csSizeOWS
-			case c == '\r':
-				d.st = csSizeLF
-			case c == '\n':
-				return i, dst, malformed(ReasonBareLF)
-			default:
-				return i, dst, malformed(ReasonChunkSize)
+			} else if err := d.afterSize(c); err != nil {
+				return i, dst, err
 			}
 			if err := d.announce(); err != nil {
 				return i, dst, err
 			}
 		case csSizeOWS:
-			switch {
-			case isOWS(c):
-			case c == '\r':
-				d.st = csSizeLF
-			case c == '\n':
-				return i, dst, malformed(ReasonBareLF)
-			default:
-				return i, dst, malformed(ReasonChunkSize)
+			if err := d.afterSize(c); err != nil {
+				return i, dst, err
 			}
 		case csExt:
 			switch {
@@ -188,28 +212,19 @@ func (d *BodyDecoder) chunked(buf, dst []byte) (int, []byte, error) {
 				d.st = csData
 			}
 		case csData:
-			n := len(buf) - i
-			if int64(n) > d.remaining {
-				n = int(d.remaining)
-			}
-			dst = append(dst, buf[i:i+n]...)
-			d.remaining -= int64(n)
-			d.total += int64(n)
+			var n int
+			n, dst = d.take(buf[i:], dst)
 			i += n
 			if d.remaining == 0 {
 				d.st = csDataCR
 			}
 			continue
-		case csDataCR:
-			if c != '\r' {
-				return i, dst, malformed(ReasonChunkDataCRLF)
+		case csDataCR, csDataLF, csTrLF, csEndLF:
+			e := lineEnd[d.st]
+			if c != e.want {
+				return i, dst, malformed(e.reason)
 			}
-			d.st = csDataLF
-		case csDataLF:
-			if c != '\n' {
-				return i, dst, malformed(ReasonChunkDataCRLF)
-			}
-			d.st = csSize
+			d.st = e.next
 		case csTrStart:
 			switch {
 			case c == '\r':
@@ -247,16 +262,6 @@ func (d *BodyDecoder) chunked(buf, dst []byte) (int, []byte, error) {
 			default:
 				return i, dst, malformed(ReasonInvalidHeaderValue)
 			}
-		case csTrLF:
-			if c != '\n' {
-				return i, dst, malformed(ReasonBareCR)
-			}
-			d.st = csTrStart
-		case csEndLF:
-			if c != '\n' {
-				return i, dst, malformed(ReasonBareCR)
-			}
-			d.st = csDone
 		}
 		i++
 		if err := d.count(); err != nil {
