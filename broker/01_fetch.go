@@ -179,7 +179,7 @@ func (w *fetchWaiter) recoverPanic() {
 	if w.done.CompareAndSwap(false, true) {
 		w.timer.Stop()
 		w.unregister()
-		w.respond(fetchError(w.req, kafka.ErrUnknownServerError))
+		w.respond(kafka.ErrorResponse(w.req, kafka.ErrUnknownServerError))
 	}
 }
 
@@ -191,28 +191,6 @@ func (w *fetchWaiter) unregister() {
 		p.mu.Unlock()
 	}
 	w.b.waits.n.Add(-1)
-}
-
-// fetchError answers every partition of req with code.
-func fetchError(req *kmsg.FetchRequest, code int16) *kmsg.FetchResponse {
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	resp.SetVersion(req.Version)
-	resp.ErrorCode = code
-	for _, rt := range req.Topics {
-		st := kmsg.NewFetchResponseTopic()
-		st.Topic = rt.Topic
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewFetchResponseTopicPartition()
-			sp.Partition = rp.Partition
-			sp.ErrorCode = code
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
-			sp.PreferredReadReplica = -1
-			sp.RecordBatches = []byte{}
-			st.Partitions = append(st.Partitions, sp)
-		}
-		resp.Topics = append(resp.Topics, st)
-	}
-	return resp
 }
 
 // dedupeFetch keeps the first mention of each topic-partition of req (a

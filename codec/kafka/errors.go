@@ -102,6 +102,10 @@ func ErrorResponse(req kmsg.Request, code int16) kmsg.Response {
 				rp.ErrorCode = code
 				rp.HighWatermark = -1
 				rp.LastStableOffset = -1
+				// Empty records, not null, as Kafka answers: sarama
+				// below Kafka 2.7 (Fetch v4-v11) fails to decode null
+				// and drops the connection.
+				rp.RecordBatches = []byte{}
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			out.Topics = append(out.Topics, rt)

@@ -249,3 +249,40 @@ func TestNonProduceSizeLimitOnTheServer(t *testing.T) {
 		t.Fatalf("refusals counted: %d, want 2", n)
 	}
 }
+
+// A Fetch refusal must carry empty records, not null, in every partition,
+// as Kafka's answers do: sarama below Kafka 2.7 (Fetch v4-v11) fails to
+// decode a null records field and drops the connection.
+func TestFetchRefusalRecordsAreEmptyNotNull(t *testing.T) {
+	for _, v := range []int16{4, 7, 11, 12} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			req := kmsg.NewPtrFetchRequest()
+			req.SetVersion(v)
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = "t"
+			for p := int32(0); p < 2; p++ {
+				rp := kmsg.NewFetchRequestTopicPartition()
+				rp.Partition = p
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+			resp := kafka.ErrorResponse(req, kafka.ErrUnknownServerError)
+			back := kmsg.NewPtrFetchResponse()
+			back.SetVersion(v)
+			if err := back.ReadFrom(resp.AppendTo(nil)); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			if len(back.Topics) != 1 || len(back.Topics[0].Partitions) != 2 {
+				t.Fatalf("answer has %d topics, want 1 with 2 partitions", len(back.Topics))
+			}
+			for _, p := range back.Topics[0].Partitions {
+				if p.RecordBatches == nil {
+					t.Errorf("partition %d: records encoded as null, want empty", p.Partition)
+				}
+				if p.ErrorCode != kafka.ErrUnknownServerError {
+					t.Errorf("partition %d: error %d, want %d", p.Partition, p.ErrorCode, kafka.ErrUnknownServerError)
+				}
+			}
+		})
+	}
+}
