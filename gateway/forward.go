@@ -198,7 +198,7 @@ func (g *Gateway) upstreamFor(client uint64, node int32, long bool) (u *upstream
 		u = nil
 	}
 	if u == nil {
-		b.pruneLocked(g)
+		b.conns = g.keepLive(b.conns)
 		if len(b.conns) >= g.cfg.MaxUpstreamPerBroker {
 			u = b.shareLocked(client)
 		} else {
@@ -261,20 +261,13 @@ func (b *upstreamBroker) dialLocked(g *Gateway) *upstreamConn {
 // requests queue behind each other, never behind other requests. The
 // caller owns one count of the connection's waiting until the answer.
 func (b *upstreamBroker) leaseLocked(g *Gateway) (*upstreamConn, error) {
+	b.leases = g.keepLive(b.leases)
 	var best *upstreamConn
-	kept := b.leases[:0]
 	for _, l := range b.leases {
-		if l.isDead() {
-			g.connCount.Add(-1)
-			continue
-		}
-		kept = append(kept, l)
 		if best == nil || l.waiting.Load() < best.waiting.Load() {
 			best = l
 		}
 	}
-	clear(b.leases[len(kept):])
-	b.leases = kept
 	if (best == nil || best.waiting.Load() > 0) && len(b.leases) < g.cfg.MaxUpstreamPerBroker && b.backoffLocked() == nil {
 		best = b.dialLocked(g)
 		b.leases = append(b.leases, best)
@@ -299,18 +292,19 @@ func (b *upstreamBroker) shareLocked(client uint64) *upstreamConn {
 	return u
 }
 
-// pruneLocked drops broken connections from the pool.
-func (b *upstreamBroker) pruneLocked(g *Gateway) {
-	kept := b.conns[:0]
-	for _, u := range b.conns {
+// keepLive returns conns, in place, without the connections that broke,
+// which it stops counting.
+func (g *Gateway) keepLive(conns []*upstreamConn) []*upstreamConn {
+	kept := conns[:0]
+	for _, u := range conns {
 		if u.isDead() {
 			g.connCount.Add(-1)
 			continue
 		}
 		kept = append(kept, u)
 	}
-	clear(b.conns[len(kept):])
-	b.conns = kept
+	clear(conns[len(kept):])
+	return kept
 }
 
 // dropLocked forgets one client's use of u; a connection no client uses
@@ -337,7 +331,7 @@ func (g *Gateway) ConnClosed(id uint64) {
 		if u, ok := b.byClient[id]; ok {
 			delete(b.byClient, id)
 			b.dropLocked(u)
-			b.pruneLocked(g)
+			b.conns = g.keepLive(b.conns)
 		}
 		b.mu.Unlock()
 	}
