@@ -77,14 +77,12 @@ func strPtr(s string) *string { return &s }
 
 // describeACLs lists bindings (DescribeAcls), grouped by resource pattern.
 func (g *Guard) describeACLs(w *who, r *kmsg.DescribeACLsRequest, respond func(kmsg.Response)) {
-	resp := r.ResponseKind().(*kmsg.DescribeACLsResponse)
-	resp.SetVersion(r.GetVersion())
 	if !w.mayCluster(opDescribe) {
-		w.denied(r.Key(), clusterDenied)
-		resp.ErrorCode = clusterDenied
-		respond(resp)
+		w.deny(r, clusterDenied, respond)
 		return
 	}
+	resp := r.ResponseKind().(*kmsg.DescribeACLsResponse)
+	resp.SetVersion(r.GetVersion())
 	f := Filter{ResourceType: r.ResourceType, ResourceName: r.ResourceName, PatternType: r.ResourcePatternType,
 		Principal: r.Principal, Host: r.Host, Operation: r.Operation, Permission: r.PermissionType}
 	if r.GetVersion() == 0 {
@@ -169,14 +167,12 @@ func scramMechanism(m int8) (string, func() hash.Hash, bool) {
 // describeSCRAM lists users' SCRAM mechanisms and iterations
 // (DescribeUserScramCredentials).
 func (g *Guard) describeSCRAM(w *who, r *kmsg.DescribeUserSCRAMCredentialsRequest, respond func(kmsg.Response)) {
-	resp := r.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
-	resp.SetVersion(r.GetVersion())
 	if !w.mayCluster(opDescribe) {
-		w.denied(r.Key(), clusterDenied)
-		resp.ErrorCode = clusterDenied
-		respond(resp)
+		w.deny(r, clusterDenied, respond)
 		return
 	}
+	resp := r.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	resp.SetVersion(r.GetVersion())
 	var infos []auth.UserInfo
 	if r.Users == nil {
 		infos = g.cfg.Users.List()

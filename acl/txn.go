@@ -65,9 +65,7 @@ func (g *Guard) addPartitionsToTxn(w *who, r *kmsg.AddPartitionsToTxnRequest, re
 		return
 	}
 	if !w.mayCluster(opClusterAction) {
-		resp.ErrorCode = clusterDenied
-		w.denied(r.Key(), clusterDenied)
-		respond(resp)
+		w.deny(r, clusterDenied, respond)
 		return
 	}
 	var denied []kmsg.AddPartitionsToTxnResponseTransaction
