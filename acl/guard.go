@@ -25,15 +25,34 @@ var (
 // ClusterName is the one cluster resource's name, as Kafka spells it.
 const ClusterName = "kafka-cluster"
 
-// Keys of the APIs Guard serves itself.
-const (
-	describeACLsKey     = 29
-	createACLsKey       = 30
-	deleteACLsKey       = 31
-	describeSCRAMKey    = 50
-	alterSCRAMKey       = 51
-	maxACLRequestFilter = 1000 // creations or filters in one request
-)
+// maxACLRequestFilter bounds the creations or filters of one request.
+const maxACLRequestFilter = 1000
+
+// ownAPI is an API the guard answers itself, whatever the inner handler
+// serves: the ACL and SCRAM user APIs.
+type ownAPI struct {
+	max   int16 // versions 0 to max
+	users bool  // offered only with a user store
+	serve func(g *Guard, w *who, req kmsg.Request, respond func(kmsg.Response))
+}
+
+// ownAPIs are the APIs the guard answers itself, by key: the one list that
+// dispatch (serve), ApiVersions (VersionRange) and the raw path's choice
+// to decode a frame read. It is never written after package initialisation.
+var ownAPIs = map[kmsg.Key]ownAPI{
+	kmsg.DescribeACLs:                 {max: 3, serve: typed((*Guard).describeACLs)},
+	kmsg.CreateACLs:                   {max: 3, serve: typed((*Guard).createACLs)},
+	kmsg.DeleteACLs:                   {max: 3, serve: typed((*Guard).deleteACLs)},
+	kmsg.DescribeUserSCRAMCredentials: {max: 0, users: true, serve: typed((*Guard).describeSCRAM)},
+	kmsg.AlterUserSCRAMCredentials:    {max: 0, users: true, serve: typed((*Guard).alterSCRAM)},
+}
+
+// typed adapts a handler of one request type to ownAPI.serve.
+func typed[R kmsg.Request](fn func(*Guard, *who, R, func(kmsg.Response))) func(*Guard, *who, kmsg.Request, func(kmsg.Response)) {
+	return func(g *Guard, w *who, req kmsg.Request, respond func(kmsg.Response)) {
+		fn(g, w, req.(R), respond)
+	}
+}
 
 // GuardConfig configures a Guard.
 type GuardConfig struct {
@@ -75,13 +94,8 @@ func NewGuard(cfg GuardConfig) *Guard {
 // guard serves itself; under enforcement, no version that names topics
 // by id (lastNamedVersion).
 func (g *Guard) VersionRange(key int16) (min, max int16, ok bool) {
-	switch key {
-	case describeACLsKey, createACLsKey, deleteACLsKey:
-		return 0, 3, true
-	case describeSCRAMKey, alterSCRAMKey:
-		if g.cfg.Users != nil {
-			return 0, 0, true
-		}
+	if a, own := ownAPIs[kmsg.Key(key)]; own && (!a.users || g.cfg.Users != nil) {
+		return 0, a.max, true
 	}
 	min, max, ok = g.cfg.Inner.VersionRange(key)
 	if top, capped := lastNamedVersion[key]; capped && g.cfg.Enforce && ok && max > top {
@@ -140,21 +154,8 @@ func (g *Guard) ServeKafkaFrom(cl loop.ClientConn, req kmsg.Request, respond fun
 
 // serve checks req as w and serves the authorized part.
 func (g *Guard) serve(w *who, req kmsg.Request, respond func(kmsg.Response)) {
-	switch r := req.(type) {
-	case *kmsg.CreateACLsRequest:
-		g.createACLs(w, r, respond)
-		return
-	case *kmsg.DescribeACLsRequest:
-		g.describeACLs(w, r, respond)
-		return
-	case *kmsg.DeleteACLsRequest:
-		g.deleteACLs(w, r, respond)
-		return
-	case *kmsg.DescribeUserSCRAMCredentialsRequest:
-		g.describeSCRAM(w, r, respond)
-		return
-	case *kmsg.AlterUserSCRAMCredentialsRequest:
-		g.alterSCRAM(w, r, respond)
+	if a, own := ownAPIs[kmsg.Key(req.Key())]; own {
+		a.serve(g, w, req, respond)
 		return
 	}
 	if !g.cfg.Enforce || g.cfg.Authorizer.IsSuper(w.principal) {

@@ -35,11 +35,7 @@ func (g *RawGuard) ConnClosed(id uint64) { g.raw.ConnClosed(id) }
 // ServeRaw checks one frame as the connection's principal.
 func (g *RawGuard) ServeRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, respond func([]byte)) {
 	principal := Principal(cl.User)
-	own := false
-	switch h.APIKey {
-	case describeACLsKey, createACLsKey, deleteACLsKey, describeSCRAMKey, alterSCRAMKey:
-		own = true
-	}
+	_, own := ownAPIs[kmsg.Key(h.APIKey)]
 	if !own && (!g.cfg.Enforce || g.cfg.Authorizer.IsSuper(principal)) && !audited(h.APIKey) {
 		g.raw.ServeRaw(cl, h, frame, respond)
 		return
