@@ -40,14 +40,14 @@ type Config struct {
 	// (loop.Server.InFlight); nil disables --max-in-flight-requests.
 	InFlight func() int64
 	// EventLoops is the number of event loops (loop.Server.EventLoops),
-	// for --max-in-flight-requests-per-worker.
+	// for --max-in-flight-requests-per-event-loop.
 	EventLoops int
 	// Logger receives WARN logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Budget is the loop's memory budget (loop.Server.Budget): what the
 	// API allocates for a request (decompressed body, decoded records,
 	// REST answers) is charged to it while the request is served. nil
-	// means a private budget of --memory-limit-bytes' default.
+	// means a private budget of --request-memory-bytes' default.
 	Budget *limits.Budget
 }
 
@@ -403,8 +403,8 @@ func (a *API) stats() map[string]any {
 	var rows []HTTPLimitStat
 	sources, _ := out["limit_sources"].(map[string]any)
 	for _, l := range limits.HTTPTable {
-		// Counters and refusal bodies name a limit by its first flag
-		// name, which may now be an alias.
+		// floodgate_http_refused_total names a renamed limit by its
+		// former name (limits.Label), now an alias.
 		var n uint64
 		for _, name := range append([]string{l.Flag}, l.Aliases...) {
 			n += refused[name]

@@ -376,8 +376,8 @@ func TestRESTFetchZstdBombStaysUnderCap(t *testing.T) {
 }
 
 // TestRESTFetchRefusedWhenBudgetCannotHoldTheAnswer: a REST fetch whose
-// answer would not fit in --memory-limit-bytes is answered 503 with
-// Retry-After and a JSON body naming memory-limit-bytes, and the budget is
+// answer would not fit in --request-memory-bytes is answered 503 with
+// Retry-After and a JSON body naming request-memory-bytes, and the budget is
 // back where it was afterwards.
 func TestRESTFetchRefusedWhenBudgetCannotHoldTheAnswer(t *testing.T) {
 	srv := startHTTP(t, func(c *limits.HTTPConfig) {}, testserver.WithLimits(func(c *limits.Config) { c.MemoryLimitBytes = 8 << 20 }))
@@ -391,7 +391,7 @@ func TestRESTFetchRefusedWhenBudgetCannotHoldTheAnswer(t *testing.T) {
 	before := srv.Budget().Used()
 	a := do(t, client(), "GET", "http://"+srv.HTTPAddr()+"/topics/fat/partitions/0/records?offset=0", "", nil)
 	lim, conf, _ := limitBody(t, a.body)
-	if a.status != 503 || a.header.Get("Retry-After") == "" || lim != "memory-limit-bytes" || conf != 8<<20 {
+	if a.status != 503 || a.header.Get("Retry-After") == "" || lim != "request-memory-bytes" || conf != 8<<20 {
 		t.Fatalf("fat fetch: %d %v %s", a.status, a.header, a.body)
 	}
 	deadline := time.Now().Add(2 * time.Second)
@@ -483,7 +483,7 @@ func TestRESTProduceOfManyTinyRecordsIsBounded(t *testing.T) {
 
 // TestRESTInflatedBodyIsCharged: a gzip body that inflates to 24 MiB
 // (within --max-decompressed-size-bytes) is refused 503 naming
-// memory-limit-bytes when the budget (16 MiB) cannot hold it; before, the
+// request-memory-bytes when the budget (16 MiB) cannot hold it; before, the
 // inflated bytes were outside the budget and the produce succeeded.
 func TestRESTInflatedBodyIsCharged(t *testing.T) {
 	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.MaxDecompressionRatio = 0 },
@@ -496,8 +496,13 @@ func TestRESTInflatedBodyIsCharged(t *testing.T) {
 	a := do(t, client(), "POST", "http://"+srv.HTTPAddr()+"/topics/inflated", "application/vnd.kafka.json.v2+json",
 		bytes.NewReader(gz), "Content-Encoding", "gzip")
 	lim, _, _ := limitBody(t, a.body)
-	if a.status != 503 || lim != "memory-limit-bytes" {
+	if a.status != 503 || lim != "request-memory-bytes" {
 		t.Fatalf("inflated body: %d %s", a.status, a.body)
+	}
+	// The series keeps the label it was published with.
+	if m := do(t, client(), "GET", "http://"+srv.HTTPAddr()+"/metrics", "", nil).body; !strings.Contains(m,
+		`floodgate_http_limit_tripped_total{limit="memory-limit-bytes"} 1`) {
+		t.Fatal(`no floodgate_http_limit_tripped_total{limit="memory-limit-bytes"} 1 in /metrics`)
 	}
 	// The charge is released right after the answer is handed over.
 	deadline := time.Now().Add(2 * time.Second)

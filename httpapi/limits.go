@@ -147,11 +147,13 @@ func newGate(cfg *limits.HTTPConfig, set *metrics.Set, loops int, budget *limits
 	for _, s := range rateScopes {
 		g.rateHit[s] = set.GetOrCreateCounter(`floodgate_rate_limit_exceeded_total{scope="` + s + `"}`)
 	}
+	// tripped is keyed by flag; a renamed limit's series keeps its
+	// published label (limits.Label).
 	for _, f := range []string{"max-decompression-ratio", "max-decompressed-size-bytes", "content-encoding",
-		"max-connections-per-route", "max-in-flight-requests", "max-in-flight-requests-per-worker",
+		"max-connections-per-route", "max-in-flight-requests", limits.MaxInFlightPerEventLoop,
 		"max-requests-per-second-global", "max-requests-per-second-per-client", "max-requests-per-second-per-route",
-		"max-memory-bytes", "memory-limit-bytes", "max-rest-response-bytes", "max-rest-records-per-request"} {
-		g.tripped[f] = set.NewCounter(`floodgate_http_limit_tripped_total{limit="` + f + `"}`)
+		limits.MaxProcessMemoryBytes, limits.RequestMemoryBytes, "max-rest-response-bytes", "max-rest-records-per-request"} {
+		g.tripped[f] = set.NewCounter(`floodgate_http_limit_tripped_total{limit="` + limits.Label(f) + `"}`)
 	}
 	for _, r := range g.routes {
 		if r.rate != nil {
@@ -183,10 +185,10 @@ func (g *gate) watchMemory(ctx context.Context, warn func(msg string, args ...an
 		switch was := g.memOver.Load(); {
 		case over && !was:
 			warn("process memory limit reached: new Kafka connections are refused with THROTTLING_QUOTA_EXCEEDED, "+
-				"Kafka requests answered with REQUEST_TIMED_OUT, HTTP requests with 503 (probes excepted)", "limit", "max-memory-bytes",
+				"Kafka requests answered with REQUEST_TIMED_OUT, HTTP requests with 503 (probes excepted)", "limit", limits.MaxProcessMemoryBytes,
 				"configured", limit, "actual", used)
 		case !over && was:
-			warn("process memory back under its limit: serving again", "limit", "max-memory-bytes",
+			warn("process memory back under its limit: serving again", "limit", limits.MaxProcessMemoryBytes,
 				"configured", limit, "actual", used)
 		}
 		g.memOver.Store(over)
@@ -198,10 +200,10 @@ func (g *gate) watchMemory(ctx context.Context, warn func(msg string, args ...an
 	}
 }
 
-// MemoryOver reports whether the process is over --max-memory-bytes (or
-// --max-memory-percent) as last sampled, with the limit and the sample:
-// the event loop refuses Kafka connections and requests on it
-// (loop.ProcessMemory).
+// MemoryOver reports whether the process is over
+// --max-process-memory-bytes (or --max-process-memory-percent) as last
+// sampled, with the limit and the sample: the event loop refuses Kafka
+// connections and requests on it (loop.ProcessMemory).
 func (a *API) MemoryOver() (over bool, limit, used int64) {
 	g := a.gate
 	limit = g.memLimit.Load()
@@ -250,8 +252,8 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 	if !exempt(ep) && g.memOver.Load() {
 		if limit := g.memLimit.Load(); limit > 0 {
 			g.countRefused("memory")
-			g.tripped["max-memory-bytes"].Inc()
-			return ticket{}, g.unavailable(r, rt, "max-memory-bytes", limit, g.memUsed.Load(), "process memory limit reached")
+			g.tripped[limits.MaxProcessMemoryBytes].Inc()
+			return ticket{}, g.unavailable(r, rt, limits.MaxProcessMemoryBytes, limit, g.memUsed.Load(), "process memory limit reached")
 		}
 	}
 	now := time.Now()
@@ -291,8 +293,8 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 	if n := g.perLoop[li].Add(1); cfg.MaxInFlightPerEventLoop > 0 && n > int64(cfg.MaxInFlightPerEventLoop) {
 		g.perLoop[li].Add(-1)
 		g.countRefused("in_flight_per_worker")
-		g.tripped["max-in-flight-requests-per-worker"].Inc()
-		return ticket{}, g.unavailable(r, rt, "max-in-flight-requests-per-worker", int64(cfg.MaxInFlightPerEventLoop), n, "too many requests in flight on this event loop")
+		g.tripped[limits.MaxInFlightPerEventLoop].Inc()
+		return ticket{}, g.unavailable(r, rt, limits.MaxInFlightPerEventLoop, int64(cfg.MaxInFlightPerEventLoop), n, "too many requests in flight on this event loop")
 	}
 	if n := rt.active.Add(1); cfg.MaxConnectionsPerRoute > 0 && n > int64(cfg.MaxConnectionsPerRoute) {
 		rt.active.Add(-1)
@@ -446,12 +448,12 @@ func (g *gate) decodeBody(r *loop.HTTPRequest, rt *route, ch *charge) ([]byte, *
 // budgetRefusal answers 503 when the memory budget cannot cover what a
 // request would make the API allocate.
 func (g *gate) budgetRefusal(what string) *loop.HTTPResponse {
-	g.tripped["memory-limit-bytes"].Inc()
+	g.tripped[limits.RequestMemoryBytes].Inc()
 	g.countRefused("memory")
 	limit, used := g.budget.Limit(), g.budget.Used()
-	g.warn.Warn("memory-limit-bytes", "http request refused: memory budget exhausted", "limit", "memory-limit-bytes",
+	g.warn.Warn(limits.RequestMemoryBytes, "http request refused: memory budget exhausted", "limit", limits.RequestMemoryBytes,
 		"configured", limit, "actual", used, "while", what)
-	return unavailable("memory-limit-bytes", limit, used, "memory budget exhausted while "+what)
+	return unavailable(limits.RequestMemoryBytes, limit, used, "memory budget exhausted while "+what)
 }
 
 func (g *gate) decodeRefusal(r *loop.HTTPRequest, rt *route, err error) *loop.HTTPResponse {

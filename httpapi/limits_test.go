@@ -306,19 +306,23 @@ func TestRouteRateKeyedByHeader(t *testing.T) {
 }
 
 // TestConcurrencyLimits503: held long-poll fetches fill the in-flight,
-// per-worker and per-route limits; the next request gets 503 with
-// Retry-After and Connection: close, and once the fetches are answered the
-// accounting is released.
+// per-event-loop and per-route limits; the next request gets 503 with
+// Retry-After, Connection: close and a body naming the limit by its flag
+// (the tripped series keeps its published label), and once the fetches
+// are answered the accounting is released.
 func TestConcurrencyLimits503(t *testing.T) {
 	tests := []struct {
 		name  string
 		set   func(*limits.HTTPConfig)
 		path  string // the refused request
-		limit string
+		limit string // in the refusal's body
+		label string // of floodgate_http_limit_tripped_total
 	}{
-		{"in-flight", func(c *limits.HTTPConfig) { c.MaxInFlight = 2 }, "/topics", "max-in-flight-requests"},
-		{"per worker", func(c *limits.HTTPConfig) { c.MaxInFlightPerEventLoop = 2 }, "/topics", "max-in-flight-requests-per-worker"},
-		{"per route", func(c *limits.HTTPConfig) { c.MaxConnectionsPerRoute = 2 }, "/topics/held/partitions/0/records?offset=0&timeout=10", "max-connections-per-route"},
+		{"in-flight", func(c *limits.HTTPConfig) { c.MaxInFlight = 2 }, "/topics", "max-in-flight-requests", "max-in-flight-requests"},
+		{"per event loop", func(c *limits.HTTPConfig) { c.MaxInFlightPerEventLoop = 2 }, "/topics",
+			"max-in-flight-requests-per-event-loop", "max-in-flight-requests-per-worker"},
+		{"per route", func(c *limits.HTTPConfig) { c.MaxConnectionsPerRoute = 2 }, "/topics/held/partitions/0/records?offset=0&timeout=10",
+			"max-connections-per-route", "max-connections-per-route"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,6 +365,10 @@ func TestConcurrencyLimits503(t *testing.T) {
 			if lim, conf, _ := limitBody(t, a.body); lim != tt.limit || conf != 2 {
 				t.Fatalf("limit %q configured %d", lim, conf)
 			}
+			if m := rawExchange(t, srv.HTTPAddr(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").body; !strings.Contains(m,
+				`floodgate_http_limit_tripped_total{limit="`+tt.label+`"} 1`) {
+				t.Fatalf("no floodgate_http_limit_tripped_total{limit=%q} 1 in /metrics", tt.label)
+			}
 			// Probes are exempt.
 			if a := rawExchange(t, srv.HTTPAddr(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"); a.status != 200 {
 				t.Fatalf("/health during overload: %d", a.status)
@@ -373,8 +381,9 @@ func TestConcurrencyLimits503(t *testing.T) {
 	}
 }
 
-// TestMemoryLimit: over --max-memory-bytes, new requests get 503 and
-// /ready is false; /health still answers.
+// TestMemoryLimit: over --max-process-memory-bytes, new requests get 503
+// naming that flag (the tripped series keeps its published label
+// max-memory-bytes) and /ready is false; /health still answers.
 func TestMemoryLimit(t *testing.T) {
 	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.MaxMemoryBytes = 1 << 20 })
 	cl := client()
@@ -383,7 +392,7 @@ func TestMemoryLimit(t *testing.T) {
 	if a.status != 503 || a.header.Get("Retry-After") == "" {
 		t.Fatalf("status %d: %s", a.status, a.body)
 	}
-	if lim, conf, act := limitBody(t, a.body); lim != "max-memory-bytes" || conf != 1<<20 || act < 1<<20 {
+	if lim, conf, act := limitBody(t, a.body); lim != "max-process-memory-bytes" || conf != 1<<20 || act < 1<<20 {
 		t.Fatalf("body %s", a.body)
 	}
 	if a := do(t, cl, "GET", base+"/ready", "", nil); a.status != 503 {
@@ -393,7 +402,8 @@ func TestMemoryLimit(t *testing.T) {
 		t.Fatalf("/health: %d", a.status)
 	}
 	m := do(t, cl, "GET", base+"/metrics", "", nil).body
-	if !contains(m, `floodgate_connection_limit_reached_total{reason="memory"} 1`, "floodgate_memory_usage_bytes ") {
+	if !contains(m, `floodgate_connection_limit_reached_total{reason="memory"} 1`, "floodgate_memory_usage_bytes ",
+		`floodgate_http_limit_tripped_total{limit="max-memory-bytes"} 1`) {
 		t.Fatal("memory metrics missing")
 	}
 }

@@ -29,7 +29,7 @@ var MetricDocs = []MetricDoc{
 	{"kafka", "floodgate_connections_rejected_total", "counter", "Connections refused at accept or registration, by reason (max_connections, max_connections_per_ip, memory, process_memory, register_failed, proxy_untrusted, proxy_pending, proxy_timeout, proxy_malformed, proxy_closed)."},
 	{"kafka", "floodgate_connection_limit_reached_total", "counter", "Connections refused because a connection limit was reached, by reason: max_connections, max_connections_per_ip, memory_budget, process_memory. DEPRECATED reasons in_flight, in_flight_per_worker, route, memory and queue count refused HTTP requests, now floodgate_http_requests_refused_total{reason}; they go in the next release."},
 	{"kafka", "floodgate_requests_throttled_total", "counter", "Kafka requests over their rate limit, by API and mode (delay: served with throttle_time_ms; reject: THROTTLING_QUOTA_EXCEEDED)."},
-	{"kafka", "floodgate_memory_used_bytes", "gauge", "Bytes the memory budget (--memory-limit-bytes) holds: requests arriving, in flight, and answers not yet written."},
+	{"kafka", "floodgate_memory_used_bytes", "gauge", "Bytes the memory budget (--request-memory-bytes) holds: requests arriving, in flight, and answers not yet written."},
 	{"kafka", "floodgate_process_resident_bytes", "gauge", "DEPRECATED: use process_resident_memory_bytes; goes in the next release. Resident memory of the process (RSS)."},
 	{"kafka", "floodgate_request_queue_depth", "gauge", "Requests waiting in the worker pool's queue (--max-queued-requests)."},
 	{"kafka", "floodgate_requests_in_flight", "gauge", "Requests read and not yet answered, Kafka and HTTP (--max-in-flight-requests)."},
@@ -40,7 +40,7 @@ var MetricDocs = []MetricDoc{
 	{"proxy", "floodgate_body_size_exceeded_total", "counter", "HTTP requests refused with 413 by a body size limit."},
 	{"proxy", "floodgate_decompression_rejected_total", "counter", "HTTP request bodies refused while inflating (413: size or ratio; 415: unknown Content-Encoding)."},
 	{"proxy", "floodgate_rate_limit_exceeded_total", "counter", "HTTP requests refused with 429 by a rate limit, by scope (global, client, route)."},
-	{"proxy", "floodgate_memory_usage_bytes", "gauge", "DEPRECATED: use process_resident_memory_bytes; goes in the next release. Resident memory of the process (RSS), watched against --max-memory-bytes and --max-memory-percent."},
+	{"proxy", "floodgate_memory_usage_bytes", "gauge", "DEPRECATED: use process_resident_memory_bytes; goes in the next release. Resident memory of the process (RSS), watched against --max-process-memory-bytes and --max-process-memory-percent."},
 }
 
 // metricHelp indexes MetricDocs by family name.
@@ -88,8 +88,8 @@ var seriesHelp = map[string]string{
 	"floodgate_http_refused_total":                   "HTTP requests refused by the event loop, by limit and status code.",
 	"floodgate_malformed_requests_total":             "Kafka requests that could not be parsed (the connection is closed).",
 	"floodgate_max_connections":                      "The --max-connections limit.",
-	"floodgate_memory_limit_bytes":                   "The request memory budget (--memory-limit-bytes).",
-	"floodgate_memory_limit_process_bytes":           "The process memory limit in force (lower of --max-memory-bytes and --max-memory-percent; 0 = off).",
+	"floodgate_memory_limit_bytes":                   "The request memory budget (--request-memory-bytes).",
+	"floodgate_memory_limit_process_bytes":           "The process memory limit in force (lower of --max-process-memory-bytes and --max-process-memory-percent; 0 = off).",
 	"floodgate_offsets_log_bytes":                    "Bytes of the committed offsets log on disk.",
 	"floodgate_parks_total":                          "Connections parked, by reason.",
 	"floodgate_partitions":                           "Partitions.",

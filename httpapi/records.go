@@ -395,8 +395,19 @@ func inflateStream(ch *charge, state, maxOut int64, open func() (io.Reader, func
 	}
 }
 
-// murmur2 is the Kafka Java client's key hash (Utils.murmur2), so keyed
-// records land on the partition a Java or franz-go producer would choose.
+// keyPartition is the partition among n of a record with key: Kafka's
+// default partitioner (Utils.toPositive(Utils.murmur2(key)) % n), which
+// franz-go's default (KafkaHasher(murmur2)) follows too, so a key lands on
+// the same partition whether it came over REST, from a Java client or from
+// franz-go. franz-go does not export its murmur2 (only a Partitioner that
+// takes a whole *kgo.Record); TestKeyPartitionIsFranzGos checks this copy
+// against it.
+func keyPartition(key []byte, n int32) int32 {
+	return int32(murmur2(key)&0x7fffffff) % n
+}
+
+// murmur2 is the Kafka Java client's key hash (Utils.murmur2); Kafka's
+// UtilsTest vectors are TestMurmur2KafkaVectors.
 func murmur2(data []byte) uint32 {
 	const (
 		seed uint32 = 0x9747b28c

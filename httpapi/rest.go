@@ -550,7 +550,7 @@ func (a *API) produce(c *call, rp restPath, body []byte) {
 				return
 			case p >= 0:
 			case recs[i].key != nil:
-				recs[i].partition = int32(murmur2(recs[i].key)&0x7fffffff) % n
+				recs[i].partition = keyPartition(recs[i].key, n)
 			default:
 				recs[i].partition = int32(a.rr.Add(1)-1) % n
 			}

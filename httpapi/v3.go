@@ -540,7 +540,7 @@ func (a *API) produceV3(c *call, id, topic string, body []byte) {
 				r.err = &v3Answer{ErrorCode: 404, Message: "This server does not host this topic-partition."}
 			case r.partition >= 0:
 			case r.key != nil:
-				r.partition = int32(murmur2(r.key)&0x7fffffff) % n
+				r.partition = keyPartition(r.key, n)
 			default:
 				r.partition = int32(a.rr.Add(1)-1) % n
 			}

@@ -84,7 +84,7 @@ func TestEveryHTTPViolationIsLogged(t *testing.T) {
 			}, 503, []string{"limit=max-in-flight-requests", "configured=1", "actual=2", "route="}}, // the first refused of the racing requests is logged (once per second)
 		{"503 process memory", func(c *limits.HTTPConfig) { c.MaxMemoryBytes = 1 << 20 },
 			func(t *testing.T, base string) { do(t, client(), "GET", base+"/topics", "", nil) },
-			503, []string{"limit=max-memory-bytes", "configured=1048576", "actual=", "route=topics"}},
+			503, []string{"limit=max-process-memory-bytes", "configured=1048576", "actual=", "route=topics"}},
 		{"413 decompression", func(c *limits.HTTPConfig) { c.MaxDecompressionRatio = 0; c.MaxDecompressedBytes = 1 << 20 },
 			func(t *testing.T, base string) {
 				do(t, client(), "POST", base+"/topics/bomb", "application/vnd.kafka.json.v2+json",

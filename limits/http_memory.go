@@ -56,8 +56,9 @@ func memInfoTotal() int64 {
 	return 0
 }
 
-// MemoryLimit resolves --max-memory-bytes and --max-memory-percent into one
-// byte limit: the lower of the two that are set, 0 when neither is.
+// MemoryLimit resolves --max-process-memory-bytes and
+// --max-process-memory-percent into one byte limit: the lower of the two
+// that are set, 0 when neither is.
 func (c *HTTPConfig) MemoryLimit(total int64) int64 {
 	lim := c.MaxMemoryBytes
 	if c.MaxMemoryPercent > 0 && total > 0 {

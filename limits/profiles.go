@@ -28,7 +28,7 @@ const NoProfile = "none"
 // "development", "production" and "high-traffic" presets. The document's
 // "connections per client" is --max-connections-per-ip, "total
 // connections" --max-connections, "per worker" the in-flight requests of
-// one event loop, "memory 80%" --max-memory-percent.
+// one event loop, "memory 80%" --max-process-memory-percent.
 var Profiles = []Profile{
 	{Name: "development", Values: []ProfileValue{
 		{"max-header-size-bytes", "16384"},

@@ -12,6 +12,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/floodgate/floodgate/limits"
 )
 
 // listenerKind says which protocol a connection speaks.
@@ -232,9 +234,9 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32, ip netip.A
 	if s.budget.NearLimit() {
 		s.active.Add(-1)
 		s.met.rejected("memory")
-		s.warn.Warn("limit:memory-limit-bytes", "connection refused: memory budget exhausted", "limit", "memory-limit-bytes",
+		s.warn.Warn("limit:"+limits.RequestMemoryBytes, "connection refused: memory budget exhausted", "limit", limits.RequestMemoryBytes,
 			"configured", s.budget.Limit(), "actual", s.budget.Used(), "client_ip", ip.String())
-		s.refuseConn(nc, kind, secure, "memory-limit-bytes", s.budget.Limit(), s.budget.Used())
+		s.refuseConn(nc, kind, secure, limits.RequestMemoryBytes, s.budget.Limit(), s.budget.Used())
 		return nil
 	}
 	// Over the process memory limit new Kafka connections are refused the
@@ -244,9 +246,9 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32, ip netip.A
 		if over, limit, used := s.processMemoryOver(); over {
 			s.active.Add(-1)
 			s.met.rejected("process_memory")
-			s.warn.Warn("limit:max-memory-bytes", "connection refused: process memory limit reached", "limit", "max-memory-bytes",
+			s.warn.Warn("limit:"+limits.MaxProcessMemoryBytes, "connection refused: process memory limit reached", "limit", limits.MaxProcessMemoryBytes,
 				"configured", limit, "actual", used, "client_ip", ip.String(), "listener", kind.String())
-			s.refuseConn(nc, kind, secure, "max-memory-bytes", limit, used)
+			s.refuseConn(nc, kind, secure, limits.MaxProcessMemoryBytes, limit, used)
 			return nil
 		}
 	}

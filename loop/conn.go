@@ -35,9 +35,9 @@ type conn struct {
 	loop *loopState // its event loop; loop.s is the server
 	// Owned by the event loop (or by the park goroutine while parked).
 	gc         gnet.Conn
-	prev, next *conn
-	lastActive int64 // unix nanos of the last traffic
-	listedAt   int64 // unix nanos when it was put at the back of the idle list
+	place      links[conn] // in the loop's idle list
+	lastActive int64       // unix nanos of the last traffic
+	listedAt   int64       // unix nanos when it was put at the back of the idle list
 	// ip is the client's address: the socket's peer, or on a PROXY
 	// protocol listener the client the header named (proxy.go).
 	ip netip.Addr
@@ -477,3 +477,5 @@ func (c *conn) nextJob() job {
 	c.execQ = c.execQ[1:]
 	return j
 }
+
+func (c *conn) links() *links[conn] { return &c.place }

@@ -577,9 +577,9 @@ func (c *conn) refuseHTTP(err error) {
 func (c *conn) memoryLimitOf(err error) (limit string, configured, actual int64) {
 	b := c.loop.s.budget
 	if errors.Is(err, limits.ErrShareExhausted) {
-		return "memory-limit-per-ip-percent", b.PerClient(), c.share.Held()
+		return limits.RequestMemoryPerIPPercent, b.PerClient(), c.share.Held()
 	}
-	return "memory-limit-bytes", b.Limit(), b.Used()
+	return limits.RequestMemoryBytes, b.Limit(), b.Used()
 }
 
 // LimitErrorBody is the JSON body of every refusal: which limit, its

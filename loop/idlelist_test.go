@@ -44,7 +44,7 @@ func TestIdleListMovesRarelyAndReapsExactly(t *testing.T) {
 			for _, tc := range tt.touches {
 				l.touch(conns[tc[0]], ms(tc[1]))
 			}
-			if l.head != conns[tt.wantHead] {
+			if l.idle.head != conns[tt.wantHead] {
 				t.Fatalf("head is not connection %d", tt.wantHead)
 			}
 			l.reap(time.Unix(0, ms(tt.reapAt)))

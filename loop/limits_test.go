@@ -174,7 +174,7 @@ func TestPipeliningWithoutReadingIsBounded(t *testing.T) {
 		t.Fatalf("connection not parked: %+v", st)
 	}
 	if st.InFlight > 100 {
-		t.Fatalf("%d requests in flight over max-inflight-requests=100", st.InFlight)
+		t.Fatalf("%d requests in flight over max-in-flight-requests-per-connection=100", st.InFlight)
 	}
 	// Everyone else is still served.
 	expectServed(t, dialFrom(t, "", srv.KafkaAddr()))

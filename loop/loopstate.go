@@ -23,7 +23,7 @@ type loopState struct {
 	// activity (oldest first): touching a connection moves it to the back in
 	// O(1), and the reaper stops at the first one that is not idle, so no
 	// tick scans every connection.
-	head, tail *conn
+	idle dlist[conn, *conn]
 	// heads holds connections waiting for a request head, by deadline
 	// (a heap: an entry is renewed on the connection's later deadline).
 	heads headHeap
@@ -169,17 +169,11 @@ func (l *loopState) touch(c *conn, now int64) {
 // moveToBack puts c at the back of the idle list, listed at now.
 func (l *loopState) moveToBack(c *conn, now int64) {
 	c.listedAt = now
-	if l.tail == c {
+	if l.idle.tail == c {
 		return
 	}
 	l.unlink(c)
-	c.prev = l.tail
-	if l.tail != nil {
-		l.tail.next = c
-	} else {
-		l.head = c
-	}
-	l.tail = c
+	l.idle.pushBack(c)
 	c.listed = true
 }
 
@@ -188,17 +182,8 @@ func (l *loopState) unlink(c *conn) {
 	if !c.listed {
 		return
 	}
-	if c.prev != nil {
-		c.prev.next = c.next
-	} else {
-		l.head = c.next
-	}
-	if c.next != nil {
-		c.next.prev = c.prev
-	} else {
-		l.tail = c.prev
-	}
-	c.prev, c.next, c.listed = nil, nil, false
+	l.idle.remove(c)
+	c.listed = false
 }
 
 // reap closes connections idle for longer than the timeout. Connections
@@ -212,7 +197,7 @@ func (l *loopState) reap(now time.Time) {
 	// The list is ordered by listedAt, and lastActive >= listedAt: once
 	// the head was listed within the timeout, so was every connection
 	// behind it, and none is idle.
-	for c := l.head; c != nil && c.listedAt < limit; c = l.head {
+	for c := l.idle.head; c != nil && c.listedAt < limit; c = l.idle.head {
 		if c.lastActive >= limit || c.pending() > 0 {
 			// Active within the timeout (touched without a move), or
 			// with requests in flight: not idle.

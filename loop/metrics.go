@@ -10,6 +10,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/limits"
 )
 
 // apiSlots bounds the per-API metric arrays.
@@ -216,7 +218,8 @@ func ResidentBytes() int64 {
 	return pages * int64(os.Getpagesize())
 }
 
-// httpRefused counts an HTTP request refused by a limit.
+// httpRefused counts an HTTP request refused by a limit (a flag name;
+// the series carries its published label, limits.Label).
 func (m *serverMetrics) httpRefused(status int, limit string) {
 	switch limit {
 	case "max-header-size-bytes", "max-header-count", "max-header-name-bytes", "max-header-value-bytes":
@@ -226,7 +229,7 @@ func (m *serverMetrics) httpRefused(status int, limit string) {
 	case "max-decompressed-size-bytes", "max-decompression-ratio":
 		m.counter("floodgate_decompression_rejected_total").Inc()
 	}
-	m.counter(`floodgate_http_refused_total{limit="` + limit + `",code="` + strconv.Itoa(status) + `"}`).Inc()
+	m.counter(`floodgate_http_refused_total{limit="` + limits.Label(limit) + `",code="` + strconv.Itoa(status) + `"}`).Inc()
 }
 
 // countErrors counts the error codes a response carries, by API and code

@@ -4,11 +4,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/limits"
 )
 
-// ProcessMemory reports the process memory limit (--max-memory-bytes,
-// --max-memory-percent: resident memory against a limit), watched by the
-// HTTP API's gate.
+// ProcessMemory reports the process memory limit
+// (--max-process-memory-bytes, --max-process-memory-percent: resident
+// memory against a limit), watched by the HTTP API's gate.
 type ProcessMemory interface {
 	// MemoryOver reports whether the process is at or over its memory
 	// limit, with the limit and the memory last measured.
@@ -48,7 +49,7 @@ func (r *kafkaRequest) refuseForProcessMemory(req kmsg.Request) {
 	s, h := r.c.loop.s, &r.hdr
 	_, limit, used := s.processMemoryOver()
 	s.met.counter(`floodgate_requests_refused_total{reason="process_memory"}`).Inc()
-	s.warn.Warn("limit:max-memory-bytes:kafka", "request refused: process memory limit reached", "limit", "max-memory-bytes",
+	s.warn.Warn("limit:"+limits.MaxProcessMemoryBytes+":kafka", "request refused: process memory limit reached", "limit", limits.MaxProcessMemoryBytes,
 		"configured", limit, "actual", used, "client_ip", r.c.ipStr, "client_id", string(h.ClientID), "api", kmsg.NameForKey(h.APIKey))
 	if p, ok := req.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
 		r.respond(nil)

@@ -20,7 +20,7 @@ import (
 )
 
 // TestProcessMemoryLimitProtectsKafkaAndKeepsProbes raises the process's
-// resident memory past --max-memory-bytes with a ballast (what a real
+// resident memory past --max-process-memory-bytes with a ballast (what a real
 // overload would hold) and checks every answer the limit promises, then
 // that service resumes once the memory is back.
 func TestProcessMemoryLimitProtectsKafkaAndKeepsProbes(t *testing.T) {
@@ -70,7 +70,7 @@ func TestProcessMemoryLimitProtectsKafkaAndKeepsProbes(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != want || (want == 503 && !strings.Contains(string(body), `"limit":"max-memory-bytes"`)) {
+		if resp.StatusCode != want || (want == 503 && !strings.Contains(string(body), `"limit":"max-process-memory-bytes"`)) {
 			t.Fatalf("GET %s over the limit: %d %s, want %d", path, resp.StatusCode, body, want)
 		}
 	}

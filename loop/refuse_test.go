@@ -53,7 +53,7 @@ var refusalCases = []refusalCase{
 		},
 	},
 	{
-		name: "memory", limit: "memory-limit-bytes",
+		name: "memory", limit: "request-memory-bytes",
 		limits: func(l *limits.Config) { l.MemoryLimitBytes = 4 << 20 },
 		refuse: func(t *testing.T, srv *testserver.Server) func() {
 			// What many clients' requests in flight would hold.

@@ -266,7 +266,7 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 		files.release()
 		files = nil
 		c.loop.s.met.counter(`floodgate_responses_refused_total{reason="memory"}`).Inc()
-		c.loop.s.warn.Warn("limit:memory:response", "response refused: "+err.Error(), "limit", "memory-limit-bytes",
+		c.loop.s.warn.Warn("limit:memory:response", "response refused: "+err.Error(), "limit", limits.RequestMemoryBytes,
 			"response_bytes", len(*buf), "ip_holds", c.share.Held(), "client_ip", c.addr(), "api", kmsg.NameForKey(r.hdr.APIKey))
 		resp = kafka.ErrorResponse(req, kafka.ErrRequestTimedOut)
 		if r.throttle > 0 {

@@ -34,7 +34,7 @@ type IPCount struct {
 	IP    string `json:"ip"`
 	Count int32  `json:"connections"`
 	// MemoryBytes is what the IP holds of the memory budget (its share is
-	// capped by --memory-limit-per-ip-percent).
+	// capped by --request-memory-per-ip-percent).
 	MemoryBytes int64 `json:"memory_bytes"`
 }
 

@@ -17,19 +17,21 @@ import (
 // again. A table full of young handshakes (a real surge) refuses the new
 // connection instead.
 type handshakeTable struct {
-	mu         sync.Mutex
-	head, tail *pendingHandshake
-	n          int
+	mu    sync.Mutex
+	byAge dlist[pendingHandshake, *pendingHandshake] // oldest first
+	n     int
 }
 
 // pendingHandshake is one handshake in progress.
 type pendingHandshake struct {
-	nc         *net.TCPConn
-	start      time.Time
-	prev, next *pendingHandshake
-	listed     bool
-	evicted    bool // set under the table's lock; read by its goroutine after the handshake ended
+	nc      *net.TCPConn
+	start   time.Time
+	place   links[pendingHandshake]
+	listed  bool
+	evicted bool // set under the table's lock; read by its goroutine after the handshake ended
 }
+
+func (p *pendingHandshake) links() *links[pendingHandshake] { return &p.place }
 
 // evictAge returns the age from which a handshake may give its place to
 // a new one: an eighth of the handshake timeout, at least 100 ms.
@@ -45,7 +47,7 @@ func (t *handshakeTable) admit(p *pendingHandshake, max int, minAge time.Duratio
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.n >= max {
-		old := t.head
+		old := t.byAge.head
 		if old == nil || p.start.Sub(old.start) < minAge {
 			return false
 		}
@@ -53,13 +55,8 @@ func (t *handshakeTable) admit(p *pendingHandshake, max int, minAge time.Duratio
 		old.evicted = true
 		_ = old.nc.SetDeadline(time.Unix(1, 0))
 	}
-	p.prev, p.listed = t.tail, true
-	if t.tail != nil {
-		t.tail.next = p
-	} else {
-		t.head = p
-	}
-	t.tail = p
+	t.byAge.pushBack(p)
+	p.listed = true
 	t.n++
 	return true
 }
@@ -82,16 +79,7 @@ func (t *handshakeTable) running() int {
 }
 
 func (t *handshakeTable) unlinkLocked(p *pendingHandshake) {
-	if p.prev != nil {
-		p.prev.next = p.next
-	} else {
-		t.head = p.next
-	}
-	if p.next != nil {
-		p.next.prev = p.prev
-	} else {
-		t.tail = p.prev
-	}
-	p.prev, p.next, p.listed = nil, nil, false
+	t.byAge.remove(p)
+	p.listed = false
 	t.n--
 }

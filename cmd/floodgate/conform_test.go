@@ -131,9 +131,10 @@ func TestRefusedConnectionsAreAnsweredByTheBinary(t *testing.T) {
 }
 
 // TestProcessMemoryLimitRefusesKafkaInTheBinary runs the binary over its
-// --max-memory-bytes from the start: new Kafka connections are refused with
-// THROTTLING_QUOTA_EXCEEDED, HTTP requests with 503 naming the limit, and
-// the probes still answer.
+// process memory limit from the start, set by the former flag name
+// --max-memory-bytes: new Kafka connections are refused with
+// THROTTLING_QUOTA_EXCEEDED, HTTP requests with 503 naming the limit as
+// --help shows it (max-process-memory-bytes), and the probes still answer.
 func TestProcessMemoryLimitRefusesKafkaInTheBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -149,7 +150,7 @@ func TestProcessMemoryLimitRefusesKafkaInTheBinary(t *testing.T) {
 	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl); !errors.Is(err, kerr.ThrottlingQuotaExceeded) {
 		t.Fatalf("kgo over the process memory limit: %v, want THROTTLING_QUOTA_EXCEEDED", err)
 	}
-	if code, body := getFrom(t, "127.0.0.1", p.http, "/topics", "", ""); code != 503 || !strings.Contains(body, `"limit":"max-memory-bytes"`) {
+	if code, body := getFrom(t, "127.0.0.1", p.http, "/topics", "", ""); code != 503 || !strings.Contains(body, `"limit":"max-process-memory-bytes"`) {
 		t.Fatalf("/topics over the limit: %d %s", code, body)
 	}
 	if code, _ := getFrom(t, "127.0.0.1", p.http, "/health", "", ""); code != 200 {

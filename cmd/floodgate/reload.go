@@ -15,8 +15,9 @@ import (
 	"github.com/floodgate/floodgate/loop"
 )
 
-// liveFlags are the settings SIGHUP may change while serving, by any of
-// their names. Each is read where it is enforced at every use (a new
+// liveFlags are the settings SIGHUP may change while serving, by their
+// names in --help (isLive matches a flag by any of its names, former ones
+// included). Each is read where it is enforced at every use (a new
 // connection, a frame, a request, a tick) from the limits the loop and the
 // HTTP API swap atomically (loop.Server.SetLimits, httpapi.API.SetLimits);
 // nothing else needs to move. The rest are read once at start: the worker
@@ -29,7 +30,7 @@ var liveFlags = map[string]bool{
 	// Timeouts, read by the reaper and the transfer and send bounds.
 	"connection-idle-timeout": true, "request-read-timeout": true, "min-request-rate": true, "send-timeout": true,
 	// Request sizes and in-flight bounds, checked per frame or request.
-	"max-request-size": true, "max-inflight-requests": true, "max-partitions-per-request": true,
+	"max-request-size": true, "max-in-flight-requests-per-connection": true, "max-partitions-per-request": true,
 	"max-non-produce-request-size": true,
 	// Waits read at every use: the Kafka memory wait, the HTTP lingering
 	// close and the REST fetch's longest wait.
@@ -42,7 +43,7 @@ var liveFlags = map[string]bool{
 	"sasl-authentication-timeout": true, "sasl-failed-authentication-delay": true,
 	"max-tls-handshakes": true, "tls-handshake-timeout": true,
 	// The memory budget (its limit and the per-IP cap are atomics).
-	"memory-limit-bytes": true, "memory-limit-per-ip-percent": true,
+	"request-memory-bytes": true, "request-memory-per-ip-percent": true,
 	// Rates and quotas: buckets of an unchanged rate keep their state.
 	"produce-rate-limit": true, "fetch-rate-limit": true, "produce-byte-rate": true, "fetch-byte-rate": true,
 	"quota-key": true, "throttle-mode": true,
@@ -50,9 +51,9 @@ var liveFlags = map[string]bool{
 	"max-header-size-bytes": true, "max-header-count": true, "max-header-name-bytes": true, "max-header-value-bytes": true,
 	"max-body-size-bytes": true, "max-body-buffer-bytes": true, "max-decompression-ratio": true,
 	"max-decompressed-size-bytes": true, "max-connections-per-route": true, "max-in-flight-requests": true,
-	"max-in-flight-requests-per-worker": true, "max-requests-per-second-global": true,
+	"max-in-flight-requests-per-event-loop": true, "max-requests-per-second-global": true,
 	"max-requests-per-second-per-client": true, "max-requests-per-second-per-route": true,
-	"max-memory-bytes": true, "max-memory-percent": true, "header-read-timeout": true,
+	"max-process-memory-bytes": true, "max-process-memory-percent": true, "header-read-timeout": true,
 	"max-rest-response-bytes": true, "max-rest-records-per-request": true,
 	// The profile's values are compared one by one; its name is a label.
 	"limits-profile": true,
