@@ -43,9 +43,11 @@ type pendingReq struct {
 }
 
 // outFrame is a request frame waiting for the writer. The frame is the
-// loop's (it stays valid until the request is answered and is never
-// reused); written, when set, is called once the bytes are on the socket or
-// failed (Produce acks=0, which has no answer to wait for).
+// loop's: valid until the request is answered, then reused for another
+// request (loop/framepool.go), so no answer or failure is delivered while
+// a write may still read it (see fail); written, when set, is called once
+// the bytes are on the socket or failed (Produce acks=0, which has no
+// answer to wait for).
 type outFrame struct {
 	prefix  [4]byte
 	frame   []byte
@@ -93,6 +95,9 @@ type upstreamConn struct {
 	nc      net.Conn        // nil until dialled (and authenticated)
 	raw     syscall.RawConn // nc's, for non-blocking writes; nil over TLS
 	writing bool            // a sender or the writer is writing
+	// idle is signalled (on mu) when writing turns false: fail waits for
+	// it before failing requests whose frames a write may still read.
+	idle    *sync.Cond
 	queue   []outFrame
 	pending map[int32]*pendingReq
 	corr    int32
@@ -106,6 +111,9 @@ type upstreamConn struct {
 	// that the socket took only in part, before the rest is queued: it
 	// widens the moment in which other senders queue frames behind it.
 	afterPartialWrite func()
+	// afterBatchWrite, when set (tests only), runs in the writer goroutine
+	// after a batch's write returned, before it lets go of the batch.
+	afterBatchWrite func()
 }
 
 // dialer opens upstream connections: TCP, or TLS with --upstream-tls, then
@@ -154,6 +162,7 @@ func closeConn(nc net.Conn) {
 func newUpstream(node int32, addr string, d dialer, reqTimeout time.Duration, dialed func(error), broke func()) *upstreamConn {
 	u := &upstreamConn{node: node, addr: addr, timeout: reqTimeout, dialed: dialed, broke: broke,
 		wake: make(chan struct{}, 1), pending: map[int32]*pendingReq{}}
+	u.idle = sync.NewCond(&u.mu)
 	go u.writeLoop(d)
 	return u
 }
@@ -223,11 +232,9 @@ func (u *upstreamConn) writeNow(raw syscall.RawConn, of *outFrame) {
 	if !done && n > 0 && u.afterPartialWrite != nil {
 		u.afterPartialWrite()
 	}
-	if done && of.written != nil {
-		of.written()
-	}
 	u.mu.Lock()
 	u.writing = false
+	u.idle.Broadcast()
 	if u.dead && err == nil && !done {
 		err = errUpstreamClosed // failed meanwhile: the writer is gone
 	}
@@ -236,10 +243,13 @@ func (u *upstreamConn) writeNow(raw syscall.RawConn, of *outFrame) {
 	}
 	more := len(u.queue) > 0
 	u.mu.Unlock()
+	// Once writing is off: the callback answers the request, and an
+	// answer lets the loop reuse the frame (and may close the connection,
+	// whose fail waits for writing to be off).
+	if (done || err != nil) && of.written != nil {
+		of.written()
+	}
 	if err != nil {
-		if !done && of.written != nil {
-			of.written()
-		}
 		u.fail(fmt.Errorf("write to upstream broker %d: %w", u.node, err))
 		return
 	}
@@ -286,18 +296,20 @@ func (u *upstreamConn) writeLoop(d dialer) {
 	var bufs net.Buffers
 	for range u.wake {
 		u.mu.Lock()
-		if u.writing && !u.dead {
+		if u.dead {
+			// A sender may still be writing: its flag is its own.
+			batch, u.queue = u.queue, batch[:0]
+			u.mu.Unlock()
+			finishWritten(batch)
+			return
+		}
+		if u.writing {
 			u.mu.Unlock()
 			continue // a sender is writing; it wakes us for what it leaves
 		}
 		batch, u.queue = u.queue, batch[:0]
-		dead := u.dead
-		u.writing = !dead && len(batch) > 0
+		u.writing = len(batch) > 0
 		u.mu.Unlock()
-		if dead {
-			finishWritten(batch)
-			return
-		}
 		if len(batch) == 0 {
 			continue
 		}
@@ -308,12 +320,16 @@ func (u *upstreamConn) writeLoop(d dialer) {
 		_ = nc.SetWriteDeadline(time.Now().Add(u.timeout))
 		w := bufs // WriteTo consumes its receiver
 		_, err := w.WriteTo(nc)
+		if u.afterBatchWrite != nil {
+			u.afterBatchWrite()
+		}
 		clear(bufs) // let the frames go
-		finishWritten(batch)
 		u.mu.Lock()
 		u.writing = false
+		u.idle.Broadcast()
 		more := len(u.queue) > 0
 		u.mu.Unlock()
+		finishWritten(batch) // once writing is off, as in writeNow
 		if err != nil {
 			u.fail(fmt.Errorf("write to upstream broker %d: %w", u.node, err))
 			return
@@ -363,6 +379,16 @@ func (u *upstreamConn) fail(err error) {
 	if nc != nil {
 		closeConn(nc)
 	}
+	// A write under way (a sender's writev, the writer's batch) may still
+	// be reading frames of the requests failed below, which the loop
+	// reuses once they are answered: wait for it to end (closing nc ends a
+	// blocked one at once; a sender's writev never blocks). Whoever writes
+	// turns writing off before calling fail itself.
+	u.mu.Lock()
+	for u.writing {
+		u.idle.Wait()
+	}
+	u.mu.Unlock()
 	u.signal() // the writer notices and ends
 	if u.broke != nil && !errors.Is(err, errClientGone) && !errors.Is(err, errGatewayClosed) && !errors.Is(err, errUpstreamClosed) {
 		u.broke()

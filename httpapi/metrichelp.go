@@ -67,6 +67,8 @@ var seriesHelp = map[string]string{
 	"floodgate_committed_offsets_expired_total":      "Committed offsets removed after their retention.",
 	"floodgate_connections_closed_total":             "Connections floodgate closed, by reason (idle, slow_frame, malformed, http_close, write_error, panic, park_failed, refused_no_error_field).",
 	"floodgate_connections_parked":                   "Connections parked (not read) while a limit holds them.",
+	"floodgate_kafka_frame_buffers_allocated_total":  "Produce request frame buffers allocated because the size class's pool had none (loop/framepool.go).",
+	"floodgate_kafka_frame_buffers_taken_total":      "Produce request frames read into pooled buffers; minus the allocated ones, those that reused a buffer.",
 	"floodgate_proxy_protocol_pending":               "Connections waiting for their PROXY protocol header (bounded by --proxy-protocol-max-pending).",
 	"floodgate_connections_refused_answered_total":   "Refused connections that were answered (Kafka error or HTTP 503) before closing, by listener.",
 	"floodgate_connections_refused_timed_out_total":  "Refused connections closed at their answer deadline without the answer written.",

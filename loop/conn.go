@@ -94,6 +94,7 @@ type connBusy struct {
 	// it grows by doubling up to the frame's length, never ahead of the
 	// bytes by more than that, and frameCharge charges its capacity.
 	frameBuf    []byte
+	framePooled *[]byte // frameBuf's pool buffer (framepool.go); nil: allocated
 	frameCharge limits.Charge
 	xfer        transfer // the time bound of that frame or of an HTTP body
 	discard     discardState
@@ -426,7 +427,8 @@ func (c *conn) releaseAll() {
 	c.files.releaseAll()
 	c.rx.Release()
 	c.frameCharge.Release()
-	c.carry, c.inFrame, c.frameBuf = nil, false, nil
+	c.dropFrameBuf()
+	c.carry, c.inFrame = nil, false
 	c.xfer.end()
 	if c.http != nil {
 		c.http.charge.Release()

@@ -171,7 +171,7 @@ func (c *conn) startFrame(in input, h *kafka.Header) (gnet.Action, bool) {
 	}
 	c.frameHdr = *h
 	c.frameHdr.ClientID = nil // it points into bytes that move: re-read at dispatch
-	c.frameBuf = make([]byte, 0, first)
+	c.frameBuf, c.framePooled = c.loop.s.newFrameBuf(h.APIKey, first)
 	in.discard(kafka.LengthSize)
 	c.inFrame = true
 	c.beginTransfer(time.Now().UnixNano())
@@ -193,9 +193,10 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 				c.refuseArriving(err)
 				return gnet.None, true
 			}
-			grown := make([]byte, have, want)
-			copy(grown, c.frameBuf)
-			c.frameBuf = grown
+			grown, pooled := c.loop.s.newFrameBuf(h.APIKey, want)
+			grown = append(grown, c.frameBuf...)
+			c.loop.s.frames.put(c.framePooled)
+			c.frameBuf, c.framePooled = grown, pooled
 		}
 		in.read(c.frameBuf[have : have+n])
 		c.frameBuf = c.frameBuf[:have+n]
@@ -207,8 +208,9 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 	c.inFrame = false
 	c.xfer.end()
 	frame := c.frameBuf
-	c.frameBuf = nil
 	r := &kafkaRequest{c: c, frame: frame, hdr: *h}
+	r.holdPooled(c.framePooled)
+	c.frameBuf, c.framePooled = nil, nil
 	c.frameCharge.Move(&r.charge, c.frameCharge.Held())
 	c.loop.s.met.bytesIn.Add(len(frame) + kafka.LengthSize)
 	r.hdr.ClientID = clientID(frame)
@@ -226,7 +228,7 @@ func (c *conn) refuseArriving(err error) {
 	if c.discard.skim != nil {
 		c.discard.skim.Feed(c.frameBuf[h.Size:])
 	}
-	c.frameBuf = nil
+	c.dropFrameBuf()
 	c.frameCharge.Release()
 }
 
@@ -261,13 +263,15 @@ func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
 	}
 	r := &kafkaRequest{c: c}
 	c.rx.Move(&r.charge, int64(kafka.LengthSize)+int64(h.Length))
-	frame := make([]byte, h.Length)
+	buf, pooled := s.newFrameBuf(h.APIKey, int(h.Length))
+	frame := buf[:h.Length] // read fills it whole: no need to clear a pooled buffer
 	in.discard(kafka.LengthSize)
 	in.read(frame)
 	s.met.bytesIn.Add(len(frame) + kafka.LengthSize)
 	r.hdr = *h
 	r.hdr.ClientID = clientID(frame) // point it into the frame, which outlives the peeked bytes
 	r.frame = frame
+	r.holdPooled(pooled)
 	return c.submitFrame(in, r)
 }
 

@@ -39,14 +39,55 @@ type kafkaRequest struct {
 	// frameMu orders releasing the frame between the answer (any
 	// goroutine) and detach (the worker, when the handler keeps waiting).
 	frameMu sync.Mutex
+	// pooled is the pool buffer frame lives in (framepool.go), nil when
+	// the frame was allocated; guarded by frameMu. refs counts who may
+	// still read the frame: the handler's call (run) and the answer; the
+	// last to let go returns the buffer. Paths that drop a request without
+	// its answer never let go of theirs, so its frame goes to the GC.
+	pooled *[]byte
+	refs   atomic.Int32
+}
+
+// holdPooled records that the request's frame lives in pool buffer p (nil:
+// allocated), held by the handler's call and by the answer.
+func (r *kafkaRequest) holdPooled(p *[]byte) {
+	if p == nil {
+		return
+	}
+	r.pooled = p
+	r.refs.Store(2)
+}
+
+// unref lets go of one hold on a pooled frame; the last returns the
+// buffer to the pool. Nothing may read the frame, nor the decoded request
+// (whose strings alias it), after its last hold is let go.
+func (r *kafkaRequest) unref() {
+	if r.refs.Load() == 0 || r.refs.Add(-1) != 0 {
+		return
+	}
+	r.frameMu.Lock()
+	p := r.pooled
+	r.pooled, r.frame, r.req = nil, nil, nil
+	r.frameMu.Unlock()
+	r.c.loop.s.frames.put(p)
+}
+
+// keepFrame gives a pooled frame to the GC instead of the pool: its
+// request is dropped or detached while a handler may still hold it.
+func (r *kafkaRequest) keepFrame() {
+	r.frameMu.Lock()
+	r.pooled = nil
+	r.frameMu.Unlock()
 }
 
 // run serves the request on a pool worker: decode, handle, encode.
 func (r *kafkaRequest) run() {
 	c, s, h := r.c, r.c.loop.s, &r.hdr
 	r.start = time.Now()
+	defer r.unref() // the handler's call is over (after the recovery below)
 	defer func() {
 		if p := recover(); p != nil {
+			r.keepFrame() // whatever the handler left running may still read it
 			s.met.panics.Inc()
 			s.log.Error("request panicked; closing its connection", "api", kmsg.NameForKey(h.APIKey),
 				"client_ip", c.addr(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -144,6 +185,7 @@ func (r *kafkaRequest) owner() *conn { return r.c }
 // abandon drops the request of a closed connection.
 func (r *kafkaRequest) abandon() {
 	if r.claim() {
+		r.keepFrame() // the handler may still be reading it
 		r.charge.Release()
 		r.frame = nil
 		r.c.complete(r.seq, nil)
@@ -195,6 +237,7 @@ func (r *kafkaRequest) detach() {
 	}
 	r.charge.Release()
 	r.frame, r.req = nil, nil
+	r.pooled = nil // the waiting handler keeps its request: never reused
 }
 
 // waitsInGroup reports the APIs whose handler keeps the request waiting on
@@ -221,6 +264,9 @@ func (r *kafkaRequest) respond(resp kmsg.Response) {
 		releaseFiles(resp)
 		return // answered already (the request panicked after responding)
 	}
+	// resp may alias the frame (a Produce answer's topic names do): the
+	// frame goes back to the pool only once resp is encoded.
+	defer r.unref()
 	req := r.done()
 	c := r.c
 	if resp == nil {
@@ -294,6 +340,7 @@ func (r *kafkaRequest) respondRaw(resp []byte) {
 	if !r.claim() {
 		return
 	}
+	defer r.unref() // the handler is done with the frame (RawKafkaHandler)
 	r.done()
 	if resp == nil {
 		r.c.complete(r.seq, nil)

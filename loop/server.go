@@ -88,6 +88,7 @@ type Server struct {
 	budget *limits.Budget
 	pool   *pool
 	bufs   bufPool
+	frames framePool // Produce request frames (framepool.go)
 	met    *serverMetrics
 	refuse *refuser // answers refused connections (refuse.go)
 	// procMem is the process memory limit (procmem.go); nil: none.
@@ -182,6 +183,7 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		budget: limits.NewBudget(cfg.Limits.MemoryLimitBytes, cfg.Limits.MemoryPerIP()),
 		pool:   newPool(cfg.Workers, cfg.Limits.MaxQueued),
+		frames: framePool{poison: poisonFrames},
 		booted: make(chan struct{}),
 		runErr: make(chan error, 1),
 		ipSeed: maphash.MakeSeed(),
@@ -198,6 +200,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.cur.Store(newLiveLimits(cfg.Limits, cfg.HTTPLimits, nil))
 	s.met = newServerMetrics(cfg.Metrics, s)
+	s.frames.taken = cfg.Metrics.NewCounter("floodgate_kafka_frame_buffers_taken_total")
+	s.frames.allocated = cfg.Metrics.NewCounter("floodgate_kafka_frame_buffers_allocated_total")
 	if cfg.Proxy.Kafka || cfg.Proxy.HTTP {
 		s.met.proxyMetrics(s)
 	}

@@ -1,0 +1,130 @@
+package gateway
+
+import (
+	"context"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// deafBroker accepts connections and never reads from them, with a small
+// receive buffer: a large frame written to it stays partly unwritten.
+func deafBroker(t *testing.T) string {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestUpstreamFailureAnswersOnlyOnceNoWriteReadsTheFrame: the loop reuses
+// a Produce frame as soon as its request is answered (loop/framepool.go),
+// so a failed upstream connection must not answer a request while a write
+// may still be reading its frame — the sender's own writev, or the writer
+// goroutine's blocked batch. Each case fails the connection in the middle
+// of such a write; the request's callback must find no write under way.
+// Before fail waited for writes to end, the callback ran during the write.
+func TestUpstreamFailureAnswersOnlyOnceNoWriteReadsTheFrame(t *testing.T) {
+	tests := []struct {
+		name string
+		// timeout is the request's; partial runs in the sender after a
+		// writev the socket took in part, batch in the writer after its
+		// write returned (nil: nothing).
+		timeout time.Duration
+		partial func(u *upstreamConn)
+		batch   func()
+	}{
+		{
+			name:    "connection closed during the sender's writev",
+			timeout: 20 * time.Second,
+			partial: func(u *upstreamConn) {
+				go u.close(errClientGone)
+				time.Sleep(150 * time.Millisecond) // the write is still "under way"
+			},
+		},
+		{
+			name:    "request timed out during the writer's blocked write",
+			timeout: 300 * time.Millisecond,
+			batch: func() {
+				time.Sleep(150 * time.Millisecond) // the writer is slow to let go
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := newUpstream(1, deafBroker(t), dialer{timeout: time.Second}, 20*time.Second, nil, nil)
+			defer u.close(errUpstreamClosed)
+			deadline := time.Now().Add(5 * time.Second)
+			for { // senders write inline only once the connection is up
+				u.mu.Lock()
+				up := u.raw != nil
+				u.mu.Unlock()
+				if up {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("upstream connection not up after 5 s")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if tt.partial != nil {
+				u.afterPartialWrite = func() { tt.partial(u) }
+			}
+			u.afterBatchWrite = tt.batch
+			frame := make([]byte, 16<<20) // far more than the socket buffers take
+			type answer struct {
+				err     error
+				writing bool
+			}
+			got := make(chan answer, 1)
+			err := u.send(frame, true, tt.timeout, func(_ []byte, err error) {
+				u.mu.Lock()
+				writing := u.writing
+				u.mu.Unlock()
+				clear(frame[:4096]) // what the loop's reuse would do to it
+				got <- answer{err, writing}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case a := <-got:
+				if a.err == nil {
+					t.Fatal("the request was answered; want a failure")
+				}
+				if a.writing {
+					t.Fatalf("the request was failed (%v) while a write was still reading its frame", a.err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the request was not failed within 10 s")
+			}
+		})
+	}
+}

@@ -1,0 +1,77 @@
+package loop
+
+import (
+	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// TestFrameClassHoldsTheFrameAndWastesAtMostAQuarter: every pooled size
+// gets the smallest class that holds it, classes are exactly the sizes
+// put accepts back, and a buffer is never more than a quarter larger than
+// the frame (plus the 4 KiB floor); sizes outside the range are not pooled.
+func TestFrameClassHoldsTheFrameAndWastesAtMostAQuarter(t *testing.T) {
+	prev := 0
+	for n := 1; n <= 1<<framePoolMaxShift; n += 1 + n/97 {
+		idx, size, ok := frameClass(n)
+		if !ok {
+			t.Fatalf("%d B: not pooled", n)
+		}
+		if size < n {
+			t.Fatalf("%d B: class %d of %d B does not hold it", n, idx, size)
+		}
+		if n > 1<<framePoolMinShift && size-n > (n-1)/4+1 {
+			t.Fatalf("%d B: class of %d B wastes more than a quarter", n, size)
+		}
+		if size < prev {
+			t.Fatalf("%d B: class %d B smaller than the previous size's %d B", n, size, prev)
+		}
+		prev = size
+		if i2, s2, ok := frameClass(size); !ok || i2 != idx || s2 != size {
+			t.Fatalf("class %d B maps back to %d (%d B, %v)", size, i2, s2, ok)
+		}
+		if idx < 0 || idx >= frameClasses {
+			t.Fatalf("%d B: class index %d out of 0..%d", n, idx, frameClasses-1)
+		}
+	}
+	for _, n := range []int{0, -1, 1<<framePoolMaxShift + 1, 1 << 30} {
+		if _, _, ok := frameClass(n); ok {
+			t.Errorf("%d B is pooled; want not", n)
+		}
+	}
+}
+
+// TestFramePoolReusesAndPoisonsReturnedBuffers: a returned buffer comes
+// back for the next frame of its class, filled with the poison pattern
+// when poisoning is on; buffers not of a class are not taken back.
+func TestFramePoolReusesAndPoisonsReturnedBuffers(t *testing.T) {
+	set := metrics.NewSet()
+	p := &framePool{poison: true, taken: set.NewCounter("taken"), allocated: set.NewCounter("allocated")}
+	b := p.get(100 << 10)
+	if len(*b) != 0 || cap(*b) < 100<<10 {
+		t.Fatalf("got len %d cap %d; want 0 and >= %d", len(*b), cap(*b), 100<<10)
+	}
+	*b = append(*b, "frame bytes"...)
+	p.put(b)
+	if full := (*b)[:cap(*b)]; full[0] != poisonByte || full[len(full)-1] != poisonByte {
+		t.Fatalf("returned buffer not poisoned: %x ... %x", full[0], full[len(full)-1])
+	}
+	// sync.Pool drops an item now and then (under the race detector, a
+	// quarter of them at random): try a few times for a reuse.
+	reused := p.get(110<<10) == b
+	for i := 0; i < 50 && !reused; i++ {
+		p.put(b)
+		reused = p.get(110<<10) == b
+	}
+	if !reused {
+		t.Error("a returned buffer was never handed out again")
+	}
+	if p.taken.Get() <= p.allocated.Get() {
+		t.Errorf("taken %d, allocated %d: no reuse counted", p.taken.Get(), p.allocated.Get())
+	}
+	odd := make([]byte, 0, 100<<10+1)
+	p.put(&odd) // not a class size: ignored, not poisoned
+	if odd[:1][0] == poisonByte {
+		t.Error("a buffer of no class was taken back")
+	}
+}
