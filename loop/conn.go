@@ -175,11 +175,8 @@ func (c *conn) pending() int {
 // read so far is answered (its answer is in the output queue or written).
 // Event loop only.
 func (c *conn) answered() bool {
-	c.collect()
-	c.mu.Lock()
-	done := c.headSeq == c.nextSeq
-	c.mu.Unlock()
-	return done
+	all, _ := c.collectState()
+	return all
 }
 
 // reserveSeq allocates the next response slot, in request order.
@@ -279,7 +276,16 @@ func (c *conn) drainedForClose() bool {
 }
 
 // collect moves finished responses, in order, to the output queue.
-func (c *conn) collect() {
+func (c *conn) collect() { c.collectState() }
+
+// collectState is collect, reporting under the same lock whether every
+// request read so far is answered (all) and whether every response up to
+// a requested close is collected (closeDue: drainedForClose once the
+// output queue is written). Both stay true until the loop reads another
+// request: workers only complete requests already read, and a close they
+// request is for one of those. One lock per call: this runs on every
+// event of every connection.
+func (c *conn) collectState() (all, closeDue bool) {
 	start := len(c.out)
 	defer c.sealFrom(start) // TLS: the queue holds records, not plaintext
 	c.mu.Lock()
@@ -301,7 +307,10 @@ func (c *conn) collect() {
 		c.headSeq++
 		c.loop.s.inflight.Add(-1)
 	}
+	all = c.headSeq == c.nextSeq
+	closeDue = c.closeAfter != 0 && c.headSeq >= c.closeAfter
 	c.mu.Unlock()
+	return all, closeDue
 }
 
 // maxIOV is the kernel's limit on buffers per writev.

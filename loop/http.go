@@ -58,6 +58,21 @@ type HTTPResponse struct {
 	// NoBody sends the headers (with the body's Content-Length) but not
 	// the body: the answer to HEAD.
 	NoBody bool
+
+	// wire is the response encoded by PrepareHTTPResponse (keep-alive,
+	// with the body), head the length of its head; nil: not prepared.
+	wire []byte
+	head int
+}
+
+// PrepareHTTPResponse encodes resp once and returns it: a response shared
+// by every request (a probe's answer) is then copied as bytes instead of
+// formatted per request. resp must not change afterwards.
+func PrepareHTTPResponse(resp *HTTPResponse) *HTTPResponse {
+	resp.wire = nil
+	wire := appendHTTPResponse(nil, resp, false, false)
+	resp.wire, resp.head = wire, len(wire)-len(resp.Body)
+	return resp
 }
 
 // HTTPHandler serves HTTP requests on a pool worker; respond must be
@@ -169,6 +184,11 @@ func (c *conn) onHTTP(gc gnet.Conn, now time.Time) gnet.Action {
 			s.met.bytesIn.Add(n)
 			if !c.beginBody() {
 				continue
+			}
+			if h.body.Done() && h.bodyBuf == nil {
+				// No body (a GET, a probe): what phaseBody would do with
+				// nothing to read is only the dispatch.
+				c.dispatchHTTP(now)
 			}
 		case phaseBody:
 			avail := in.avail()
@@ -603,6 +623,12 @@ func AppendHTTPResponse(dst []byte, resp *HTTPResponse) []byte {
 // appendHTTPResponse appends resp with the connection and body choices
 // made by the loop, leaving resp itself untouched (it may be shared).
 func appendHTTPResponse(dst []byte, resp *HTTPResponse, closeAfter, noBody bool) []byte {
+	if resp.wire != nil && !closeAfter {
+		if noBody {
+			return append(dst, resp.wire[:resp.head]...)
+		}
+		return append(dst, resp.wire...)
+	}
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(resp.Status), 10)
 	dst = append(dst, ' ')
