@@ -163,12 +163,13 @@ func (c *conn) isClosed() bool {
 
 // pending returns requests dispatched whose responses are not yet written.
 func (c *conn) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.connBusy == nil {
-		return 0
+	n := 0
+	c.mu.Lock() // no defer: this runs twice per HTTP request (httpSaturated)
+	if c.connBusy != nil {
+		n = int(c.nextSeq - c.headSeq)
 	}
-	return int(c.nextSeq - c.headSeq)
+	c.mu.Unlock()
+	return n
 }
 
 // answered collects finished responses and reports whether every request
