@@ -72,20 +72,36 @@ type conn struct {
 
 // connBusy is the state of a connection that has sent something.
 type connBusy struct {
+	// The fields every request touches come first, in the first three
+	// cache lines (the struct is 576 B): with 1000 connections each
+	// request otherwise missed the cache on five lines of it.
 	id          uint64         // unique per server, for handlers that keep per-connection state
 	http        *httpConnState // made at the first HTTP bytes
 	wakePending atomic.Bool
 	// rx charges the input bytes held for this connection and not yet
 	// handed to a request: a frame or head still arriving, and the carry.
 	// An idle connection holds none, so it lives here, not in conn.
-	rx           limits.Charge
-	closeReq     atomic.Uint32 // a closeCause, set by closeAsync
-	ipStr        string        // ip.String(), computed once
-	carry        []byte        // bytes taken from gnet when parked, read first
-	out          [][]byte
-	outBufs      []*[]byte
-	outOff       int
-	pendingJob   job // a job the full pool refused; the park goroutine submits it
+	rx       limits.Charge
+	closeReq atomic.Uint32 // a closeCause, set by closeAsync
+	// ext holds the rarely used features (TLS, ...) behind one pointer:
+	// nil on a plaintext connection (see connExt). A TLS connection gets
+	// connBusy at its enrollment, so conn itself does not grow.
+	ext     *connExt
+	out     [][]byte
+	outBufs []*[]byte
+	outOff  int
+	files   *fileOut // file sections of queued answers; made at the first (zero-copy Fetch)
+	// Guarded by mu.
+	nextSeq uint64
+	headSeq uint64
+	// closeAfter, when set, closes the connection once the response of
+	// request closeAfter-1 is written (HTTP Connection: close).
+	closeAfter uint64
+	slots      []slot // made at the first request through the slots
+
+	ipStr        string // ip.String(), computed once
+	carry        []byte // bytes taken from gnet when parked, read first
+	pendingJob   job    // a job the full pool refused; the park goroutine submits it
 	throttle     time.Time
 	memWaited    bool      // waited for the budget once: refuse next time
 	memWaitUntil time.Time // end of that wait
@@ -99,21 +115,9 @@ type connBusy struct {
 	discard     discardState
 	execQ       []job         // guarded by mu
 	signal      chan struct{} // wakes the park goroutine; made at the first park (guarded by mu)
-	files       *fileOut      // file sections of queued answers; made at the first (zero-copy Fetch)
-	// Guarded by mu.
-	nextSeq uint64
-	headSeq uint64
-	// closeAfter, when set, closes the connection once the response of
-	// request closeAfter-1 is written (HTTP Connection: close).
-	closeAfter uint64
-	slots      []slot // made at the first request through the slots
 	// sasl is the connection's SASL state (sasl.go), made at its first
 	// SaslHandshake; nil: not authenticated.
 	sasl atomic.Pointer[connSASL]
-	// ext holds the rarely used features (TLS, ...) behind one pointer:
-	// nil on a plaintext connection (see connExt). A TLS connection gets
-	// connBusy at its enrollment, so conn itself does not grow.
-	ext *connExt
 }
 
 // discardState tracks an oversize (or refused) frame being skipped.

@@ -44,6 +44,10 @@ type loopState struct {
 	iov []unix.Iovec
 	// tlsBuf is the scratch buffer TLS connections decrypt into (tls.go).
 	tlsBuf []byte
+	// inline is the request handed to ServeInline (serveInline), reused
+	// by every connection of the loop: answered on the loop, a request
+	// allocates nothing.
+	inline HTTPRequest
 }
 
 // headWatch is one head deadline; stale entries (the head completed) are
