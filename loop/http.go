@@ -67,7 +67,9 @@ type HTTPResponse struct {
 
 // PrepareHTTPResponse encodes resp once and returns it: a response shared
 // by every request (a probe's answer) is then copied as bytes instead of
-// formatted per request. resp must not change afterwards.
+// formatted per request. resp must not change afterwards, and a copy of it
+// carries the same encoding: build a new response rather than change a
+// copy.
 func PrepareHTTPResponse(resp *HTTPResponse) *HTTPResponse {
 	resp.wire = nil
 	wire := appendHTTPResponse(nil, resp, false, false)
