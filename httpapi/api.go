@@ -71,13 +71,15 @@ type fixedAnswers struct {
 }
 
 func newFixedAnswers() fixedAnswers {
+	// Prepared: encoded once, copied as bytes by the loop per request.
+	prep := loop.PrepareHTTPResponse
 	return fixedAnswers{
-		health:     &loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: []byte(`{"status":"ok"}` + "\n")},
-		ready:      &loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: []byte(`{"status":"ready"}` + "\n")},
-		overloaded: &loop.HTTPResponse{Status: 503, ContentType: "application/json", Header: [][2]string{{"Retry-After", "1"}}, Body: []byte(`{"status":"overloaded"}` + "\n")},
-		notFound: &loop.HTTPResponse{Status: 404, ContentType: "application/json",
-			Body: []byte(`{"error_code":404,"message":"no such route"}` + "\n")},
-		getOrHeadOnly: methodNotAllowed("GET, HEAD"),
+		health:     prep(&loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: []byte(`{"status":"ok"}` + "\n")}),
+		ready:      prep(&loop.HTTPResponse{Status: 200, ContentType: "application/json", Body: []byte(`{"status":"ready"}` + "\n")}),
+		overloaded: prep(&loop.HTTPResponse{Status: 503, ContentType: "application/json", Header: [][2]string{{"Retry-After", "1"}}, Body: []byte(`{"status":"overloaded"}` + "\n")}),
+		notFound: prep(&loop.HTTPResponse{Status: 404, ContentType: "application/json",
+			Body: []byte(`{"error_code":404,"message":"no such route"}` + "\n")}),
+		getOrHeadOnly: prep(methodNotAllowed("GET, HEAD")),
 	}
 }
 

@@ -256,7 +256,10 @@ func (g *gate) admit(r *loop.HTTPRequest, rt *route, ep int, inFlight func() int
 			return ticket{}, g.unavailable(r, rt, limits.MaxProcessMemoryBytes, limit, g.memUsed.Load(), "process memory limit reached")
 		}
 	}
-	now := time.Now()
+	var now time.Time
+	if cur.global != nil || cur.perClient != nil || cur.perRoute != nil || rt.rate != nil {
+		now = time.Now() // read only when a rate limit is on (none by default): this runs per request
+	}
 	if global := cur.global; global != nil {
 		if res := global.Allow(nil, now); !res.OK {
 			return ticket{}, g.tooMany(r, rt, "global", "max-requests-per-second-global", global, res)

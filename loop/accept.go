@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"net"
 	"net/netip"
 	"syscall"
@@ -257,7 +256,7 @@ func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32, ip netip.A
 		return nil
 	}
 	s.met.connsAccepted.Inc()
-	l := s.loopFor(ip)
+	l := s.pickLoop()
 	c := newConn(l, kind, ip)
 	c.tag = tag
 	// Registration is handed to a few registrar goroutines: the acceptor
@@ -363,13 +362,14 @@ func (s *Server) enroll(l *loopState, c *conn, nc net.Conn) error {
 	return nil
 }
 
-// loopFor picks the event loop of an IP: every connection of one IP lands
-// on the same loop, so per-IP counts need no lock.
-func (s *Server) loopFor(ip netip.Addr) *loopState {
+// pickLoop picks the event loop of a new connection, in turn: the
+// connections of one IP are spread over every loop (a client with many
+// connections is served by every core, not by the one its address would
+// hash to); per-IP counts are the server's ipTable.
+func (s *Server) pickLoop() *loopState {
 	s.loopsMu.Lock()
 	defer s.loopsMu.Unlock()
-	b := ip.As16()
-	return s.loops[maphash.Bytes(s.ipSeed, b[:])%uint64(len(s.loops))]
+	return s.loops[s.nextLoop.Add(1)%uint64(len(s.loops))]
 }
 
 func remoteIP(nc net.Conn) netip.Addr {

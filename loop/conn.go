@@ -72,20 +72,36 @@ type conn struct {
 
 // connBusy is the state of a connection that has sent something.
 type connBusy struct {
+	// The fields every request touches come first, in the first three
+	// cache lines (the struct is 576 B): with 1000 connections each
+	// request otherwise missed the cache on five lines of it.
 	id          uint64         // unique per server, for handlers that keep per-connection state
 	http        *httpConnState // made at the first HTTP bytes
 	wakePending atomic.Bool
 	// rx charges the input bytes held for this connection and not yet
 	// handed to a request: a frame or head still arriving, and the carry.
 	// An idle connection holds none, so it lives here, not in conn.
-	rx           limits.Charge
-	closeReq     atomic.Uint32 // a closeCause, set by closeAsync
-	ipStr        string        // ip.String(), computed once
-	carry        []byte        // bytes taken from gnet when parked, read first
-	out          [][]byte
-	outBufs      []*[]byte
-	outOff       int
-	pendingJob   job // a job the full pool refused; the park goroutine submits it
+	rx       limits.Charge
+	closeReq atomic.Uint32 // a closeCause, set by closeAsync
+	// ext holds the rarely used features (TLS, ...) behind one pointer:
+	// nil on a plaintext connection (see connExt). A TLS connection gets
+	// connBusy at its enrollment, so conn itself does not grow.
+	ext     *connExt
+	out     [][]byte
+	outBufs []*[]byte
+	outOff  int
+	files   *fileOut // file sections of queued answers; made at the first (zero-copy Fetch)
+	// Guarded by mu.
+	nextSeq uint64
+	headSeq uint64
+	// closeAfter, when set, closes the connection once the response of
+	// request closeAfter-1 is written (HTTP Connection: close).
+	closeAfter uint64
+	slots      []slot // made at the first request through the slots
+
+	ipStr        string // ip.String(), computed once
+	carry        []byte // bytes taken from gnet when parked, read first
+	pendingJob   job    // a job the full pool refused; the park goroutine submits it
 	throttle     time.Time
 	memWaited    bool      // waited for the budget once: refuse next time
 	memWaitUntil time.Time // end of that wait
@@ -100,21 +116,9 @@ type connBusy struct {
 	discard     discardState
 	execQ       []job         // guarded by mu
 	signal      chan struct{} // wakes the park goroutine; made at the first park (guarded by mu)
-	files       *fileOut      // file sections of queued answers; made at the first (zero-copy Fetch)
-	// Guarded by mu.
-	nextSeq uint64
-	headSeq uint64
-	// closeAfter, when set, closes the connection once the response of
-	// request closeAfter-1 is written (HTTP Connection: close).
-	closeAfter uint64
-	slots      []slot // made at the first request through the slots
 	// sasl is the connection's SASL state (sasl.go), made at its first
 	// SaslHandshake; nil: not authenticated.
 	sasl atomic.Pointer[connSASL]
-	// ext holds the rarely used features (TLS, ...) behind one pointer:
-	// nil on a plaintext connection (see connExt). A TLS connection gets
-	// connBusy at its enrollment, so conn itself does not grow.
-	ext *connExt
 }
 
 // discardState tracks an oversize (or refused) frame being skipped.
@@ -164,23 +168,21 @@ func (c *conn) isClosed() bool {
 
 // pending returns requests dispatched whose responses are not yet written.
 func (c *conn) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.connBusy == nil {
-		return 0
+	n := 0
+	c.mu.Lock() // no defer: this runs twice per HTTP request (httpSaturated)
+	if c.connBusy != nil {
+		n = int(c.nextSeq - c.headSeq)
 	}
-	return int(c.nextSeq - c.headSeq)
+	c.mu.Unlock()
+	return n
 }
 
 // answered collects finished responses and reports whether every request
 // read so far is answered (its answer is in the output queue or written).
 // Event loop only.
 func (c *conn) answered() bool {
-	c.collect()
-	c.mu.Lock()
-	done := c.headSeq == c.nextSeq
-	c.mu.Unlock()
-	return done
+	all, _ := c.collectState()
+	return all
 }
 
 // reserveSeq allocates the next response slot, in request order.
@@ -280,7 +282,16 @@ func (c *conn) drainedForClose() bool {
 }
 
 // collect moves finished responses, in order, to the output queue.
-func (c *conn) collect() {
+func (c *conn) collect() { c.collectState() }
+
+// collectState is collect, reporting under the same lock whether every
+// request read so far is answered (all) and whether every response up to
+// a requested close is collected (closeDue: drainedForClose once the
+// output queue is written). Both stay true until the loop reads another
+// request: workers only complete requests already read, and a close they
+// request is for one of those. One lock per call: this runs on every
+// event of every connection.
+func (c *conn) collectState() (all, closeDue bool) {
 	start := len(c.out)
 	defer c.sealFrom(start) // TLS: the queue holds records, not plaintext
 	c.mu.Lock()
@@ -302,7 +313,10 @@ func (c *conn) collect() {
 		c.headSeq++
 		c.loop.s.inflight.Add(-1)
 	}
+	all = c.headSeq == c.nextSeq
+	closeDue = c.closeAfter != 0 && c.headSeq >= c.closeAfter
 	c.mu.Unlock()
+	return all, closeDue
 }
 
 // maxIOV is the kernel's limit on buffers per writev.

@@ -175,9 +175,9 @@ func (c *conn) holdInput(avail int) {
 // flush writes finished responses. A full socket parks the connection: the
 // rest is written by the park goroutine.
 func (c *conn) flush(gc gnet.Conn) (gnet.Action, bool) {
-	c.collect()
+	_, closeDue := c.collectState() // drainedForClose once c.out is written
 	if len(c.out) == 0 {
-		if c.drainedForClose() {
+		if closeDue {
 			return c.lingerClose(gc), false
 		}
 		return gnet.None, false
@@ -190,7 +190,7 @@ func (c *conn) flush(gc gnet.Conn) (gnet.Action, bool) {
 	if blocked {
 		return c.park(gc, "slow_reader"), true
 	}
-	if c.drainedForClose() {
+	if closeDue && len(c.out) == 0 {
 		return c.lingerClose(gc), false
 	}
 	return gnet.None, false

@@ -58,6 +58,23 @@ type HTTPResponse struct {
 	// NoBody sends the headers (with the body's Content-Length) but not
 	// the body: the answer to HEAD.
 	NoBody bool
+
+	// wire is the response encoded by PrepareHTTPResponse (keep-alive,
+	// with the body), head the length of its head; nil: not prepared.
+	wire []byte
+	head int
+}
+
+// PrepareHTTPResponse encodes resp once and returns it: a response shared
+// by every request (a probe's answer) is then copied as bytes instead of
+// formatted per request. resp must not change afterwards, and a copy of it
+// carries the same encoding: build a new response rather than change a
+// copy.
+func PrepareHTTPResponse(resp *HTTPResponse) *HTTPResponse {
+	resp.wire = nil
+	wire := appendHTTPResponse(nil, resp, false, false)
+	resp.wire, resp.head = wire, len(wire)-len(resp.Body)
+	return resp
 }
 
 // HTTPHandler serves HTTP requests on a pool worker; respond must be
@@ -126,9 +143,6 @@ type httpConnState struct {
 	// watched: the loop's head watch holds an entry for this connection
 	// (one at most; it is renewed when it expires on a later deadline).
 	watched bool
-	// inline is the request handed to ServeInline, reused: a request
-	// answered on the loop allocates nothing.
-	inline HTTPRequest
 }
 
 // onHTTP is the HTTP connection's traffic handler: parse heads and bodies
@@ -169,6 +183,11 @@ func (c *conn) onHTTP(gc gnet.Conn, now time.Time) gnet.Action {
 			s.met.bytesIn.Add(n)
 			if !c.beginBody() {
 				continue
+			}
+			if h.body.Done() && h.bodyBuf == nil {
+				// No body (a GET, a probe): what phaseBody would do with
+				// nothing to read is only the dispatch.
+				c.dispatchHTTP(now)
 			}
 		case phaseBody:
 			avail := in.avail()
@@ -361,14 +380,18 @@ func (c *conn) serveInline(keepAlive bool) bool {
 		return false
 	}
 	h := c.http
-	h.inline = HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.requestIP(h.req), Received: h.headStart, Loop: h.loopIdx, Share: c.share,
+	// The loop's request, not the connection's: ServeInline runs here and
+	// now, so one per loop serves every connection (and keeps ~120 B per
+	// connection out of the memory each request touches).
+	r := &c.loop.inline
+	*r = HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.requestIP(h.req), Received: h.headStart, Loop: h.loopIdx, Share: c.share,
 		TLS: c.tlsOf() != nil}
 	// Counted in flight while it is served, as a request in the pool is
 	// (the API's in-flight limit counts this request already).
 	c.loop.s.inflight.Add(1)
-	resp, ok := ih.ServeInline(&h.inline)
+	resp, ok := ih.ServeInline(r)
 	c.loop.s.inflight.Add(-1)
-	h.inline = HTTPRequest{}
+	*r = HTTPRequest{}
 	if !ok {
 		return false
 	}
@@ -603,6 +626,12 @@ func AppendHTTPResponse(dst []byte, resp *HTTPResponse) []byte {
 // appendHTTPResponse appends resp with the connection and body choices
 // made by the loop, leaving resp itself untouched (it may be shared).
 func appendHTTPResponse(dst []byte, resp *HTTPResponse, closeAfter, noBody bool) []byte {
+	if resp.wire != nil && !closeAfter {
+		if noBody {
+			return append(dst, resp.wire[:resp.head]...)
+		}
+		return append(dst, resp.wire...)
+	}
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(resp.Status), 10)
 	dst = append(dst, ' ')

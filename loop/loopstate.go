@@ -12,12 +12,13 @@ import (
 	"github.com/floodgate/floodgate/limits"
 )
 
-// loopState is what one event loop owns: per-IP connection counts and the
-// idle list. Only that loop's goroutine touches it, so it has no locks.
+// loopState is what one event loop owns: its connection count and the
+// idle list. Only that loop's goroutine touches it, so it has no locks
+// (per-IP counts are the server's ipTable: one IP's connections are
+// spread over the loops).
 type loopState struct {
 	s     *Server
 	el    gnet.EventLoop
-	perIP map[netip.Addr]*ipState
 	conns int
 	// idle is a list of the loop's active connections ordered by last
 	// activity (oldest first): touching a connection moves it to the back in
@@ -43,13 +44,10 @@ type loopState struct {
 	iov []unix.Iovec
 	// tlsBuf is the scratch buffer TLS connections decrypt into (tls.go).
 	tlsBuf []byte
-}
-
-// ipState is what one source IP holds on its loop: its connections, and
-// its share of the memory budget (shared with workers, hence atomic).
-type ipState struct {
-	conns int32
-	share limits.Share
+	// inline is the request handed to ServeInline (serveInline), reused
+	// by every connection of the loop: answered on the loop, a request
+	// allocates nothing.
+	inline HTTPRequest
 }
 
 // headWatch is one head deadline; stale entries (the head completed) are
@@ -150,7 +148,7 @@ func (h *headHeap) Pop() any {
 
 func newLoopState(s *Server, el gnet.EventLoop) *loopState {
 	grain := min(s.lim().IdleTimeout/64, time.Second)
-	return &loopState{s: s, el: el, perIP: map[netip.Addr]*ipState{}, touchGrain: int64(grain)}
+	return &loopState{s: s, el: el, touchGrain: int64(grain)}
 }
 
 // touch marks c active now. It moves c to the back of the idle list only
@@ -215,40 +213,18 @@ func (l *loopState) reap(now time.Time) {
 // admitIP counts a connection of ip in, unless the per-IP limit is
 // reached, and returns the IP's share of the memory budget.
 func (l *loopState) admitIP(ip netip.Addr) (*limits.Share, bool) {
-	st := l.perIP[ip]
-	if st == nil {
-		st = new(ipState)
-		l.perIP[ip] = st
+	share, ok := l.s.ips.admit(ip, l.s.lim().MaxConnectionsPerIP)
+	if ok {
+		l.conns++
 	}
-	if int(st.conns) >= l.s.lim().MaxConnectionsPerIP {
-		return nil, false
-	}
-	st.conns++
-	l.conns++
-	return &st.share, true
+	return share, ok
 }
 
-// connsOf returns how many connections ip has on this loop.
-func (l *loopState) connsOf(ip netip.Addr) int32 {
-	if st := l.perIP[ip]; st != nil {
-		return st.conns
-	}
-	return 0
-}
+// connsOf returns how many connections ip has open (on every loop).
+func (l *loopState) connsOf(ip netip.Addr) int32 { return l.s.ips.conns(ip) }
 
-// releaseIP counts a connection of ip out. The entry goes with the IP's
-// last connection: a request of it still running holds a pointer to the
-// share and releases into it, so nothing is lost, and the map never holds
-// an IP without connections.
+// releaseIP counts a connection of ip out (see ipTable.release).
 func (l *loopState) releaseIP(ip netip.Addr) {
-	st := l.perIP[ip]
-	if st == nil {
-		return
-	}
-	if st.conns <= 1 {
-		delete(l.perIP, ip)
-	} else {
-		st.conns--
-	}
+	l.s.ips.release(ip)
 	l.conns--
 }

@@ -255,7 +255,7 @@ func peerClosed(nc net.Conn) bool {
 }
 
 // finishParked releases a parked connection that will not come back. The
-// per-IP count lives in the event loop, so that part runs there.
+// loop's connection count lives in the event loop, so that part runs there.
 func (c *conn) finishParked(reason closeCause) {
 	s := c.loop.s
 	s.met.closed(reason)

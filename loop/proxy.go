@@ -22,9 +22,9 @@ import (
 // address replaces the connection's remote address everywhere (per-IP
 // connections and memory share, rate limits, quotas, logs, /admin/stats).
 //
-// The header is read before the connection is enrolled: the event loop of
-// a connection is chosen by its client IP (per-IP counts are loop-local),
-// and the IP is known only after the header. It is read in a goroutine of
+// The header is read before the connection is enrolled: a connection is
+// counted under its client IP when enrolled (per-IP counts and memory
+// share), and the IP is known only after the header. It is read in a goroutine of
 // its own, off the loops, under --proxy-protocol-timeout, with at most
 // --proxy-protocol-max-pending connections waiting at once. The header has
 // an exact length: it is peeked (MSG_PEEK) until its length is known, then

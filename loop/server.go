@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"net"
 	"os"
@@ -142,10 +141,11 @@ type Server struct {
 	stopCtx    context.Context
 	stopAll    context.CancelFunc
 
-	ipSeed  maphash.Seed
-	loopsMu sync.Mutex
-	loops   []*loopState
-	byLoop  sync.Map // gnet.EventLoop -> *loopState
+	ips      *ipTable      // connections and memory share per source IP
+	nextLoop atomic.Uint64 // round robin over loops for new connections
+	loopsMu  sync.Mutex
+	loops    []*loopState
+	byLoop   sync.Map // gnet.EventLoop -> *loopState
 
 	// Connections waiting for their PROXY header (proxy.go).
 	proxyPending atomic.Int64
@@ -186,7 +186,7 @@ func New(cfg Config) (*Server, error) {
 		frames: framePool{poison: poisonFrames},
 		booted: make(chan struct{}),
 		runErr: make(chan error, 1),
-		ipSeed: maphash.MakeSeed(),
+		ips:    newIPTable(),
 	}
 	s.stopCtx, s.stopAll = context.WithCancel(context.Background())
 	s.warn = limits.NewWarnLog(cfg.Logger, time.Second)

@@ -2,7 +2,6 @@ package loop
 
 import (
 	"context"
-	"net/netip"
 	"sort"
 	"time"
 
@@ -65,39 +64,23 @@ func (s *Server) Stats() Stats {
 	s.loopsMu.Lock()
 	ls := append([]*loopState(nil), s.loops...)
 	s.loopsMu.Unlock()
-	type ipSnap struct {
-		conns int32
-		held  int64
-	}
-	perIP := map[netip.Addr]ipSnap{}
 	for _, l := range ls {
-		type snap struct {
-			conns int
-			ips   map[netip.Addr]ipSnap
-		}
-		ch := make(chan snap, 1)
+		ch := make(chan int, 1)
 		err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			ips := make(map[netip.Addr]ipSnap, len(l.perIP))
-			for ip, st := range l.perIP {
-				ips[ip] = ipSnap{st.conns, st.share.Held()}
-			}
-			ch <- snap{l.conns, ips}
+			ch <- l.conns
 			return nil
 		}))
 		if err != nil {
 			continue
 		}
 		select {
-		case sn := <-ch:
-			st.PerLoop = append(st.PerLoop, sn.conns)
-			for ip, n := range sn.ips {
-				p := perIP[ip]
-				perIP[ip] = ipSnap{p.conns + n.conns, p.held + n.held}
-			}
+		case n := <-ch:
+			st.PerLoop = append(st.PerLoop, n)
 		case <-time.After(time.Second):
 			st.PerLoop = append(st.PerLoop, -1)
 		}
 	}
+	perIP := s.ips.snapshot()
 	for ip, n := range perIP {
 		st.TopIPs = append(st.TopIPs, IPCount{IP: ip.String(), Count: n.conns, MemoryBytes: n.held})
 	}

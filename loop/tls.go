@@ -271,7 +271,7 @@ func (s *Server) handshake(p *pendingHandshake, kind listenerKind, tag int32, ip
 			s.log.Info("mutual TLS client", "client_ip", ip.String(), "subject", st.subject, "listener", kind.String())
 		}
 	}
-	l := s.loopFor(ip)
+	l := s.pickLoop()
 	c := newConn(l, kind, ip)
 	c.tag = tag
 	c.busy().ext = &connExt{tls: st} // not shared yet: enroll publishes it

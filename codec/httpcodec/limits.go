@@ -75,11 +75,16 @@ func DefaultLimits() Limits {
 // resolved returns l with zero fields replaced by defaults and negative
 // fields replaced by 0, which the codec reads as "unlimited".
 func (l *Limits) resolved() Limits {
-	d := DefaultLimits()
 	if l == nil {
-		return d
+		return DefaultLimits()
 	}
 	r := *l
+	if r.MaxHeaderBytes > 0 && r.MaxHeaderCount > 0 && r.MaxHeaderNameBytes > 0 && r.MaxHeaderValueBytes > 0 && r.MaxBodyBytes > 0 {
+		// Every limit set: nothing to resolve. The parser and the body
+		// decoder are reset with every request of a keep-alive connection.
+		return r
+	}
+	d := DefaultLimits()
 	pick := func(v, def int) int {
 		switch {
 		case v == 0:
