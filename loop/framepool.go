@@ -107,6 +107,39 @@ func (p *framePool) put(b *[]byte) {
 	p.classes[idx].Put(b)
 }
 
+// ResponseBuffer returns a buffer of length n from the pools, for a raw
+// handler (the gateway) to read an answer into before handing it to its
+// respond, or nil when answers of n bytes are not pooled (the caller
+// allocates: at most 4 KiB, a small allocation, or more than 8 MiB). The
+// loop owns the buffer once it is handed to respond and returns it to the
+// pools once it is written (or dropped unwritten with the connection), as
+// it does every response buffer (bufPool.put). A buffer never handed over
+// goes to the GC. Safe from any goroutine.
+func (s *Server) ResponseBuffer(n int) []byte {
+	if n <= 1<<framePoolMinShift {
+		return nil
+	}
+	p := s.frames.get(n)
+	if p == nil {
+		return nil
+	}
+	return (*p)[:n]
+}
+
+// pooledResponse reports whether a response buffer the loop lets go of
+// belongs to the frame pools: a class's exact capacity above the smallest
+// class. Response buffers the loop encodes into start at 4 KiB (bufPool)
+// and stay there unless they grow; one that grows to a class's size by
+// chance is as free as a pool buffer and is reused as one.
+func pooledResponse(b *[]byte) bool {
+	c := cap(*b)
+	if c <= 1<<framePoolMinShift {
+		return false
+	}
+	_, size, ok := frameClass(c)
+	return ok && size == c
+}
+
 // newFrameBuf returns an empty buffer that holds n bytes of a frame of API
 // key: from the pools for Produce (with its pool header), else allocated.
 func (s *Server) newFrameBuf(key int16, n int) ([]byte, *[]byte) {
