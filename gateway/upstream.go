@@ -324,6 +324,11 @@ func (u *upstreamConn) writeLoop(d dialer) {
 		_ = nc.SetWriteDeadline(time.Now().Add(u.timeout))
 		w := bufs // WriteTo consumes its receiver
 		_, err := w.WriteTo(nc)
+		// Clear the deadline before writing turns off: a sender's inline
+		// writev (raw.Write) fails at once on a socket whose deadline has
+		// passed, so a deadline left behind would break the connection at
+		// the first inline write after an idle spell longer than it.
+		_ = nc.SetWriteDeadline(time.Time{})
 		if u.afterBatchWrite != nil {
 			u.afterBatchWrite()
 		}
