@@ -22,6 +22,10 @@ import (
 // answers once the frame is written upstream). A frame whose request is
 // dropped without an answer (connection closed, panic) goes to the GC
 // instead: whoever may still hold it keeps it alive.
+//
+// The same pools hold the gateway's upstream answers (ResponseBuffer): the
+// loop writes each straight to the client and returns it with its other
+// response buffers (bufPool.put routes pool-sized buffers here).
 const (
 	// framePoolMinShift: frames below 4 KiB are small allocations, cheap
 	// for Go's allocator, and not pooled.
