@@ -7,7 +7,9 @@ floodgate embedded --in-memory, floodgate embedded on disk (default fsync),
 and floodgate's gateway in front of a three-broker kfake (floodgate's CPU
 only: the gateway's cost). The load is `floodgate bench kafka produce
 --clients 4 --acks 1` (franz-go) into a new topic per run. CPU = the
-server's utime+stime from /proc/PID/stat around the run; CPU-s/GB = that
+server's utime+stime from /proc/PID/stat around the run (--op consume:
+records preloaded into the broker first, kfake itself in gateway mode, and
+consumed with `bench kafka consume --preloaded`; CPU around the consume); CPU-s/GB = that
 over the GB of record values. Peak RSS = the server's VmHWM after the
 round. Rounds interleave every server (the order rotates); medians.
 
@@ -78,6 +80,7 @@ class Server:
     def __init__(self, mode, binary, suite, tmp):
         log = open(os.path.join(tmp, "server.log"), "a")
         self.procs = []
+        self.direct = None
         if mode in ("kfake", "gateway"):
             ports = [free_port() for _ in range(1 if mode == "kfake" else 3)]
             kind = "kfake" if mode == "kfake" else "kfake-cluster"
@@ -86,6 +89,7 @@ class Server:
             for p in ports:
                 wait_port(p, kf)
             self.pid, self.addr = kf.pid, f"127.0.0.1:{ports[0]}"
+            self.direct = self.addr  # where consume preloads: the broker itself
             if mode == "kfake":
                 return
             upstream = ",".join(f"127.0.0.1:{p}" for p in ports)
@@ -104,6 +108,8 @@ class Server:
         self.procs.append(fg)
         wait_port(kport, fg)
         self.pid, self.addr = fg.pid, f"127.0.0.1:{kport}"
+        if self.direct is None:
+            self.direct = self.addr
 
     def stop(self):
         for p in reversed(self.procs):
@@ -123,6 +129,24 @@ def produce(bench, addr, size, records, topic, pid):
     return {"mbps": r["mb_per_s"], "cpu_s": c1 - c0, "cpu_per_gb": (c1 - c0) / (records * size / 1e9), "errors": r["errors"]}
 
 
+def consume(bench, sv, size, records, topic):
+    """Preloads records straight into the broker (kfake behind a gateway, so
+    the gateway's CPU counts the consume only), then consumes them through
+    sv.addr; CPU is the server's during the consume."""
+    base = [bench, "bench", "kafka", "produce", "--clients", "4", "--record-size", str(size), "--records", str(records),
+            "--acks", "1", "--topic", topic, "--json", "--quiet"]
+    subprocess.run(base[:3] + ["produce", "--brokers", sv.direct] + base[4:], check=True, capture_output=True)
+    cmd = [bench, "bench", "kafka", "consume", "--brokers", sv.addr, "--clients", "4", "--record-size", str(size),
+           "--records", str(records), "--topic", topic, "--preloaded", "--json", "--quiet"]
+    c0 = cpu_s(sv.pid)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    c1 = cpu_s(sv.pid)
+    r = json.loads(out)
+    if isinstance(r, list):
+        r = r[0]
+    return {"mbps": r["mb_per_s"], "cpu_s": c1 - c0, "cpu_per_gb": (c1 - c0) / (records * size / 1e9), "errors": r["errors"]}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", required=True, help="the floodgate binary whose `bench kafka` makes the load")
@@ -132,6 +156,8 @@ def main():
     ap.add_argument("--case", action="append", help="SIZE:RECORDS (default 10000:30000)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", help="write every run here")
+    ap.add_argument("--op", default="produce", choices=["produce", "consume"],
+                    help="consume: preload into the broker (kfake directly in gateway mode), then measure the consume")
     o = ap.parse_args()
     cases = [tuple(map(int, c.split(":"))) for c in (o.case or ["10000:30000"])]
     builds = [b.split("=", 1) for b in o.build]
@@ -150,7 +176,10 @@ def main():
                 sv = Server(mode, binary, o.suite, tmp)
                 try:
                     for size, n in cases:
-                        r = produce(o.bench, sv.addr, size, n, f"fc-{rnd}-{size}", sv.pid)
+                        if o.op == "consume":
+                            r = consume(o.bench, sv, size, n, f"fc-{rnd}-{size}")
+                        else:
+                            r = produce(o.bench, sv.addr, size, n, f"fc-{rnd}-{size}", sv.pid)
                         runs.setdefault((name, size), []).append(r)
                         print(f"round {rnd + 1} {name:22s} {size:6d} B x {n}: {r['mbps']:8.1f} MB/s {r['cpu_s']:6.2f} CPU-s "
                               f"{r['cpu_per_gb']:5.2f} CPU-s/GB errors {r['errors']} load {os.getloadavg()[0]:.1f}",
@@ -163,7 +192,7 @@ def main():
     if o.json:
         with open(o.json, "w") as f:
             json.dump({f"{k[0]}|{k[1]}": v for k, v in runs.items()} | {"rss": rss}, f, indent=1)
-    print("| server | " + " | ".join(f"produce {s} B x {n:,}: CPU-s, CPU-s/GB, MB/s" for s, n in cases) + " | peak RSS |")
+    print("| server | " + " | ".join(f"{o.op} {s} B x {n:,}: CPU-s, CPU-s/GB, MB/s" for s, n in cases) + " | peak RSS |")
     print("|---|" + "---|" * len(cases) + "---|")
     for name, _, _ in servers:
         cells = []

@@ -238,7 +238,7 @@ func (b *upstreamBroker) backoffLocked() error {
 func (b *upstreamBroker) dialLocked(g *Gateway) *upstreamConn {
 	g.connCount.Add(1)
 	b.dialing++
-	return newUpstream(b.id, b.addr, g.dial, g.cfg.RequestTimeout, func(err error) {
+	return newUpstream(b.id, b.addr, g.dial, g.cfg.RequestTimeout, g.cfg.ResponseBuffer, func(err error) {
 		b.mu.Lock()
 		b.dialing--
 		if err != nil {

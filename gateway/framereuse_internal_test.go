@@ -79,7 +79,7 @@ func TestUpstreamFailureAnswersOnlyOnceNoWriteReadsTheFrame(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUpstream(1, deafBroker(t), dialer{timeout: time.Second}, 20*time.Second, nil, nil)
+			u := newUpstream(1, deafBroker(t), dialer{timeout: time.Second}, 20*time.Second, nil, nil, nil)
 			defer u.close(errUpstreamClosed)
 			deadline := time.Now().Add(5 * time.Second)
 			for { // senders write inline only once the connection is up

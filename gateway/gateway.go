@@ -59,6 +59,11 @@ type Config struct {
 	AddListener func(addr string, tag int32) (net.Addr, error)
 	// SASL, when set, authenticates every upstream connection (sasl.go).
 	SASL sasl.Mechanism
+	// ResponseBuffer, when set, gives the buffers upstream answers are read
+	// into (loop.Server.ResponseBuffer: the loop's pools, to which the loop
+	// returns them once written to the client); nil or a nil buffer: the
+	// gateway allocates.
+	ResponseBuffer func(n int) []byte
 }
 
 // Gateway forwards Kafka requests to an upstream cluster.
@@ -469,7 +474,7 @@ func (g *Gateway) ensureBroker(id int32, addr string) (*upstreamBroker, error) {
 // control sends one request on a short-lived connection (start-up and
 // refresh, off the request path).
 func (g *Gateway) control(ctx context.Context, addr string, req kmsg.Request) (kmsg.Response, error) {
-	u := newUpstream(-1, addr, g.dial, g.cfg.RequestTimeout, nil, nil)
+	u := newUpstream(-1, addr, g.dial, g.cfg.RequestTimeout, nil, nil, nil)
 	defer u.close(errUpstreamClosed)
 	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("floodgate-gateway")).AppendRequest(nil, req, 0)
 	h := kafka.Header{APIKey: req.Key(), APIVersion: req.GetVersion(), Flexible: req.IsFlexible()}

@@ -69,6 +69,7 @@ func startGateway(t *testing.T, maxUpstream int, lim func(*limits.Config), opts 
 		Seeds: cluster.ListenAddrs(), ListenHost: "127.0.0.1", PortFirst: first, PortLast: first + 7,
 		AdvertisedHost: "127.0.0.1", MaxUpstreamPerBroker: maxUpstream, RequestTimeout: 5 * time.Second,
 		RefreshInterval: 500 * time.Millisecond, Logger: quiet, Metrics: set, AddListener: srv.AddKafkaListener,
+		ResponseBuffer: srv.ResponseBuffer,
 	}
 	for _, o := range opts {
 		o(&gc)

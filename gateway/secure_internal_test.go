@@ -161,7 +161,7 @@ func TestRefusedAuthenticationFailsTheConnectionLikeADial(t *testing.T) {
 			d := dialer{timeout: 2 * time.Second, authTimeout: 5 * time.Second,
 				sasl: scram.Auth{User: "floodgate", Pass: tc.pass}.AsSha512Mechanism()}
 			dialed := make(chan error, 1)
-			u := newUpstream(0, addr, d, 5*time.Second, func(err error) { dialed <- err }, nil)
+			u := newUpstream(0, addr, d, 5*time.Second, nil, func(err error) { dialed <- err }, nil)
 			defer u.close(errUpstreamClosed)
 			req := kmsg.NewPtrMetadataRequest()
 			req.SetVersion(7)

@@ -104,6 +104,10 @@ type upstreamConn struct {
 	dead    bool
 	clients int // client connections assigned (guarded by the pool's lock)
 
+	// buffer returns a buffer of n bytes to read an answer into (the
+	// loop's pools, Config.ResponseBuffer), nil to allocate one.
+	buffer func(n int) []byte
+
 	// waiting counts outstanding long polls on a long-poll connection.
 	waiting atomic.Int32
 
@@ -159,8 +163,8 @@ func closeConn(nc net.Conn) {
 
 // newUpstream returns a connection to addr that dials (and sets up TLS and
 // SASL) in its own goroutine.
-func newUpstream(node int32, addr string, d dialer, reqTimeout time.Duration, dialed func(error), broke func()) *upstreamConn {
-	u := &upstreamConn{node: node, addr: addr, timeout: reqTimeout, dialed: dialed, broke: broke,
+func newUpstream(node int32, addr string, d dialer, reqTimeout time.Duration, buffer func(int) []byte, dialed func(error), broke func()) *upstreamConn {
+	u := &upstreamConn{node: node, addr: addr, timeout: reqTimeout, buffer: buffer, dialed: dialed, broke: broke,
 		wake: make(chan struct{}, 1), pending: map[int32]*pendingReq{}}
 	u.idle = sync.NewCond(&u.mu)
 	go u.writeLoop(d)
@@ -320,6 +324,11 @@ func (u *upstreamConn) writeLoop(d dialer) {
 		_ = nc.SetWriteDeadline(time.Now().Add(u.timeout))
 		w := bufs // WriteTo consumes its receiver
 		_, err := w.WriteTo(nc)
+		// Clear the deadline before writing turns off: a sender's inline
+		// writev (raw.Write) fails at once on a socket whose deadline has
+		// passed, so a deadline left behind would break the connection at
+		// the first inline write after an idle spell longer than it.
+		_ = nc.SetWriteDeadline(time.Time{})
 		if u.afterBatchWrite != nil {
 			u.afterBatchWrite()
 		}
@@ -420,7 +429,7 @@ func (u *upstreamConn) readLoop(nc net.Conn) {
 			u.fail(fmt.Errorf("upstream broker %d sent a frame of %d bytes", u.node, n))
 			return
 		}
-		frame := make([]byte, kafka.LengthSize+n)
+		frame := u.answerBuffer(kafka.LengthSize + n)
 		copy(frame, head[:])
 		if _, err := io.ReadFull(rd, frame[8:]); err != nil {
 			u.fail(fmt.Errorf("read from upstream broker %d: %w", u.node, err))
@@ -432,9 +441,27 @@ func (u *upstreamConn) readLoop(nc net.Conn) {
 		delete(u.pending, corr)
 		u.mu.Unlock()
 		if !ok {
-			continue // expired already
+			continue // expired already (a pooled buffer goes to the GC)
 		}
 		p.timer.Stop()
 		p.cb(frame, nil)
 	}
+}
+
+// answerBuffer returns a buffer of n bytes for an answer: from the loop's
+// pools when it is large (a Fetch answer, up to megabytes: allocating and
+// zeroing each one, then collecting it, was a fifth of floodgate's CPU
+// consuming through the gateway), else allocated. Ownership: the buffer is
+// handed to the pending request's callback and from there, rewritten in
+// place, to the loop's respond, which returns it to the pools once it is
+// written to the client. Every other path (an answer the gateway decodes,
+// rewrites into a new frame or drops) leaves it to the GC: nothing in the
+// gateway returns a buffer, so none is returned while still read.
+func (u *upstreamConn) answerBuffer(n int) []byte {
+	if u.buffer != nil {
+		if b := u.buffer(n); b != nil {
+			return b
+		}
+	}
+	return make([]byte, n)
 }

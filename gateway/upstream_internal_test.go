@@ -89,7 +89,7 @@ func slowBroker(t *testing.T, errs chan<- error) string {
 // its own request.
 func TestUpstreamConnKeepsEachSendersOrderThroughPartialWrites(t *testing.T) {
 	errs := make(chan error, 16)
-	u := newUpstream(1, slowBroker(t, errs), dialer{timeout: time.Second}, 20*time.Second, nil, nil)
+	u := newUpstream(1, slowBroker(t, errs), dialer{timeout: time.Second}, 20*time.Second, nil, nil, nil)
 	defer u.close(errUpstreamClosed)
 	var partial atomic.Int32
 	u.afterPartialWrite = func() {

@@ -6,8 +6,12 @@ import "sync"
 // (big fetches) go back to the GC so one burst does not pin memory.
 const maxPooledBuf = 1 << 20
 
-// bufPool recycles response buffers.
-type bufPool struct{ p sync.Pool }
+// bufPool recycles response buffers. Raw handlers' answers read into the
+// frame pools (Server.ResponseBuffer) go back to frames.
+type bufPool struct {
+	p      sync.Pool
+	frames *framePool
+}
 
 func (bp *bufPool) get() *[]byte {
 	if b, ok := bp.p.Get().(*[]byte); ok {
@@ -19,6 +23,10 @@ func (bp *bufPool) get() *[]byte {
 }
 
 func (bp *bufPool) put(b *[]byte) {
+	if b != nil && bp.frames != nil && pooledResponse(b) {
+		bp.frames.put(b)
+		return
+	}
 	if b == nil || cap(*b) > maxPooledBuf {
 		return
 	}

@@ -22,6 +22,10 @@ import (
 // answers once the frame is written upstream). A frame whose request is
 // dropped without an answer (connection closed, panic) goes to the GC
 // instead: whoever may still hold it keeps it alive.
+//
+// The same pools hold the gateway's upstream answers (ResponseBuffer): the
+// loop writes each straight to the client and returns it with its other
+// response buffers (bufPool.put routes pool-sized buffers here).
 const (
 	// framePoolMinShift: frames below 4 KiB are small allocations, cheap
 	// for Go's allocator, and not pooled.
@@ -105,6 +109,39 @@ func (p *framePool) put(b *[]byte) {
 	}
 	*b = (*b)[:0]
 	p.classes[idx].Put(b)
+}
+
+// ResponseBuffer returns a buffer of length n from the pools, for a raw
+// handler (the gateway) to read an answer into before handing it to its
+// respond, or nil when answers of n bytes are not pooled (the caller
+// allocates: at most 4 KiB, a small allocation, or more than 8 MiB). The
+// loop owns the buffer once it is handed to respond and returns it to the
+// pools once it is written (or dropped unwritten with the connection), as
+// it does every response buffer (bufPool.put). A buffer never handed over
+// goes to the GC. Safe from any goroutine.
+func (s *Server) ResponseBuffer(n int) []byte {
+	if n <= 1<<framePoolMinShift {
+		return nil
+	}
+	p := s.frames.get(n)
+	if p == nil {
+		return nil
+	}
+	return (*p)[:n]
+}
+
+// pooledResponse reports whether a response buffer the loop lets go of
+// belongs to the frame pools: a class's exact capacity above the smallest
+// class. Response buffers the loop encodes into start at 4 KiB (bufPool)
+// and stay there unless they grow; one that grows to a class's size by
+// chance is as free as a pool buffer and is reused as one.
+func pooledResponse(b *[]byte) bool {
+	c := cap(*b)
+	if c <= 1<<framePoolMinShift {
+		return false
+	}
+	_, size, ok := frameClass(c)
+	return ok && size == c
 }
 
 // newFrameBuf returns an empty buffer that holds n bytes of a frame of API

@@ -202,6 +202,7 @@ func New(cfg Config) (*Server, error) {
 	s.met = newServerMetrics(cfg.Metrics, s)
 	s.frames.taken = cfg.Metrics.NewCounter("floodgate_kafka_frame_buffers_taken_total")
 	s.frames.allocated = cfg.Metrics.NewCounter("floodgate_kafka_frame_buffers_allocated_total")
+	s.bufs.frames = &s.frames // raw handlers' answers go back to the frame pools (ResponseBuffer)
 	if cfg.Proxy.Kafka || cfg.Proxy.HTTP {
 		s.met.proxyMetrics(s)
 	}

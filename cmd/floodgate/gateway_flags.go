@@ -80,11 +80,12 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, lim lim
 		MaxFetchBytes:        lim.MaxFetchBytes,
 		Decode: kafka.DecodeLimits{MaxPartitions: lim.MaxPartitionsPerRequest,
 			MaxNonProduceSize: int(lim.MaxNonProduceRequestSize)},
-		Logger:      log,
-		Metrics:     set,
-		AddListener: srv.AddKafkaListener,
-		SASL:        mech,
-		UpstreamTLS: upTLS,
+		Logger:         log,
+		Metrics:        set,
+		AddListener:    srv.AddKafkaListener,
+		SASL:           mech,
+		UpstreamTLS:    upTLS,
+		ResponseBuffer: srv.ResponseBuffer,
 	})
 }
 
