@@ -3,11 +3,22 @@ package loop
 // links are an element's neighbours in a dlist.
 type links[E any] struct{ prev, next *E }
 
+// linker is an element that holds its own links.
+type linker[E any] interface{ links() *links[E] }
+
 // linked is a pointer to an element that holds its own links.
 type linked[E any] interface {
 	*E
-	links() *links[E]
+	linker[E]
 }
+
+// The list's element types. Static checkers do not follow a method used
+// only through a type parameter's constraint, so these assertions also
+// mark links() as used.
+var (
+	_ linker[conn]             = (*conn)(nil)
+	_ linker[pendingHandshake] = (*pendingHandshake)(nil)
+)
 
 // dlist is an intrusive doubly linked list, oldest at the head: elements
 // hold their links, so listing one allocates nothing and one leaves from

@@ -12,6 +12,8 @@ type item struct {
 
 func (i *item) links() *links[item] { return &i.place }
 
+var _ linker[item] = (*item)(nil)
+
 // TestDlistRemovesFromAnywhere: removing the head, a middle element, the
 // tail or the only element leaves the others in order, walked both ways,
 // and the removed element unlinked.
