@@ -28,12 +28,9 @@ import (
 	"github.com/floodgate/floodgate/storage"
 )
 
-func init() { regKey(0, 0, 12, (*Broker).handleProduce) }
+func init() { register(0, 12, (*Broker).handleProduce) }
 
-func (b *Broker) handleProduce(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.ProduceRequest)
-	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleProduce(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, _ *Client, respond Responder) {
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic

@@ -81,10 +81,9 @@ func (fw *fetchWaits) admit() bool {
 	return true
 }
 
-func init() { regKey(1, 4, 12, (*Broker).handleFetch) }
+func init() { registerReq(4, 12, (*Broker).handleFetch) }
 
-func (b *Broker) handleFetch(kreq kmsg.Request, cl *Client, respond Responder) {
-	req := kreq.(*kmsg.FetchRequest)
+func (b *Broker) handleFetch(req *kmsg.FetchRequest, cl *Client, respond Responder) {
 	if req.Version >= 7 && req.SessionID != 0 {
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
 		resp.SetVersion(req.Version)

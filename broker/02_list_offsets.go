@@ -12,12 +12,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(2, 0, 8, (*Broker).handleListOffsets) }
+func init() { register(0, 8, (*Broker).handleListOffsets) }
 
-func (b *Broker) handleListOffsets(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.ListOffsetsRequest)
-	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleListOffsets(req *kmsg.ListOffsetsRequest, resp *kmsg.ListOffsetsResponse, _ *Client, respond Responder) {
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic

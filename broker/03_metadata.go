@@ -21,12 +21,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(3, 0, 12, (*Broker).handleMetadata) }
+func init() { register(0, 12, (*Broker).handleMetadata) }
 
-func (b *Broker) handleMetadata(kreq kmsg.Request, cl *Client, respond Responder) {
-	req := kreq.(*kmsg.MetadataRequest)
-	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleMetadata(req *kmsg.MetadataRequest, resp *kmsg.MetadataResponse, cl *Client, respond Responder) {
 
 	br := kmsg.NewMetadataResponseBroker()
 	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.cfg.Host, b.cfg.Port

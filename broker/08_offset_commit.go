@@ -21,10 +21,9 @@ import (
 )
 
 // Served up to v9: v10 names topics by id.
-func init() { regKey(8, 0, 9, (*Broker).handleOffsetCommit) }
+func init() { register(0, 9, (*Broker).handleOffsetCommit) }
 
-func (b *Broker) handleOffsetCommit(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.OffsetCommitRequest)
+func (b *Broker) handleOffsetCommit(req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, _ *Client, respond Responder) {
 	if req.Group == "" {
 		respond(errResponse(req, kafka.ErrInvalidGroupID))
 		return
@@ -53,8 +52,6 @@ func (b *Broker) handleOffsetCommit(kreq kmsg.Request, _ *Client, respond Respon
 			out.send(respond, errResponse(req, code))
 			return
 		}
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		resp.SetVersion(req.Version)
 		b.offsetBatch(func() { b.commitOffsets(req, g, resp) })
 		g.forgetIfUnused()
 		out.send(respond, resp)

@@ -31,12 +31,9 @@ type fetchedOffset struct {
 }
 
 // Served up to v9: v10 names topics by id.
-func init() { regKey(9, 0, 9, (*Broker).handleOffsetFetch) }
+func init() { register(0, 9, (*Broker).handleOffsetFetch) }
 
-func (b *Broker) handleOffsetFetch(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.OffsetFetchRequest)
-	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleOffsetFetch(req *kmsg.OffsetFetchRequest, resp *kmsg.OffsetFetchResponse, _ *Client, respond Responder) {
 	if req.Version < 8 {
 		var want map[string][]int32
 		if req.Topics != nil || req.Version < 2 {

@@ -11,12 +11,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(10, 0, 6, (*Broker).handleFindCoordinator) }
+func init() { register(0, 6, (*Broker).handleFindCoordinator) }
 
-func (b *Broker) handleFindCoordinator(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.FindCoordinatorRequest)
-	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleFindCoordinator(req *kmsg.FindCoordinatorRequest, resp *kmsg.FindCoordinatorResponse, _ *Client, respond Responder) {
 	code := kafka.ErrNone
 	var msg *string
 	if req.CoordinatorType != 0 && req.CoordinatorType != 1 {

@@ -21,10 +21,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(11, 0, 9, (*Broker).handleJoinGroup) }
+func init() { registerReq(0, 9, (*Broker).handleJoinGroup) }
 
-func (b *Broker) handleJoinGroup(kreq kmsg.Request, cl *Client, respond Responder) {
-	req := kreq.(*kmsg.JoinGroupRequest)
+func (b *Broker) handleJoinGroup(req *kmsg.JoinGroupRequest, cl *Client, respond Responder) {
 	fail := func(code int16) { respond(joinError(req.Version, req.MemberID, code)) }
 	if req.Group == "" {
 		fail(kafka.ErrInvalidGroupID)

@@ -11,12 +11,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(12, 0, 4, (*Broker).handleHeartbeat) }
+func init() { register(0, 4, (*Broker).handleHeartbeat) }
 
-func (b *Broker) handleHeartbeat(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.HeartbeatRequest)
-	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleHeartbeat(req *kmsg.HeartbeatRequest, resp *kmsg.HeartbeatResponse, _ *Client, respond Responder) {
 	if req.Group == "" {
 		resp.ErrorCode = kafka.ErrInvalidGroupID
 		respond(resp)

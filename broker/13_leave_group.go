@@ -12,12 +12,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(13, 0, 5, (*Broker).handleLeaveGroup) }
+func init() { register(0, 5, (*Broker).handleLeaveGroup) }
 
-func (b *Broker) handleLeaveGroup(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.LeaveGroupRequest)
-	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleLeaveGroup(req *kmsg.LeaveGroupRequest, resp *kmsg.LeaveGroupResponse, _ *Client, respond Responder) {
 	if req.Group == "" {
 		resp.ErrorCode = kafka.ErrInvalidGroupID
 		respond(resp)

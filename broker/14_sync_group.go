@@ -14,10 +14,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(14, 0, 5, (*Broker).handleSyncGroup) }
+func init() { registerReq(0, 5, (*Broker).handleSyncGroup) }
 
-func (b *Broker) handleSyncGroup(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.SyncGroupRequest)
+func (b *Broker) handleSyncGroup(req *kmsg.SyncGroupRequest, _ *Client, respond Responder) {
 	if req.Group == "" {
 		respond(syncError(req.Version, kafka.ErrInvalidGroupID))
 		return

@@ -17,12 +17,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(15, 0, 6, (*Broker).handleDescribeGroups) }
+func init() { register(0, 6, (*Broker).handleDescribeGroups) }
 
-func (b *Broker) handleDescribeGroups(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.DescribeGroupsRequest)
-	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleDescribeGroups(req *kmsg.DescribeGroupsRequest, resp *kmsg.DescribeGroupsResponse, _ *Client, respond Responder) {
 	gs := b.groups
 	refused := 0
 	gs.do(func(*outbox) {

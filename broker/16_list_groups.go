@@ -12,12 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { regKey(16, 0, 5, (*Broker).handleListGroups) }
+func init() { register(0, 5, (*Broker).handleListGroups) }
 
-func (b *Broker) handleListGroups(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.ListGroupsRequest)
-	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleListGroups(req *kmsg.ListGroupsRequest, resp *kmsg.ListGroupsResponse, _ *Client, respond Responder) {
 	match := func(filter []string, v string) bool {
 		if len(filter) == 0 {
 			return true

@@ -11,10 +11,10 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(18, 0, 3, (*Broker).handleAPIVersions) }
+func init() { registerReq(0, 3, (*Broker).handleAPIVersions) }
 
-func (b *Broker) handleAPIVersions(req kmsg.Request, _ *Client, respond Responder) {
-	v := req.GetVersion()
+func (b *Broker) handleAPIVersions(req *kmsg.ApiVersionsRequest, _ *Client, respond Responder) {
+	v := req.Version
 	if int(v) < len(b.apiVersions) && b.apiVersions[v] != nil {
 		// Built once in Open: the handler table never changes afterwards,
 		// and responses are only read (encoded) after this.

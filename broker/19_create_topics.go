@@ -17,12 +17,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(19, 0, 7, (*Broker).handleCreateTopics) }
+func init() { register(0, 7, (*Broker).handleCreateTopics) }
 
-func (b *Broker) handleCreateTopics(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.CreateTopicsRequest)
-	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleCreateTopics(req *kmsg.CreateTopicsRequest, resp *kmsg.CreateTopicsResponse, _ *Client, respond Responder) {
 	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, len(req.Topics))
 	// Checked one by one, then created together: one write of topics.json
 	// for the request.

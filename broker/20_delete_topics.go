@@ -9,12 +9,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(20, 0, 6, (*Broker).handleDeleteTopics) }
+func init() { register(0, 6, (*Broker).handleDeleteTopics) }
 
-func (b *Broker) handleDeleteTopics(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.DeleteTopicsRequest)
-	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleDeleteTopics(req *kmsg.DeleteTopicsRequest, resp *kmsg.DeleteTopicsResponse, _ *Client, respond Responder) {
 	// Topics are removed together after the loop: one write of topics.json.
 	var gone []*topic
 	del := func(name *string, id [16]byte) {

@@ -13,12 +13,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(21, 0, 2, (*Broker).handleDeleteRecords) }
+func init() { register(0, 2, (*Broker).handleDeleteRecords) }
 
-func (b *Broker) handleDeleteRecords(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.DeleteRecordsRequest)
-	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleDeleteRecords(req *kmsg.DeleteRecordsRequest, resp *kmsg.DeleteRecordsResponse, _ *Client, respond Responder) {
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic

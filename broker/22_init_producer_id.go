@@ -181,12 +181,9 @@ type seqRange struct {
 	base        int64
 }
 
-func init() { regKey(22, 0, 5, (*Broker).handleInitProducerID) }
+func init() { register(0, 5, (*Broker).handleInitProducerID) }
 
-func (b *Broker) handleInitProducerID(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.InitProducerIDRequest)
-	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleInitProducerID(req *kmsg.InitProducerIDRequest, resp *kmsg.InitProducerIDResponse, _ *Client, respond Responder) {
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kafka.ErrInvalidRequest
 		resp.ProducerID, resp.ProducerEpoch = -1, -1

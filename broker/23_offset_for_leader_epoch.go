@@ -12,12 +12,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(23, 0, 4, (*Broker).handleOffsetForLeaderEpoch) }
+func init() { register(0, 4, (*Broker).handleOffsetForLeaderEpoch) }
 
-func (b *Broker) handleOffsetForLeaderEpoch(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
-	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleOffsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochRequest, resp *kmsg.OffsetForLeaderEpochResponse, _ *Client, respond Responder) {
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic

@@ -12,12 +12,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(32, 0, 4, (*Broker).handleDescribeConfigs) }
+func init() { register(0, 4, (*Broker).handleDescribeConfigs) }
 
-func (b *Broker) handleDescribeConfigs(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.DescribeConfigsRequest)
-	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleDescribeConfigs(req *kmsg.DescribeConfigsRequest, resp *kmsg.DescribeConfigsResponse, _ *Client, respond Responder) {
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName

@@ -12,12 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { regKey(33, 0, 2, (*Broker).handleAlterConfigs) }
+func init() { register(0, 2, (*Broker).handleAlterConfigs) }
 
-func (b *Broker) handleAlterConfigs(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.AlterConfigsRequest)
-	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleAlterConfigs(req *kmsg.AlterConfigsRequest, resp *kmsg.AlterConfigsResponse, _ *Client, respond Responder) {
 	rs := req.Resources
 	b.alterResources(len(rs), func(i int) (kmsg.ConfigResourceType, string) { return rs[i].ResourceType, rs[i].ResourceName },
 		req.ValidateOnly,

@@ -16,12 +16,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(37, 0, 3, (*Broker).handleCreatePartitions) }
+func init() { register(0, 3, (*Broker).handleCreatePartitions) }
 
-func (b *Broker) handleCreatePartitions(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.CreatePartitionsRequest)
-	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleCreatePartitions(req *kmsg.CreatePartitionsRequest, resp *kmsg.CreatePartitionsResponse, _ *Client, respond Responder) {
 	seen := map[string]int{}
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++

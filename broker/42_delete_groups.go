@@ -10,12 +10,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(42, 0, 2, (*Broker).handleDeleteGroups) }
+func init() { register(0, 2, (*Broker).handleDeleteGroups) }
 
-func (b *Broker) handleDeleteGroups(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.DeleteGroupsRequest)
-	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleDeleteGroups(req *kmsg.DeleteGroupsRequest, resp *kmsg.DeleteGroupsResponse, _ *Client, respond Responder) {
 	gs := b.groups
 	gs.do(func(*outbox) {
 		for _, name := range req.Groups {

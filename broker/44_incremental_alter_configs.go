@@ -16,12 +16,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(44, 0, 1, (*Broker).handleIncrementalAlterConfigs) }
+func init() { register(0, 1, (*Broker).handleIncrementalAlterConfigs) }
 
-func (b *Broker) handleIncrementalAlterConfigs(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.IncrementalAlterConfigsRequest)
-	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleIncrementalAlterConfigs(req *kmsg.IncrementalAlterConfigsRequest, resp *kmsg.IncrementalAlterConfigsResponse, _ *Client, respond Responder) {
 	rs := req.Resources
 	b.alterResources(len(rs), func(i int) (kmsg.ConfigResourceType, string) { return rs[i].ResourceType, rs[i].ResourceName },
 		req.ValidateOnly,

@@ -12,12 +12,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(47, 0, 0, (*Broker).handleOffsetDelete) }
+func init() { register(0, 0, (*Broker).handleOffsetDelete) }
 
-func (b *Broker) handleOffsetDelete(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.OffsetDeleteRequest)
-	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleOffsetDelete(req *kmsg.OffsetDeleteRequest, resp *kmsg.OffsetDeleteResponse, _ *Client, respond Responder) {
 	if req.Group == "" {
 		resp.ErrorCode = kafka.ErrInvalidGroupID
 		respond(resp)

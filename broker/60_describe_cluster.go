@@ -11,12 +11,9 @@ import (
 	"github.com/floodgate/floodgate/codec/kafka"
 )
 
-func init() { regKey(60, 0, 2, (*Broker).handleDescribeCluster) }
+func init() { register(0, 2, (*Broker).handleDescribeCluster) }
 
-func (b *Broker) handleDescribeCluster(kreq kmsg.Request, _ *Client, respond Responder) {
-	req := kreq.(*kmsg.DescribeClusterRequest)
-	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
-	resp.SetVersion(req.Version)
+func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest, resp *kmsg.DescribeClusterResponse, _ *Client, respond Responder) {
 	resp.EndpointType = req.EndpointType
 	if req.Version >= 1 && req.EndpointType != 1 && req.EndpointType != 2 {
 		resp.ErrorCode = kafka.ErrInvalidRequest

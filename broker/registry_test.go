@@ -56,6 +56,54 @@ func TestEveryKeyFileRegistersItsKey(t *testing.T) {
 	}
 }
 
+// TestRegisterRefusesMistakes checks that registration panics, when the
+// package loads, on a handler whose response type is not its request's
+// response kind, on a key registered twice and on an empty version range,
+// and that a refused registration leaves the registry as it was.
+func TestRegisterRefusesMistakes(t *testing.T) {
+	type entry struct {
+		min, max   int16
+		file       string
+		registered bool
+	}
+	snapshot := func() (s [len(apis)]entry) {
+		for key, a := range apis {
+			s[key] = entry{a.min, a.max, a.file, a.fn != nil}
+		}
+		return s
+	}
+	before := snapshot()
+	for _, tc := range []struct {
+		name string
+		reg  func()
+	}{
+		{"response of another API", func() { // key 25 is not served: only the type check refuses it
+			register(0, 0, func(*Broker, *kmsg.AddOffsetsToTxnRequest, *kmsg.FetchResponse, *Client, Responder) {})
+		}},
+		{"key registered twice", func() {
+			register(0, 0, func(*Broker, *kmsg.ProduceRequest, *kmsg.ProduceResponse, *Client, Responder) {})
+		}},
+		{"key registered twice without response", func() {
+			registerReq(0, 0, func(*Broker, *kmsg.FetchRequest, *Client, Responder) {})
+		}},
+		{"empty version range", func() {
+			register(2, 1, func(*Broker, *kmsg.AddOffsetsToTxnRequest, *kmsg.AddOffsetsToTxnResponse, *Client, Responder) {})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("registered without a panic")
+				}
+				if snapshot() != before {
+					t.Error("a refused registration changed the registry")
+				}
+			}()
+			tc.reg()
+		})
+	}
+}
+
 // TestAPIVersionsListsExactlyTheRegisteredKeys checks that every version of
 // ApiVersions advertises exactly the registered keys and ranges, and that the
 // broker's VersionRange (which the loop checks requests against) agrees.
