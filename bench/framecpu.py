@@ -18,60 +18,7 @@ usage: bench/framecpu.py --bench BIN --suite BIN --build NAME=BIN ... [--rounds 
 """
 import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def free_range(n):
-    while True:
-        first = free_port()
-        if first + n > 65000:
-            continue
-        ok = True
-        for p in range(first, first + n):
-            s = socket.socket()
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                ok = False
-            finally:
-                s.close()
-        if ok:
-            return first
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def peak_rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def wait_port(port, proc, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not listen")
+from procstat import cpu_s, free_port, free_range, peak_rss, run_measured, wait_port
 
 
 class Server:
@@ -120,13 +67,8 @@ class Server:
 def produce(bench, addr, size, records, topic, pid):
     cmd = [bench, "bench", "kafka", "produce", "--brokers", addr, "--clients", "4", "--record-size", str(size),
            "--records", str(records), "--acks", "1", "--topic", topic, "--json", "--quiet"]
-    c0 = cpu_s(pid)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    c1 = cpu_s(pid)
-    r = json.loads(out)
-    if isinstance(r, list):
-        r = r[0]
-    return {"mbps": r["mb_per_s"], "cpu_s": c1 - c0, "cpu_per_gb": (c1 - c0) / (records * size / 1e9), "errors": r["errors"]}
+    r, cpu = run_measured(cmd, pid)
+    return {"mbps": r["mb_per_s"], "cpu_s": cpu, "cpu_per_gb": cpu / (records * size / 1e9), "errors": r["errors"]}
 
 
 def consume(bench, sv, size, records, topic):
@@ -144,7 +86,7 @@ def consume(bench, sv, size, records, topic):
     r = json.loads(out)
     if isinstance(r, list):
         r = r[0]
-    return {"mbps": r["mb_per_s"], "cpu_s": c1 - c0, "cpu_per_gb": (c1 - c0) / (records * size / 1e9), "errors": r["errors"]}
+    return {"mbps": r["mb_per_s"], "cpu_s": cpu, "cpu_per_gb": cpu / (records * size / 1e9), "errors": r["errors"]}
 
 
 def main():

@@ -17,43 +17,9 @@ usage: bench/zerocopy.py --bench BIN --suite BIN --server NAME=BIN[:ARGS] ... [-
 """
 import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
 
-TICK = os.sysconf("SC_CLK_TCK")
+from procstat import cpu_s, free_port, peak_rss, run_measured, wait_port
+
 CASES = [("100 B", 100, 2_000_000), ("10 KB", 10_000, 30_000)]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def peak_rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def wait_port(port, proc, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not listen")
 
 
 def start(spec, suite, tmp):
@@ -75,14 +41,9 @@ def bench(bin_, mode, broker, size, records, topic, pid):
            "--records", str(records), "--acks", "all", "--topic", topic, "--json", "--quiet"]
     if mode == "consume":
         cmd.append("--preloaded")
-    c0 = cpu_s(pid)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    c1 = cpu_s(pid)
-    r = json.loads(out)
-    if isinstance(r, list):
-        r = r[0]
+    r, cpu = run_measured(cmd, pid)
     gb = records * size / 1e9
-    return {"mbps": r["mb_per_s"], "rps": r["records_per_s"], "cpu_per_gb": (c1 - c0) / gb, "errors": r["errors"]}
+    return {"mbps": r["mb_per_s"], "rps": r["records_per_s"], "cpu_per_gb": cpu / gb, "errors": r["errors"]}
 
 
 def main():

@@ -1,0 +1,71 @@
+"""Helpers shared by the benchmark scripts in bench/ (framecpu.py,
+zerocopy.py): free loopback ports, a process's CPU seconds and peak RSS from
+/proc, and waiting for a server to listen."""
+import json, os, socket, subprocess, time
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def free_range(n):
+    while True:
+        first = free_port()
+        if first + n > 65000:
+            continue
+        ok = True
+        for p in range(first, first + n):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return first
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def peak_rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def wait_port(port, proc, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not listen")
+
+
+def run_measured(cmd, pid):
+    """Runs a `floodgate bench ... --json` command; returns its (first)
+    result and the CPU seconds process pid used meanwhile."""
+    c0 = cpu_s(pid)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    c1 = cpu_s(pid)
+    r = json.loads(out)
+    if isinstance(r, list):
+        r = r[0]
+    return r, c1 - c0
