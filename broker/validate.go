@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -90,6 +91,9 @@ type inflaters struct {
 	gzip sync.Pool // *gzip.Reader
 	lz4  sync.Pool // *lz4.Reader
 	bufs sync.Pool // *bufio.Reader
+	// plain holds buffers of up to maxPooledInflate bytes for raw snappy
+	// batches, inflated whole (walkSnappy).
+	plain sync.Pool // *[]byte
 }
 
 // validateBatch checks one batch whose header h has been parsed (and CRC
@@ -123,6 +127,14 @@ func (in *inflaters) validateBatch(raw []byte, h *recordbatch.Header, c *batchCh
 		}
 		return maxTS, err
 	}
+	if codec == 2 && !bytes.HasPrefix(body, xerialMagic) {
+		// Raw snappy (franz-go's default) inflates in one block, which the
+		// stream below holds whole too: walk it in place. A refused batch
+		// goes through the stream for its error.
+		if maxTS, ok := in.walkSnappy(body, h, c); ok {
+			return maxTS, nil
+		}
+	}
 	r, done, err := in.open(codec, body, c.maxInflate)
 	if err != nil {
 		return 0, err
@@ -139,6 +151,39 @@ func (in *inflaters) validateBatch(raw []byte, h *recordbatch.Header, c *batchCh
 		return 0, inflateErr(err)
 	}
 	return maxTS, nil
+}
+
+// maxPooledInflate bounds the buffers walkSnappy keeps for the next batch:
+// larger inflated batches (rare: clients cap a batch near 1 MB) get a buffer
+// of their own, as the stream path gives them.
+const maxPooledInflate = 1 << 20
+
+// walkSnappy inflates a raw snappy batch (at most c.maxInflate bytes, its
+// announced length checked before any buffer is taken) and walks its
+// records with walkPlain. It reports only whether the batch is valid.
+func (in *inflaters) walkSnappy(src []byte, h *recordbatch.Header, c *batchCheck) (int64, bool) {
+	n, err := snappy.DecodedLen(src)
+	if err != nil || int64(n) > c.maxInflate {
+		return 0, false
+	}
+	var buf []byte
+	bp, _ := in.plain.Get().(*[]byte)
+	if n <= maxPooledInflate {
+		if bp == nil || cap(*bp) < n {
+			// A power of two from 64 KiB: a few sizes serve every batch.
+			b := make([]byte, 0, max(64<<10, 1<<bits.Len(uint(n-1))))
+			bp = &b
+		}
+		buf = *bp
+		defer in.plain.Put(bp)
+	} else if bp != nil {
+		in.plain.Put(bp)
+	}
+	out, err := snappy.Decode(buf[:cap(buf)], src)
+	if err != nil {
+		return 0, false
+	}
+	return walkPlain(out, h, c)
 }
 
 // recordReader reads records from an uncompressed batch in place (b) or

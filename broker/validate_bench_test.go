@@ -15,11 +15,12 @@ func BenchmarkValidateBatch(b *testing.B) {
 	small := testBatch(1000, now, string(make([]byte, 100)))
 	t := &testing.T{}
 	zstdBatch := compressBatch(t, plain, 4, nil)
+	snappySmall := compressBatch(t, small, 2, nil)
 	for _, c := range []struct {
 		name     string
 		raw      []byte
 		inflated int // bytes of records the walk reads
-	}{{"uncompressed", plain, len(plain)}, {"zstd", zstdBatch, len(plain)}, {"uncompressed-100B", small, len(small)}} {
+	}{{"uncompressed", plain, len(plain)}, {"zstd", zstdBatch, len(plain)}, {"uncompressed-100B", small, len(small)}, {"snappy-100B", snappySmall, len(small)}} {
 		b.Run(c.name, func(b *testing.B) {
 			var in inflaters
 			check := batchCheck{createTime: true, now: now, bounds: timestampBoundsOf(0, 0), maxInflate: minInflateBound}

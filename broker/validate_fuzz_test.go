@@ -1,9 +1,13 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/binary"
+	"io"
 	"math"
 	"testing"
+
+	"github.com/klauspost/compress/s2"
 
 	"github.com/floodgate/floodgate/codec/recordbatch"
 )
@@ -63,4 +67,84 @@ func FuzzWalkPlainAgreesWithWalkRecords(f *testing.F) {
 			t.Fatalf("max timestamp: walkPlain %d, walkRecords %d", fast, slow)
 		}
 	})
+}
+
+// FuzzWalkSnappyAgreesWithStream: a raw snappy batch walked whole
+// (walkSnappy) is accepted exactly when the streaming inflater and
+// walkRecords accept it, with the same largest timestamp, for records
+// compressed by the test and for arbitrary bytes taken as compressed
+// data, under a small inflate bound too.
+func FuzzWalkSnappyAgreesWithStream(f *testing.F) {
+	const now = 1_700_000_000_000
+	f.Add(testBatch(3, now, "v")[recordbatch.HeaderSize:], uint16(3), true, int64(1<<20))
+	f.Add(testBatch(40, now, string(make([]byte, 100)))[recordbatch.HeaderSize:], uint16(40), true, int64(1<<20))
+	f.Add(testBatch(40, now, string(make([]byte, 100)))[recordbatch.HeaderSize:], uint16(40), true, int64(100))
+	f.Add([]byte{0x05, 0x10, 0x00, 0x01}, uint16(1), false, int64(1<<20))
+	var in inflaters // its pools are shared by the runs, as by produce requests
+	f.Fuzz(func(t *testing.T, b []byte, count uint16, encode bool, limit int64) {
+		src := b
+		if encode {
+			src = s2.EncodeSnappy(nil, b)
+		}
+		if bytes.HasPrefix(src, xerialMagic) {
+			return // the xerial framing is not walked whole
+		}
+		h := recordbatch.Header{RecordCount: int32(count%64) + 1, BaseTimestamp: now}
+		c := batchCheck{createTime: true, now: now, bounds: timestampBoundsOf(0, 0), maxInflate: min(max(limit, 0), 256<<10)}
+		fast, ok := in.walkSnappy(src, &h, &c)
+		slowOK := false
+		var slow int64
+		r, done, err := in.open(2, src, c.maxInflate)
+		if err == nil {
+			slow, err = walkRecords(&recordReader{br: r}, &h, &c)
+			if err == nil {
+				_, eof := r.ReadByte()
+				slowOK = eof == io.EOF
+			}
+			done()
+		}
+		if ok != slowOK {
+			t.Fatalf("walkSnappy ok=%v, stream ok=%v (err %v)", ok, slowOK, err)
+		}
+		if ok && fast != slow {
+			t.Fatalf("max timestamp: walkSnappy %d, stream %d", fast, slow)
+		}
+	})
+}
+
+// TestWalkSnappyKeepsOnlySmallBuffers: raw snappy batches are walked whole
+// (walkSnappy) at every size up to the inflate bound, refused past it,
+// and only buffers of at most maxPooledInflate bytes are kept for the next
+// batch (a 2 MB batch gets a buffer of its own).
+func TestWalkSnappyKeepsOnlySmallBuffers(t *testing.T) {
+	const now = 1_700_000_000_000
+	for _, tc := range []struct {
+		name    string
+		records int
+		value   int
+		bound   int64
+		valid   bool
+	}{
+		{"100 B records, pooled", 1000, 100, minInflateBound, true},
+		{"2 MB batch, own buffer", 2000, 1024, minInflateBound, true},
+		{"past the inflate bound", 2000, 1024, 1 << 20, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := testBatch(tc.records, now, string(make([]byte, tc.value)))
+			src := s2.EncodeSnappy(nil, raw[recordbatch.HeaderSize:])
+			h, err := parseBatch(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := batchCheck{createTime: true, now: now, bounds: timestampBoundsOf(0, 0), maxInflate: tc.bound}
+			var in inflaters
+			maxTS, ok := in.walkSnappy(src, &h, &c)
+			if ok != tc.valid || (ok && maxTS != now) {
+				t.Fatalf("walkSnappy = %d, %v; want valid %v with max timestamp %d", maxTS, ok, tc.valid, now)
+			}
+			if bp, _ := in.plain.Get().(*[]byte); bp != nil && cap(*bp) > maxPooledInflate {
+				t.Fatalf("pooled a buffer of %d bytes (max %d)", cap(*bp), maxPooledInflate)
+			}
+		})
+	}
 }
