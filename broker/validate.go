@@ -92,7 +92,7 @@ type inflaters struct {
 	lz4  sync.Pool // *lz4.Reader
 	bufs sync.Pool // *bufio.Reader
 	// plain holds buffers of up to maxPooledInflate bytes for raw snappy
-	// batches, inflated whole (walkSnappy).
+	// batches inflated whole (walkSnappy).
 	plain sync.Pool // *[]byte
 }
 
@@ -153,33 +153,29 @@ func (in *inflaters) validateBatch(raw []byte, h *recordbatch.Header, c *batchCh
 	return maxTS, nil
 }
 
-// maxPooledInflate bounds the buffers walkSnappy keeps for the next batch:
-// larger inflated batches (rare: clients cap a batch near 1 MB) get a buffer
-// of their own, as the stream path gives them.
+// maxPooledInflate bounds the raw snappy batches walkSnappy inflates whole
+// into a pooled buffer. Larger ones (rare: clients cap a batch near 1 MB)
+// are left to the stream, so that a batch refused after inflating is never
+// inflated twice at a size worth an attacker's while.
 const maxPooledInflate = 1 << 20
 
-// walkSnappy inflates a raw snappy batch (at most c.maxInflate bytes, its
-// announced length checked before any buffer is taken) and walks its
-// records with walkPlain. It reports only whether the batch is valid.
+// walkSnappy inflates a raw snappy batch of at most maxPooledInflate bytes
+// (its announced length checked before a buffer is taken) and walks its
+// records with walkPlain. It reports only whether the batch is valid; false
+// also for a larger batch, which the caller walks from the stream.
 func (in *inflaters) walkSnappy(src []byte, h *recordbatch.Header, c *batchCheck) (int64, bool) {
 	n, err := snappy.DecodedLen(src)
-	if err != nil || int64(n) > c.maxInflate {
+	if err != nil || int64(n) > c.maxInflate || n > maxPooledInflate {
 		return 0, false
 	}
-	var buf []byte
 	bp, _ := in.plain.Get().(*[]byte)
-	if n <= maxPooledInflate {
-		if bp == nil || cap(*bp) < n {
-			// A power of two from 64 KiB: a few sizes serve every batch.
-			b := make([]byte, 0, max(64<<10, 1<<bits.Len(uint(n-1))))
-			bp = &b
-		}
-		buf = *bp
-		defer in.plain.Put(bp)
-	} else if bp != nil {
-		in.plain.Put(bp)
+	if bp == nil || cap(*bp) < n {
+		// A power of two from 64 KiB: a few sizes serve every batch.
+		b := make([]byte, 0, max(64<<10, 1<<bits.Len(uint(n-1))))
+		bp = &b
 	}
-	out, err := snappy.Decode(buf[:cap(buf)], src)
+	defer in.plain.Put(bp)
+	out, err := snappy.Decode((*bp)[:cap(*bp)], src)
 	if err != nil {
 		return 0, false
 	}

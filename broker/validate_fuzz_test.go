@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"math"
 	"testing"
@@ -89,6 +90,8 @@ func FuzzWalkSnappyAgreesWithStream(f *testing.F) {
 		if bytes.HasPrefix(src, xerialMagic) {
 			return // the xerial framing is not walked whole
 		}
+		// The bound below keeps every batch within maxPooledInflate, which
+		// walkSnappy walks whole.
 		h := recordbatch.Header{RecordCount: int32(count%64) + 1, BaseTimestamp: now}
 		c := batchCheck{createTime: true, now: now, bounds: timestampBoundsOf(0, 0), maxInflate: min(max(limit, 0), 256<<10)}
 		fast, ok := in.walkSnappy(src, &h, &c)
@@ -112,22 +115,24 @@ func FuzzWalkSnappyAgreesWithStream(f *testing.F) {
 	})
 }
 
-// TestWalkSnappyKeepsOnlySmallBuffers: raw snappy batches are walked whole
-// (walkSnappy) at every size up to the inflate bound, refused past it,
-// and only buffers of at most maxPooledInflate bytes are kept for the next
-// batch (a 2 MB batch gets a buffer of its own).
+// TestWalkSnappyKeepsOnlySmallBuffers: raw snappy batches up to
+// maxPooledInflate bytes inflated are walked whole (walkSnappy), larger
+// ones are left to the stream (and still accepted by validateBatch), past
+// the inflate bound refused; no buffer larger than maxPooledInflate is kept
+// for the next batch.
 func TestWalkSnappyKeepsOnlySmallBuffers(t *testing.T) {
 	const now = 1_700_000_000_000
 	for _, tc := range []struct {
-		name    string
-		records int
-		value   int
-		bound   int64
-		valid   bool
+		name      string
+		records   int
+		value     int
+		bound     int64
+		whole     bool  // walkSnappy accepts it
+		validated error // validateBatch's answer
 	}{
-		{"100 B records, pooled", 1000, 100, minInflateBound, true},
-		{"2 MB batch, own buffer", 2000, 1024, minInflateBound, true},
-		{"past the inflate bound", 2000, 1024, 1 << 20, false},
+		{"100 B records, walked whole", 1000, 100, minInflateBound, true, nil},
+		{"2 MB batch, left to the stream", 2000, 1024, minInflateBound, false, nil},
+		{"past the inflate bound", 2000, 1024, 1 << 20, false, errInflatedTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := testBatch(tc.records, now, string(make([]byte, tc.value)))
@@ -136,14 +141,21 @@ func TestWalkSnappyKeepsOnlySmallBuffers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			h.Attributes |= 2
 			c := batchCheck{createTime: true, now: now, bounds: timestampBoundsOf(0, 0), maxInflate: tc.bound}
 			var in inflaters
 			maxTS, ok := in.walkSnappy(src, &h, &c)
-			if ok != tc.valid || (ok && maxTS != now) {
-				t.Fatalf("walkSnappy = %d, %v; want valid %v with max timestamp %d", maxTS, ok, tc.valid, now)
+			if ok != tc.whole || (ok && maxTS != now) {
+				t.Fatalf("walkSnappy = %d, %v; want %v with max timestamp %d", maxTS, ok, tc.whole, now)
 			}
 			if bp, _ := in.plain.Get().(*[]byte); bp != nil && cap(*bp) > maxPooledInflate {
 				t.Fatalf("pooled a buffer of %d bytes (max %d)", cap(*bp), maxPooledInflate)
+			}
+			batch := append(append([]byte(nil), raw[:recordbatch.HeaderSize]...), src...)
+			h.Size = len(batch)
+			_, err = in.validateBatch(batch, &h, &c)
+			if (tc.validated == nil) != (err == nil) || (tc.validated != nil && !errors.Is(err, tc.validated)) {
+				t.Fatalf("validateBatch: %v, want %v", err, tc.validated)
 			}
 		})
 	}
