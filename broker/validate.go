@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -90,6 +91,9 @@ type inflaters struct {
 	gzip sync.Pool // *gzip.Reader
 	lz4  sync.Pool // *lz4.Reader
 	bufs sync.Pool // *bufio.Reader
+	// plain holds buffers of up to maxPooledInflate bytes for raw snappy
+	// batches inflated whole (walkSnappy).
+	plain sync.Pool // *[]byte
 }
 
 // validateBatch checks one batch whose header h has been parsed (and CRC
@@ -111,12 +115,25 @@ func (in *inflaters) validateBatch(raw []byte, h *recordbatch.Header, c *batchCh
 	codec := h.Attributes & 0x07
 	body := raw[recordbatch.HeaderSize:h.Size]
 	if codec == 0 {
+		if maxTS, ok := walkPlain(body, h, c); ok {
+			return maxTS, nil
+		}
+		// walkPlain accepts exactly what walkRecords accepts; the general
+		// walker runs again on a refused batch only to say why.
 		src := recordReader{b: body}
 		maxTS, err = walkRecords(&src, h, c)
 		if err == nil && len(src.b) != 0 {
 			err = fmt.Errorf("%w: %d bytes after the last record", errInvalidRecord, len(src.b))
 		}
 		return maxTS, err
+	}
+	if codec == 2 && !bytes.HasPrefix(body, xerialMagic) {
+		// Raw snappy (franz-go's default) inflates in one block, which the
+		// stream below holds whole too: walk it in place. A refused batch
+		// goes through the stream for its error.
+		if maxTS, ok := in.walkSnappy(body, h, c); ok {
+			return maxTS, nil
+		}
 	}
 	r, done, err := in.open(codec, body, c.maxInflate)
 	if err != nil {
@@ -134,6 +151,35 @@ func (in *inflaters) validateBatch(raw []byte, h *recordbatch.Header, c *batchCh
 		return 0, inflateErr(err)
 	}
 	return maxTS, nil
+}
+
+// maxPooledInflate bounds the raw snappy batches walkSnappy inflates whole
+// into a pooled buffer. Larger ones (rare: clients cap a batch near 1 MB)
+// are left to the stream, so that a batch refused after inflating is never
+// inflated twice at a size worth an attacker's while.
+const maxPooledInflate = 1 << 20
+
+// walkSnappy inflates a raw snappy batch of at most maxPooledInflate bytes
+// (its announced length checked before a buffer is taken) and walks its
+// records with walkPlain. It reports only whether the batch is valid; false
+// also for a larger batch, which the caller walks from the stream.
+func (in *inflaters) walkSnappy(src []byte, h *recordbatch.Header, c *batchCheck) (int64, bool) {
+	n, err := snappy.DecodedLen(src)
+	if err != nil || int64(n) > c.maxInflate || n > maxPooledInflate {
+		return 0, false
+	}
+	bp, _ := in.plain.Get().(*[]byte)
+	if bp == nil || cap(*bp) < n {
+		// A power of two from 64 KiB: a few sizes serve every batch.
+		b := make([]byte, 0, max(64<<10, 1<<bits.Len(uint(n-1))))
+		bp = &b
+	}
+	defer in.plain.Put(bp)
+	out, err := snappy.Decode((*bp)[:cap(*bp)], src)
+	if err != nil {
+		return 0, false
+	}
+	return walkPlain(out, h, c)
 }
 
 // recordReader reads records from an uncompressed batch in place (b) or
@@ -285,6 +331,124 @@ func walkRecords(cs *recordReader, h *recordbatch.Header, c *batchCheck) (int64,
 		}
 	}
 	return maxTS, nil
+}
+
+// walkPlain is walkRecords for an uncompressed batch, the path every
+// produce of uncompressed records takes: the same checks (each record's
+// length within [minRecordBody, MaxInt32] and holding its fields exactly,
+// its offset delta equal to its index, its timestamp within the bounds, key,
+// value and header lengths within the record, no bytes after the last
+// record) made on the bytes in place, with one-byte varints decoded inline
+// and the timestamp bounds computed once per batch. It reports only
+// whether the batch is valid (and its largest timestamp): a refused batch
+// is walked again by walkRecords for the error, so the two cannot answer
+// differently (FuzzWalkPlainAgreesWithWalkRecords).
+func walkPlain(b []byte, h *recordbatch.Header, c *batchCheck) (int64, bool) {
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	if c.createTime {
+		// The same arithmetic as timestampBounds.check, once per batch.
+		if c.bounds.before != math.MaxInt64 {
+			lo = c.now - c.bounds.before
+		}
+		if c.bounds.after != math.MaxInt64 {
+			hi = c.now + c.bounds.after
+		}
+	}
+	maxTS := int64(math.MinInt64)
+	base := h.BaseTimestamp
+	pos := 0
+	for i := int32(0); i < h.RecordCount; i++ {
+		l, n := varintAt(b, pos)
+		if n <= 0 || l < minRecordBody || l > math.MaxInt32 || l > int64(len(b)-pos-n) {
+			return 0, false
+		}
+		// Every read below stays within the record: walkRecords refuses a
+		// record whose fields run past its length, and so does this.
+		pos += n
+		rec := b[pos : pos+int(l)]
+		pos += int(l)
+		j := 1 // attributes
+		tsDelta, n := varintAt(rec, j)
+		if n <= 0 {
+			return 0, false
+		}
+		j += n
+		offDelta, n := varintAt(rec, j)
+		if n <= 0 || offDelta != int64(i) {
+			return 0, false
+		}
+		j += n
+		ts := base + tsDelta
+		if ts < lo || ts > hi {
+			return 0, false
+		}
+		maxTS = max(maxTS, ts)
+		for range 2 { // key, value: nullable
+			fl, n := varintAt(rec, j)
+			if n <= 0 {
+				return 0, false
+			}
+			j += n
+			if fl < -1 || fl > int64(len(rec)-j) {
+				return 0, false
+			}
+			if fl > 0 {
+				j += int(fl)
+			}
+		}
+		headers, n := varintAt(rec, j)
+		if n <= 0 {
+			return 0, false
+		}
+		j += n
+		if headers < 0 || headers > int64(len(rec)-j) {
+			return 0, false
+		}
+		for range headers {
+			kl, n := varintAt(rec, j)
+			if n <= 0 {
+				return 0, false
+			}
+			j += n
+			if kl < 0 || kl > int64(len(rec)-j) { // header keys are not nullable
+				return 0, false
+			}
+			j += int(kl)
+			vl, n := varintAt(rec, j)
+			if n <= 0 {
+				return 0, false
+			}
+			j += n
+			if vl < -1 || vl > int64(len(rec)-j) {
+				return 0, false
+			}
+			if vl > 0 {
+				j += int(vl)
+			}
+		}
+		if j != len(rec) {
+			return 0, false
+		}
+	}
+	return maxTS, pos == len(b)
+}
+
+// varintAt decodes the zigzag varint at b[i:] as binary.Varint does,
+// returning its value and length (<= 0: truncated or overflowing). One and
+// two bytes, nearly every field of a record, are decoded here directly.
+func varintAt(b []byte, i int) (int64, int) {
+	if i >= len(b) {
+		return 0, 0
+	}
+	c := b[i]
+	if c < 0x80 {
+		return int64(c>>1) ^ -int64(c&1), 1
+	}
+	if i+1 < len(b) && b[i+1] < 0x80 {
+		ux := uint64(c&0x7f) | uint64(b[i+1])<<7
+		return int64(ux>>1) ^ -int64(ux&1), 2
+	}
+	return binary.Varint(b[i:])
 }
 
 // recordErr wraps a read failure inside record i; a short read or a bad
