@@ -52,13 +52,12 @@ deps-test:
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || \
 		echo "NOTE: node/npm not found; the kafkajs compatibility test will be skipped"
 
-## fuzz: run every fuzz target briefly
+## fuzz: run every fuzz target in the tree for FUZZTIME each (packages found by their Fuzz functions)
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzParseHeader$$' -fuzztime=$(FUZZTIME) ./codec/kafka/
-	$(GO) test -run='^$$' -fuzz='^FuzzProduceSkimmer$$' -fuzztime=$(FUZZTIME) ./codec/kafka/
-	@for f in $$($(GO) test -list='^Fuzz' ./codec/httpcodec/ | grep '^Fuzz'); do \
-		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./codec/httpcodec/ || exit 1; done
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeStoredBatches$$' -fuzztime=$(FUZZTIME) ./httpapi/
+	@for d in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for f in $$(grep -h '^func Fuzz' $$d/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "fuzz $$d $$f"; \
+			$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) $$d || exit 1; done; done
 
 ## bench: the go benchmarks of the hot paths, then the standard suite side by side with
 ## nginx, kfake and net/http; rewrites the tables in BENCHMARKS.md (BENCHARGS="--quick" for a smoke run)
