@@ -82,7 +82,7 @@ def consume(bench, sv, size, records, topic):
            "--records", str(records), "--topic", topic, "--preloaded", "--json", "--quiet"]
     c0 = cpu_s(sv.pid)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    c1 = cpu_s(sv.pid)
+    cpu = cpu_s(sv.pid) - c0
     r = json.loads(out)
     if isinstance(r, list):
         r = r[0]
