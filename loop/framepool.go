@@ -27,8 +27,8 @@ import (
 // loop writes each straight to the client and returns it with its other
 // response buffers (bufPool.put routes pool-sized buffers here).
 const (
-	// framePoolMinShift: frames below 4 KiB are small allocations, cheap
-	// for Go's allocator, and not pooled.
+	// framePoolMinShift: frames of 4 KiB or less are small allocations,
+	// cheap for Go's allocator, and not pooled (class 0 stays empty).
 	framePoolMinShift = 12
 	// framePoolMaxShift: frames above 8 MiB (kgo and the Java producer send
 	// at most about 1 MiB per request by default) are allocated as before,
@@ -66,7 +66,9 @@ func frameClass(n int) (idx, size int, ok bool) {
 		return 0, 0, false
 	}
 	if n <= 1<<framePoolMinShift {
-		return 0, 1 << framePoolMinShift, true
+		// Small frames are not pooled: a 4 KiB buffer for a 200-byte
+		// Produce would hold 20 times what the budget charges for it.
+		return 0, 0, false
 	}
 	k := bits.Len(uint(n-1)) - 1 // 2^k < n <= 2^(k+1)
 	step := 1 << (k - 2)         // a quarter of 2^k
@@ -120,9 +122,6 @@ func (p *framePool) put(b *[]byte) {
 // it does every response buffer (bufPool.put). A buffer never handed over
 // goes to the GC. Safe from any goroutine.
 func (s *Server) ResponseBuffer(n int) []byte {
-	if n <= 1<<framePoolMinShift {
-		return nil
-	}
 	p := s.frames.get(n)
 	if p == nil {
 		return nil
@@ -137,15 +136,25 @@ func (s *Server) ResponseBuffer(n int) []byte {
 // chance is as free as a pool buffer and is reused as one.
 func pooledResponse(b *[]byte) bool {
 	c := cap(*b)
-	if c <= 1<<framePoolMinShift {
-		return false
-	}
 	_, size, ok := frameClass(c)
 	return ok && size == c
 }
 
+// frameBufSize is the capacity newFrameBuf gives a buffer for n bytes of a
+// frame of API key: what the memory budget charges for it, since the
+// pool's rounding up to a class (at most a quarter) is held as well.
+func frameBufSize(key int16, n int) int {
+	if key == 0 {
+		if _, size, ok := frameClass(n); ok {
+			return size
+		}
+	}
+	return n
+}
+
 // newFrameBuf returns an empty buffer that holds n bytes of a frame of API
-// key: from the pools for Produce (with its pool header), else allocated.
+// key: from the pools for Produce (with its pool header), else allocated;
+// its capacity is frameBufSize(key, n).
 func (s *Server) newFrameBuf(key int16, n int) ([]byte, *[]byte) {
 	if key == 0 {
 		if p := s.frames.get(n); p != nil {

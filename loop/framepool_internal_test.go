@@ -9,10 +9,12 @@ import (
 // TestFrameClassHoldsTheFrameAndWastesAtMostAQuarter: every pooled size
 // gets the smallest class that holds it, classes are exactly the sizes
 // put accepts back, and a buffer is never more than a quarter larger than
-// the frame (plus the 4 KiB floor); sizes outside the range are not pooled.
+// the frame; sizes outside the range, small frames (4 KiB or less) among
+// them, are not pooled: a 4 KiB buffer for a 200-byte Produce would hold 20
+// times what the memory budget charged for it.
 func TestFrameClassHoldsTheFrameAndWastesAtMostAQuarter(t *testing.T) {
 	prev := 0
-	for n := 1; n <= 1<<framePoolMaxShift; n += 1 + n/97 {
+	for n := 1<<framePoolMinShift + 1; n <= 1<<framePoolMaxShift; n += 1 + n/97 {
 		idx, size, ok := frameClass(n)
 		if !ok {
 			t.Fatalf("%d B: not pooled", n)
@@ -20,7 +22,7 @@ func TestFrameClassHoldsTheFrameAndWastesAtMostAQuarter(t *testing.T) {
 		if size < n {
 			t.Fatalf("%d B: class %d of %d B does not hold it", n, idx, size)
 		}
-		if n > 1<<framePoolMinShift && size-n > (n-1)/4+1 {
+		if size-n > (n-1)/4+1 {
 			t.Fatalf("%d B: class of %d B wastes more than a quarter", n, size)
 		}
 		if size < prev {
@@ -34,7 +36,7 @@ func TestFrameClassHoldsTheFrameAndWastesAtMostAQuarter(t *testing.T) {
 			t.Fatalf("%d B: class index %d out of 0..%d", n, idx, frameClasses-1)
 		}
 	}
-	for _, n := range []int{0, -1, 1<<framePoolMaxShift + 1, 1 << 30} {
+	for _, n := range []int{0, -1, 1, 200, 1 << framePoolMinShift, 1<<framePoolMaxShift + 1, 1 << 30} {
 		if _, _, ok := frameClass(n); ok {
 			t.Errorf("%d B is pooled; want not", n)
 		}

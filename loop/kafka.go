@@ -164,7 +164,8 @@ const frameStep = 64 << 10
 // is charged, and the time the frame may take grows only with them.
 func (c *conn) startFrame(in input, h *kafka.Header) (gnet.Action, bool) {
 	c.frameCharge = limits.NewCharge(c.loop.s.budget, c.share)
-	first := min(int(h.Length), frameStep) // a header is at most maxHeaderPeek, less than this
+	// A header is at most maxHeaderPeek, less than frameStep.
+	first := frameBufSize(h.APIKey, min(int(h.Length), frameStep))
 	if err := c.frameCharge.Grow(int64(first)); err != nil {
 		c.refuseForMemory(in, h, err)
 		return gnet.None, true
@@ -188,7 +189,7 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 	n := min(in.avail(), int(h.Length)-have)
 	if n > 0 {
 		if have+n > cap(c.frameBuf) {
-			want := min(max(2*cap(c.frameBuf), have+n, frameStep), int(h.Length))
+			want := frameBufSize(h.APIKey, min(max(2*cap(c.frameBuf), have+n, frameStep), int(h.Length)))
 			if err := c.frameCharge.Set(int64(want)); err != nil {
 				c.refuseArriving(err)
 				return gnet.None, true
@@ -257,12 +258,15 @@ func (c *conn) countMemoryRefusal(h *kafka.Header, err error) {
 // it is answered.
 func (c *conn) dispatchFrame(in input, h *kafka.Header) gnet.Action {
 	s := c.loop.s
-	if err := c.rx.Set(int64(in.avail())); err != nil {
+	// The frame's bytes are in the input already; a pooled buffer's
+	// rounding up to its class is held too, so it is charged with them.
+	slack := int64(frameBufSize(h.APIKey, int(h.Length)) - int(h.Length))
+	if err := c.rx.Set(int64(in.avail()) + slack); err != nil {
 		c.refuseForMemory(in, h, err)
 		return gnet.None
 	}
 	r := &kafkaRequest{c: c}
-	c.rx.Move(&r.charge, int64(kafka.LengthSize)+int64(h.Length))
+	c.rx.Move(&r.charge, int64(kafka.LengthSize)+int64(h.Length)+slack)
 	buf, pooled := s.newFrameBuf(h.APIKey, int(h.Length))
 	frame := buf[:h.Length] // read fills it whole: no need to clear a pooled buffer
 	in.discard(kafka.LengthSize)
