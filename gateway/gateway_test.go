@@ -5,10 +5,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,8 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/floodgate/floodgate/gateway"
-	"github.com/floodgate/floodgate/httpapi"
-	"github.com/floodgate/floodgate/internal/loopback"
+	"github.com/floodgate/floodgate/internal/testserver"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
@@ -42,64 +39,13 @@ func startGateway(t *testing.T, maxUpstream int, lim func(*limits.Config), opts 
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	set := metrics.NewSet()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		quiet = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	l := limits.Defaults()
-	l.ProduceRate, l.FetchRate = 0, 0
-	l.MaxConnectionsPerIP = 10000 // every test client is 127.0.0.1
-	if lim != nil {
-		lim(&l)
-	}
-	srv, err := loop.New(loop.Config{KafkaListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", EventLoops: 2, Limits: l, Logger: quiet, Metrics: set,
-		HTTPLimits: loop.HTTPLimits{HeaderTimeout: 10 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	first, err := loopback.FreePortRange(8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gc := gateway.Config{
-		Seeds: cluster.ListenAddrs(), ListenHost: "127.0.0.1", PortFirst: first, PortLast: first + 7,
-		AdvertisedHost: "127.0.0.1", MaxUpstreamPerBroker: maxUpstream, RequestTimeout: 5 * time.Second,
-		RefreshInterval: 500 * time.Millisecond, Logger: quiet, Metrics: set, AddListener: srv.AddKafkaListener,
-		ResponseBuffer: srv.ResponseBuffer,
-	}
-	for _, o := range opts {
-		o(&gc)
-	}
-	g, err := gateway.New(gc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := g.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv.SetKafkaHandler(g)
-	api, err := httpapi.New(httpapi.Config{Metrics: set, Kafka: g, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(api.Close)
-	srv.SetHTTPHandler(api)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Stop(ctx)
-		g.Close()
+	g := testserver.StartGateway(t, cluster.ListenAddrs(), lim, func(c *gateway.Config) {
+		c.MaxUpstreamPerBroker = maxUpstream
+		for _, o := range opts {
+			o(c)
+		}
 	})
-	return &gw{srv: srv, gw: g, cluster: cluster, set: set}
+	return &gw{srv: g.Server, gw: g.Gateway, cluster: cluster, set: g.Metrics}
 }
 
 func client(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {

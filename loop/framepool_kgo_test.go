@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,10 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floodgate/floodgate/gateway"
-	"github.com/floodgate/floodgate/internal/loopback"
 	"github.com/floodgate/floodgate/internal/testserver"
 	"github.com/floodgate/floodgate/limits"
-	"github.com/floodgate/floodgate/loop"
 	"github.com/floodgate/floodgate/storage"
 )
 
@@ -57,7 +53,8 @@ func counterOf(t *testing.T, set *metrics.Set, name string) float64 {
 }
 
 // startKfakeGateway runs floodgate's gateway in front of a three-broker
-// kfake, returning floodgate's Kafka address and metrics.
+// kfake, one upstream connection per broker, returning floodgate's Kafka
+// address and metrics.
 func startKfakeGateway(t *testing.T) (string, *metrics.Set) {
 	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.AllowAutoTopicCreation())
@@ -65,44 +62,11 @@ func startKfakeGateway(t *testing.T) (string, *metrics.Set) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	set := metrics.NewSet()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	l := limits.Defaults()
-	l.ProduceRate, l.FetchRate = 0, 0
-	srv, err := loop.New(loop.Config{KafkaListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", EventLoops: 2, Limits: l, Logger: quiet, Metrics: set,
-		HTTPLimits: loop.HTTPLimits{HeaderTimeout: 10 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	first, err := loopback.FreePortRange(8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(gateway.Config{Seeds: cluster.ListenAddrs(), ListenHost: "127.0.0.1", PortFirst: first, PortLast: first + 7,
-		AdvertisedHost: "127.0.0.1", MaxUpstreamPerBroker: 1, RequestTimeout: 20 * time.Second, RefreshInterval: time.Second, Logger: quiet, Metrics: set,
-		AddListener: srv.AddKafkaListener})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := g.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv.SetKafkaHandler(g)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Stop(ctx)
-		g.Close()
+	g := testserver.StartGateway(t, cluster.ListenAddrs(), nil, func(c *gateway.Config) {
+		c.MaxUpstreamPerBroker = 1
+		c.RequestTimeout, c.RefreshInterval = 20*time.Second, time.Second
 	})
-	return srv.KafkaAddr(), set
+	return g.Server.KafkaAddr(), g.Metrics
 }
 
 // TestPooledFramesKeepProducedRecordsIntact: Produce frames are read into
