@@ -164,7 +164,7 @@ const maxPooledInflate = 1 << 20
 // records with walkPlain. It reports only whether the batch is valid; false
 // also for a larger batch, which the caller walks from the stream.
 func (in *inflaters) walkSnappy(src []byte, h *recordbatch.Header, c *batchCheck) (int64, bool) {
-	n, err := snappy.DecodedLen(src)
+	n, err := snappyLen(src)
 	if err != nil || int64(n) > c.maxInflate || n > maxPooledInflate {
 		return 0, false
 	}
@@ -562,6 +562,26 @@ type snappyReader struct {
 	out    []byte
 }
 
+// snappyMaxRatio bounds what a snappy block can inflate to: its densest
+// element, a copy with a two-byte offset, writes 64 bytes for 3.
+const snappyMaxRatio = 22
+
+// snappyLen returns the inflated length a snappy block announces, refusing
+// one that announces more than its bytes can encode: the buffer it is
+// inflated into is sized by that number before a byte is inflated, so a
+// 10-byte block claiming the whole inflate bound would take that much
+// memory for nothing.
+func snappyLen(block []byte) (int, error) {
+	n, err := snappy.DecodedLen(block)
+	if err != nil {
+		return 0, fmt.Errorf("%w: snappy: %v", errInvalidRecord, err)
+	}
+	if n > snappyMaxRatio*len(block) {
+		return 0, fmt.Errorf("%w: snappy: block of %d bytes announces %d inflated, more than it can encode", errInvalidRecord, len(block), n)
+	}
+	return n, nil
+}
+
 func newSnappyReader(src []byte, limit int64) (*snappyReader, error) {
 	s := &snappyReader{src: src, left: limit}
 	if bytes.HasPrefix(src, xerialMagic) {
@@ -591,9 +611,9 @@ func (s *snappyReader) Read(p []byte) (int, error) {
 		} else {
 			s.src = nil
 		}
-		n, err := snappy.DecodedLen(block)
+		n, err := snappyLen(block)
 		if err != nil {
-			return 0, fmt.Errorf("%w: snappy: %v", errInvalidRecord, err)
+			return 0, err
 		}
 		if int64(n) > s.left {
 			return 0, errInflatedTooLarge

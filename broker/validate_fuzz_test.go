@@ -160,3 +160,28 @@ func TestWalkSnappyKeepsOnlySmallBuffers(t *testing.T) {
 		})
 	}
 }
+
+// TestSnappyLenRefusesImpossibleLengths: a snappy block is refused when it
+// announces more inflated bytes than its own bytes can encode (its buffer
+// would be sized by that number first), and real blocks at the densest
+// ratio the encoder reaches (all zeros) pass.
+func TestSnappyLenRefusesImpossibleLengths(t *testing.T) {
+	zeros := s2.EncodeSnappy(nil, make([]byte, 4<<20))
+	if n, err := snappyLen(zeros); err != nil || n != 4<<20 {
+		t.Fatalf("4 MiB of zeros (%d bytes encoded): %d, %v", len(zeros), n, err)
+	}
+	// The varint length 1 MiB, then one literal byte: 5 bytes claiming 1 MiB.
+	lie := binary.AppendUvarint(nil, 1<<20)
+	lie = append(lie, 0, 'x')
+	if _, err := snappyLen(lie); !errors.Is(err, errInvalidRecord) {
+		t.Fatalf("a %d-byte block announcing 1 MiB: %v, want invalid record", len(lie), err)
+	}
+	var in inflaters
+	c := batchCheck{maxInflate: 64 << 20}
+	if _, ok := in.walkSnappy(lie, &recordbatch.Header{}, &c); ok {
+		t.Fatal("walkSnappy accepted the lying block")
+	}
+	if bp, _ := in.plain.Get().(*[]byte); bp != nil {
+		t.Fatalf("walkSnappy took a buffer of %d bytes for it", cap(*bp))
+	}
+}
