@@ -42,7 +42,7 @@ func (d diskLog) deleteBefore(offset int64) error {
 
 func (d diskLog) retain(now time.Time, ms, bytes int64) (int, int64, error) {
 	n, err := d.l.Retain(now, ms, bytes)
-	return n, d.l.StartOffset(), err
+	return n, d.l.Stats().Start, err
 }
 
 func (d diskLog) close() error  { return d.l.Close() }

@@ -254,7 +254,8 @@ func (s *diskStore) openPartition(p *partition) {
 		return
 	}
 	p.log = diskLog{l}
-	p.logStart, p.next = l.StartOffset(), l.NextOffset()
+	st := l.Stats()
+	p.logStart, p.next = st.Start, st.Next
 	for _, b := range rec.Tail {
 		if b.ProducerID < 0 {
 			continue

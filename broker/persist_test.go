@@ -171,7 +171,7 @@ func TestDiskRetentionDeletesSegmentFiles(t *testing.T) {
 				produce(t, b, "t", 0, 1, now) // offsets 20-39
 			}
 			p := b.lookupTopic("t").partitionOf(0)
-			segsBefore := p.log.(diskLog).l.Segments()
+			segsBefore := p.log.(diskLog).l.Stats().Segments
 			if segsBefore < 4 {
 				t.Fatalf("%d segments: segment.bytes=512 did not roll", segsBefore)
 			}
@@ -183,8 +183,8 @@ func TestDiskRetentionDeletesSegmentFiles(t *testing.T) {
 				t.Fatalf("log start %d, next %d", start, next)
 			}
 			files, _ := filepath.Glob(filepath.Join(dir, logsDir, "*", "0", "*.log"))
-			if len(files) != p.log.(diskLog).l.Segments() || len(files) >= segsBefore {
-				t.Fatalf("%d segment files on disk, log has %d, had %d", len(files), p.log.(diskLog).l.Segments(), segsBefore)
+			if len(files) != p.log.(diskLog).l.Stats().Segments || len(files) >= segsBefore {
+				t.Fatalf("%d segment files on disk, log has %d, had %d", len(files), p.log.(diskLog).l.Stats().Segments, segsBefore)
 			}
 			fetchAllRaw(t, b, "t", 0, start)
 			sp := fetchAt(t, b, "t", 0, 0)

@@ -36,8 +36,8 @@ func TestFileCacheBoundsDescriptorsOfManyLogs(t *testing.T) {
 		ls[i] = l
 		// Tiny segments: every batch rolls, the segment.bytes=1 case.
 		want[i] = bytes.Join(appendN(t, l, 4, 1, 1000, 1), nil)
-		if l.Segments() != 4 {
-			t.Fatalf("log %d: %d segments, want 4", i, l.Segments())
+		if l.Stats().Segments != 4 {
+			t.Fatalf("log %d: %d segments, want 4", i, l.Stats().Segments)
 		}
 	}
 	peak := countFDs(t) - base
@@ -89,7 +89,7 @@ func TestFileCacheConcurrentUse(t *testing.T) {
 					return
 				}
 				if g == 0 {
-					raw, info := testBatch(l.NextOffset(), 1, 1000, []byte("x"))
+					raw, info := testBatch(l.Stats().Next, 1, 1000, []byte("x"))
 					if err := l.Append(raw, info, 300); err != nil {
 						errs <- err
 						return
@@ -125,7 +125,7 @@ func TestDamagedSealedSegmentIsFenced(t *testing.T) {
 			l, _ := openLog(t, dir, nil)
 			var all [][]byte
 			all = append(all, appendN(t, l, 4, 1, 1000, 1<<20)...)
-			raw, info := testBatch(l.NextOffset(), 1, 1000, []byte("next segment"))
+			raw, info := testBatch(l.Stats().Next, 1, 1000, []byte("next segment"))
 			if err := l.Append(raw, info, 1); err != nil { // rolls: segment 0 holds 4 batches
 				t.Fatal(err)
 			}
@@ -185,8 +185,8 @@ func TestRetentionIgnoresFutureTimestamps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 4 || l.StartOffset() != 4 {
-		t.Fatalf("deleted %d segments, start %d: want the year-9999 segment and the three old ones after it", n, l.StartOffset())
+	if n != 4 || l.Stats().Start != 4 {
+		t.Fatalf("deleted %d segments, start %d: want the year-9999 segment and the three old ones after it", n, l.Stats().Start)
 	}
 }
 
@@ -198,7 +198,7 @@ func TestSegmentTruncatedWhileOpenIsFenced(t *testing.T) {
 	fences := 0
 	l, _ := openLog(t, dir, func(o *Options) { o.OnFence = func(int64, int64, int64) { fences++ } })
 	first := appendN(t, l, 4, 1, 1000, 1<<20)
-	raw, info := testBatch(l.NextOffset(), 1, 1000, []byte("next segment"))
+	raw, info := testBatch(l.Stats().Next, 1, 1000, []byte("next segment"))
 	if err := l.Append(raw, info, 1); err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func appendN(t testing.TB, l *Log, count, per int, ts int64, segBytes int64) [][
 	t.Helper()
 	var out [][]byte
 	for i := 0; i < count; i++ {
-		raw, info := testBatch(l.NextOffset(), per, ts, bytes.Repeat([]byte{byte(i)}, 50))
+		raw, info := testBatch(l.Stats().Next, per, ts, bytes.Repeat([]byte{byte(i)}, 50))
 		if err := l.Append(raw, info, segBytes); err != nil {
 			t.Fatalf("append %d: %v", i, err)
 		}
@@ -78,13 +78,13 @@ func readAll(t testing.TB, l *Log, from int64) []byte {
 	t.Helper()
 	var all []byte
 	off := from
-	for off < l.NextOffset() {
+	for off < l.Stats().Next {
 		b, err := l.Read(off, 1000, true)
 		if err != nil {
 			t.Fatalf("read %d: %v", off, err)
 		}
 		if len(b) == 0 {
-			t.Fatalf("read %d: nothing before the end %d", off, l.NextOffset())
+			t.Fatalf("read %d: nothing before the end %d", off, l.Stats().Next)
 		}
 		all = append(all, b...)
 		for len(b) > 0 {

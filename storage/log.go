@@ -266,32 +266,25 @@ func (l *Log) MaxTimestamp() (b Batch, ok bool, err error) {
 	return best.findTime(best.maxTS, best.end())
 }
 
-// StartOffset is the log start offset.
-func (l *Log) StartOffset() int64 {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.start
+// Stats is a consistent snapshot of a log's extent: its offsets and the
+// bytes and segments that hold them.
+type Stats struct {
+	// Start is the log start offset.
+	Start int64
+	// Next is the offset the next batch gets.
+	Next int64
+	// Size is the bytes held in every segment.
+	Size int64
+	// Segments is the number of segments, the active one included.
+	Segments int
 }
 
-// NextOffset is the offset the next batch gets.
-func (l *Log) NextOffset() int64 {
+// Stats reads the log's extent under one lock, so its fields agree with
+// each other (a retention pass or an append cannot fall between them).
+func (l *Log) Stats() Stats {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.next
-}
-
-// Size is the bytes held in every segment.
-func (l *Log) Size() int64 {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.size
-}
-
-// Segments is the number of segments, the active one included.
-func (l *Log) Segments() int {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return len(l.segs)
+	return Stats{Start: l.start, Next: l.next, Size: l.size, Segments: len(l.segs)}
 }
 
 // Sync fsyncs every file of the active segment now.

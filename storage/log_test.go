@@ -12,7 +12,7 @@ func TestAppendReadRollReopen(t *testing.T) {
 	dir := t.TempDir()
 	l, _ := openLog(t, dir, nil)
 	batches := appendN(t, l, 60, 3, 1000, 2000)
-	if n := l.Segments(); n < 5 {
+	if n := l.Stats().Segments; n < 5 {
 		t.Fatalf("%d segments: want a roll every ~2000 bytes", n)
 	}
 	want := bytes.Join(batches, nil)
@@ -28,8 +28,8 @@ func TestAppendReadRollReopen(t *testing.T) {
 	}
 	l.Close()
 	l2, rec := openLog(t, dir, nil)
-	if rec.TruncatedBytes != 0 || l2.NextOffset() != 180 {
-		t.Fatalf("reopen: truncated %d, next %d", rec.TruncatedBytes, l2.NextOffset())
+	if rec.TruncatedBytes != 0 || l2.Stats().Next != 180 {
+		t.Fatalf("reopen: truncated %d, next %d", rec.TruncatedBytes, l2.Stats().Next)
 	}
 	if got := readAll(t, l2, 0); !bytes.Equal(got, want) {
 		t.Fatal("read after reopen differs")
@@ -72,15 +72,15 @@ func TestRecoveryTruncatesCorruptTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			l2, rec := openLog(t, dir, nil)
-			if l2.NextOffset() != tc.wantNext {
-				t.Fatalf("next %d, want %d (truncated %d)", l2.NextOffset(), tc.wantNext, rec.TruncatedBytes)
+			if l2.Stats().Next != tc.wantNext {
+				t.Fatalf("next %d, want %d (truncated %d)", l2.Stats().Next, tc.wantNext, rec.TruncatedBytes)
 			}
 			keep := int(tc.wantNext / 2)
 			if got := readAll(t, l2, 0); !bytes.Equal(got, bytes.Join(batches[:keep], nil)) {
 				t.Fatal("the good prefix is not served intact")
 			}
 			appendN(t, l2, 1, 2, 1000, 1<<20)
-			if l2.NextOffset() != tc.wantNext+2 {
+			if l2.Stats().Next != tc.wantNext+2 {
 				t.Fatal("append after recovery")
 			}
 		})
@@ -94,8 +94,8 @@ func TestRecoveryRebuildsMissingIndex(t *testing.T) {
 	l.Close()
 	os.Remove(filepath.Join(dir, "00000000000000000000.index"))
 	l2, rec := openLog(t, dir, nil)
-	if !rec.IndexRebuilt || l2.NextOffset() != 50 {
-		t.Fatalf("rebuilt %v next %d", rec.IndexRebuilt, l2.NextOffset())
+	if !rec.IndexRebuilt || l2.Stats().Next != 50 {
+		t.Fatalf("rebuilt %v next %d", rec.IndexRebuilt, l2.Stats().Next)
 	}
 	if got := readAll(t, l2, 17); !bytes.Equal(got, bytes.Join(batches[17:], nil)) {
 		t.Fatal("read after index rebuild")
@@ -124,20 +124,20 @@ func TestRetention(t *testing.T) {
 				newTS = old
 			}
 			appendN(t, l, 20, 2, newTS, 1000) // offsets 40-79
-			before := l.Size()
+			before := l.Stats().Size
 			n, err := l.Retain(now, tc.ms, tc.bytes)
 			if err != nil {
 				t.Fatal(err)
 			}
 			switch {
 			case tc.bytes >= 0:
-				if l.Size() < tc.bytes || n == 0 || l.Size() >= before {
-					t.Fatalf("size %d -> %d, limit %d, %d deleted", before, l.Size(), tc.bytes, n)
+				if l.Stats().Size < tc.bytes || n == 0 || l.Stats().Size >= before {
+					t.Fatalf("size %d -> %d, limit %d, %d deleted", before, l.Stats().Size, tc.bytes, n)
 				}
-			case l.StartOffset() != tc.wantStart:
-				t.Fatalf("start %d, want %d (%d segments deleted)", l.StartOffset(), tc.wantStart, n)
+			case l.Stats().Start != tc.wantStart:
+				t.Fatalf("start %d, want %d (%d segments deleted)", l.Stats().Start, tc.wantStart, n)
 			}
-			if got := readAll(t, l, l.StartOffset()); l.NextOffset() != 80 || (l.StartOffset() < 80 && len(got) == 0) {
+			if got := readAll(t, l, l.Stats().Start); l.Stats().Next != 80 || (l.Stats().Start < 80 && len(got) == 0) {
 				t.Fatal("remaining data is not readable")
 			}
 		})
@@ -151,20 +151,20 @@ func TestDeleteBeforePersistsStart(t *testing.T) {
 	if _, err := l.DeleteBefore(25); err != nil {
 		t.Fatal(err)
 	}
-	if l.StartOffset() != 25 {
-		t.Fatalf("start %d", l.StartOffset())
+	if l.Stats().Start != 25 {
+		t.Fatalf("start %d", l.Stats().Start)
 	}
 	l.Close()
 	l2, _ := openLog(t, dir, nil)
-	if l2.StartOffset() != 25 || l2.NextOffset() != 40 {
-		t.Fatalf("after reopen: start %d next %d", l2.StartOffset(), l2.NextOffset())
+	if l2.Stats().Start != 25 || l2.Stats().Next != 40 {
+		t.Fatalf("after reopen: start %d next %d", l2.Stats().Start, l2.Stats().Next)
 	}
 }
 
 func TestTimeLookup(t *testing.T) {
 	l, _ := openLog(t, t.TempDir(), nil)
 	for i := 0; i < 30; i++ {
-		raw, info := testBatch(l.NextOffset(), 2, int64(1000+i*10), []byte("v"))
+		raw, info := testBatch(l.Stats().Next, 2, int64(1000+i*10), []byte("v"))
 		if err := l.Append(raw, info, 600); err != nil {
 			t.Fatal(err)
 		}

@@ -28,15 +28,15 @@ func TestReadSectionNamesTheBytesReadReturns(t *testing.T) {
 	cache := NewFileCache(64)
 	l, _ := openLog(t, t.TempDir(), func(o *Options) { o.Files = cache })
 	for i := 0; i < 60; i++ { // batches of 1 to 5 records, segments of ~2 KB
-		raw, info := testBatch(l.NextOffset(), 1+i%5, int64(i), bytes.Repeat([]byte{byte(i)}, 40+i))
+		raw, info := testBatch(l.Stats().Next, 1+i%5, int64(i), bytes.Repeat([]byte{byte(i)}, 40+i))
 		if err := l.Append(raw, info, 2048); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if l.Segments() < 4 {
-		t.Fatalf("want several segments, have %d", l.Segments())
+	if l.Stats().Segments < 4 {
+		t.Fatalf("want several segments, have %d", l.Stats().Segments)
 	}
-	next := l.NextOffset()
+	next := l.Stats().Next
 	for _, upTo := range []int64{next, next / 2, 7} {
 		for off := int64(0); off < next; off += 3 {
 			for _, maxBytes := range []int64{0, 50, 300, 1000, 5000} {
@@ -98,18 +98,18 @@ func TestSectionOutlivesRetentionAndEviction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, ok, err := l.ReadSection(0, 600, true, l.NextOffset())
+	sec, ok, err := l.ReadSection(0, 600, true, l.Stats().Next)
 	if err != nil || !ok || sec == nil {
 		t.Fatalf("section: %v %v %v", sec, ok, err)
 	}
 	if _, err := l.Retain(time.Now(), 1, -1); err != nil {
 		t.Fatal(err)
 	}
-	if l.StartOffset() == 0 {
+	if l.Stats().Start == 0 {
 		t.Fatal("retention deleted nothing")
 	}
 	// Other segments' reads press the cache past its budget.
-	readAll(t, l, l.StartOffset())
+	readAll(t, l, l.Stats().Start)
 	if got := sectionBytes(t, sec); !bytes.Equal(got, want) {
 		t.Fatal("a deleted segment's section changed")
 	}
@@ -129,13 +129,13 @@ func TestSectionsAreBoundedByHalfTheDescriptorBudget(t *testing.T) {
 	appendN(t, l, 10, 2, 1, 1<<20)
 	var held []*Section
 	for i := 0; i < 4; i++ {
-		s, ok, err := l.ReadSection(0, 100, true, l.NextOffset())
+		s, ok, err := l.ReadSection(0, 100, true, l.Stats().Next)
 		if err != nil || !ok || s == nil {
 			t.Fatalf("section %d: %v %v", i, ok, err)
 		}
 		held = append(held, s)
 	}
-	if _, ok, err := l.ReadSection(0, 100, true, l.NextOffset()); ok || err != nil {
+	if _, ok, err := l.ReadSection(0, 100, true, l.Stats().Next); ok || err != nil {
 		t.Fatalf("fifth section: ok %v, err %v; want refused", ok, err)
 	}
 	if st := cache.Stats(); st.SectionRefusals != 1 || st.Sections != 4 || st.MaxSections != 4 {
@@ -144,7 +144,7 @@ func TestSectionsAreBoundedByHalfTheDescriptorBudget(t *testing.T) {
 	for _, s := range held {
 		s.Release()
 	}
-	if s, ok, _ := l.ReadSection(0, 100, true, l.NextOffset()); !ok || s == nil {
+	if s, ok, _ := l.ReadSection(0, 100, true, l.Stats().Next); !ok || s == nil {
 		t.Fatal("no section after the others were released")
 	} else {
 		s.Release()

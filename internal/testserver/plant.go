@@ -52,7 +52,7 @@ func PlantBatch(t testing.TB, dataDir, topic string, partition int32, batch []by
 		}
 	}()
 	raw := append([]byte(nil), batch...)
-	base := l.NextOffset()
+	base := l.Stats().Next
 	binary.BigEndian.PutUint64(raw, uint64(base))
 	info, err := storage.ParseBatch(raw)
 	if err != nil {
