@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floodgate/floodgate/internal/testserver"
 	"github.com/floodgate/floodgate/limits"
@@ -333,13 +334,15 @@ func TestConcurrencyLimits503(t *testing.T) {
 				strings.NewReader(`{"records":[{"value":1}]}`)); a.status != 200 {
 				t.Fatalf("produce: %d %s", a.status, a.body)
 			}
-			// Two fetches past the end wait 1.5 s each.
+			// Two fetches past the end wait for a record (at most 20 s:
+			// the probes below must not race their expiry on a loaded
+			// machine); a Kafka producer releases them at the end.
 			var held sync.WaitGroup
 			for i := 0; i < 2; i++ {
 				held.Add(1)
 				go func() {
 					defer held.Done()
-					a := do(t, client(), "GET", base+"/topics/held/partitions/0/records?offset=1&timeout=1500", "", nil)
+					a := do(t, client(), "GET", base+"/topics/held/partitions/0/records?offset=1&timeout=20000", "", nil)
 					if a.status != 200 {
 						t.Errorf("held fetch: %d %s", a.status, a.body)
 					}
@@ -373,7 +376,12 @@ func TestConcurrencyLimits503(t *testing.T) {
 			if a := rawExchange(t, srv.HTTPAddr(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"); a.status != 200 {
 				t.Fatalf("/health during overload: %d", a.status)
 			}
+			released := time.Now()
+			produceKgo(t, srv, &kgo.Record{Topic: "held", Partition: 0, Value: []byte("2")})
 			held.Wait()
+			if d := time.Since(released); d > 10*time.Second {
+				t.Fatalf("held fetches answered %v after the record that releases them", d)
+			}
 			if a := rawExchange(t, srv.HTTPAddr(), "GET "+tt.path+" HTTP/1.1\r\nHost: x\r\n\r\n"); a.status != 200 {
 				t.Fatalf("after release: %d %s", a.status, a.body)
 			}
