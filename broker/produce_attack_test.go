@@ -248,22 +248,25 @@ func measure(t *testing.T, addr string, frame []byte) (resp []byte, growth int64
 }
 
 // TestManyPartitionsProduceIsBounded: a Produce holding millions of empty
-// partitions, within --max-request-size (99 MiB) or over it (120 MiB),
-// made floodgate allocate 5.9 GB and 5.1 GB and answer with 472 MB (one
-// entry per partition). Now it costs what a frame of the same size with
-// one partition costs (the frame, charged to the budget, and gnet's
-// inbound buffer while it arrives), and the answer names at most
-// --max-partitions-per-request partitions.
+// partitions, within --max-request-size (99 MiB of the default 100) or
+// over it (120 MiB), made floodgate allocate 5.9 GB and 5.1 GB (~60x the
+// frame) and answer with 472 MB (one entry per partition). Now it costs
+// what a frame of the same size with one partition costs (the frame,
+// charged to the budget, and gnet's inbound buffer while it arrives), and
+// the answer names at most --max-partitions-per-request partitions. The
+// test runs at a quarter of those sizes under a 25 MiB max-request-size:
+// the same paths, and 60x a 24 MiB frame is still far past its bounds.
 func TestManyPartitionsProduceIsBounded(t *testing.T) {
+	const maxRequestSize = 25 << 20
 	for _, c := range []struct {
 		name string
 		size int
 	}{
-		{"99 MiB within max-request-size", 99 << 20},
-		{"120 MiB over max-request-size", 120 << 20},
+		{"24 MiB within max-request-size", 24 << 20},
+		{"30 MiB over max-request-size", 30 << 20},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			srv := testserver.Start(t)
+			srv := testserver.Start(t, testserver.WithLimits(func(l *limits.Config) { l.MaxRequestSize = maxRequestSize }))
 			plain := onePartitionFrame(c.size)
 			_, baseGrowth, baseAlloc := measure(t, srv.KafkaAddr(), plain)
 			plain = nil
