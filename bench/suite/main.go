@@ -67,6 +67,7 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "runs per comparison (medians are reported)")
 	flag.StringVar(&o.only, "only", "", "comma-separated sections to run (iperf,gobench,kafka,limits,http,conns,flood,overload,gateway); empty: all")
 	flag.BoolVar(&o.quick, "quick", false, "shorter runs (a smoke test of the suite)")
+	flag.StringVar(&o.floodPin, "flood-pin", "", "SERVER-CPUS/LOAD-CPUS (e.g. 0/1): in the flood section, pin the server to the first CPUs and the flood and probe to the others, and run --runs rounds")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

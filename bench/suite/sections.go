@@ -455,45 +455,82 @@ func (s *suite) flood(ctx context.Context) (string, error) {
 	if s.o.quick {
 		count = 6000
 	}
-	child := []string{s.o.floodgate, "bench", "conns-child"}
-	t := &bench.Table{Header: []string{"server", "flood offered", "opened", "failed", "established p99 before", "during", "during/before", "established errors during", "new client served after flood", "alive"}}
-	var cmds []string
-	ch := bench.Chart{Title: "Established client p99 before vs during a connection flood", YLabel: "p99 (ms)", Categories: []string{"before", "during"}}
-	for _, name := range []string{"floodgate", "nginx"} {
-		var sv *server
+	var serverCPUs, loadCPUs []int
+	rounds := 1
+	if s.o.floodPin != "" {
+		sc, lc, ok := strings.Cut(s.o.floodPin, "/")
 		var err error
-		if name == "floodgate" {
-			sv, err = s.startFloodgate("floodgate", "--max-connections", "100000")
-		} else {
-			sv, err = s.startNginx(1, 0)
+		if serverCPUs, err = bench.ParseCPUs(sc); ok && err == nil {
+			loadCPUs, err = bench.ParseCPUs(lc)
 		}
-		if err != nil {
+		if !ok || err != nil {
+			return "", fmt.Errorf("--flood-pin %q: want SERVER-CPUS/LOAD-CPUS (%v)", s.o.floodPin, err)
+		}
+		// The suite's own threads (the probe) and the holder
+		// processes it starts from now on run on the load CPUs.
+		if err := bench.PinTree(os.Getpid(), loadCPUs); err != nil {
 			return "", err
 		}
-		cmds = append(cmds, sv.cmdString)
-		target := strings.TrimSuffix(strings.TrimPrefix(sv.url, "http://"), "/health")
-		r, err := bench.RunFlood(ctx, bench.FloodConfig{Flood: bench.HoldSpec{Target: target, Count: count, OpenFor: 15 * time.Second},
-			PerProcess: 15000, ChildCommand: child, ProbeURL: sv.url, ProbeRate: 200, Before: 3 * time.Second, During: 3 * time.Second,
-			Server: sv.probe(), Progress: s.progress})
-		s.stopAll()
-		if err != nil {
-			return "", fmt.Errorf("%s flood: %w", name, err)
+		rounds = s.o.runs
+	}
+	child := []string{s.o.floodgate, "bench", "conns-child"}
+	t := &bench.Table{Header: []string{"server", "round", "flood offered", "opened", "failed", "established p99 before", "during", "during/before", "established errors during", "new client served after flood", "alive"}}
+	var cmds []string
+	ratios := map[string][]float64{}
+	ch := bench.Chart{Title: "Established client p99 before vs during a connection flood", YLabel: "p99 (ms)", Categories: []string{"before", "during"}}
+	for round := 1; round <= rounds; round++ {
+		for _, name := range []string{"floodgate", "nginx"} {
+			var sv *server
+			var err error
+			if name == "floodgate" {
+				sv, err = s.startFloodgate("floodgate", "--max-connections", "100000")
+			} else {
+				sv, err = s.startNginx(1, 0)
+			}
+			if err == nil && serverCPUs != nil {
+				err = bench.PinTree(sv.proc.PID(), serverCPUs)
+			}
+			if err != nil {
+				return "", err
+			}
+			if round == 1 {
+				cmds = append(cmds, sv.cmdString)
+			}
+			target := strings.TrimSuffix(strings.TrimPrefix(sv.url, "http://"), "/health")
+			r, err := bench.RunFlood(ctx, bench.FloodConfig{Flood: bench.HoldSpec{Target: target, Count: count, OpenFor: 15 * time.Second},
+				PerProcess: 15000, ChildCommand: child, ProbeURL: sv.url, ProbeRate: 200, Before: 3 * time.Second, During: 3 * time.Second,
+				Server: sv.probe(), Progress: s.progress})
+			s.stopAll()
+			if err != nil {
+				return "", fmt.Errorf("%s flood: %w", name, err)
+			}
+			rec := "never (30 s)"
+			if r.Recovered {
+				rec = fmt.Sprintf("%.1f ms", r.RecoveryMS)
+			}
+			t.Add(name, round, r.FloodOffered, r.FloodOpened, r.FloodFailed, fmt.Sprintf("%.2f ms", r.Before.P99MS), fmt.Sprintf("%.2f ms", r.During.P99MS),
+				fmt.Sprintf("%.2fx", r.P99Ratio), r.DuringErrors, rec, r.ServerAlive)
+			ratios[name] = append(ratios[name], r.P99Ratio)
+			if round == 1 {
+				ch.Series = append(ch.Series, bench.Series{Name: name, Y: []float64{r.Before.P99MS, r.During.P99MS}})
+			}
 		}
-		rec := "never (30 s)"
-		if r.Recovered {
-			rec = fmt.Sprintf("%.1f ms", r.RecoveryMS)
-		}
-		t.Add(name, r.FloodOffered, r.FloodOpened, r.FloodFailed, fmt.Sprintf("%.2f ms", r.Before.P99MS), fmt.Sprintf("%.2f ms", r.During.P99MS),
-			fmt.Sprintf("%.2fx", r.P99Ratio), r.DuringErrors, rec, r.ServerAlive)
-		ch.Series = append(ch.Series, bench.Series{Name: name, Y: []float64{r.Before.P99MS, r.During.P99MS}})
 	}
 	if err := chart.Draw(ch, filepath.Join(s.o.charts, "flood_p99.png")); err != nil {
 		return "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Each server alone at the machine's real limit (one process, 20,000 open files): `%s`; %s. The flood hits the HTTP port from holder processes (15,000 connections each, 50 per source address) while an established keep-alive client requests GET /health 200 times a second; after the flood closes, new clients (a new connection each try) poll until one is served. One run each.\n\n", cmds[0], cmds[1])
+	fmt.Fprintf(&b, "Each server alone at the machine's real limit (one process, 20,000 open files): `%s`; %s. The flood hits the HTTP port from holder processes (15,000 connections each, 50 per source address) while an established keep-alive client requests GET /health 200 times a second; after the flood closes, new clients (a new connection each try) poll until one is served. ", cmds[0], cmds[1])
+	if serverCPUs != nil {
+		fmt.Fprintf(&b, "The server runs on CPU %v only, the flood's holders and the probe on CPU %v (`--flood-pin %s`), so the probe's latency is the server's, not the load generator's; %d rounds, the servers alternating.\n\n", serverCPUs, loadCPUs, s.o.floodPin, rounds)
+	} else {
+		b.WriteString("One run each, server and load sharing the CPUs.\n\n")
+	}
 	fmt.Fprintf(&b, "Command: `floodgate bench conns --flood --target ADDR --count %d --per-process 15000 --probe-url URL --probe-rate 200 --before 3s --during 3s --open-for 15s --pid PID`\n\n", count)
 	b.WriteString(t.Markdown())
+	if rounds > 1 {
+		fmt.Fprintf(&b, "\nMedian during/before p99 ratio over the rounds: floodgate %.2fx, nginx %.2fx.\n", bench.Median(ratios["floodgate"]), bench.Median(ratios["nginx"]))
+	}
 	b.WriteString("\n![flood p99](bench/charts/flood_p99.png)\n")
 	return b.String(), nil
 }

@@ -20,6 +20,10 @@ type options struct {
 	floodgate, md, charts, gobench, only string
 	runs                                 int
 	quick                                bool
+	// floodPin is "SERVER-CPUS/LOAD-CPUS" (e.g. "0/1"): the flood section
+	// pins each server to the first CPUs and itself, its flood holders and
+	// its probe to the others; empty: no pinning.
+	floodPin string
 }
 
 // suite is one run of the standard suite.
