@@ -58,7 +58,7 @@ func TestUpstreamWriteAfterIdleOutlivesTheWritersDeadline(t *testing.T) {
 	send := func(i int) error {
 		frame := make([]byte, 8) // api key, version, correlation id (overwritten)
 		got := make(chan error, 1)
-		if err := u.send(frame, true, 5*time.Second, func(_ []byte, err error) { got <- err }); err != nil {
+		if err := u.send(frame, nil, true, 5*time.Second, func(_ []byte, err error) { got <- err }); err != nil {
 			return err
 		}
 		select {

@@ -29,11 +29,32 @@ func anyBroker(key int16) bool {
 // only queues the frame: the pool worker is free again at once, whatever
 // the upstream does.
 func (g *Gateway) ServeRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, respond func([]byte)) {
+	g.serveRaw(cl, h, frame, nil, respond)
+}
+
+// ServeRawChunks forwards a Produce frame that arrived in pieces (frame,
+// then more) as it is: the pieces are written upstream with one writev,
+// never joined.
+func (g *Gateway) ServeRawChunks(cl loop.ClientConn, h *kafka.Header, frame []byte, more [][]byte, respond func([]byte)) {
+	g.forwardedPieces.Inc()
+	g.serveRaw(cl, h, frame, more, respond)
+}
+
+// serveRaw forwards frame and the pieces that follow it (more, nil for a
+// frame in one piece).
+func (g *Gateway) serveRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, more [][]byte, respond func([]byte)) {
 	g.forwarded.Inc()
 	expect := true
 	switch h.APIKey {
 	case 0:
-		if acks, ok := kafka.ProduceAcks(h.APIVersion, frame[h.Size:]); ok && acks == 0 {
+		acks, ok := kafka.ProduceAcks(h.APIVersion, frame[h.Size:])
+		if !ok && len(more) > 0 {
+			// acks lies beyond the first piece (a transactional id of tens
+			// of kilobytes): read it from the frame in one piece.
+			frame, more = joinPieces(frame, more), nil
+			acks, ok = kafka.ProduceAcks(h.APIVersion, frame[h.Size:])
+		}
+		if ok && acks == 0 {
 			expect = false
 		}
 	case 1:
@@ -48,12 +69,15 @@ func (g *Gateway) ServeRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, re
 	if target == loop.BootstrapTag || anyBroker(h.APIKey) {
 		target = g.pickAny(target)
 	}
-	g.forward(cl.ID, target, &hdr, frame, expect, func(resp []byte, err error) {
+	g.forward(cl.ID, target, &hdr, frame, more, expect, func(resp []byte, err error) {
 		switch {
 		case errors.Is(err, errClientGone):
 			respond(nil) // the client is gone: nothing to answer, nothing to log
 		case err != nil:
 			g.failed.Inc()
+			if len(more) > 0 {
+				frame = joinPieces(frame, more) // decoded to answer in its shape
+			}
 			respond(g.errorFrame(target, &hdr, frame, err))
 		case resp == nil:
 			respond(nil) // Produce acks=0, written
@@ -61,6 +85,20 @@ func (g *Gateway) ServeRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, re
 			respond(g.rewrite(&hdr, corr, resp))
 		}
 	})
+}
+
+// joinPieces returns a frame's pieces in one new buffer.
+func joinPieces(first []byte, more [][]byte) []byte {
+	n := len(first)
+	for _, b := range more {
+		n += len(b)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, first...)
+	for _, b := range more {
+		out = append(out, b...)
+	}
+	return out
 }
 
 // waits reports requests an upstream broker may hold for long: a Fetch
@@ -85,7 +123,7 @@ func waits(h *kafka.Header, frame []byte) bool {
 // forward sends frame to node, retrying once on a fresh connection when
 // the chosen one is already broken. cb gets the answer (nil, nil for a
 // written Produce acks=0) or the error, exactly once.
-func (g *Gateway) forward(client uint64, node int32, h *kafka.Header, frame []byte, expect bool, cb responseFunc) {
+func (g *Gateway) forward(client uint64, node int32, h *kafka.Header, frame []byte, more [][]byte, expect bool, cb responseFunc) {
 	timeout := g.cfg.RequestTimeout
 	if h.APIKey == 11 { // JoinGroup waits for the rebalance
 		timeout += 5 * time.Minute
@@ -104,7 +142,7 @@ func (g *Gateway) forward(client uint64, node int32, h *kafka.Header, frame []by
 				cb(resp, err)
 			}
 		}
-		if u.send(frame, expect, timeout, done) == nil {
+		if u.send(frame, more, expect, timeout, done) == nil {
 			return
 		}
 		if lease {
@@ -473,7 +511,7 @@ func (g *Gateway) ServeKafka(req kmsg.Request, clientID, addr string, respond fu
 	if p, ok := req.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
 		expect = false
 	}
-	g.forward(restClient, node, &h, frame, expect, func(resp []byte, err error) {
+	g.forward(restClient, node, &h, frame, nil, expect, func(resp []byte, err error) {
 		switch {
 		case err != nil:
 			g.failed.Inc()

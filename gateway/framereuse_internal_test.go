@@ -104,7 +104,7 @@ func TestUpstreamFailureAnswersOnlyOnceNoWriteReadsTheFrame(t *testing.T) {
 				writing bool
 			}
 			got := make(chan answer, 1)
-			err := u.send(frame, true, tt.timeout, func(_ []byte, err error) {
+			err := u.send(frame, nil, true, tt.timeout, func(_ []byte, err error) {
 				u.mu.Lock()
 				writing := u.writing
 				u.mu.Unlock()

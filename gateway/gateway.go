@@ -86,9 +86,12 @@ type Gateway struct {
 
 	upstreamConns *metrics.Gauge
 	forwarded     *metrics.Counter
-	failed        *metrics.Counter
-	fetchClamped  *metrics.Counter
-	connCount     atomic.Int64
+	// forwardedPieces counts Produce frames forwarded in the pieces they
+	// arrived in (ServeRawChunks).
+	forwardedPieces *metrics.Counter
+	failed          *metrics.Counter
+	fetchClamped    *metrics.Counter
+	connCount       atomic.Int64
 
 	// bootstrapped is set once the upstream's versions and brokers are
 	// known; reachable while the last contact with an upstream broker
@@ -163,6 +166,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: cfg.Logger, dial: dialer{timeout: cfg.DialTimeout, tls: cfg.UpstreamTLS, sasl: cfg.SASL, authTimeout: cfg.RequestTimeout}, warn: limits.NewWarnLog(cfg.Logger, time.Second), brokers: map[int32]*upstreamBroker{}, leaders: map[string][]int32{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	g.upstreamConns = cfg.Metrics.NewGauge("floodgate_gateway_upstream_connections", func() float64 { return float64(g.connCount.Load()) })
 	g.forwarded = cfg.Metrics.NewCounter("floodgate_gateway_requests_forwarded_total")
+	g.forwardedPieces = cfg.Metrics.NewCounter("floodgate_gateway_produce_in_pieces_total")
 	g.failed = cfg.Metrics.NewCounter("floodgate_gateway_upstream_errors_total")
 	g.fetchClamped = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="max-fetch-bytes"}`)
 	return g, nil
@@ -483,7 +487,7 @@ func (g *Gateway) control(ctx context.Context, addr string, req kmsg.Request) (k
 		err   error
 	}
 	ch := make(chan result, 1)
-	if err := u.send(frame[kafka.LengthSize:], true, g.cfg.RequestTimeout, func(f []byte, err error) { ch <- result{f, err} }); err != nil {
+	if err := u.send(frame[kafka.LengthSize:], nil, true, g.cfg.RequestTimeout, func(f []byte, err error) { ch <- result{f, err} }); err != nil {
 		return nil, err
 	}
 	select {

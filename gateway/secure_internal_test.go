@@ -167,7 +167,7 @@ func TestRefusedAuthenticationFailsTheConnectionLikeADial(t *testing.T) {
 			req.SetVersion(7)
 			frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("t")).AppendRequest(nil, req, 0)
 			answered := make(chan error, 1)
-			if err := u.send(frame[4:], true, 5*time.Second, func(_ []byte, err error) { answered <- err }); err != nil {
+			if err := u.send(frame[4:], nil, true, 5*time.Second, func(_ []byte, err error) { answered <- err }); err != nil {
 				t.Fatalf("send before the connection is set up: %v", err)
 			}
 			var derr, rerr error

@@ -51,16 +51,37 @@ type pendingReq struct {
 type outFrame struct {
 	prefix  [4]byte
 	frame   []byte
-	skip    int // bytes of prefix and frame already written
+	more    [][]byte // the frame's further pieces (loop.ChunkedRawKafkaHandler), nil for one
+	skip    int      // bytes of prefix, frame and more already written
 	written func()
 }
 
 // appendTo appends what is left to write of f to bufs.
 func (f *outFrame) appendTo(bufs [][]byte) [][]byte {
-	if f.skip < len(f.prefix) {
-		return append(bufs, f.prefix[f.skip:], f.frame)
+	skip := f.skip
+	add := func(b []byte) {
+		if skip >= len(b) {
+			skip -= len(b)
+			return
+		}
+		bufs = append(bufs, b[skip:])
+		skip = 0
 	}
-	return append(bufs, f.frame[f.skip-len(f.prefix):])
+	add(f.prefix[:])
+	add(f.frame)
+	for _, b := range f.more {
+		add(b)
+	}
+	return bufs
+}
+
+// size is the bytes f writes in all: prefix, frame and pieces.
+func (f *outFrame) size() int {
+	n := len(f.prefix) + len(f.frame)
+	for _, b := range f.more {
+		n += len(b)
+	}
+	return n
 }
 
 // upstreamConn is one connection to an upstream broker. Requests are
@@ -183,7 +204,7 @@ func (u *upstreamConn) isDead() bool {
 // cb(nil, nil) once the frame is written. The frame's correlation id is
 // overwritten. It never blocks on the network; errUpstreamClosed means the
 // connection was already broken and cb will not be called.
-func (u *upstreamConn) send(frame []byte, expectResponse bool, timeout time.Duration, cb responseFunc) error {
+func (u *upstreamConn) send(frame []byte, more [][]byte, expectResponse bool, timeout time.Duration, cb responseFunc) error {
 	u.mu.Lock()
 	if u.dead {
 		u.mu.Unlock()
@@ -192,8 +213,8 @@ func (u *upstreamConn) send(frame []byte, expectResponse bool, timeout time.Dura
 	u.corr++
 	corr := u.corr
 	binary.BigEndian.PutUint32(frame[4:], uint32(corr))
-	of := outFrame{frame: frame}
-	binary.BigEndian.PutUint32(of.prefix[:], uint32(len(frame)))
+	of := outFrame{frame: frame, more: more}
+	binary.BigEndian.PutUint32(of.prefix[:], uint32(of.size()-len(of.prefix)))
 	if expectResponse {
 		p := &pendingReq{cb: cb}
 		p.timer = time.AfterFunc(timeout, func() { u.expire(corr) })
@@ -218,7 +239,7 @@ func (u *upstreamConn) send(frame []byte, expectResponse bool, timeout time.Dura
 // the socket does not take at once is left to the writer goroutine, in
 // front of anything queued meanwhile.
 func (u *upstreamConn) writeNow(raw syscall.RawConn, of *outFrame) {
-	var bufs [3][]byte
+	var bufs [8][]byte // a frame in pieces has one per doubling: more is rare
 	var n int
 	var werr error
 	err := raw.Write(func(fd uintptr) bool {
@@ -232,7 +253,7 @@ func (u *upstreamConn) writeNow(raw syscall.RawConn, of *outFrame) {
 		err = nil
 	}
 	of.skip += max(n, 0)
-	done := of.skip == len(of.prefix)+len(of.frame)
+	done := of.skip == of.size()
 	if !done && n > 0 && u.afterPartialWrite != nil {
 		u.afterPartialWrite()
 	}

@@ -110,7 +110,7 @@ func TestUpstreamConnKeepsEachSendersOrderThroughPartialWrites(t *testing.T) {
 				binary.BigEndian.PutUint32(f[12:], uint32(seq))
 				copy(f[16:], filler(s, seq, len(f)))
 				done := make(chan int32, 1)
-				err := u.send(f, true, 20*time.Second, func(resp []byte, err error) {
+				err := u.send(f, nil, true, 20*time.Second, func(resp []byte, err error) {
 					if err != nil {
 						report(errs, err)
 						done <- -1

@@ -78,6 +78,7 @@ var seriesHelp = map[string]string{
 	"floodgate_fetch_waiter_panics_total":            "Panics recovered in a waiting fetch's wake-up.",
 	"floodgate_fetch_waiting":                        "Fetches waiting for data (long polls).",
 	"floodgate_gateway_requests_forwarded_total":     "Gateway requests forwarded upstream.",
+	"floodgate_gateway_produce_in_pieces_total":      "Gateway Produce requests forwarded upstream in the pieces they arrived in, never joined.",
 	"floodgate_gateway_upstream_connections":         "Gateway connections to upstream brokers.",
 	"floodgate_gateway_upstream_errors_total":        "Gateway requests that failed upstream.",
 	"floodgate_group_limit_refusals_total":           "Group requests refused by a group limit, by limit.",

@@ -111,6 +111,11 @@ type connBusy struct {
 	// bytes by more than that, and frameCharge charges its capacity.
 	frameBuf    []byte
 	framePooled *[]byte // frameBuf's pool buffer (framepool.go); nil: allocated
+	// frameChunks holds the full pieces before frameBuf of a Produce
+	// frame kept in the pieces it arrived in (a ChunkedRawKafkaHandler
+	// forwards them as they are: no copy when the frame grows); nil
+	// otherwise.
+	frameChunks *frameChunks
 	frameCharge limits.Charge
 	xfer        transfer // the time bound of that frame or of an HTTP body
 	discard     discardState

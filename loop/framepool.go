@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/floodgate/floodgate/codec/kafka"
 )
 
 // Produce frames — the data path, up to a megabyte or more each — are read
@@ -169,4 +171,40 @@ func (s *Server) newFrameBuf(key int16, n int) ([]byte, *[]byte) {
 func (c *conn) dropFrameBuf() {
 	c.loop.s.frames.put(c.framePooled)
 	c.frameBuf, c.framePooled = nil, nil
+	if fc := c.frameChunks; fc != nil {
+		for _, p := range fc.pooled {
+			c.loop.s.frames.put(p)
+		}
+		c.frameChunks = nil
+	}
+}
+
+// frameChunks are the full pieces of a frame kept in the pieces it
+// arrives in (chunkable), before the connection's frameBuf.
+type frameChunks struct {
+	bufs   [][]byte
+	pooled []*[]byte // bufs' pool buffers; nil entries: allocated
+	len    int       // bytes in bufs
+	cap    int       // their capacity, charged with frameBuf's
+}
+
+// chunkable reports whether a frame arriving in pieces is kept in them
+// instead of one growing buffer: a Produce frame for a handler that
+// forwards pieces as they are (ChunkedRawKafkaHandler).
+func (c *conn) chunkable(h *kafka.Header) bool {
+	return h.APIKey == 0 && c.loop.s.rawChunks != nil
+}
+
+// joinFrame returns a frame's pieces in one new buffer.
+func joinFrame(first []byte, rest [][]byte) []byte {
+	n := len(first)
+	for _, b := range rest {
+		n += len(b)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, first...)
+	for _, b := range rest {
+		out = append(out, b...)
+	}
+	return out
 }

@@ -46,6 +46,12 @@ type kafkaRequest struct {
 	// its answer never let go of theirs, so its frame goes to the GC.
 	pooled *[]byte
 	refs   atomic.Int32
+	// rest are the frame's pieces after frame when it was kept in the
+	// pieces it arrived in (ChunkedRawKafkaHandler), restPooled their pool
+	// buffers (nil entries: allocated); both guarded by frameMu and
+	// returned with pooled.
+	rest       [][]byte
+	restPooled []*[]byte
 }
 
 // holdPooled records that the request's frame lives in pool buffer p (nil:
@@ -58,6 +64,21 @@ func (r *kafkaRequest) holdPooled(p *[]byte) {
 	r.refs.Store(2)
 }
 
+// holdPieces records a frame kept in pieces: fc's, then last (whose pool
+// buffer is lastPooled), held like holdPooled's when any is pooled.
+func (r *kafkaRequest) holdPieces(fc *frameChunks, last []byte, lastPooled *[]byte) {
+	r.frame, r.pooled = fc.bufs[0], fc.pooled[0]
+	r.rest = append(fc.bufs[1:], last)
+	r.restPooled = append(fc.pooled[1:], lastPooled)
+	pooled := r.pooled != nil
+	for _, p := range r.restPooled {
+		pooled = pooled || p != nil
+	}
+	if pooled {
+		r.refs.Store(2)
+	}
+}
+
 // unref lets go of one hold on a pooled frame; the last returns the
 // buffer to the pool. Nothing may read the frame, nor the decoded request
 // (whose strings alias it), after its last hold is let go.
@@ -66,17 +87,21 @@ func (r *kafkaRequest) unref() {
 		return
 	}
 	r.frameMu.Lock()
-	p := r.pooled
+	p, rest := r.pooled, r.restPooled
 	r.pooled, r.frame, r.req = nil, nil, nil
+	r.rest, r.restPooled = nil, nil
 	r.frameMu.Unlock()
 	r.c.loop.s.frames.put(p)
+	for _, q := range rest {
+		r.c.loop.s.frames.put(q)
+	}
 }
 
 // keepFrame gives a pooled frame to the GC instead of the pool: its
 // request is dropped or detached while a handler may still hold it.
 func (r *kafkaRequest) keepFrame() {
 	r.frameMu.Lock()
-	r.pooled = nil
+	r.pooled, r.restPooled = nil, nil
 	r.frameMu.Unlock()
 }
 
@@ -104,8 +129,18 @@ func (r *kafkaRequest) run() {
 	}
 	memOver := r.overProcessMemory()
 	if rh := s.raw; rh != nil && !r.reject && !memOver {
+		if r.rest != nil {
+			s.rawChunks.ServeRawChunks(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr(), User: c.user(), TLS: c.tlsOf() != nil, TLSSubject: c.tlsSubject()}, h, r.frame, r.rest, r.respondRaw)
+			return
+		}
 		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr(), User: c.user(), TLS: c.tlsOf() != nil, TLSSubject: c.tlsSubject()}, h, r.frame, r.respondRaw)
 		return
+	}
+	if r.rest != nil {
+		// Refused or over the process's memory: decoded to answer in its
+		// shape, which needs the frame in one piece (the pieces still go
+		// back to the pools with the request).
+		r.frame = joinFrame(r.frame, r.rest)
 	}
 	req, err := kafka.DecodeRequestLimited(h, r.frame[h.Size:], kafka.DecodeLimits{
 		MaxPartitions: s.lim().MaxPartitionsPerRequest, MaxNonProduceSize: int(s.lim().MaxNonProduceRequestSize)})
@@ -236,8 +271,8 @@ func (r *kafkaRequest) detach() {
 		return
 	}
 	r.charge.Release()
-	r.frame, r.req = nil, nil
-	r.pooled = nil // the waiting handler keeps its request: never reused
+	r.frame, r.req, r.rest = nil, nil, nil
+	r.pooled, r.restPooled = nil, nil // the waiting handler keeps its request: never reused
 }
 
 // waitsInGroup reports the APIs whose handler keeps the request waiting on

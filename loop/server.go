@@ -99,6 +99,9 @@ type Server struct {
 	files  FileKafkaHandler  // cfg.Kafka when it answers Fetch from files
 	inline InlineHTTPHandler // cfg.HTTP when it answers cheap routes on the loop
 
+	// rawChunks is raw when it takes large Produce frames in pieces.
+	rawChunks ChunkedRawKafkaHandler
+
 	// cur is the part of the configuration a reload may change (live.go).
 	cur atomic.Pointer[liveLimits]
 	// sources says where each setting's value came from (SetLimitSources).
@@ -191,6 +194,7 @@ func New(cfg Config) (*Server, error) {
 	s.stopCtx, s.stopAll = context.WithCancel(context.Background())
 	s.warn = limits.NewWarnLog(cfg.Logger, time.Second)
 	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
+	s.rawChunks, _ = cfg.Kafka.(ChunkedRawKafkaHandler)
 	s.client, _ = cfg.Kafka.(ClientKafkaHandler)
 	s.tlsKafka, _ = cfg.Kafka.(TLSKafkaHandler)
 	s.files, _ = cfg.Kafka.(FileKafkaHandler)
@@ -269,6 +273,7 @@ func (s *Server) SetHTTPHandler(h HTTPHandler) {
 func (s *Server) SetKafkaHandler(h KafkaHandler) {
 	s.cfg.Kafka = h
 	s.raw, _ = h.(RawKafkaHandler)
+	s.rawChunks, _ = h.(ChunkedRawKafkaHandler)
 	s.client, _ = h.(ClientKafkaHandler)
 	s.tlsKafka, _ = h.(TLSKafkaHandler)
 	s.files, _ = h.(FileKafkaHandler)

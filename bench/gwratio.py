@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Issue 17: throughput through floodgate's gateway vs straight to the
+cluster behind it, for floodgate builds side by side, with floodgate's own
+CPU per GB for each cell.
+
+Each round, for each build (the order alternates), a fresh three-broker
+kfake (its own process) and floodgate in gateway mode in front of it;
+then each cell runs once straight to kfake and once through floodgate
+(which goes first alternates by round): produce (`floodgate bench kafka
+produce --clients 4 --acks 1`, a new topic per run) and consume (records
+preloaded straight into kfake once, then read back with `bench kafka
+consume --preloaded` by each path in turn). Ratio = through / direct
+MB/s of the same round; CPU-s/GB = floodgate's utime+stime (/proc) over
+the run through it, per GB of record values. Medians over rounds.
+
+usage: bench/gwratio.py --bench BIN --suite BIN --build NAME=BIN ... [--rounds 5]
+       [--case OP:SIZE:RECORDS ...]
+"""
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from framecpu import Server  # noqa: E402
+from procstat import cpu_s  # noqa: E402
+
+
+def run(bench, op, addr, size, n, topic, preloaded=False):
+    cmd = [bench, "bench", "kafka", op, "--brokers", addr, "--clients", "4", "--record-size", str(size),
+           "--records", str(n), "--topic", topic, "--json", "--quiet"]
+    if op == "produce":
+        cmd += ["--acks", "1"]
+    if preloaded:
+        cmd.append("--preloaded")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    r = json.loads(out)
+    return r[0] if isinstance(r, list) else r
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", required=True, help="the floodgate binary whose `bench kafka` makes the load")
+    ap.add_argument("--suite", required=True, help="bench-suite (its `peer kfake-cluster` runs kfake)")
+    ap.add_argument("--build", action="append", required=True, help="NAME=floodgate binary")
+    ap.add_argument("--case", action="append", help="OP:SIZE:RECORDS")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--json", help="write every run here")
+    o = ap.parse_args()
+    cases = [(c.split(":")[0], int(c.split(":")[1]), int(c.split(":")[2])) for c in
+             (o.case or ["produce:100:2000000", "produce:10000:60000", "consume:100:2000000", "consume:10000:60000"])]
+    builds = [b.split("=", 1) for b in o.build]
+    runs = {}
+    tmp = tempfile.mkdtemp(prefix="gwratio-")
+    try:
+        for rnd in range(o.rounds):
+            order = builds if rnd % 2 == 0 else builds[::-1]
+            for name, binary in order:
+                sv = Server("gateway", binary, o.suite, tmp)
+                try:
+                    for op, size, n in cases:
+                        topic = f"gr-{rnd}-{op}-{size}"
+                        if op == "consume":
+                            run(o.bench, "produce", sv.direct, size, n, topic)
+                        res = {}
+                        paths = [("direct", sv.direct), ("gateway", sv.addr)]
+                        if rnd % 2:
+                            paths.reverse()
+                        for path, addr in paths:
+                            t = topic if op == "consume" else f"{topic}-{path}"
+                            c0 = cpu_s(sv.pid)
+                            r = run(o.bench, op, addr, size, n, t, preloaded=op == "consume")
+                            res[path] = {"mbps": r["mb_per_s"], "errors": r["errors"], "cpu_s": cpu_s(sv.pid) - c0}
+                        ratio = res["gateway"]["mbps"] / res["direct"]["mbps"]
+                        cpugb = res["gateway"]["cpu_s"] / (n * size / 1e9)
+                        runs.setdefault((name, op, size), []).append({"ratio": ratio, "cpu_per_gb": cpugb, **{k: v for k, v in res.items()}})
+                        print(f"round {rnd + 1} {name:8s} {op} {size:6d} B x {n}: direct {res['direct']['mbps']:7.1f} MB/s, "
+                              f"gateway {res['gateway']['mbps']:7.1f} MB/s = {ratio:.2f}x, floodgate {cpugb:.2f} CPU-s/GB, "
+                              f"errors {res['direct']['errors']}/{res['gateway']['errors']}, load {os.getloadavg()[0]:.1f}",
+                              file=sys.stderr, flush=True)
+                finally:
+                    sv.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if o.json:
+        with open(o.json, "w") as f:
+            json.dump({f"{k[0]}|{k[1]}|{k[2]}": v for k, v in runs.items()}, f, indent=1)
+    print("| cell | " + " | ".join(f"{name}: gateway/direct (each round), floodgate CPU-s/GB" for name, _ in builds) + " |")
+    print("|---|" + "---|" * len(builds))
+    for op, size, n in cases:
+        cells = []
+        for name, _ in builds:
+            rs = runs[(name, op, size)]
+            each = ", ".join(f"{r['ratio']:.2f}" for r in rs)
+            cells.append(f"**{statistics.median(r['ratio'] for r in rs):.2f}x** ({each}), "
+                         f"{statistics.median(r['cpu_per_gb'] for r in rs):.2f}")
+        print(f"| {op} {size} B x {n:,} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floodgate/floodgate/limits"
+)
+
+// TestProduceInPiecesKeepsRecordsIntact: a Produce frame that arrives in
+// many reads is kept by the loop in the pieces it arrived in and written
+// upstream as they are (loop.ChunkedRawKafkaHandler), never joined. Three
+// producers (acks=all idempotent, acks=1, acks=0) send batches of up to
+// 1 MB of records of 100 B to 24 KB, no compression, through the gateway
+// (one upstream connection per broker, so frames of several clients
+// queue behind each other and partial writes continue in the writer
+// goroutine); every record must then read back byte for byte straight
+// from kfake, and frames must have gone in pieces. Race builds poison
+// every pooled buffer returned, so a piece returned or reused while a
+// write still reads it shows up as corrupt records.
+func TestProduceInPiecesKeepsRecordsIntact(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []kgo.Opt
+	}{
+		{"acks=all idempotent", []kgo.Opt{kgo.RequiredAcks(kgo.AllISRAcks())}},
+		{"acks=1, 5 in flight", []kgo.Opt{kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(5)}},
+		{"acks=0", []kgo.Opt{kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite()}},
+	}
+	g := startGateway(t, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	direct := client(t, g.cluster.ListenAddrs()[0])
+	const partitions, records = 3, 600
+	topic := func(n int) string { return "pieces-" + strconv.Itoa(n) }
+	for n := range tests {
+		if _, err := kadm.NewClient(direct).CreateTopic(ctx, partitions, 1, nil, topic(n)); err != nil {
+			t.Fatalf("create topic: %v", err)
+		}
+	}
+	// All producers at once: their frames share each broker's one
+	// upstream connection, so many wait in its queue for the writer.
+	errs := make(chan error, len(tests))
+	for n, tt := range tests {
+		opts := append([]kgo.Opt{kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(1 << 20),
+			kgo.ProducerLinger(50 * time.Millisecond)}, tt.opts...)
+		p := client(t, g.srv.KafkaAddr(), opts...)
+		recs := make([]*kgo.Record, records)
+		for i := range recs {
+			recs[i] = &kgo.Record{Topic: topic(n), Key: []byte(strconv.Itoa(i)), Value: answerValue(i)}
+		}
+		go func() {
+			if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				errs <- fmt.Errorf("%s: produce through the gateway: %w", tt.name, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range tests {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n, tt := range tests {
+		c := client(t, g.cluster.ListenAddrs()[0], kgo.ConsumeTopics(topic(n)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchMaxWait(200*time.Millisecond))
+		seen := make(map[int]bool, records)
+		for len(seen) < records && ctx.Err() == nil {
+			fs := c.PollFetches(ctx)
+			fs.EachRecord(func(r *kgo.Record) {
+				i, err := strconv.Atoi(string(r.Key))
+				if err != nil || i < 0 || i >= records {
+					t.Fatalf("%s: record with key %q", tt.name, r.Key)
+				}
+				if !bytes.Equal(r.Value, answerValue(i)) {
+					t.Fatalf("%s: record %d: %d bytes differ from the %d produced", tt.name, i, len(r.Value), len(answerValue(i)))
+				}
+				seen[i] = true
+			})
+		}
+		if len(seen) < records {
+			t.Fatalf("%s: %d of %d records read back", tt.name, len(seen), records)
+		}
+	}
+	pieces := metricValue(t, g, "floodgate_gateway_produce_in_pieces_total")
+	t.Logf("produce frames forwarded in pieces: %.0f of %.0f requests forwarded", pieces, metricValue(t, g, "floodgate_gateway_requests_forwarded_total"))
+	if pieces < 3 {
+		t.Fatalf("%.0f Produce frames went upstream in pieces; want at least one per producer", pieces)
+	}
+}
+
+// TestProduceInPiecesOverTheBudgetIsRefusedAndReleased: a Produce frame
+// kept in pieces whose next piece does not fit the memory budget is
+// refused as it arrives, like a frame in one buffer: answered per
+// partition with REQUEST_TIMED_OUT (retriable) while the rest of it is
+// discarded as it streams in, every piece let go (the budget is back to
+// nothing), and the connection served afterwards.
+func TestProduceInPiecesOverTheBudgetIsRefusedAndReleased(t *testing.T) {
+	const budget = 2 << 20
+	g := startGateway(t, 1, func(l *limits.Config) {
+		l.MemoryLimitBytes = budget
+		l.MaxRequestSize = 8 << 20
+		l.MemoryPerIPPercent = 100
+	})
+	conn, err := net.Dial("tcp", g.srv.KafkaAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(7)
+	req.Acks, req.TimeoutMillis = 1, 5000
+	part := kmsg.NewProduceRequestTopicPartition()
+	part.Records = make([]byte, 4<<20) // refused before anything reads it
+	topic := kmsg.NewProduceRequestTopic()
+	topic.Topic, topic.Partitions = "orders", []kmsg.ProduceRequestTopicPartition{part}
+	req.Topics = append(req.Topics, topic)
+	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("pieces")).AppendRequest(nil, req, 42)
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	go func() { _, _ = conn.Write(frame) }() // the answer may come before the last byte is taken
+	var head [8]byte
+	if _, err := io.ReadFull(conn, head[:]); err != nil {
+		t.Fatalf("no answer to the refused Produce: %v", err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(head[:4])-4)
+	if _, err := io.ReadFull(conn, body); err != nil {
+		t.Fatal(err)
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.SetVersion(7)
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	if corr := int32(binary.BigEndian.Uint32(head[4:])); corr != 42 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 ||
+		resp.Topics[0].Partitions[0].ErrorCode != kerr.RequestTimedOut.Code {
+		t.Fatalf("answer: correlation id %d, %+v; want 42 and REQUEST_TIMED_OUT for orders/0", corr, resp.Topics)
+	}
+	// The connection goes on: an ApiVersions is answered once the rest of
+	// the refused frame has streamed past.
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.SetVersion(0)
+	if _, err := conn.Write(kmsg.NewRequestFormatter().AppendRequest(nil, av, 43)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(conn, head[:]); err != nil {
+		t.Fatalf("connection not served after the refusal: %v", err)
+	}
+	if corr := int32(binary.BigEndian.Uint32(head[4:])); corr != 43 {
+		t.Fatalf("next answer has correlation id %d, want 43", corr)
+	}
+	if _, err := io.CopyN(io.Discard, conn, int64(binary.BigEndian.Uint32(head[:4])-4)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.srv.Budget().Used() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes of the budget still held after the refusal", g.srv.Budget().Used())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var refused uint64
+	for _, reason := range []string{"memory", "memory_per_ip"} {
+		refused += g.set.GetOrCreateCounter(`floodgate_requests_refused_total{reason="` + reason + `"}`).Get()
+	}
+	if refused != 1 {
+		t.Fatalf("%v refusals for memory counted, want 1", refused)
+	}
+}
