@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -51,7 +52,7 @@ func (g *Gateway) serveRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, mo
 		if !ok && len(more) > 0 {
 			// acks lies beyond the first piece (a transactional id of tens
 			// of kilobytes): read it from the frame in one piece.
-			frame, more = joinPieces(frame, more), nil
+			frame, more = bytes.Join(append([][]byte{frame}, more...), nil), nil
 			acks, ok = kafka.ProduceAcks(h.APIVersion, frame[h.Size:])
 		}
 		if ok && acks == 0 {
@@ -76,7 +77,7 @@ func (g *Gateway) serveRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, mo
 		case err != nil:
 			g.failed.Inc()
 			if len(more) > 0 {
-				frame = joinPieces(frame, more) // decoded to answer in its shape
+				frame = bytes.Join(append([][]byte{frame}, more...), nil) // decoded to answer in its shape
 			}
 			respond(g.errorFrame(target, &hdr, frame, err))
 		case resp == nil:
@@ -85,20 +86,6 @@ func (g *Gateway) serveRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, mo
 			respond(g.rewrite(&hdr, corr, resp))
 		}
 	})
-}
-
-// joinPieces returns a frame's pieces in one new buffer.
-func joinPieces(first []byte, more [][]byte) []byte {
-	n := len(first)
-	for _, b := range more {
-		n += len(b)
-	}
-	out := make([]byte, 0, n)
-	out = append(out, first...)
-	for _, b := range more {
-		out = append(out, b...)
-	}
-	return out
 }
 
 // waits reports requests an upstream broker may hold for long: a Fetch

@@ -194,17 +194,3 @@ type frameChunks struct {
 func (c *conn) chunkable(h *kafka.Header) bool {
 	return h.APIKey == 0 && c.loop.s.rawChunks != nil
 }
-
-// joinFrame returns a frame's pieces in one new buffer.
-func joinFrame(first []byte, rest [][]byte) []byte {
-	n := len(first)
-	for _, b := range rest {
-		n += len(b)
-	}
-	out := make([]byte, 0, n)
-	out = append(out, first...)
-	for _, b := range rest {
-		out = append(out, b...)
-	}
-	return out
-}

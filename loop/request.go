@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -140,7 +141,7 @@ func (r *kafkaRequest) run() {
 		// Refused or over the process's memory: decoded to answer in its
 		// shape, which needs the frame in one piece (the pieces still go
 		// back to the pools with the request).
-		r.frame = joinFrame(r.frame, r.rest)
+		r.frame = bytes.Join(append([][]byte{r.frame}, r.rest...), nil)
 	}
 	req, err := kafka.DecodeRequestLimited(h, r.frame[h.Size:], kafka.DecodeLimits{
 		MaxPartitions: s.lim().MaxPartitionsPerRequest, MaxNonProduceSize: int(s.lim().MaxNonProduceRequestSize)})
