@@ -130,8 +130,14 @@ const (
 
 // httpConnState is the HTTP parser state of one connection.
 type httpConnState struct {
-	phase     httpPhase
-	parser    httpcodec.HeadParser
+	phase httpPhase
+	// partial is a head that did not arrive in one read, moved off the
+	// loop's parser (loopState.head) to continue here; nil until the
+	// connection first sends one, kept for its next ones.
+	partial *httpcodec.HeadParser
+	// req is the request being read: the loop's (loopState.headReq) while
+	// one read is handled, the connection's own when it outlives the read
+	// (a partial head, a body still arriving); a pooled request takes it.
 	req       *httpcodec.Request
 	body      httpcodec.BodyDecoder
 	bodyBuf   []byte
@@ -143,6 +149,9 @@ type httpConnState struct {
 	// watched: the loop's head watch holds an entry for this connection
 	// (one at most; it is renewed when it expires on a later deadline).
 	watched bool
+	// resume: partial holds the head in progress (it did not arrive in
+	// one read).
+	resume bool
 }
 
 // onHTTP is the HTTP connection's traffic handler: parse heads and bodies
@@ -171,14 +180,28 @@ func (c *conn) onHTTP(gc gnet.Conn, now time.Time) gnet.Action {
 				return gnet.None
 			}
 			buf := in.peek(avail)
-			n, done, err := h.parser.Feed(buf)
+			p := h.partial
+			if !h.resume {
+				// A new head: parsed by the loop's parser into the loop's
+				// request (in cache), not the connection's.
+				p = &c.loop.head
+				p.Reset(&s.httpLim().Codec, &c.loop.headReq)
+			}
+			n, done, err := p.Feed(buf)
 			if err != nil {
 				c.refuseHTTP(err)
 				continue
 			}
 			if !done {
+				if !h.resume {
+					c.keepPartialHead()
+				}
 				return gnet.None
 			}
+			if !h.resume {
+				h.req = &c.loop.headReq
+			}
+			h.resume = false
 			in.discard(n)
 			s.met.bytesIn.Add(n)
 			if !c.beginBody() {
@@ -190,6 +213,11 @@ func (c *conn) onHTTP(gc gnet.Conn, now time.Time) gnet.Action {
 				c.dispatchHTTP(now)
 			}
 		case phaseBody:
+			if h.req == &c.loop.headReq {
+				// The body may arrive over several reads: the request
+				// becomes the connection's.
+				h.req = c.ownRequest(h.req)
+			}
 			avail := in.avail()
 			if avail == 0 && !h.body.Done() {
 				return gnet.None
@@ -225,10 +253,8 @@ func (c *conn) onHTTP(gc gnet.Conn, now time.Time) gnet.Action {
 func (c *conn) startHead(now time.Time) {
 	h := c.http
 	h.phase = phaseHead
-	if h.req == nil {
-		h.req = new(httpcodec.Request)
-	}
-	h.parser.Reset(&c.loop.s.httpLim().Codec, h.req)
+	h.resume = false
+	c.dropLoopRequest()
 	h.headStart = now
 	h.bodyBuf = nil
 	if t := c.loop.s.httpLim().HeaderTimeout; t > 0 {
@@ -237,6 +263,39 @@ func (c *conn) startHead(now time.Time) {
 			h.watched = true
 			c.loop.watchHead(c, h.deadline)
 		}
+	}
+}
+
+// keepPartialHead moves the head in progress from the loop's parser to
+// the connection's, which the next reads resume (the loop's parses other
+// connections' heads meanwhile). Only heads split over reads pay for
+// memory of their own.
+func (c *conn) keepPartialHead() {
+	h := c.http
+	if h.partial == nil {
+		h.partial = new(httpcodec.HeadParser)
+	}
+	if h.req == nil || h.req == &c.loop.headReq {
+		h.req = new(httpcodec.Request)
+	}
+	c.loop.head.MoveTo(h.partial, h.req)
+	h.resume = true
+}
+
+// ownRequest returns a copy of the loop's request (loopState.headReq) in
+// memory of the connection's own, for a request that outlives this read.
+func (c *conn) ownRequest(req *httpcodec.Request) *httpcodec.Request {
+	own := new(httpcodec.Request)
+	req.CopyTo(own)
+	return own
+}
+
+// dropLoopRequest forgets the loop's request once this connection is done
+// with it (answered, or refused and closing): the next read of any of the
+// loop's connections parses into it.
+func (c *conn) dropLoopRequest() {
+	if h := c.http; h != nil && h.req == &c.loop.headReq {
+		h.req = nil
 	}
 }
 
@@ -337,8 +396,12 @@ func (c *conn) dispatchHTTP(now time.Time) {
 			c.startHead(now)
 		} else {
 			h.phase = phaseClosing
+			c.dropLoopRequest()
 		}
 		return
+	}
+	if h.req == &c.loop.headReq {
+		h.req = c.ownRequest(h.req) // the worker answers after this read
 	}
 	r := &HTTPRequest{Head: h.req, Body: h.bodyBuf, RemoteIP: c.requestIP(h.req), Received: h.headStart, Loop: h.loopIdx, Share: c.share,
 		TLS: c.tlsOf() != nil}
@@ -586,6 +649,8 @@ func (c *conn) refuseHTTP(err error) {
 	c.xfer.end()
 	h.deadline = 0
 	h.phase = phaseClosing
+	h.resume = false
+	c.dropLoopRequest()
 	resp := &HTTPResponse{Status: status, ContentType: "application/json", Close: true,
 		Body: LimitErrorBody(limit, configured, actual, reason)}
 	if status == 503 {

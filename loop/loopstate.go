@@ -48,6 +48,14 @@ type loopState struct {
 	// by every connection of the loop: answered on the loop, a request
 	// allocates nothing.
 	inline HTTPRequest
+	// head and headReq parse the request heads of every HTTP connection of
+	// the loop (onHTTP): at a thousand connections each connection's own
+	// parser and request were cache misses on every request. A head that
+	// does not arrive in one read moves to the connection
+	// (keepPartialHead), a request that outlives its read is copied to it
+	// (ownRequest).
+	head    httpcodec.HeadParser
+	headReq httpcodec.Request
 }
 
 // headWatch is one head deadline; stale entries (the head completed) are
