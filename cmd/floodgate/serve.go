@@ -27,8 +27,9 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "kafka-listen", Value: "0.0.0.0:9092", Category: srv, Usage: "Kafka listener `ADDR` (host:port)"},
 		&cli.StringFlag{Name: "http-listen", Value: "0.0.0.0:9094", Category: srv, Usage: "HTTP listener `ADDR`: health, metrics, REST"},
 		&cli.StringFlag{Name: "advertised-kafka-addr", Category: srv, Usage: "`ADDR` given to clients in Metadata (default: listen address)"},
-		&cli.IntFlag{Name: "event-loops", Value: 0, Category: srv, Usage: "`N` event loops (0 = GOMAXPROCS)"},
-		&cli.IntFlag{Name: "workers", Value: 0, Category: srv, Usage: "`N` request workers (0 = 4 x GOMAXPROCS)"},
+		&cli.IntFlag{Name: "event-loops", Value: 0, Category: srv, Usage: "`N` event loops (0 = the CPUs Go may use)"},
+		&cli.IntFlag{Name: "workers", Value: 0, Category: srv, Usage: "`N` request workers (0 = 4 x the CPUs Go may use)"},
+		&cli.IntFlag{Name: "gomaxprocs", Value: 0, Category: srv, Usage: "`N` Go Ps (0 = CPUs + event loops)"},
 		&cli.BoolFlag{Name: "auto-create-topics", Value: true, Category: limits.CatStorage, Usage: "Create unknown topics on Metadata requests"},
 		&cli.IntFlag{Name: "default-partitions", Value: 1, Category: limits.CatStorage, Usage: "`N` partitions of an auto-created topic"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Category: srv, Usage: "`LEVEL`: debug, info, warn or error"},
@@ -156,11 +157,15 @@ func runServe(c *cli.Context) error {
 		return fmt.Errorf("--default-partitions=%d: must be between 1 and --max-partitions-per-topic=%d", n, lim.MaxPartitionsPerTopic)
 	}
 	if n := c.Int("event-loops"); n < 0 || n > 1024 {
-		return fmt.Errorf("--event-loops=%d: must be between 0 (GOMAXPROCS) and 1024", n)
+		return fmt.Errorf("--event-loops=%d: must be between 0 (the CPUs Go may use) and 1024", n)
 	}
 	if n := c.Int("workers"); n < 0 || n > 65536 {
-		return fmt.Errorf("--workers=%d: must be between 0 (4 x GOMAXPROCS) and 65536", n)
+		return fmt.Errorf("--workers=%d: must be between 0 (4 x the CPUs Go may use) and 65536", n)
 	}
+	if n := c.Int("gomaxprocs"); n < 0 || n > 4096 {
+		return fmt.Errorf("--gomaxprocs=%d: must be between 0 (the CPUs Go may use + one per event loop) and 4096", n)
+	}
+	sched := sizeScheduler(c.Int("event-loops"), c.Int("workers"), c.Int("gomaxprocs"), os.Getenv("GOMAXPROCS") != "")
 	soft, hard, err := limits.RaiseNoFile()
 	if err != nil {
 		return err
@@ -203,8 +208,8 @@ func runServe(c *cli.Context) error {
 	lcfg := sec.loopConfig(loop.Config{
 		KafkaListen: c.String("kafka-listen"),
 		HTTPListen:  c.String("http-listen"),
-		EventLoops:  c.Int("event-loops"),
-		Workers:     c.Int("workers"),
+		EventLoops:  sched.loops,
+		Workers:     sched.workers,
 		Limits:      lim,
 		HTTPLimits:  loop.HTTPLimitsFrom(&hlim),
 		Logger:      log,
@@ -274,7 +279,7 @@ func runServe(c *cli.Context) error {
 			fmt.Printf("floodgate admin listening admin=%s\n", adminAddr)
 		}
 	}
-	log.Info("floodgate serving", "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "gomaxprocs", runtime.GOMAXPROCS(0), "gateway", gw != nil)
+	log.Info("floodgate serving", "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "gomaxprocs", runtime.GOMAXPROCS(0), "cpus", sched.cpus, "event_loops", sched.loops, "gateway", gw != nil)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
