@@ -66,6 +66,21 @@ func PinTree(pid int, cpus []int) error {
 	return nil
 }
 
+// AffinityOf returns the CPUs process pid may run on.
+func AffinityOf(pid int) ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(pid, &set); err != nil {
+		return nil, fmt.Errorf("affinity of %d: %w", pid, err)
+	}
+	var cpus []int
+	for c := 0; c < len(set)*64 && len(cpus) < set.Count(); c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
 // childrenOf lists the processes whose parent is pid.
 func childrenOf(pid int) []int {
 	entries, err := os.ReadDir("/proc")

@@ -58,12 +58,8 @@ func TestPinTreePinsAProcessAndItsChildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pid := range append([]int{cmd.Process.Pid}, kids...) {
-		var set unix.CPUSet
-		if err := unix.SchedGetaffinity(pid, &set); err != nil {
-			t.Fatal(err)
-		}
-		if set.Count() != 1 || !set.IsSet(0) {
-			t.Fatalf("process %d: %d CPUs allowed, CPU 0 %v; want CPU 0 only", pid, set.Count(), set.IsSet(0))
+		if cpus, err := AffinityOf(pid); err != nil || len(cpus) != 1 || cpus[0] != 0 {
+			t.Fatalf("process %d: CPUs %v (%v); want CPU 0 only", pid, cpus, err)
 		}
 	}
 }

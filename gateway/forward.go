@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
 
@@ -50,10 +50,11 @@ func (g *Gateway) serveRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, mo
 	case 0:
 		acks, ok := kafka.ProduceAcks(h.APIVersion, frame[h.Size:])
 		if !ok && len(more) > 0 {
-			// acks lies beyond the first piece (a transactional id of tens
-			// of kilobytes): read it from the frame in one piece.
-			frame, more = bytes.Join(append([][]byte{frame}, more...), nil), nil
-			acks, ok = kafka.ProduceAcks(h.APIVersion, frame[h.Size:])
+			// acks lies beyond the first piece (a client id and a
+			// transactional id of tens of kilobytes each): a skimmer
+			// reads it across the pieces, which are never joined.
+			sk := skimPieces(h, frame, more, 1)
+			acks, ok = sk.Acks(), true
 		}
 		if ok && acks == 0 {
 			expect = false
@@ -76,10 +77,7 @@ func (g *Gateway) serveRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, mo
 			respond(nil) // the client is gone: nothing to answer, nothing to log
 		case err != nil:
 			g.failed.Inc()
-			if len(more) > 0 {
-				frame = bytes.Join(append([][]byte{frame}, more...), nil) // decoded to answer in its shape
-			}
-			respond(g.errorFrame(target, &hdr, frame, err))
+			respond(g.errorFrame(target, &hdr, frame, more, err))
 		case resp == nil:
 			respond(nil) // Produce acks=0, written
 		default:
@@ -365,7 +363,7 @@ func (g *Gateway) ConnClosed(id uint64) {
 // errorFrame answers a request whose upstream broker could not be reached
 // with a retriable error in the API's shape: clients refresh metadata and
 // retry, nothing hangs.
-func (g *Gateway) errorFrame(node int32, h *kafka.Header, frame []byte, cause error) []byte {
+func (g *Gateway) errorFrame(node int32, h *kafka.Header, frame []byte, more [][]byte, cause error) []byte {
 	if !errors.Is(cause, errGatewayClosed) {
 		g.warn.Warn("upstream:"+strconv.Itoa(int(node)), "upstream request failed", "node", node,
 			"api", kmsg.NameForKey(h.APIKey), "error", cause.Error())
@@ -376,6 +374,17 @@ func (g *Gateway) errorFrame(node int32, h *kafka.Header, frame []byte, cause er
 		code = kafka.ErrNotLeaderForPartition
 	case 8, 9, 10, 11, 12, 13, 14, 15, 42, 47: // group APIs
 		code = kafka.ErrCoordinatorNotAvailable
+	}
+	if len(more) > 0 {
+		// A Produce frame in pieces is answered per partition by a
+		// skimmer fed the pieces: no copy of the frame in one piece,
+		// which the memory budget never charged (a broker failing under
+		// many large produces would otherwise copy each of them at once).
+		resp, ok := skimPieces(h, frame, more, g.cfg.Decode.MaxPartitions).Refusal(code)
+		if !ok {
+			return nil // names no partition: the connection is closed
+		}
+		return kafka.AppendResponse(nil, h, resp)
 	}
 	req, err := kafka.DecodeRequestLimited(h, frame[h.Size:], g.cfg.Decode)
 	var refused *kafka.RefusedError
@@ -392,6 +401,22 @@ func (g *Gateway) errorFrame(node int32, h *kafka.Header, frame []byte, cause er
 		g.fillMetadataBrokers(m)
 	}
 	return kafka.AppendResponse(nil, h, resp)
+}
+
+// skimPieces reads a Produce frame in pieces (frame, then more) with a
+// ProduceSkimmer whose answer names at most maxPartitions partitions (0,
+// unbounded decoding: the default --max-partitions-per-request).
+func skimPieces(h *kafka.Header, frame []byte, more [][]byte, maxPartitions int) *kafka.ProduceSkimmer {
+	if maxPartitions <= 0 {
+		maxPartitions = limits.Defaults().MaxPartitionsPerRequest
+	}
+	sk := new(kafka.ProduceSkimmer)
+	sk.Reset(h.APIVersion, maxPartitions)
+	sk.Feed(frame[h.Size:])
+	for _, b := range more {
+		sk.Feed(b)
+	}
+	return sk
 }
 
 // rewrite restores the client's correlation id and points every broker a

@@ -179,3 +179,176 @@ func TestProduceInPiecesOverTheBudgetIsRefusedAndReleased(t *testing.T) {
 		t.Fatalf("%v refusals for memory counted, want 1", refused)
 	}
 }
+
+// produceFrame is a Produce v7 frame naming orders/0 to orders/2 with
+// recordBytes of (unchecked) records each, with the given acks, client id
+// and transactional id.
+func produceFrame(t *testing.T, acks int16, clientID, txnID string, recordBytes int, corr int32) []byte {
+	t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(7)
+	req.Acks, req.TimeoutMillis = acks, 5000
+	if txnID != "" {
+		req.TransactionID = &txnID
+	}
+	topic := kmsg.NewProduceRequestTopic()
+	topic.Topic = "orders"
+	for p := int32(0); p < 3; p++ {
+		part := kmsg.NewProduceRequestTopicPartition()
+		part.Partition, part.Records = p, make([]byte, recordBytes)
+		topic.Partitions = append(topic.Partitions, part)
+	}
+	req.Topics = append(req.Topics, topic)
+	return kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID)).AppendRequest(nil, req, corr)
+}
+
+// readProduceAnswer reads one Produce v7 answer and its correlation id.
+func readProduceAnswer(t *testing.T, conn net.Conn) (int32, *kmsg.ProduceResponse) {
+	t.Helper()
+	var head [8]byte
+	if _, err := io.ReadFull(conn, head[:]); err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(head[:4])-4)
+	if _, err := io.ReadFull(conn, body); err != nil {
+		t.Fatal(err)
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.SetVersion(7)
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	return int32(binary.BigEndian.Uint32(head[4:])), resp
+}
+
+// TestProduceInPiecesToAFailedUpstreamIsAnsweredPerPartition: a Produce
+// frame kept in pieces whose upstream cannot be reached is answered with
+// NOT_LEADER_OR_FOLLOWER (retriable) for every partition it names, read
+// by a skimmer across the pieces: the frame is not copied into one
+// buffer the memory budget never charged, and the budget is back to
+// nothing afterwards.
+func TestProduceInPiecesToAFailedUpstreamIsAnsweredPerPartition(t *testing.T) {
+	g := startGateway(t, 1, nil)
+	conn, err := net.Dial("tcp", g.srv.KafkaAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	g.cluster.Close() // every upstream broker gone
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := conn.Write(produceFrame(t, 1, "pieces", "", 1<<20, 7)); err != nil {
+		t.Fatal(err)
+	}
+	corr, resp := readProduceAnswer(t, conn)
+	if corr != 7 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 3 {
+		t.Fatalf("answer: correlation id %d, %+v; want 7 naming orders/0-2", corr, resp.Topics)
+	}
+	for _, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode != kerr.NotLeaderForPartition.Code {
+			t.Fatalf("orders/%d: error %d, want NOT_LEADER_OR_FOLLOWER", p.Partition, p.ErrorCode)
+		}
+	}
+	if n := g.set.GetOrCreateCounter("floodgate_gateway_produce_in_pieces_total").Get(); n == 0 {
+		t.Fatal("the frame did not go in pieces")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.srv.Budget().Used() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes of the budget still held", g.srv.Budget().Used())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestProduceAcksZeroBeyondTheFirstPieceIsNotAwaited: a client id and a
+// transactional id of 32 KiB each put acks past the loop's first 64 KiB
+// piece; the gateway reads it across the pieces, so an acks=0 Produce is
+// not awaited from the upstream (which never answers one) and the
+// client's next request is answered at once, not after the request
+// timeout.
+func TestProduceAcksZeroBeyondTheFirstPieceIsNotAwaited(t *testing.T) {
+	g := startGateway(t, 1, nil)
+	conn, err := net.Dial("tcp", g.srv.KafkaAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	long := string(bytes.Repeat([]byte("c"), 32767))
+	if _, err := conn.Write(produceFrame(t, 0, long, long, 256<<10, 8)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.SetVersion(0)
+	if _, err := conn.Write(kmsg.NewRequestFormatter().AppendRequest(nil, av, 9)); err != nil {
+		t.Fatal(err)
+	}
+	var head [8]byte
+	if _, err := io.ReadFull(conn, head[:]); err != nil {
+		t.Fatalf("ApiVersions after an acks=0 Produce not answered: %v", err)
+	}
+	if corr := int32(binary.BigEndian.Uint32(head[4:])); corr != 9 {
+		t.Fatalf("first answer has correlation id %d, want 9 (acks=0 gets none)", corr)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("ApiVersions answered after %v: the acks=0 Produce was awaited", d)
+	}
+	if n := g.set.GetOrCreateCounter("floodgate_gateway_produce_in_pieces_total").Get(); n == 0 {
+		t.Fatal("the frame did not go in pieces")
+	}
+}
+
+// TestProduceInPiecesOverTheRateIsRejectedPerPartition: with
+// --throttle-mode reject, a Produce frame in pieces over its client's
+// rate is answered THROTTLING_QUOTA_EXCEEDED for every partition it
+// names, read by a skimmer across the pieces (the loop never joins them
+// into a copy the budget did not charge), and the budget is back to
+// nothing afterwards.
+func TestProduceInPiecesOverTheRateIsRejectedPerPartition(t *testing.T) {
+	g := startGateway(t, 1, func(l *limits.Config) {
+		l.ProduceRate = 1
+		l.ThrottleMode = limits.ThrottleReject
+	})
+	conn, err := net.Dial("tcp", g.srv.KafkaAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	const frames = 4
+	for i := int32(0); i < frames; i++ {
+		if _, err := conn.Write(produceFrame(t, 1, "pieces", "", 256<<10, 20+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rejected := 0
+	for i := int32(0); i < frames; i++ {
+		corr, resp := readProduceAnswer(t, conn)
+		if corr != 20+i || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 3 {
+			t.Fatalf("answer %d: correlation id %d, %+v; want %d naming orders/0-2", i, corr, resp.Topics, 20+i)
+		}
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code == kerr.ThrottlingQuotaExceeded.Code {
+			rejected++
+			for _, p := range resp.Topics[0].Partitions {
+				if p.ErrorCode != code {
+					t.Fatalf("answer %d: orders/%d error %d, want THROTTLING_QUOTA_EXCEEDED like orders/0", i, p.Partition, p.ErrorCode)
+				}
+			}
+		}
+	}
+	if rejected == 0 {
+		t.Fatalf("none of %d frames at 1 Produce/s was rejected", frames)
+	}
+	if n := g.set.GetOrCreateCounter("floodgate_gateway_produce_in_pieces_total").Get(); n == 0 {
+		t.Fatal("no frame went in pieces")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.srv.Budget().Used() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes of the budget still held", g.srv.Budget().Used())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%d of %d frames rejected", rejected, frames)
+}

@@ -249,10 +249,12 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 	return c.submitFrame(in, r), true
 }
 
-// directReadMax bounds what readFrameDirect reads in one call, so that a
-// connection streaming a large frame does not hold its event loop from
-// the others for longer than gnet's own reads would.
-const directReadMax = 1 << 20
+// directReadMax bounds what readFrameDirect reads in one call. gnet reads
+// 64 KiB per readable event (ReadBufferCap), so a connection streaming a
+// large frame takes up to five times a neighbour's share of its loop's
+// turn (320 KiB, about 100 µs of copying), where a larger bound let one
+// frame hold the loop for milliseconds while its neighbours waited.
+const directReadMax = 256 << 10
 
 // readFrameDirect reads more of the frame being received straight from
 // the socket into its buffer, once every byte gnet had read is taken

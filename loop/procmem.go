@@ -46,14 +46,56 @@ func (r *kafkaRequest) overProcessMemory() bool {
 // (7: retriable in every client, and the memory budget's answer too) in
 // its shape.
 func (r *kafkaRequest) refuseForProcessMemory(req kmsg.Request) {
-	s, h := r.c.loop.s, &r.hdr
-	_, limit, used := s.processMemoryOver()
-	s.met.counter(`floodgate_requests_refused_total{reason="process_memory"}`).Inc()
-	s.warn.Warn("limit:"+limits.MaxProcessMemoryBytes+":kafka", "request refused: process memory limit reached", "limit", limits.MaxProcessMemoryBytes,
-		"configured", limit, "actual", used, "client_ip", r.c.ipStr, "client_id", string(h.ClientID), "api", kmsg.NameForKey(h.APIKey))
+	r.countProcessMemoryRefusal()
 	if p, ok := req.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
 		r.respond(nil)
 		return
 	}
 	r.respond(kafka.ErrorResponse(req, kafka.ErrRequestTimedOut))
+}
+
+// countProcessMemoryRefusal counts and logs (rate-limited) a request
+// refused because the process is over --max-process-memory-bytes.
+func (r *kafkaRequest) countProcessMemoryRefusal() {
+	s, h := r.c.loop.s, &r.hdr
+	_, limit, used := s.processMemoryOver()
+	s.met.counter(`floodgate_requests_refused_total{reason="process_memory"}`).Inc()
+	s.warn.Warn("limit:"+limits.MaxProcessMemoryBytes+":kafka", "request refused: process memory limit reached", "limit", limits.MaxProcessMemoryBytes,
+		"configured", limit, "actual", used, "client_ip", r.c.ipStr, "client_id", string(h.ClientID), "api", kmsg.NameForKey(h.APIKey))
+}
+
+// refusePieces refuses a Produce frame kept in pieces (only the gateway's
+// frames are: ChunkedRawKafkaHandler) that is over the process's memory
+// (REQUEST_TIMED_OUT, as refuseForProcessMemory) or over its client's rate
+// in --throttle-mode reject (THROTTLING_QUOTA_EXCEEDED): every partition it
+// names carries the code, read by a ProduceSkimmer as the pieces pass, so
+// the frame is never copied into one buffer. acks=0 gets no answer; a
+// frame naming no partition closes the connection, as a refusal does.
+func (r *kafkaRequest) refusePieces(memOver bool) {
+	s, h := r.c.loop.s, &r.hdr
+	code := kafka.ErrThrottlingQuotaExceeded
+	if memOver {
+		r.countProcessMemoryRefusal()
+		code = kafka.ErrRequestTimedOut
+	}
+	sk := new(kafka.ProduceSkimmer)
+	sk.Reset(h.APIVersion, s.lim().MaxPartitionsPerRequest)
+	sk.Feed(r.frame[h.Size:])
+	for _, b := range r.rest {
+		sk.Feed(b)
+	}
+	if sk.Acks() == 0 {
+		r.respond(nil)
+		return
+	}
+	resp, ok := sk.Refusal(code)
+	if !ok {
+		limit := "throttle-mode"
+		if memOver {
+			limit = limits.MaxProcessMemoryBytes
+		}
+		r.refuse(&kafka.RefusedError{Limit: limit, Close: true})
+		return
+	}
+	r.respond(resp)
 }

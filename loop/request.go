@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -138,10 +137,11 @@ func (r *kafkaRequest) run() {
 		return
 	}
 	if r.rest != nil {
-		// Refused or over the process's memory: decoded to answer in its
-		// shape, which needs the frame in one piece (the pieces still go
-		// back to the pools with the request).
-		r.frame = bytes.Join(append([][]byte{r.frame}, r.rest...), nil)
+		// A frame in pieces refused (--throttle-mode reject) or over the
+		// process's memory: answered per partition by a skimmer fed the
+		// pieces, never joined into a copy the budget did not charge.
+		r.refusePieces(memOver)
+		return
 	}
 	req, err := kafka.DecodeRequestLimited(h, r.frame[h.Size:], kafka.DecodeLimits{
 		MaxPartitions: s.lim().MaxPartitionsPerRequest, MaxNonProduceSize: int(s.lim().MaxNonProduceRequestSize)})

@@ -466,12 +466,19 @@ func (s *suite) flood(ctx context.Context) (string, error) {
 		if !ok || err != nil {
 			return "", fmt.Errorf("--flood-pin %q: want SERVER-CPUS/LOAD-CPUS (%v)", s.o.floodPin, err)
 		}
-		// The suite's own threads (the probe) and the holder
-		// processes it starts from now on run on the load CPUs.
-		if err := bench.PinTree(os.Getpid(), loadCPUs); err != nil {
+		rounds = s.o.runs
+	}
+	// Each server starts with the suite's CPUs (sized by them, as a server
+	// pinned after its start is) and is then confined to the server CPUs;
+	// the suite's own threads (the probe) and the holder processes it
+	// starts run on the load CPUs during the flood only, and get the
+	// suite's CPUs back after it.
+	var suiteCPUs []int
+	if serverCPUs != nil {
+		var err error
+		if suiteCPUs, err = bench.AffinityOf(os.Getpid()); err != nil {
 			return "", err
 		}
-		rounds = s.o.runs
 	}
 	child := []string{s.o.floodgate, "bench", "conns-child"}
 	t := &bench.Table{Header: []string{"server", "round", "flood offered", "opened", "failed", "established p99 before", "during", "during/before", "established errors during", "new client served after flood", "alive"}}
@@ -488,7 +495,11 @@ func (s *suite) flood(ctx context.Context) (string, error) {
 				sv, err = s.startNginx(1, 0)
 			}
 			if err == nil && serverCPUs != nil {
-				err = bench.PinTree(sv.proc.PID(), serverCPUs)
+				// The suite first (its children, the server too, go
+				// along), then the server to its own CPUs.
+				if err = bench.PinTree(os.Getpid(), loadCPUs); err == nil {
+					err = bench.PinTree(sv.proc.PID(), serverCPUs)
+				}
 			}
 			if err != nil {
 				return "", err
@@ -501,6 +512,11 @@ func (s *suite) flood(ctx context.Context) (string, error) {
 				PerProcess: 15000, ChildCommand: child, ProbeURL: sv.url, ProbeRate: 200, Before: 3 * time.Second, During: 3 * time.Second,
 				Server: sv.probe(), Progress: s.progress})
 			s.stopAll()
+			if suiteCPUs != nil {
+				if perr := bench.PinTree(os.Getpid(), suiteCPUs); perr != nil && err == nil {
+					err = perr
+				}
+			}
 			if err != nil {
 				return "", fmt.Errorf("%s flood: %w", name, err)
 			}
