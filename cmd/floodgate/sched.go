@@ -21,12 +21,15 @@ type schedSize struct {
 // a waiting loop, and a loop woken by traffic then waits for a P before it
 // reads. With the extra Ps a woken loop finds its own P, and the CPUs are
 // still shared by the kernel as before. Measured on 2 CPUs (BENCHMARKS.md,
-// "Go processors per event loop"): HTTP at 1000 connections +13% req/s
+// "Go processors per event loop"): HTTP at 1000 connections +9% req/s
 // and a lower p99, and the p99 of an established client during a
 // 60,000-connection flood a third to a half of what it was.
 //
 // An operator's GOMAXPROCS environment variable is kept as it is (envSet),
-// unless --gomaxprocs names a number.
+// unless --gomaxprocs names a number. Not measured here: on many CPUs twice
+// the Ps also doubles the collector's dedicated mark workers while it
+// marks; and a value set at start no longer follows a container's CPU
+// limit when it changes later (Go's own default does).
 func sizeScheduler(loops, workers, gomaxprocs int, envSet bool) schedSize {
 	cpus := runtime.GOMAXPROCS(0)
 	if loops <= 0 {
