@@ -131,20 +131,7 @@ func TestProduceInPiecesOverTheBudgetIsRefusedAndReleased(t *testing.T) {
 	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("pieces")).AppendRequest(nil, req, 42)
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 	go func() { _, _ = conn.Write(frame) }() // the answer may come before the last byte is taken
-	var head [8]byte
-	if _, err := io.ReadFull(conn, head[:]); err != nil {
-		t.Fatalf("no answer to the refused Produce: %v", err)
-	}
-	body := make([]byte, binary.BigEndian.Uint32(head[:4])-4)
-	if _, err := io.ReadFull(conn, body); err != nil {
-		t.Fatal(err)
-	}
-	resp := kmsg.NewPtrProduceResponse()
-	resp.SetVersion(7)
-	if err := resp.ReadFrom(body); err != nil {
-		t.Fatal(err)
-	}
-	if corr := int32(binary.BigEndian.Uint32(head[4:])); corr != 42 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 ||
+	if corr, resp := readProduceAnswer(t, conn); corr != 42 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 ||
 		resp.Topics[0].Partitions[0].ErrorCode != kerr.RequestTimedOut.Code {
 		t.Fatalf("answer: correlation id %d, %+v; want 42 and REQUEST_TIMED_OUT for orders/0", corr, resp.Topics)
 	}
@@ -155,6 +142,7 @@ func TestProduceInPiecesOverTheBudgetIsRefusedAndReleased(t *testing.T) {
 	if _, err := conn.Write(kmsg.NewRequestFormatter().AppendRequest(nil, av, 43)); err != nil {
 		t.Fatal(err)
 	}
+	var head [8]byte
 	if _, err := io.ReadFull(conn, head[:]); err != nil {
 		t.Fatalf("connection not served after the refusal: %v", err)
 	}
