@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"context"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -12,20 +10,7 @@ import (
 // receive buffer: a large frame written to it stays partly unwritten.
 func deafBroker(t *testing.T) string {
 	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := smallBufferListener(t, 16<<10)
 	go func() {
 		var held []net.Conn
 		defer func() {

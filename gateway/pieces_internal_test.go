@@ -2,13 +2,10 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -66,20 +63,7 @@ func TestOutFrameWritesEachByteOnceFromAnyOffset(t *testing.T) {
 // correlation id.
 func slowReadingBroker(t *testing.T, check func(frame []byte)) string {
 	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := smallBufferListener(t, 16<<10)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {

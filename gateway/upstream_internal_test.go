@@ -2,15 +2,12 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -21,23 +18,7 @@ import (
 // answers each with its correlation id.
 func slowBroker(t *testing.T, errs chan<- error) string {
 	t.Helper()
-	// A small receive buffer, set before the handshake so that the window
-	// is small from the start: the sender's socket fills and takes large
-	// frames only in part.
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 32<<10)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := smallBufferListener(t, 32<<10)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
