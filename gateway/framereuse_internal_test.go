@@ -64,21 +64,7 @@ func TestUpstreamFailureAnswersOnlyOnceNoWriteReadsTheFrame(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUpstream(1, deafBroker(t), dialer{timeout: time.Second}, 20*time.Second, nil, nil, nil)
-			defer u.close(errUpstreamClosed)
-			deadline := time.Now().Add(5 * time.Second)
-			for { // senders write inline only once the connection is up
-				u.mu.Lock()
-				up := u.raw != nil
-				u.mu.Unlock()
-				if up {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("upstream connection not up after 5 s")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			u := connectedUpstream(t, deafBroker(t))
 			if tt.partial != nil {
 				u.afterPartialWrite = func() { tt.partial(u) }
 			}

@@ -130,21 +130,7 @@ func TestPiecesWrittenWholeBeforeTheAnswer(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	u := newUpstream(1, addr, dialer{timeout: time.Second}, 20*time.Second, nil, nil, nil)
-	defer u.close(errUpstreamClosed)
-	deadline := time.Now().Add(5 * time.Second)
-	for { // senders write inline only once the connection is up
-		u.mu.Lock()
-		up := u.raw != nil
-		u.mu.Unlock()
-		if up {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("upstream connection not up after 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	u := connectedUpstream(t, addr)
 	errs := make(chan error, senders)
 	for id := 0; id < senders; id++ {
 		whole := make([]byte, size)
