@@ -18,7 +18,7 @@ usage: bench/framecpu.py --bench BIN --suite BIN --build NAME=BIN ... [--rounds 
 """
 import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
 
-from procstat import cpu_s, free_port, free_range, peak_rss, run_measured, wait_port
+from procstat import cpu_s, free_port, free_range, peak_rss, run_measured, wait_port, write_runs
 
 
 class Server:
@@ -131,9 +131,7 @@ def main():
                     sv.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if o.json:
-        with open(o.json, "w") as f:
-            json.dump({f"{k[0]}|{k[1]}": v for k, v in runs.items()} | {"rss": rss}, f, indent=1)
+    write_runs(o.json, runs, rss=rss)
     print("| server | " + " | ".join(f"{o.op} {s} B x {n:,}: CPU-s, CPU-s/GB, MB/s" for s, n in cases) + " | peak RSS |")
     print("|---|" + "---|" * len(cases) + "---|")
     for name, _, _ in servers:

@@ -20,7 +20,7 @@ import argparse, json, os, shutil, statistics, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from framecpu import Server  # noqa: E402
-from procstat import cpu_s  # noqa: E402
+from procstat import cpu_s, write_runs  # noqa: E402
 
 
 def run(bench, op, addr, size, n, topic, preloaded=False):
@@ -79,9 +79,7 @@ def main():
                     sv.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if o.json:
-        with open(o.json, "w") as f:
-            json.dump({f"{k[0]}|{k[1]}|{k[2]}": v for k, v in runs.items()}, f, indent=1)
+    write_runs(o.json, runs)
     print("| cell | " + " | ".join(f"{name}: gateway/direct (each round), floodgate CPU-s/GB" for name, _ in builds) + " |")
     print("|---|" + "---|" * len(builds))
     for op, size, n in cases:

@@ -69,3 +69,12 @@ def run_measured(cmd, pid):
     if isinstance(r, list):
         r = r[0]
     return r, c1 - c0
+
+
+def write_runs(path, runs, **extra):
+    """Writes every run to path as JSON (nothing when path is empty): runs
+    keyed by their tuple joined with "|", then the extra keys."""
+    if not path:
+        return
+    with open(path, "w") as f:
+        json.dump({"|".join(map(str, k)): v for k, v in runs.items()} | extra, f, indent=1)

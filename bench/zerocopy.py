@@ -15,9 +15,9 @@ usage: bench/zerocopy.py --bench BIN --suite BIN --server NAME=BIN[:ARGS] ... [-
   `BIN serve --kafka-listen ... --http-listen ... ARGS` (ARGS split on spaces;
   the token DATADIR becomes a fresh directory).
 """
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, shutil, socket, statistics, subprocess, sys, tempfile, time
 
-from procstat import cpu_s, free_port, peak_rss, run_measured, wait_port
+from procstat import cpu_s, free_port, peak_rss, run_measured, wait_port, write_runs
 
 CASES = [("100 B", 100, 2_000_000), ("10 KB", 10_000, 30_000)]
 
@@ -80,9 +80,7 @@ def main():
                     p.wait(15)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if o.json:
-        with open(o.json, "w") as f:
-            json.dump({f"{k[0]}|{k[1]}|{k[2]}": v for k, v in runs.items()} | {"rss": rss}, f, indent=1)
+    write_runs(o.json, runs, rss=rss)
     names = [n for n, _ in servers]
     base = names[0]
     print("| case | " + " | ".join(names) + " |")
