@@ -47,6 +47,9 @@ type HoldSpec struct {
 	// TLSCAFile, when set, makes every connection a TLS one (handshake
 	// done before it counts as opened), verified with these CAs.
 	TLSCAFile string
+	// Nice, when > 0, runs holder processes (not this process's own
+	// holder) at this niceness (bench.LowerPriority).
+	Nice int
 }
 
 // Validate checks the spec.
@@ -67,6 +70,9 @@ func (s *HoldSpec) Validate() error {
 	}
 	if (s.FirstIndex+s.Count)/s.PerIP >= 250*65536 {
 		return fmt.Errorf("%d connections at %d per address do not fit in 127.1.0.0-127.250.255.255", s.FirstIndex+s.Count, s.PerIP)
+	}
+	if s.Nice < 0 || s.Nice > 19 {
+		return fmt.Errorf("--nice=%d: must be between 0 and 19", s.Nice)
 	}
 	if s.Concurrency < 1 {
 		return fmt.Errorf("--concurrency=%d: must be at least 1", s.Concurrency)
@@ -175,6 +181,11 @@ func RunHoldChild(ctx context.Context, spec HoldSpec, in io.Reader, out io.Write
 	if _, err := RaiseNoFile(); err != nil {
 		return err
 	}
+	if spec.Nice > 0 {
+		if err := LowerPriority(os.Getpid(), spec.Nice); err != nil {
+			return err
+		}
+	}
 	h := &holder{spec: spec}
 	stop := make(chan struct{})
 	var wmu sync.Mutex
@@ -214,6 +225,9 @@ func (s HoldSpec) Flags() []string {
 	}
 	if s.TLSCAFile != "" {
 		f = append(f, "--tls-ca-file", s.TLSCAFile)
+	}
+	if s.Nice > 0 {
+		f = append(f, "--nice", strconv.Itoa(s.Nice))
 	}
 	return f
 }

@@ -130,6 +130,12 @@ func (p *prober) probeFor(ctx context.Context, rate float64, d time.Duration, h 
 	}
 }
 
+// FloodHolderNice is the niceness of a flood's holder processes: the
+// established client (the probe) shares their CPUs, and at the same
+// priority its latency during the flood is partly the holders' (they keep
+// their CPUs busy connecting), not the server's.
+const FloodHolderNice = 19
+
 // RunFlood measures an established client before and during a flood and
 // the time until a new client is served after it.
 func RunFlood(ctx context.Context, cfg FloodConfig) (*FloodResult, error) {

@@ -1,8 +1,12 @@
 package bench
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +65,61 @@ func TestPinTreePinsAProcessAndItsChildren(t *testing.T) {
 		if cpus, err := AffinityOf(pid); err != nil || len(cpus) != 1 || cpus[0] != 0 {
 			t.Fatalf("process %d: CPUs %v (%v); want CPU 0 only", pid, cpus, err)
 		}
+	}
+}
+
+// niceOf reads the niceness of process pid from /proc (field 19 of stat).
+func niceOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	n, err := strconv.Atoi(fields[16]) // field 19 overall
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestLowerPriorityIsInheritedByNewChildren lowers a shell's priority and
+// checks it and the process it starts afterwards, as a holder's threads
+// started after LowerPriority inherit it.
+func TestLowerPriorityIsInheritedByNewChildren(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "read x; sleep 5 & wait")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sh:", err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := LowerPriority(cmd.Process.Pid, 7); err != nil {
+		t.Fatal(err)
+	}
+	if n := niceOf(t, cmd.Process.Pid); n != 7 {
+		t.Fatalf("shell niceness %d, want 7", n)
+	}
+	if _, err := in.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	var kids []int
+	for i := 0; i < 200 && len(kids) == 0; i++ {
+		if kids = childrenOf(cmd.Process.Pid); len(kids) == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if len(kids) == 0 {
+		t.Fatal("the shell started no child")
+	}
+	defer func() { _ = unix.Kill(kids[0], unix.SIGKILL) }()
+	if n := niceOf(t, kids[0]); n != 7 {
+		t.Fatalf("child niceness %d, want 7 (inherited)", n)
+	}
+	if err := LowerPriority(cmd.Process.Pid, 20); err == nil {
+		t.Error("niceness 20 accepted")
 	}
 }

@@ -152,6 +152,7 @@ func runHolder(args []string) error {
 	fs.DurationVar(&spec.OpenFor, "open-for", 0, "stop opening after")
 	fs.StringVar(&targets, "targets", "", "comma-separated host:ports, round robin")
 	fs.BoolVar(&spec.KafkaHello, "kafka-hello", false, "send a Metadata request on each connection")
+	fs.IntVar(&spec.Nice, "nice", 0, "niceness of this holder process")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -508,7 +508,7 @@ func (s *suite) flood(ctx context.Context) (string, error) {
 				cmds = append(cmds, sv.cmdString)
 			}
 			target := strings.TrimSuffix(strings.TrimPrefix(sv.url, "http://"), "/health")
-			r, err := bench.RunFlood(ctx, bench.FloodConfig{Flood: bench.HoldSpec{Target: target, Count: count, OpenFor: 15 * time.Second},
+			r, err := bench.RunFlood(ctx, bench.FloodConfig{Flood: bench.HoldSpec{Target: target, Count: count, OpenFor: 15 * time.Second, Nice: bench.FloodHolderNice},
 				PerProcess: 15000, ChildCommand: child, ProbeURL: sv.url, ProbeRate: 200, Before: 3 * time.Second, During: 3 * time.Second,
 				Server: sv.probe(), Progress: s.progress})
 			s.stopAll()

@@ -252,6 +252,7 @@ func holdFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "dial-timeout", Value: 5 * time.Second, Usage: "bound on one connect"},
 		&cli.IntFlag{Name: "concurrency", Value: 64, Usage: "connects in flight per process"},
 		&cli.StringFlag{Name: "tls-ca-file", Usage: "hold TLS connections (handshake done), verifying the server with these PEM CAs (default: plaintext)"},
+		&cli.IntFlag{Name: "nice", Usage: "niceness (0-19) of the holder processes; --flood runs them at 19 unless set, so the established client is not delayed by them"},
 	}
 }
 
@@ -279,7 +280,7 @@ func benchConnsCommand() *cli.Command {
 
 func holdSpec(c *cli.Context) bench.HoldSpec {
 	return bench.HoldSpec{Target: c.String("target"), PerIP: c.Int("per-ip"),
-		DialTimeout: c.Duration("dial-timeout"), Concurrency: c.Int("concurrency"), TLSCAFile: c.String("tls-ca-file")}
+		DialTimeout: c.Duration("dial-timeout"), Concurrency: c.Int("concurrency"), TLSCAFile: c.String("tls-ca-file"), Nice: c.Int("nice")}
 }
 
 // childCommand starts this binary's hidden conns-child command.
@@ -311,6 +312,9 @@ func runBenchConns(c *cli.Context) error {
 		spec := holdSpec(c)
 		spec.Count = counts[0]
 		spec.OpenFor = c.Duration("open-for")
+		if !c.IsSet("nice") {
+			spec.Nice = bench.FloodHolderNice
+		}
 		r, err := bench.RunFlood(ctx, bench.FloodConfig{Flood: spec, PerProcess: c.Int("per-process"), ChildCommand: child,
 			ProbeURL: c.String("probe-url"), ProbeRate: c.Float64("probe-rate"), Before: c.Duration("before"),
 			During: c.Duration("during"), Server: probe, Progress: benchProgress(c)})
