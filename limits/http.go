@@ -85,7 +85,7 @@ var HTTPTable = []Limit{
 		Field: IntOf(func(c *HTTPConfig) *int { return &c.RPSPerRoute }), Min: 0},
 	{Flag: "max-process-memory-bytes", Aliases: []string{"max-memory-bytes"}, Kind: Size, Default: "0", Unit: "bytes of process memory (RSS) (0 = off)",
 		Help: "Process RSS that stops new work (0 = off)", Category: CatMemory,
-		Protects: "the process from the OOM killer",
+		Protects: "the process from the OOM killer; Go's soft memory limit is set to nine tenths of it (unless GOMEMLIMIT is set), so garbage is collected before it trips",
 		Answer:   "new Kafka connections get THROTTLING_QUOTA_EXCEEDED (89) and are closed; Kafka requests (ApiVersions excepted) are answered REQUEST_TIMED_OUT (7) instead of served; HTTP requests get 503 with Retry-After and Connection: close (/health, /ready, /metrics excepted); /ready is false; a WARN when it trips and when it clears",
 		Metric:   `floodgate_http_requests_refused_total{reason="memory"}, floodgate_connection_limit_reached_total{reason="process_memory"}, floodgate_requests_refused_total{reason="process_memory"}, floodgate_memory_usage_bytes`,
 		Field:    Int64Of(func(c *HTTPConfig) *int64 { return &c.MaxMemoryBytes }), Min: 0},

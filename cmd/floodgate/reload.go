@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -245,7 +246,15 @@ func (r *reloader) apply(lim limits.Config, hl limits.HTTPConfig) error {
 	if err := r.srv.SetLimits(lim, loop.HTTPLimitsFrom(&hl)); err != nil {
 		return err
 	}
-	return r.api.SetLimits(&hl)
+	if err := r.api.SetLimits(&hl); err != nil {
+		return err
+	}
+	_, procLimit, _ := r.api.MemoryOver()
+	before := debug.SetMemoryLimit(-1)
+	if now := setGoMemoryLimit(procLimit, os.Getenv("GOMEMLIMIT") != ""); debug.SetMemoryLimit(-1) != before {
+		r.log.Info("Go memory limit changed: nine tenths of the process memory limit", "go_memory_limit", now)
+	}
+	return nil
 }
 
 // isLive reports whether a flag, known by names, may change live.

@@ -1,6 +1,11 @@
 package main
 
-import "runtime"
+import (
+	"math"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+)
 
 // schedSize is how many event loops, request workers and Go processors
 // (GOMAXPROCS) the server runs with.
@@ -48,4 +53,33 @@ func sizeScheduler(loops, workers, gomaxprocs int, envSet bool) schedSize {
 	}
 	runtime.GOMAXPROCS(procs)
 	return schedSize{cpus: cpus, loops: loops, workers: workers, procs: procs}
+}
+
+// goMemoryLimit is the Go runtime's soft memory limit for a process memory
+// limit of processLimit bytes (--max-process-memory-bytes/-percent; 0 or
+// less: none): nine tenths of it, so that as the process nears the limit the
+// collector runs more often and garbage does not trip the refusals, which
+// are meant for memory in use. Without it the heap may grow to twice what
+// is live before a collection (GOGC=100), and a process whose live memory
+// is half its limit could reach it with garbage. The tenth left is for what
+// the Go runtime does not count against its limit (the binary, C and
+// kernel memory). No limit: math.MaxInt64, Go's "none".
+func goMemoryLimit(processLimit int64) int64 {
+	if processLimit <= 0 {
+		return math.MaxInt64
+	}
+	return processLimit - processLimit/10
+}
+
+// setGoMemoryLimit applies goMemoryLimit, unless the operator set
+// GOMEMLIMIT (envSet: then it is kept as set), and returns the limit the
+// runtime now has, for the log ("off" when none).
+func setGoMemoryLimit(processLimit int64, envSet bool) string {
+	if !envSet {
+		debug.SetMemoryLimit(goMemoryLimit(processLimit))
+	}
+	if n := debug.SetMemoryLimit(-1); n != math.MaxInt64 {
+		return strconv.FormatInt(n, 10)
+	}
+	return "off"
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"math"
+	"os"
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -68,4 +72,44 @@ func TestBinaryRunsOneProcessorPerEventLoopMore(t *testing.T) {
 	if procs != 1 || cpus != 1 || loops != 1 {
 		t.Fatalf("GOMAXPROCS=1: gomaxprocs %d, CPUs %d, event loops %d; want 1 each", procs, cpus, loops)
 	}
+}
+
+func TestGoMemoryLimitIsNineTenthsOfTheProcessLimit(t *testing.T) {
+	for _, tt := range []struct{ process, want int64 }{
+		{0, math.MaxInt64},
+		{-1, math.MaxInt64},
+		{1000, 900},
+		{1 << 30, 966367642},
+	} {
+		if got := goMemoryLimit(tt.process); got != tt.want {
+			t.Errorf("goMemoryLimit(%d) = %d, want %d", tt.process, got, tt.want)
+		}
+	}
+}
+
+// TestGoMemoryLimitFollowsTheProcessMemoryLimit reads the runtime's soft
+// memory limit as the binary logs it (read back from the runtime): nine
+// tenths of --max-process-memory-bytes at start, none once SIGHUP turns
+// the process limit off, and a GOMEMLIMIT environment variable kept as set.
+func TestGoMemoryLimitFollowsTheProcessMemoryLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	p, path := startWithConfig(t, "max-process-memory-bytes: 1073741824\n")
+	waitFor(t, p, "go_memory_limit=966367642 ")
+	if err := os.WriteFile(path, []byte("max-process-memory-bytes: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, p, "reload done")
+	if out := p.stderr.String(); !strings.Contains(out, "Go memory limit changed") || !strings.Contains(out, "go_memory_limit=off") {
+		t.Fatalf("no Go memory limit change to off after the reload:\n%s", out)
+	}
+	p.alive(t)
+
+	t.Setenv("GOMEMLIMIT", "500MiB")
+	p2, _ := startWithConfig(t, "max-process-memory-bytes: 1073741824\n")
+	waitFor(t, p2, "go_memory_limit=524288000 ")
 }

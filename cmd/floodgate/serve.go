@@ -262,6 +262,8 @@ func runServe(c *cli.Context) error {
 	defer api.Close()
 	srv.SetHTTPHandler(api)
 	srv.SetProcessMemory(api)
+	_, procLimit, _ := api.MemoryOver()
+	goMemLimit := setGoMemoryLimit(procLimit, os.Getenv("GOMEMLIMIT") != "")
 	srv.SetLimitSources(conf.sources)
 	reload := newReloader(c, conf, log, srv, api, configured, lim, hlim, soft, segReserve)
 	adminSrv, adminAddr, err := httpAccess(c, sec, api, log, set)
@@ -279,7 +281,7 @@ func runServe(c *cli.Context) error {
 			fmt.Printf("floodgate admin listening admin=%s\n", adminAddr)
 		}
 	}
-	log.Info("floodgate serving", "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "gomaxprocs", runtime.GOMAXPROCS(0), "cpus", sched.cpus, "event_loops", sched.loops, "gateway", gw != nil)
+	log.Info("floodgate serving", "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "gomaxprocs", runtime.GOMAXPROCS(0), "cpus", sched.cpus, "event_loops", sched.loops, "go_memory_limit", goMemLimit, "gateway", gw != nil)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
