@@ -214,33 +214,40 @@ func (g *Guard) alterSCRAM(w *who, r *kmsg.AlterUserSCRAMCredentialsRequest, res
 			results[user], messages[user] = code, msg
 		}
 	}
-	for _, d := range r.Deletions {
-		mech, _, ok := scramMechanism(d.Mechanism)
+	// attempt is the mechanism of a user's deletion or upsertion when it
+	// may be attempted; else it sets the user's answer.
+	attempt := func(user string, m int8) (string, func() hash.Hash, bool) {
+		mech, h, ok := scramMechanism(m)
 		switch {
 		case !allowed:
-			set(d.Name, clusterDenied, "")
+			set(user, clusterDenied, "")
 		case !ok:
-			set(d.Name, kerr.UnsupportedSaslMechanism.Code, "unknown SCRAM mechanism")
+			set(user, kerr.UnsupportedSaslMechanism.Code, "unknown SCRAM mechanism")
 		default:
-			err := g.cfg.Users.Delete(d.Name, mech)
-			switch {
-			case errors.Is(err, auth.ErrNoSuchUser):
-				set(d.Name, kerr.ResourceNotFound.Code, err.Error())
-			case err != nil:
-				set(d.Name, kerr.UnknownServerError.Code, err.Error())
-			default:
-				set(d.Name, 0, "")
-				g.log.Info("audit: user credential deleted", "principal", w.principal, "client_ip", w.host, "user", d.Name, "mechanism", mech)
-			}
+			return mech, h, true
+		}
+		return "", nil, false
+	}
+	for _, d := range r.Deletions {
+		mech, _, ok := attempt(d.Name, d.Mechanism)
+		if !ok {
+			continue
+		}
+		err := g.cfg.Users.Delete(d.Name, mech)
+		switch {
+		case errors.Is(err, auth.ErrNoSuchUser):
+			set(d.Name, kerr.ResourceNotFound.Code, err.Error())
+		case err != nil:
+			set(d.Name, kerr.UnknownServerError.Code, err.Error())
+		default:
+			set(d.Name, 0, "")
+			g.log.Info("audit: user credential deleted", "principal", w.principal, "client_ip", w.host, "user", d.Name, "mechanism", mech)
 		}
 	}
 	for _, u := range r.Upsertions {
-		mech, h, ok := scramMechanism(u.Mechanism)
+		mech, h, ok := attempt(u.Name, u.Mechanism)
 		switch {
-		case !allowed:
-			set(u.Name, clusterDenied, "")
 		case !ok:
-			set(u.Name, kerr.UnsupportedSaslMechanism.Code, "unknown SCRAM mechanism")
 		case u.Iterations < auth.MinIterations || u.Iterations > auth.MaxIterations || len(u.Salt) == 0 || len(u.SaltedPassword) != h().Size():
 			set(u.Name, kerr.UnacceptableCredential.Code, fmt.Sprintf("iterations must be %d..%d, salt non-empty, salted password %d bytes",
 				auth.MinIterations, auth.MaxIterations, h().Size()))
