@@ -1,6 +1,6 @@
 """Helpers shared by the benchmark scripts in bench/ (framecpu.py,
 zerocopy.py): free loopback ports, a process's CPU seconds and peak RSS from
-/proc, and waiting for a server to listen."""
+/proc, waiting for a server to listen, and the order of interleaved rounds."""
 import json, os, socket, subprocess, time
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -78,3 +78,13 @@ def write_runs(path, runs, **extra):
         return
     with open(path, "w") as f:
         json.dump({"|".join(map(str, k)): v for k, v in runs.items()} | extra, f, indent=1)
+
+
+def rotated(servers, rounds):
+    """Yields (round, server) for every server in each of rounds rounds, each
+    round starting one server later than the one before, so that no server
+    always runs first (on a cold machine) or last (on a warm one)."""
+    for rnd in range(rounds):
+        k = rnd % len(servers)
+        for server in servers[k:] + servers[:k]:
+            yield rnd, server
