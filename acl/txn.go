@@ -81,7 +81,14 @@ func (g *Guard) addPartitionsToTxn(w *who, r *kmsg.AddPartitionsToTxnRequest, re
 			rt.Partitions = answerPartitions[kmsg.AddPartitionsToTxnResponseTopicPartition](t.Partitions, codes[i])
 			resp.Topics = append(resp.Topics, rt)
 		}
-		w.denied(r.Key(), codes[0])
+		// Logged as the first topic's code; a request naming no topic is
+		// refused only for its transactional id (codes[0] panicked and
+		// closed the connection).
+		logged := txnDenied
+		if len(codes) > 0 {
+			logged = codes[0]
+		}
+		w.denied(r.Key(), logged)
 		respond(resp)
 		return
 	}
