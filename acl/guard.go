@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -50,14 +51,23 @@ var ownAPIs = map[kmsg.Key]ownAPI{
 	kmsg.AlterUserSCRAMCredentials:    {max: 0, users: true, serve: typed((*Guard).alterSCRAM)},
 }
 
-// typed adapts a handler of one request type to ownAPI.serve, handing it
-// the empty response at the request's version (as the broker's register
-// does), so the handlers only fill it in.
-func typed[R kmsg.Request, Resp kmsg.Response](fn func(*Guard, *who, R, Resp, func(kmsg.Response))) func(*Guard, *who, kmsg.Request, func(kmsg.Response)) {
+// typed adapts a handler of one request type (*R) to ownAPI.serve, handing
+// it the empty response at the request's version (as the broker's register
+// does), so the handlers only fill it in. It panics when Resp is not the
+// request's response kind: a programming error caught when the package
+// loads.
+func typed[R any, Req interface {
+	*R
+	kmsg.Request
+}, Resp kmsg.Response](fn func(*Guard, *who, Req, Resp, func(kmsg.Response))) func(*Guard, *who, kmsg.Request, func(kmsg.Response)) {
+	probe := Req(new(R))
+	if _, ok := probe.ResponseKind().(Resp); !ok {
+		panic(fmt.Sprintf("acl: key %d: handler takes %T, the request's response is %T", probe.Key(), *new(Resp), probe.ResponseKind()))
+	}
 	return func(g *Guard, w *who, req kmsg.Request, respond func(kmsg.Response)) {
 		resp := req.ResponseKind().(Resp)
 		resp.SetVersion(req.GetVersion())
-		fn(g, w, req.(R), resp, respond)
+		fn(g, w, req.(Req), resp, respond)
 	}
 }
 
