@@ -18,7 +18,7 @@ usage: bench/framecpu.py --bench BIN --suite BIN --build NAME=BIN ... [--rounds 
 """
 import argparse, json, os, socket, statistics, subprocess, sys, tempfile, time
 
-from procstat import cpu_s, free_port, free_range, peak_rss, rotated, run_measured, wait_port, write_runs
+from procstat import cpu_s, free_port, free_range, rotated, run_measured, serving, stop, wait_port, write_runs
 
 
 class Server:
@@ -59,9 +59,7 @@ class Server:
             self.direct = self.addr
 
     def stop(self):
-        for p in reversed(self.procs):
-            p.terminate()
-            p.wait(15)
+        stop(self.procs)
 
 
 def produce(bench, addr, size, records, topic, pid):
@@ -113,7 +111,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="framecpu-", ignore_cleanup_errors=True) as tmp:
         for rnd, (name, mode, binary) in rotated(servers, o.rounds):
             sv = Server(mode, binary, o.suite, tmp)
-            try:
+            with serving(sv.procs, sv.pid, rss, name):
                 for size, n in cases:
                     if o.op == "consume":
                         r = consume(o.bench, sv, size, n, f"fc-{rnd}-{size}")
@@ -123,9 +121,6 @@ def main():
                     print(f"round {rnd + 1} {name:22s} {size:6d} B x {n}: {r['mbps']:8.1f} MB/s {r['cpu_s']:6.2f} CPU-s "
                           f"{r['cpu_per_gb']:5.2f} CPU-s/GB errors {r['errors']} load {os.getloadavg()[0]:.1f}",
                           file=sys.stderr, flush=True)
-                rss.setdefault(name, []).append(peak_rss(sv.pid))
-            finally:
-                sv.stop()
     write_runs(o.json, runs, rss=rss)
     print("| server | " + " | ".join(f"{o.op} {s} B x {n:,}: CPU-s, CPU-s/GB, MB/s" for s, n in cases) + " | peak RSS |")
     print("|---|" + "---|" * len(cases) + "---|")

@@ -17,7 +17,7 @@ usage: bench/zerocopy.py --bench BIN --suite BIN --server NAME=BIN[:ARGS] ... [-
 """
 import argparse, os, socket, statistics, subprocess, sys, tempfile, time
 
-from procstat import cpu_s, free_port, peak_rss, rotated, run_measured, wait_port, write_runs
+from procstat import cpu_s, free_port, rotated, run_measured, serving, wait_port, write_runs
 
 CASES = [("100 B", 100, 2_000_000), ("10 KB", 10_000, 30_000)]
 
@@ -61,7 +61,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="zerocopy-", ignore_cleanup_errors=True) as tmp:
         for rnd, (name, spec) in rotated(servers, o.rounds):
             p, broker = start(spec, o.suite, tmp)
-            try:
+            with serving([p], p.pid, rss, name):
                 for label, size, n in CASES:
                     n = int(n * o.scale)
                     topic = f"zc-{rnd}-{size}"
@@ -71,10 +71,6 @@ def main():
                         print(f"round {rnd+1} {name:12s} {mode:8s} {label:6s} {r['mbps']:8.1f} MB/s "
                               f"{r['rps']:11.0f} rec/s {r['cpu_per_gb']:6.2f} CPU-s/GB errors {r['errors']}",
                               file=sys.stderr, flush=True)
-                rss.setdefault(name, []).append(peak_rss(p.pid))
-            finally:
-                p.terminate()
-                p.wait(15)
     write_runs(o.json, runs, rss=rss)
     names = [n for n, _ in servers]
     base = names[0]
