@@ -19,9 +19,7 @@ import (
 // users have both). An anonymous client must never grant itself access.
 
 // createACLs stores new bindings (CreateAcls).
-func (g *Guard) createACLs(w *who, r *kmsg.CreateACLsRequest, respond func(kmsg.Response)) {
-	resp := r.ResponseKind().(*kmsg.CreateACLsResponse)
-	resp.SetVersion(r.GetVersion())
+func (g *Guard) createACLs(w *who, r *kmsg.CreateACLsRequest, resp *kmsg.CreateACLsResponse, respond func(kmsg.Response)) {
 	allowed := w.mayCluster(opAlter)
 	var add []Binding
 	var idx []int
@@ -75,14 +73,9 @@ func (b Binding) String() string {
 
 func strPtr(s string) *string { return &s }
 
-// describeACLs lists bindings (DescribeAcls), grouped by resource pattern.
-func (g *Guard) describeACLs(w *who, r *kmsg.DescribeACLsRequest, respond func(kmsg.Response)) {
-	if !w.mayCluster(opDescribe) {
-		w.deny(r, clusterDenied, respond)
-		return
-	}
-	resp := r.ResponseKind().(*kmsg.DescribeACLsResponse)
-	resp.SetVersion(r.GetVersion())
+// describeACLs lists bindings (DescribeAcls), grouped by resource pattern;
+// serve has checked DESCRIBE on the cluster (ownAPI.describe).
+func (g *Guard) describeACLs(w *who, r *kmsg.DescribeACLsRequest, resp *kmsg.DescribeACLsResponse, respond func(kmsg.Response)) {
 	f := Filter{ResourceType: r.ResourceType, ResourceName: r.ResourceName, PatternType: r.ResourcePatternType,
 		Principal: r.Principal, Host: r.Host, Operation: r.Operation, Permission: r.PermissionType}
 	if r.GetVersion() == 0 {
@@ -112,9 +105,7 @@ func (g *Guard) describeACLs(w *who, r *kmsg.DescribeACLsRequest, respond func(k
 }
 
 // deleteACLs removes the bindings each filter selects (DeleteAcls).
-func (g *Guard) deleteACLs(w *who, r *kmsg.DeleteACLsRequest, respond func(kmsg.Response)) {
-	resp := r.ResponseKind().(*kmsg.DeleteACLsResponse)
-	resp.SetVersion(r.GetVersion())
+func (g *Guard) deleteACLs(w *who, r *kmsg.DeleteACLsRequest, resp *kmsg.DeleteACLsResponse, respond func(kmsg.Response)) {
 	allowed := w.mayCluster(opAlter) && len(r.Filters) <= maxACLRequestFilter
 	fs := make([]Filter, len(r.Filters))
 	for i, f := range r.Filters {
@@ -165,14 +156,9 @@ func scramMechanism(m int8) (string, func() hash.Hash, bool) {
 }
 
 // describeSCRAM lists users' SCRAM mechanisms and iterations
-// (DescribeUserScramCredentials).
-func (g *Guard) describeSCRAM(w *who, r *kmsg.DescribeUserSCRAMCredentialsRequest, respond func(kmsg.Response)) {
-	if !w.mayCluster(opDescribe) {
-		w.deny(r, clusterDenied, respond)
-		return
-	}
-	resp := r.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
-	resp.SetVersion(r.GetVersion())
+// (DescribeUserScramCredentials); serve has checked DESCRIBE on the
+// cluster (ownAPI.describe).
+func (g *Guard) describeSCRAM(w *who, r *kmsg.DescribeUserSCRAMCredentialsRequest, resp *kmsg.DescribeUserSCRAMCredentialsResponse, respond func(kmsg.Response)) {
 	var infos []auth.UserInfo
 	if r.Users == nil {
 		infos = g.cfg.Users.List()
@@ -209,9 +195,7 @@ func (g *Guard) describeSCRAM(w *who, r *kmsg.DescribeUserSCRAMCredentialsReques
 // alterSCRAM adds, changes and deletes users' SCRAM credentials
 // (AlterUserScramCredentials); the client sends the salted password,
 // never the password.
-func (g *Guard) alterSCRAM(w *who, r *kmsg.AlterUserSCRAMCredentialsRequest, respond func(kmsg.Response)) {
-	resp := r.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
-	resp.SetVersion(r.GetVersion())
+func (g *Guard) alterSCRAM(w *who, r *kmsg.AlterUserSCRAMCredentialsRequest, resp *kmsg.AlterUserSCRAMCredentialsResponse, respond func(kmsg.Response)) {
 	allowed := w.mayCluster(opAlter)
 	if !allowed {
 		w.denied(r.Key(), clusterDenied)
@@ -230,33 +214,40 @@ func (g *Guard) alterSCRAM(w *who, r *kmsg.AlterUserSCRAMCredentialsRequest, res
 			results[user], messages[user] = code, msg
 		}
 	}
-	for _, d := range r.Deletions {
-		mech, _, ok := scramMechanism(d.Mechanism)
+	// attempt is the mechanism of a user's deletion or upsertion when it
+	// may be attempted; else it sets the user's answer.
+	attempt := func(user string, m int8) (string, func() hash.Hash, bool) {
+		mech, h, ok := scramMechanism(m)
 		switch {
 		case !allowed:
-			set(d.Name, clusterDenied, "")
+			set(user, clusterDenied, "")
 		case !ok:
-			set(d.Name, kerr.UnsupportedSaslMechanism.Code, "unknown SCRAM mechanism")
+			set(user, kerr.UnsupportedSaslMechanism.Code, "unknown SCRAM mechanism")
 		default:
-			err := g.cfg.Users.Delete(d.Name, mech)
-			switch {
-			case errors.Is(err, auth.ErrNoSuchUser):
-				set(d.Name, kerr.ResourceNotFound.Code, err.Error())
-			case err != nil:
-				set(d.Name, kerr.UnknownServerError.Code, err.Error())
-			default:
-				set(d.Name, 0, "")
-				g.log.Info("audit: user credential deleted", "principal", w.principal, "client_ip", w.host, "user", d.Name, "mechanism", mech)
-			}
+			return mech, h, true
+		}
+		return "", nil, false
+	}
+	for _, d := range r.Deletions {
+		mech, _, ok := attempt(d.Name, d.Mechanism)
+		if !ok {
+			continue
+		}
+		err := g.cfg.Users.Delete(d.Name, mech)
+		switch {
+		case errors.Is(err, auth.ErrNoSuchUser):
+			set(d.Name, kerr.ResourceNotFound.Code, err.Error())
+		case err != nil:
+			set(d.Name, kerr.UnknownServerError.Code, err.Error())
+		default:
+			set(d.Name, 0, "")
+			g.log.Info("audit: user credential deleted", "principal", w.principal, "client_ip", w.host, "user", d.Name, "mechanism", mech)
 		}
 	}
 	for _, u := range r.Upsertions {
-		mech, h, ok := scramMechanism(u.Mechanism)
+		mech, h, ok := attempt(u.Name, u.Mechanism)
 		switch {
-		case !allowed:
-			set(u.Name, clusterDenied, "")
 		case !ok:
-			set(u.Name, kerr.UnsupportedSaslMechanism.Code, "unknown SCRAM mechanism")
 		case u.Iterations < auth.MinIterations || u.Iterations > auth.MaxIterations || len(u.Salt) == 0 || len(u.SaltedPassword) != h().Size():
 			set(u.Name, kerr.UnacceptableCredential.Code, fmt.Sprintf("iterations must be %d..%d, salt non-empty, salted password %d bytes",
 				auth.MinIterations, auth.MaxIterations, h().Size()))

@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -33,24 +34,40 @@ const maxACLRequestFilter = 1000
 type ownAPI struct {
 	max   int16 // versions 0 to max
 	users bool  // offered only with a user store
-	serve func(g *Guard, w *who, req kmsg.Request, respond func(kmsg.Response))
+	// describe: a client without DESCRIBE on the cluster is denied the
+	// whole request (the listing APIs); the others deny item by item.
+	describe bool
+	serve    func(g *Guard, w *who, req kmsg.Request, respond func(kmsg.Response))
 }
 
 // ownAPIs are the APIs the guard answers itself, by key: the one list that
 // dispatch (serve), ApiVersions (VersionRange) and the raw path's choice
 // to decode a frame read. It is never written after package initialisation.
 var ownAPIs = map[kmsg.Key]ownAPI{
-	kmsg.DescribeACLs:                 {max: 3, serve: typed((*Guard).describeACLs)},
+	kmsg.DescribeACLs:                 {max: 3, describe: true, serve: typed((*Guard).describeACLs)},
 	kmsg.CreateACLs:                   {max: 3, serve: typed((*Guard).createACLs)},
 	kmsg.DeleteACLs:                   {max: 3, serve: typed((*Guard).deleteACLs)},
-	kmsg.DescribeUserSCRAMCredentials: {max: 0, users: true, serve: typed((*Guard).describeSCRAM)},
+	kmsg.DescribeUserSCRAMCredentials: {max: 0, users: true, describe: true, serve: typed((*Guard).describeSCRAM)},
 	kmsg.AlterUserSCRAMCredentials:    {max: 0, users: true, serve: typed((*Guard).alterSCRAM)},
 }
 
-// typed adapts a handler of one request type to ownAPI.serve.
-func typed[R kmsg.Request](fn func(*Guard, *who, R, func(kmsg.Response))) func(*Guard, *who, kmsg.Request, func(kmsg.Response)) {
+// typed adapts a handler of one request type (*R) to ownAPI.serve, handing
+// it the empty response at the request's version (as the broker's register
+// does), so the handlers only fill it in. It panics when Resp is not the
+// request's response kind: a programming error caught when the package
+// loads.
+func typed[R any, Req interface {
+	*R
+	kmsg.Request
+}, Resp kmsg.Response](fn func(*Guard, *who, Req, Resp, func(kmsg.Response))) func(*Guard, *who, kmsg.Request, func(kmsg.Response)) {
+	probe := Req(new(R))
+	if _, ok := probe.ResponseKind().(Resp); !ok {
+		panic(fmt.Sprintf("acl: key %d: handler takes %T, the request's response is %T", probe.Key(), *new(Resp), probe.ResponseKind()))
+	}
 	return func(g *Guard, w *who, req kmsg.Request, respond func(kmsg.Response)) {
-		fn(g, w, req.(R), respond)
+		resp := req.ResponseKind().(Resp)
+		resp.SetVersion(req.GetVersion())
+		fn(g, w, req.(Req), resp, respond)
 	}
 }
 
@@ -155,6 +172,10 @@ func (g *Guard) ServeKafkaFrom(cl loop.ClientConn, req kmsg.Request, respond fun
 // serve checks req as w and serves the authorized part.
 func (g *Guard) serve(w *who, req kmsg.Request, respond func(kmsg.Response)) {
 	if a, own := ownAPIs[kmsg.Key(req.Key())]; own {
+		if a.describe && !w.mayCluster(opDescribe) {
+			w.deny(req, clusterDenied, respond)
+			return
+		}
 		a.serve(g, w, req, respond)
 		return
 	}

@@ -295,3 +295,33 @@ func TestSuperUserManagesSCRAMUsersOverKafka(t *testing.T) {
 		t.Fatalf("alice changing a password: %v, want CLUSTER_AUTHORIZATION_FAILED", err)
 	}
 }
+
+// The listing APIs are refused whole to a client without DESCRIBE on the
+// cluster: neither the ACLs nor the users leak to alice.
+func TestListingACLsAndUsersNeedsClusterDescribe(t *testing.T) {
+	s := startSecured(t, t.TempDir(), false)
+	grant(t, kadm.NewClient(s.client(t, "admin")), kadm.NewACLs().Allow("User:alice").Topics("orders").Operations(kadm.OpWrite).ResourcePatternType(kadm.ACLPatternLiteral))
+	for _, tc := range []struct {
+		user string
+		want error // nil: served
+	}{
+		{"alice", kerr.ClusterAuthorizationFailed},
+		{"admin", nil},
+	} {
+		adm := kadm.NewClient(s.client(t, tc.user))
+		described, err := adm.DescribeACLs(ctx(t), kadm.NewACLs().AnyResource().Allow().AllowHosts().Operations(kadm.OpAny).ResourcePatternType(kadm.ACLPatternAny))
+		if err == nil {
+			err = described[0].Err
+		}
+		if !errors.Is(err, tc.want) || (tc.want == nil && len(described[0].Described) != 1) {
+			t.Errorf("%s DescribeAcls: %v %+v, want %v", tc.user, err, described, tc.want)
+		}
+		users, err := adm.DescribeUserSCRAMs(ctx(t))
+		if err == nil {
+			err = users.Error()
+		}
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s DescribeUserScramCredentials: %v %+v, want %v", tc.user, err, users, tc.want)
+		}
+	}
+}

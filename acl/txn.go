@@ -33,6 +33,35 @@ func (w *who) addPartitionsCodes(txnID string, topics []string) (codes []int16, 
 	return codes, ok
 }
 
+// txnTopic is a topic an AddPartitionsToTxn transaction names; v0-v3 and
+// v4+ spell it with two kmsg types of the same fields.
+type txnTopic interface {
+	kmsg.AddPartitionsToTxnRequestTopic | kmsg.AddPartitionsToTxnRequestTransactionTopic
+}
+
+// txnPartition is the answer of one partition, likewise spelled twice.
+type txnPartition interface {
+	kmsg.AddPartitionsToTxnResponseTopicPartition | kmsg.AddPartitionsToTxnResponseTransactionTopicPartition
+}
+
+// topicNames are the names of a transaction's topics.
+func topicNames[T txnTopic](topics []T) []string {
+	names := make([]string, len(topics))
+	for i, t := range topics {
+		names[i] = kmsg.AddPartitionsToTxnRequestTopic(t).Topic
+	}
+	return names
+}
+
+// answerPartitions answers each partition of a topic with code.
+func answerPartitions[P txnPartition](partitions []int32, code int16) []P {
+	var ps []P
+	for _, p := range partitions {
+		ps = append(ps, P(kmsg.AddPartitionsToTxnResponseTopicPartition{Partition: p, ErrorCode: code}))
+	}
+	return ps
+}
+
 // addPartitionsToTxn checks WRITE on the transactional id and on each
 // topic. v0-v3 (clients) name one transaction; v4+ (KIP-890, sent by
 // brokers to verify) batch several and need CLUSTER_ACTION first, as in
@@ -41,11 +70,7 @@ func (g *Guard) addPartitionsToTxn(w *who, r *kmsg.AddPartitionsToTxnRequest, re
 	resp := r.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
 	resp.SetVersion(r.GetVersion())
 	if r.GetVersion() < 4 {
-		names := make([]string, len(r.Topics))
-		for i, t := range r.Topics {
-			names[i] = t.Topic
-		}
-		codes, ok := w.addPartitionsCodes(r.TransactionalID, names)
+		codes, ok := w.addPartitionsCodes(r.TransactionalID, topicNames(r.Topics))
 		if ok {
 			g.forward(w, r, respond)
 			return
@@ -53,14 +78,17 @@ func (g *Guard) addPartitionsToTxn(w *who, r *kmsg.AddPartitionsToTxnRequest, re
 		for i, t := range r.Topics {
 			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
 			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p, codes[i]
-				rt.Partitions = append(rt.Partitions, rp)
-			}
+			rt.Partitions = answerPartitions[kmsg.AddPartitionsToTxnResponseTopicPartition](t.Partitions, codes[i])
 			resp.Topics = append(resp.Topics, rt)
 		}
-		w.denied(r.Key(), codes[0])
+		// Logged as the first topic's code; a request naming no topic is
+		// refused only for its transactional id (codes[0] panicked and
+		// closed the connection).
+		logged := txnDenied
+		if len(codes) > 0 {
+			logged = codes[0]
+		}
+		w.denied(r.Key(), logged)
 		respond(resp)
 		return
 	}
@@ -71,11 +99,7 @@ func (g *Guard) addPartitionsToTxn(w *who, r *kmsg.AddPartitionsToTxnRequest, re
 	var denied []kmsg.AddPartitionsToTxnResponseTransaction
 	allowed := r.Transactions[:0:0]
 	for _, tx := range r.Transactions {
-		names := make([]string, len(tx.Topics))
-		for i, t := range tx.Topics {
-			names[i] = t.Topic
-		}
-		codes, ok := w.addPartitionsCodes(tx.TransactionalID, names)
+		codes, ok := w.addPartitionsCodes(tx.TransactionalID, topicNames(tx.Topics))
 		if ok {
 			allowed = append(allowed, tx)
 			continue
@@ -85,11 +109,7 @@ func (g *Guard) addPartitionsToTxn(w *who, r *kmsg.AddPartitionsToTxnRequest, re
 		for i, t := range tx.Topics {
 			rt := kmsg.NewAddPartitionsToTxnResponseTransactionTopic()
 			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
-				rp.Partition, rp.ErrorCode = p, codes[i]
-				rt.Partitions = append(rt.Partitions, rp)
-			}
+			rt.Partitions = answerPartitions[kmsg.AddPartitionsToTxnResponseTransactionTopicPartition](t.Partitions, codes[i])
 			rtx.Topics = append(rtx.Topics, rt)
 		}
 		denied = append(denied, rtx)

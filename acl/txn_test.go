@@ -217,6 +217,8 @@ func TestGatewayTransactionalProducerNeedsWriteOnItsIDAndTopics(t *testing.T) {
 			txnOffsets("tx-alice", "g-alice", "other", "orders"), map[string]int16{"other": kerr.TopicAuthorizationFailed.Code, "orders": upstream}},
 		{"TxnOffsetCommit for a group without READ",
 			txnOffsets("tx-alice", "g-txn", "orders"), map[string]int16{"orders": kerr.GroupAuthorizationFailed.Code}},
+		{"AddPartitionsToTxn naming no topic, for a transactional id without WRITE: answered, not closed",
+			addPartitions("tx-bob"), map[string]int16{}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			resp, err := alice.Broker(0).Request(ctx, c.req)

@@ -16,9 +16,9 @@ round. Rounds interleave every server (the order rotates); medians.
 usage: bench/framecpu.py --bench BIN --suite BIN --build NAME=BIN ... [--rounds 3]
        [--modes kfake,memory,disk,gateway] [--case SIZE:RECORDS ...]
 """
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, socket, statistics, subprocess, sys, tempfile, time
 
-from procstat import cpu_s, free_port, free_range, peak_rss, run_measured, wait_port, write_runs
+from procstat import cpu_s, free_port, free_range, rotated, run_measured, serving, stop, wait_port, write_runs
 
 
 class Server:
@@ -59,9 +59,7 @@ class Server:
             self.direct = self.addr
 
     def stop(self):
-        for p in reversed(self.procs):
-            p.terminate()
-            p.wait(15)
+        stop(self.procs)
 
 
 def produce(bench, addr, size, records, topic, pid):
@@ -110,27 +108,19 @@ def main():
         else:
             servers += [(f"{mode} {name}", mode, binary) for name, binary in builds]
     runs, rss = {}, {}
-    tmp = tempfile.mkdtemp(prefix="framecpu-")
-    try:
-        for rnd in range(o.rounds):
-            order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
-            for name, mode, binary in order:
-                sv = Server(mode, binary, o.suite, tmp)
-                try:
-                    for size, n in cases:
-                        if o.op == "consume":
-                            r = consume(o.bench, sv, size, n, f"fc-{rnd}-{size}")
-                        else:
-                            r = produce(o.bench, sv.addr, size, n, f"fc-{rnd}-{size}", sv.pid)
-                        runs.setdefault((name, size), []).append(r)
-                        print(f"round {rnd + 1} {name:22s} {size:6d} B x {n}: {r['mbps']:8.1f} MB/s {r['cpu_s']:6.2f} CPU-s "
-                              f"{r['cpu_per_gb']:5.2f} CPU-s/GB errors {r['errors']} load {os.getloadavg()[0]:.1f}",
-                              file=sys.stderr, flush=True)
-                    rss.setdefault(name, []).append(peak_rss(sv.pid))
-                finally:
-                    sv.stop()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="framecpu-", ignore_cleanup_errors=True) as tmp:
+        for rnd, (name, mode, binary) in rotated(servers, o.rounds):
+            sv = Server(mode, binary, o.suite, tmp)
+            with serving(sv.procs, sv.pid, rss, name):
+                for size, n in cases:
+                    if o.op == "consume":
+                        r = consume(o.bench, sv, size, n, f"fc-{rnd}-{size}")
+                    else:
+                        r = produce(o.bench, sv.addr, size, n, f"fc-{rnd}-{size}", sv.pid)
+                    runs.setdefault((name, size), []).append(r)
+                    print(f"round {rnd + 1} {name:22s} {size:6d} B x {n}: {r['mbps']:8.1f} MB/s {r['cpu_s']:6.2f} CPU-s "
+                          f"{r['cpu_per_gb']:5.2f} CPU-s/GB errors {r['errors']} load {os.getloadavg()[0]:.1f}",
+                          file=sys.stderr, flush=True)
     write_runs(o.json, runs, rss=rss)
     print("| server | " + " | ".join(f"{o.op} {s} B x {n:,}: CPU-s, CPU-s/GB, MB/s" for s, n in cases) + " | peak RSS |")
     print("|---|" + "---|" * len(cases) + "---|")

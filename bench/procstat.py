@@ -1,7 +1,8 @@
 """Helpers shared by the benchmark scripts in bench/ (framecpu.py,
 zerocopy.py): free loopback ports, a process's CPU seconds and peak RSS from
-/proc, and waiting for a server to listen."""
-import json, os, socket, subprocess, time
+/proc, waiting for a server to listen, the order of interleaved rounds and
+a server's life in a round."""
+import contextlib, json, os, socket, subprocess, time
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -78,3 +79,32 @@ def write_runs(path, runs, **extra):
         return
     with open(path, "w") as f:
         json.dump({"|".join(map(str, k)): v for k, v in runs.items()} | extra, f, indent=1)
+
+
+def rotated(servers, rounds):
+    """Yields (round, server) for every server in each of rounds rounds, each
+    round starting one server later than the one before, so that no server
+    always runs first (on a cold machine) or last (on a warm one)."""
+    for rnd in range(rounds):
+        k = rnd % len(servers)
+        for server in servers[k:] + servers[:k]:
+            yield rnd, server
+
+
+def stop(procs):
+    """Terminates procs, the last started first, and waits for each."""
+    for p in reversed(procs):
+        p.terminate()
+        p.wait(15)
+
+
+@contextlib.contextmanager
+def serving(procs, pid, rss, name):
+    """Runs the with-body while a started server (procs, measured as pid)
+    runs; then appends its peak RSS to rss[name], read before it stops
+    (/proc forgets it at exit), and stops procs, also when the body fails."""
+    try:
+        yield
+        rss.setdefault(name, []).append(peak_rss(pid))
+    finally:
+        stop(procs)

@@ -15,9 +15,9 @@ usage: bench/zerocopy.py --bench BIN --suite BIN --server NAME=BIN[:ARGS] ... [-
   `BIN serve --kafka-listen ... --http-listen ... ARGS` (ARGS split on spaces;
   the token DATADIR becomes a fresh directory).
 """
-import argparse, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, socket, statistics, subprocess, sys, tempfile, time
 
-from procstat import cpu_s, free_port, peak_rss, run_measured, wait_port, write_runs
+from procstat import cpu_s, free_port, rotated, run_measured, serving, wait_port, write_runs
 
 CASES = [("100 B", 100, 2_000_000), ("10 KB", 10_000, 30_000)]
 
@@ -58,28 +58,19 @@ def main():
     servers = [s.split("=", 1) for s in o.server]
     runs = {}  # (server, case, mode) -> [result]
     rss = {}
-    tmp = tempfile.mkdtemp(prefix="zerocopy-")
-    try:
-        for rnd in range(o.rounds):
-            order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
-            for name, spec in order:
-                p, broker = start(spec, o.suite, tmp)
-                try:
-                    for label, size, n in CASES:
-                        n = int(n * o.scale)
-                        topic = f"zc-{rnd}-{size}"
-                        for mode in ("produce", "consume"):
-                            r = bench(o.bench, mode, broker, size, n, topic, p.pid)
-                            runs.setdefault((name, label, mode), []).append(r)
-                            print(f"round {rnd+1} {name:12s} {mode:8s} {label:6s} {r['mbps']:8.1f} MB/s "
-                                  f"{r['rps']:11.0f} rec/s {r['cpu_per_gb']:6.2f} CPU-s/GB errors {r['errors']}",
-                                  file=sys.stderr, flush=True)
-                    rss.setdefault(name, []).append(peak_rss(p.pid))
-                finally:
-                    p.terminate()
-                    p.wait(15)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="zerocopy-", ignore_cleanup_errors=True) as tmp:
+        for rnd, (name, spec) in rotated(servers, o.rounds):
+            p, broker = start(spec, o.suite, tmp)
+            with serving([p], p.pid, rss, name):
+                for label, size, n in CASES:
+                    n = int(n * o.scale)
+                    topic = f"zc-{rnd}-{size}"
+                    for mode in ("produce", "consume"):
+                        r = bench(o.bench, mode, broker, size, n, topic, p.pid)
+                        runs.setdefault((name, label, mode), []).append(r)
+                        print(f"round {rnd+1} {name:12s} {mode:8s} {label:6s} {r['mbps']:8.1f} MB/s "
+                              f"{r['rps']:11.0f} rec/s {r['cpu_per_gb']:6.2f} CPU-s/GB errors {r['errors']}",
+                              file=sys.stderr, flush=True)
     write_runs(o.json, runs, rss=rss)
     names = [n for n, _ in servers]
     base = names[0]
