@@ -115,13 +115,13 @@ func (g *Gateway) forward(client uint64, node int32, h *kafka.Header, frame []by
 	}
 	long := waits(h, frame)
 	for attempt := 0; attempt < 2; attempt++ {
-		u, lease, err := g.upstreamFor(client, node, long)
+		u, counted, err := g.upstreamFor(client, node, long)
 		if err != nil {
 			cb(nil, err)
 			return
 		}
 		done := cb
-		if lease {
+		if counted {
 			done = func(resp []byte, err error) {
 				u.waiting.Add(-1)
 				cb(resp, err)
@@ -130,7 +130,7 @@ func (g *Gateway) forward(client uint64, node int32, h *kafka.Header, frame []by
 		if u.send(frame, more, expect, timeout, done) == nil {
 			return
 		}
-		if lease {
+		if counted {
 			u.waiting.Add(-1)
 		}
 		// It broke before this request was queued: once more on a fresh one.
@@ -203,9 +203,11 @@ const restClient = 0
 // one beyond it. A request that waits (long poll, group join) of a client
 // whose connection is shared, or may become shared because the pool is
 // full, goes to a long-poll connection instead, so it never holds other
-// clients' requests (lease reports that case). It never
+// clients' requests. A waiting request is counted in its connection's
+// waiting until answered (counted reports it), on a long-poll connection
+// and on the client's own, which shareLocked then passes over. It never
 // dials itself: a new connection dials in its own goroutine.
-func (g *Gateway) upstreamFor(client uint64, node int32, long bool) (u *upstreamConn, lease bool, err error) {
+func (g *Gateway) upstreamFor(client uint64, node int32, long bool) (u *upstreamConn, counted bool, err error) {
 	g.mu.RLock()
 	b := g.brokers[node]
 	g.mu.RUnlock()
@@ -237,14 +239,21 @@ func (g *Gateway) upstreamFor(client uint64, node int32, long bool) (u *upstream
 	// On a full pool any connection may be given to another client while
 	// the request waits (shareLocked), so a long request goes to a long-poll
 	// connection then too, not only once its connection is shared.
-	if long && (u.clients > 1 || client == restClient || len(b.conns) >= g.cfg.MaxUpstreamPerBroker) {
+	if !long {
+		return u, false, nil
+	}
+	if u.clients > 1 || client == restClient || len(b.conns) >= g.cfg.MaxUpstreamPerBroker {
 		l, err := b.leaseLocked(g)
 		if err != nil {
 			return nil, false, err
 		}
 		return l, true, nil
 	}
-	return u, false, nil
+	// The client's own connection while the pool has room. The pool may
+	// fill while the request waits upstream: counted, the connection is
+	// not given to a new client until it is answered (shareLocked).
+	u.waiting.Add(1)
+	return u, true, nil
 }
 
 // backoffLocked refuses a dial for a moment after one failed: the client
@@ -302,10 +311,21 @@ func (b *upstreamBroker) leaseLocked(g *Gateway) (*upstreamConn, error) {
 	return best, nil
 }
 
-// shareLocked assigns client the least-loaded connection of a full pool.
+// shareLocked assigns client a connection of a full pool: the one with the
+// fewest clients among those no waiting request holds (a long poll or
+// group join its owner sent while the pool had room: a broker answers a
+// connection's requests in order, so a client given it would wait behind
+// it for up to the poll's max wait); only when every connection holds one,
+// the one with the fewest clients.
 func (b *upstreamBroker) shareLocked(client uint64) *upstreamConn {
 	u := b.conns[0]
 	for _, c := range b.conns[1:] {
+		if cw, uw := c.waiting.Load() > 0, u.waiting.Load() > 0; cw != uw {
+			if uw {
+				u = c
+			}
+			continue
+		}
 		if c.clients < u.clients {
 			u = c
 		}

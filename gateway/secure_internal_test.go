@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -246,4 +248,62 @@ func TestLongPollOnAFullPoolDoesNotDelayALaterSharer(t *testing.T) {
 		t.Fatalf("a new producer's first record took %v behind another client's long poll", took)
 	}
 	t.Logf("a new producer's first record acknowledged in %v while a long poll waits", took)
+}
+
+// TestLongPollOnItsOwnConnectionIsNotSharedWhileItWaits: with two upstream
+// connections per broker, client A's long poll (4 s on an empty partition)
+// goes on A's own connection, the pool having room; client B takes the
+// second, which fills the pool; client C must then be given B's
+// connection, not A's, whose poll holds every request queued behind it (a
+// broker answers a connection's requests in order). Before the fix C was
+// given A's connection (both had one client) and its Metadata waited for
+// the rest of A's poll (found by the attack suite's gateway test).
+func TestLongPollOnItsOwnConnectionIsNotSharedWhileItWaits(t *testing.T) {
+	srv, _ := startInternal(t, 4, func(c *Config) { c.MaxUpstreamPerBroker = 2 })
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", srv.KafkaAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.SetVersion(4)
+	fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MinBytes, fetch.MaxBytes = -1, 4000, 1, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "t"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 1 << 20
+	ft.Partitions = append(ft.Partitions, fp)
+	fetch.Topics = append(fetch.Topics, ft)
+	if _, err := dial().Write(kmsg.NewRequestFormatter(kmsg.FormatterClientID("a")).AppendRequest(nil, fetch, 1)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // A's poll waits upstream on A's own connection
+
+	metadata := func(c net.Conn, id string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		req := kmsg.NewPtrMetadataRequest()
+		req.SetVersion(1)
+		if _, err := c.Write(kmsg.NewRequestFormatter(kmsg.FormatterClientID(id)).AppendRequest(nil, req, 7)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var head [8]byte
+		if _, err := io.ReadFull(c, head[:]); err != nil {
+			t.Fatalf("client %s's Metadata: %v", id, err)
+		}
+		if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(head[:4]))-4); err != nil {
+			t.Fatalf("client %s's Metadata: %v", id, err)
+		}
+		return time.Since(start)
+	}
+	metadata(dial(), "b") // B's own connection: the pool is full
+	took := metadata(dial(), "c")
+	if took > time.Second {
+		t.Fatalf("client C's Metadata took %v: C was given the connection A's long poll holds", took)
+	}
+	t.Logf("client C, sharing on a full pool while A's long poll waits: Metadata answered in %v", took)
 }

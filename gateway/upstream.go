@@ -129,7 +129,9 @@ type upstreamConn struct {
 	// loop's pools, Config.ResponseBuffer), nil to allocate one.
 	buffer func(n int) []byte
 
-	// waiting counts outstanding long polls on a long-poll connection.
+	// waiting counts the outstanding waiting requests (long polls, group
+	// joins) on a long-poll connection, and on a client's own connection
+	// those it sent while the pool had room (forward.go upstreamFor).
 	waiting atomic.Int32
 
 	// afterPartialWrite, when set (tests only), runs after a sender's write
