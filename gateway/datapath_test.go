@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/gateway"
+	"github.com/floodgate/floodgate/limits"
 )
 
 // TestGatewayLongPollDoesNotDelayOthersOnSharedUpstream: with one upstream
@@ -59,20 +60,29 @@ func TestGatewayLongPollDoesNotDelayOthersOnSharedUpstream(t *testing.T) {
 // TestGatewayMaxFetchBytesCapsForwardedFetch: a Fetch asking for 50 MB is
 // forwarded with --max-fetch-bytes as its MaxBytes, so the upstream
 // answers at most that much (plus the one batch Kafka always returns).
+// Likewise the memory budget's room for the client's IP when it is less
+// (fitted): the answer is read into memory whole before the loop charges
+// it, so an unfitted one (1 MB here, against an IP's share of 120 KB)
+// would be held beyond the budget; the embedded broker's decoded Fetch
+// was already fitted this way (fitFetch), the forwarded one was not.
 func TestGatewayMaxFetchBytesCapsForwardedFetch(t *testing.T) {
 	const limit = 120 << 10
 	const batch = 50 << 10
 	for _, tc := range []struct {
 		name     string
 		maxFetch int64
+		lim      func(*limits.Config)
 		wantMax  int // record bytes in the answer
 		wantMin  int
 	}{
-		{"capped", limit, limit + batch, batch},
-		{"uncapped", 0, 25 * batch, 20 * batch},
+		{"capped", limit, nil, limit + batch, batch},
+		{"uncapped", 0, nil, 25 * batch, 20 * batch},
+		{"fitted to the IP's share of the memory budget", 0, func(l *limits.Config) {
+			l.MemoryLimitBytes, l.MemoryPerIPPercent = 100*limit, 1 // 120 KiB per IP
+		}, limit + batch, batch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := startGateway(t, 1000, nil, func(c *gateway.Config) { c.MaxFetchBytes = tc.maxFetch })
+			g := startGateway(t, 1000, tc.lim, func(c *gateway.Config) { c.MaxFetchBytes = tc.maxFetch })
 			prod := client(t, g.srv.KafkaAddr(), kgo.DefaultProduceTopic("orders"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

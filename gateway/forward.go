@@ -60,7 +60,7 @@ func (g *Gateway) serveRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, mo
 			expect = false
 		}
 	case 1:
-		if f := g.clampFetch(h, frame); f != nil {
+		if f := g.clampFetch(h, frame, cl.FetchRoom); f != nil {
 			frame = f
 		}
 	}
@@ -566,14 +566,25 @@ func (g *Gateway) ServeKafka(req kmsg.Request, clientID, addr string, respond fu
 	})
 }
 
-// clampFetch enforces --max-fetch-bytes on a forwarded Fetch: the
-// request's MaxBytes (v3+, at a fixed place) is lowered in place; older
-// versions, which have only per-partition limits, are decoded and
-// re-encoded with each partition's share. It returns the frame to forward
-// when it had to build a new one.
-func (g *Gateway) clampFetch(h *kafka.Header, frame []byte) []byte {
-	limit := g.cfg.MaxFetchBytes
-	if limit <= 0 || limit > 1<<31-1 {
+// clampFetch enforces --max-fetch-bytes on a forwarded Fetch, and the
+// memory budget's room for its answer (room, loop.ClientConn.FetchRoom; 0:
+// none given) when that is less: the request's MaxBytes (v3+, at a fixed
+// place) is lowered in place; older versions, which have only
+// per-partition limits, are decoded and re-encoded with each partition's
+// share. It returns the frame to forward when it had to build a new one.
+// Fitting the answer to the room keeps what the upstream sends for one
+// client (read into memory whole before it is charged to the budget)
+// within what the client's IP may hold, as the loop fits a decoded Fetch
+// for the embedded broker; Kafka still returns at least one batch.
+func (g *Gateway) clampFetch(h *kafka.Header, frame []byte, room int64) []byte {
+	limit, clamped := g.cfg.MaxFetchBytes, g.fetchClamped
+	if limit > 1<<31-1 {
+		limit = 0
+	}
+	if room > 0 && (limit <= 0 || room < limit) {
+		limit, clamped = min(room, 1<<31-1), g.fetchFitted
+	}
+	if limit <= 0 {
 		return nil
 	}
 	if h.APIVersion >= 3 {
@@ -586,7 +597,7 @@ func (g *Gateway) clampFetch(h *kafka.Header, frame []byte) []byte {
 		}
 		if mb := int32(binary.BigEndian.Uint32(frame[off:])); mb <= 0 || int64(mb) > limit {
 			binary.BigEndian.PutUint32(frame[off:], uint32(limit))
-			g.fetchClamped.Inc()
+			clamped.Inc()
 		}
 		return nil
 	}
@@ -598,7 +609,7 @@ func (g *Gateway) clampFetch(h *kafka.Header, frame []byte) []byte {
 	if !clampFetchRequest(f, limit) {
 		return nil
 	}
-	g.fetchClamped.Inc()
+	clamped.Inc()
 	out := kmsg.NewRequestFormatter(kmsg.FormatterClientID(string(h.ClientID))).AppendRequest(nil, f, h.CorrelationID)
 	return out[kafka.LengthSize:]
 }

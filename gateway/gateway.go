@@ -91,7 +91,10 @@ type Gateway struct {
 	forwardedPieces *metrics.Counter
 	failed          *metrics.Counter
 	fetchClamped    *metrics.Counter
-	connCount       atomic.Int64
+	// fetchFitted counts forwarded Fetches whose byte limit was lowered
+	// to the memory budget's room for the client (loop.ClientConn.FetchRoom).
+	fetchFitted *metrics.Counter
+	connCount   atomic.Int64
 
 	// bootstrapped is set once the upstream's versions and brokers are
 	// known; reachable while the last contact with an upstream broker
@@ -169,6 +172,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.forwardedPieces = cfg.Metrics.NewCounter("floodgate_gateway_produce_in_pieces_total")
 	g.failed = cfg.Metrics.NewCounter("floodgate_gateway_upstream_errors_total")
 	g.fetchClamped = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="max-fetch-bytes"}`)
+	g.fetchFitted = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="` + limits.Label(limits.RequestMemoryBytes) + `"}`)
 	return g, nil
 }
 

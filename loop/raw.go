@@ -30,6 +30,13 @@ type ClientConn struct {
 	// TLSSubject is the subject of the client certificate verified under
 	// mutual TLS (its principal when SASL is off), or "".
 	TLSSubject string
+	// FetchRoom, for a Fetch (ServeRaw), is the most its answer may be
+	// for the memory budget: what the client's IP may still hold of it
+	// and what the budget has left, at least 1. A forwarding handler
+	// lowers the request's byte limit to it, as the loop does for a
+	// decoded Fetch, so the answer is built to fit rather than held
+	// beyond the budget. 0 for other requests.
+	FetchRoom int64
 }
 
 // ClientKafkaHandler is implemented by Kafka handlers that need to know

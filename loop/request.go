@@ -129,11 +129,15 @@ func (r *kafkaRequest) run() {
 	}
 	memOver := r.overProcessMemory()
 	if rh := s.raw; rh != nil && !r.reject && !memOver {
+		cl := ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr(), User: c.user(), TLS: c.tlsOf() != nil, TLSSubject: c.tlsSubject()}
 		if r.rest != nil {
-			s.rawChunks.ServeRawChunks(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr(), User: c.user(), TLS: c.tlsOf() != nil, TLSSubject: c.tlsSubject()}, h, r.frame, r.rest, r.respondRaw)
+			s.rawChunks.ServeRawChunks(cl, h, r.frame, r.rest, r.respondRaw)
 			return
 		}
-		rh.ServeRaw(ClientConn{ID: c.id, Tag: c.tag, Addr: c.addr(), User: c.user(), TLS: c.tlsOf() != nil, TLSSubject: c.tlsSubject()}, h, r.frame, r.respondRaw)
+		if h.APIKey == 1 {
+			cl.FetchRoom = c.fetchRoom()
+		}
+		rh.ServeRaw(cl, h, r.frame, r.respondRaw)
 		return
 	}
 	if r.rest != nil {
@@ -208,12 +212,18 @@ func (r *kafkaRequest) run() {
 // fit rather than built and refused. At least one batch is still
 // returned, as Kafka does.
 func (c *conn) fitFetch(f *kmsg.FetchRequest) {
-	b := c.loop.s.budget
-	room := min(b.PerClient()-c.share.Held(), b.Limit()-b.Used())
-	room = max(room, 1)
+	room := c.fetchRoom()
 	if f.MaxBytes <= 0 || int64(f.MaxBytes) > room {
 		f.MaxBytes = int32(min(room, 1<<31-1))
 	}
+}
+
+// fetchRoom returns the most a Fetch answer may be for the memory budget:
+// what the connection's IP may still hold and what the budget has left,
+// at least 1 (Kafka returns one batch whatever the limit says).
+func (c *conn) fetchRoom() int64 {
+	b := c.loop.s.budget
+	return max(min(b.PerClient()-c.share.Held(), b.Limit()-b.Used()), 1)
 }
 
 func (r *kafkaRequest) owner() *conn { return r.c }
