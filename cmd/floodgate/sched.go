@@ -19,7 +19,8 @@ type schedSize struct {
 // GOMAXPROCS environment variable), and sets GOMAXPROCS.
 //
 // By default the Go scheduler gets one processor (P) more per event loop.
-// Each gnet event loop is a goroutine locked to its thread that spends its
+// Each gnet event loop is a goroutine (not locked to a thread: gnet's
+// LockOSThread option measured no faster, BENCHMARKS.md) that spends its
 // idle time in epoll_wait, a system call that holds a P; with GOMAXPROCS
 // equal to the loops, every other goroutine (request workers, acceptors,
 // registrars, the collector) runs only on a P the runtime takes back from
