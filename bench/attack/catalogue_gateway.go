@@ -21,7 +21,7 @@ import (
 func gatewayAttacks() []Attack {
 	return []Attack{
 		{Name: "gateway-trickled-produce-pieces", Issue: 13, Listener: Kafka, Gateway: true,
-			What: "120 connections from 2 IPs announce a 90 MB Produce frame, send 6 MiB of it at once (the frame in pieces), then one byte every 300 ms; --request-memory-bytes 256 MiB",
+			What: "120 connections from 2 IPs announce a 90 MB Produce frame, send 6 MiB of it in 2 s (64 KiB every 20 ms: the frame in pieces), then one byte every 300 ms; --request-memory-bytes 256 MiB",
 			// A quarter of the default budget: the RSS bound is the limit
 			// plus 256 MiB, so pieces the budget did not charge (720 MiB
 			// sent) break it at a third of the bytes the default would
@@ -30,8 +30,8 @@ func gatewayAttacks() []Attack {
 			ServerArgs: []string{"--request-memory-bytes", "268435456"},
 			Run:        gatewayTrickledPieces},
 		{Name: "gateway-pipeline-unread-fetch", Issue: 14, Listener: Kafka, Gateway: true,
-			What:  "2 connections to the partition leader's listener each pipeline 40 Fetches (MaxBytes 1 GiB, clamped to 50 MiB) of a 24 MiB partition and never read",
-			Setup: fillFetchTopic, Run: gatewayPipelineFetch},
+			What:  "2 connections to the partition leader's listener each pipeline 200 Fetches (MaxBytes 1 GiB, clamped to 50 MiB) of a 4 MiB partition and never read",
+			Setup: fillGatewayFetchTopic, Run: gatewayPipelineFetch},
 		{Name: "gateway-long-poll-fetch", Issue: 13, Listener: Kafka, Gateway: true,
 			What: "200 connections from 6 IPs to the 3 leaders' listeners each pipeline 5 Fetches at the log end (max wait 60 s, MaxBytes 50 MiB); --max-upstream-connections-per-broker 4",
 			// Four upstream connections per broker: the good clients share
@@ -48,13 +48,27 @@ func gatewayAttacks() []Attack {
 // pieces (64 KiB doubling) and the next one is charged.
 const piecesUpFront = 6 << 20
 
+// piecesPace is the pause between two 64 KiB writes of the part sent at
+// once: 120 connections then send about 380 MB/s in all, for 2 s. Sent in
+// one write each, the same 720 MB arrive within a few hundred
+// milliseconds, and the good clients' p99 (also with the embedded broker,
+// without pieces) measures the 2 shared cores copying them.
+const piecesPace = 20 * time.Millisecond
+
 func gatewayTrickledPieces(ctx context.Context, t *Target) error {
 	head := kafkaHead(90_000_000, 0, 7, 1)
-	body := make([]byte, piecesUpFront)
+	chunk := make([]byte, 64<<10)
 	return hold(ctx, t, Kafka, t.N(120), 60, 0, func(ctx context.Context, c net.Conn) {
-		if writeAll(c, head) && writeAll(c, body) {
-			trickle(ctx, c, 300*time.Millisecond)
+		if !writeAll(c, head) {
+			return
 		}
+		for sent := 0; sent < piecesUpFront; sent += len(chunk) {
+			if !writeAll(c, chunk) {
+				return
+			}
+			sleep(ctx, piecesPace)
+		}
+		trickle(ctx, c, 300*time.Millisecond)
 	})
 }
 
@@ -121,18 +135,31 @@ func fetchRequest(topic string, p int32, offset int64, wait time.Duration, minBy
 	return req
 }
 
+// gatewayFetchTopic holds what gateway-pipeline-unread-fetch fetches: 4 MiB
+// (16 records of 256 KiB), each answer as large as the upstream builds in
+// tens of milliseconds. 400 answers of it are 1.6 GB, over the memory
+// budget; 24 MiB answers (kafka-pipeline-unread-fetch) hold the upstream
+// (kfake: one goroutine serves every broker's requests) for longer than
+// the good clients' bound, and what the good clients measured was the
+// upstream's queue, not floodgate.
+const gatewayFetchTopic = "attack-gw-fetch"
+
+func fillGatewayFetchTopic(ctx context.Context, t *Target) error {
+	return fillTopic(ctx, t, gatewayFetchTopic, 16)
+}
+
 // gatewayPipelineFetch is kafka-pipeline-unread-fetch through the gateway:
 // each answer is read from upstream into a buffer of the loop's pools and
 // queued for a client that never reads it. MaxBytes asks for 1 GiB, which
 // the gateway lowers to --max-fetch-bytes.
 func gatewayPipelineFetch(ctx context.Context, t *Target) error {
-	addr, err := leaderAddr(ctx, t, fetchTopic, 0)
+	addr, err := leaderAddr(ctx, t, gatewayFetchTopic, 0)
 	if err != nil {
 		return err
 	}
-	req := fetchRequest(fetchTopic, 0, 0, 0, 1, 1<<30)
+	req := fetchRequest(gatewayFetchTopic, 0, 0, 0, 1, 1<<30)
 	var msg []byte
-	for i := int32(0); i < 40; i++ {
+	for i := int32(0); i < 200; i++ {
 		msg = kafkaFormatter.AppendRequest(msg, req, i)
 	}
 	lt := *t
