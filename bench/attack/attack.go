@@ -17,8 +17,11 @@
 // ends and returns only once every connection it opened is closed (the
 // helpers hold, repeat and once do that), and append an Attack with it to
 // hostileClients (catalogue.go, issue 13) or allocationAttacks
-// (catalogue14.go, issue 14); TestAttacks and `floodgate bench attack` run
-// every entry. An attack that needs other bounds sets Attack.Bounds.
+// (catalogue14.go, issue 14), or to gatewayAttacks (catalogue_gateway.go)
+// for one that needs floodgate in gateway mode (Attack.Gateway: the runner
+// starts an upstream cluster in front of which floodgate runs);
+// TestAttacks and `floodgate bench attack` run every entry. An attack that
+// needs other bounds sets Attack.Bounds.
 package attack
 
 import (

@@ -79,12 +79,9 @@ const fetchTopic = "attack-fetch"
 // fillFetchTopic produces 24 MiB into fetchTopic (96 records of 256 KiB,
 // random and uncompressed): every Fetch of the attack then makes the
 // server read and answer 24 MiB.
-func fillFetchTopic(ctx context.Context, t *Target) error { return fillTopic(ctx, t, fetchTopic, 96) }
-
-// fillTopic produces n random, uncompressed records of 256 KiB into topic.
-func fillTopic(ctx context.Context, t *Target, topic string, n int) error {
+func fillFetchTopic(ctx context.Context, t *Target) error {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: AttackerIP(100)}, Timeout: 2 * time.Second}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(t.KafkaAddr), kgo.Dialer(d.DialContext), kgo.DefaultProduceTopic(topic),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(t.KafkaAddr), kgo.Dialer(d.DialContext), kgo.DefaultProduceTopic(fetchTopic),
 		kgo.AllowAutoTopicCreation(), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
 		return err
@@ -92,14 +89,14 @@ func fillTopic(ctx context.Context, t *Target, topic string, n int) error {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	recs := make([]*kgo.Record, n)
+	recs := make([]*kgo.Record, 96)
 	for i := range recs {
 		v := make([]byte, 256<<10)
 		_, _ = rand.Read(v)
 		recs[i] = &kgo.Record{Value: v}
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("fill %s: %w", topic, err)
+		return fmt.Errorf("fill %s: %w", fetchTopic, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package attack
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"strconv"
@@ -21,17 +22,22 @@ import (
 func gatewayAttacks() []Attack {
 	return []Attack{
 		{Name: "gateway-trickled-produce-pieces", Issue: 13, Listener: Kafka, Gateway: true,
-			What: "120 connections from 2 IPs announce a 90 MB Produce frame, send 6 MiB of it in 2 s (64 KiB every 20 ms: the frame in pieces), then one byte every 300 ms; --request-memory-bytes 256 MiB",
+			What: "120 connections from 2 IPs announce a 90 MB Produce frame, send 5 MiB of it in 2.4 s (64 KiB every 30 ms: the frame in pieces), then one byte every 300 ms; --request-memory-bytes 256 MiB",
 			// A quarter of the default budget: the RSS bound is the limit
-			// plus 256 MiB, so pieces the budget did not charge (720 MiB
+			// plus 256 MiB, so pieces the budget did not charge (600 MiB
 			// sent) break it at a third of the bytes the default would
 			// need. Two attacker IPs hold at most half the budget (25%
 			// each): the good clients keep the rest.
 			ServerArgs: []string{"--request-memory-bytes", "268435456"},
 			Run:        gatewayTrickledPieces},
-		{Name: "gateway-pipeline-unread-fetch", Issue: 14, Listener: Kafka, Gateway: true,
-			What:  "2 connections to the partition leader's listener each pipeline 200 Fetches (MaxBytes 1 GiB, clamped to 50 MiB) of a 4 MiB partition and never read",
-			Setup: fillGatewayFetchTopic, Run: gatewayPipelineFetch},
+		{Name: "gateway-pipeline-unread-produce", Issue: 13, Listener: Kafka, Gateway: true,
+			What: "4 connections from 2 IPs to a leader's listener send a Fetch that waits upstream for 60 s, then pipeline a 4 MiB Produce frame (acks=1, in pieces) every 20 ms behind it, never reading; --request-memory-bytes 128 MiB",
+			// An eighth of the default budget (RSS bound 384 MiB): frames
+			// the budget did not hold back (about 700 MiB arrive) pass the
+			// bound, where the default's 1.28 GiB would take 2.5 times
+			// the traffic. The two IPs hold at most 64 MiB.
+			ServerArgs: []string{"--request-memory-bytes", "134217728"},
+			Setup:      createPollTopic, Run: gatewayPipelineProduce},
 		{Name: "gateway-long-poll-fetch", Issue: 13, Listener: Kafka, Gateway: true,
 			What: "200 connections from 6 IPs to the 3 leaders' listeners each pipeline 5 Fetches at the log end (max wait 60 s, MaxBytes 50 MiB); --max-upstream-connections-per-broker 4",
 			// Four upstream connections per broker: the good clients share
@@ -46,14 +52,14 @@ func gatewayAttacks() []Attack {
 // piecesUpFront is what a gateway-trickled-produce-pieces connection
 // sends of its frame at once: enough that the frame is kept in seven
 // pieces (64 KiB doubling) and the next one is charged.
-const piecesUpFront = 6 << 20
+const piecesUpFront = 5 << 20
 
 // piecesPace is the pause between two 64 KiB writes of the part sent at
-// once: 120 connections then send about 380 MB/s in all, for 2 s. Sent in
-// one write each, the same 720 MB arrive within a few hundred
+// once: 120 connections then send about 250 MB/s in all, for 2.4 s. Sent
+// in one write each, the same 600 MB arrive within a few hundred
 // milliseconds, and the good clients' p99 (also with the embedded broker,
 // without pieces) measures the 2 shared cores copying them.
-const piecesPace = 20 * time.Millisecond
+const piecesPace = 30 * time.Millisecond
 
 func gatewayTrickledPieces(ctx context.Context, t *Target) error {
 	head := kafkaHead(90_000_000, 0, 7, 1)
@@ -69,6 +75,69 @@ func gatewayTrickledPieces(ctx context.Context, t *Target) error {
 			sleep(ctx, piecesPace)
 		}
 		trickle(ctx, c, 300*time.Millisecond)
+	})
+}
+
+// produceFrame is a Produce v7 frame (acks=1) of n bytes of records for
+// partition 0 of topic.
+func produceFrame(topic string, n int) []byte {
+	frame := kafkaHead(0, 0, 7, 1)
+	frame = binary.BigEndian.AppendUint16(frame, 0xffff) // transactional id: null
+	frame = binary.BigEndian.AppendUint16(frame, 1)      // acks
+	frame = binary.BigEndian.AppendUint32(frame, 1000)   // timeout
+	frame = binary.BigEndian.AppendUint32(frame, 1)      // topics
+	frame = binary.BigEndian.AppendUint16(frame, uint16(len(topic)))
+	frame = append(frame, topic...)
+	frame = binary.BigEndian.AppendUint32(frame, 1) // partitions
+	frame = binary.BigEndian.AppendUint32(frame, 0) // partition 0
+	frame = binary.BigEndian.AppendUint32(frame, uint32(n))
+	frame = append(frame, make([]byte, n)...)
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	return frame
+}
+
+// unreadTopic is a topic no one creates: the upstream answers each of
+// gateway-pipeline-unread-produce's frames UNKNOWN_TOPIC_OR_PARTITION
+// after reading it, and keeps nothing (kfake, in this process, would keep
+// every record of a real topic).
+const unreadTopic = "attack-unread-produce"
+
+// gatewayPipelineProduce holds its connection's upstream connection with
+// a long poll (a broker answers one connection's requests in order, and
+// reads the next only once it answered the last), then writes 4 MiB
+// Produce frames behind it and never reads an answer: the upstream takes
+// none of them, so floodgate must stop reading the client once the
+// frames it holds reach the IP's share of the budget, rather than read on
+// and queue them for the upstream. Without the long poll the upstream
+// (kfake in this process, under the race detector) drains them at a pace
+// that measures the machine's two cores, not floodgate.
+// producePace is the pause after each frame of gateway-pipeline-unread-produce:
+// 4 connections then send about 290 MB/s, 700 MiB in an attack, more than
+// the RSS bound allows were they all held. Once its IP's share is full,
+// floodgate refuses a frame and reads it to discard it: unpaced, that
+// reading at loopback speed takes the 2 shared cores from the good
+// clients.
+const producePace = 20 * time.Millisecond
+
+func gatewayPipelineProduce(ctx context.Context, t *Target) error {
+	addr, err := leaderAddr(ctx, t, pollTopic, 0)
+	if err != nil {
+		return err
+	}
+	poll := kafkaFormatter.AppendRequest(nil, fetchRequest(pollTopic, 0, 0, time.Minute, 1, 1<<20), 1)
+	frame := produceFrame(unreadTopic, 4<<20)
+	lt := *t
+	lt.KafkaAddr = addr
+	return hold(ctx, &lt, Kafka, t.N(4), 2, 0, func(ctx context.Context, c net.Conn) {
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		if !writeAll(c, poll) {
+			return
+		}
+		for ctx.Err() == nil && writeAll(c, frame) {
+			sleep(ctx, producePace)
+		}
 	})
 }
 
@@ -133,38 +202,6 @@ func fetchRequest(topic string, p int32, offset int64, wait time.Duration, minBy
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	return req
-}
-
-// gatewayFetchTopic holds what gateway-pipeline-unread-fetch fetches: 4 MiB
-// (16 records of 256 KiB), each answer as large as the upstream builds in
-// tens of milliseconds. 400 answers of it are 1.6 GB, over the memory
-// budget; 24 MiB answers (kafka-pipeline-unread-fetch) hold the upstream
-// (kfake: one goroutine serves every broker's requests) for longer than
-// the good clients' bound, and what the good clients measured was the
-// upstream's queue, not floodgate.
-const gatewayFetchTopic = "attack-gw-fetch"
-
-func fillGatewayFetchTopic(ctx context.Context, t *Target) error {
-	return fillTopic(ctx, t, gatewayFetchTopic, 16)
-}
-
-// gatewayPipelineFetch is kafka-pipeline-unread-fetch through the gateway:
-// each answer is read from upstream into a buffer of the loop's pools and
-// queued for a client that never reads it. MaxBytes asks for 1 GiB, which
-// the gateway lowers to --max-fetch-bytes.
-func gatewayPipelineFetch(ctx context.Context, t *Target) error {
-	addr, err := leaderAddr(ctx, t, gatewayFetchTopic, 0)
-	if err != nil {
-		return err
-	}
-	req := fetchRequest(gatewayFetchTopic, 0, 0, 0, 1, 1<<30)
-	var msg []byte
-	for i := int32(0); i < 200; i++ {
-		msg = kafkaFormatter.AppendRequest(msg, req, i)
-	}
-	lt := *t
-	lt.KafkaAddr = addr
-	return hold(ctx, &lt, Kafka, t.N(2), 2, 0, func(ctx context.Context, c net.Conn) { writeAll(c, msg) })
 }
 
 // pollTopic is the topic gateway-long-poll-fetch waits on: empty, one
