@@ -17,8 +17,11 @@
 // ends and returns only once every connection it opened is closed (the
 // helpers hold, repeat and once do that), and append an Attack with it to
 // hostileClients (catalogue.go, issue 13) or allocationAttacks
-// (catalogue14.go, issue 14); TestAttacks and `floodgate bench attack` run
-// every entry. An attack that needs other bounds sets Attack.Bounds.
+// (catalogue14.go, issue 14), or to gatewayAttacks (catalogue_gateway.go)
+// for one that needs floodgate in gateway mode (Attack.Gateway: the runner
+// starts an upstream cluster in front of which floodgate runs);
+// TestAttacks and `floodgate bench attack` run every entry. An attack that
+// needs other bounds sets Attack.Bounds.
 package attack
 
 import (
@@ -73,6 +76,12 @@ type Attack struct {
 	// clients start each Kafka connection with a v1 header naming their
 	// own address, as a balancer in front of them would.
 	KafkaProxyHeader bool
+	// Gateway runs floodgate in gateway mode (catalogue_gateway.go): the
+	// Runner starts an upstream cluster (a 3-broker kfake in this process)
+	// and floodgate with --upstream-brokers naming it, per-broker
+	// listeners on free ports and 127.0.0.1 advertised. The good clients
+	// and the attacker reach the cluster only through floodgate.
+	Gateway bool
 }
 
 // Bounds are the assertions of one attack.
@@ -143,6 +152,10 @@ type Target struct {
 	// KafkaProxyHeader: good clients send a PROXY header on Kafka
 	// connections (Attack.KafkaProxyHeader).
 	KafkaProxyHeader bool
+	// Upstream is the upstream cluster's brokers when the server runs in
+	// gateway mode (Attack.Gateway), for attacks that prepare data behind
+	// floodgate's back; nil otherwise.
+	Upstream []string
 }
 
 // Addr returns the listener l of the target, or "" when it has none.

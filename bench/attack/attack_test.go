@@ -108,6 +108,41 @@ func TestGoodClientsMeasureAnIdleServer(t *testing.T) {
 	}
 }
 
+// TestGoodClientsMeasureAnIdleGateway checks the instrument in gateway
+// mode: floodgate in front of the runner's 3-broker cluster, no attacker.
+// The good clients' requests all succeed through it (the franz-go client
+// fetches from its partition's leader, one broker of three), every bound
+// holds, and the target names the upstream cluster.
+func TestGoodClientsMeasureAnIdleGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the floodgate binary and a kfake cluster")
+	}
+	var upstream []string
+	idle := Attack{Name: "idle-gateway", Listener: Kafka, Gateway: true, Run: func(ctx context.Context, tg *Target) error {
+		upstream = tg.Upstream
+		<-ctx.Done()
+		return nil
+	}}
+	r, err := Run(context.Background(), Config{Baseline: 500 * time.Millisecond, Duration: time.Second, Watch: time.Second},
+		idle, startFloodgate(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(Row(r))
+	if len(upstream) != upstreamBrokers {
+		t.Fatalf("the target names upstream brokers %v, want %d", upstream, upstreamBrokers)
+	}
+	if r.Kafka.N < 10 || r.Kgo.N < 10 || r.Health.N < 10 {
+		t.Fatalf("too few good requests in 1 s: kafka %d, kgo %d, health %d", r.Kafka.N, r.Kgo.N, r.Health.N)
+	}
+	if r.Kafka.Failed+r.Kgo.Failed+r.Health.Failed > 0 {
+		t.Fatalf("good requests failed through an idle gateway: kafka %d, kgo %d, health %d", r.Kafka.Failed, r.Kgo.Failed, r.Health.Failed)
+	}
+	if !r.Passed() {
+		t.Fatalf("an idle gateway fails the bounds: %s", strings.Join(r.Failures, "; "))
+	}
+}
+
 // TestRunnerReportsAStalledServer checks that the instrument sees what it
 // must: an "attack" that stops the server process (SIGSTOP) for the whole
 // attack breaks the good clients' latency bounds, and once it continues

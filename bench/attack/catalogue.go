@@ -14,14 +14,16 @@ import (
 // Catalogue returns every attack class, in the order they run: issue 13's
 // hostile clients, then issue 14's allocation attacks (catalogue14.go),
 // issue 19's PROXY protocol attacks (catalogue19.go), issue 22's REST Proxy
-// consumer instances (catalogue22.go) and issue 21's attacks on the Kafka
-// TLS listener (catalogue_tls.go).
+// consumer instances (catalogue22.go), issue 21's attacks on the Kafka
+// TLS listener (catalogue_tls.go) and the attacks on gateway mode
+// (catalogue_gateway.go).
 // Counts are those of Scale 1, chosen so that each attack could exceed the
 // 1 GiB default memory budget if the server charged or buffered what the
 // attacker announces or provokes, while the whole suite stays far below the
 // 20,000 open files of one test process.
 func Catalogue() []Attack {
-	return append(append(append(append(hostileClients(), allocationAttacks()...), proxyAttacks()...), restProxyAttacks()...), tlsAttacks()...)
+	return append(append(append(append(append(hostileClients(), allocationAttacks()...), proxyAttacks()...), restProxyAttacks()...), tlsAttacks()...),
+		gatewayAttacks()...)
 }
 
 // hostileClients are issue 13's classes: slow, abandoned, pipelining,

@@ -115,12 +115,12 @@ type goodClients struct {
 func (g *goodClients) run(ctx context.Context, t *Target) (wait func(), err error) {
 	var wg sync.WaitGroup
 	if t.KafkaAddr != "" {
-		cl, err := newGoodKgo(ctx, t)
+		cl, leader, err := newGoodKgo(ctx, t)
 		if err != nil {
 			return nil, err
 		}
 		wg.Add(2)
-		go func() { defer wg.Done(); defer cl.Close(); g.loopKgo(ctx, cl) }()
+		go func() { defer wg.Done(); defer cl.Close(); g.loopKgo(ctx, cl, leader) }()
 		go func() { defer wg.Done(); g.loopKafka(ctx, t) }()
 	}
 	wg.Add(1)
@@ -131,22 +131,59 @@ func (g *goodClients) run(ctx context.Context, t *Target) (wait func(), err erro
 // goodTopic is the topic of the good franz-go client.
 const goodTopic = "good"
 
-// newGoodKgo connects a franz-go client from a good address and makes
-// sure its topic exists.
-func newGoodKgo(ctx context.Context, t *Target) (*kgo.Client, error) {
+// newGoodKgo connects a franz-go client from a good address, makes sure
+// its topic exists and returns the broker that leads its partition 0 (in
+// gateway mode one of several).
+func newGoodKgo(ctx context.Context, t *Target) (*kgo.Client, *goodLeader, error) {
 	dial := func(ctx context.Context, _, host string) (net.Conn, error) { return t.dialKafka(ctx, goodIP(0), host) }
 	cl, err := kgo.NewClient(kgo.SeedBrokers(t.KafkaAddr), kgo.Dialer(dial), kgo.DefaultProduceTopic(goodTopic),
 		kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if err != nil {
-		return nil, fmt.Errorf("good franz-go client: %w", err)
+		return nil, nil, fmt.Errorf("good franz-go client: %w", err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := cl.ProduceSync(pctx, &kgo.Record{Value: []byte("hello")}).FirstErr(); err != nil {
 		cl.Close()
-		return nil, fmt.Errorf("good franz-go client: first produce: %w", err)
+		return nil, nil, fmt.Errorf("good franz-go client: first produce: %w", err)
 	}
-	return cl, nil
+	leader, id, err := partitionLeader(pctx, cl, goodTopic, 0)
+	if err != nil {
+		cl.Close()
+		return nil, nil, fmt.Errorf("good franz-go client: %w", err)
+	}
+	return cl, &goodLeader{cl.Broker(int(leader)), id}, nil
+}
+
+// goodLeader is where the good franz-go client fetches its records: the
+// leader of its topic's partition 0, and the topic's id (franz-go sends
+// the newest Fetch both sides know, v13 and up naming topics by id).
+type goodLeader struct {
+	*kgo.Broker
+	topicID [16]byte
+}
+
+// partitionLeader returns the node id of the leader of partition p of
+// topic, and the topic's id: franz-go sends a raw Fetch (Client.Request)
+// to any broker, which answers NOT_LEADER_OR_FOLLOWER unless it is the
+// leader.
+func partitionLeader(ctx context.Context, cl *kgo.Client, topic string, p int32) (int32, [16]byte, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return 0, [16]byte{}, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	for _, t := range resp.Topics {
+		for _, rp := range t.Partitions {
+			if t.Topic != nil && *t.Topic == topic && rp.Partition == p && rp.ErrorCode == 0 {
+				return rp.Leader, t.TopicID, nil
+			}
+		}
+	}
+	return 0, [16]byte{}, fmt.Errorf("metadata names no leader of %s/%d", topic, p)
 }
 
 // within runs f and waits for it at most goodTimeout; a late f is waited
@@ -169,7 +206,7 @@ func within(ctx context.Context, f func() error) (ok bool, late <-chan error) {
 
 // loopKgo produces one record (acks=all) and fetches it back, each
 // request a sample.
-func (g *goodClients) loopKgo(ctx context.Context, cl *kgo.Client) {
+func (g *goodClients) loopKgo(ctx context.Context, cl *kgo.Client, leader *goodLeader) {
 	for i := 0; ctx.Err() == nil; i++ {
 		var off int64 = -1
 		start := g.kgo.begin()
@@ -189,7 +226,7 @@ func (g *goodClients) loopKgo(ctx context.Context, cl *kgo.Client) {
 		}
 		if ok {
 			start = g.kgo.begin()
-			ok, late = within(ctx, func() error { return fetchOne(ctx, cl, off) })
+			ok, late = within(ctx, func() error { return fetchOne(ctx, leader, off) })
 			g.kgo.add(start, ok)
 			if late != nil && !waitLate(ctx, late) {
 				return
@@ -210,9 +247,9 @@ func waitLate(ctx context.Context, late <-chan error) bool {
 	}
 }
 
-// fetchOne fetches partition 0 of the good topic at off and checks that a
-// record came back.
-func fetchOne(ctx context.Context, cl *kgo.Client, off int64) error {
+// fetchOne fetches partition 0 of the good topic at off from its leader
+// and checks that a record came back.
+func fetchOne(ctx context.Context, leader *goodLeader, off int64) error {
 	req := kmsg.NewPtrFetchRequest()
 	req.Version = 4
 	req.ReplicaID = -1
@@ -220,12 +257,13 @@ func fetchOne(ctx context.Context, cl *kgo.Client, off int64) error {
 	req.MaxBytes = 1 << 20
 	rt := kmsg.NewFetchRequestTopic()
 	rt.Topic = goodTopic
+	rt.TopicID = leader.topicID
 	rp := kmsg.NewFetchRequestTopicPartition()
 	rp.FetchOffset = off
 	rp.PartitionMaxBytes = 1 << 20
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	kr, err := cl.Request(ctx, req)
+	kr, err := leader.Request(ctx, req)
 	if err != nil {
 		return fmt.Errorf("fetch: %w", err)
 	}

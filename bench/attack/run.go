@@ -123,11 +123,11 @@ type Starter func(extra ...string) (*Server, error)
 func Run(ctx context.Context, cfg Config, a Attack, start Starter, scale float64) (*Result, error) {
 	cfg = cfg.withDefaults()
 	b := a.Bounds.withDefaults()
-	srv, err := start(a.ServerArgs...)
+	srv, stop, err := startFor(a, start)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.Stop()
+	defer stop()
 	srv.Scale = scale
 	srv.KafkaProxyHeader = a.KafkaProxyHeader
 	t := &srv.Target
@@ -226,11 +226,11 @@ func (r *Result) score() float64 {
 // SIGTERM and returns how long the server took to exit; the error says
 // when that was longer than grace.
 func TerminateDuring(ctx context.Context, a Attack, start Starter, scale float64, warm, grace time.Duration) (time.Duration, error) {
-	srv, err := start(a.ServerArgs...)
+	srv, stop, err := startFor(a, start)
 	if err != nil {
 		return 0, err
 	}
-	defer srv.Stop()
+	defer stop()
 	srv.Scale = scale
 	srv.KafkaProxyHeader = a.KafkaProxyHeader
 	if a.Setup != nil {

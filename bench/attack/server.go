@@ -34,13 +34,18 @@ type Server struct {
 // (--print-listen-addresses), so no other process can take a port between
 // a look-up and the bind.
 func StartFloodgate(bin, dir string, extra ...string) (*Server, error) {
-	// The Kafka TLS listener too, for the TLS attacks (catalogue_tls.go).
+	// The Kafka TLS listener too, for the TLS attacks (catalogue_tls.go),
+	// except in gateway mode, which has none (its per-broker listeners
+	// are plaintext).
 	certs, err := testcerts.Generate(dir, "attack suite CA")
 	if err != nil {
 		return nil, err
 	}
-	args := bench.FloodgateArgs(bin, 0, 0, false, append([]string{"--data-dir", filepath.Join(dir, "data"), "--print-listen-addresses",
-		"--kafka-tls-listen", "127.0.0.1:0", "--tls-cert-file", certs.CertFile, "--tls-key-file", certs.KeyFile}, extra...)...)
+	flags := []string{"--data-dir", filepath.Join(dir, "data"), "--print-listen-addresses"}
+	if !gatewayMode(extra) {
+		flags = append(flags, "--kafka-tls-listen", "127.0.0.1:0", "--tls-cert-file", certs.CertFile, "--tls-key-file", certs.KeyFile)
+	}
+	args := bench.FloodgateArgs(bin, 0, 0, false, append(flags, extra...)...)
 	p, err := bench.StartProc("floodgate", filepath.Join(dir, "floodgate.log"), args...)
 	if err != nil {
 		return nil, err
