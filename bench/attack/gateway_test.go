@@ -2,7 +2,6 @@ package attack
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -19,15 +18,6 @@ import (
 func TestGatewayClientSharedOntoALongPollIsNotHeldByIt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the floodgate binary and a kfake cluster")
-	}
-	if os.Getenv("FLOODGATE_KNOWN_BUGS") == "" {
-		// gateway/forward.go upstreamFor sends a long request to the
-		// client's own upstream connection while the pool has room;
-		// shareLocked later hands that connection to a new client by its
-		// client count alone. Measured: C's ApiVersions unanswered after
-		// 5 s (1 ms when A's Fetch does not wait). Remove this skip with
-		// the fix (gateway/ is another engineer's).
-		t.Skip("known gateway bug, reported: a client shared onto an upstream connection waits behind a long poll already on it; FLOODGATE_KNOWN_BUGS=1 runs it")
 	}
 	a := Attack{Name: "long-poll-then-share", Gateway: true, ServerArgs: []string{"--max-upstream-connections-per-broker", "2"}}
 	srv, stop, err := startFor(a, startFloodgate(t))
