@@ -68,6 +68,10 @@ type Config struct {
 	// plaintext clients without copying them (splice.go): 0 is
 	// DefaultSplicePipes, negative turns the relay off.
 	SplicePipes int
+	// SplicePipeBytes is each pipe's capacity: 0 is 1 MiB or
+	// /proc/sys/fs/pipe-max-size when that is less. Answers larger than
+	// it are read into memory.
+	SplicePipeBytes int
 }
 
 // Gateway forwards Kafka requests to an upstream cluster.
@@ -179,7 +183,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.failed = cfg.Metrics.NewCounter("floodgate_gateway_upstream_errors_total")
 	g.fetchClamped = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="max-fetch-bytes"}`)
 	g.fetchFitted = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="` + limits.Label(limits.RequestMemoryBytes) + `"}`)
-	g.pipes = newPipePool(cfg.SplicePipes, cfg.Metrics)
+	g.pipes = newPipePool(cfg.SplicePipes, cfg.SplicePipeBytes, cfg.Metrics)
 	return g, nil
 }
 

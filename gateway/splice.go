@@ -81,16 +81,19 @@ type poolMetrics struct {
 	overflowed *metrics.Counter // answers that did not fit their pipe
 }
 
-// newPipePool returns a pool of up to n pipes, or nil when n < 0 or the
-// system allows no pipe large enough to be worth it.
-func newPipePool(n int, set *metrics.Set) *pipePool {
+// newPipePool returns a pool of up to n pipes of size bytes (0: the
+// largest allowed up to maxPipeSize), or nil when n < 0 or the system
+// allows no pipe large enough to be worth it.
+func newPipePool(n, size int, set *metrics.Set) *pipePool {
 	if n < 0 {
 		return nil
 	}
 	if n == 0 {
 		n = DefaultSplicePipes
 	}
-	size := maxPipeSize
+	if size <= 0 || size > maxPipeSize {
+		size = maxPipeSize
+	}
 	if m := readProcInt("/proc/sys/fs/pipe-max-size"); m > 0 && m < size {
 		size = m
 	}

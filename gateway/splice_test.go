@@ -361,11 +361,27 @@ func TestSplicedAnswersReleasedWhenClientClosesMidAnswer(t *testing.T) {
 	}
 }
 
-// cuttingBroker is an upstream broker of one node and topic "cut": it
-// answers ApiVersions and Metadata, and a Fetch with the first 200 KB of a
-// 512 KiB answer, then closes the connection, or with stall keeps it open
-// sending nothing more.
+// cuttingBroker is an upstream broker (fakeBroker) that answers a Fetch
+// with the first 200 KB of a 512 KiB answer, then closes the connection,
+// or with stall keeps it open sending nothing more.
 func cuttingBroker(t *testing.T, stall bool) string {
+	return fakeBroker(t, func(c net.Conn, corr []byte) bool {
+		out := make([]byte, 200_000)
+		binary.BigEndian.PutUint32(out, 512<<10)
+		copy(out[4:], corr)
+		_, _ = c.Write(out)
+		if stall {
+			_, _ = io.Copy(io.Discard, c)
+		}
+		return false
+	})
+}
+
+// fakeBroker is an upstream broker of one node and topic "cut": it
+// answers ApiVersions and Metadata as Kafka does, and a Fetch with fetch
+// (its correlation id given), which reports whether to go on serving the
+// connection.
+func fakeBroker(t *testing.T, fetch func(c net.Conn, corr []byte) bool) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -409,14 +425,10 @@ func cuttingBroker(t *testing.T, stall bool) string {
 				r.Topics = []kmsg.MetadataResponseTopic{tp}
 				resp = r
 			case 1:
-				out := make([]byte, 200_000)
-				binary.BigEndian.PutUint32(out, 512<<10)
-				copy(out[4:], corr)
-				_, _ = c.Write(out)
-				if stall {
-					_, _ = io.Copy(io.Discard, c)
+				if !fetch(c, corr) {
+					return
 				}
-				return
+				continue
 			default:
 				return
 			}
@@ -554,3 +566,66 @@ func TestTLSClientFetchesThroughTheGatewayWithoutPipes(t *testing.T) {
 	c.Close()
 	waitReleased(t, g)
 }
+
+// pieceAnswer is the answer frame the pieces broker sends: 60,000 bytes
+// of a pattern after the length and correlation id.
+func pieceAnswer(corr int32) []byte {
+	out := make([]byte, 8+60_000)
+	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
+	binary.BigEndian.PutUint32(out[4:], uint32(corr))
+	for i := 8; i < len(out); i++ {
+		out[i] = byte(i*7) ^ byte(i>>10)
+	}
+	return out
+}
+
+// TestSplicedAnswerThatFillsItsPipeFallsBackToMemoryIntact: a pipe holds a
+// page or a socket buffer's fragment per slot, so one of 64 KiB (16 slots)
+// fills short of its size when the answer arrives in 1,000-byte pieces,
+// one at a time. The bytes already in the pipe are read back, the rest
+// read after them, and the client gets the answer byte for byte; the
+// drained pipe goes back to the pool and nothing stays charged.
+func TestSplicedAnswerThatFillsItsPipeFallsBackToMemoryIntact(t *testing.T) {
+	up := fakeBroker(t, func(c net.Conn, corr []byte) bool {
+		out := pieceAnswer(int32(binary.BigEndian.Uint32(corr)))
+		for off := 0; off < len(out); off += 1000 {
+			if _, err := c.Write(out[off:min(off+1000, len(out))]); err != nil {
+				return false
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return true
+	})
+	tg := testserver.StartGateway(t, []string{up}, func(l *limits.Config) {
+		l.MemoryLimitBytes, l.MemoryPerIPPercent = 1<<30, 100
+	}, func(c *gateway.Config) { c.SplicePipeBytes = 64 << 10 })
+	g := &gw{srv: tg.Server, gw: tg.Gateway, set: tg.Metrics}
+	c, err := net.Dial("tcp", g.srv.KafkaAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(append(fetchFrame(3, "cut", 0, 1<<20), fetchFrame(4, "cut", 0, 1<<20)...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, corr := range []int32{3, 4} {
+		got, body := readAnswer(t, c)
+		want := pieceAnswer(corr)
+		if got != corr || len(body) != len(want)-8 {
+			t.Fatalf("answer with correlation id %d (want %d), %d bytes (want %d)", got, corr, len(body), len(want)-8)
+		}
+		if !bytes.Equal(body, want[8:]) {
+			t.Fatalf("answer %d corrupt", corr)
+		}
+	}
+	if n := gauge(g, `floodgate_gateway_fetch_buffered_total{reason="pipe_full"}`); n != 2 {
+		t.Errorf("%.0f answers fell back for a full pipe, want 2", n)
+	}
+	c.Close()
+	waitReleased(t, g)
+	if open := gauge(g, "floodgate_gateway_pipes_open"); open != 1 {
+		t.Errorf("%.0f pipes open, want the drained one back in the pool", open)
+	}
+}
+
