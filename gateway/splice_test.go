@@ -628,4 +628,3 @@ func TestSplicedAnswerThatFillsItsPipeFallsBackToMemoryIntact(t *testing.T) {
 		t.Errorf("%.0f pipes open, want the drained one back in the pool", open)
 	}
 }
-
