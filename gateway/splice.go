@@ -31,7 +31,11 @@ import (
 // comes (loop/splice.go). The bytes never enter user space.
 //
 // Pipes come from a bounded pool (DefaultSplicePipes per gateway, two
-// descriptors each, made on first use and kept). When none is free, for
+// descriptors each, made on first use and kept), of which one client
+// connection may hold an eighth at once: one that does not read its
+// answers holds its pipes until --send-timeout closes it, and must not
+// take them all from the others. When none is free (or the client holds
+// its share), for
 // an answer larger than a pipe, for small answers (where the pipe costs
 // more than the copy), for TLS on either side, or where splice(2) is not
 // supported, the answer is read into a buffer as before. The bytes in a
@@ -63,12 +67,17 @@ const minSpliced = 16 << 10
 
 // pipePool is a bounded pool of pipes.
 type pipePool struct {
-	max  int
-	size int // each pipe's capacity (bytes)
+	max       int
+	perClient int // pipes one client connection may hold at once
+	size      int // each pipe's capacity (bytes)
 
-	mu      sync.Mutex
-	free    []*pipe
-	made    int       // pipes open (free or in use)
+	mu   sync.Mutex
+	free []*pipe
+	made int // pipes open (free or in use)
+	// held counts the pipes each client connection holds (at most max
+	// entries): a client that does not read its answers keeps its pipes
+	// until --send-timeout closes it, and must not take every pipe.
+	held    map[uint64]int
 	failed  time.Time // last failure to make one: none made for a second
 	off     atomic.Bool
 	metrics poolMetrics
@@ -105,7 +114,7 @@ func newPipePool(n, size int, set *metrics.Set) *pipePool {
 	if size < minSpliced {
 		return nil
 	}
-	p := &pipePool{max: n, size: size}
+	p := &pipePool{max: n, perClient: max(n/8, 1), size: size, held: map[uint64]int{}}
 	p.metrics.spliced = set.NewCounter("floodgate_gateway_fetch_spliced_total")
 	p.metrics.exhausted = set.NewCounter(`floodgate_gateway_fetch_buffered_total{reason="no_pipe"}`)
 	p.metrics.overflowed = set.NewCounter(`floodgate_gateway_fetch_buffered_total{reason="pipe_full"}`)
@@ -131,17 +140,25 @@ func (pp *pipePool) counts() (open, free int) {
 	return pp.made, len(pp.free)
 }
 
-// get returns a free (empty) pipe, nil when none is free and the pool is
-// full (or pipes cannot be made).
-func (pp *pipePool) get() *pipe {
+// get returns a free (empty) pipe for client's answer, nil when none is
+// free and the pool is full, the client holds its share already, or pipes
+// cannot be made.
+func (pp *pipePool) get(client uint64) *pipe {
 	if pp == nil || pp.off.Load() {
 		return nil
 	}
 	pp.mu.Lock()
+	if pp.held[client] >= pp.perClient {
+		pp.mu.Unlock()
+		pp.metrics.exhausted.Inc()
+		return nil
+	}
 	if k := len(pp.free); k > 0 {
 		p := pp.free[k-1]
 		pp.free[k-1] = nil
 		pp.free = pp.free[:k-1]
+		pp.held[client]++
+		p.client = client
 		pp.mu.Unlock()
 		return p
 	}
@@ -151,16 +168,28 @@ func (pp *pipePool) get() *pipe {
 		return nil
 	}
 	pp.made++
+	pp.held[client]++
 	pp.mu.Unlock()
 	p, err := pp.newPipe()
 	if err != nil {
 		pp.mu.Lock()
 		pp.made--
+		pp.unholdLocked(client)
 		pp.failed = time.Now()
 		pp.mu.Unlock()
 		return nil
 	}
+	p.client = client
 	return p
+}
+
+// unholdLocked counts one pipe of client's as given back.
+func (pp *pipePool) unholdLocked(client uint64) {
+	if pp.held[client] <= 1 {
+		delete(pp.held, client)
+		return
+	}
+	pp.held[client]--
 }
 
 // newPipe makes a pipe of the pool's size.
@@ -181,20 +210,25 @@ func (pp *pipePool) newPipe() (*pipe, error) {
 	return &pipe{r: fds[0], w: fds[1], pool: pp}, nil
 }
 
-// put takes back an empty pipe.
+// put takes back an empty pipe client held.
 func (pp *pipePool) put(p *pipe) {
 	pp.mu.Lock()
+	pp.unholdLocked(p.client)
 	pp.free = append(pp.free, p)
 	pp.mu.Unlock()
 }
 
 // discard closes a pipe that may hold bytes (cheaper and surer than
-// draining it) and makes room for a new one.
-func (pp *pipePool) discard(p *pipe) {
+// draining it) and makes room for a new one; held tells whether a client
+// held it.
+func (pp *pipePool) discard(p *pipe, held bool) {
 	_ = unix.Close(p.r)
 	_ = unix.Close(p.w)
 	pp.mu.Lock()
 	pp.made--
+	if held {
+		pp.unholdLocked(p.client)
+	}
 	pp.mu.Unlock()
 }
 
@@ -210,15 +244,16 @@ func (pp *pipePool) close() {
 	pp.free = nil
 	pp.mu.Unlock()
 	for _, p := range free {
-		pp.discard(p)
+		pp.discard(p, false)
 	}
 }
 
 // pipe is one pipe of a pool: a loop.Pipe once it holds an answer.
 type pipe struct {
-	r, w int
-	pool *pipePool
-	done atomic.Bool // given back: Done is called once
+	r, w   int
+	pool   *pipePool
+	client uint64      // the client connection holding it (set by get)
+	done   atomic.Bool // given back: Done is called once
 }
 
 // ReadFD returns the read end (loop.Pipe).
@@ -232,7 +267,7 @@ func (p *pipe) Done(left int64) {
 	}
 	pp := p.pool
 	if left != 0 || pp.off.Load() {
-		pp.discard(p)
+		pp.discard(p, true)
 		return
 	}
 	p.done.Store(false)
@@ -360,8 +395,9 @@ func bigEndian32(b []byte) uint32 {
 // spliceTo is where a Fetch answer relayed through a pipe goes: the loop's
 // responder, with the client's correlation id to put back.
 type spliceTo struct {
-	sr   loop.SpliceResponder
-	corr int32
+	sr     loop.SpliceResponder
+	client uint64 // the client connection's id (its share of the pipes)
+	corr   int32
 	// waiting, when set, is the upstream connection's count of waiting
 	// requests this one is in (forward's counted), decremented when it is
 	// answered through the pipe.

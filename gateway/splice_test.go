@@ -247,16 +247,18 @@ func TestSplicedAnswersPipelinedStayInOrderAndIntact(t *testing.T) {
 // through the gateway, byte for byte, with fetch limits from 48 KiB to
 // 960 KiB (answers relayed through pipes and read into memory). With one
 // pipe held by a client that does not read, the others' answers fall
-// back to memory and stay intact; when that client leaves, its pipe and
-// budget are released.
+// back to memory and stay intact; with eight, that client holds only its
+// share (one) and the others' answers still go through pipes. When that
+// client leaves, its pipes and budget are released.
 func TestSplicedRecordsIntactThroughKgo(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		pipes  int
-		holder bool // a client that does not read holds the pool's one pipe
+		holder bool // a client that does not read its eight answers
 	}{
 		{name: "default pool", pipes: 0},
 		{name: "one pipe held by a stuck client", pipes: 1, holder: true},
+		{name: "a stuck client holds only its share of eight pipes", pipes: 8, holder: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, _ := spliceGateway(t, tc.pipes, nil)
@@ -277,6 +279,10 @@ func TestSplicedRecordsIntactThroughKgo(t *testing.T) {
 						t.Fatal("the stuck client's answers never held the pipe")
 					}
 					time.Sleep(10 * time.Millisecond)
+				}
+				time.Sleep(200 * time.Millisecond) // its other answers arrive meanwhile
+				if n := gauge(g, "floodgate_gateway_pipes_in_use"); n != 1 {
+					t.Fatalf("the stuck client holds %.0f pipes of %d, want 1", n, tc.pipes)
 				}
 			}
 			spliced0 := gauge(g, "floodgate_gateway_fetch_spliced_total")
@@ -312,7 +318,12 @@ func TestSplicedRecordsIntactThroughKgo(t *testing.T) {
 			spliced := gauge(g, "floodgate_gateway_fetch_spliced_total") - spliced0
 			noPipe := gauge(g, `floodgate_gateway_fetch_buffered_total{reason="no_pipe"}`) - noPipe0
 			t.Logf("answers through a pipe: %.0f; read into memory for want of a pipe: %.0f", spliced, noPipe)
-			if tc.holder {
+			if tc.holder && tc.pipes > 1 {
+				if spliced == 0 {
+					t.Error("with a stuck client holding its share, no other answer went through a pipe")
+				}
+				holder.Close()
+			} else if tc.holder {
 				if noPipe == 0 || spliced != 0 {
 					t.Errorf("with the only pipe held, want every large answer read into memory: %.0f spliced, %.0f without a pipe", spliced, noPipe)
 				}
