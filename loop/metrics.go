@@ -28,17 +28,16 @@ type serverMetrics struct {
 	rejectedMax  *metrics.Counter
 	// rejectedBy holds the refusal counters made at start for reasons a
 	// flood can hit (the PROXY protocol's, when it is on).
-	rejectedBy  map[string]*metrics.Counter
-	bytesIn     *metrics.Counter
-	bytesOut    *metrics.Counter
-	sendfileOut *metrics.Counter // of bytesOut, sent from files (zero-copy Fetch)
-	splicedOut  *metrics.Counter // of bytesOut, spliced from pipes (forwarded Fetch answers)
-	// splicedAnswers counts forwarded answers relayed through a pipe.
-	splicedAnswers *metrics.Counter
-	tooLarge       *metrics.Counter
-	malformed      *metrics.Counter
-	panics         *metrics.Counter
-	throttleTime   *metrics.PrometheusHistogram
+	rejectedBy   map[string]*metrics.Counter
+	bytesIn      *metrics.Counter
+	bytesOut     *metrics.Counter
+	sendfileOut  *metrics.Counter // of bytesOut, sent from files (zero-copy Fetch)
+	splicedOut   *metrics.Counter // of bytesOut, spliced from pipes (forwarded Fetch answers)
+	spliced      *metrics.Counter // forwarded answers relayed through a pipe
+	tooLarge     *metrics.Counter
+	malformed    *metrics.Counter
+	panics       *metrics.Counter
+	throttleTime *metrics.PrometheusHistogram
 	// requests and the throttled counters are per-API series created on
 	// an API's first use, so /metrics carries no always-zero series for the
 	// ~90 APIs a client never asks for.
@@ -74,7 +73,7 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	m.bytesOut = set.NewCounter("floodgate_bytes_out_total")
 	m.sendfileOut = set.NewCounter("floodgate_sendfile_bytes_total")
 	m.splicedOut = set.NewCounter("floodgate_spliced_bytes_total")
-	m.splicedAnswers = set.NewCounter("floodgate_spliced_answers_total")
+	m.spliced = set.NewCounter("floodgate_spliced_answers_total")
 	m.tooLarge = set.NewCounter("floodgate_request_too_large_total")
 	m.malformed = set.NewCounter("floodgate_malformed_requests_total")
 	m.panics = set.NewCounter("floodgate_request_panics_total")

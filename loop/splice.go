@@ -112,7 +112,7 @@ func (r *kafkaRequest) RespondSpliced(head []byte, p Pipe, n int64) {
 	defer r.unref()
 	r.done()
 	s := c.loop.s
-	s.met.splicedAnswers.Inc()
+	s.met.spliced.Inc()
 	r.chargeFetchBytesN(int64(len(head)) + n)
 	if r.throttle > 0 {
 		setFetchThrottleHead(head, r.hdr.APIVersion, int32(r.throttle.Milliseconds()))
