@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floodgate/floodgate/gateway"
 )
 
 // answerValue is record i's value: 100 B to 24 KB (so Fetch answers span
@@ -53,7 +55,9 @@ func metricValue(t *testing.T, g *gw, name string) float64 {
 // so an answer returned before it is written, or handed to the next
 // answer while still queued for a client, shows up as corrupt records.
 func TestPooledUpstreamAnswersKeepConsumedRecordsIntact(t *testing.T) {
-	g := startGateway(t, 1, nil)
+	// Without pipes: the large answers would be relayed through them
+	// (splice_test.go), not read into the pools.
+	g := startGateway(t, 1, nil, func(c *gateway.Config) { c.SplicePipes = -1 })
 	const topic, partitions, records, consumers = "pooled-answers", 3, 600, 4
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

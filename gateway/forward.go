@@ -33,6 +33,12 @@ func (g *Gateway) ServeRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, re
 	g.serveRaw(cl, h, frame, nil, respond)
 }
 
+// ServeRawSplice is ServeRaw for a Fetch from a plaintext client: its
+// answer may be relayed through a pipe (splice.go).
+func (g *Gateway) ServeRawSplice(cl loop.ClientConn, h *kafka.Header, frame []byte, sr loop.SpliceResponder) {
+	g.serveRawTo(cl, h, frame, nil, sr.Respond, sr)
+}
+
 // ServeRawChunks forwards a Produce frame that arrived in pieces (frame,
 // then more) as it is: the pieces are written upstream with one writev,
 // never joined.
@@ -44,6 +50,12 @@ func (g *Gateway) ServeRawChunks(cl loop.ClientConn, h *kafka.Header, frame []by
 // serveRaw forwards frame and the pieces that follow it (more, nil for a
 // frame in one piece).
 func (g *Gateway) serveRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, more [][]byte, respond func([]byte)) {
+	g.serveRawTo(cl, h, frame, more, respond, nil)
+}
+
+// serveRawTo is serveRaw whose answer may also go through a pipe to sr
+// (nil: never).
+func (g *Gateway) serveRawTo(cl loop.ClientConn, h *kafka.Header, frame []byte, more [][]byte, respond func([]byte), sr loop.SpliceResponder) {
 	g.forwarded.Inc()
 	expect := true
 	switch h.APIKey {
@@ -71,7 +83,11 @@ func (g *Gateway) serveRaw(cl loop.ClientConn, h *kafka.Header, frame []byte, mo
 	if target == loop.BootstrapTag || anyBroker(h.APIKey) {
 		target = g.pickAny(target)
 	}
-	g.forward(cl.ID, target, &hdr, frame, more, expect, func(resp []byte, err error) {
+	var spl *spliceTo
+	if sr != nil && h.APIKey == 1 && g.pipes != nil {
+		spl = &spliceTo{sr: sr, client: cl.ID, corr: corr}
+	}
+	g.forwardTo(cl.ID, target, &hdr, frame, more, expect, spl, func(resp []byte, err error) {
 		switch {
 		case errors.Is(err, errClientGone):
 			respond(nil) // the client is gone: nothing to answer, nothing to log
@@ -109,6 +125,12 @@ func waits(h *kafka.Header, frame []byte) bool {
 // the chosen one is already broken. cb gets the answer (nil, nil for a
 // written Produce acks=0) or the error, exactly once.
 func (g *Gateway) forward(client uint64, node int32, h *kafka.Header, frame []byte, more [][]byte, expect bool, cb responseFunc) {
+	g.forwardTo(client, node, h, frame, more, expect, nil, cb)
+}
+
+// forwardTo is forward for a request whose answer may also be relayed
+// through a pipe to spl (nil: never).
+func (g *Gateway) forwardTo(client uint64, node int32, h *kafka.Header, frame []byte, more [][]byte, expect bool, spl *spliceTo, cb responseFunc) {
 	timeout := g.cfg.RequestTimeout
 	if h.APIKey == 11 { // JoinGroup waits for the rebalance
 		timeout += 5 * time.Minute
@@ -127,7 +149,13 @@ func (g *Gateway) forward(client uint64, node int32, h *kafka.Header, frame []by
 				cb(resp, err)
 			}
 		}
-		if u.send(frame, more, expect, timeout, done) == nil {
+		if spl != nil {
+			spl.waiting = nil
+			if counted {
+				spl.waiting = &u.waiting
+			}
+		}
+		if u.sendSplice(frame, more, expect, timeout, done, spl) == nil {
 			return
 		}
 		if counted {
@@ -270,7 +298,7 @@ func (b *upstreamBroker) backoffLocked() error {
 func (b *upstreamBroker) dialLocked(g *Gateway) *upstreamConn {
 	g.connCount.Add(1)
 	b.dialing++
-	return newUpstream(b.id, b.addr, g.dial, g.cfg.RequestTimeout, g.cfg.ResponseBuffer, func(err error) {
+	return newUpstreamPipes(b.id, b.addr, g.dial, g.cfg.RequestTimeout, g.cfg.ResponseBuffer, g.pipes, func(err error) {
 		b.mu.Lock()
 		b.dialing--
 		if err != nil {

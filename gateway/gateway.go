@@ -64,6 +64,14 @@ type Config struct {
 	// returns them once written to the client); nil or a nil buffer: the
 	// gateway allocates.
 	ResponseBuffer func(n int) []byte
+	// SplicePipes is the pipes kept for relaying Fetch answers to
+	// plaintext clients without copying them (splice.go): 0 is
+	// DefaultSplicePipes, negative turns the relay off.
+	SplicePipes int
+	// SplicePipeBytes is each pipe's capacity: 0 is 1 MiB or
+	// /proc/sys/fs/pipe-max-size when that is less. Answers larger than
+	// it are read into memory.
+	SplicePipeBytes int
 }
 
 // Gateway forwards Kafka requests to an upstream cluster.
@@ -95,6 +103,8 @@ type Gateway struct {
 	// to the memory budget's room for the client (loop.ClientConn.FetchRoom).
 	fetchFitted *metrics.Counter
 	connCount   atomic.Int64
+	// pipes relays Fetch answers through pipes (splice.go); nil: off.
+	pipes *pipePool
 
 	// bootstrapped is set once the upstream's versions and brokers are
 	// known; reachable while the last contact with an upstream broker
@@ -173,6 +183,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.failed = cfg.Metrics.NewCounter("floodgate_gateway_upstream_errors_total")
 	g.fetchClamped = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="max-fetch-bytes"}`)
 	g.fetchFitted = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="` + limits.Label(limits.RequestMemoryBytes) + `"}`)
+	g.pipes = newPipePool(cfg.SplicePipes, cfg.SplicePipeBytes, cfg.Metrics)
 	return g, nil
 }
 
@@ -260,6 +271,7 @@ func (g *Gateway) Close() {
 		b.conns, b.leases = nil, nil
 		b.mu.Unlock()
 	}
+	g.pipes.close()
 }
 
 // bootstrap asks one seed for its ApiVersions and Metadata.

@@ -40,6 +40,9 @@ type responseFunc func(frame []byte, err error)
 type pendingReq struct {
 	cb    responseFunc
 	timer *time.Timer
+	// spl, when set, may take the answer through a pipe (splice.go)
+	// instead of cb.
+	spl *spliceTo
 }
 
 // outFrame is a request frame waiting for the writer. The frame is the
@@ -128,6 +131,9 @@ type upstreamConn struct {
 	// buffer returns a buffer of n bytes to read an answer into (the
 	// loop's pools, Config.ResponseBuffer), nil to allocate one.
 	buffer func(n int) []byte
+	// pipes relays large Fetch answers to plaintext clients (splice.go);
+	// nil: every answer is read into a buffer.
+	pipes *pipePool
 
 	// waiting counts the outstanding waiting requests (long polls, group
 	// joins) on a long-poll connection, and on a client's own connection
@@ -187,7 +193,13 @@ func closeConn(nc net.Conn) {
 // newUpstream returns a connection to addr that dials (and sets up TLS and
 // SASL) in its own goroutine.
 func newUpstream(node int32, addr string, d dialer, reqTimeout time.Duration, buffer func(int) []byte, dialed func(error), broke func()) *upstreamConn {
-	u := &upstreamConn{node: node, addr: addr, timeout: reqTimeout, buffer: buffer, dialed: dialed, broke: broke,
+	return newUpstreamPipes(node, addr, d, reqTimeout, buffer, nil, dialed, broke)
+}
+
+// newUpstreamPipes is newUpstream relaying large Fetch answers through
+// pipes (nil: never).
+func newUpstreamPipes(node int32, addr string, d dialer, reqTimeout time.Duration, buffer func(int) []byte, pipes *pipePool, dialed func(error), broke func()) *upstreamConn {
+	u := &upstreamConn{node: node, addr: addr, timeout: reqTimeout, buffer: buffer, pipes: pipes, dialed: dialed, broke: broke,
 		wake: make(chan struct{}, 1), pending: map[int32]*pendingReq{}}
 	u.idle = sync.NewCond(&u.mu)
 	go u.writeLoop(d)
@@ -207,6 +219,12 @@ func (u *upstreamConn) isDead() bool {
 // overwritten. It never blocks on the network; errUpstreamClosed means the
 // connection was already broken and cb will not be called.
 func (u *upstreamConn) send(frame []byte, more [][]byte, expectResponse bool, timeout time.Duration, cb responseFunc) error {
+	return u.sendSplice(frame, more, expectResponse, timeout, cb, nil)
+}
+
+// sendSplice is send for a request whose answer may also be relayed
+// through a pipe to spl (nil: never).
+func (u *upstreamConn) sendSplice(frame []byte, more [][]byte, expectResponse bool, timeout time.Duration, cb responseFunc, spl *spliceTo) error {
 	u.mu.Lock()
 	if u.dead {
 		u.mu.Unlock()
@@ -218,7 +236,7 @@ func (u *upstreamConn) send(frame []byte, more [][]byte, expectResponse bool, ti
 	of := outFrame{frame: frame, more: more}
 	binary.BigEndian.PutUint32(of.prefix[:], uint32(of.size()-len(of.prefix)))
 	if expectResponse {
-		p := &pendingReq{cb: cb}
+		p := &pendingReq{cb: cb, spl: spl}
 		p.timer = time.AfterFunc(timeout, func() { u.expire(corr) })
 		u.pending[corr] = p
 	} else {
@@ -441,9 +459,13 @@ func (u *upstreamConn) readLoop(nc net.Conn) {
 	// records), its copy of each response's first bytes costing more than
 	// the system calls it saves.
 	rd := nc
-	var head [8]byte
+	var rc syscall.RawConn // for splice(2): plain TCP only
+	if tc, ok := nc.(*net.TCPConn); ok && u.pipes != nil {
+		rc, _ = tc.SyscallConn()
+	}
+	var head [spliceHead]byte
 	for {
-		if _, err := io.ReadFull(rd, head[:]); err != nil {
+		if _, err := io.ReadFull(rd, head[:8]); err != nil {
 			u.fail(fmt.Errorf("read from upstream broker %d: %w", u.node, err))
 			return
 		}
@@ -452,13 +474,33 @@ func (u *upstreamConn) readLoop(nc net.Conn) {
 			u.fail(fmt.Errorf("upstream broker %d sent a frame of %d bytes", u.node, n))
 			return
 		}
-		frame := u.answerBuffer(kafka.LengthSize + n)
-		copy(frame, head[:])
-		if _, err := io.ReadFull(rd, frame[8:]); err != nil {
-			u.fail(fmt.Errorf("read from upstream broker %d: %w", u.node, err))
-			return
+		corr := int32(binary.BigEndian.Uint32(head[4:8]))
+		var frame []byte
+		if rc != nil && n >= minSpliced && kafka.LengthSize+n-spliceHead <= u.pipes.size {
+			u.mu.Lock()
+			p := u.pending[corr]
+			u.mu.Unlock()
+			if p != nil && p.spl != nil {
+				if pp := u.pipes.get(p.spl.client); pp != nil {
+					f, out := u.spliceAnswer(nc, rc, &head, n, p, pp)
+					switch out {
+					case spliceFailed:
+						return
+					case spliceDone:
+						continue
+					}
+					frame = f
+				}
+			}
 		}
-		corr := int32(binary.BigEndian.Uint32(frame[4:]))
+		if frame == nil {
+			frame = u.answerBuffer(kafka.LengthSize + n)
+			copy(frame, head[:8])
+			if _, err := io.ReadFull(rd, frame[8:]); err != nil {
+				u.fail(fmt.Errorf("read from upstream broker %d: %w", u.node, err))
+				return
+			}
+		}
 		u.mu.Lock()
 		p, ok := u.pending[corr]
 		delete(u.pending, corr)

@@ -32,6 +32,8 @@ type serverMetrics struct {
 	bytesIn      *metrics.Counter
 	bytesOut     *metrics.Counter
 	sendfileOut  *metrics.Counter // of bytesOut, sent from files (zero-copy Fetch)
+	splicedOut   *metrics.Counter // of bytesOut, spliced from pipes (forwarded Fetch answers)
+	spliced      *metrics.Counter // forwarded answers relayed through a pipe
 	tooLarge     *metrics.Counter
 	malformed    *metrics.Counter
 	panics       *metrics.Counter
@@ -70,6 +72,8 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	m.bytesIn = set.NewCounter("floodgate_bytes_in_total")
 	m.bytesOut = set.NewCounter("floodgate_bytes_out_total")
 	m.sendfileOut = set.NewCounter("floodgate_sendfile_bytes_total")
+	m.splicedOut = set.NewCounter("floodgate_spliced_bytes_total")
+	m.spliced = set.NewCounter("floodgate_spliced_answers_total")
 	m.tooLarge = set.NewCounter("floodgate_request_too_large_total")
 	m.malformed = set.NewCounter("floodgate_malformed_requests_total")
 	m.panics = set.NewCounter("floodgate_request_panics_total")

@@ -135,9 +135,13 @@ func (r *kafkaRequest) chargeFetchBytes(resp kmsg.Response) time.Duration {
 
 // chargeFetchBytesRaw charges a forwarded Fetch answer (gateway mode) by
 // its size; the throttle applies from the client's next request.
-func (r *kafkaRequest) chargeFetchBytesRaw(resp []byte) {
+func (r *kafkaRequest) chargeFetchBytesRaw(resp []byte) { r.chargeFetchBytesN(int64(len(resp))) }
+
+// chargeFetchBytesN is chargeFetchBytesRaw for an answer of n bytes (one
+// relayed through a pipe is not in memory).
+func (r *kafkaRequest) chargeFetchBytesN(n int64) {
 	if b := r.c.loop.s.quotas().fetchBytes; b != nil && r.quota != nil && r.hdr.APIKey == 1 {
-		if wait := b.TakeN(r.quota, int64(len(resp)), time.Now()); wait > 0 {
+		if wait := b.TakeN(r.quota, n, time.Now()); wait > 0 {
 			r.c.byteThrottled(&r.hdr, b, wait)
 		}
 	}

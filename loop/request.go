@@ -136,6 +136,10 @@ func (r *kafkaRequest) run() {
 		}
 		if h.APIKey == 1 {
 			cl.FetchRoom = c.fetchRoom()
+			if sh := s.splice; sh != nil && !cl.TLS {
+				sh.ServeRawSplice(cl, h, r.frame, r)
+				return
+			}
 		}
 		rh.ServeRaw(cl, h, r.frame, r.respondRaw)
 		return

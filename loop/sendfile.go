@@ -108,6 +108,9 @@ func (c *conn) queueFiles(buf *[]byte, fa *fileAnswer) {
 // of it left (resumed from where it stopped).
 func (c *conn) sendFile(fd int) (blocked bool, err error) {
 	fo := c.files
+	if ps, ok := fo.q[0].(*pipeSection); ok {
+		return c.sendPipe(fd, ps)
+	}
 	in, off, n := fo.q[0].Span()
 	for fo.sent < n {
 		o := off + fo.sent
@@ -131,6 +134,9 @@ func (c *conn) sendFile(fd int) (blocked bool, err error) {
 // head of the output queue to a parked socket, waiting (until deadline)
 // for room.
 func (c *conn) sendFileBlocking(nc net.Conn, deadline time.Time) error {
+	if ps, ok := c.files.q[0].(*pipeSection); ok {
+		return c.sendPipeBlocking(nc, ps, deadline)
+	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return fmt.Errorf("sendfile: %T has no descriptor", nc)

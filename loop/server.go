@@ -101,6 +101,8 @@ type Server struct {
 
 	// rawChunks is raw when it takes large Produce frames in pieces.
 	rawChunks ChunkedRawKafkaHandler
+	// splice is raw when it may answer a Fetch through a pipe.
+	splice SpliceRawKafkaHandler
 
 	// cur is the part of the configuration a reload may change (live.go).
 	cur atomic.Pointer[liveLimits]
@@ -195,6 +197,7 @@ func New(cfg Config) (*Server, error) {
 	s.warn = limits.NewWarnLog(cfg.Logger, time.Second)
 	s.raw, _ = cfg.Kafka.(RawKafkaHandler)
 	s.rawChunks, _ = cfg.Kafka.(ChunkedRawKafkaHandler)
+	s.splice, _ = cfg.Kafka.(SpliceRawKafkaHandler)
 	s.client, _ = cfg.Kafka.(ClientKafkaHandler)
 	s.tlsKafka, _ = cfg.Kafka.(TLSKafkaHandler)
 	s.files, _ = cfg.Kafka.(FileKafkaHandler)
@@ -274,6 +277,7 @@ func (s *Server) SetKafkaHandler(h KafkaHandler) {
 	s.cfg.Kafka = h
 	s.raw, _ = h.(RawKafkaHandler)
 	s.rawChunks, _ = h.(ChunkedRawKafkaHandler)
+	s.splice, _ = h.(SpliceRawKafkaHandler)
 	s.client, _ = h.(ClientKafkaHandler)
 	s.tlsKafka, _ = h.(TLSKafkaHandler)
 	s.files, _ = h.(FileKafkaHandler)

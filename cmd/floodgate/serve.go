@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/floodgate/floodgate/broker"
+	"github.com/floodgate/floodgate/gateway"
 	"github.com/floodgate/floodgate/internal/earlylog"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
@@ -175,6 +176,10 @@ func runServe(c *cli.Context) error {
 	segReserve := max(lim.MaxOpenSegmentFiles, limits.MinSegmentFiles)
 	if c.Bool("in-memory") || c.String("upstream-brokers") != "" {
 		segReserve = 0
+	}
+	if c.String("upstream-brokers") != "" {
+		// The gateway's pipes for relaying Fetch answers (gateway/splice.go).
+		segReserve += gateway.SplicePipeFDs
 	}
 	// Connections waiting for their PROXY header hold descriptors too
 	// (they are not counted in --max-connections until the header is read).

@@ -33,6 +33,13 @@ type Gateway struct {
 // discarded unless the test runs verbose.
 func StartGateway(t testing.TB, seeds []string, lim func(*limits.Config), cfg func(*gateway.Config)) *Gateway {
 	t.Helper()
+	return StartGatewayLoop(t, seeds, lim, cfg, nil)
+}
+
+// StartGatewayLoop is StartGateway whose loop configuration loopCfg, when
+// not nil, changes (a TLS listener, ...).
+func StartGatewayLoop(t testing.TB, seeds []string, lim func(*limits.Config), cfg func(*gateway.Config), loopCfg func(*loop.Config)) *Gateway {
+	t.Helper()
 	set := metrics.NewSet()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -44,8 +51,12 @@ func StartGateway(t testing.TB, seeds []string, lim func(*limits.Config), cfg fu
 	if lim != nil {
 		lim(&l)
 	}
-	srv, err := loop.New(loop.Config{KafkaListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", EventLoops: 2, Limits: l, Logger: log, Metrics: set,
-		HTTPLimits: loop.HTTPLimits{HeaderTimeout: 10 * time.Second}})
+	lc := loop.Config{KafkaListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", EventLoops: 2, Limits: l, Logger: log, Metrics: set,
+		HTTPLimits: loop.HTTPLimits{HeaderTimeout: 10 * time.Second}}
+	if loopCfg != nil {
+		loopCfg(&lc)
+	}
+	srv, err := loop.New(lc)
 	if err != nil {
 		t.Fatal(err)
 	}
