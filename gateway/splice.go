@@ -87,6 +87,7 @@ type pipePool struct {
 type poolMetrics struct {
 	spliced    *metrics.Counter // answers relayed through a pipe
 	exhausted  *metrics.Counter // answers read into memory: no pipe free
+	capped     *metrics.Counter // answers read into memory: the client holds its share of the pipes
 	overflowed *metrics.Counter // answers that did not fit their pipe
 }
 
@@ -117,6 +118,7 @@ func newPipePool(n, size int, set *metrics.Set) *pipePool {
 	p := &pipePool{max: n, perClient: max(n/8, 1), size: size, held: map[uint64]int{}}
 	p.metrics.spliced = set.NewCounter("floodgate_gateway_fetch_spliced_total")
 	p.metrics.exhausted = set.NewCounter(`floodgate_gateway_fetch_buffered_total{reason="no_pipe"}`)
+	p.metrics.capped = set.NewCounter(`floodgate_gateway_fetch_buffered_total{reason="client_share"}`)
 	p.metrics.overflowed = set.NewCounter(`floodgate_gateway_fetch_buffered_total{reason="pipe_full"}`)
 	set.NewGauge("floodgate_gateway_pipes_open", func() float64 { o, _ := p.counts(); return float64(o) })
 	set.NewGauge("floodgate_gateway_pipes_in_use", func() float64 { o, f := p.counts(); return float64(o - f) })
@@ -150,7 +152,7 @@ func (pp *pipePool) get(client uint64) *pipe {
 	pp.mu.Lock()
 	if pp.held[client] >= pp.perClient {
 		pp.mu.Unlock()
-		pp.metrics.exhausted.Inc()
+		pp.metrics.capped.Inc()
 		return nil
 	}
 	if k := len(pp.free); k > 0 {
@@ -210,9 +212,16 @@ func (pp *pipePool) newPipe() (*pipe, error) {
 	return &pipe{r: fds[0], w: fds[1], pool: pp}, nil
 }
 
-// put takes back an empty pipe client held.
+// put takes back an empty pipe client held; once the pool is closed it
+// closes it (checked under the lock that close takes, so a pipe given back
+// while the pool closes is not left open on the free list).
 func (pp *pipePool) put(p *pipe) {
 	pp.mu.Lock()
+	if pp.off.Load() {
+		pp.mu.Unlock()
+		pp.discard(p, true)
+		return
+	}
 	pp.unholdLocked(p.client)
 	pp.free = append(pp.free, p)
 	pp.mu.Unlock()
@@ -238,8 +247,8 @@ func (pp *pipePool) close() {
 	if pp == nil {
 		return
 	}
-	pp.off.Store(true)
 	pp.mu.Lock()
+	pp.off.Store(true)
 	free := pp.free
 	pp.free = nil
 	pp.mu.Unlock()
@@ -315,7 +324,27 @@ func (u *upstreamConn) spliceAnswer(nc net.Conn, rc syscall.RawConn, head *[spli
 					full = true
 					return true
 				}
-				return false // wait for the socket
+				// Nothing queued: the socket is empty, or the broker
+				// closed it. A full pipe answers EAGAIN before the
+				// socket is looked at, and the poller's one edge for
+				// the end of file may be spent already: only a read
+				// tells, so peek (else the reader, and every request
+				// pending on this connection, would wait for the
+				// request timeout).
+				var one [1]byte
+				r, _, pe := unix.Recvfrom(int(fd), one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+				switch {
+				case pe == unix.EAGAIN || pe == unix.EINTR:
+					return false // wait for the socket
+				case pe != nil:
+					serr = pe
+					return true
+				case r == 0:
+					serr = io.ErrUnexpectedEOF
+					return true
+				}
+				// Bytes arrived meanwhile: splice again (a full pipe
+				// then shows as bytes queued).
 			case e == unix.EINVAL || e == unix.ENOSYS || e == unix.EOPNOTSUPP:
 				unsupported = true
 				return true

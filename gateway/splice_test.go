@@ -639,3 +639,51 @@ func TestSplicedAnswerThatFillsItsPipeFallsBackToMemoryIntact(t *testing.T) {
 		t.Errorf("%.0f pipes open, want the drained one back in the pool", open)
 	}
 }
+
+// TestUpstreamClosedWhileThePipeIsFullIsSeenAtOnce: the broker sends an
+// answer's first pieces (1,000 bytes each: about one pipe slot apiece)
+// and closes its connection. When the pieces fill the 64 KiB pipe exactly,
+// splice(2) answers EAGAIN for the pipe before it looks at the socket,
+// and the end of file shows only to a read: without one, the reader (and
+// every request pending on that upstream connection) waited for the
+// request timeout (5 s here). The client must get its error answer at once,
+// whatever the number of pieces that fill the pipe on this kernel.
+func TestUpstreamClosedWhileThePipeIsFullIsSeenAtOnce(t *testing.T) {
+	for pieces := 12; pieces <= 20; pieces++ {
+		t.Run(strconv.Itoa(pieces), func(t *testing.T) {
+			up := fakeBroker(t, func(c net.Conn, corr []byte) bool {
+				out := pieceAnswer(int32(binary.BigEndian.Uint32(corr)))
+				for i := 0; i < pieces; i++ {
+					if _, err := c.Write(out[i*1000 : (i+1)*1000]); err != nil {
+						return false
+					}
+					time.Sleep(time.Millisecond)
+				}
+				time.Sleep(50 * time.Millisecond) // the reader waits on a full pipe
+				return false                      // close
+			})
+			tg := testserver.StartGateway(t, []string{up}, func(l *limits.Config) {
+				l.MemoryLimitBytes, l.MemoryPerIPPercent = 1<<30, 100
+			}, func(c *gateway.Config) { c.SplicePipeBytes = 64 << 10 })
+			g := &gw{srv: tg.Server, gw: tg.Gateway, set: tg.Metrics}
+			c, err := net.Dial("tcp", g.srv.KafkaAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			start := time.Now()
+			if _, err := c.Write(fetchFrame(3, "cut", 0, 1<<20)); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := readAnswer(t, c); got != 3 {
+				t.Fatalf("answer with correlation id %d, want 3", got)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("the broker's close was seen after %v (the request timeout is 5 s)", took.Round(time.Millisecond))
+			}
+			c.Close()
+			waitReleased(t, g)
+		})
+	}
+}
