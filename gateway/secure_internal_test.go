@@ -218,16 +218,7 @@ func TestLongPollOnAFullPoolDoesNotDelayALaterSharer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer poller.Close()
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.SetVersion(4)
-	fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MinBytes, fetch.MaxBytes = -1, 3000, 1, 1<<20
-	ft := kmsg.NewFetchRequestTopic()
-	ft.Topic = "t"
-	fp := kmsg.NewFetchRequestTopicPartition()
-	fp.PartitionMaxBytes = 1 << 20
-	ft.Partitions = append(ft.Partitions, fp)
-	fetch.Topics = append(fetch.Topics, ft)
-	if _, err := poller.Write(kmsg.NewRequestFormatter(kmsg.FormatterClientID("poller")).AppendRequest(nil, fetch, 1)); err != nil {
+	if _, err := poller.Write(longPollFrame("poller", 3000)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond) // the poll waits upstream
@@ -268,16 +259,7 @@ func TestLongPollOnItsOwnConnectionIsNotSharedWhileItWaits(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.SetVersion(4)
-	fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MinBytes, fetch.MaxBytes = -1, 4000, 1, 1<<20
-	ft := kmsg.NewFetchRequestTopic()
-	ft.Topic = "t"
-	fp := kmsg.NewFetchRequestTopicPartition()
-	fp.PartitionMaxBytes = 1 << 20
-	ft.Partitions = append(ft.Partitions, fp)
-	fetch.Topics = append(fetch.Topics, ft)
-	if _, err := dial().Write(kmsg.NewRequestFormatter(kmsg.FormatterClientID("a")).AppendRequest(nil, fetch, 1)); err != nil {
+	if _, err := dial().Write(longPollFrame("a", 4000)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond) // A's poll waits upstream on A's own connection
@@ -306,4 +288,19 @@ func TestLongPollOnItsOwnConnectionIsNotSharedWhileItWaits(t *testing.T) {
 		t.Fatalf("client C's Metadata took %v: C was given the connection A's long poll holds", took)
 	}
 	t.Logf("client C, sharing on a full pool while A's long poll waits: Metadata answered in %v", took)
+}
+
+// longPollFrame is a Fetch v4 (correlation id 1) of partition 0 of the
+// seeded topic "t" that waits up to waitMs for a byte.
+func longPollFrame(clientID string, waitMs int32) []byte {
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.SetVersion(4)
+	fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MinBytes, fetch.MaxBytes = -1, waitMs, 1, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "t"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 1 << 20
+	ft.Partitions = append(ft.Partitions, fp)
+	fetch.Topics = append(fetch.Topics, ft)
+	return kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID)).AppendRequest(nil, fetch, 1)
 }
