@@ -82,6 +82,19 @@ type Attack struct {
 	// listeners on free ports and 127.0.0.1 advertised. The good clients
 	// and the attacker reach the cluster only through floodgate.
 	Gateway bool
+	// Held are gauges of floodgate's /metrics (a name, optionally with
+	// labels) counting what the attack makes the server hold beyond the
+	// memory budget (e.g. floodgate_gateway_pipes_in_use): the Runner
+	// reports their peak during the attack, and recovery also waits for
+	// each to be back to at most its value before the attack.
+	Held []string
+	// Counters are floodgate metrics reported after the attack (their
+	// growth during it), as evidence of the path it took.
+	Counters []string
+	// Reaches, when set, is a counter that must grow during the attack:
+	// an attack that no longer reaches the path it aims at (e.g. answers
+	// relayed through pipes) measures nothing, and fails.
+	Reaches string
 }
 
 // Bounds are the assertions of one attack.

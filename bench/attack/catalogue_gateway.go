@@ -2,10 +2,15 @@ package attack
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -16,8 +21,9 @@ import (
 // gatewayAttacks aim at what only gateway mode has (Attack.Gateway: floodgate
 // in front of a 3-broker cluster, the good clients producing and consuming
 // through it): Produce frames kept in pieces, held while they arrive and
-// while they wait to be written upstream with writev, and long polls on
-// the upstream connections clients share. Each could exceed the default
+// while they wait to be written upstream with writev, long polls on
+// the upstream connections clients share, and Fetch answers relayed
+// through pipes to clients that do not read them. Each could exceed the default
 // budget were what it announces or sends buffered; the servers' budgets
 // are lowered where that lets the RSS bound catch bytes not charged at a
 // fraction of the traffic (the machine has 2 shared cores).
@@ -48,7 +54,132 @@ func gatewayAttacks() []Attack {
 			// 1,000 per broker is full.
 			ServerArgs: []string{"--max-upstream-connections-per-broker", "4"},
 			Setup:      createPollTopic, Run: gatewayLongPolls},
+		{Name: "gateway-unread-spliced-fetch", Issue: 17, Listener: Kafka, Gateway: true,
+			What: "12 connections from 3 IPs to the leader's listener each pipeline 24 Fetches of a 1 MiB partition (max 256 KiB: answers of 192 KiB, relayed through pipes) with a 4 KiB receive window and never read",
+			// Four pipes per connection (an eighth of the 32 this
+			// machine's pipe-user-pages-soft allows): twelve connections
+			// take every pipe, and the rest of their answers are read
+			// into memory. The pipes must all be back in the pool, and
+			// their charge back in the budget, once the attacker leaves.
+			Held:     []string{"floodgate_gateway_pipes_in_use"},
+			Counters: []string{`floodgate_gateway_fetch_buffered_total{reason="no_pipe"}`, `floodgate_gateway_fetch_buffered_total{reason="client_share"}`, `floodgate_gateway_fetch_buffered_total{reason="pipe_full"}`},
+			Reaches:  "floodgate_gateway_fetch_spliced_total",
+			Setup:    fillSpliceTopic, Run: gatewayUnreadSplicedFetch},
 	}
+}
+
+// appendFrame appends req's frame (correlation id corr) to dst.
+// kmsg's AppendRequest writes the frame's length at dst[0:4], the start
+// of dst, not of the frame it appends: frames appended to one another
+// with it make one frame of them all.
+func appendFrame(dst []byte, req kmsg.Request, corr int32) []byte {
+	return append(dst, kafkaFormatter.AppendRequest(nil, req, corr)...)
+}
+
+// spliceTopic holds the data gateway-unread-spliced-fetch fetches: one
+// partition of 16 records of 64 KiB, one record per batch, so that a
+// Fetch of at most 256 KiB is answered with three batches (kfake stops
+// before a batch that would pass the limit): 192 KiB, above the 16 KiB
+// from which the gateway relays an answer through a pipe and within a
+// pipe's 1 MiB.
+const spliceTopic = "attack-splice"
+
+// fillSpliceTopic produces spliceTopic's 1 MiB through the gateway
+// (random, uncompressed: a pipe takes the answer as it is).
+func fillSpliceTopic(ctx context.Context, t *Target) error {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: AttackerIP(100)}, Timeout: 2 * time.Second}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(t.KafkaAddr), kgo.Dialer(d.DialContext), kgo.DefaultProduceTopic(spliceTopic),
+		kgo.AllowAutoTopicCreation(), kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerBatchMaxBytes(96<<10))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	recs := make([]*kgo.Record, 16)
+	for i := range recs {
+		v := make([]byte, 64<<10)
+		_, _ = rand.Read(v)
+		recs[i] = &kgo.Record{Value: v}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("fill %s: %w", spliceTopic, err)
+	}
+	return nil
+}
+
+// gatewayUnreadSplicedFetch holds connections to the leader of
+// spliceTopic's partition, each with 24 Fetches pipelined (4.5 MiB of
+// answers) and a 4 KiB receive window, never reading: the first answers
+// fill the socket, the next wait in pipes (each connection up to its
+// share of the pool) until the connection closes, and the rest are read
+// into memory. Measured: all 32 pipes in use, 82 answers read into
+// memory for want of one, 6 for the client's share. The data is kept
+// small (54 MiB of answers in all): kfake, in the test process under the
+// race detector, serves every answer from one goroutine, and at 720 KiB
+// answers (100 MiB) it made every good client wait 200 ms. The good
+// clients' answers, small, never need a pipe; what the attack tests is
+// that pipes and their charge are released when it leaves, and that
+// holding every pipe costs the others nothing.
+func gatewayUnreadSplicedFetch(ctx context.Context, t *Target) error {
+	addr, err := leaderAddr(ctx, t, spliceTopic, 0)
+	if err != nil {
+		return err
+	}
+	req := fetchRequest(spliceTopic, 0, 0, 500*time.Millisecond, 1, 256<<10)
+	var msg []byte
+	for i := int32(0); i < 24; i++ {
+		msg = appendFrame(msg, req, i)
+	}
+	n, perIP := t.N(12), 4
+	var wg sync.WaitGroup
+	var opened atomic.Int64
+	var lastErr atomic.Value
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := dialSmallWindow(ctx, AttackerIP(i/perIP), addr)
+			if err != nil {
+				lastErr.Store(err)
+				return
+			}
+			opened.Add(1)
+			stop := closeOnDone(ctx, c)
+			defer stop()
+			writeAll(c, msg)
+			<-ctx.Done()
+		}(i)
+	}
+	wg.Wait()
+	if opened.Load() == 0 && n > 0 {
+		err, _ := lastErr.Load().(error)
+		return fmt.Errorf("no connection opened: %v", err)
+	}
+	return nil
+}
+
+// dialSmallWindow connects to addr from ip with a 4 KiB receive buffer
+// set before the handshake: the window it advertises stays that small, so
+// the server's send buffer, which grows with the congestion window, stays
+// near its first size (set after the handshake, the window already
+// advertised lets the server's grow to tcp_wmem's 4 MiB on loopback, and
+// the upstream would have to serve that much per connection first).
+func dialSmallWindow(ctx context.Context, ip net.IP, addr string) (net.Conn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 2 * time.Second,
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10)
+			})
+			return errors.Join(err, serr)
+		}}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s from %s: %w", addr, ip, err)
+	}
+	return c, nil
 }
 
 // piecesUpFront is what a gateway-trickled-produce-pieces connection

@@ -2,6 +2,7 @@ package attack
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -73,7 +74,25 @@ func Row(r *Result) string {
 	}
 	return fmt.Sprintf("%s on %s: good p50/p99 %s/%s (baseline p99 %s), /health p99 %s (%d/%d failed), peak RSS %s (bound %s), budget %s -> peak %s (%d reads timed out), recovery %s, after it p99 %s",
 		r.Attack, r.Server, fmtMS(k.P50), fmtMS(k.P99), fmtMS(r.Baseline.P99), fmtMS(r.Health.P99), r.Health.Failed, r.Health.N,
-		mib(r.PeakRSS), mib(r.RSSBound), mibOrDash(r.BudgetBase), mibOrDash(r.BudgetPeak), r.BudgetUnread, rec, fmtMS(r.After.P99))
+		mib(r.PeakRSS), mib(r.RSSBound), mibOrDash(r.BudgetBase), mibOrDash(r.BudgetPeak), r.BudgetUnread, rec, fmtMS(r.After.P99)) +
+		fmtMetrics("; peak during the attack: ", r.HeldPeak) + fmtMetrics("; grew by: ", r.Counters)
+}
+
+// fmtMetrics lists metrics and their values after prefix, by name; "" for
+// none.
+func fmtMetrics(prefix string, vs map[string]float64) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(vs))
+	for name := range vs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for i, name := range names {
+		names[i] = fmt.Sprintf("%s %v", name, vs[name])
+	}
+	return prefix + strings.Join(names, ", ")
 }
 
 // fmtMS prints a duration in milliseconds.

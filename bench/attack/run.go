@@ -75,6 +75,11 @@ type Result struct {
 	After Latency `json:"after"`
 	// RecoveryState says what was still wrong when recovery was not seen.
 	RecoveryState string `json:"recovery_state,omitempty"`
+	// HeldPeak is each of the attack's Held gauges at most during the
+	// attack; Counters is how much each of its Counters (and Reaches)
+	// grew from before the attack until recovery was watched.
+	HeldPeak map[string]float64 `json:"held_peak,omitempty"`
+	Counters map[string]float64 `json:"counters,omitempty"`
 	// SIGTERMExit is how long the server took to exit after SIGTERM during
 	// the attack (0: not tried).
 	SIGTERMExit time.Duration `json:"sigterm_exit_ns,omitempty"`
@@ -154,15 +159,27 @@ func Run(ctx context.Context, cfg Config, a Attack, start Starter, scale float64
 	if v, err := srv.Metric(ctx, "floodgate_memory_limit_bytes"); err == nil {
 		r.RSSBound = int64(v) + b.RSSOverLimit
 	}
+	heldBase, err := readMetrics(ctx, srv, a.Held)
+	if err != nil {
+		return nil, fmt.Errorf("%s: before the attack: %w", a.Name, err)
+	}
+	counted := a.Counters
+	if a.Reaches != "" {
+		counted = append(append([]string(nil), counted...), a.Reaches)
+	}
+	countBase, err := readMetrics(ctx, srv, counted)
+	if err != nil {
+		return nil, fmt.Errorf("%s: before the attack: %w", a.Name, err)
+	}
 
 	attackStart := time.Now()
 	r.Baseline = worst(good.kafka.window(t0, attackStart), good.kgo.window(t0, attackStart))
-	mon := startMonitor(ctx, srv)
+	mon := startMonitor(ctx, srv, a.Held)
 	actx, stopAttack := context.WithTimeout(ctx, cfg.Duration)
 	runErr := runAttack(actx, a, t, cfg.Duration)
 	stopAttack()
 	leave := time.Now()
-	r.PeakRSS, r.BudgetPeak, r.BudgetUnread = mon.stop()
+	r.PeakRSS, r.BudgetPeak, r.BudgetUnread, r.HeldPeak = mon.stop()
 	if runErr != nil {
 		return nil, fmt.Errorf("%s: %w", a.Name, runErr)
 	}
@@ -170,7 +187,18 @@ func Run(ctx context.Context, cfg Config, a Attack, start Starter, scale float64
 	r.Kafka = good.kafka.window(attackStart, leave)
 	r.Kgo = good.kgo.window(attackStart, leave)
 	r.Health = good.health.window(attackStart, leave)
-	r.Recovery, r.Recovered, r.RecoveryState = watchRecovery(ctx, srv, r.BudgetBase, b, leave, cfg.Watch)
+	r.Recovery, r.Recovered, r.RecoveryState = watchRecovery(ctx, srv, r.BudgetBase, heldBase, b, leave, cfg.Watch)
+	if counts, err := readMetrics(ctx, srv, counted); err == nil {
+		for name, v := range counts {
+			counts[name] = v - countBase[name]
+		}
+		r.Counters = counts
+	} else {
+		r.fail("after the attack: %v", err)
+	}
+	if a.Reaches != "" && r.Counters != nil && r.Counters[a.Reaches] <= 0 {
+		r.fail("%s did not grow during the attack: it does not reach the path it aims at", a.Reaches)
+	}
 	if r.Recovered {
 		r.checkAfter(ctx, &good, t, b, leave.Add(max(r.Recovery, b.Recovery)))
 	}
@@ -368,18 +396,40 @@ func worst(ls ...Latency) Latency {
 	return w
 }
 
-// monitor samples the server's RSS and memory budget during the attack.
+// monitor samples the server's RSS, memory budget and the attack's Held
+// gauges during the attack.
 type monitor struct {
 	cancel            context.CancelFunc
 	wg                sync.WaitGroup
 	mu                sync.Mutex
 	peakRSS, peakUsed int64
 	unread            int
+	peakHeld          map[string]float64
 }
 
-func startMonitor(ctx context.Context, srv *Server) *monitor {
+func startMonitor(ctx context.Context, srv *Server, held []string) *monitor {
 	ctx, cancel := context.WithCancel(ctx)
 	m := &monitor{cancel: cancel, peakUsed: -1}
+	if len(held) > 0 {
+		m.peakHeld = map[string]float64{}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			for ctx.Err() == nil {
+				mctx, cancel := context.WithTimeout(ctx, time.Second)
+				vs, err := readMetrics(mctx, srv, held)
+				cancel()
+				if err == nil {
+					m.mu.Lock()
+					for name, v := range vs {
+						m.peakHeld[name] = max(m.peakHeld[name], v)
+					}
+					m.mu.Unlock()
+				}
+				sleep(ctx, 100*time.Millisecond)
+			}
+		}()
+	}
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
@@ -411,20 +461,37 @@ func startMonitor(ctx context.Context, srv *Server) *monitor {
 	return m
 }
 
-func (m *monitor) stop() (peakRSS, peakUsed int64, unread int) {
+func (m *monitor) stop() (peakRSS, peakUsed int64, unread int, peakHeld map[string]float64) {
 	m.cancel()
 	m.wg.Wait()
-	return m.peakRSS, m.peakUsed, m.unread
+	return m.peakRSS, m.peakUsed, m.unread, m.peakHeld
+}
+
+// readMetrics reads each of names from srv's /metrics (nil for none).
+func readMetrics(ctx context.Context, srv *Server, names []string) (map[string]float64, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	vs := make(map[string]float64, len(names))
+	for _, name := range names {
+		v, err := srv.Metric(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		vs[name] = v
+	}
+	return vs, nil
 }
 
 // watchRecovery probes the server from fresh good connections until it is
 // back to normal or watch has passed since leave: the memory budget back to
-// its baseline, an ApiVersions round trip and a GET /health each answered
-// within their bounds.
-func watchRecovery(ctx context.Context, srv *Server, budgetBase int64, b Bounds, leave time.Time, watch time.Duration) (time.Duration, bool, string) {
+// its baseline, each gauge of heldBase back to at most its value there, an
+// ApiVersions round trip and a GET /health each answered within their
+// bounds.
+func watchRecovery(ctx context.Context, srv *Server, budgetBase int64, heldBase map[string]float64, b Bounds, leave time.Time, watch time.Duration) (time.Duration, bool, string) {
 	state := ""
 	for {
-		ok, why := probe(ctx, srv, budgetBase, b)
+		ok, why := probe(ctx, srv, budgetBase, heldBase, b)
 		if ok {
 			return time.Since(leave), true, ""
 		}
@@ -437,9 +504,20 @@ func watchRecovery(ctx context.Context, srv *Server, budgetBase int64, b Bounds,
 }
 
 // probe is one recovery check; why says what is not normal yet.
-func probe(ctx context.Context, srv *Server, budgetBase int64, b Bounds) (bool, string) {
+func probe(ctx context.Context, srv *Server, budgetBase int64, heldBase map[string]float64, b Bounds) (bool, string) {
 	if !srv.Alive() {
 		return false, "the server exited"
+	}
+	for name, base := range heldBase {
+		mctx, cancel := context.WithTimeout(ctx, time.Second)
+		v, err := srv.Metric(mctx, name)
+		cancel()
+		if err != nil {
+			return false, err.Error()
+		}
+		if v > base {
+			return false, fmt.Sprintf("%s %v (before the attack %v)", name, v, base)
+		}
 	}
 	if budgetBase >= 0 {
 		mctx, cancel := context.WithTimeout(ctx, time.Second)
