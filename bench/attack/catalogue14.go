@@ -114,7 +114,7 @@ func kafkaPipelineFetch(ctx context.Context, t *Target) error {
 	req.Topics = append(req.Topics, rt)
 	var msg []byte
 	for i := int32(0); i < 40; i++ {
-		msg = kafkaFormatter.AppendRequest(msg, req, i)
+		msg = appendFrame(msg, req, i)
 	}
 	return hold(ctx, t, Kafka, t.N(2), 2, 0, func(ctx context.Context, c net.Conn) { writeAll(c, msg) })
 }

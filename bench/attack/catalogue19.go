@@ -48,7 +48,7 @@ func kafkaProxySpoof(ctx context.Context, t *Target) error {
 		victim, _ := netip.AddrFromSlice(goodIP(i % 5).To4())
 		dst, _ := netip.ParseAddrPort(t.KafkaAddr)
 		msg := proxyproto.AppendV1(nil, netip.AddrPortFrom(victim, 40000), dst)
-		return kafkaFormatter.AppendRequest(msg, kmsg.NewPtrApiVersionsRequest(), 1)
+		return appendFrame(msg, kmsg.NewPtrApiVersionsRequest(), 1)
 	}
 	held := make(chan error, 1)
 	go func() {

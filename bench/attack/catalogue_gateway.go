@@ -387,7 +387,7 @@ func gatewayLongPolls(ctx context.Context, t *Target) error {
 		addrs[p] = addr
 		req := fetchRequest(pollTopic, int32(p), 0, time.Minute, 1, 50<<20)
 		for i := int32(0); i < 5; i++ {
-			msgs[p] = kafkaFormatter.AppendRequest(msgs[p], req, i)
+			msgs[p] = appendFrame(msgs[p], req, i)
 		}
 	}
 	n := t.N(200)
