@@ -80,23 +80,30 @@ const fetchTopic = "attack-fetch"
 // random and uncompressed): every Fetch of the attack then makes the
 // server read and answer 24 MiB.
 func fillFetchTopic(ctx context.Context, t *Target) error {
+	return fillTopic(ctx, t, fetchTopic, 96, 256<<10)
+}
+
+// fillTopic produces n random, uncompressed records of size bytes to
+// topic (created if missing) from an attacker address; opts add to the
+// producer's options.
+func fillTopic(ctx context.Context, t *Target, topic string, n, size int, opts ...kgo.Opt) error {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: AttackerIP(100)}, Timeout: 2 * time.Second}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(t.KafkaAddr), kgo.Dialer(d.DialContext), kgo.DefaultProduceTopic(fetchTopic),
-		kgo.AllowAutoTopicCreation(), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(t.KafkaAddr), kgo.Dialer(d.DialContext), kgo.DefaultProduceTopic(topic),
+		kgo.AllowAutoTopicCreation(), kgo.ProducerBatchCompression(kgo.NoCompression())}, opts...)...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	recs := make([]*kgo.Record, 96)
+	recs := make([]*kgo.Record, n)
 	for i := range recs {
-		v := make([]byte, 256<<10)
+		v := make([]byte, size)
 		_, _ = rand.Read(v)
 		recs[i] = &kgo.Record{Value: v}
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("fill %s: %w", fetchTopic, err)
+		return fmt.Errorf("fill %s: %w", topic, err)
 	}
 	return nil
 }

@@ -2,14 +2,11 @@ package attack
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -85,28 +82,10 @@ func appendFrame(dst []byte, req kmsg.Request, corr int32) []byte {
 const spliceTopic = "attack-splice"
 
 // fillSpliceTopic produces spliceTopic's 1 MiB through the gateway
-// (random, uncompressed: a pipe takes the answer as it is).
+// (random, uncompressed: a pipe takes the answer as it is), one record per
+// batch.
 func fillSpliceTopic(ctx context.Context, t *Target) error {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: AttackerIP(100)}, Timeout: 2 * time.Second}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(t.KafkaAddr), kgo.Dialer(d.DialContext), kgo.DefaultProduceTopic(spliceTopic),
-		kgo.AllowAutoTopicCreation(), kgo.ProducerBatchCompression(kgo.NoCompression()),
-		kgo.ProducerBatchMaxBytes(96<<10))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	recs := make([]*kgo.Record, 16)
-	for i := range recs {
-		v := make([]byte, 64<<10)
-		_, _ = rand.Read(v)
-		recs[i] = &kgo.Record{Value: v}
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("fill %s: %w", spliceTopic, err)
-	}
-	return nil
+	return fillTopic(ctx, t, spliceTopic, 16, 64<<10, kgo.ProducerBatchMaxBytes(96<<10))
 }
 
 // gatewayUnreadSplicedFetch holds connections to the leader of
@@ -132,32 +111,8 @@ func gatewayUnreadSplicedFetch(ctx context.Context, t *Target) error {
 	for i := int32(0); i < 24; i++ {
 		msg = appendFrame(msg, req, i)
 	}
-	n, perIP := t.N(12), 4
-	var wg sync.WaitGroup
-	var opened atomic.Int64
-	var lastErr atomic.Value
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			c, err := dialSmallWindow(ctx, AttackerIP(i/perIP), addr)
-			if err != nil {
-				lastErr.Store(err)
-				return
-			}
-			opened.Add(1)
-			stop := closeOnDone(ctx, c)
-			defer stop()
-			writeAll(c, msg)
-			<-ctx.Done()
-		}(i)
-	}
-	wg.Wait()
-	if opened.Load() == 0 && n > 0 {
-		err, _ := lastErr.Load().(error)
-		return fmt.Errorf("no connection opened: %v", err)
-	}
-	return nil
+	dial := func(ctx context.Context, ip net.IP) (net.Conn, error) { return dialSmallWindow(ctx, ip, addr) }
+	return holdDialed(ctx, dial, t.N(12), 4, 0, func(ctx context.Context, c net.Conn) { writeAll(c, msg) })
 }
 
 // dialSmallWindow connects to addr from ip with a 4 KiB receive buffer

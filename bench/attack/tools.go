@@ -19,6 +19,13 @@ import (
 // ends; every connection is closed when hold returns. It fails only when
 // no connection could be opened at all.
 func hold(ctx context.Context, t *Target, l Listener, n, perIP, firstIP int, f func(ctx context.Context, c net.Conn)) error {
+	dial := func(ctx context.Context, ip net.IP) (net.Conn, error) { return Dial(ctx, ip, t.Addr(l)) }
+	return holdDialed(ctx, dial, n, perIP, firstIP, f)
+}
+
+// holdDialed is hold with each connection opened by dial from its
+// attacker address.
+func holdDialed(ctx context.Context, dial func(ctx context.Context, ip net.IP) (net.Conn, error), n, perIP, firstIP int, f func(ctx context.Context, c net.Conn)) error {
 	var wg sync.WaitGroup
 	var opened atomic.Int64
 	var lastErr atomic.Value
@@ -28,7 +35,7 @@ func hold(ctx context.Context, t *Target, l Listener, n, perIP, firstIP int, f f
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			c, err := Dial(ctx, AttackerIP(firstIP+i/perIP), t.Addr(l))
+			c, err := dial(ctx, AttackerIP(firstIP+i/perIP))
 			<-sem
 			if err != nil {
 				lastErr.Store(err)
