@@ -177,6 +177,13 @@ const attackPartitions = 16
 // createAttackTopics creates attackTopics with CreateTopics from an
 // attacker address.
 func createAttackTopics(ctx context.Context, t *Target) error {
+	return createTopics(ctx, t, attackPartitions, attackTopics...)
+}
+
+// createTopics creates topics of partitions partitions each with
+// CreateTopics sent by franz-go (to the controller's listener through a
+// gateway) from an attacker address.
+func createTopics(ctx context.Context, t *Target, partitions int32, topics ...string) error {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: AttackerIP(100)}, Timeout: 2 * time.Second}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(t.KafkaAddr), kgo.Dialer(d.DialContext))
 	if err != nil {
@@ -187,16 +194,16 @@ func createAttackTopics(ctx context.Context, t *Target) error {
 	defer cancel()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.TimeoutMillis = 5000
-	for _, name := range attackTopics {
+	for _, name := range topics {
 		rt := kmsg.NewCreateTopicsRequestTopic()
 		rt.Topic = name
-		rt.NumPartitions = attackPartitions
+		rt.NumPartitions = partitions
 		rt.ReplicationFactor = 1
 		req.Topics = append(req.Topics, rt)
 	}
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return fmt.Errorf("create %v: %w", attackTopics, err)
+		return fmt.Errorf("create %v: %w", topics, err)
 	}
 	for _, rt := range resp.Topics {
 		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil {

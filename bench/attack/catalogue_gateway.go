@@ -296,34 +296,9 @@ func fetchRequest(topic string, p int32, offset int64, wait time.Duration, minBy
 // partition per upstream broker, so the long polls reach every broker.
 const pollTopic = "attack-poll"
 
-// createPollTopic creates pollTopic through the gateway, with franz-go,
-// which sends CreateTopics to the controller's listener.
+// createPollTopic creates pollTopic through the gateway.
 func createPollTopic(ctx context.Context, t *Target) error {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: AttackerIP(100)}, Timeout: 2 * time.Second}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(t.KafkaAddr), kgo.Dialer(d.DialContext))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req := kmsg.NewPtrCreateTopicsRequest()
-	req.TimeoutMillis = 5000
-	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic = pollTopic
-	rt.NumPartitions = upstreamBrokers
-	rt.ReplicationFactor = 1
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", pollTopic, err)
-	}
-	for _, rt := range resp.Topics {
-		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil {
-			return fmt.Errorf("create %s: %w", rt.Topic, err)
-		}
-	}
-	return nil
+	return createTopics(ctx, t, upstreamBrokers, pollTopic)
 }
 
 // gatewayLongPolls holds connections to the partition leaders' listeners,
