@@ -56,10 +56,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		l.mu.Lock()
 		if n := l.byIP[ip]; n >= l.perIP {
 			l.mu.Unlock()
-			_ = c.Close()
+			// Counted before the close, which the client sees.
 			if l.refused != nil {
 				l.refused.Inc()
 			}
+			_ = c.Close()
 			if l.warn != nil {
 				l.warn.Warn("admin:per-ip", "admin connection refused: too many from one address", "limit", "admin connections per client address",
 					"configured", l.perIP, "actual", n, "client_ip", ip)
