@@ -249,23 +249,27 @@ func kafkaMetadataAutocreate(ctx context.Context, t *Target) error {
 // partitions partitions, each with null records, up to the entries
 // (8 bytes each): the whole frame when entries is partitions.
 func producePartitionsFrame(partitions, entries int) []byte {
-	const topic = "attack-parts"
-	head := 2 + 2 + 4 + 4 + 2 + len(topic) + 4 // transactional id .. partition count
-	frame := kafkaHead(0, 0, 7, 1)
-	size := len(frame) - 4 + head + 8*partitions
+	frame := produceHead("attack-parts")
+	size := len(frame) - 4 + 4 + 8*partitions // .. the partition count and the partitions
 	binary.BigEndian.PutUint32(frame, uint32(size))
-	frame = binary.BigEndian.AppendUint16(frame, 0xffff) // transactional id: null
-	frame = binary.BigEndian.AppendUint16(frame, 1)      // acks
-	frame = binary.BigEndian.AppendUint32(frame, 1000)   // timeout
-	frame = binary.BigEndian.AppendUint32(frame, 1)      // topics
-	frame = binary.BigEndian.AppendUint16(frame, uint16(len(topic)))
-	frame = append(frame, topic...)
 	frame = binary.BigEndian.AppendUint32(frame, uint32(partitions))
 	for i := 0; i < entries; i++ {
 		frame = binary.BigEndian.AppendUint32(frame, uint32(i))
 		frame = binary.BigEndian.AppendUint32(frame, 0xffffffff) // records: null
 	}
 	return frame
+}
+
+// produceHead is the start of a Produce v7 frame (acks=1, one topic)
+// through the topic's name; its length is the caller's to set.
+func produceHead(topic string) []byte {
+	frame := kafkaHead(0, 0, 7, 1)
+	frame = binary.BigEndian.AppendUint16(frame, 0xffff) // transactional id: null
+	frame = binary.BigEndian.AppendUint16(frame, 1)      // acks
+	frame = binary.BigEndian.AppendUint32(frame, 1000)   // timeout
+	frame = binary.BigEndian.AppendUint32(frame, 1)      // topics
+	frame = binary.BigEndian.AppendUint16(frame, uint16(len(topic)))
+	return append(frame, topic...)
 }
 
 // kafkaProduceManyPartitions sends Produce frames of 8 bytes per

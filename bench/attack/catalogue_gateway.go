@@ -169,13 +169,7 @@ func gatewayTrickledPieces(ctx context.Context, t *Target) error {
 // produceFrame is a Produce v7 frame (acks=1) of n bytes of records for
 // partition 0 of topic.
 func produceFrame(topic string, n int) []byte {
-	frame := kafkaHead(0, 0, 7, 1)
-	frame = binary.BigEndian.AppendUint16(frame, 0xffff) // transactional id: null
-	frame = binary.BigEndian.AppendUint16(frame, 1)      // acks
-	frame = binary.BigEndian.AppendUint32(frame, 1000)   // timeout
-	frame = binary.BigEndian.AppendUint32(frame, 1)      // topics
-	frame = binary.BigEndian.AppendUint16(frame, uint16(len(topic)))
-	frame = append(frame, topic...)
+	frame := produceHead(topic)
 	frame = binary.BigEndian.AppendUint32(frame, 1) // partitions
 	frame = binary.BigEndian.AppendUint32(frame, 0) // partition 0
 	frame = binary.BigEndian.AppendUint32(frame, uint32(n))
