@@ -24,7 +24,7 @@ build:
 test: vet fmt-check lint deps-test
 	$(GO) test -race -timeout 20m $$($(GO) list ./... | grep -v '/bench/attack$$')
 	$(GO) test -race -timeout 10m ./bench/attack/
-	$(MAKE) fuzz FUZZTIME=3s
+	$(MAKE) fuzz FUZZTIME=5s
 
 vet:
 	$(GO) vet ./...
