@@ -246,8 +246,10 @@ func (g *Gateway) upstreamFor(client uint64, node int32, long bool) (u *upstream
 	defer b.mu.Unlock()
 	u = b.byClient[client]
 	if u != nil && u.isDead() {
+		// Not dropLocked: a retired connection still owes this client
+		// answers, and closes itself once they are in.
 		delete(b.byClient, client)
-		b.dropLocked(u)
+		u.clients--
 		u = nil
 	}
 	if u == nil {
@@ -468,10 +470,19 @@ func skimPieces(h *kafka.Header, frame []byte, more [][]byte, maxPartitions int)
 }
 
 // rewrite restores the client's correlation id and points every broker a
-// response names at floodgate.
+// response names at floodgate: Metadata, FindCoordinator, DescribeCluster,
+// and the leaders a Produce (v10+) or share-group answer names after a
+// leader change (KIP-951), which a client would otherwise dial directly,
+// going round the gateway and every limit it enforces. (Fetch, relayed
+// unread, is capped below v16, which names them: versionCaps.)
 func (g *Gateway) rewrite(h *kafka.Header, corr int32, resp []byte) []byte {
 	switch h.APIKey {
-	case 3, 10, 60, 18:
+	case 3, 10, 60, 18, 78, 79:
+	case 0:
+		if h.APIVersion >= 10 {
+			break
+		}
+		fallthrough
 	default:
 		kafka.SetCorrelationID(resp, corr)
 		return resp
@@ -483,6 +494,25 @@ func (g *Gateway) rewrite(h *kafka.Header, corr int32, resp []byte) []byte {
 		return resp
 	}
 	switch r := r.(type) {
+	case *kmsg.ProduceResponse:
+		if len(r.Brokers) == 0 { // no leader changed: the answer as it came
+			kafka.SetCorrelationID(resp, corr)
+			return resp
+		}
+		for i := range r.Brokers {
+			b := &r.Brokers[i]
+			b.Host, b.Port = g.local(b.NodeID, b.Host, b.Port)
+		}
+	case *kmsg.ShareFetchResponse:
+		for i := range r.NodeEndpoints {
+			b := &r.NodeEndpoints[i]
+			b.Host, b.Port = g.local(b.NodeID, b.Host, b.Port)
+		}
+	case *kmsg.ShareAcknowledgeResponse:
+		for i := range r.NodeEndpoints {
+			b := &r.NodeEndpoints[i]
+			b.Host, b.Port = g.local(b.NodeID, b.Host, b.Port)
+		}
 	case *kmsg.MetadataResponse:
 		_ = g.learn(r)
 		g.fillMetadataBrokers(r)
@@ -534,44 +564,49 @@ func (g *Gateway) fillMetadataBrokers(m *kmsg.MetadataResponse) {
 	}
 }
 
-// local maps an upstream broker to floodgate's listener for it.
+// local maps an upstream broker to floodgate's listener for it, learning
+// a broker that is new or answers at a new address (ensureBroker).
 func (g *Gateway) local(node int32, host string, port int32) (string, int32) {
-	g.mu.RLock()
-	b := g.brokers[node]
-	g.mu.RUnlock()
-	if b == nil {
-		var err error
-		b, err = g.ensureBroker(node, joinHostPort(host, port))
-		if err != nil {
-			g.log.Warn("cannot map upstream broker", "node", node, "error", err.Error())
-			return host, port
-		}
+	b, err := g.ensureBroker(node, joinHostPort(host, port))
+	if err != nil {
+		g.log.Warn("cannot map upstream broker", "node", node, "error", err.Error())
+		return host, port
 	}
 	return g.cfg.AdvertisedHost, b.localPort
 }
 
 // ServeKafka serves a decoded request (the HTTP REST API uses it): it is
 // encoded and forwarded, Produce/Fetch/ListOffsets to the leader of their
-// first partition.
+// first partition, group requests to the group's coordinator.
 func (g *Gateway) ServeKafka(req kmsg.Request, clientID, addr string, respond func(kmsg.Response)) {
 	if f, ok := req.(*kmsg.FetchRequest); ok {
 		clampFetchRequest(f, g.cfg.MaxFetchBytes)
 	}
-	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID)).AppendRequest(nil, req, 0)[kafka.LengthSize:]
-	var h kafka.Header
-	if err := kafka.ParseHeader(frame, int32(len(frame)), &h); err != nil {
-		respond(kafka.ErrorResponse(req, kafka.ErrUnknownServerError))
+	if group, ok := kafka.GroupOf(req); ok {
+		g.coordinatorFor(group, func(node int32) { g.serveDecoded(req, clientID, node, group, respond) })
 		return
 	}
 	node := g.leaderOf(req)
 	if node < 0 {
 		node = g.pickAny(-1)
 	}
+	g.serveDecoded(req, clientID, node, "", respond)
+}
+
+// serveDecoded encodes req and forwards it to node; group names the group
+// of a group request, whose cached coordinator is forgotten when the
+// answer says it moved.
+func (g *Gateway) serveDecoded(req kmsg.Request, clientID string, node int32, group string, respond func(kmsg.Response)) {
+	frame, h, err := encodeRequest(req, clientID)
+	if err != nil {
+		respond(kafka.ErrorResponse(req, kafka.ErrUnknownServerError))
+		return
+	}
 	expect := true
 	if p, ok := req.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
 		expect = false
 	}
-	g.forward(restClient, node, &h, frame, nil, expect, func(resp []byte, err error) {
+	g.forward(restClient, node, h, frame, nil, expect, func(resp []byte, err error) {
 		switch {
 		case err != nil:
 			g.failed.Inc()
@@ -579,19 +614,110 @@ func (g *Gateway) ServeKafka(req kmsg.Request, clientID, addr string, respond fu
 				g.warn.Warn("upstream:"+strconv.Itoa(int(node)), "upstream request failed", "node", node,
 					"api", kmsg.NameForKey(h.APIKey), "error", err.Error())
 			}
-			respond(kafka.ErrorResponse(req, kafka.ErrNotLeaderForPartition))
+			code := kafka.ErrNotLeaderForPartition
+			if group != "" {
+				g.forgetCoordinator(group)
+				code = kafka.ErrNotCoordinator
+			}
+			respond(kafka.ErrorResponse(req, code))
 			return
 		case resp == nil:
 			respond(nil)
 			return
 		}
-		r, err := kafka.DecodeResponse(&h, resp)
+		r, err := kafka.DecodeResponse(h, resp)
 		if err != nil {
 			respond(kafka.ErrorResponse(req, kafka.ErrUnknownServerError))
 			return
 		}
+		if group != "" && kafka.CoordinatorError(r) {
+			g.forgetCoordinator(group)
+		}
 		respond(r)
 	})
+}
+
+// encodeRequest encodes req as a frame without its length prefix, as the
+// loop hands frames on, and parses its header.
+func encodeRequest(req kmsg.Request, clientID string) ([]byte, *kafka.Header, error) {
+	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID)).AppendRequest(nil, req, 0)[kafka.LengthSize:]
+	h := new(kafka.Header)
+	if err := kafka.ParseHeader(frame, int32(len(frame)), h); err != nil {
+		return nil, nil, fmt.Errorf("encoding %s: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	return frame, h, nil
+}
+
+// maxCoordinators bounds the coordinator cache; it is emptied when full
+// (each REST consumer group costs one FindCoordinator again).
+const maxCoordinators = 4096
+
+// coordinatorFor calls then with the upstream node that coordinates group:
+// cached, or asked of any broker with FindCoordinator. When it cannot be
+// learned, then gets any broker, whose NOT_COORDINATOR answer tells the
+// caller to retry. then runs on the caller's goroutine on a hit, on a
+// goroutine of its own after a lookup (never on the upstream reader, which
+// must not wait on another upstream).
+func (g *Gateway) coordinatorFor(group string, then func(node int32)) {
+	g.mu.RLock()
+	node, ok := g.coordinators[group]
+	g.mu.RUnlock()
+	if ok {
+		then(node)
+		return
+	}
+	asked := g.pickAny(-1)
+	_, max, ok := g.VersionRange(10)
+	if !ok {
+		then(asked)
+		return
+	}
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.SetVersion(min(max, 3)) // v4+ batches keys; one is asked here
+	fc.CoordinatorKey = group
+	frame, h, err := encodeRequest(fc, "floodgate-gateway")
+	if err != nil {
+		then(asked)
+		return
+	}
+	g.forward(restClient, asked, h, frame, nil, true, func(resp []byte, err error) {
+		node := asked
+		if err == nil {
+			if r, derr := kafka.DecodeResponse(h, resp); derr == nil {
+				if fr := r.(*kmsg.FindCoordinatorResponse); fr.ErrorCode == 0 && g.known(fr.NodeID, fr.Host, fr.Port) {
+					node = fr.NodeID
+					g.mu.Lock()
+					if len(g.coordinators) >= maxCoordinators {
+						clear(g.coordinators)
+					}
+					g.coordinators[group] = node
+					g.mu.Unlock()
+				}
+			}
+		}
+		go then(node)
+	})
+}
+
+// known reports whether node is an upstream broker the gateway forwards
+// to, adding it (as Metadata would) when it is new.
+func (g *Gateway) known(node int32, host string, port int32) bool {
+	g.mu.RLock()
+	_, ok := g.brokers[node]
+	g.mu.RUnlock()
+	if ok {
+		return true
+	}
+	_, err := g.ensureBroker(node, joinHostPort(host, port))
+	return err == nil
+}
+
+// forgetCoordinator drops group's cached coordinator: the next request
+// finds it anew.
+func (g *Gateway) forgetCoordinator(group string) {
+	g.mu.Lock()
+	delete(g.coordinators, group)
+	g.mu.Unlock()
 }
 
 // clampFetch enforces --max-fetch-bytes on a forwarded Fetch, and the

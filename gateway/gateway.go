@@ -86,7 +86,10 @@ type Gateway struct {
 	mu      sync.RWMutex
 	brokers map[int32]*upstreamBroker
 	leaders map[string][]int32 // topic -> partition -> leader node
-	next    int                // round robin for "any broker" requests
+	// coordinators caches each REST consumer group's coordinator node
+	// (at most maxCoordinators).
+	coordinators map[string]int32
+	next         int // round robin for "any broker" requests
 
 	stop chan struct{}
 	kick chan struct{} // capacity 1: an upstream connection broke, re-read the cluster now
@@ -99,6 +102,9 @@ type Gateway struct {
 	forwardedPieces *metrics.Counter
 	failed          *metrics.Counter
 	fetchClamped    *metrics.Counter
+	// retired counts upstream brokers seen at a new address, whose
+	// connections to the old one were retired.
+	retired *metrics.Counter
 	// fetchFitted counts forwarded Fetches whose byte limit was lowered
 	// to the memory budget's room for the client (loop.ClientConn.FetchRoom).
 	fetchFitted *metrics.Counter
@@ -141,6 +147,33 @@ type upstreamBroker struct {
 	dialing      int // dials under way
 }
 
+// move points the broker at addr when it has moved there (it reports the
+// old address): new connections go to addr, and those to the old address
+// are retired, closed once their requests are answered. A node id that
+// answers at a new address is a broker restarted or rescheduled; what
+// still answers at the old one (a process on its way out, a host that
+// went away and may leave the connection half open) must get no more
+// requests: it would answer NOT_LEADER for partitions the node leads
+// now, or nothing, and the clients behind it would retry forever.
+func (b *upstreamBroker) move(g *Gateway, addr string) (from string, moved bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.addr == addr {
+		return "", false
+	}
+	from, b.addr = b.addr, addr
+	for _, u := range b.conns {
+		u.retire()
+	}
+	for _, u := range b.leases {
+		u.retire()
+	}
+	b.conns = g.keepLive(b.conns)
+	b.leases = g.keepLive(b.leases)
+	g.retired.Inc()
+	return from, true
+}
+
 // dialOutcome is how the last dial to a broker ended.
 type dialOutcome uint8
 
@@ -176,11 +209,12 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, dial: dialer{timeout: cfg.DialTimeout, tls: cfg.UpstreamTLS, sasl: cfg.SASL, authTimeout: cfg.RequestTimeout}, warn: limits.NewWarnLog(cfg.Logger, time.Second), brokers: map[int32]*upstreamBroker{}, leaders: map[string][]int32{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, dial: dialer{timeout: cfg.DialTimeout, tls: cfg.UpstreamTLS, sasl: cfg.SASL, authTimeout: cfg.RequestTimeout}, warn: limits.NewWarnLog(cfg.Logger, time.Second), brokers: map[int32]*upstreamBroker{}, leaders: map[string][]int32{}, coordinators: map[string]int32{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	g.upstreamConns = cfg.Metrics.NewGauge("floodgate_gateway_upstream_connections", func() float64 { return float64(g.connCount.Load()) })
 	g.forwarded = cfg.Metrics.NewCounter("floodgate_gateway_requests_forwarded_total")
 	g.forwardedPieces = cfg.Metrics.NewCounter("floodgate_gateway_produce_in_pieces_total")
 	g.failed = cfg.Metrics.NewCounter("floodgate_gateway_upstream_errors_total")
+	g.retired = cfg.Metrics.NewCounter("floodgate_gateway_upstream_moves_total")
 	g.fetchClamped = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="max-fetch-bytes"}`)
 	g.fetchFitted = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="` + limits.Label(limits.RequestMemoryBytes) + `"}`)
 	g.pipes = newPipePool(cfg.SplicePipes, cfg.SplicePipeBytes, cfg.Metrics)
@@ -291,10 +325,14 @@ func (g *Gateway) bootstrap(ctx context.Context, seed string) error {
 	return g.refreshFrom(ctx, seed)
 }
 
-// versionCaps caps APIs whose newer versions floodgate's loop cannot
-// answer itself when it refuses a request: Produce v13 names topics by id,
-// which the oversize skimmer does not read.
-var versionCaps = map[int16]int16{0: 12}
+// versionCaps caps APIs whose newer versions the gateway cannot serve:
+// Produce v13 names topics by id, which the oversize skimmer (with which
+// floodgate's loop answers a refused request itself) does not read; Fetch
+// v16+ answers may name brokers (KIP-951 NodeEndpoints, on a leader
+// change) with their upstream addresses, and a Fetch answer is relayed
+// unread (spliced, or passed through whole), so its brokers could not be
+// pointed at floodgate: a client would go round the gateway to them.
+var versionCaps = map[int16]int16{0: 12, 1: 15}
 
 // setVersions keeps, per key, the upstream's range capped at what kmsg
 // (and so the rewriting here) understands.
@@ -463,11 +501,10 @@ func (g *Gateway) learn(meta *kmsg.MetadataResponse) error {
 func (g *Gateway) ensureBroker(id int32, addr string) (*upstreamBroker, error) {
 	g.mu.Lock()
 	if b, ok := g.brokers[id]; ok {
-		if b.addr != addr { // moved: new connections go to the new address
-			g.log.Info("upstream broker moved", "node", id, "from", b.addr, "to", addr)
-			b.addr = addr
-		}
 		g.mu.Unlock()
+		if from, moved := b.move(g, addr); moved {
+			g.log.Info("upstream broker moved", "node", id, "from", from, "to", addr)
+		}
 		return b, nil
 	}
 	port := g.cfg.PortFirst + len(g.brokers)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -173,6 +175,72 @@ func TestGatewayUpstreamBrokerDownGivesRetriableErrors(t *testing.T) {
 	cons := client(t, g.srv.KafkaAddr(), kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	seen := map[string]int{}
 	consumeN(t, cons, 180, seen)
+}
+
+// TestGatewayRetiresConnectionsToAMovedBroker: node 2 is removed and comes
+// back at another address (kfake keeps serving the connections the old
+// one accepted, as a broker on its way out may). The producer's upstream
+// connection to the old node 2 must take no more requests: it answers
+// NOT_LEADER for the partition the new node 2 leads, and before the
+// gateway retired it, the producer retried there until its deadline (the
+// cause of TestGatewayUpstreamBrokerDownGivesRetriableErrors' rare
+// failures).
+func TestGatewayRetiresConnectionsToAMovedBroker(t *testing.T) {
+	g := startGateway(t, 1000, nil)
+	dialed := &dialLog{}
+	prod := client(t, g.srv.KafkaAddr(), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.WithHooks(dialed))
+	produceTo := func(value string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		return prod.ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: 0, Value: []byte(value)}).FirstErr()
+	}
+	if err := g.cluster.MoveTopicPartition("orders", 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := produceTo("before"); err != nil { // opens the connection to node 2
+		t.Fatal(err)
+	}
+	if err := g.cluster.RemoveNode(2); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := g.cluster.AddNode(2, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.cluster.MoveTopicPartition("orders", 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := produceTo("after"); err != nil {
+		t.Fatalf("produce to the moved node 2: %v", err)
+	}
+	// The NOT_LEADER answer names the new leader (KIP-951): at floodgate's
+	// listener for node 2, never at the upstream address.
+	for _, addr := range dialed.addrs() {
+		if slices.Contains(g.cluster.ListenAddrs(), addr) {
+			t.Fatalf("the client dialled upstream broker %s, going round the gateway (dialled %v)", addr, dialed.addrs())
+		}
+	}
+	if n := g.set.GetOrCreateCounter("floodgate_gateway_upstream_moves_total").Get(); n != 1 {
+		t.Fatalf("floodgate_gateway_upstream_moves_total = %d, want 1", n)
+	}
+}
+
+// dialLog records the brokers a kgo client dials.
+type dialLog struct {
+	mu     sync.Mutex
+	dialed []string
+}
+
+// OnBrokerConnect implements kgo.HookBrokerConnect.
+func (d *dialLog) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, _ error) {
+	d.mu.Lock()
+	d.dialed = append(d.dialed, net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port))))
+	d.mu.Unlock()
+}
+
+func (d *dialLog) addrs() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.dialed)
 }
 
 func TestGatewayMultiplexesUpstreamConnections(t *testing.T) {

@@ -6,8 +6,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // restDo sends one v2 request through the gateway's HTTP listener.
@@ -34,9 +37,23 @@ func restDo(t *testing.T, method, url, body string) (int, string) {
 // instance in gateway mode is a member of a group on the upstream
 // cluster (three kfake brokers: its group requests find the coordinator,
 // its fetches reach each partition's leader), reads every record of a
-// six-partition topic once, and commits where it stopped.
+// six-partition topic once, and commits where it stopped. Its JoinGroup and
+// SyncGroup requests all reach one broker, the coordinator: before the
+// gateway looked the coordinator up, they went round the brokers and were
+// answered NOT_COORDINATOR until one hit it (and once in CI no try of
+// eight did).
 func TestGatewayRESTConsumerInstanceReadsEveryPartition(t *testing.T) {
 	g := startGateway(t, 1000, nil)
+	var mu sync.Mutex
+	groupNodes := map[int32]int{}
+	for _, key := range []int16{int16(kmsg.JoinGroup), int16(kmsg.SyncGroup)} {
+		g.cluster.ControlKey(key, func(kmsg.Request) (kmsg.Response, error, bool) {
+			mu.Lock()
+			groupNodes[g.cluster.CurrentNode()]++
+			mu.Unlock()
+			return nil, nil, false // observed, served as usual
+		})
+	}
 	produceN(t, client(t, g.srv.KafkaAddr()), "orders", 0, 60)
 	base := "http://" + g.srv.HTTPAddr() + "/consumers/g-rest-gw"
 	if status, body := restDo(t, "POST", base, `{"name":"c","auto.offset.reset":"earliest"}`); status != 200 {
@@ -99,5 +116,10 @@ func TestGatewayRESTConsumerInstanceReadsEveryPartition(t *testing.T) {
 	}
 	if status, body := restDo(t, "DELETE", inst, ""); status != 204 {
 		t.Fatalf("delete: %d %s", status, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(groupNodes) != 1 {
+		t.Fatalf("JoinGroup and SyncGroup reached brokers %v, want the coordinator alone", groupNodes)
 	}
 }

@@ -126,6 +126,9 @@ type upstreamConn struct {
 	pending map[int32]*pendingReq
 	corr    int32
 	dead    bool
+	// retired: the broker moved; no new requests, closed once those sent
+	// are answered (retire).
+	retired bool
 	clients int // client connections assigned (guarded by the pool's lock)
 
 	// buffer returns a buffer of n bytes to read an answer into (the
@@ -206,11 +209,26 @@ func newUpstreamPipes(node int32, addr string, d dialer, reqTimeout time.Duratio
 	return u
 }
 
-// isDead reports whether the connection failed.
+// isDead reports whether the connection failed or was retired: either
+// way it takes no new requests.
 func (u *upstreamConn) isDead() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.dead
+	return u.dead || u.retired
+}
+
+// retire takes the connection out of use (its broker moved to another
+// address): new requests are refused (errUpstreamClosed, and the sender
+// picks another connection), and it is closed as soon as no request sent
+// on it waits for an answer.
+func (u *upstreamConn) retire() {
+	u.mu.Lock()
+	u.retired = true
+	drained := len(u.pending) == 0
+	u.mu.Unlock()
+	if drained {
+		u.fail(errUpstreamClosed)
+	}
 }
 
 // send queues a request frame (after its length prefix) and calls cb with
@@ -226,7 +244,7 @@ func (u *upstreamConn) send(frame []byte, more [][]byte, expectResponse bool, ti
 // through a pipe to spl (nil: never).
 func (u *upstreamConn) sendSplice(frame []byte, more [][]byte, expectResponse bool, timeout time.Duration, cb responseFunc, spl *spliceTo) error {
 	u.mu.Lock()
-	if u.dead {
+	if u.dead || u.retired {
 		u.mu.Unlock()
 		return errUpstreamClosed
 	}
@@ -465,6 +483,13 @@ func (u *upstreamConn) readLoop(nc net.Conn) {
 	}
 	var head [spliceHead]byte
 	for {
+		u.mu.Lock()
+		drained := u.retired && len(u.pending) == 0
+		u.mu.Unlock()
+		if drained {
+			u.fail(errUpstreamClosed) // retired, and its last answer is in
+			return
+		}
 		if _, err := io.ReadFull(rd, head[:8]); err != nil {
 			u.fail(fmt.Errorf("read from upstream broker %d: %w", u.node, err))
 			return

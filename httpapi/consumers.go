@@ -482,45 +482,36 @@ func (in *instance) call(req kmsg.Request, wait time.Duration) (kmsg.Response, e
 	}
 }
 
-// callGroup is call for a request to the group's coordinator. Through a
-// gateway it reaches any upstream broker (the gateway routes by
-// partition, not by group): a broker that is not the coordinator answers
-// NOT_COORDINATOR, and the gateway's next pick is another broker, so the
-// request is sent again, a few times.
+// callGroup is call for a request to the group's coordinator, sent again
+// while the answer says the coordinator moved or is not ready (a gateway
+// finds the coordinator anew after such an answer; a cluster electing one
+// answers COORDINATOR_NOT_AVAILABLE for a while), with a backoff from
+// groupRetryMin doubling to groupRetryMax, up to groupRetries times.
 func (in *instance) callGroup(req kmsg.Request, wait time.Duration) (kmsg.Response, error) {
+	backoff := groupRetryMin
 	for attempt := 0; ; attempt++ {
 		resp, err := in.call(req, wait)
-		if err != nil || !coordinatorError(resp) || attempt == 8 {
+		if err != nil || !kafka.CoordinatorError(resp) || attempt == groupRetries {
 			return resp, err
 		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-in.abort:
+			t.Stop()
+			return nil, errAborted
+		}
+		backoff = min(2*backoff, groupRetryMax)
 	}
 }
 
-// coordinatorError reports an answer from a broker that is not (or not
-// yet) the group's coordinator.
-func coordinatorError(resp kmsg.Response) bool {
-	var code int16
-	switch r := resp.(type) {
-	case *kmsg.JoinGroupResponse:
-		code = r.ErrorCode
-	case *kmsg.SyncGroupResponse:
-		code = r.ErrorCode
-	case *kmsg.HeartbeatResponse:
-		code = r.ErrorCode
-	case *kmsg.LeaveGroupResponse:
-		code = r.ErrorCode
-	case *kmsg.OffsetCommitResponse:
-		if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
-			code = r.Topics[0].Partitions[0].ErrorCode
-		}
-	case *kmsg.OffsetFetchResponse:
-		code = r.ErrorCode
-		if code == 0 && len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
-			code = r.Topics[0].Partitions[0].ErrorCode
-		}
-	}
-	return code == kafka.ErrNotCoordinator || code == kafka.ErrCoordinatorNotAvailable || code == kafka.ErrCoordinatorLoadInProgress
-}
+// Retries of a group request whose coordinator moved or is not ready:
+// about 6 s in all.
+const (
+	groupRetries  = 8
+	groupRetryMin = 50 * time.Millisecond
+	groupRetryMax = time.Second
+)
 
 // leaderGroups splits ps by partition leader, learned with Metadata and
 // cached: a gateway sends a partition request to the leader of its first

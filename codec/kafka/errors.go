@@ -418,3 +418,58 @@ func SetThrottle(resp kmsg.Response, millis int32) {
 		t.SetThrottle(millis)
 	}
 }
+
+// CoordinatorError reports a group-coordinator answer (JoinGroup,
+// SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch) from a broker
+// that is not, or not yet, the group's coordinator: NOT_COORDINATOR,
+// COORDINATOR_NOT_AVAILABLE or COORDINATOR_LOAD_IN_PROGRESS. A client finds
+// the coordinator again and retries.
+func CoordinatorError(resp kmsg.Response) bool {
+	var code int16
+	switch r := resp.(type) {
+	case *kmsg.JoinGroupResponse:
+		code = r.ErrorCode
+	case *kmsg.SyncGroupResponse:
+		code = r.ErrorCode
+	case *kmsg.HeartbeatResponse:
+		code = r.ErrorCode
+	case *kmsg.LeaveGroupResponse:
+		code = r.ErrorCode
+	case *kmsg.OffsetCommitResponse:
+		if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
+			code = r.Topics[0].Partitions[0].ErrorCode
+		}
+	case *kmsg.OffsetFetchResponse:
+		code = r.ErrorCode
+		if code == 0 && len(r.Groups) > 0 {
+			code = r.Groups[0].ErrorCode
+		}
+		if code == 0 && len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
+			code = r.Topics[0].Partitions[0].ErrorCode
+		}
+	}
+	return code == ErrNotCoordinator || code == ErrCoordinatorNotAvailable || code == ErrCoordinatorLoadInProgress
+}
+
+// GroupOf returns the group a group-coordinator request names (the first
+// of a batched OffsetFetch v8+), and whether req is one.
+func GroupOf(req kmsg.Request) (string, bool) {
+	switch r := req.(type) {
+	case *kmsg.JoinGroupRequest:
+		return r.Group, true
+	case *kmsg.SyncGroupRequest:
+		return r.Group, true
+	case *kmsg.HeartbeatRequest:
+		return r.Group, true
+	case *kmsg.LeaveGroupRequest:
+		return r.Group, true
+	case *kmsg.OffsetCommitRequest:
+		return r.Group, true
+	case *kmsg.OffsetFetchRequest:
+		if r.Group == "" && len(r.Groups) > 0 {
+			return r.Groups[0].Group, true
+		}
+		return r.Group, true
+	}
+	return "", false
+}
