@@ -480,7 +480,9 @@ func (g *Gateway) rewrite(h *kafka.Header, corr int32, resp []byte) []byte {
 	case 3, 10, 60, 18, 78, 79:
 	case 0:
 		if h.APIVersion >= 10 {
-			break
+			if body, err := kafka.ResponseBody(h, resp); err != nil || kafka.ProduceAnswerHasTags(h.APIVersion, body) {
+				break
+			}
 		}
 		fallthrough
 	default:

@@ -154,3 +154,78 @@ func DecodeResponse(h *Header, frame []byte) (kmsg.Response, error) {
 func SetCorrelationID(frame []byte, id int32) {
 	binary.BigEndian.PutUint32(frame[LengthSize:], uint32(id))
 }
+
+// ProduceAnswerHasTags reports whether the body of a Produce v9 to v12
+// answer (after the response header) ends with tagged fields: from v10, the
+// brokers that lead the partitions it answers NOT_LEADER for (KIP-951
+// NodeEndpoints), which a proxy must point at itself. It walks the answer
+// without allocating; for another version or a malformed body it reports
+// true, so that the caller decodes the answer and sees why.
+func ProduceAnswerHasTags(version int16, body []byte) bool {
+	if version < 9 || version > 12 {
+		return true
+	}
+	w := answerWalk{b: body, ok: true}
+	for topics := w.count(); topics > 0 && w.ok; topics-- {
+		w.skipBytes(w.count()) // name
+		for parts := w.count(); parts > 0 && w.ok; parts-- {
+			w.skipBytes(4 + 2 + 8 + 8 + 8) // index, error code, base offset, log append time, log start offset
+			for errs := w.count(); errs > 0 && w.ok; errs-- {
+				w.skipBytes(4)         // batch index
+				w.skipBytes(w.count()) // message
+				w.skipTags()
+			}
+			w.skipBytes(w.count()) // error message
+			w.skipTags()
+		}
+		w.skipTags()
+	}
+	w.skipBytes(4) // throttle
+	tags := w.uvarint()
+	return !w.ok || tags > 0
+}
+
+// answerWalk walks a flexible answer; ok turns false at the first field
+// that overruns it.
+type answerWalk struct {
+	b   []byte
+	off int
+	ok  bool
+}
+
+func (w *answerWalk) uvarint() uint64 {
+	if !w.ok {
+		return 0
+	}
+	v, n := binary.Uvarint(w.b[w.off:])
+	if n <= 0 {
+		w.ok = false
+		return 0
+	}
+	w.off += n
+	return v
+}
+
+// count reads a compact array's length or a compact string's size (both
+// stored plus one; 0 for null).
+func (w *answerWalk) count() uint64 {
+	if n := w.uvarint(); n > 0 {
+		return n - 1
+	}
+	return 0
+}
+
+func (w *answerWalk) skipBytes(n uint64) {
+	if !w.ok || n > uint64(len(w.b)-w.off) {
+		w.ok = false
+		return
+	}
+	w.off += int(n)
+}
+
+func (w *answerWalk) skipTags() {
+	for n := w.uvarint(); n > 0 && w.ok; n-- {
+		w.uvarint() // tag
+		w.skipBytes(w.uvarint())
+	}
+}
