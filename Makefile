@@ -20,11 +20,14 @@ build:
 ## test: vet, format check, the whole suite with -race, and a short fuzz run
 ## The attack suite measures latency bounds against the real binary: it runs
 ## on its own, after the rest, so the other packages' tests do not share its
-## two cores while it measures.
+## two cores while it measures. The fuzz run counts executions, not seconds:
+## with a duration, Go 1.26's fuzz coordinator may fail a target with
+## "context deadline exceeded" as the time runs out (golang/go#75804, fixed
+## in Go 1.27; seen here at 3 s and at 5 s).
 test: vet fmt-check lint deps-test
 	$(GO) test -race -timeout 20m $$($(GO) list ./... | grep -v '/bench/attack$$')
 	$(GO) test -race -timeout 10m ./bench/attack/
-	$(MAKE) fuzz FUZZTIME=5s
+	$(MAKE) fuzz FUZZTIME=10000x
 
 vet:
 	$(GO) vet ./...
@@ -52,7 +55,7 @@ deps-test:
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || \
 		echo "NOTE: node/npm not found; the kafkajs compatibility test will be skipped"
 
-## fuzz: run every fuzz target in the tree for FUZZTIME each (packages found by their Fuzz functions)
+## fuzz: run every fuzz target in the tree for FUZZTIME each (a duration, or Nx executions) (packages found by their Fuzz functions)
 fuzz:
 	@for d in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
 		for f in $$(grep -h '^func Fuzz' $$d/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \

@@ -96,3 +96,25 @@ func BenchmarkProduceAnswerDecode(b *testing.B) {
 		}
 	}
 }
+
+// FuzzProduceAnswerHasTags: the walk never panics, and an answer it calls
+// tag-free decodes (kmsg) with no brokers, so passing it on unread is right.
+func FuzzProduceAnswerHasTags(f *testing.F) {
+	for v := int16(9); v <= 12; v++ {
+		f.Add(v, produceAnswer(v, false, false, false))
+		f.Add(v, produceAnswer(v, true, true, true))
+	}
+	f.Fuzz(func(t *testing.T, v int16, body []byte) {
+		if ProduceAnswerHasTags(v, body) {
+			return
+		}
+		r := kmsg.NewPtrProduceResponse()
+		r.SetVersion(v)
+		if err := r.ReadFrom(body); err != nil {
+			t.Fatalf("v%d: called tag-free, but kmsg cannot decode it: %v", v, err)
+		}
+		if len(r.Brokers) > 0 {
+			t.Fatalf("v%d: called tag-free, but it names brokers %v", v, r.Brokers)
+		}
+	})
+}

@@ -166,23 +166,23 @@ func ProduceAnswerHasTags(version int16, body []byte) bool {
 		return true
 	}
 	w := answerWalk{b: body, ok: true}
-	for topics := w.count(); topics > 0 && w.ok; topics-- {
-		w.skipBytes(w.count()) // name
-		for parts := w.count(); parts > 0 && w.ok; parts-- {
+	for topics := w.count(false); topics > 0 && w.ok; topics-- {
+		w.skipBytes(w.count(false)) // name
+		for parts := w.count(false); parts > 0 && w.ok; parts-- {
 			w.skipBytes(4 + 2 + 8 + 8 + 8) // index, error code, base offset, log append time, log start offset
-			for errs := w.count(); errs > 0 && w.ok; errs-- {
-				w.skipBytes(4)         // batch index
-				w.skipBytes(w.count()) // message
+			for errs := w.count(false); errs > 0 && w.ok; errs-- {
+				w.skipBytes(4)             // batch index
+				w.skipBytes(w.count(true)) // message
 				w.skipTags()
 			}
-			w.skipBytes(w.count()) // error message
+			w.skipBytes(w.count(true)) // error message
 			w.skipTags()
 		}
 		w.skipTags()
 	}
 	w.skipBytes(4) // throttle
 	tags := w.uvarint()
-	return !w.ok || tags > 0
+	return !w.ok || tags > 0 || w.off != len(body)
 }
 
 // answerWalk walks a flexible answer; ok turns false at the first field
@@ -207,12 +207,14 @@ func (w *answerWalk) uvarint() uint64 {
 }
 
 // count reads a compact array's length or a compact string's size (both
-// stored plus one; 0 for null).
-func (w *answerWalk) count() uint64 {
-	if n := w.uvarint(); n > 0 {
-		return n - 1
+// stored plus one, 0 for null, which only a nullable field may be).
+func (w *answerWalk) count(nullable bool) uint64 {
+	n := w.uvarint()
+	if n == 0 {
+		w.ok = w.ok && nullable
+		return 0
 	}
-	return 0
+	return n - 1
 }
 
 func (w *answerWalk) skipBytes(n uint64) {
