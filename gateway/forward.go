@@ -567,12 +567,19 @@ func (g *Gateway) fillMetadataBrokers(m *kmsg.MetadataResponse) {
 }
 
 // local maps an upstream broker to floodgate's listener for it, learning
-// a broker that is new or answers at a new address (ensureBroker).
+// a broker that is new or answers at a new address (ensureBroker). A broker
+// it cannot map (no port left in --gateway-listen-ports) is named at
+// floodgate's host and port 0, which no client can reach: never at its
+// upstream address, which would let the client go round the gateway and
+// every limit it enforces. Clients treat it as a broker that is down and
+// retry; the operator gets a WARN and floodgate_gateway_unmapped_brokers_total.
 func (g *Gateway) local(node int32, host string, port int32) (string, int32) {
 	b, err := g.ensureBroker(node, joinHostPort(host, port))
 	if err != nil {
-		g.log.Warn("cannot map upstream broker", "node", node, "error", err.Error())
-		return host, port
+		g.unmapped.Inc()
+		g.warn.Warn("unmapped:"+strconv.Itoa(int(node)), "cannot map upstream broker; clients are given port 0 for it",
+			"node", node, "error", err.Error())
+		return g.cfg.AdvertisedHost, 0
 	}
 	return g.cfg.AdvertisedHost, b.localPort
 }

@@ -105,6 +105,9 @@ type Gateway struct {
 	// retired counts upstream brokers seen at a new address, whose
 	// connections to the old one were retired.
 	retired *metrics.Counter
+	// unmapped counts broker names pointed at port 0: no listener port
+	// was left for the broker (local).
+	unmapped *metrics.Counter
 	// fetchFitted counts forwarded Fetches whose byte limit was lowered
 	// to the memory budget's room for the client (loop.ClientConn.FetchRoom).
 	fetchFitted *metrics.Counter
@@ -215,6 +218,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.forwardedPieces = cfg.Metrics.NewCounter("floodgate_gateway_produce_in_pieces_total")
 	g.failed = cfg.Metrics.NewCounter("floodgate_gateway_upstream_errors_total")
 	g.retired = cfg.Metrics.NewCounter("floodgate_gateway_upstream_moves_total")
+	g.unmapped = cfg.Metrics.NewCounter("floodgate_gateway_unmapped_brokers_total")
 	g.fetchClamped = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="max-fetch-bytes"}`)
 	g.fetchFitted = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="` + limits.Label(limits.RequestMemoryBytes) + `"}`)
 	g.pipes = newPipePool(cfg.SplicePipes, cfg.SplicePipeBytes, cfg.Metrics)
@@ -474,10 +478,11 @@ func (g *Gateway) refreshFrom(ctx context.Context, addr string) error {
 // learn records brokers (opening listeners for new ones) and leaders.
 func (g *Gateway) learn(meta *kmsg.MetadataResponse) error {
 	sort.Slice(meta.Brokers, func(i, j int) bool { return meta.Brokers[i].NodeID < meta.Brokers[j].NodeID })
+	var unmapped error // a broker with no port left: the rest is learned still
 	for _, br := range meta.Brokers {
 		addr := net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
-		if _, err := g.ensureBroker(br.NodeID, addr); err != nil {
-			return err
+		if _, err := g.ensureBroker(br.NodeID, addr); err != nil && unmapped == nil {
+			unmapped = err
 		}
 	}
 	g.mu.Lock()
@@ -494,7 +499,7 @@ func (g *Gateway) learn(meta *kmsg.MetadataResponse) error {
 		g.leaders[*t.Topic] = leaders
 	}
 	g.mu.Unlock()
-	return nil
+	return unmapped
 }
 
 // ensureBroker returns the broker, registering it (and its listener) if new.

@@ -224,6 +224,59 @@ func TestGatewayRetiresConnectionsToAMovedBroker(t *testing.T) {
 	}
 }
 
+// TestGatewayNeverNamesAnUpstreamAddress: a broker joins the cluster when
+// --gateway-listen-ports has no port left for it. Clients are told it is
+// at floodgate's host, port 0 (unreachable: they treat it as down), never
+// at its upstream address, which would let them go round the gateway; the
+// brokers it could map keep working.
+func TestGatewayNeverNamesAnUpstreamAddress(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(2, "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	g := testserver.StartGateway(t, cluster.ListenAddrs(), nil, func(c *gateway.Config) { c.PortLast = c.PortFirst + 1 })
+	node, _, err := cluster.AddNode(-1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := client(t, g.Server.KafkaAddr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := cluster.ListenAddrs()
+	var named bool
+	for _, b := range resp.Brokers {
+		addr := net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+		if slices.Contains(upstream, addr) {
+			t.Fatalf("broker %d named at its upstream address %s", b.NodeID, addr)
+		}
+		if b.NodeID == node {
+			named = true
+			if b.Port != 0 {
+				t.Fatalf("unmapped broker %d named at %s, want port 0", node, addr)
+			}
+		}
+	}
+	if !named {
+		t.Fatalf("broker %d missing from %+v", node, resp.Brokers)
+	}
+	if n := g.Metrics.GetOrCreateCounter("floodgate_gateway_unmapped_brokers_total").Get(); n == 0 {
+		t.Fatal("floodgate_gateway_unmapped_brokers_total did not count it")
+	}
+	// The two mapped brokers still serve: move both partitions onto them.
+	for p := int32(0); p < 2; p++ {
+		if err := cluster.MoveTopicPartition("orders", p, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produceN(t, cl, "orders", 0, 20)
+}
+
 // dialLog records the brokers a kgo client dials.
 type dialLog struct {
 	mu     sync.Mutex

@@ -139,6 +139,7 @@ var seriesHelp = map[string]string{
 	"floodgate_rest_consumer_instances_expired_total": "REST consumer instances deleted after --rest-consumer-instance-timeout without a request.",
 	"floodgate_admin_connections_refused_total":       "Connections to --admin-listen closed at once: their address already held 8.",
 	"floodgate_gateway_fetch_clamped_total":           "Forwarded Fetch requests whose byte limits were lowered to --max-fetch-bytes (gateway mode).",
+	"floodgate_gateway_unmapped_brokers_total":        "Upstream brokers named to clients at port 0: no port was left in --gateway-listen-ports for them (gateway mode).",
 	"floodgate_gateway_upstream_moves_total":          "Upstream brokers seen answering at a new address; their connections to the old one were retired (gateway mode).",
 	"floodgate_sasl_authenticated_total":              "Kafka connections that completed SASL authentication, by mechanism.",
 	"floodgate_sasl_authentication_failed_total":      "SASL authentications that failed (wrong user or password, or a malformed exchange).",
