@@ -693,7 +693,7 @@ func (g *Gateway) coordinatorFor(group string, then func(node int32)) {
 		node := asked
 		if err == nil {
 			if r, derr := kafka.DecodeResponse(h, resp); derr == nil {
-				if fr := r.(*kmsg.FindCoordinatorResponse); fr.ErrorCode == 0 && g.known(fr.NodeID, fr.Host, fr.Port) {
+				if fr := r.(*kmsg.FindCoordinatorResponse); fr.ErrorCode == 0 && g.learnBroker(fr.NodeID, fr.Host, fr.Port) {
 					node = fr.NodeID
 					g.mu.Lock()
 					if len(g.coordinators) >= maxCoordinators {
@@ -708,15 +708,9 @@ func (g *Gateway) coordinatorFor(group string, then func(node int32)) {
 	})
 }
 
-// known reports whether node is an upstream broker the gateway forwards
-// to, adding it (as Metadata would) when it is new.
-func (g *Gateway) known(node int32, host string, port int32) bool {
-	g.mu.RLock()
-	_, ok := g.brokers[node]
-	g.mu.RUnlock()
-	if ok {
-		return true
-	}
+// learnBroker reports whether node is an upstream broker the gateway
+// forwards to (ensureBroker: added when new, moved when at a new address).
+func (g *Gateway) learnBroker(node int32, host string, port int32) bool {
 	_, err := g.ensureBroker(node, joinHostPort(host, port))
 	return err == nil
 }

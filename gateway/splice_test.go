@@ -540,7 +540,13 @@ func TestSplicedAnswerReleasedWhenUpstreamFailsMidAnswer(t *testing.T) {
 			}
 			c.Close()
 			waitReleased(t, g)
-			if open := gauge(g, "floodgate_gateway_pipes_open"); open != 0 {
+			// A pipe that filled short of its size (its slots taken by
+			// small socket fragments, likelier on a loaded machine) was
+			// read back into memory, emptied, before the cut was seen: it
+			// goes back to the pool rightly. Otherwise it held bytes when
+			// the upstream failed and must have been closed.
+			overflowed := g.set.GetOrCreateCounter(`floodgate_gateway_fetch_buffered_total{reason="pipe_full"}`).Get()
+			if open := gauge(g, "floodgate_gateway_pipes_open"); open != 0 && overflowed == 0 {
 				t.Errorf("%.0f pipes open: the half-filled pipe went back to the pool", open)
 			}
 		})
