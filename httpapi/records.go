@@ -92,7 +92,7 @@ func (d *batchDecoder) decode(raw []byte, from int64, emit func(off int64, key, 
 		if errors.Is(err, recordbatch.ErrMagic) {
 			// Message sets of magic 0/1 are not served; the length
 			// field sits where v2's does, so the walk goes on.
-			h.Size = recordbatch.LengthPrefix + int(int32(binary.BigEndian.Uint32(raw[recordbatch.OffLength:])))
+			h.Size = int(recordbatch.Size(raw))
 			if h.Size < recordbatch.HeaderSize || h.Size > len(raw) {
 				return nil
 			}
