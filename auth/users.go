@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/atomicfile"
 )
 
 // UsersFile is the users file's name in the data dir.
@@ -333,41 +335,12 @@ func ValidName(name string) error {
 	return nil
 }
 
-// WriteFileAtomic writes data to path with mode 0600 through a temporary
-// file in the same directory, fsynced and renamed over path, so a reader
-// sees the old file or the new one, never a part.
+// WriteFileAtomic writes data to path with mode 0600 (atomicfile.Write,
+// fsynced), creating its directory (0700) when missing, so a reader sees
+// the old file or the new one, never a part.
 func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // gone after the rename; removes a failed write
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // the rename itself survives a crash
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, data, true)
 }

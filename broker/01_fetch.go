@@ -21,7 +21,6 @@ package broker
 // process lives on.
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"runtime/debug"
@@ -455,10 +454,10 @@ func readSection(fd int, off, n int64) ([]byte, error) {
 func cutAtOffset(data []byte, next int64) []byte {
 	pos := 0
 	for pos+recordbatch.HeaderSize <= len(data) {
-		if int64(binary.BigEndian.Uint64(data[pos:])) >= next {
+		if recordbatch.BaseOffset(data[pos:]) >= next {
 			break
 		}
-		pos += recordbatch.LengthPrefix + int(int32(binary.BigEndian.Uint32(data[pos+recordbatch.OffLength:])))
+		pos += int(recordbatch.Size(data[pos:]))
 	}
 	return data[:min(pos, len(data))]
 }

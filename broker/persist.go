@@ -33,6 +33,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/floodgate/floodgate/codec/recordbatch"
+	"github.com/floodgate/floodgate/internal/atomicfile"
 	"github.com/floodgate/floodgate/storage"
 )
 
@@ -226,7 +227,7 @@ func (b *Broker) saveTopicsLocked() {
 	data, err := json.MarshalIndent(metas, "", "  ")
 	b.metrics.topicsWrites.Inc()
 	if err == nil {
-		err = storage.WriteFileAtomic(filepath.Join(b.store.dir, topicsFile), data, b.store.cfg.Fsync != storage.FsyncNever)
+		err = atomicfile.Write(filepath.Join(b.store.dir, topicsFile), data, b.store.cfg.Fsync != storage.FsyncNever)
 	}
 	if err != nil {
 		b.log.Error("saving topic metadata failed: topic changes since the last save are lost on restart", "err", err)

@@ -127,7 +127,7 @@ func (in *inflaters) validateBatch(raw []byte, h *recordbatch.Header, c *batchCh
 		}
 		return maxTS, err
 	}
-	if codec == 2 && !bytes.HasPrefix(body, xerialMagic) {
+	if codec == 2 && !recordbatch.IsXerial(body) {
 		// Raw snappy (franz-go's default) inflates in one block, which the
 		// stream below holds whole too: walk it in place. A refused batch
 		// goes through the stream for its error.
@@ -482,9 +482,6 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// xerialMagic starts snappy data in the framing of the Java client.
-var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
-
 // open returns a reader of the inflated records of a compressed batch,
 // failing past limit bytes, and a function that returns its parts to the
 // pools.
@@ -584,11 +581,12 @@ func snappyLen(block []byte) (int, error) {
 
 func newSnappyReader(src []byte, limit int64) (*snappyReader, error) {
 	s := &snappyReader{src: src, left: limit}
-	if bytes.HasPrefix(src, xerialMagic) {
-		if len(src) < 16 {
-			return nil, fmt.Errorf("%w: snappy: truncated xerial header", errInvalidRecord)
+	if recordbatch.IsXerial(src) {
+		chunks, err := recordbatch.XerialChunks(src)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errInvalidRecord, err)
 		}
-		s.src, s.xerial = src[16:], true
+		s.src, s.xerial = chunks, true
 	}
 	return s, nil
 }
@@ -600,14 +598,10 @@ func (s *snappyReader) Read(p []byte) (int, error) {
 		}
 		block := s.src
 		if s.xerial {
-			if len(s.src) < 4 {
-				return 0, fmt.Errorf("%w: snappy: truncated xerial chunk", errInvalidRecord)
+			var err error
+			if block, s.src, err = recordbatch.NextXerialBlock(s.src); err != nil {
+				return 0, fmt.Errorf("%w: %v", errInvalidRecord, err)
 			}
-			n := binary.BigEndian.Uint32(s.src)
-			if uint64(n) > uint64(len(s.src)-4) {
-				return 0, fmt.Errorf("%w: snappy: xerial chunk of %d bytes overruns the batch", errInvalidRecord, n)
-			}
-			block, s.src = s.src[4:4+n], s.src[4+n:]
 		} else {
 			s.src = nil
 		}

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -87,7 +86,7 @@ func FuzzWalkSnappyAgreesWithStream(f *testing.F) {
 		if encode {
 			src = s2.EncodeSnappy(nil, b)
 		}
-		if bytes.HasPrefix(src, xerialMagic) {
+		if recordbatch.IsXerial(src) {
 			return // the xerial framing is not walked whole
 		}
 		// The bound below keeps every batch within maxPooledInflate, which

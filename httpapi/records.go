@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -92,7 +91,7 @@ func (d *batchDecoder) decode(raw []byte, from int64, emit func(off int64, key, 
 		if errors.Is(err, recordbatch.ErrMagic) {
 			// Message sets of magic 0/1 are not served; the length
 			// field sits where v2's does, so the walk goes on.
-			h.Size = recordbatch.LengthPrefix + int(int32(binary.BigEndian.Uint32(raw[recordbatch.OffLength:])))
+			h.Size = int(recordbatch.Size(raw))
 			if h.Size < recordbatch.HeaderSize || h.Size > len(raw) {
 				return nil
 			}
@@ -190,13 +189,6 @@ func (d *batchDecoder) inflate(codec int16, src []byte, room int64) (out []byte,
 	return decompress(codec, src, room, d.ch)
 }
 
-// xerialMagic starts snappy data in the framing of the Java client, followed
-// by a version and a compatible version (int32 each), then chunks of an int32
-// length and a snappy block.
-var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
-
-const xerialHeader = 16
-
 // decompress inflates the records of a batch with codec (attributes & 7)
 // into at most maxOut bytes, charging its output and decoder state to ch.
 // Every length read from src is checked against what remains before it is
@@ -213,7 +205,7 @@ func decompress(codec int16, src []byte, maxOut int64, ch *charge) ([]byte, int6
 			return zr, func() { _ = zr.Close() }, nil
 		})
 	case 2:
-		if !bytes.HasPrefix(src, xerialMagic) {
+		if !recordbatch.IsXerial(src) {
 			n, err := snappy.DecodedLen(src)
 			if err != nil {
 				return nil, 0, fmt.Errorf("snappy: %w", err)
@@ -300,21 +292,16 @@ func zstdSized(src []byte, size int, maxOut int64, ch *charge) ([]byte, int64, e
 
 // xerial decodes the Java client's snappy framing.
 func xerial(src []byte, maxOut int64, ch *charge) ([]byte, int64, error) {
-	if len(src) < xerialHeader {
-		return nil, 0, fmt.Errorf("snappy: xerial header of %d bytes, want %d", len(src), xerialHeader)
+	chunks, err := recordbatch.XerialChunks(src)
+	if err != nil {
+		return nil, 0, err
 	}
-	src = src[xerialHeader:]
 	var out []byte
-	for len(src) > 0 {
-		if len(src) < 4 {
-			return nil, int64(cap(out)), errors.New("snappy: truncated xerial chunk length")
+	for len(chunks) > 0 {
+		var chunk []byte
+		if chunk, chunks, err = recordbatch.NextXerialBlock(chunks); err != nil {
+			return nil, int64(cap(out)), err
 		}
-		n := uint64(binary.BigEndian.Uint32(src))
-		if n > uint64(len(src)-4) {
-			return nil, int64(cap(out)), errors.New("snappy: truncated xerial chunk")
-		}
-		chunk := src[4 : 4+n]
-		src = src[4+n:]
 		dl, err := snappy.DecodedLen(chunk)
 		if err != nil {
 			return nil, int64(cap(out)), fmt.Errorf("snappy: %w", err)

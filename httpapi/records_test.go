@@ -89,7 +89,7 @@ func decodeAll(t *testing.T, raw []byte, maxOut, budget int64) ([]string, error)
 func TestDecodeHostileStoredBatches(t *testing.T) {
 	bigZeros := make([]byte, 64<<20)
 	xerial := func(chunks ...[]byte) []byte {
-		b := append([]byte{}, xerialMagic...)
+		b := append([]byte{}, recordbatch.XerialMagic...)
 		b = append(b, 0, 0, 0, 1, 0, 0, 0, 1)
 		for _, c := range chunks {
 			b = append(b, c...)
@@ -103,7 +103,7 @@ func TestDecodeHostileStoredBatches(t *testing.T) {
 		want    string // "ok", "corrupt", "big" or "budget"
 		records int
 	}{
-		{"snappy: only the xerial magic (issue 14's poison)", hostileBatch(2, xerialMagic, 1), "corrupt", 0},
+		{"snappy: only the xerial magic (issue 14's poison)", hostileBatch(2, []byte(recordbatch.XerialMagic), 1), "corrupt", 0},
 		{"snappy: xerial header cut after 12 bytes", hostileBatch(2, xerial()[:12], 1), "corrupt", 0},
 		{"snappy: xerial chunk length of 2 bytes", hostileBatch(2, append(xerial(), 0, 1), 1), "corrupt", 0},
 		{"snappy: xerial chunk claims 4 GiB", hostileBatch(2, xerial(be32(0xffffffff), []byte{1, 2, 3}), 1), "corrupt", 0},
@@ -165,7 +165,7 @@ func TestDecodeRefusesWhatTheBudgetCannotHold(t *testing.T) {
 // answered; the corrupt batch is reported by the fetch that starts at it.
 func TestDecodeCorruptBatchAfterGoodOnes(t *testing.T) {
 	good := hostileBatch(0, record([]byte("a")), 1)
-	bad := hostileBatch(2, xerialMagic, 1)
+	bad := hostileBatch(2, []byte(recordbatch.XerialMagic), 1)
 	binary.BigEndian.PutUint64(bad, 1)
 	got, err := decodeAll(t, append(append([]byte{}, good...), bad...), 16<<20, 1<<30)
 	if err != nil || len(got) != 1 || got[0] != "a" {
@@ -181,7 +181,7 @@ func TestDecodeCorruptBatchAfterGoodOnes(t *testing.T) {
 // FuzzDecodeStoredBatches: no input makes the REST record decoder panic,
 // emit a record outside its input, or keep a charge.
 func FuzzDecodeStoredBatches(f *testing.F) {
-	f.Add(hostileBatch(2, xerialMagic, 1))
+	f.Add(hostileBatch(2, []byte(recordbatch.XerialMagic), 1))
 	f.Add(hostileBatch(0, record([]byte("v")), 1))
 	for _, codec := range []int16{1, 2, 3, 4} {
 		f.Add(hostileBatch(codec, compressed(f, codec, record([]byte("fuzz"))), 1))

@@ -103,76 +103,101 @@ func (c *conn) queueFiles(buf *[]byte, fa *fileAnswer) {
 	c.outBufs[owner] = buf
 }
 
-// sendFile writes the file section at the head of the output queue with
-// sendfile(2), without blocking; blocked reports a full socket with some
-// of it left (resumed from where it stopped).
+// sendFile writes the section at the head of the output queue (a file
+// section, or a pipe section of splice.go) without blocking; blocked
+// reports a full socket with some of it left (resumed from where it
+// stopped).
 func (c *conn) sendFile(fd int) (blocked bool, err error) {
-	fo := c.files
-	if ps, ok := fo.q[0].(*pipeSection); ok {
-		return c.sendPipe(fd, ps)
-	}
-	in, off, n := fo.q[0].Span()
-	for fo.sent < n {
-		o := off + fo.sent
-		w, err := unix.Sendfile(fd, in, &o, int(min(n-fo.sent, 1<<30)))
-		c.sentFromFile(w)
-		switch {
-		case err == unix.EINTR:
+	for c.files.headLeft() > 0 {
+		switch err := c.sendSome(fd, 1<<30); {
 		case err == unix.EAGAIN:
 			return true, nil
 		case err != nil:
-			return false, fmt.Errorf("sendfile: %w", err)
-		case w == 0:
-			return false, fmt.Errorf("sendfile at %d: %w", o, io.ErrUnexpectedEOF)
+			return false, err
 		}
 	}
 	c.popFile()
 	return false, nil
 }
 
-// sendFileBlocking writes up to writeChunk bytes of the file section at the
+// sendFileBlocking writes up to writeChunk bytes of the section at the
 // head of the output queue to a parked socket, waiting (until deadline)
 // for room.
 func (c *conn) sendFileBlocking(nc net.Conn, deadline time.Time) error {
-	if ps, ok := c.files.q[0].(*pipeSection); ok {
-		return c.sendPipeBlocking(nc, ps, deadline)
-	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return fmt.Errorf("sendfile: %T has no descriptor", nc)
+		return fmt.Errorf("zero-copy write: %T has no descriptor", nc)
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("sendfile: %w", err)
+		return fmt.Errorf("zero-copy write: %w", err)
 	}
 	_ = nc.SetWriteDeadline(deadline)
-	fo := c.files
-	in, off, n := fo.q[0].Span()
 	var serr error
 	err = rc.Write(func(fd uintptr) bool {
-		o := off + fo.sent
-		w, e := unix.Sendfile(int(fd), in, &o, int(min(n-fo.sent, writeChunk)))
-		for e == unix.EINTR {
-			w, e = unix.Sendfile(int(fd), in, &o, int(min(n-fo.sent, writeChunk)))
-		}
-		c.sentFromFile(w)
-		switch {
-		case e == unix.EAGAIN:
-			return false // wait for room (or the deadline)
-		case e != nil:
-			serr = fmt.Errorf("sendfile: %w", e)
-		case w == 0:
-			serr = fmt.Errorf("sendfile at %d: %w", o, io.ErrUnexpectedEOF)
-		}
-		return true
+		serr = c.sendSome(int(fd), writeChunk)
+		return serr != unix.EAGAIN // else wait for room (or the deadline)
 	})
 	if err == nil {
 		err = serr
 	}
-	if fo.sent == n {
+	if c.files.headLeft() == 0 {
 		c.popFile()
 	}
 	return err
+}
+
+// sendSome writes up to max bytes of the section at the head of the
+// output queue to fd with one sendfile(2), or splice(2) for a pipe section
+// (retried on EINTR), without blocking, and counts what it wrote. The
+// error is unix.EAGAIN itself for a full socket; a section that ends
+// before its length is io.ErrUnexpectedEOF.
+func (c *conn) sendSome(fd int, max int64) error {
+	w, err := c.writeHeadOnce(fd, max)
+	for err == unix.EINTR {
+		w, err = c.writeHeadOnce(fd, max)
+	}
+	switch {
+	case err == unix.EAGAIN:
+		return err
+	case err != nil:
+		return c.files.headErr(err)
+	case w == 0:
+		return c.files.headErr(io.ErrUnexpectedEOF)
+	}
+	return nil
+}
+
+// writeHeadOnce makes one write call of sendSome and counts its bytes.
+func (c *conn) writeHeadOnce(fd int, max int64) (int, error) {
+	fo := c.files
+	if ps, ok := fo.q[0].(*pipeSection); ok {
+		return ps.spliceTo(fd, max)
+	}
+	in, off, n := fo.q[0].Span()
+	o := off + fo.sent
+	w, err := unix.Sendfile(fd, in, &o, int(min(n-fo.sent, max)))
+	c.sentFromFile(w)
+	return w, err
+}
+
+// headLeft returns the bytes of the head section not written yet.
+func (fo *fileOut) headLeft() int64 {
+	if ps, ok := fo.q[0].(*pipeSection); ok {
+		return ps.n - ps.sent
+	}
+	_, _, n := fo.q[0].Span()
+	return n - fo.sent
+}
+
+// headErr wraps err, a failed write of the head section, with the call
+// and where in the section it stopped.
+func (fo *fileOut) headErr(err error) error {
+	if ps, ok := fo.q[0].(*pipeSection); ok {
+		return fmt.Errorf("splice to client after %d bytes: %w", ps.sent, err)
+	}
+	_, off, _ := fo.q[0].Span()
+	return fmt.Errorf("sendfile at %d: %w", off+fo.sent, err)
 }
 
 // sentFromFile counts w bytes of the head file section as sent (nothing

@@ -2,11 +2,6 @@ package loop
 
 import (
 	"encoding/binary"
-	"fmt"
-	"io"
-	"net"
-	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -71,7 +66,7 @@ type SpliceRawKafkaHandler interface {
 
 // pipeSection is a Pipe in the output queue: a kafka.FileSection for
 // queueFiles and the release paths, sent by splice(2) instead of
-// sendfile(2) (sendSection tells them apart).
+// sendfile(2) (sendSome tells them apart).
 type pipeSection struct {
 	c    *conn
 	p    Pipe
@@ -141,64 +136,13 @@ func setFetchThrottleHead(head []byte, version int16, ms int32) {
 	binary.BigEndian.PutUint32(head[off:], uint32(ms))
 }
 
-// sendPipe writes the pipe section at the head of the output queue with
-// splice(2), without blocking; blocked reports a full socket with some of
-// it left.
-func (c *conn) sendPipe(fd int, ps *pipeSection) (blocked bool, err error) {
-	for ps.sent < ps.n {
-		w, err := unix.Splice(ps.p.ReadFD(), nil, fd, nil, int(ps.n-ps.sent), unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
-		c.sentFromPipe(ps, int(w))
-		switch {
-		case err == unix.EINTR:
-		case err == unix.EAGAIN:
-			return true, nil
-		case err != nil:
-			return false, fmt.Errorf("splice to client: %w", err)
-		case w == 0:
-			return false, fmt.Errorf("splice to client: %w", io.ErrUnexpectedEOF)
-		}
-	}
-	c.popFile()
-	return false, nil
-}
-
-// sendPipeBlocking writes up to writeChunk bytes of the pipe section at
-// the head of the output queue to a parked socket, waiting (until
-// deadline) for room.
-func (c *conn) sendPipeBlocking(nc net.Conn, ps *pipeSection, deadline time.Time) error {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return fmt.Errorf("splice: %T has no descriptor", nc)
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("splice: %w", err)
-	}
-	_ = nc.SetWriteDeadline(deadline)
-	var serr error
-	err = rc.Write(func(fd uintptr) bool {
-		w, e := unix.Splice(ps.p.ReadFD(), nil, int(fd), nil, int(min(ps.n-ps.sent, writeChunk)), unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
-		for e == unix.EINTR {
-			w, e = unix.Splice(ps.p.ReadFD(), nil, int(fd), nil, int(min(ps.n-ps.sent, writeChunk)), unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
-		}
-		c.sentFromPipe(ps, int(w))
-		switch {
-		case e == unix.EAGAIN:
-			return false // wait for room (or the deadline)
-		case e != nil:
-			serr = fmt.Errorf("splice to client: %w", e)
-		case w == 0:
-			serr = fmt.Errorf("splice to client: %w", io.ErrUnexpectedEOF)
-		}
-		return true
-	})
-	if err == nil {
-		err = serr
-	}
-	if ps.sent == ps.n {
-		c.popFile()
-	}
-	return err
+// spliceTo makes one splice(2) of up to max bytes from the pipe to fd,
+// without blocking, and counts what it moved (sendSome's write for a pipe
+// section).
+func (ps *pipeSection) spliceTo(fd int, max int64) (int, error) {
+	w, err := unix.Splice(ps.p.ReadFD(), nil, fd, nil, int(min(ps.n-ps.sent, max)), unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
+	ps.c.sentFromPipe(ps, int(w))
+	return int(w), err
 }
 
 // sentFromPipe counts w bytes of a pipe section as sent: its progress, its

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/codec/recordbatch"
+	"github.com/floodgate/floodgate/internal/atomicfile"
 )
 
 // Defaults of Options.
@@ -159,7 +160,7 @@ func (l *Log) roll() error {
 		return fmt.Errorf("roll: %w", err)
 	}
 	if l.opts.Syncer.Mode() != FsyncNever {
-		if err := syncDir(l.opts.Dir); err != nil {
+		if err := atomicfile.SyncDir(l.opts.Dir); err != nil {
 			s.remove()
 			return fmt.Errorf("roll: %w", err)
 		}

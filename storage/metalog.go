@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/floodgate/floodgate/internal/atomicfile"
 )
 
 // metaRecordHeader is the length (uint32) and CRC32C (uint32) before each
@@ -297,7 +299,7 @@ func (rw *MetaRewrite) Commit() error {
 			return err
 		}
 		if sync {
-			return syncDir(filepath.Dir(m.path))
+			return atomicfile.SyncDir(filepath.Dir(m.path))
 		}
 		return nil
 	}()

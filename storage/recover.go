@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -263,8 +262,8 @@ func readBatchAt(f *os.File, pos, end int64, buf []byte) (Batch, []byte, error) 
 	if _, err := f.ReadAt(buf[:recordbatch.LengthPrefix], pos); err != nil {
 		return Batch{}, buf, fmt.Errorf("read at %d: %w", pos, err)
 	}
-	l := int64(int32(binary.BigEndian.Uint32(buf[recordbatch.OffLength:])))
-	size := recordbatch.LengthPrefix + l
+	size := recordbatch.Size(buf)
+	l := size - recordbatch.LengthPrefix
 	if l < recordbatch.HeaderSize-recordbatch.LengthPrefix || l > maxBatchSize {
 		return Batch{}, buf, fmt.Errorf("batch length %d at %d: %w", l, pos, ErrCorrupt)
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/atomicfile"
 )
 
 // DeleteBefore moves the log start to offset (never past the end) and
@@ -123,5 +125,5 @@ func (l *Log) dropFirst(n int) error {
 func (l *Log) saveStart() error {
 	path := filepath.Join(l.opts.Dir, startOffsetFile)
 	sync := l.opts.Syncer.Mode() != FsyncNever
-	return WriteFileAtomic(path, []byte(strconv.FormatInt(l.start, 10)+"\n"), sync)
+	return atomicfile.Write(path, []byte(strconv.FormatInt(l.start, 10)+"\n"), sync)
 }

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -287,11 +286,11 @@ func (s *segment) readBatches(pos, end int64, firstSize int, maxBytes int64, fir
 	}
 	cut := 0
 	for cut+recordbatch.LengthPrefix <= len(buf) {
-		l := int(int32(binary.BigEndian.Uint32(buf[cut+recordbatch.OffLength:])))
-		if l <= 0 || cut+recordbatch.LengthPrefix+l > len(buf) {
+		size := int(recordbatch.Size(buf[cut:]))
+		if size <= recordbatch.LengthPrefix || cut+size > len(buf) {
 			break
 		}
-		cut += recordbatch.LengthPrefix + l
+		cut += size
 	}
 	return buf[:cut], nil
 }

@@ -215,33 +215,28 @@ func (s *suite) startKfake() (*server, error) {
 }
 
 func (s *suite) startNetHTTP() (*server, error) {
-	hp := port()
-	addr := fmt.Sprintf("127.0.0.1:%d", hp)
-	p, err := bench.StartProc("nethttp", filepath.Join(s.dir, "nethttp.log"), s.self, "peer", "nethttp", addr)
-	if err != nil {
-		return nil, err
-	}
-	s.track(p)
-	url := "http://" + addr + "/health"
-	if err := bench.WaitHTTP(url, 10*time.Second); err != nil {
-		return nil, fmt.Errorf("net/http peer: %w", err)
-	}
-	return &server{name: "net/http", proc: p, url: url, cmdString: "http.Server (Go " + runtime.Version() + ") in its own process"}, nil
+	return s.startHTTPPeer("nethttp", "net/http", "http.Server (Go "+runtime.Version()+") in its own process")
 }
 
 func (s *suite) startRawGnet() (*server, error) {
-	hp := port()
-	addr := fmt.Sprintf("127.0.0.1:%d", hp)
-	p, err := bench.StartProc("gnet", filepath.Join(s.dir, "gnet.log"), s.self, "peer", "gnet", addr)
+	return s.startHTTPPeer("gnet", "raw gnet", "a bare gnet v2 server answering every request head with a fixed 200 (bench.ServeRawGnet), in its own process")
+}
+
+// startHTTPPeer starts the HTTP peer kind (`suite peer KIND ADDR`) on a
+// free port and waits until it answers /health; name labels its tables,
+// cmd says what it runs.
+func (s *suite) startHTTPPeer(kind, name, cmd string) (*server, error) {
+	addr := fmt.Sprintf("127.0.0.1:%d", port())
+	p, err := bench.StartProc(kind, filepath.Join(s.dir, kind+".log"), s.self, "peer", kind, addr)
 	if err != nil {
 		return nil, err
 	}
 	s.track(p)
 	url := "http://" + addr + "/health"
 	if err := bench.WaitHTTP(url, 10*time.Second); err != nil {
-		return nil, fmt.Errorf("raw gnet peer: %w", err)
+		return nil, fmt.Errorf("%s peer: %w", name, err)
 	}
-	return &server{name: "raw gnet", proc: p, url: url, cmdString: "a bare gnet v2 server answering every request head with a fixed 200 (bench.ServeRawGnet), in its own process"}, nil
+	return &server{name: name, proc: p, url: url, cmdString: cmd}, nil
 }
 
 func (s *suite) startNginx(workers, limitRate int) (*server, error) {

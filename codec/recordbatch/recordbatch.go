@@ -87,12 +87,12 @@ func ReadHeader(b []byte) (Header, error) {
 	if b[OffMagic] != 2 {
 		return Header{}, ErrMagic
 	}
-	l := int64(int32(binary.BigEndian.Uint32(b[OffLength:])))
-	if l < HeaderSize-LengthPrefix {
+	size := Size(b)
+	if size < HeaderSize {
 		return Header{}, ErrCorrupt
 	}
 	return Header{
-		BaseOffset:      int64(binary.BigEndian.Uint64(b[OffBaseOffset:])),
+		BaseOffset:      BaseOffset(b),
 		LeaderEpoch:     int32(binary.BigEndian.Uint32(b[OffLeaderEpoch:])),
 		Attributes:      int16(binary.BigEndian.Uint16(b[OffAttributes:])),
 		LastOffsetDelta: int32(binary.BigEndian.Uint32(b[OffLastOffsetDelta:])),
@@ -102,9 +102,21 @@ func ReadHeader(b []byte) (Header, error) {
 		ProducerEpoch:   int16(binary.BigEndian.Uint16(b[OffProducerEpoch:])),
 		BaseSequence:    int32(binary.BigEndian.Uint32(b[OffBaseSequence:])),
 		RecordCount:     int32(binary.BigEndian.Uint32(b[OffRecordCount:])),
-		Size:            int(LengthPrefix + l),
+		Size:            int(size),
 	}, nil
 }
+
+// Size returns the size of the batch at the start of b, its length prefix
+// included, from the length field alone: it stands in the same place in
+// magic 0 and 1 message sets. b must hold LengthPrefix bytes; in a corrupt
+// batch the size may be below HeaderSize, even negative.
+func Size(b []byte) int64 {
+	return LengthPrefix + int64(int32(binary.BigEndian.Uint32(b[OffLength:])))
+}
+
+// BaseOffset returns the offset of the first record of the batch at the
+// start of b (any magic); b must hold 8 bytes.
+func BaseOffset(b []byte) int64 { return int64(binary.BigEndian.Uint64(b[OffBaseOffset:])) }
 
 // Check reads the header of the batch at the start of b and checks that b
 // holds all of it and that its CRC32C (over attributes to the end) holds.

@@ -1,4 +1,7 @@
-package storage
+// Package atomicfile replaces small files whole: the ACL and users files,
+// the broker's topic metadata and a partition's start offset. A reader, or
+// a restart after a crash, sees the old content or the new, never a part.
+package atomicfile
 
 import (
 	"fmt"
@@ -6,11 +9,12 @@ import (
 	"path/filepath"
 )
 
-// WriteFileAtomic replaces path with data: it writes a temporary file
-// next to it and renames it over path, so a crash leaves the old or the
-// new content, never a mix. With sync set the file and then the directory
-// are fsynced, so the new content also survives a power loss.
-func WriteFileAtomic(path string, data []byte, sync bool) error {
+// Write replaces path with data: it writes a temporary file next to it
+// (mode 0600, as os.CreateTemp makes it) and renames it over path, so a
+// crash leaves the old or the new content, never a mix. With sync set the
+// file and then the directory are fsynced, so the new content also
+// survives a power loss.
+func Write(path string, data []byte, sync bool) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -34,14 +38,14 @@ func WriteFileAtomic(path string, data []byte, sync bool) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if sync {
-		return syncDir(dir)
+		return SyncDir(dir)
 	}
 	return nil
 }
 
-// syncDir fsyncs a directory, making file creations and renames in it
+// SyncDir fsyncs a directory, making file creations and renames in it
 // durable.
-func syncDir(dir string) error {
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("fsync dir %s: %w", dir, err)
