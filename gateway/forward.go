@@ -501,20 +501,15 @@ func (g *Gateway) rewrite(h *kafka.Header, corr int32, resp []byte) []byte {
 			kafka.SetCorrelationID(resp, corr)
 			return resp
 		}
-		for i := range r.Brokers {
-			b := &r.Brokers[i]
-			b.Host, b.Port = g.local(b.NodeID, b.Host, b.Port)
-		}
+		localAll(g, r.Brokers, func(b *kmsg.ProduceResponseBroker) (int32, *string, *int32) { return b.NodeID, &b.Host, &b.Port })
 	case *kmsg.ShareFetchResponse:
-		for i := range r.NodeEndpoints {
-			b := &r.NodeEndpoints[i]
-			b.Host, b.Port = g.local(b.NodeID, b.Host, b.Port)
-		}
+		localAll(g, r.NodeEndpoints, func(b *kmsg.ShareFetchResponseNodeEndpoint) (int32, *string, *int32) {
+			return b.NodeID, &b.Host, &b.Port
+		})
 	case *kmsg.ShareAcknowledgeResponse:
-		for i := range r.NodeEndpoints {
-			b := &r.NodeEndpoints[i]
-			b.Host, b.Port = g.local(b.NodeID, b.Host, b.Port)
-		}
+		localAll(g, r.NodeEndpoints, func(b *kmsg.ShareAcknowledgeResponseNodeEndpoint) (int32, *string, *int32) {
+			return b.NodeID, &b.Host, &b.Port
+		})
 	case *kmsg.MetadataResponse:
 		_ = g.learn(r)
 		g.fillMetadataBrokers(r)
@@ -529,10 +524,9 @@ func (g *Gateway) rewrite(h *kafka.Header, corr int32, resp []byte) []byte {
 			}
 		}
 	case *kmsg.DescribeClusterResponse:
-		for i := range r.Brokers {
-			b := &r.Brokers[i]
-			b.Host, b.Port = g.local(b.NodeID, b.Host, b.Port)
-		}
+		localAll(g, r.Brokers, func(b *kmsg.DescribeClusterResponseBroker) (int32, *string, *int32) {
+			return b.NodeID, &b.Host, &b.Port
+		})
 	case *kmsg.ApiVersionsResponse:
 		kept := r.ApiKeys[:0]
 		for _, k := range r.ApiKeys {
@@ -560,9 +554,16 @@ func (g *Gateway) fillMetadataBrokers(m *kmsg.MetadataResponse) {
 		}
 		g.mu.RUnlock()
 	}
-	for i := range m.Brokers {
-		b := &m.Brokers[i]
-		b.Host, b.Port = g.local(b.NodeID, b.Host, b.Port)
+	localAll(g, m.Brokers, func(b *kmsg.MetadataResponseBroker) (int32, *string, *int32) { return b.NodeID, &b.Host, &b.Port })
+}
+
+// localAll points every broker an answer names (bs) at floodgate's
+// listener for it (local); at says where a broker's node id, host and port
+// are, as each API has a struct of its own for them.
+func localAll[T any](g *Gateway, bs []T, at func(*T) (node int32, host *string, port *int32)) {
+	for i := range bs {
+		node, host, port := at(&bs[i])
+		*host, *port = g.local(node, *host, *port)
 	}
 }
 
