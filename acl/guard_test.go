@@ -119,6 +119,7 @@ func grant(t *testing.T, adm *kadm.Client, b *kadm.ACLBuilder) {
 }
 
 func TestACLsAllowAndDenyProduceConsumeGroupsAndAdmin(t *testing.T) {
+	t.Parallel()
 	var logs lockedBuffer
 	s := startSecuredLogging(t, t.TempDir(), false, &logs)
 	adm := kadm.NewClient(s.client(t, "admin"))
@@ -236,6 +237,7 @@ func TestACLsAllowAndDenyProduceConsumeGroupsAndAdmin(t *testing.T) {
 }
 
 func TestACLsSurviveARestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := startSecured(t, dir, false)
 	adm := kadm.NewClient(s.client(t, "admin"))
@@ -269,6 +271,7 @@ func TestACLsSurviveARestart(t *testing.T) {
 }
 
 func TestSuperUserManagesSCRAMUsersOverKafka(t *testing.T) {
+	t.Parallel()
 	s := startSecured(t, t.TempDir(), false)
 	adm := kadm.NewClient(s.client(t, "admin"))
 	res, err := adm.AlterUserSCRAMs(ctx(t), nil, []kadm.UpsertSCRAM{{User: "carol", Mechanism: kadm.ScramSha256, Iterations: 4096, Password: "carolcarol"}})
@@ -299,6 +302,7 @@ func TestSuperUserManagesSCRAMUsersOverKafka(t *testing.T) {
 // The listing APIs are refused whole to a client without DESCRIBE on the
 // cluster: neither the ACLs nor the users leak to alice.
 func TestListingACLsAndUsersNeedsClusterDescribe(t *testing.T) {
+	t.Parallel()
 	s := startSecured(t, t.TempDir(), false)
 	grant(t, kadm.NewClient(s.client(t, "admin")), kadm.NewACLs().Allow("User:alice").Topics("orders").Operations(kadm.OpWrite).ResourcePatternType(kadm.ACLPatternLiteral))
 	for _, tc := range []struct {

@@ -18,6 +18,7 @@ import (
 // called Error on kerr.ErrorForCode(0), which is nil: the handler
 // panicked and the connection was closed (the client saw EOF).
 func TestPartlyDeniedRequestIsAnsweredNotClosed(t *testing.T) {
+	t.Parallel()
 	login := startRawGuarded(t, kafka.DecodeLimits{MaxPartitions: 1000, MaxNonProduceSize: 1 << 20})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -30,6 +30,7 @@ import (
 // bytes to a kfake cluster) clients authenticate to floodgate and the
 // raw guard applies the ACLs before anything reaches the upstream.
 func TestGatewayEnforcesACLsAtTheDoor(t *testing.T) {
+	t.Parallel()
 	login := startRawGuarded(t, kafka.DecodeLimits{MaxPartitions: 1000, MaxNonProduceSize: 1 << 20})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -57,6 +58,7 @@ func TestGatewayEnforcesACLsAtTheDoor(t *testing.T) {
 // door, not forwarded unchecked: alice, who may not write to "other",
 // cannot get a record into it by sending more partitions than the limit.
 func TestGatewayRefusesWhatItCannotCheck(t *testing.T) {
+	t.Parallel()
 	login := startRawGuarded(t, kafka.DecodeLimits{MaxPartitions: 1, MaxNonProduceSize: 1 << 20})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -170,6 +172,7 @@ func startRawGuarded(t *testing.T, decode kafka.DecodeLimits) func(user string) 
 // kgo (by id she was denied); allowed then to read every topic but
 // "other", she fetches "other" by its id: no record of it comes back.
 func TestGatewayServesNoTopicIDVersions(t *testing.T) {
+	t.Parallel()
 	login := startRawGuarded(t, kafka.DecodeLimits{MaxPartitions: 1000, MaxNonProduceSize: 1 << 20})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

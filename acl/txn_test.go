@@ -25,6 +25,7 @@ import (
 // committed; each transactional API she sends for an id, topic or group
 // she lacks is answered with the error Kafka gives.
 func TestGatewayTransactionalProducerNeedsWriteOnItsIDAndTopics(t *testing.T) {
+	t.Parallel()
 	login := startRawGuarded(t, kafka.DecodeLimits{MaxPartitions: 1000, MaxNonProduceSize: 1 << 20})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -35,6 +35,7 @@ func consumeAll(t *testing.T, addr, topic string, want int) []string {
 // inflates every compressed batch; the encodings franz-go and sarama
 // write (gzip, snappy raw and xerial, lz4 frames, zstd) must all pass.
 func TestCompressedBatchesOfRealClientsPassValidation(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	const n = 300
 	value := func(i int) string {

@@ -135,6 +135,7 @@ func dupFetch(dups int, waitMs int32) *kmsg.FetchRequest {
 // max-non-produce-request-size, without being decoded or parked; a Fetch
 // naming it 1,000 times is served.
 func TestFetchNamingOnePartition100kTimesIsRefusedByDefault(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	addr := srv.KafkaAddr()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.BrokerMaxWriteBytes(64<<20))

@@ -119,6 +119,7 @@ func TestWaitingFetchesAreBounded(t *testing.T) {
 // answered (empty) once --max-fetch-wait-ms passed, not 30 s later. Before,
 // the cap was a constant 5 minutes.
 func TestFetchWaitIsCappedByTheFlag(t *testing.T) {
+	t.Parallel()
 	b := New(Config{NodeID: 1, Host: "127.0.0.1", Port: 9092, Logger: slog.New(slog.DiscardHandler), Metrics: metrics.NewSet(),
 		MaxFetchWait: 200 * time.Millisecond})
 	t.Cleanup(b.Close)

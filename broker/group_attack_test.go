@@ -102,6 +102,7 @@ func TestJoinGroupWithHugeMetadataIsRefusedAndNotRetained(t *testing.T) {
 // the consumers still join, consume everything and commit, and the
 // attacker's extra group is refused.
 func TestKgoGroupConsumersWorkUnderTightGroupLimits(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("real clients")
 	}

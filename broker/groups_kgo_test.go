@@ -51,6 +51,7 @@ func (d *killableDialer) kill() {
 // without leaving, and the other two must take over its partitions once its
 // session expires, with no record lost.
 func TestKgoConsumerGroupTakeover(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("real clients and session timeouts")
 	}

@@ -240,6 +240,7 @@ func TestJoinGroupErrors(t *testing.T) {
 }
 
 func TestGroupRebalanceLifecycle(t *testing.T) {
+	t.Parallel()
 	b := newTestBroker(t)
 	const g = "g"
 	ids, gen := stableGroup(t, b, g, 1, joinOpt{})
@@ -326,6 +327,7 @@ func TestGroupRebalanceLifecycle(t *testing.T) {
 }
 
 func TestSessionTimeoutRemovesMember(t *testing.T) {
+	t.Parallel()
 	b := newTestBroker(t)
 	const g = "g"
 	o := joinOpt{session: 300, rebalance: 5000}
@@ -353,6 +355,7 @@ func TestSessionTimeoutRemovesMember(t *testing.T) {
 }
 
 func TestRebalanceTimeoutAnswersPendingJoins(t *testing.T) {
+	t.Parallel()
 	b := newTestBroker(t)
 	const g = "g"
 	ids, gen := stableGroup(t, b, g, 2, joinOpt{session: 30000, rebalance: 300})
@@ -370,6 +373,7 @@ func TestRebalanceTimeoutAnswersPendingJoins(t *testing.T) {
 }
 
 func TestSyncTimeoutWithoutLeader(t *testing.T) {
+	t.Parallel()
 	b := newTestBroker(t)
 	const g = "g"
 	o := joinOpt{session: 30000, rebalance: 300}
@@ -477,6 +481,7 @@ func TestStaticMembership(t *testing.T) {
 }
 
 func TestStaticRejoinFencesWaitingJoin(t *testing.T) {
+	t.Parallel()
 	b := newTestBroker(t)
 	const g = "g"
 	r1 := call[*kmsg.JoinGroupResponse](t, b, joinReq(g, joinOpt{instance: "i1"}))
@@ -509,6 +514,7 @@ func TestStaticRejoinFencesWaitingJoin(t *testing.T) {
 }
 
 func TestPendingMemberBlocksJoinUntilExpiry(t *testing.T) {
+	t.Parallel()
 	b := newTestBroker(t)
 	const g = "g"
 	a := memberID(t, b, g, joinOpt{session: 300})

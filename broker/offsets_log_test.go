@@ -96,6 +96,7 @@ func TestOffsetsLogIsProportionalToLiveOffsets(t *testing.T) {
 // is the last one committed (commits during a compaction are carried over
 // into the new file).
 func TestOffsetsLogCompactionKeepsConcurrentCommits(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	b := openDiskBroker(t, dir, storage.FsyncNever)
 	const writers, partitions, commits = 4, 50, 8000
@@ -210,6 +211,7 @@ func TestOffsetRecordRoundTrip(t *testing.T) {
 // OffsetDelete: after a restart every offset is there, the deleted ones
 // are not.
 func TestOffsetCommitOfManyPartitionsSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	b := openDiskBroker(t, dir, storage.FsyncNever)
 	const partitions = 500

@@ -92,6 +92,7 @@ func liarBatch(ts int64) []byte {
 // consumer reading from the start saw 2 of the 6 records of two honest
 // producers. They are refused (INVALID_RECORD) and the consumer sees all 6.
 func TestLastOffsetDeltaLiarCannotHideOtherProducers(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -307,6 +308,7 @@ func TestManyPartitionsProduceIsBounded(t *testing.T) {
 // empty Produce response, which a client reads as success. The connection
 // is closed instead (clients retry).
 func TestOversizeProduceWithoutPartitionsToNameIsClosed(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, testserver.WithLimits(func(l *limits.Config) { l.MaxRequestSize = 64 << 10 }))
 	frame := onePartitionFrame(1 << 20)
 	binary.BigEndian.PutUint16(frame[6:], 2)  // Produce v2: no transactional id...

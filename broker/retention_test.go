@@ -60,6 +60,7 @@ func TestRetentionBySize(t *testing.T) {
 }
 
 func TestRetentionSweeperRuns(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("waits for the background sweeper")
 	}

@@ -145,6 +145,7 @@ func produceRange(t testing.TB, srv *testserver.Server, topic string, partitions
 // arrives, in order, with its value; the bytes went by sendfile, and no
 // section is held once the consumer has read everything.
 func TestZeroCopyFetchDeliversEveryRecord(t *testing.T) {
+	t.Parallel()
 	srv := diskServer(t)
 	const topic, parts, count = "zc", 12, 240
 	createTopic(t, kgoClient(t, srv), topic, parts, 256<<10)
@@ -291,6 +292,7 @@ func checkRecords(t testing.TB, p *kmsg.FetchResponseTopicPartition, from int64)
 // request order, each whole and decodable, the Fetches with the records
 // asked for: nothing was written between the pieces of an answer.
 func TestZeroCopyPipelinedAnswersStayInOrder(t *testing.T) {
+	t.Parallel()
 	srv := diskServer(t)
 	const topic = "order"
 	createTopic(t, kgoClient(t, srv), topic, 3, 8<<20)
@@ -410,6 +412,7 @@ func TestZeroCopyStalledConsumersHoldNoCopyAndReleaseOnClose(t *testing.T) {
 // (the open descriptor keeps the deleted file readable), and its
 // descriptors are released once it is written.
 func TestZeroCopySendOutlivesDeletionOfItsSegment(t *testing.T) {
+	t.Parallel()
 	srv, dir := diskServerIn(t)
 	const topic = "deleted"
 	cl := kgoClient(t, srv)
@@ -468,6 +471,7 @@ func TestZeroCopySendOutlivesDeletionOfItsSegment(t *testing.T) {
 // answer — one pread instead of a sendfile and a cut in the writev — and
 // larger ones are sent from the file; both arrive whole.
 func TestZeroCopySmallAnswersAreReadInlineLargeOnesSent(t *testing.T) {
+	t.Parallel()
 	srv := diskServer(t)
 	const topic = "tail"
 	createTopic(t, kgoClient(t, srv), topic, 1, 8<<20)

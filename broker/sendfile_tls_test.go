@@ -34,6 +34,7 @@ func (f filesOnly) ServeKafkaFiles(req kmsg.Request, clientID, addr string, resp
 // section held), behind the broker itself and behind a handler that
 // serves files but has no TLS path of its own.
 func TestZeroCopyNeverReachesATLSConnection(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		wrap func(*broker.Broker) loop.KafkaHandler

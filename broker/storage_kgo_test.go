@@ -167,6 +167,7 @@ func TestCreateTopicsWithThousandsOfPartitionsStaysInDescriptorBudget(t *testing
 // the consumer gets the records before the damage and every record after
 // it, instead of KAFKA_STORAGE_ERROR forever; the fence is counted.
 func TestTruncatedSealedSegmentIsSkippedByConsumer(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	const records = 40
 	opts := []testserver.Option{

@@ -73,6 +73,7 @@ func produceVersion(t *testing.T, b *Broker, v int16, records []byte) kmsg.Produ
 }
 
 func TestProduceValidatesBatchesAsKafka(t *testing.T) {
+	t.Parallel()
 	now := time.Now().UnixMilli()
 	// records builds the uncompressed records of a batch by hand.
 	type rec struct {

@@ -55,6 +55,7 @@ func metricValue(t *testing.T, g *gw, name string) float64 {
 // so an answer returned before it is written, or handed to the next
 // answer while still queued for a client, shows up as corrupt records.
 func TestPooledUpstreamAnswersKeepConsumedRecordsIntact(t *testing.T) {
+	t.Parallel()
 	// Without pipes: the large answers would be relayed through them
 	// (splice_test.go), not read into the pools.
 	g := startGateway(t, 1, nil, func(c *gateway.Config) { c.SplicePipes = -1 })

@@ -66,6 +66,7 @@ func TestGatewayLongPollDoesNotDelayOthersOnSharedUpstream(t *testing.T) {
 // would be held beyond the budget; the embedded broker's decoded Fetch
 // was already fitted this way (fitFetch), the forwarded one was not.
 func TestGatewayMaxFetchBytesCapsForwardedFetch(t *testing.T) {
+	t.Parallel()
 	const limit = 120 << 10
 	const batch = 50 << 10
 	for _, tc := range []struct {

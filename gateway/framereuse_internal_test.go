@@ -37,6 +37,7 @@ func deafBroker(t *testing.T) string {
 // of such a write; the request's callback must find no write under way.
 // Before fail waited for writes to end, the callback ran during the write.
 func TestUpstreamFailureAnswersOnlyOnceNoWriteReadsTheFrame(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// timeout is the request's; partial runs in the sender after a

@@ -96,6 +96,7 @@ func consumeN(t *testing.T, cl *kgo.Client, n int, seen map[string]int) {
 }
 
 func TestGatewayProduceConsumeAndMetadataRewrite(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, 1000, nil)
 	cl := client(t, g.srv.KafkaAddr())
 	// Metadata names only floodgate's listeners.
@@ -136,6 +137,7 @@ func TestGatewayProduceConsumeAndMetadataRewrite(t *testing.T) {
 // that makes kgo report "lost records" and reset to the start even when
 // kgo talks to kfake directly, without floodgate (checked side by side).
 func TestGatewayGroupSurvivesLeaderMove(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, 1000, nil)
 	prod := client(t, g.srv.KafkaAddr())
 	produceN(t, prod, "orders", 0, 300)
@@ -160,6 +162,7 @@ func TestGatewayGroupSurvivesLeaderMove(t *testing.T) {
 }
 
 func TestGatewayUpstreamBrokerDownGivesRetriableErrors(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, 1000, nil)
 	prod := client(t, g.srv.KafkaAddr())
 	produceN(t, prod, "orders", 0, 60)
@@ -186,6 +189,7 @@ func TestGatewayUpstreamBrokerDownGivesRetriableErrors(t *testing.T) {
 // cause of TestGatewayUpstreamBrokerDownGivesRetriableErrors' rare
 // failures).
 func TestGatewayRetiresConnectionsToAMovedBroker(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, 1000, nil)
 	dialed := &dialLog{}
 	prod := client(t, g.srv.KafkaAddr(), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.WithHooks(dialed))
@@ -297,6 +301,7 @@ func (d *dialLog) addrs() []string {
 }
 
 func TestGatewayMultiplexesUpstreamConnections(t *testing.T) {
+	t.Parallel()
 	const clients = 40
 	g := startGateway(t, 2, nil)
 	var wg sync.WaitGroup
@@ -317,6 +322,7 @@ func TestGatewayMultiplexesUpstreamConnections(t *testing.T) {
 }
 
 func TestGatewayEnforcesLimitsAtTheDoor(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, 1000, func(l *limits.Config) { l.MaxRequestSize = 1 << 16 })
 	cl := client(t, g.srv.KafkaAddr(), kgo.ProducerBatchMaxBytes(1<<20), kgo.RecordRetries(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -335,6 +341,7 @@ func TestGatewayEnforcesLimitsAtTheDoor(t *testing.T) {
 }
 
 func TestGatewayRESTProduceAndFetch(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, 1000, nil)
 	body := `{"records":[{"value":{"n":1}},{"value":{"n":2}},{"value":{"n":3}}]}`
 	resp, err := http.Post("http://"+g.srv.HTTPAddr()+"/topics/orders/partitions/4", "application/vnd.kafka.json.v2+json", strings.NewReader(body))
@@ -372,6 +379,7 @@ func TestGatewayRESTProduceAndFetch(t *testing.T) {
 // client following the new leaders through rewritten Metadata, with
 // nothing lost or duplicated for the group — is the same.
 func TestGatewayGroupFollowsLeaderMoveMidConsumption(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, 1000, nil)
 	prod := client(t, g.srv.KafkaAddr())
 	produceN(t, prod, "orders", 0, 300)

@@ -37,6 +37,7 @@ func (b *syncBuffer) String() string {
 // upstream connections close quietly. Before, each pending fetch was
 // answered as an upstream failure with a WARN (measured: 2 WARN lines).
 func TestGatewayClientDisconnectIsNotAWarning(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	g := startGateway(t, 1000, nil, func(c *gateway.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	prod := client(t, g.srv.KafkaAddr())

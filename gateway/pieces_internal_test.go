@@ -105,6 +105,7 @@ func slowReadingBroker(t *testing.T, check func(frame []byte)) string {
 // pieces as the loop's reuse of the pool buffers would, and a piece
 // written after that reaches the broker changed.
 func TestPiecesWrittenWholeBeforeTheAnswer(t *testing.T) {
+	t.Parallel()
 	const senders, size = 6, 1 << 20
 	content := func(id, i int) byte { // byte 8, after the correlation id, names the frame
 		if i == 8 {

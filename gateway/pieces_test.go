@@ -31,6 +31,7 @@ import (
 // every pooled buffer returned, so a piece returned or reused while a
 // write still reads it shows up as corrupt records.
 func TestProduceInPiecesKeepsRecordsIntact(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		opts []kgo.Opt
@@ -109,6 +110,7 @@ func TestProduceInPiecesKeepsRecordsIntact(t *testing.T) {
 // discarded as it streams in, every piece let go (the budget is back to
 // nothing), and the connection served afterwards.
 func TestProduceInPiecesOverTheBudgetIsRefusedAndReleased(t *testing.T) {
+	t.Parallel()
 	const budget = 2 << 20
 	g := startGateway(t, 1, func(l *limits.Config) {
 		l.MemoryLimitBytes = budget
@@ -216,6 +218,7 @@ func readProduceAnswer(t *testing.T, conn net.Conn) (int32, *kmsg.ProduceRespons
 // buffer the memory budget never charged, and the budget is back to
 // nothing afterwards.
 func TestProduceInPiecesToAFailedUpstreamIsAnsweredPerPartition(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, 1, nil)
 	conn, err := net.Dial("tcp", g.srv.KafkaAddr())
 	if err != nil {
@@ -255,6 +258,7 @@ func TestProduceInPiecesToAFailedUpstreamIsAnsweredPerPartition(t *testing.T) {
 // client's next request is answered at once, not after the request
 // timeout.
 func TestProduceAcksZeroBeyondTheFirstPieceIsNotAwaited(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, 1, nil)
 	conn, err := net.Dial("tcp", g.srv.KafkaAddr())
 	if err != nil {
@@ -294,6 +298,7 @@ func TestProduceAcksZeroBeyondTheFirstPieceIsNotAwaited(t *testing.T) {
 // into a copy the budget did not charge), and the budget is back to
 // nothing afterwards.
 func TestProduceInPiecesOverTheRateIsRejectedPerPartition(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, 1, func(l *limits.Config) {
 		l.ProduceRate = 1
 		l.ThrottleMode = limits.ThrottleReject

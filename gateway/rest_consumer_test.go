@@ -43,6 +43,7 @@ func restDo(t *testing.T, method, url, body string) (int, string) {
 // answered NOT_COORDINATOR until one hit it (and once in CI no try of
 // eight did).
 func TestGatewayRESTConsumerInstanceReadsEveryPartition(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, 1000, nil)
 	var mu sync.Mutex
 	groupNodes := map[int32]int{}

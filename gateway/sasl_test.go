@@ -24,6 +24,7 @@ import (
 // credentials (clients need none towards the upstream); with a wrong
 // password the gateway does not start, naming the failure.
 func TestGatewayAuthenticatesToASASLUpstream(t *testing.T) {
+	t.Parallel()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"), kfake.EnableSASL(),
 		kfake.Superuser("SCRAM-SHA-512", "floodgate", "gw-secret"))
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 // the produce, the long poll or the refresh. Over TLS no connection may
 // have the inline writev path (its bytes would bypass crypto/tls).
 func TestEveryUpstreamConnectionKindUsesTLSAndSASL(t *testing.T) {
+	t.Parallel()
 	certs := testcerts.New(t)
 	for _, tc := range []struct {
 		name      string

@@ -169,6 +169,7 @@ func waitReleased(t *testing.T, g *gw) {
 // answer to the same request byte for byte. Once the client leaves, the
 // budget holds nothing and every pipe is back in the pool.
 func TestSplicedAnswersPipelinedStayInOrderAndIntact(t *testing.T) {
+	t.Parallel()
 	g, direct := spliceGateway(t, 0, nil)
 	sizes := []int32{1 << 10, 20 << 10, 64 << 10, 300 << 10, 900 << 10, 3 << 20}
 	type req struct {
@@ -251,6 +252,7 @@ func TestSplicedAnswersPipelinedStayInOrderAndIntact(t *testing.T) {
 // share (one) and the others' answers still go through pipes. When that
 // client leaves, its pipes and budget are released.
 func TestSplicedRecordsIntactThroughKgo(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		pipes  int
@@ -344,6 +346,7 @@ func TestSplicedRecordsIntactThroughKgo(t *testing.T) {
 // answers sit in pipes and half-written sockets. The budget must hold
 // nothing afterwards and every pipe must be back in the pool or closed.
 func TestSplicedAnswersReleasedWhenClientClosesMidAnswer(t *testing.T) {
+	t.Parallel()
 	g, _ := spliceGateway(t, 0, nil)
 	c := smallWindowConn(t, g.srv.KafkaAddr())
 	var out []byte
@@ -557,6 +560,7 @@ func TestSplicedAnswerReleasedWhenUpstreamFailsMidAnswer(t *testing.T) {
 // answers are sealed by the loop, so they are read into memory, never
 // spliced; its records arrive intact.
 func TestTLSClientFetchesThroughTheGatewayWithoutPipes(t *testing.T) {
+	t.Parallel()
 	certs := testcerts.New(t)
 	g, direct := spliceGateway(t, 0, func(c *loop.Config) {
 		c.KafkaTLSListen, c.TLS = "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{certs.Server}}
@@ -603,6 +607,7 @@ func pieceAnswer(corr int32) []byte {
 // read after them, and the client gets the answer byte for byte; the
 // drained pipe goes back to the pool and nothing stays charged.
 func TestSplicedAnswerThatFillsItsPipeFallsBackToMemoryIntact(t *testing.T) {
+	t.Parallel()
 	up := fakeBroker(t, func(c net.Conn, corr []byte) bool {
 		out := pieceAnswer(int32(binary.BigEndian.Uint32(corr)))
 		for off := 0; off < len(out); off += 1000 {

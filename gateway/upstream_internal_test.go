@@ -69,6 +69,7 @@ func slowBroker(t *testing.T, errs chan<- error) string {
 // each sender's in the order it sent them, and every answer must reach
 // its own request.
 func TestUpstreamConnKeepsEachSendersOrderThroughPartialWrites(t *testing.T) {
+	t.Parallel()
 	errs := make(chan error, 16)
 	u := newUpstream(1, slowBroker(t, errs), dialer{timeout: time.Second}, 20*time.Second, nil, nil, nil)
 	defer u.close(errUpstreamClosed)

@@ -142,6 +142,7 @@ func createTopicN(t *testing.T, srv *testserver.Server, topic string, partitions
 // flow: create, subscribe, poll, commit, read the commit back, seek
 // (beginning, offset, end), the format check of Accept, delete.
 func TestRESTConsumerFlow(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(*limits.HTTPConfig) {})
 	cl := client()
 	var recs []*kgo.Record
@@ -216,6 +217,7 @@ func TestRESTConsumerFlow(t *testing.T) {
 // partitions (no group membership) reads binary records from the offset
 // it commits, and a new instance of the group resumes from that commit.
 func TestRESTConsumerManualAssignmentBinary(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(*limits.HTTPConfig) {})
 	cl := client()
 	createTopicN(t, srv, "cman", 2)
@@ -246,12 +248,16 @@ func TestRESTConsumerManualAssignmentBinary(t *testing.T) {
 // protocol), each reads only its own partitions, and deleting the REST
 // instance hands its partitions to kgo.
 func TestRESTAndKgoConsumersShareGroup(t *testing.T) {
+	t.Parallel()
 	for _, restFirst := range []bool{true, false} {
 		name := "kgo leads"
 		if restFirst {
 			name = "REST leads"
 		}
-		t.Run(name, func(t *testing.T) { testMixedGroup(t, restFirst) })
+		t.Run(name, func(t *testing.T) {
+			t.Parallel() // each its own server: the two rebalances wait side by side
+			testMixedGroup(t, restFirst)
+		})
 	}
 }
 
@@ -343,6 +349,7 @@ func testMixedGroup(t *testing.T, restFirst bool) {
 // --rest-consumer-instance-timeout is deleted, leaves its group (the
 // group ends up empty) and is counted.
 func TestRESTConsumerInstanceExpires(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.RESTConsumerTimeout = 300 * time.Millisecond })
 	cl := client()
 	createTopicN(t, srv, "cexp", 1)
@@ -375,6 +382,7 @@ func TestRESTConsumerInstanceExpires(t *testing.T) {
 // the per-client limit is refused 429 with the limit named, and deleting
 // one frees its slot.
 func TestRESTConsumerInstanceLimits(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name          string
 		total, perIP  int
@@ -419,6 +427,7 @@ func TestRESTConsumerInstanceLimits(t *testing.T) {
 // take the instances past --max-rest-consumer-buffered-bytes is refused
 // 429 naming the limit, and what it held is given back.
 func TestRESTConsumerBufferedBytesLimit(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.MaxRESTConsumerBuffered = 1024 })
 	cl := client()
 	produceKgo(t, srv, &kgo.Record{Topic: "cbuf", Value: []byte(strings.Repeat("x", 4096))})
@@ -530,6 +539,7 @@ func TestRESTConsumerInstancesReleaseEverything(t *testing.T) {
 // admitted like every route: over --max-requests-per-second-per-client
 // they get 429 naming the limit, before any instance is created.
 func TestNewRESTRoutesPassTheGate(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.RPSPerClient = 1 }) // burst 10
 	cl := client()
 	base := "http://" + srv.HTTPAddr()
@@ -574,6 +584,7 @@ func (p panicOnHeartbeat) ServeKafka(req kmsg.Request, clientID, addr string, re
 // and the server keeps serving; it used to end the process, since the
 // instance's goroutine had no recovery.
 func TestRESTConsumerHeartbeatPanicIsRecovered(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(*limits.HTTPConfig) {}, testserver.WithKafkaHandler(func(b *broker.Broker) loop.KafkaHandler {
 		return panicOnHeartbeat{b}
 	}))

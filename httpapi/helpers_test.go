@@ -102,3 +102,10 @@ func contains(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// Tests that wait more than they compute call t.Parallel: each owns its
+// server on 127.0.0.1:0 and its own metrics set, and asserts nothing
+// process-wide. Tests that measure the process (allocations, heap,
+// goroutines), bound a latency or count requests admitted per second stay
+// sequential; Go runs every sequential test before the parallel ones
+// resume, so nothing parallel disturbs them.

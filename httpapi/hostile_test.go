@@ -188,6 +188,7 @@ func plantedServer(t *testing.T, topic string, batches [][]byte, opts ...testser
 // 87) and a 3 KB zstd batch inflating to 99 MiB (MESSAGE_TOO_LARGE, 10),
 // and the log end does not move; the REST tests below plant them on disk.
 func TestProduceOfPoisonAndBombIsRefused(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) {})
 	createTopic(t, srv.KafkaAddr(), "refused")
 	for _, tc := range []struct {
@@ -214,6 +215,7 @@ func TestProduceOfPoisonAndBombIsRefused(t *testing.T) {
 // route's tickets come back (it still serves afterwards), and reading on
 // from next_offset returns the good record after it.
 func TestRESTFetchOfPoisonSnappyBatch(t *testing.T) {
+	t.Parallel()
 	srv, _ := plantedServer(t, "poison", [][]byte{poisonSnappy(), rawBatch(0, oneRecord([]byte("good")), 1, 0)},
 		testserver.WithHTTPLimits(func(c *limits.HTTPConfig) {}))
 	cl := client()
@@ -263,6 +265,7 @@ func longPoll(cl *http.Client, url string) <-chan answer {
 // on serving, and a long poll from next_offset parks and is woken by the
 // next good produce.
 func TestRESTLongPollAtAPlantedPoison(t *testing.T) {
+	t.Parallel()
 	srv, _ := plantedServer(t, "poison-wait", [][]byte{rawBatch(0, oneRecord([]byte("before")), 1, 0), poisonSnappy()})
 	cl := client()
 	base := "http://" + srv.HTTPAddr() + "/topics/poison-wait/partitions/0/records"
@@ -293,6 +296,7 @@ func TestRESTLongPollAtAPlantedPoison(t *testing.T) {
 // and the poison's CRC is valid) starts, answers the REST fetch of it 500
 // with the offset, and serves the good record after it.
 func TestRESTPoisonOnDiskSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	first, dir := plantedServer(t, "poison-disk", [][]byte{poisonSnappy(), rawBatch(0, oneRecord([]byte("after")), 1, 0)})
 	a := do(t, client(), "GET", "http://"+first.HTTPAddr()+"/topics/poison-disk/partitions/0/records?offset=0", "", nil)
 	if a.status != 500 {
@@ -380,6 +384,7 @@ func TestRESTFetchZstdBombStaysUnderCap(t *testing.T) {
 // Retry-After and a JSON body naming request-memory-bytes, and the budget is
 // back where it was afterwards.
 func TestRESTFetchRefusedWhenBudgetCannotHoldTheAnswer(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) {}, testserver.WithLimits(func(c *limits.Config) { c.MemoryLimitBytes = 8 << 20 }))
 	produceRaw(t, srv.KafkaAddr(), "fat", zstdBomb(t, 5<<20))
 	// What the produce's connection still holds (54 bytes seen under
@@ -486,6 +491,7 @@ func TestRESTProduceOfManyTinyRecordsIsBounded(t *testing.T) {
 // request-memory-bytes when the budget (16 MiB) cannot hold it; before, the
 // inflated bytes were outside the budget and the produce succeeded.
 func TestRESTInflatedBodyIsCharged(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.MaxDecompressionRatio = 0 },
 		testserver.WithLimits(func(c *limits.Config) { c.MemoryLimitBytes = 16 << 20 }))
 	var raw bytes.Buffer
@@ -532,6 +538,7 @@ func gzipBytes(t *testing.T, b []byte) []byte {
 // last offset gets all 100 records of 100 bytes; a record that alone does
 // not fit is answered 422 naming the limit, its offset and the next one.
 func TestRESTFetchAnswerStopsAtTheCap(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.MaxRESTResponseBytes = 4096 })
 	for i := 0; i < 100; i++ {
 		produceRaw(t, srv.KafkaAddr(), "capped", rawBatch(0, oneRecord(bytes.Repeat([]byte{'a' + byte(i%26)}, 100)), 1, 0))
@@ -567,6 +574,7 @@ func TestRESTFetchAnswerStopsAtTheCap(t *testing.T) {
 // timeout=10000 is answered (200, no records) once --max-rest-fetch-wait
 // passed. Before, the cap was a constant 30 s.
 func TestRESTFetchWaitIsCappedByTheFlag(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.MaxRESTFetchWait = 200 * time.Millisecond })
 	cl := client()
 	base := "http://" + srv.HTTPAddr() + "/topics/capped-wait"

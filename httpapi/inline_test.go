@@ -61,6 +61,7 @@ func TestServeInlineAnswersOnlyWhatCannotWait(t *testing.T) {
 // loop go through the same admission (a --route's rate limit on /health
 // answers 429 naming it) and are counted per route and status.
 func TestInlineAnswersKeepAdmissionAndMetrics(t *testing.T) {
+	t.Parallel()
 	r, err := limits.ParseRoute("probe:/health,rps=1,burst=2")
 	if err != nil {
 		t.Fatal(err)

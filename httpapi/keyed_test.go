@@ -19,6 +19,7 @@ import (
 // partition franz-go's default partitioner put the same key on, for keys of
 // 1 to 40 bytes among 12 partitions.
 func TestKeyedRESTRecordsLandWhereFranzGoPutsThem(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(*limits.HTTPConfig) {})
 	const topic, partitions = "keyed", 12
 	createTopicN(t, srv, topic, partitions)

@@ -25,6 +25,7 @@ import (
 // sent), 413 on a chunked body, 413 for a --route's own body limit, 415
 // for an unknown Content-Encoding, 400 for a malformed request.
 func TestCodecLimitAnswers(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) {
 		c.MaxHeaderBytes = 1024
 		c.MaxHeaderCount = 10
@@ -127,6 +128,7 @@ func TestDecompressionBomb(t *testing.T) {
 // TestGzipBodyAccepted: a small gzip body within the limits is inflated
 // and produced.
 func TestGzipBodyAccepted(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) {})
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -143,6 +145,7 @@ func TestGzipBodyAccepted(t *testing.T) {
 // get 408 and are closed by the header timeout while a normal client is
 // served.
 func TestSlowlorisHeaderTimeout(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.HeaderReadTimeout = time.Second },
 		testserver.WithLimits(func(l *limits.Config) { l.MaxConnectionsPerIP = 2000 }))
 	const n = 500
@@ -267,6 +270,7 @@ func TestRateLimitBurstThenSteady(t *testing.T) {
 // TestRouteRateKeyedByHeader: a --route limit keyed by X-API-Key gives
 // each key its own bucket.
 func TestRouteRateKeyedByHeader(t *testing.T) {
+	t.Parallel()
 	r, err := limits.ParseRoute("api:/topics,rps=1,burst=3,key=header:X-API-Key")
 	if err != nil {
 		t.Fatal(err)
@@ -312,6 +316,7 @@ func TestRouteRateKeyedByHeader(t *testing.T) {
 // (the tripped series keeps its published label), and once the fetches
 // are answered the accounting is released.
 func TestConcurrencyLimits503(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		set   func(*limits.HTTPConfig)
@@ -393,6 +398,7 @@ func TestConcurrencyLimits503(t *testing.T) {
 // naming that flag (the tripped series keeps its published label
 // max-memory-bytes) and /ready is false; /health still answers.
 func TestMemoryLimit(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.MaxMemoryBytes = 1 << 20 })
 	cl := client()
 	base := "http://" + srv.HTTPAddr()
@@ -419,6 +425,7 @@ func TestMemoryLimit(t *testing.T) {
 // TestQueueFull503: with one worker busy and a queue of one, a further
 // request is answered 503 by the loop.
 func TestQueueFull503(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) {}, testserver.WithWorkers(1),
 		testserver.WithLimits(func(l *limits.Config) { l.MaxQueued = 1 }))
 	// A pipelined burst on many connections: some must find the queue full.
@@ -453,6 +460,7 @@ func TestQueueFull503(t *testing.T) {
 // TestAdminStatsHTTPLimits: /admin/stats lists every HTTP limit with its
 // value and how often it tripped.
 func TestAdminStatsHTTPLimits(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) { c.MaxHeaderBytes = 512 })
 	_ = rawExchange(t, srv.HTTPAddr(), "GET /health HTTP/1.1\r\nHost: x\r\nX: "+strings.Repeat("a", 600)+"\r\n\r\n")
 	a := do(t, client(), "GET", "http://"+srv.HTTPAddr()+"/admin/stats", "", nil)

@@ -14,6 +14,7 @@ import (
 // its own, from MetricDocs or seriesHelp; a new series without one would
 // get the generic fallback.
 func TestEveryFamilyHasHelp(t *testing.T) {
+	t.Parallel()
 	re := regexp.MustCompile("[`\"](floodgate_[a-z0-9_]+)[{`\"]")
 	seen := map[string]bool{}
 	for _, dir := range []string{"loop", "broker", "gateway", "httpapi", "storage", "cmd"} {

@@ -39,6 +39,7 @@ func sample(t *testing.T, body, series string) float64 {
 // counts refused connections (not refused requests, which have a series
 // of their own), and the documented families carry their meaning in HELP.
 func TestMetricsHaveTheDocumentsMeanings(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) {}, withConnLimit(3))
 	metricsNow := func(addr string) string {
 		return rawExchange(t, addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").body

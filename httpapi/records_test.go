@@ -87,6 +87,7 @@ func decodeAll(t *testing.T, raw []byte, maxOut, budget int64) ([]string, error)
 // naming its offsets, a bomb is a *bigBatchError (or errBudget), and none
 // panics.
 func TestDecodeHostileStoredBatches(t *testing.T) {
+	t.Parallel()
 	bigZeros := make([]byte, 64<<20)
 	xerial := func(chunks ...[]byte) []byte {
 		b := append([]byte{}, recordbatch.XerialMagic...)
@@ -153,6 +154,7 @@ func TestDecodeHostileStoredBatches(t *testing.T) {
 // TestDecodeRefusesWhatTheBudgetCannotHold: a batch inflating to 8 MiB
 // under a 4 MiB budget is errBudget, nothing stays charged.
 func TestDecodeRefusesWhatTheBudgetCannotHold(t *testing.T) {
+	t.Parallel()
 	for _, codec := range []int16{1, 2, 3, 4} {
 		batch := hostileBatch(codec, compressed(t, codec, record(make([]byte, 8<<20))), 1)
 		if _, err := decodeAll(t, batch, 16<<20, 4<<20); !errors.Is(err, errBudget) {

@@ -59,6 +59,7 @@ func consume(t *testing.T, srv *testserver.Server, topic string, n int) []*kgo.R
 // binary formats, with and without keys, to a topic and to a partition)
 // are read back by a Kafka client.
 func TestRESTProduceThenKafkaConsume(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) {})
 	cl := client()
 	base := "http://" + srv.HTTPAddr()
@@ -97,6 +98,7 @@ func TestRESTProduceThenKafkaConsume(t *testing.T) {
 // TestKafkaProduceThenRESTFetch: records produced by franz-go (snappy by
 // default, then gzip, lz4 and zstd) are read over HTTP.
 func TestKafkaProduceThenRESTFetch(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) {})
 	codecs := []kgo.CompressionCodec{kgo.SnappyCompression(), kgo.GzipCompression(), kgo.Lz4Compression(), kgo.ZstdCompression(), kgo.NoCompression()}
 	for i, codec := range codecs {
@@ -157,6 +159,7 @@ func TestKafkaProduceThenRESTFetch(t *testing.T) {
 // TestRESTTopicsAndErrors covers GET /topics, GET /topics/{topic},
 // offsets, and the REST errors.
 func TestRESTTopicsAndErrors(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) {})
 	cl := client()
 	base := "http://" + srv.HTTPAddr()
@@ -205,6 +208,7 @@ func TestRESTTopicsAndErrors(t *testing.T) {
 // methods: a route that takes records allows POST, the others GET and HEAD
 // only, and a 405 names them in Allow.
 func TestV2RoutesRefuseOtherMethodsNamingWhatTheyAllow(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(c *limits.HTTPConfig) {})
 	cl := client()
 	base := "http://" + srv.HTTPAddr()
@@ -240,6 +244,7 @@ func TestV2RoutesRefuseOtherMethodsNamingWhatTheyAllow(t *testing.T) {
 // TestCurlProduce produces with the curl command line when curl is
 // installed, then consumes with franz-go.
 func TestCurlProduce(t *testing.T) {
+	t.Parallel()
 	curl, err := exec.LookPath("curl")
 	if err != nil {
 		t.Skip("curl not installed")

@@ -45,6 +45,7 @@ func v3Lines(t *testing.T, body string) []v3Answer {
 // form with a bad record among good ones; a kgo consumer reads the
 // headers back.
 func TestV3TopicsAndRecords(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(*limits.HTTPConfig) {})
 	cl := client()
 	base := "http://" + srv.HTTPAddr() + "/v3/clusters"
@@ -144,6 +145,7 @@ func TestV3TopicsAndRecords(t *testing.T) {
 // and /brokers, 406 for an Accept no route answers with, and every error
 // in Confluent's {"error_code","message"} shape.
 func TestV2PartitionsBrokersAndErrorShape(t *testing.T) {
+	t.Parallel()
 	srv := startHTTP(t, func(*limits.HTTPConfig) {})
 	cl := client()
 	base := "http://" + srv.HTTPAddr()

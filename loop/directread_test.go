@@ -16,6 +16,7 @@ import (
 // the error is left for gnet's next read), its connection closed and
 // every byte it held given back to the budget.
 func TestFrameCutOffMidwayClosesAndReleases(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		reset bool // RST instead of FIN

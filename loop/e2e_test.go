@@ -26,6 +26,7 @@ func newClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
 }
 
 func TestProduceConsumeRoundTrip(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -92,6 +93,7 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 }
 
 func TestPipelinedIdempotentProduceAppliedInOrder(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -17,6 +17,7 @@ import (
 )
 
 func TestCompressionCodecsRoundTrip(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	codecs := []struct {
 		name  string
@@ -59,6 +60,7 @@ func TestCompressionCodecsRoundTrip(t *testing.T) {
 }
 
 func TestLargeRecordRoundTrip(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -98,6 +100,7 @@ func TestHugeAnnouncedFrameClosesWithoutGrowth(t *testing.T) {
 }
 
 func TestRandomBytesCloseOnlyThatConnection(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	good := dialFrom(t, "", srv.KafkaAddr())
 	expectServed(t, good)
@@ -120,6 +123,7 @@ func TestRandomBytesCloseOnlyThatConnection(t *testing.T) {
 }
 
 func TestUnsupportedAPIVersionsVersionGetsRanges(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	c := dialFrom(t, "", srv.KafkaAddr())
 	req := kmsg.NewPtrApiVersionsRequest()

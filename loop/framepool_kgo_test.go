@@ -80,6 +80,7 @@ func startKfakeGateway(t *testing.T) (string, *metrics.Set) {
 // broker, the answer or an upstream write still read it corrupts records
 // (their CRC fails), topic names in answers, or what the upstream gets.
 func TestPooledFramesKeepProducedRecordsIntact(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("produces 3 x 16 MB")
 	}

@@ -107,3 +107,10 @@ func heapInuse() uint64 {
 }
 
 func withLimits(fn func(*limits.Config)) testserver.Option { return testserver.WithLimits(fn) }
+
+// Tests that wait more than they compute call t.Parallel: each owns its
+// server on 127.0.0.1:0 and its own metrics set, and asserts nothing
+// process-wide. Tests that measure the process (heap, RSS, descriptors,
+// goroutines) or bound a latency tightly (under a second, or within a few
+// times the configured wait) stay sequential; Go runs every sequential test
+// before the parallel ones resume, so nothing parallel disturbs them.

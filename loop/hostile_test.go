@@ -48,6 +48,7 @@ func healthOK(t *testing.T, local, addr string) {
 }
 
 func TestAbandonedBodiesHoldOnlyWhatTheySentAndNobodyWaits(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	// 100 connections from one IP announce 10 MiB bodies, send one byte
 	// and go silent. Reserving the announced length took 1000 MiB of the
@@ -86,6 +87,7 @@ func TestAbandonedBodiesHoldOnlyWhatTheySentAndNobodyWaits(t *testing.T) {
 }
 
 func TestBodiesOfClosedConnectionsAreReleased(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	for round := 0; round < 3; round++ {
 		// Content-Length heads and a byte, then close.
@@ -112,6 +114,7 @@ func TestBodiesOfClosedConnectionsAreReleased(t *testing.T) {
 }
 
 func TestTrickledBodyIsAnswered408(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.RequestReadTimeout = 300 * time.Millisecond }))
 	c := dialFrom(t, "127.0.0.2", srv.HTTPAddr())
 	if _, err := c.Write([]byte(postHead(1000))); err != nil {
@@ -151,6 +154,7 @@ func TestTrickledBodyIsAnswered408(t *testing.T) {
 }
 
 func TestParkedConnectionNoticesItsPeerClosing(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	// Pipeline large answers (/metrics) without reading any: the socket
 	// fills and the connection is parked as a slow reader.
@@ -176,6 +180,7 @@ func TestParkedConnectionNoticesItsPeerClosing(t *testing.T) {
 }
 
 func TestOneIPHoldsAtMostItsShareOfTheBudget(t *testing.T) {
+	t.Parallel()
 	const memLimit = 8 << 20
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) {
 		l.MemoryLimitBytes = memLimit
@@ -219,6 +224,7 @@ func TestOneIPHoldsAtMostItsShareOfTheBudget(t *testing.T) {
 }
 
 func TestParkedConnectionWithNothingToWriteNoticesItsPeerClosing(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.MaxInflight = 1 }))
 	c := dialFrom(t, "127.0.0.2", srv.KafkaAddr())
 	meta := kmsg.NewPtrMetadataRequest()
@@ -271,6 +277,7 @@ func (panicAfterRespond) ServeKafka(req kmsg.Request, _, _ string, respond func(
 }
 
 func TestPanicAfterRespondAnswersOnceAndReleasesOnce(t *testing.T) {
+	t.Parallel()
 	srv, err := loop.New(loop.Config{KafkaListen: "127.0.0.1:0", EventLoops: 1, Workers: 2,
 		Limits: limits.Defaults(), Kafka: panicAfterRespond{},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -299,6 +306,7 @@ func TestPanicAfterRespondAnswersOnceAndReleasesOnce(t *testing.T) {
 }
 
 func TestLargeFrameIsCopiedAsItArrivesAndChargedOnce(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.MemoryPerIPPercent = 100 }))
 	// A 32 MiB Produce-sized frame sent in halves: what the server holds
 	// between the halves is what arrived (the buffer grows by doubling),

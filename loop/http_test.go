@@ -14,6 +14,7 @@ import (
 )
 
 func TestHealthAndMetrics(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	cl := &http.Client{Timeout: 5 * time.Second}
 	tests := []struct {
@@ -42,6 +43,7 @@ func TestHealthAndMetrics(t *testing.T) {
 }
 
 func TestHTTPPipelinedResponsesInOrder(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	c, err := net.Dial("tcp", srv.HTTPAddr())
 	if err != nil {
@@ -75,6 +77,7 @@ func TestHTTPPipelinedResponsesInOrder(t *testing.T) {
 }
 
 func TestHTTPHeaderTooLargeIs431(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	c, err := net.Dial("tcp", srv.HTTPAddr())
 	if err != nil {
@@ -98,6 +101,7 @@ func TestHTTPHeaderTooLargeIs431(t *testing.T) {
 // requests still in the pool (/topics goes to the broker, /metrics and
 // /admin/stats to a worker), however the pipeline interleaves them.
 func TestHTTPPipelinedInlineAndPoolAnswersInOrder(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	type step struct {
 		req    string
@@ -213,6 +217,7 @@ func exchangeLen(t *testing.T, c net.Conn, req string) int {
 // Connection: close and HTTP/1.0 (the connection ends after it, nothing
 // after it is served) and HEAD (no body).
 func TestInlineAnswerClosesWhenAsked(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	tests := []struct {
 		name, req string

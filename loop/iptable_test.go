@@ -16,6 +16,7 @@ import (
 // --max-connections-per-ip still counts them all together, and a closed
 // connection frees its place whichever loop it was on.
 func TestOneIPIsSpreadOverLoopsAndCountedOnce(t *testing.T) {
+	t.Parallel()
 	const perIP = 4
 	srv := testserver.Start(t, testserver.WithEventLoops(2),
 		withLimits(func(l *limits.Config) { l.MaxConnectionsPerIP = perIP }))

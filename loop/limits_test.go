@@ -17,6 +17,7 @@ import (
 )
 
 func TestConnectionLimits(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		maxTotal  int
@@ -61,6 +62,7 @@ func TestConnectionLimits(t *testing.T) {
 }
 
 func TestIdleConnectionsAreReaped(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.IdleTimeout = 300 * time.Millisecond }))
 	idle := dialFrom(t, "", srv.KafkaAddr())
 	expectServed(t, idle)
@@ -122,6 +124,7 @@ func TestOversizeProduceAnsweredPerPartitionWithoutBuffering(t *testing.T) {
 }
 
 func TestPipeliningWithoutReadingIsBounded(t *testing.T) {
+	t.Parallel()
 	const memLimit = 8 << 20
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) {
 		l.MaxInflight = 100
@@ -190,6 +193,7 @@ func TestPipeliningWithoutReadingIsBounded(t *testing.T) {
 }
 
 func TestParkedConnectionResumesAndAnswersEverything(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.MaxInflight = 4 }))
 	c := dialFrom(t, "", srv.KafkaAddr())
 	const n = 500
@@ -207,6 +211,7 @@ func TestParkedConnectionResumesAndAnswersEverything(t *testing.T) {
 }
 
 func TestRateLimitDelaySlowsProducerWithoutLoss(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.ProduceRate = 20 }))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -243,6 +248,7 @@ func TestRateLimitDelaySlowsProducerWithoutLoss(t *testing.T) {
 }
 
 func TestRateLimitRejectModeAnswers89(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) {
 		l.ProduceRate = 1
 		l.ThrottleMode = limits.ThrottleReject
@@ -303,6 +309,7 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 func TestMemoryBudgetRefusesConnectionsAndRecovers(t *testing.T) {
+	t.Parallel()
 	const memLimit = 2 << 20
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) {
 		l.MemoryLimitBytes = memLimit
@@ -333,6 +340,7 @@ func TestMemoryBudgetRefusesConnectionsAndRecovers(t *testing.T) {
 // retriable error as its bytes arrive, instead of hanging or being
 // buffered. Before the flag, the wait was a constant 2 s.
 func TestRequestThatDoesNotFitIsRefusedWithRequestTimedOut(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name            string
 		wait            time.Duration
@@ -383,6 +391,7 @@ func TestRequestThatDoesNotFitIsRefusedWithRequestTimedOut(t *testing.T) {
 }
 
 func TestTricklingFrameIsClosedAndItsReservationReleased(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.RequestReadTimeout = 300 * time.Millisecond }))
 	c := dialFrom(t, "", srv.KafkaAddr())
 	// A 90 MiB frame announced: nothing is reserved for what did not
@@ -425,6 +434,7 @@ func TestTricklingFrameIsClosedAndItsReservationReleased(t *testing.T) {
 // backlog), and it reconnects with its backoff. The attempts are logged;
 // the README quotes them.
 func TestClientOverMaxConnectionsSeesRefusals(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.MaxConnections = 1 }))
 	expectServed(t, dialFrom(t, "", srv.KafkaAddr()))
 	cl := newClient(t, srv.KafkaAddr(), kgo.DefaultProduceTopic("over"), kgo.AllowAutoTopicCreation())

@@ -19,6 +19,7 @@ import (
 // the IP's next connection is refused, the open ones keep working (none
 // is closed), and raising the limit again admits new ones.
 func TestSetLimitsLowersPerIPLimitForNewConnectionsOnly(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.MaxConnectionsPerIP = 3 }))
 	const src = "127.0.0.4"
 	var open []net.Conn
@@ -78,6 +79,7 @@ func TestSetLimitsLowersPerIPLimitForNewConnectionsOnly(t *testing.T) {
 // API's rate limits change for the next request on the same keep-alive
 // connection; a --route cannot change live.
 func TestSetLimitsChangesHTTPLimitsLive(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	cl := &http.Client{Timeout: 3 * time.Second}
 	get := func(headers int) int {

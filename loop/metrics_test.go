@@ -17,6 +17,7 @@ import (
 // only for APIs a client used: ~90 always-zero series for APIs nobody asked
 // for are noise to every dashboard and scrape.
 func TestPerAPISeriesAppearOnFirstUse(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t)
 	exposition := func() string {
 		var b bytes.Buffer

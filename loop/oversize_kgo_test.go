@@ -13,6 +13,7 @@ import (
 )
 
 func TestOversizeProduceFailsTheRecordForKgo(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.MaxRequestSize = 1 << 16 }))
 	cl := newClient(t, srv.KafkaAddr(), kgo.ProducerBatchMaxBytes(1<<20), kgo.AllowAutoTopicCreation(), kgo.RecordRetries(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -69,6 +69,7 @@ func rejected(srv *testserver.Server, reason string) uint64 {
 // --max-connections-per-ip: 4 connections from the balancer are served
 // with a limit of 2, and the third of either client is refused.
 func TestProxyHeaderNamesTheClientPerIPLimitsCount(t *testing.T) {
+	t.Parallel()
 	for _, v := range []int{1, 2} {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			srv := testserver.Start(t, trustLB(true, true), withLimits(func(l *limits.Config) { l.MaxConnectionsPerIP = 2 }))
@@ -106,6 +107,7 @@ func TestProxyHeaderNamesTheClientPerIPLimitsCount(t *testing.T) {
 // The client's first request is never lost: it may arrive in the same
 // segment as the header, or the header may trickle in byte by byte.
 func TestProxyHeaderIsReadExactlyWhateverTheSegments(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		write func(c net.Conn, hdr, req []byte) error
@@ -146,6 +148,7 @@ func TestProxyHeaderIsReadExactlyWhateverTheSegments(t *testing.T) {
 // A LOCAL (v2) or UNKNOWN (v1) header is the balancer speaking for
 // itself (health checks): served under the balancer's own address.
 func TestProxyLocalHeaderUsesTheBalancersAddress(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, trustLB(true, true))
 	for name, hdr := range map[string][]byte{
 		"v2 LOCAL":   proxyproto.AppendV2(nil, true, netip.AddrPort{}, netip.AddrPort{}, nil),
@@ -167,6 +170,7 @@ func TestProxyLocalHeaderUsesTheBalancersAddress(t *testing.T) {
 // listener it is refused whatever it sends, and the address it claimed
 // is never counted.
 func TestProxyHeaderFromUntrustedPeerIsRefused(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, trustLB(true, false))
 	tests := []struct {
 		name  string
@@ -245,6 +249,7 @@ func TestBadProxyHeadersAreRefusedWithoutHarmingOthers(t *testing.T) {
 // header: one more is closed at once, and the slots come back when the
 // silent ones time out.
 func TestProxyPendingHeadersAreBounded(t *testing.T) {
+	t.Parallel()
 	const pending, timeout = 4, 400 * time.Millisecond
 	srv := testserver.Start(t, trustLB(true, true), withLimits(func(l *limits.Config) {
 		l.ProxyProtocolMaxPending, l.ProxyProtocolTimeout = pending, timeout
@@ -378,6 +383,7 @@ func (b *balancer) serve() {
 // A franz-go client behind a PROXY-protocol balancer produces and
 // consumes; floodgate counts it under its own address, not the balancer's.
 func TestKgoProducesAndConsumesThroughAProxyProtocolBalancer(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, trustLB(true, true))
 	lb := startBalancer(t, srv.KafkaAddr(), 2)
 	const clientIP = "127.0.0.7"
@@ -425,6 +431,7 @@ func TestKgoProducesAndConsumesThroughAProxyProtocolBalancer(t *testing.T) {
 // (10 requests of burst at 1/s here), a forged left part gets no fresh
 // bucket, and an untrusted peer rotating the header gets none either.
 func TestXForwardedForFromTrustedProxiesOnly(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, trustLB(false, false), testserver.WithHTTPLimits(func(h *limits.HTTPConfig) { h.RPSPerClient = 1 }))
 	get := func(from, xff string) int {
 		c := dialFrom(t, from, srv.HTTPAddr())
@@ -465,6 +472,7 @@ func TestXForwardedForFromTrustedProxiesOnly(t *testing.T) {
 // with one connection per IP, two clients of one balancer are both served
 // and the first client's second connection gets 503.
 func TestProxyHeaderOnTheHTTPListener(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, trustLB(false, true), withLimits(func(l *limits.Config) { l.MaxConnectionsPerIP = 1 }))
 	for i, tt := range []struct {
 		v      int

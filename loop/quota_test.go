@@ -32,6 +32,7 @@ func produceFrom(t *testing.T, srv *testserver.Server, src string, n int) {
 }
 
 func TestQuotaKeyDefaultsToClientIDAndIP(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name          string
 		key           limits.QuotaKey
@@ -60,6 +61,7 @@ func TestQuotaKeyDefaultsToClientIDAndIP(t *testing.T) {
 // client id with every request gets at most QuotaClientsPerIP clients'
 // rate under the default keying; keyed by client id alone it escapes.
 func TestChangingClientIDDoesNotEscapeTheQuota(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		key           limits.QuotaKey
 		wantThrottled bool
@@ -89,6 +91,7 @@ func TestChangingClientIDDoesNotEscapeTheQuota(t *testing.T) {
 }
 
 func TestByteRateQuotasThrottleLikeKafka(t *testing.T) {
+	t.Parallel()
 	const rate = 256 << 10
 	const total = 1 << 20 // 16 records of 64 KiB
 	value := make([]byte, 64<<10)

@@ -19,6 +19,7 @@ import (
 // former names), while floodgate_http_refused_total keeps the label value
 // it was published with, which dashboards select on.
 func TestHTTPMemoryRefusalNamesTheFlag(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		budget      int64

@@ -87,6 +87,7 @@ func (l *kgoLog) String() string {
 }
 
 func TestRefusedKafkaConnectionAnswersKgoWithRetriableQuotaError(t *testing.T) {
+	t.Parallel()
 	for _, tc := range refusalCases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testserver.Start(t, withLimits(tc.limits))
@@ -130,6 +131,7 @@ func TestRefusedKafkaConnectionAnswersKgoWithRetriableQuotaError(t *testing.T) {
 }
 
 func TestRefusedHTTPConnectionGets503WithTheLimit(t *testing.T) {
+	t.Parallel()
 	for _, tc := range refusalCases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testserver.Start(t, withLimits(tc.limits))

@@ -50,6 +50,7 @@ func (s *saramaSCRAM) Done() bool { return s.done }
 // SaslAuthenticate), with PLAIN and SCRAM; a wrong password is refused in
 // both framings.
 func TestSaramaAuthenticatesWithHandshakeV0AndV1(t *testing.T) {
+	t.Parallel()
 	s := startSASL(t, func(c *limits.Config) { c.SASLFailedAuthenticationDelay = 50 * time.Millisecond })
 	for _, tc := range []struct {
 		name    string

@@ -59,6 +59,7 @@ func mechanisms(user, pass string) map[string]sasl.Mechanism {
 }
 
 func TestSASLClientsOfEachMechanismProduceAndConsume(t *testing.T) {
+	t.Parallel()
 	s := startSASL(t, nil)
 	for name, mech := range mechanisms("alice", "alice-secret") {
 		t.Run(name, func(t *testing.T) {
@@ -86,6 +87,7 @@ func TestSASLClientsOfEachMechanismProduceAndConsume(t *testing.T) {
 }
 
 func TestSASLWrongPasswordOrUnknownUserIsRefused(t *testing.T) {
+	t.Parallel()
 	s := startSASL(t, func(c *limits.Config) { c.SASLFailedAuthenticationDelay = 200 * time.Millisecond })
 	for _, who := range []struct{ user, pass string }{{"alice", "wrong"}, {"mallory", "alice-secret"}} {
 		for name, mech := range mechanisms(who.user, who.pass) {
@@ -119,6 +121,7 @@ func writeFrame(t *testing.T, c net.Conn, req kmsg.Request, corr int32) {
 }
 
 func TestUnauthenticatedRequestClosesTheConnection(t *testing.T) {
+	t.Parallel()
 	s := startSASL(t, nil)
 	c := dialFrom(t, "", s.KafkaAddr())
 	// ApiVersions is served before authentication, and lists the SASL APIs.
@@ -141,6 +144,7 @@ func TestUnauthenticatedRequestClosesTheConnection(t *testing.T) {
 }
 
 func TestLargeFrameBeforeAuthenticationClosesAtItsHeader(t *testing.T) {
+	t.Parallel()
 	s := startSASL(t, nil)
 	c := dialFrom(t, "", s.KafkaAddr())
 	// A SaslAuthenticate announcing 8 MiB: closed on its header, with no
@@ -175,6 +179,7 @@ func TestConnectionThatDoesNotAuthenticateInTimeIsClosed(t *testing.T) {
 }
 
 func TestUnsupportedMechanismIsAnsweredAndClosed(t *testing.T) {
+	t.Parallel()
 	s := startSASL(t, nil)
 	c := dialFrom(t, "", s.KafkaAddr())
 	hs := kmsg.NewPtrSASLHandshakeRequest()
@@ -198,6 +203,7 @@ func TestUnsupportedMechanismIsAnsweredAndClosed(t *testing.T) {
 // Fetch rate (the second is throttled); keyed by client id and IP (the
 // default) they do not.
 func TestQuotaKeyUserSharesOneBucketAcrossAUsersClients(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		key           limits.QuotaKey
 		wantThrottled bool
@@ -299,6 +305,7 @@ func TestUnauthenticatedClientsHoldOnlyTheirSlotForABoundedTime(t *testing.T) {
 // Kafka connections only; a keep-alive HTTP connection outlives the
 // authentication timeout (HTTP has its own credentials per request).
 func TestHTTPConnectionsAreNotBoundByTheSASLTimeout(t *testing.T) {
+	t.Parallel()
 	s := startSASL(t, func(c *limits.Config) { c.SASLAuthenticationTimeout = 200 * time.Millisecond })
 	c := dialFrom(t, "", s.HTTPAddr())
 	get := func() {
@@ -323,6 +330,7 @@ func TestHTTPConnectionsAreNotBoundByTheSASLTimeout(t *testing.T) {
 // refused without being checked (no PBKDF2 for PLAIN), even with the
 // right password, until the budget refills.
 func TestRepeatedFailuresFromOneAddressAreRefusedUnchecked(t *testing.T) {
+	t.Parallel()
 	s := startSASL(t, func(c *limits.Config) { c.SASLFailedAuthenticationDelay = 0 })
 	try := func(pass string) error {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr()), kgo.RequestRetries(0),
@@ -364,6 +372,7 @@ func TestRepeatedFailuresFromOneAddressAreRefusedUnchecked(t *testing.T) {
 // SaslHandshake and then 20 ApiVersions in one write used to have them all
 // served, each a pool job, without ever authenticating.
 func TestPipelinedRequestsBeforeAuthenticationCloseTheConnection(t *testing.T) {
+	t.Parallel()
 	s := startSASL(t, nil)
 	c := dialFrom(t, "127.0.0.1", s.KafkaAddr())
 	defer c.Close()

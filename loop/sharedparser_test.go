@@ -17,6 +17,7 @@ import (
 // 200 for GET /health), so state taken from the other connection's head
 // shows as a wrong status.
 func TestSplitRequestsKeepTheirStateWhileTheLoopParsesOthers(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		pieces []string // sent in turn, the other connection's request between two

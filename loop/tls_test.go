@@ -87,6 +87,7 @@ func dialerOnly(t *testing.T, want string, cfg *tls.Config) kgo.Opt {
 }
 
 func TestKafkaOverTLSProducesConsumesAndStaysOnTLS(t *testing.T) {
+	t.Parallel()
 	certs := testcerts.New(t)
 	srv := tlsServer(t, certs, false)
 	addr := srv.KafkaTLSAddr()
@@ -112,6 +113,7 @@ func dialerOnlyPlain(t *testing.T, want string) kgo.Opt {
 }
 
 func TestKafkaTLSOnlyWhenPlaintextListenerIsOff(t *testing.T) {
+	t.Parallel()
 	certs := testcerts.New(t)
 	srv := tlsServer(t, certs, false, testserver.WithLoop(func(c *loop.Config) { c.KafkaListen = "" }))
 	if srv.KafkaAddr() != "" {
@@ -139,6 +141,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestMutualTLSServesClientsWithCertificateAndRefusesOthers(t *testing.T) {
+	t.Parallel()
 	certs := testcerts.New(t)
 	var logs syncBuffer
 	srv := tlsServer(t, certs, true, testserver.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
@@ -200,6 +203,7 @@ func waitCounter(t *testing.T, srv *testserver.Server, name string, want uint64)
 }
 
 func TestHTTPSHealthAnswersNetHTTPAndCurl(t *testing.T) {
+	t.Parallel()
 	certs := testcerts.New(t)
 	srv := tlsServer(t, certs, false)
 	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: certs.ClientConfig(false)}}
@@ -325,6 +329,7 @@ func TestTLSHandshakeLimitRefusesYoungAndEvictsStalledHandshakes(t *testing.T) {
 }
 
 func TestTLSClientThatDoesNotReadIsParkedAndKeepsItsSession(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		reason string
@@ -410,6 +415,7 @@ func grepLines(s, sub string) string {
 }
 
 func TestIncompleteTLSRecordIsChargedToTheBudgetAndReleasedOnClose(t *testing.T) {
+	t.Parallel()
 	certs := testcerts.New(t)
 	srv := tlsServer(t, certs, false)
 	raw := dialFrom(t, "", srv.KafkaTLSAddr())
@@ -447,6 +453,7 @@ func TestIncompleteTLSRecordIsChargedToTheBudgetAndReleasedOnClose(t *testing.T)
 }
 
 func TestIdleTLSConnectionIsClosedAtTheIdleTimeout(t *testing.T) {
+	t.Parallel()
 	certs := testcerts.New(t)
 	srv := tlsServer(t, certs, false, withLimits(func(l *limits.Config) { l.IdleTimeout = 300 * time.Millisecond }))
 	c, err := tls.Dial("tcp", srv.KafkaTLSAddr(), certs.ClientConfig(false))
@@ -476,6 +483,7 @@ func TestIdleTLSConnectionIsClosedAtTheIdleTimeout(t *testing.T) {
 }
 
 func TestHTTPSServesBodiesAndClosesAfterConnectionClose(t *testing.T) {
+	t.Parallel()
 	certs := testcerts.New(t)
 	srv := tlsServer(t, certs, false)
 	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: certs.ClientConfig(false)}}

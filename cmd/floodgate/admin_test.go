@@ -14,6 +14,7 @@ import (
 // slots (the next is closed at once); another address is still served,
 // and a closed connection gives its place back.
 func TestAdminListenerCapsConnectionsPerIP(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

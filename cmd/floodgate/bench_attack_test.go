@@ -12,6 +12,7 @@ import (
 // error naming how many runs broke one), and a selection that matches
 // nothing is refused.
 func TestBenchAttackCLI(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs the floodgate binary under attack")
 	}

@@ -194,6 +194,7 @@ func TestHTTPViolationsAreLoggedByTheBinary(t *testing.T) {
 // TestByteRateAndQuotaKeyInTheBinary: the default quota key is client id
 // and IP, and --produce-byte-rate slows a kgo producer to the rate.
 func TestByteRateAndQuotaKeyInTheBinary(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}

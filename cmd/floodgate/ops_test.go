@@ -22,6 +22,7 @@ import (
 // the Go version, and a running server exposes the same in
 // floodgate_build_info.
 func TestVersionPrintsVersionCommitAndGo(t *testing.T) {
+	t.Parallel()
 	bin := t.TempDir() + "/floodgate"
 	out, err := exec.Command("go", "build", "-ldflags", "-X main.version=v1.2.3-test -X main.commit=abc123",
 		"-o", bin, "github.com/floodgate/floodgate/cmd/floodgate").CombinedOutput()

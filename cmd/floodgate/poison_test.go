@@ -100,6 +100,7 @@ func (p *process) stop(t *testing.T) {
 // serving; a long poll from next_offset is woken by a good produce; and a
 // restart on the same data dir starts and answers the same way.
 func TestBinarySurvivesPoisonBatch(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := startFloodgate(t, 4096, "--data-dir", dir, "--fsync", "always")
 	cl := &http.Client{Timeout: 15 * time.Second}

@@ -17,6 +17,7 @@ import (
 // plus one reaper period scheduled under the old one (it was kept 20 s:
 // the reload called these start-time settings).
 func TestSIGHUPChangesTheSASLAndTLSTimeoutsLive(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}

@@ -22,6 +22,7 @@ type restStep struct {
 // broker routes), then an instance that expires after
 // --rest-consumer-instance-timeout.
 func TestRESTConsumerFlowInTheBinary(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}

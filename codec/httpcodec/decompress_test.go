@@ -65,6 +65,7 @@ func textish(n int) []byte {
 }
 
 func TestLimitedDecoderRoundTrip(t *testing.T) {
+	t.Parallel() // pure computation, nothing process-wide: runs beside TestDifferentialGenerated
 	payload := textish(300 << 10)
 	for _, coding := range []string{"gzip", "x-gzip", "deflate", "deflate-raw", "zstd", "br", "identity", ""} {
 		t.Run("coding "+coding, func(t *testing.T) {

@@ -346,6 +346,7 @@ func writeChunked(b *bytes.Buffer, rng *rand.Rand, body []byte) {
 }
 
 func TestDifferentialGenerated(t *testing.T) {
+	t.Parallel() // pure computation, nothing process-wide: runs beside TestLimitedDecoderRoundTrip
 	rng := rand.New(rand.NewPCG(7, 11))
 	accepted, refused, strict := 0, 0, map[string]int{}
 	for range 20000 {
