@@ -472,7 +472,29 @@ func (g *Gateway) refreshFrom(ctx context.Context, addr string) error {
 		return err
 	}
 	meta := resp.(*kmsg.MetadataResponse)
-	return g.learn(meta)
+	err = g.learn(meta)
+	g.keepTopicsOf(meta)
+	return err
+}
+
+// keepTopicsOf forgets the leaders of topics a Metadata answer naming every
+// topic (the refresh asks for all) no longer names: deleted upstream, they
+// would stay in the map for the gateway's lifetime. A topic created since is
+// learned again from the next answer that names it.
+func (g *Gateway) keepTopicsOf(meta *kmsg.MetadataResponse) {
+	names := make(map[string]struct{}, len(meta.Topics))
+	for _, t := range meta.Topics {
+		if t.Topic != nil {
+			names[*t.Topic] = struct{}{}
+		}
+	}
+	g.mu.Lock()
+	for topic := range g.leaders {
+		if _, ok := names[topic]; !ok {
+			delete(g.leaders, topic)
+		}
+	}
+	g.mu.Unlock()
 }
 
 // learn records brokers (opening listeners for new ones) and leaders.
