@@ -67,14 +67,9 @@ func (g *Guard) authorize(w *who, req kmsg.Request, respond func(kmsg.Response))
 		g.offsetFetch(w, r, respond)
 	case *kmsg.FindCoordinatorRequest:
 		g.findCoordinator(w, r, respond)
-	case *kmsg.JoinGroupRequest:
-		g.wholeGroup(w, r, r.Group, opRead, respond)
-	case *kmsg.HeartbeatRequest:
-		g.wholeGroup(w, r, r.Group, opRead, respond)
-	case *kmsg.LeaveGroupRequest:
-		g.wholeGroup(w, r, r.Group, opRead, respond)
-	case *kmsg.SyncGroupRequest:
-		g.wholeGroup(w, r, r.Group, opRead, respond)
+	case *kmsg.JoinGroupRequest, *kmsg.HeartbeatRequest, *kmsg.LeaveGroupRequest, *kmsg.SyncGroupRequest:
+		group, _ := kafka.GroupOf(r)
+		g.wholeGroup(w, r, group, opRead, respond)
 	case *kmsg.DescribeGroupsRequest:
 		allowed, denied := split(r.Groups, func(gr *string) bool { return w.may(opDescribe, rtGroup, *gr) })
 		dr := *r
