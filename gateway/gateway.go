@@ -526,16 +526,16 @@ func (g *Gateway) learn(meta *kmsg.MetadataResponse) error {
 
 // ensureBroker returns the broker, registering it (and its listener) if new.
 func (g *Gateway) ensureBroker(id int32, addr string) (*upstreamBroker, error) {
-	g.mu.Lock()
-	if b, ok := g.brokers[id]; ok {
-		g.mu.Unlock()
+	g.mu.RLock() // every broker of every rewritten answer comes here: read-lock
+	b, ok := g.brokers[id]
+	port := g.cfg.PortFirst + len(g.brokers)
+	g.mu.RUnlock()
+	if ok {
 		if from, moved := b.move(g, addr); moved {
 			g.log.Info("upstream broker moved", "node", id, "from", from, "to", addr)
 		}
 		return b, nil
 	}
-	port := g.cfg.PortFirst + len(g.brokers)
-	g.mu.Unlock()
 	if port > g.cfg.PortLast {
 		return nil, fmt.Errorf("gateway: no port left in --gateway-listen-ports for upstream broker %d", id)
 	}
@@ -543,7 +543,7 @@ func (g *Gateway) ensureBroker(id int32, addr string) (*upstreamBroker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &upstreamBroker{id: id, addr: addr, localPort: int32(bound.(*net.TCPAddr).Port), byClient: map[uint64]*upstreamConn{}}
+	b = &upstreamBroker{id: id, addr: addr, localPort: int32(bound.(*net.TCPAddr).Port), byClient: map[uint64]*upstreamConn{}}
 	g.mu.Lock()
 	if prev, ok := g.brokers[id]; ok { // raced with another refresh
 		g.mu.Unlock()

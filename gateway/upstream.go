@@ -127,8 +127,9 @@ type upstreamConn struct {
 	corr    int32
 	dead    bool
 	// retired: the broker moved; no new requests, closed once those sent
-	// are answered (retire).
-	retired bool
+	// are answered (retire). Atomic so that the reader checks it per answer
+	// without the lock; set under mu, with pending.
+	retired atomic.Bool
 	clients int // client connections assigned (guarded by the pool's lock)
 
 	// buffer returns a buffer of n bytes to read an answer into (the
@@ -214,7 +215,7 @@ func newUpstreamPipes(node int32, addr string, d dialer, reqTimeout time.Duratio
 func (u *upstreamConn) isDead() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.dead || u.retired
+	return u.dead || u.retired.Load()
 }
 
 // retire takes the connection out of use (its broker moved to another
@@ -223,12 +224,20 @@ func (u *upstreamConn) isDead() bool {
 // on it waits for an answer.
 func (u *upstreamConn) retire() {
 	u.mu.Lock()
-	u.retired = true
+	u.retired.Store(true)
 	drained := len(u.pending) == 0
 	u.mu.Unlock()
 	if drained {
 		u.fail(errUpstreamClosed)
 	}
+}
+
+// drained reports whether no request sent on the connection waits for an
+// answer.
+func (u *upstreamConn) drained() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.pending) == 0
 }
 
 // send queues a request frame (after its length prefix) and calls cb with
@@ -244,7 +253,7 @@ func (u *upstreamConn) send(frame []byte, more [][]byte, expectResponse bool, ti
 // through a pipe to spl (nil: never).
 func (u *upstreamConn) sendSplice(frame []byte, more [][]byte, expectResponse bool, timeout time.Duration, cb responseFunc, spl *spliceTo) error {
 	u.mu.Lock()
-	if u.dead || u.retired {
+	if u.dead || u.retired.Load() {
 		u.mu.Unlock()
 		return errUpstreamClosed
 	}
@@ -483,10 +492,7 @@ func (u *upstreamConn) readLoop(nc net.Conn) {
 	}
 	var head [spliceHead]byte
 	for {
-		u.mu.Lock()
-		drained := u.retired && len(u.pending) == 0
-		u.mu.Unlock()
-		if drained {
+		if u.retired.Load() && u.drained() {
 			u.fail(errUpstreamClosed) // retired, and its last answer is in
 			return
 		}

@@ -506,7 +506,7 @@ func (in *instance) callGroup(req kmsg.Request, wait time.Duration) (kmsg.Respon
 }
 
 // Retries of a group request whose coordinator moved or is not ready:
-// about 6 s in all.
+// 4.55 s of waits in all (50 ms doubling to 1 s, 8 times).
 const (
 	groupRetries  = 8
 	groupRetryMin = 50 * time.Millisecond
