@@ -7,26 +7,9 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-// longPoll is a Fetch of topic's partitions (in that order, repeats kept)
-// from offset, waiting up to wait for one byte.
-func longPoll(topic string, offset int64, wait time.Duration, partitions ...int32) *kmsg.FetchRequest {
-	req := kmsg.NewPtrFetchRequest()
-	req.Version, req.ReplicaID, req.MinBytes, req.MaxBytes = 12, -1, 1, 1<<20
-	req.MaxWaitMillis = int32(wait.Milliseconds())
-	req.SessionEpoch = -1
-	ft := kmsg.NewFetchRequestTopic()
-	ft.Topic = topic
-	for _, p := range partitions {
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = p, offset, 1<<20
-		fp.CurrentLeaderEpoch, fp.LastFetchedEpoch, fp.LogStartOffset = -1, -1, -1
-		ft.Partitions = append(ft.Partitions, fp)
-	}
-	req.Topics = append(req.Topics, ft)
-	return req
-}
+	"github.com/floodgate/floodgate/internal/kafkatest"
+)
 
 // TestFetchWaiterPanicIsRecovered: when the responder of a waiting fetch
 // panics on the goroutine a produce woke (a REST answer is built there),
@@ -38,7 +21,7 @@ func TestFetchWaiterPanicIsRecovered(t *testing.T) {
 	t.Cleanup(b.Close)
 	createTopic(t, b, "w", 1, nil)
 	answered := make(chan struct{})
-	b.Handle(longPoll("w", 0, 10*time.Second, 0), &Client{}, func(kmsg.Response) {
+	b.Handle(kafkatest.LongPoll("w", 0, 10*time.Second, 0), &Client{}, func(kmsg.Response) {
 		close(answered)
 		panic("responder blew up")
 	})
@@ -58,7 +41,7 @@ func TestFetchWaiterPanicIsRecovered(t *testing.T) {
 	if n := b.waits.n.Load(); n != 0 {
 		t.Fatalf("%d fetches still counted as waiting", n)
 	}
-	r := call[*kmsg.FetchResponse](t, b, longPoll("w", 0, 0, 0))
+	r := call[*kmsg.FetchResponse](t, b, kafkatest.LongPoll("w", 0, 0, 0))
 	if len(r.Topics[0].Partitions[0].RecordBatches) == 0 {
 		t.Fatal("a fetch after the panic got no records")
 	}
@@ -70,8 +53,8 @@ func TestFetchServesEachPartitionOnce(t *testing.T) {
 	b := newTestBroker(t)
 	createTopic(t, b, "d", 3, nil)
 	produce(t, b, "d", 1, 1, time.Now().UnixMilli())
-	req := longPoll("d", 0, 0, 2, 1, 2, 2)
-	again := longPoll("d", 0, 0, 1, 0)
+	req := kafkatest.LongPoll("d", 0, 0, 2, 1, 2, 2)
+	again := kafkatest.LongPoll("d", 0, 0, 1, 0)
 	req.Topics = append(req.Topics, again.Topics...)
 	r := call[*kmsg.FetchResponse](t, b, req)
 	var got []int32
@@ -93,10 +76,10 @@ func TestWaitingFetchesAreBounded(t *testing.T) {
 		MaxWaitingFetches: 2})
 	t.Cleanup(b.Close)
 	createTopic(t, b, "q", 1, nil)
-	w1 := send(b, longPoll("q", 0, 5*time.Second, 0))
-	w2 := send(b, longPoll("q", 0, 5*time.Second, 0))
+	w1 := send(b, kafkatest.LongPoll("q", 0, 5*time.Second, 0))
+	w2 := send(b, kafkatest.LongPoll("q", 0, 5*time.Second, 0))
 	start := time.Now()
-	r := recv[*kmsg.FetchResponse](t, send(b, longPoll("q", 0, 5*time.Second, 0)))
+	r := recv[*kmsg.FetchResponse](t, send(b, kafkatest.LongPoll("q", 0, 5*time.Second, 0)))
 	if el := time.Since(start); el > time.Second || len(r.Topics[0].Partitions[0].RecordBatches) != 0 {
 		t.Fatalf("third fetch answered after %v with %d bytes; want at once, empty", el, len(r.Topics[0].Partitions[0].RecordBatches))
 	}
@@ -125,7 +108,7 @@ func TestFetchWaitIsCappedByTheFlag(t *testing.T) {
 	t.Cleanup(b.Close)
 	createTopic(t, b, "q", 1, nil)
 	start := time.Now()
-	r := recv[*kmsg.FetchResponse](t, send(b, longPoll("q", 0, 30*time.Second, 0)))
+	r := recv[*kmsg.FetchResponse](t, send(b, kafkatest.LongPoll("q", 0, 30*time.Second, 0)))
 	if el := time.Since(start); el < 150*time.Millisecond || el > 3*time.Second || len(r.Topics[0].Partitions[0].RecordBatches) != 0 {
 		t.Fatalf("fetch answered after %v with %d bytes; want after about 200ms, empty", el, len(r.Topics[0].Partitions[0].RecordBatches))
 	}

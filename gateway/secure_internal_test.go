@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/floodgate/floodgate/internal/kafkatest"
 	"github.com/floodgate/floodgate/internal/testcerts"
 )
 
@@ -219,7 +220,7 @@ func TestLongPollOnAFullPoolDoesNotDelayALaterSharer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer poller.Close()
-	if _, err := poller.Write(longPollFrame("poller", 3000)); err != nil {
+	if _, err := poller.Write(longPollFrame("poller", 3*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond) // the poll waits upstream
@@ -260,7 +261,7 @@ func TestLongPollOnItsOwnConnectionIsNotSharedWhileItWaits(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	if _, err := dial().Write(longPollFrame("a", 4000)); err != nil {
+	if _, err := dial().Write(longPollFrame("a", 4*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond) // A's poll waits upstream on A's own connection
@@ -292,16 +293,9 @@ func TestLongPollOnItsOwnConnectionIsNotSharedWhileItWaits(t *testing.T) {
 }
 
 // longPollFrame is a Fetch v4 (correlation id 1) of partition 0 of the
-// seeded topic "t" that waits up to waitMs for a byte.
-func longPollFrame(clientID string, waitMs int32) []byte {
-	fetch := kmsg.NewPtrFetchRequest()
+// seeded topic "t" that waits up to wait for a byte.
+func longPollFrame(clientID string, wait time.Duration) []byte {
+	fetch := kafkatest.LongPoll("t", 0, wait, 0)
 	fetch.SetVersion(4)
-	fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MinBytes, fetch.MaxBytes = -1, waitMs, 1, 1<<20
-	ft := kmsg.NewFetchRequestTopic()
-	ft.Topic = "t"
-	fp := kmsg.NewFetchRequestTopicPartition()
-	fp.PartitionMaxBytes = 1 << 20
-	ft.Partitions = append(ft.Partitions, fp)
-	fetch.Topics = append(fetch.Topics, ft)
 	return kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID)).AppendRequest(nil, fetch, 1)
 }

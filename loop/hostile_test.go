@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floodgate/floodgate/internal/kafkatest"
 	"github.com/floodgate/floodgate/internal/testserver"
 	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
@@ -239,17 +240,8 @@ func TestParkedConnectionWithNothingToWriteNoticesItsPeerClosing(t *testing.T) {
 	readResponse(t, c, false)
 	// A long-poll Fetch (10 s) fills the one request in flight allowed;
 	// the next request parks the connection with nothing to write.
-	fetch := kmsg.NewPtrFetchRequest()
+	fetch := kafkatest.LongPoll("parked", 0, 10*time.Second, 0)
 	fetch.SetVersion(4)
-	fetch.MaxWaitMillis = 10000
-	fetch.MinBytes = 1
-	fetch.MaxBytes = 1 << 20
-	ft := kmsg.NewFetchRequestTopic()
-	ft.Topic = "parked"
-	fp := kmsg.NewFetchRequestTopicPartition()
-	fp.PartitionMaxBytes = 1 << 20
-	ft.Partitions = append(ft.Partitions, fp)
-	fetch.Topics = append(fetch.Topics, ft)
 	if _, err := c.Write(append(request(fetch, 2), request(apiVersions(3), 3)...)); err != nil {
 		t.Fatal(err)
 	}
