@@ -353,11 +353,12 @@ func TestConcurrencyLimits503(t *testing.T) {
 					}
 				}()
 			}
-			// Probe only once both fetches are read and admitted.
-			for i := 0; srv.InFlight() < 2 && i < 500; i++ {
-				time.Sleep(10 * time.Millisecond)
-			}
-			time.Sleep(100 * time.Millisecond)
+			// Probe only once the gate admitted both fetches, which then
+			// wait in the broker: the loop counts a request in flight
+			// before the gate admits it, so InFlight alone would let a
+			// probe take the per-loop or per-route slot of a held fetch.
+			waiting := srv.Metrics.GetOrCreateGauge("floodgate_fetch_waiting", nil)
+			waitFor(t, 10*time.Second, "both fetches wait in the broker", func() bool { return waiting.Get() == 2 })
 			deadline := time.Now().Add(5 * time.Second)
 			var a answer
 			for time.Now().Before(deadline) {
