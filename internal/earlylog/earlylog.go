@@ -5,9 +5,10 @@
 // The metrics library prints one INFO line from a package-level variable
 // (when the kernel has no PSI files), that is before main runs. Go
 // initialises a package once its imports are, choosing the first ready one
-// by import path; this package imports only bytes, log and sync, so it is
-// ready (and initialised) before net/http, which the metrics library
-// imports — its init therefore runs first and catches that line.
+// by import path; this package imports only bytes, log, log/slog, strings
+// and sync, so it is ready (and initialised) before net/http, which the
+// metrics library imports — its init therefore runs first and catches that
+// line (GODEBUG=inittrace=1 shows the order).
 package earlylog
 
 import (
