@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -163,4 +164,47 @@ func TestGatewaySplicePipesFlagSizesThePool(t *testing.T) {
 			t.Errorf("with --gateway-splice-pipes=0, %.0f answers went through %.0f pipes", spliced, open)
 		}
 	})
+}
+
+// TestGatewaySplicePipeDescriptorsComeOffMaxConnections: under ulimit -n
+// 512, --max-connections is clamped to what is left after 128 reserved, the
+// HTTP reserve of 16, and two descriptors per pipe of the gateway's pool as
+// --gateway-splice-pipes sizes it (as the system's pipe limits cut it):
+// none with 0, 32 with 16. Before, 2 x 64 were kept aside whatever the
+// pool, so a larger pool would have taken client descriptors unseen.
+func TestGatewaySplicePipeDescriptorsComeOffMaxConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	for _, tc := range []struct {
+		pipes string
+		fds   int
+	}{
+		{"0", 0},
+		{"16", gateway.SplicePipeFDs(16, 0)},
+		{"4096", gateway.SplicePipeFDs(4096, 0)},
+	} {
+		t.Run("pipes="+tc.pipes, func(t *testing.T) {
+			gp, err := loopback.FreePortRange(4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			up, err := loopback.FreePortRange(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := startFloodgate(t, 512, "--in-memory", "--max-connections", "5000",
+				"--upstream-brokers", fmt.Sprintf("127.0.0.1:%d", up), // down: the gateway starts anyway
+				"--gateway-listen-ports", fmt.Sprintf("%d-%d", gp, gp+3), "--gateway-splice-pipes", tc.pipes)
+			want := 512 - 128 - 16 - tc.fds
+			got := metricValue(t, p.http, "floodgate_max_connections")
+			t.Logf("--gateway-splice-pipes=%s: %d descriptors for pipes, --max-connections %.0f", tc.pipes, tc.fds, got)
+			if got != float64(want) {
+				t.Fatalf("floodgate_max_connections = %.0f, want %d", got, want)
+			}
+			if out := p.stderr.String(); !strings.Contains(out, fmt.Sprintf("gateway_splice_pipe_fds=%d", tc.fds)) {
+				t.Fatalf("the clamp warning does not name the pipes' %d descriptors:\n%s", tc.fds, out)
+			}
+		})
+	}
 }
