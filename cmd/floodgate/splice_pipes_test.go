@@ -140,6 +140,10 @@ func TestGatewaySplicePipesFlagSizesThePool(t *testing.T) {
 		if spliced < 2 || noPipe < 1 {
 			t.Errorf(`want 2 answers spliced and at least one reason="no_pipe"; got %.0f and %.0f`, spliced, noPipe)
 		}
+		// The refusals are logged, once a second at most.
+		if n := strings.Count(p.stderr.String(), "every splice pipe is in use"); n < 1 || n > 4 {
+			t.Errorf("%d WARN lines for %.0f answers without a pipe, want 1 to 4 (rate-limited)", n, noPipe)
+		}
 	})
 
 	t.Run("0 turns the relay off", func(t *testing.T) {
