@@ -85,7 +85,7 @@ func (g *Gateway) serveRawTo(cl loop.ClientConn, h *kafka.Header, frame []byte, 
 	}
 	var spl *spliceTo
 	if sr != nil && h.APIKey == 1 && g.pipes != nil {
-		spl = &spliceTo{sr: sr, client: cl.ID, corr: corr}
+		spl = &spliceTo{sr: sr, client: cl.ID, ip: cl.Addr, corr: corr}
 	}
 	g.forwardTo(cl.ID, target, &hdr, frame, more, expect, spl, func(resp []byte, err error) {
 		switch {

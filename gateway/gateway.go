@@ -66,7 +66,9 @@ type Config struct {
 	ResponseBuffer func(n int) []byte
 	// SplicePipes is the pipes kept for relaying Fetch answers to
 	// plaintext clients without copying them (splice.go): 0 is
-	// DefaultSplicePipes, negative turns the relay off.
+	// DefaultSplicePipes, negative turns the relay off
+	// (--gateway-splice-pipes, whose 0 is off, sets it). One client
+	// connection may hold an eighth of them, one client IP a quarter.
 	SplicePipes int
 	// SplicePipeBytes is each pipe's capacity: 0 is 1 MiB or
 	// /proc/sys/fs/pipe-max-size when that is less. Answers larger than
@@ -221,7 +223,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.unmapped = cfg.Metrics.NewCounter("floodgate_gateway_unmapped_brokers_total")
 	g.fetchClamped = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="max-fetch-bytes"}`)
 	g.fetchFitted = cfg.Metrics.NewCounter(`floodgate_gateway_fetch_clamped_total{limit="` + limits.Label(limits.RequestMemoryBytes) + `"}`)
-	g.pipes = newPipePool(cfg.SplicePipes, cfg.SplicePipeBytes, cfg.Metrics)
+	g.pipes = newPipePool(cfg.SplicePipes, cfg.SplicePipeBytes, cfg.Metrics, g.warn)
 	return g, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/floodgate/floodgate/codec/kafka"
+	"github.com/floodgate/floodgate/limits"
 	"github.com/floodgate/floodgate/loop"
 )
 
@@ -30,27 +31,34 @@ import (
 // splices it from the pipe to the client socket when the answer's turn
 // comes (loop/splice.go). The bytes never enter user space.
 //
-// Pipes come from a bounded pool (DefaultSplicePipes per gateway, two
-// descriptors each, made on first use and kept), of which one client
-// connection may hold an eighth at once: one that does not read its
-// answers holds its pipes until --send-timeout closes it, and must not
-// take them all from the others. When none is free (or the client holds
-// its share), for
-// an answer larger than a pipe, for small answers (where the pipe costs
-// more than the copy), for TLS on either side, or where splice(2) is not
-// supported, the answer is read into a buffer as before. The bytes in a
-// pipe are charged to the client's share of the memory budget from the
-// moment they are spliced in (loop.SpliceResponder.Hold) until written or
-// dropped; a pipe dropped with bytes in it (client gone, upstream broken
-// mid-answer, answer expired) is closed, never reused.
+// Pipes come from a bounded pool (--gateway-splice-pipes, two descriptors
+// each, made on first use and kept), of which one client connection may
+// hold an eighth at once and all connections of one client IP a quarter:
+// one that does not read its answers holds its pipes until --send-timeout
+// closes it, and must not take them all from the others, nor may one IP
+// by opening several such connections. When none is free (or the client
+// or its IP holds its share), for an answer larger than a pipe, for small
+// answers (where the pipe costs more than the copy), for TLS on either
+// side, or where splice(2) is not supported, the answer is read into a
+// buffer as before. The bytes in a pipe are charged to the client's share
+// of the memory budget from the moment they are spliced in
+// (loop.SpliceResponder.Hold) until written or dropped; a pipe dropped
+// with bytes in it (client gone, upstream broken mid-answer, answer
+// expired) is closed, never reused.
 
 // DefaultSplicePipes is the pipes a gateway keeps for relaying answers
 // (Config.SplicePipes 0); each is two descriptors (SplicePipeFDs).
 const DefaultSplicePipes = 64
 
-// SplicePipeFDs is the descriptors a gateway's pipes hold at most with
-// the default pool: to be kept aside from client connections.
-const SplicePipeFDs = 2 * DefaultSplicePipes
+// SplicePipeFDs returns the descriptors a gateway's pipes hold at most
+// with Config.SplicePipes pipes of Config.SplicePipeBytes bytes: two per
+// pipe of the pool it will make (none when the relay is off, fewer pipes
+// than asked when the system's pipe limits cut the pool), to be kept aside
+// from client connections.
+func SplicePipeFDs(pipes, bytes int) int {
+	n, _ := poolSize(pipes, bytes)
+	return 2 * n
+}
 
 // maxPipeSize caps a pipe's capacity (F_SETPIPE_SZ), within
 // /proc/sys/fs/pipe-max-size: a Fetch answer up to it is relayed whole.
@@ -69,6 +77,7 @@ const minSpliced = 16 << 10
 type pipePool struct {
 	max       int
 	perClient int // pipes one client connection may hold at once
+	perIP     int // pipes the connections of one client IP may hold at once
 	size      int // each pipe's capacity (bytes)
 
 	mu   sync.Mutex
@@ -77,8 +86,14 @@ type pipePool struct {
 	// held counts the pipes each client connection holds (at most max
 	// entries): a client that does not read its answers keeps its pipes
 	// until --send-timeout closes it, and must not take every pipe.
-	held    map[uint64]int
+	held map[uint64]int
+	// ips counts the pipes the connections of each client IP hold (an
+	// entry only while the IP holds one, so at most max entries): one IP
+	// with several connections that do not read must not take every pipe
+	// either.
+	ips     map[string]int
 	failed  time.Time // last failure to make one: none made for a second
+	warn    *limits.WarnLog
 	off     atomic.Bool
 	metrics poolMetrics
 }
@@ -88,15 +103,18 @@ type poolMetrics struct {
 	spliced    *metrics.Counter // answers relayed through a pipe
 	exhausted  *metrics.Counter // answers read into memory: no pipe free
 	capped     *metrics.Counter // answers read into memory: the client holds its share of the pipes
+	ipCapped   *metrics.Counter // answers read into memory: the client's IP holds its share of the pipes
 	overflowed *metrics.Counter // answers that did not fit their pipe
 }
 
-// newPipePool returns a pool of up to n pipes of size bytes (0: the
-// largest allowed up to maxPipeSize), or nil when n < 0 or the system
-// allows no pipe large enough to be worth it.
-func newPipePool(n, size int, set *metrics.Set) *pipePool {
+// poolSize returns the pipes of a pool asked for n pipes (0: the default,
+// negative: none) of size bytes (0: the largest allowed up to
+// maxPipeSize), and their size: fewer pipes than asked when the system's
+// pipe-user-pages-soft would not hold them, none when the system allows no
+// pipe large enough to be worth it.
+func poolSize(n, size int) (int, int) {
 	if n < 0 {
-		return nil
+		return 0, 0
 	}
 	if n == 0 {
 		n = DefaultSplicePipes
@@ -107,18 +125,30 @@ func newPipePool(n, size int, set *metrics.Set) *pipePool {
 	if m := readProcInt("/proc/sys/fs/pipe-max-size"); m > 0 && m < size {
 		size = m
 	}
+	if size < minSpliced {
+		return 0, 0
+	}
 	// An unprivileged user's pipes may hold pipe-user-pages-soft pages in
 	// all before new ones are cut to two pages: keep within half of it.
 	if soft := readProcInt("/proc/sys/fs/pipe-user-pages-soft"); soft > 0 {
 		n = min(n, max(soft*os.Getpagesize()/2/size, 1))
 	}
-	if size < minSpliced {
+	return n, size
+}
+
+// newPipePool returns a pool of up to n pipes of size bytes (poolSize),
+// or nil when that is none; warn logs its refusals.
+func newPipePool(n, size int, set *metrics.Set, warn *limits.WarnLog) *pipePool {
+	n, size = poolSize(n, size)
+	if n == 0 {
 		return nil
 	}
-	p := &pipePool{max: n, perClient: max(n/8, 1), size: size, held: map[uint64]int{}}
+	p := &pipePool{max: n, perClient: max(n/8, 1), perIP: max(n/4, 1), size: size,
+		held: map[uint64]int{}, ips: map[string]int{}, warn: warn}
 	p.metrics.spliced = set.NewCounter("floodgate_gateway_fetch_spliced_total")
 	p.metrics.exhausted = set.NewCounter(`floodgate_gateway_fetch_buffered_total{reason="no_pipe"}`)
 	p.metrics.capped = set.NewCounter(`floodgate_gateway_fetch_buffered_total{reason="client_share"}`)
+	p.metrics.ipCapped = set.NewCounter(`floodgate_gateway_fetch_buffered_total{reason="ip_share"}`)
 	p.metrics.overflowed = set.NewCounter(`floodgate_gateway_fetch_buffered_total{reason="pipe_full"}`)
 	set.NewGauge("floodgate_gateway_pipes_open", func() float64 { o, _ := p.counts(); return float64(o) })
 	set.NewGauge("floodgate_gateway_pipes_in_use", func() float64 { o, f := p.counts(); return float64(o - f) })
@@ -142,10 +172,10 @@ func (pp *pipePool) counts() (open, free int) {
 	return pp.made, len(pp.free)
 }
 
-// get returns a free (empty) pipe for client's answer, nil when none is
-// free and the pool is full, the client holds its share already, or pipes
-// cannot be made.
-func (pp *pipePool) get(client uint64) *pipe {
+// get returns a free (empty) pipe for the answer of client connection
+// client from IP ip, nil when none is free and the pool is full, the
+// connection or its IP holds its share already, or pipes cannot be made.
+func (pp *pipePool) get(client uint64, ip string) *pipe {
 	if pp == nil || pp.off.Load() {
 		return nil
 	}
@@ -155,43 +185,73 @@ func (pp *pipePool) get(client uint64) *pipe {
 		pp.metrics.capped.Inc()
 		return nil
 	}
+	if pp.ips[ip] >= pp.perIP {
+		pp.mu.Unlock()
+		pp.metrics.ipCapped.Inc()
+		pp.refused("gateway-splice-pipes:ip", "a client IP holds its share of the splice pipes; its Fetch answers are read into memory",
+			"share", pp.perIP, "client_ip", ip)
+		return nil
+	}
 	if k := len(pp.free); k > 0 {
 		p := pp.free[k-1]
 		pp.free[k-1] = nil
 		pp.free = pp.free[:k-1]
-		pp.held[client]++
-		p.client = client
+		pp.holdLocked(client, ip)
+		p.client, p.ip = client, ip
 		pp.mu.Unlock()
 		return p
 	}
 	if pp.made >= pp.max || time.Since(pp.failed) < time.Second {
 		pp.mu.Unlock()
 		pp.metrics.exhausted.Inc()
+		pp.refused("gateway-splice-pipes", "every splice pipe is in use; Fetch answers are read into memory")
 		return nil
 	}
 	pp.made++
-	pp.held[client]++
+	pp.holdLocked(client, ip)
 	pp.mu.Unlock()
 	p, err := pp.newPipe()
 	if err != nil {
 		pp.mu.Lock()
 		pp.made--
-		pp.unholdLocked(client)
+		pp.unholdLocked(client, ip)
 		pp.failed = time.Now()
 		pp.mu.Unlock()
 		return nil
 	}
-	p.client = client
+	p.client, p.ip = client, ip
 	return p
 }
 
-// unholdLocked counts one pipe of client's as given back.
-func (pp *pipePool) unholdLocked(client uint64) {
-	if pp.held[client] <= 1 {
-		delete(pp.held, client)
+// refused logs a refusal of the pool (rate-limited per key).
+func (pp *pipePool) refused(key, msg string, args ...any) {
+	if pp.warn == nil || !pp.warn.Due(key) {
 		return
 	}
-	pp.held[client]--
+	pp.warn.Warn(key, msg, append([]any{"limit", "gateway-splice-pipes", "configured", pp.max}, args...)...)
+}
+
+// holdLocked counts one more pipe held by client connection client from
+// ip.
+func (pp *pipePool) holdLocked(client uint64, ip string) {
+	pp.held[client]++
+	pp.ips[ip]++
+}
+
+// unholdLocked counts one pipe of client connection client from ip as
+// given back; each entry goes with its last pipe, so the maps hold only
+// connections and IPs holding pipes now.
+func (pp *pipePool) unholdLocked(client uint64, ip string) {
+	if pp.held[client] <= 1 {
+		delete(pp.held, client)
+	} else {
+		pp.held[client]--
+	}
+	if pp.ips[ip] <= 1 {
+		delete(pp.ips, ip)
+	} else {
+		pp.ips[ip]--
+	}
 }
 
 // newPipe makes a pipe of the pool's size.
@@ -222,7 +282,7 @@ func (pp *pipePool) put(p *pipe) {
 		pp.discard(p, true)
 		return
 	}
-	pp.unholdLocked(p.client)
+	pp.unholdLocked(p.client, p.ip)
 	pp.free = append(pp.free, p)
 	pp.mu.Unlock()
 }
@@ -236,7 +296,7 @@ func (pp *pipePool) discard(p *pipe, held bool) {
 	pp.mu.Lock()
 	pp.made--
 	if held {
-		pp.unholdLocked(p.client)
+		pp.unholdLocked(p.client, p.ip)
 	}
 	pp.mu.Unlock()
 }
@@ -262,6 +322,7 @@ type pipe struct {
 	r, w   int
 	pool   *pipePool
 	client uint64      // the client connection holding it (set by get)
+	ip     string      // that connection's client IP (set by get)
 	done   atomic.Bool // given back: Done is called once
 }
 
@@ -426,6 +487,7 @@ func bigEndian32(b []byte) uint32 {
 type spliceTo struct {
 	sr     loop.SpliceResponder
 	client uint64 // the client connection's id (its share of the pipes)
+	ip     string // the client's IP, the PROXY header's if any (its IP's share)
 	corr   int32
 	// waiting, when set, is the upstream connection's count of waiting
 	// requests this one is in (forward's counted), decremented when it is

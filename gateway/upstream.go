@@ -512,7 +512,7 @@ func (u *upstreamConn) readLoop(nc net.Conn) {
 			p := u.pending[corr]
 			u.mu.Unlock()
 			if p != nil && p.spl != nil {
-				if pp := u.pipes.get(p.spl.client); pp != nil {
+				if pp := u.pipes.get(p.spl.client, p.spl.ip); pp != nil {
 					f, out := u.spliceAnswer(nc, rc, &head, n, p, pp)
 					switch out {
 					case spliceFailed:

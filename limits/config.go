@@ -118,6 +118,10 @@ type Config struct {
 	// TLSHandshakeTimeout bounds one.
 	MaxTLSHandshakes    int
 	TLSHandshakeTimeout time.Duration
+	// GatewaySplicePipes is the pipes the gateway keeps for relaying
+	// Fetch answers without copying them; 0 turns the relay off (unlike
+	// gateway.Config.SplicePipes, whose 0 is the default).
+	GatewaySplicePipes int
 }
 
 // MaxFrameSize is the absolute cap on an announced Kafka frame: a frame

@@ -212,6 +212,9 @@ func TestValidationComesFromTheRows(t *testing.T) {
 		{"quota-key", "nobody", `--quota-key="nobody"`},
 		{"max-connections", "lots", `--max-connections="lots": want a whole number`},
 		{"max-request-size", "1.5B", "not a whole number of bytes"},
+		{"gateway-splice-pipes", "4097", "--gateway-splice-pipes=4097: must be at most 4096"},
+		{"gateway-splice-pipes", "-1", "must be at least 0"},
+		{"gateway-splice-pipes", "0", ""},
 	} {
 		t.Run(tt.flag+"="+tt.value, func(t *testing.T) {
 			c := Defaults()

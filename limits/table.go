@@ -349,6 +349,11 @@ var Table = []Limit{
 		Protects: "handshake slots and descriptors from clients that connect to a TLS port and stall (or send plaintext)",
 		Answer:   "the connection is closed",
 		Metric:   `floodgate_tls_handshake_failures_total{reason="timeout"}`, Field: DurationOf(func(c *Config) *time.Duration { return &c.TLSHandshakeTimeout }, time.Millisecond), Min: 1},
+	{Flag: "gateway-splice-pipes", Kind: Int, Default: "64", Unit: "pipes (gateway mode; 0 = off, at most 4096)",
+		Help: "Pipes relaying Fetch answers (0 = off)", Category: CatGateway,
+		Protects: "descriptors and kernel memory: pipes (2 descriptors and up to 1 MiB of kernel memory each, so 4096 is 8,192 descriptors and 4 GiB; fewer pipes when the system's pipe-user-pages-soft would not hold them) relay large Fetch answers to plaintext clients without copying; their descriptors are kept aside from --max-connections. One client connection holds at most an eighth of them, the connections of one client IP (the PROXY header's if any) a quarter",
+		Answer:   "nothing fails: an answer that finds no free pipe, or whose connection or IP holds its share, is read into memory as without the relay (charged to the memory budget)",
+		Metric:   `floodgate_gateway_fetch_buffered_total{reason="no_pipe"}, floodgate_gateway_fetch_buffered_total{reason="ip_share"}, floodgate_gateway_pipes_in_use`, Field: IntOf(func(c *Config) *int { return &c.GatewaySplicePipes }), Min: 0, Max: 4096},
 }
 
 // Lookup returns the Kafka-side limit called flag (or one of its aliases).

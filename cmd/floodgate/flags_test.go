@@ -48,6 +48,8 @@ func TestInvalidFlagsExitNamingTheFlag(t *testing.T) {
 		{[]string{"--segment-bytes", "1.5B"}, "segment-bytes"},
 		{[]string{"--fsync-interval-ms", "soon"}, "fsync-interval-ms"},
 		{[]string{"--upstream-brokers", "127.0.0.1:1", "--upstream-request-timeout", "soon"}, "upstream-request-timeout"},
+		{[]string{"--gateway-splice-pipes", "4097"}, "gateway-splice-pipes"},
+		{[]string{"--gateway-splice-pipes", "-1"}, "gateway-splice-pipes"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, "="), func(t *testing.T) {

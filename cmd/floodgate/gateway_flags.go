@@ -86,7 +86,17 @@ func newGateway(c *cli.Context, srv *loop.Server, advertisedHost string, lim lim
 		SASL:           mech,
 		UpstreamTLS:    upTLS,
 		ResponseBuffer: srv.ResponseBuffer,
+		SplicePipes:    splicePipes(lim),
 	})
+}
+
+// splicePipes is gateway.Config.SplicePipes for --gateway-splice-pipes,
+// whose 0 turns the relay off (the Config's 0 is the default pool).
+func splicePipes(lim limits.Config) int {
+	if lim.GatewaySplicePipes == 0 {
+		return -1
+	}
+	return lim.GatewaySplicePipes
 }
 
 // startGateway connects the gateway to its cluster.

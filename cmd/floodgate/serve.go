@@ -177,9 +177,14 @@ func runServe(c *cli.Context) error {
 	if c.Bool("in-memory") || c.String("upstream-brokers") != "" {
 		segReserve = 0
 	}
+	pipeFDs := 0
 	if c.String("upstream-brokers") != "" {
-		// The gateway's pipes for relaying Fetch answers (gateway/splice.go).
-		segReserve += gateway.SplicePipeFDs
+		// The gateway's pipes for relaying Fetch answers (gateway/splice.go):
+		// two descriptors for each pipe of the pool --gateway-splice-pipes
+		// makes, so a large pool lowers --max-connections (with the WARN
+		// below) instead of taking client descriptors.
+		pipeFDs = gateway.SplicePipeFDs(splicePipes(lim), 0)
+		segReserve += pipeFDs
 	}
 	// Connections waiting for their PROXY header hold descriptors too
 	// (they are not counted in --max-connections until the header is read).
@@ -191,7 +196,7 @@ func runServe(c *cli.Context) error {
 	if clamped {
 		log.Warn("--max-connections does not fit the open-files limit; clamped",
 			"flag", "max-connections", "configured", lim.MaxConnections, "effective", fit,
-			"open_files_limit", soft, "reserved_fds", limits.ReservedFDs+lim.HTTPReserve+segReserve,
+			"open_files_limit", soft, "reserved_fds", limits.ReservedFDs+lim.HTTPReserve+segReserve, "gateway_splice_pipe_fds", pipeFDs,
 			"need_ulimit_n", lim.MaxConnections+limits.ReservedFDs+lim.HTTPReserve+segReserve)
 		lim.MaxConnections = fit
 	}
