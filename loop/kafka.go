@@ -165,8 +165,12 @@ const frameStep = 64 << 10
 // is charged, and the time the frame may take grows only with them.
 func (c *conn) startFrame(in input, h *kafka.Header) (gnet.Action, bool) {
 	c.frameCharge = limits.NewCharge(c.loop.s.budget, c.share)
-	// A header is at most maxHeaderPeek, less than frameStep.
-	first := frameBufSize(h.APIKey, min(int(h.Length), frameStep))
+	// A header is at most maxHeaderPeek, less than frameStep. The buffer
+	// is sized to the bytes that have arrived (those gnet read and those
+	// waiting in the socket), never to the length the frame announces: a
+	// frame that arrived whole is received into one buffer, where growing
+	// it from frameStep by doubling copied it about once more.
+	first := frameBufSize(h.APIKey, min(int(h.Length), max(frameStep, in.avail()-kafka.LengthSize+c.queuedInSocket(in.gc))))
 	if err := c.frameCharge.Grow(int64(first)); err != nil {
 		c.refuseForMemory(in, h, err)
 		return gnet.None, true
@@ -208,7 +212,7 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 		}
 	} else if n > 0 {
 		if have+n > cap(c.frameBuf) {
-			want := frameBufSize(h.APIKey, min(max(2*cap(c.frameBuf), have+n, frameStep), int(h.Length)))
+			want := frameBufSize(h.APIKey, min(max(2*cap(c.frameBuf), have+n+c.queuedInSocket(in.gc), frameStep), int(h.Length)))
 			if err := c.frameCharge.Set(int64(want)); err != nil {
 				c.refuseArriving(err)
 				return gnet.None, true
@@ -247,6 +251,21 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 	c.loop.s.met.bytesIn.Add(int(h.Length) + kafka.LengthSize)
 	r.hdr.ClientID = clientID(r.frame)
 	return c.submitFrame(in, r), true
+}
+
+// queuedInSocket is how many bytes wait unread in the connection's socket
+// (SIOCINQ), 0 for TLS (those bytes are not yet the frame's) or when the
+// kernel does not say. It is asked only when a frame has not arrived
+// whole in gnet's buffer, once per frame or growth.
+func (c *conn) queuedInSocket(gc gnet.Conn) int {
+	if c.tlsOf() != nil {
+		return 0
+	}
+	n, err := unix.IoctlGetInt(gc.Fd(), unix.SIOCINQ)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // directReadMax bounds what readFrameDirect reads in one call. gnet reads
