@@ -107,8 +107,10 @@ type connBusy struct {
 	memWaitUntil time.Time // end of that wait
 	frameHdr     kafka.Header
 	// frameBuf holds the frame's bytes so far (after the length prefix);
-	// it grows by doubling up to the frame's length, never ahead of the
-	// bytes by more than that, and frameCharge charges its capacity.
+	// it starts as large as the bytes that have arrived (at least
+	// frameStep) and grows by doubling (or to what has arrived, if more)
+	// up to the frame's length, never ahead of the bytes by more than
+	// that, and frameCharge charges its capacity.
 	frameBuf    []byte
 	framePooled *[]byte // frameBuf's pool buffer (framepool.go); nil: allocated
 	// frameChunks holds the full pieces before frameBuf of a Produce

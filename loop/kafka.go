@@ -155,8 +155,8 @@ func (c *conn) readFrame(in input) (gnet.Action, bool) {
 	return c.dispatchFrame(in, &h), true
 }
 
-// frameStep is the first buffer of a frame that arrives in pieces, and
-// the least it grows by.
+// frameStep is the least first buffer of a frame that arrives in pieces
+// (more when more has arrived), and the least it grows by.
 const frameStep = 64 << 10
 
 // startFrame begins receiving a frame that has not fully arrived. Nothing
