@@ -224,6 +224,41 @@ func TestOneIPHoldsAtMostItsShareOfTheBudget(t *testing.T) {
 	}
 }
 
+// TestFrameThatFitsItsShareIsNotRefusedForDoubling: a frame's buffer
+// grows by doubling, but a doubling that would pass the IP's share of the
+// budget grows only to the bytes that arrived: a frame is refused for
+// bytes that do not fit, never for room it was not sent.
+func TestFrameThatFitsItsShareIsNotRefusedForDoubling(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, withLimits(func(l *limits.Config) {
+		l.MemoryLimitBytes = 8 << 20
+		l.MaxRequestSize = 8 << 20
+		l.MemoryPerIPPercent = 24 // 1.92 MiB: doubling 1 MiB would pass it
+	}))
+	c := dialFrom(t, "127.0.0.2", srv.KafkaAddr())
+	charged := func(n int64) func() bool {
+		return func() bool {
+			for _, ip := range srv.Stats().TopIPs {
+				if ip.IP == "127.0.0.2" && ip.MemoryBytes >= n {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	if _, err := c.Write(append(frameHead(4<<20), make([]byte, 1<<20)...)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the first MiB charged", charged(1<<20))
+	if _, err := c.Write(make([]byte, 1<<19)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "1.5 MiB charged", charged(3<<19))
+	if n := srv.Metrics.GetOrCreateCounter(`floodgate_requests_refused_total{reason="memory_per_ip"}`).Get(); n != 0 {
+		t.Fatalf("%d frames refused for the IP's share; 1.5 MiB of the frame fits its 1.92 MiB", n)
+	}
+}
+
 func TestParkedConnectionWithNothingToWriteNoticesItsPeerClosing(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t, withLimits(func(l *limits.Config) { l.MaxInflight = 1 }))

@@ -213,7 +213,15 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 	} else if n > 0 {
 		if have+n > cap(c.frameBuf) {
 			want := frameBufSize(h.APIKey, min(max(2*cap(c.frameBuf), have+n+c.queuedInSocket(in.gc), frameStep), int(h.Length)))
-			if err := c.frameCharge.Set(int64(want)); err != nil {
+			err := c.frameCharge.Set(int64(want))
+			if need := frameBufSize(h.APIKey, have+n); err != nil && need < want {
+				// Doubling would pass the budget (or the IP's share of
+				// it) where the bytes that arrived fit: grow to them
+				// alone. Only bytes that do not fit refuse the frame.
+				want = need
+				err = c.frameCharge.Set(int64(want))
+			}
+			if err != nil {
 				c.refuseArriving(err)
 				return gnet.None, true
 			}
