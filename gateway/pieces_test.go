@@ -170,6 +170,56 @@ func TestProduceInPiecesOverTheBudgetIsRefusedAndReleased(t *testing.T) {
 	}
 }
 
+// TestProduceInPiecesThatFitsTheBudgetIsNotRefusedForDoubling: a frame's
+// next piece is as large as all before it, but one that would pass the
+// budget is cut to a step: a 1.8 MiB Produce under a 1.9 MiB budget,
+// arriving in two writes, is forwarded, where doubling its first MiB
+// refused it.
+func TestProduceInPiecesThatFitsTheBudgetIsNotRefusedForDoubling(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, 1, func(l *limits.Config) {
+		l.MemoryLimitBytes = 1900 << 10
+		l.MaxRequestSize = 8 << 20
+		l.MemoryPerIPPercent = 100
+	})
+	conn, err := net.Dial("tcp", g.srv.KafkaAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(7)
+	req.Acks, req.TimeoutMillis = 1, 5000
+	part := kmsg.NewProduceRequestTopicPartition()
+	part.Records = make([]byte, 1800<<10)
+	topic := kmsg.NewProduceRequestTopic()
+	topic.Topic, topic.Partitions = "orders", []kmsg.ProduceRequestTopicPartition{part}
+	req.Topics = append(req.Topics, topic)
+	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("pieces")).AppendRequest(nil, req, 44)
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := conn.Write(frame[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); g.srv.Budget().Used() < 1<<20; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first MiB not charged: %d bytes", g.srv.Budget().Used())
+		}
+	}
+	if _, err := conn.Write(frame[1<<20:]); err != nil {
+		t.Fatal(err)
+	}
+	corr, resp := readProduceAnswer(t, conn)
+	var refused uint64
+	for _, reason := range []string{"memory", "memory_per_ip"} {
+		refused += g.set.GetOrCreateCounter(`floodgate_requests_refused_total{reason="` + reason + `"}`).Get()
+	}
+	if refused != 0 || corr != 44 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 ||
+		resp.Topics[0].Partitions[0].ErrorCode == kerr.RequestTimedOut.Code {
+		t.Fatalf("answer: correlation id %d, %+v, %d refusals for memory; want 44, the upstream's answer for orders/0, none",
+			corr, resp.Topics, refused)
+	}
+}
+
 // produceFrame is a Produce v7 frame naming orders/0 to orders/2 with
 // recordBytes of (unchecked) records each, with the given acks, client id
 // and transactional id.

@@ -334,7 +334,15 @@ func (c *conn) nextFramePiece(h *kafka.Header, have int) bool {
 	}
 	held := fc.cap + cap(c.frameBuf)
 	size := frameBufSize(h.APIKey, min(max(held, frameStep), int(h.Length)-have))
-	if err := c.frameCharge.Set(int64(held + size)); err != nil {
+	err := c.frameCharge.Set(int64(held + size))
+	if step := frameBufSize(h.APIKey, min(frameStep, int(h.Length)-have)); err != nil && step < size {
+		// As in frameArriving: a piece as large as all before it would
+		// pass the budget, so the frame goes on a step at a time; only
+		// bytes that do not fit refuse it.
+		size = step
+		err = c.frameCharge.Set(int64(held + size))
+	}
+	if err != nil {
 		c.refuseArriving(err)
 		return false
 	}
