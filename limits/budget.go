@@ -2,6 +2,7 @@ package limits
 
 import (
 	"errors"
+	"math"
 	"sync/atomic"
 )
 
@@ -119,6 +120,17 @@ func (b *Budget) ReleaseFor(sh *Share, n int64) {
 // Release returns n bytes.
 func (b *Budget) Release(n int64) { b.used.Add(-n) }
 
+// Room returns how many more bytes client sh could take now: the lesser of
+// what is left of the budget and of its share. It is a snapshot (other
+// holders move it), for sizing a request that ReserveFor then checks.
+func (b *Budget) Room(sh *Share) int64 {
+	r := b.limit.Load() - b.used.Load()
+	if sh != nil {
+		r = min(r, b.perClient.Load()-sh.held.Load())
+	}
+	return max(r, 0)
+}
+
 // NearLimit reports whether usage is at or above the high-water mark (7/8 of
 // the limit) at which connections stop being read.
 func (b *Budget) NearLimit() bool { l := b.limit.Load(); return b.used.Load() >= l-l/8 }
@@ -153,6 +165,15 @@ func (c *Charge) Grow(n int64) error {
 	}
 	c.n += n
 	return nil
+}
+
+// Room returns the most the charge could be Set to now: what it holds
+// plus Budget.Room (unbounded without a budget).
+func (c *Charge) Room() int64 {
+	if c.b == nil {
+		return math.MaxInt64
+	}
+	return c.n + c.b.Room(c.share)
 }
 
 // Force takes n more bytes even over the limits.

@@ -31,3 +31,44 @@ func TestBudgetSetLimitAppliesToTheNextReservation(t *testing.T) {
 		t.Fatalf("1500 bytes under the raised limit: %v (per client %d)", err, b.PerClient())
 	}
 }
+
+// TestBudgetRoomIsWhatReserveForWouldTake: Room is the lesser of what is
+// left of the budget and of the client's share, and exactly that much
+// more fits.
+func TestBudgetRoomIsWhatReserveForWouldTake(t *testing.T) {
+	b := NewBudget(1000, 400)
+	var a, c Share
+	if err := b.ReserveFor(&a, 300); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ReserveFor(&c, 400); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		sh   *Share
+		want int64
+	}{
+		{"share left", &a, 100},
+		{"share full", &c, 0},
+		{"no share: budget left", nil, 300},
+	} {
+		if got := b.Room(tc.sh); got != tc.want {
+			t.Errorf("%s: room %d, want %d", tc.name, got, tc.want)
+		}
+		if tc.want > 0 && b.ReserveFor(tc.sh, tc.want+1) == nil {
+			t.Errorf("%s: %d fit beyond the room", tc.name, tc.want+1)
+		}
+		if err := b.ReserveFor(tc.sh, tc.want); err != nil {
+			t.Errorf("%s: the room (%d) did not fit: %v", tc.name, tc.want, err)
+		}
+		b.ReleaseFor(tc.sh, tc.want)
+	}
+	ch := NewCharge(b, &a)
+	if err := ch.Set(50); err != nil {
+		t.Fatal(err)
+	}
+	if got := ch.Room(); got != 100 {
+		t.Errorf("charge room %d, want 100 (its 50 and the share's 50 left)", got)
+	}
+}

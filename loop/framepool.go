@@ -154,6 +154,21 @@ func frameBufSize(key int16, n int) int {
 	return n
 }
 
+// frameBufFloor is the largest buffer of a frame of API key that fits in
+// room bytes: room itself, or for Produce the largest pool class within it
+// (classes are 1.25, 1.5, 1.75 and 2 times a power of two).
+func frameBufFloor(key int16, room int) int {
+	if key != 0 {
+		return room
+	}
+	_, size, ok := frameClass(room)
+	if !ok || size <= room {
+		return room
+	}
+	k := bits.Len(uint(room-1)) - 1
+	return size - 1<<(k-2)
+}
+
 // newFrameBuf returns an empty buffer that holds n bytes of a frame of API
 // key: from the pools for Produce (with its pool header), else allocated;
 // its capacity is frameBufSize(key, n).

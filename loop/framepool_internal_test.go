@@ -77,3 +77,24 @@ func TestFramePoolReusesAndPoisonsReturnedBuffers(t *testing.T) {
 		t.Error("a buffer of no class was taken back")
 	}
 }
+
+// TestFrameBufFloorIsTheLargestBufferWithinRoom: a frame grown to what is
+// left of the budget gets a buffer whose capacity (what is charged) is at
+// most that room, and for Produce no larger pool class would fit.
+func TestFrameBufFloorIsTheLargestBufferWithinRoom(t *testing.T) {
+	for _, room := range []int{1, 4096, 4097, 5000, 64 << 10, 80<<10 + 1, 1<<20 - 1, 1 << 20, 1<<20 + 1, 1900 << 10, 8 << 20, 8<<20 + 7, 100 << 20} {
+		if got := frameBufFloor(1, room); got != room {
+			t.Errorf("Fetch, room %d: %d, want the room itself", room, got)
+		}
+		got := frameBufFloor(0, room)
+		if got > room {
+			t.Fatalf("Produce, room %d: %d passes it", room, got)
+		}
+		if _, size, ok := frameClass(got); ok && size != got {
+			t.Errorf("Produce, room %d: %d is not a pool class (%d is)", room, got, size)
+		}
+		if _, next, ok := frameClass(got + 1); ok && next <= room {
+			t.Errorf("Produce, room %d: %d, but class %d fits too", room, got, next)
+		}
+	}
+}

@@ -213,15 +213,14 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 	} else if n > 0 {
 		if have+n > cap(c.frameBuf) {
 			want := frameBufSize(h.APIKey, min(max(2*cap(c.frameBuf), have+n+c.queuedInSocket(in.gc), frameStep), int(h.Length)))
-			err := c.frameCharge.Set(int64(want))
-			if need := frameBufSize(h.APIKey, have+n); err != nil && need < want {
+			if room := c.frameCharge.Room(); int64(want) > room {
 				// Doubling would pass the budget (or the IP's share of
-				// it) where the bytes that arrived fit: grow to them
-				// alone. Only bytes that do not fit refuse the frame.
-				want = need
-				err = c.frameCharge.Set(int64(want))
+				// it): grow to what is left of it instead, so that only
+				// bytes that do not fit refuse the frame. One such
+				// growth at most: the next finds no room.
+				want = max(frameBufFloor(h.APIKey, int(room)), frameBufSize(h.APIKey, have+n))
 			}
-			if err != nil {
+			if err := c.frameCharge.Set(int64(want)); err != nil {
 				c.refuseArriving(err)
 				return gnet.None, true
 			}
@@ -334,15 +333,13 @@ func (c *conn) nextFramePiece(h *kafka.Header, have int) bool {
 	}
 	held := fc.cap + cap(c.frameBuf)
 	size := frameBufSize(h.APIKey, min(max(held, frameStep), int(h.Length)-have))
-	err := c.frameCharge.Set(int64(held + size))
-	if step := frameBufSize(h.APIKey, min(frameStep, int(h.Length)-have)); err != nil && step < size {
+	if room := c.frameCharge.Room() - int64(held); int64(size) > room {
 		// As in frameArriving: a piece as large as all before it would
-		// pass the budget, so the frame goes on a step at a time; only
-		// bytes that do not fit refuse it.
-		size = step
-		err = c.frameCharge.Set(int64(held + size))
+		// pass the budget, so it is what is left of the budget (at least
+		// a step); only bytes that do not fit refuse the frame.
+		size = max(frameBufFloor(h.APIKey, int(max(room, 0))), frameBufSize(h.APIKey, min(frameStep, int(h.Length)-have)))
 	}
-	if err != nil {
+	if err := c.frameCharge.Set(int64(held + size)); err != nil {
 		c.refuseArriving(err)
 		return false
 	}
