@@ -122,15 +122,7 @@ func TestProduceInPiecesOverTheBudgetIsRefusedAndReleased(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	req := kmsg.NewPtrProduceRequest()
-	req.SetVersion(7)
-	req.Acks, req.TimeoutMillis = 1, 5000
-	part := kmsg.NewProduceRequestTopicPartition()
-	part.Records = make([]byte, 4<<20) // refused before anything reads it
-	topic := kmsg.NewProduceRequestTopic()
-	topic.Topic, topic.Partitions = "orders", []kmsg.ProduceRequestTopicPartition{part}
-	req.Topics = append(req.Topics, topic)
-	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("pieces")).AppendRequest(nil, req, 42)
+	frame := onePartitionProduce(4<<20, 42) // refused before anything reads it
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 	go func() { _, _ = conn.Write(frame) }() // the answer may come before the last byte is taken
 	if corr, resp := readProduceAnswer(t, conn); corr != 42 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 ||
@@ -187,15 +179,7 @@ func TestProduceInPiecesThatFitsTheBudgetIsNotRefusedForDoubling(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	req := kmsg.NewPtrProduceRequest()
-	req.SetVersion(7)
-	req.Acks, req.TimeoutMillis = 1, 5000
-	part := kmsg.NewProduceRequestTopicPartition()
-	part.Records = make([]byte, 1800<<10)
-	topic := kmsg.NewProduceRequestTopic()
-	topic.Topic, topic.Partitions = "orders", []kmsg.ProduceRequestTopicPartition{part}
-	req.Topics = append(req.Topics, topic)
-	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("pieces")).AppendRequest(nil, req, 44)
+	frame := onePartitionProduce(1800<<10, 44)
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := conn.Write(frame[:1<<20]); err != nil {
 		t.Fatal(err)
@@ -218,6 +202,20 @@ func TestProduceInPiecesThatFitsTheBudgetIsNotRefusedForDoubling(t *testing.T) {
 		t.Fatalf("answer: correlation id %d, %+v, %d refusals for memory; want 44, the upstream's answer for orders/0, none",
 			corr, resp.Topics, refused)
 	}
+}
+
+// onePartitionProduce is a Produce v7 frame (acks 1, client id "pieces")
+// naming orders/0 with recordBytes of (unchecked) records.
+func onePartitionProduce(recordBytes int, corr int32) []byte {
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(7)
+	req.Acks, req.TimeoutMillis = 1, 5000
+	part := kmsg.NewProduceRequestTopicPartition()
+	part.Records = make([]byte, recordBytes)
+	topic := kmsg.NewProduceRequestTopic()
+	topic.Topic, topic.Partitions = "orders", []kmsg.ProduceRequestTopicPartition{part}
+	req.Topics = append(req.Topics, topic)
+	return kmsg.NewRequestFormatter(kmsg.FormatterClientID("pieces")).AppendRequest(nil, req, corr)
 }
 
 // produceFrame is a Produce v7 frame naming orders/0 to orders/2 with
