@@ -11,16 +11,15 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"golang.org/x/sys/unix"
 
 	"github.com/floodgate/floodgate/broker"
+	"github.com/floodgate/floodgate/internal/loopback"
 	"github.com/floodgate/floodgate/internal/testserver"
 	"github.com/floodgate/floodgate/storage"
 )
@@ -32,15 +31,7 @@ const smallWindow = 4096
 
 // smallWindowDialer dials with a receive buffer of smallWindow bytes.
 func smallWindowDialer() *net.Dialer {
-	return &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var err error
-		if cerr := rc.Control(func(fd uintptr) {
-			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, smallWindow)
-		}); cerr != nil {
-			return cerr
-		}
-		return err
-	}}
+	return &net.Dialer{Control: loopback.ReceiveBuffer(smallWindow)}
 }
 
 // gauge reads a gauge (or counter) of the server's metrics set.

@@ -3,9 +3,10 @@ package gateway
 import (
 	"context"
 	"net"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/loopback"
 )
 
 // smallBufferListener listens on 127.0.0.1 with a receive buffer of
@@ -14,15 +15,7 @@ import (
 // closes when the test ends.
 func smallBufferListener(t *testing.T, rcvbuf int) net.Listener {
 	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
+	lc := net.ListenConfig{Control: loopback.ReceiveBuffer(rcvbuf)}
 	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

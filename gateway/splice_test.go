@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floodgate/floodgate/gateway"
+	"github.com/floodgate/floodgate/internal/loopback"
 	"github.com/floodgate/floodgate/internal/testcerts"
 	"github.com/floodgate/floodgate/internal/testserver"
 	"github.com/floodgate/floodgate/limits"
@@ -114,15 +114,7 @@ func directFetch(t *testing.T, addr string, offset int64, maxBytes int32) []byte
 // does not read leaves most of a large answer on the gateway's side.
 func smallWindowConn(t *testing.T, addr string) net.Conn {
 	t.Helper()
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := net.Dialer{Control: loopback.ReceiveBuffer(4096)}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

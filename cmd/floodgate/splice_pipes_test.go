@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,15 +49,7 @@ func bigFetchFrame(corr int32) []byte {
 // 4 KiB receive window, sends n big Fetches and reads nothing.
 func proxiedFetches(t *testing.T, addr, ip string, n int) net.Conn {
 	t.Helper()
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := net.Dialer{Control: loopback.ReceiveBuffer(4096)}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
