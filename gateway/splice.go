@@ -242,16 +242,17 @@ func (pp *pipePool) holdLocked(client uint64, ip string) {
 // given back; each entry goes with its last pipe, so the maps hold only
 // connections and IPs holding pipes now.
 func (pp *pipePool) unholdLocked(client uint64, ip string) {
-	if pp.held[client] <= 1 {
-		delete(pp.held, client)
-	} else {
-		pp.held[client]--
+	decOrDelete(pp.held, client)
+	decOrDelete(pp.ips, ip)
+}
+
+// decOrDelete counts one less for k in m, deleting its entry at zero.
+func decOrDelete[K comparable](m map[K]int, k K) {
+	if m[k] <= 1 {
+		delete(m, k)
+		return
 	}
-	if pp.ips[ip] <= 1 {
-		delete(pp.ips, ip)
-	} else {
-		pp.ips[ip]--
-	}
+	m[k]--
 }
 
 // newPipe makes a pipe of the pool's size.

@@ -226,8 +226,7 @@ func (c *conn) fitFetch(f *kmsg.FetchRequest) {
 // what the connection's IP may still hold and what the budget has left,
 // at least 1 (Kafka returns one batch whatever the limit says).
 func (c *conn) fetchRoom() int64 {
-	b := c.loop.s.budget
-	return max(min(b.PerClient()-c.share.Held(), b.Limit()-b.Used()), 1)
+	return max(c.loop.s.budget.Room(c.share), 1)
 }
 
 func (r *kafkaRequest) owner() *conn { return r.c }
