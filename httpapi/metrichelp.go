@@ -57,6 +57,7 @@ var metricHelp = func() map[string]*MetricDoc {
 // names in the source): Prometheus' linter refuses a family without.
 var seriesHelp = map[string]string{
 	"floodgate_accept_errors_total":                  "accept(2) errors on a listener, by listener and errno.",
+	"floodgate_accept_waits_total":                   "Times a listener's acceptor waited because the server was at capacity with no room to answer a refusal, by listener.",
 	"floodgate_batches_in_total":                     "Record batches the broker appended.",
 	"floodgate_build_info":                           "Always 1; the labels say what was built: version, VCS commit and Go version.",
 	"floodgate_byte_rate_throttled_total":            "Produce and Fetch requests over their byte rate, by API.",
@@ -65,7 +66,7 @@ var seriesHelp = map[string]string{
 	"floodgate_committed_offsets":                    "Committed group offsets held (--max-committed-offsets).",
 	"floodgate_committed_offsets_bytes":              "Bytes of committed offsets and their metadata held.",
 	"floodgate_committed_offsets_expired_total":      "Committed offsets removed after their retention.",
-	"floodgate_connections_closed_total":             "Connections floodgate closed, by reason (idle, slow_frame, malformed, http_close, write_error, panic, park_failed, refused_no_error_field).",
+	"floodgate_connections_closed_total":             "Connections floodgate closed, by reason (idle, slow_frame, malformed, http_close, write_error, panic, park_failed, refused_no_error_field, gone_at_accept).",
 	"floodgate_connections_parked":                   "Connections parked (not read) while a limit holds them.",
 	"floodgate_kafka_frame_buffers_allocated_total":  "Produce request frame buffers allocated because the size class's pool had none (loop/framepool.go).",
 	"floodgate_kafka_frame_buffers_taken_total":      "Produce request frames read into pooled buffers; minus the allocated ones, those that reused a buffer.",

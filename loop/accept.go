@@ -153,6 +153,10 @@ func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind, tag int32, s
 				time.Sleep(d)
 			}
 		}
+		if s.refusalUnanswerable(kind, secure) {
+			s.waitForRoom(ln, kind, secure)
+			continue
+		}
 		nc, err := ln.AcceptTCP()
 		if err == nil && s.cfg.Proxy.expects(kind) {
 			// Admitted once its PROXY header names the client (proxy.go).
@@ -186,6 +190,92 @@ func (s *Server) acceptLoop(ln *net.TCPListener, kind listenerKind, tag int32, s
 	}
 }
 
+// clientGone reports whether nc's client has already closed it or reset
+// it: a peek finds the end of the stream (or an error) with nothing before
+// it. A client that sent a request before closing its side is not gone:
+// its request is answered. It costs one recv(2) per accepted connection.
+func clientGone(nc *net.TCPConn) bool {
+	raw, err := nc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	_ = raw.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		gone = (n == 0 && err == nil) || (err != nil && err != unix.EAGAIN && err != unix.EINTR)
+	})
+	return gone
+}
+
+// acceptWaitStep is how often an acceptor that waits for room (waitForRoom)
+// looks again: a connection slot that frees is taken within it.
+const acceptWaitStep = 5 * time.Millisecond
+
+// refusalUnanswerable reports whether a connection accepted now on a
+// listener of kind could only be refused and closed unanswered: the server
+// is at its connection limit or its memory budget's high-water mark, and
+// the refuser has no room to answer (a TLS listener's refusals are never
+// answered). Accepting such a connection costs an accept(2) and a
+// close(2) and tells its client nothing; under a connection flood it was
+// most of the server's CPU, taken from the connections already served.
+func (s *Server) refusalUnanswerable(kind listenerKind, secure bool) bool {
+	if !secure && s.refuse.room() {
+		return false
+	}
+	return s.active.Load() >= s.connCap(kind) || s.budget.NearLimit()
+}
+
+// waitForRoom holds the acceptor of ln (of kind) while
+// refusalUnanswerable: new connections wait in the listen backlog, cut to
+// waitBacklog meanwhile, and beyond it the kernel's SYN retries hold the
+// clients back, instead of being accepted and closed unanswered. A freed
+// connection slot, budget or refusal slot lets accepting go on within
+// acceptWaitStep, with the backlog back at its size. Each wait is counted
+// in floodgate_accept_waits_total{listener} and logged, rate-limited.
+func (s *Server) waitForRoom(ln *net.TCPListener, kind listenerKind, secure bool) {
+	s.met.counter(`floodgate_accept_waits_total{listener="` + kind.String() + `"}`).Inc()
+	s.warn.Warn("accept-wait:"+kind.String(), "at capacity with no room to answer refusals; new connections wait in the listen backlog",
+		"listener", kind.String(), "max_connections", s.connCap(kind), "actual", s.active.Load(),
+		"refusals_waiting", s.refuse.used.Load(), "memory_near_limit", s.budget.NearLimit(), "backlog", waitBacklog)
+	setBacklog(ln, waitBacklog)
+	defer setBacklog(ln, fullBacklog)
+	for !s.stopping.Load() && s.refusalUnanswerable(kind, secure) {
+		time.Sleep(acceptWaitStep)
+	}
+}
+
+// The listen backlog while an acceptor waits for room, and its size
+// otherwise. Linux lets listen(2) on a listening socket change its
+// backlog, and caps it at net.core.somaxconn (Go's own choice for a
+// listener); connections queued beyond a cut stay queued. A short backlog
+// while at capacity means that when a flood ends, the connections its
+// clients already closed are a few to drain, not thousands queued ahead
+// of the next real client.
+const (
+	waitBacklog = 64
+	fullBacklog = 1<<16 - 1
+)
+
+// setBacklog sets ln's listen backlog to n (see waitBacklog).
+func setBacklog(ln *net.TCPListener, n int) {
+	raw, err := ln.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Control(func(fd uintptr) { _ = unix.Listen(int(fd), n) })
+}
+
+// connCap is how many connections a listener of kind may bring the server
+// to: --max-connections, plus the HTTP reserve on HTTP listeners.
+func (s *Server) connCap(kind listenerKind) int64 {
+	max := int64(s.lim().MaxConnections)
+	if kind == kindHTTP {
+		max += int64(s.lim().HTTPReserve)
+	}
+	return max
+}
+
 // errnoName names the errno inside an accept error.
 func errnoName(err error) string {
 	var errno syscall.Errno
@@ -213,11 +303,14 @@ func errnoName(err error) string {
 // at once when it is full. It returns an error only for resource
 // exhaustion worth backing off for.
 func (s *Server) admit(nc *net.TCPConn, kind listenerKind, tag int32, ip netip.Addr, secure bool) error {
-	max := int64(s.lim().MaxConnections)
-	if kind == kindHTTP {
-		max += int64(s.lim().HTTPReserve)
+	if clientGone(nc) {
+		// Its client closed while it waited in the listen backlog (after
+		// a flood, thousands do): no slot, refusal or registration.
+		nc.Close()
+		s.met.closed(causeGoneAtAccept)
+		return nil
 	}
-	if !s.takeConnSlot(max) {
+	if !s.takeConnSlot(s.connCap(kind)) {
 		s.met.rejected("max_connections")
 		if s.warn.Due("limit:max-connections") {
 			s.warn.Warn("limit:max-connections", "connection refused", "limit", "max-connections",

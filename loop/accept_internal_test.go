@@ -65,3 +65,49 @@ func TestAcceptedSocketsInheritKeepaliveFromTheListener(t *testing.T) {
 		})
 	}
 }
+
+// TestSetBacklogCutsAndRestoresTheListenQueue: a listener whose backlog is
+// cut queues only about that many unaccepted connections (the kernel drops
+// further SYNs, so their connects time out), and restoring it queues as
+// many as before.
+func TestSetBacklogCutsAndRestoresTheListenQueue(t *testing.T) {
+	ln, err := listenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tl := ln.(*net.TCPListener)
+	// dial opens n connections that nobody accepts and returns how many
+	// completed; it closes them and drains the queue afterwards.
+	dial := func(n int) int {
+		var conns []net.Conn
+		for i := 0; i < n; i++ {
+			c, err := net.DialTimeout("tcp", ln.Addr().String(), 100*time.Millisecond)
+			if err == nil {
+				conns = append(conns, c)
+			}
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		_ = tl.SetDeadline(time.Now().Add(50 * time.Millisecond))
+		for {
+			c, err := tl.Accept()
+			if err != nil {
+				break
+			}
+			c.Close()
+		}
+		_ = tl.SetDeadline(time.Time{})
+		return len(conns)
+	}
+	const cut, n = 4, 14
+	setBacklog(tl, cut)
+	if got := dial(n); got > cut+2 {
+		t.Fatalf("backlog cut to %d: %d of %d connects completed", cut, got, n)
+	}
+	setBacklog(tl, fullBacklog)
+	if got := dial(n); got != n {
+		t.Fatalf("backlog restored: %d of %d connects completed", got, n)
+	}
+}

@@ -39,6 +39,7 @@ const (
 	causeSASLIllegalState
 	causeTLSClosed
 	causeTLSError
+	causeGoneAtAccept
 	numCloseCauses
 )
 
@@ -52,6 +53,7 @@ var causeLabels = [numCloseCauses]string{
 	causeUnauthenticated: "unauthenticated", causeAuthFailed: "auth_failed", causeAuthTimeout: "auth_timeout",
 	causeSASLHandshakeRepeated: "sasl_handshake_repeated", causeSASLUnsupportedMechanism: "sasl_unsupported_mechanism",
 	causeSASLIllegalState: "sasl_illegal_state", causeTLSClosed: "tls_closed", causeTLSError: "tls_error",
+	causeGoneAtAccept: "gone_at_accept",
 }
 
 // String returns the cause's metric label.

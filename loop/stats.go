@@ -98,7 +98,8 @@ func (s *Server) Stats() Stats {
 	for _, name := range s.cfg.Metrics.ListMetricNames() {
 		if hasPrefix(name, "floodgate_connections_rejected_total") || hasPrefix(name, "floodgate_requests_throttled_total") ||
 			hasPrefix(name, "floodgate_request_too_large_total") || hasPrefix(name, "floodgate_parks_total") ||
-			hasPrefix(name, "floodgate_accept_errors_total") || hasPrefix(name, "floodgate_http_refused_total") ||
+			hasPrefix(name, "floodgate_accept_errors_total") || hasPrefix(name, "floodgate_accept_waits_total") ||
+			hasPrefix(name, "floodgate_http_refused_total") ||
 			hasPrefix(name, "floodgate_requests_refused_total") {
 			if c := s.cfg.Metrics.GetOrCreateCounter(name); c != nil {
 				st.Tripped[name] = float64(c.Get())
