@@ -20,12 +20,18 @@ build:
 ## test: vet, format check, the whole suite with -race, and a short fuzz run
 ## The attack suite measures latency bounds against the real binary: it runs
 ## on its own, after the rest, so the other packages' tests do not share its
-## two cores while it measures. The fuzz run counts executions, not seconds:
+## two cores while it measures. The gateway's tests run on their own too:
+## beside cmd/floodgate's child processes, some of its stuck-client answers
+## (TestOneIPsStuckConnectionsHoldOnlyItsShareOfThePipes) were still
+## undecided after 60 s, on main before and after 2026-12-02's changes
+## (open, see the closing note); alone they are decided in 2.4-4.7 s.
+## The fuzz run counts executions, not seconds:
 ## with a duration, Go 1.26's fuzz coordinator may fail a target with
 ## "context deadline exceeded" as the time runs out (golang/go#75804, fixed
 ## in Go 1.27; seen here at 3 s and at 5 s).
 test: vet fmt-check lint deps-test
-	$(GO) test -race -timeout 20m $$($(GO) list ./... | grep -v '/bench/attack$$')
+	$(GO) test -race -timeout 20m $$($(GO) list ./... | grep -v -e '/bench/attack$$' -e '/gateway$$')
+	$(GO) test -race -timeout 10m ./gateway/
 	$(GO) test -race -timeout 10m ./bench/attack/
 	$(MAKE) fuzz FUZZTIME=10000x
 
