@@ -269,6 +269,7 @@ func TestSplicedRecordsIntactThroughKgo(t *testing.T) {
 			const pipeFull = `floodgate_gateway_fetch_buffered_total{reason="pipe_full"}`
 			for attempt := 1; tc.holder; attempt++ {
 				forwarded, overflowed0 := gauge(g, "floodgate_gateway_requests_forwarded_total"), gauge(g, pipeFull)
+				splicedBefore := gauge(g, "floodgate_gateway_fetch_spliced_total")
 				holder = smallWindowConn(t, addr)
 				var out []byte
 				for i := 0; i < 8; i++ {
@@ -279,7 +280,8 @@ func TestSplicedRecordsIntactThroughKgo(t *testing.T) {
 				}
 				deadline := time.Now().Add(30 * time.Second)
 				for gauge(g, "floodgate_gateway_requests_forwarded_total") < forwarded+8 ||
-					(gauge(g, "floodgate_gateway_pipes_in_use") < 1 && gauge(g, pipeFull) == overflowed0) {
+					(gauge(g, "floodgate_gateway_pipes_in_use") < 1 && gauge(g, pipeFull) == overflowed0 &&
+						gauge(g, "floodgate_gateway_fetch_spliced_total") == splicedBefore) {
 					if time.Now().After(deadline) {
 						t.Fatal("the stuck client's answers never held the pipe")
 					}
