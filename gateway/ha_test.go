@@ -209,11 +209,17 @@ func TestTwoGatewaysProducerSurvivesGatewayRestartWithoutLoss(t *testing.T) {
 	dups := 0
 	cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer ccancel()
+	var fetchErrs []string
 	for missing := want; missing > 0; {
 		fs := cons.PollFetches(cctx)
 		if cctx.Err() != nil {
-			t.Fatalf("%d of %d acknowledged records never read back", missing, want)
+			t.Fatalf("%d of %d acknowledged records never read back; fetch errors: %q", missing, want, fetchErrs)
 		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if len(fetchErrs) < 10 {
+				fetchErrs = append(fetchErrs, fmt.Sprintf("%s/%d: %v", topic, p, err))
+			}
+		})
 		fs.EachRecord(func(r *kgo.Record) {
 			if seen[string(r.Value)] {
 				dups++

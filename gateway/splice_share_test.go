@@ -88,6 +88,9 @@ func TestOneIPsStuckConnectionsHoldOnlyItsShareOfThePipes(t *testing.T) {
 	start := time.Now()
 	deadline := start.Add(60 * time.Second)
 	for fetchDecisions(g) < conns*fetches {
+		if failed := gauge(g, "floodgate_gateway_upstream_errors_total"); failed > 0 {
+			t.Fatalf("%.0f of the %d stuck Fetches failed upstream (%.0f answers decided)", failed, conns*fetches, fetchDecisions(g))
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after 60 s only %.0f of the %d stuck answers found a pipe or were read into memory", fetchDecisions(g), conns*fetches)
 		}

@@ -55,7 +55,13 @@ func spliceGateway(t *testing.T, pipes int, loopCfg func(*loop.Config)) (*gw, st
 	cl.Close()
 	g := testserver.StartGatewayLoop(t, cluster.ListenAddrs(), func(l *limits.Config) {
 		l.MemoryLimitBytes, l.MemoryPerIPPercent = 1<<30, 100
-	}, func(c *gateway.Config) { c.SplicePipes = pipes }, loopCfg)
+	}, func(c *gateway.Config) {
+		// These tests are about pipes, not timeouts: a race build of kfake
+		// on a starved machine takes more than the test server's 5 s to
+		// answer 64 Fetches of 900 KiB, and answers that timed out upstream
+		// are never spliced or read.
+		c.SplicePipes, c.RequestTimeout = pipes, 2*time.Minute
+	}, loopCfg)
 	return &gw{srv: g.Server, gw: g.Gateway, cluster: cluster, set: g.Metrics}, direct
 }
 
