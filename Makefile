@@ -21,10 +21,9 @@ build:
 ## The attack suite measures latency bounds against the real binary: it runs
 ## on its own, after the rest, so the other packages' tests do not share its
 ## two cores while it measures. The gateway's tests run on their own too:
-## beside cmd/floodgate's child processes, some of its stuck-client answers
-## (TestOneIPsStuckConnectionsHoldOnlyItsShareOfThePipes) were still
-## undecided after 60 s, on main before and after 2026-12-02's changes
-## (open, see the closing note); alone they are decided in 2.4-4.7 s.
+## they drive race builds of kfake with tens of MiB of Fetch answers, which
+## beside cmd/floodgate's child processes took longer than the gateway's
+## upstream request timeout (the splice tests now allow 2 min for it).
 ## The fuzz run counts executions, not seconds:
 ## with a duration, Go 1.26's fuzz coordinator may fail a target with
 ## "context deadline exceeded" as the time runs out (golang/go#75804, fixed
