@@ -92,6 +92,7 @@ var seriesHelp = map[string]string{
 	"floodgate_http_refused_total":                   "HTTP requests refused by the event loop, by limit and status code.",
 	"floodgate_malformed_requests_total":             "Kafka requests that could not be parsed (the connection is closed).",
 	"floodgate_max_connections":                      "The --max-connections limit.",
+	"floodgate_socket_buffer_bytes":                  "The kernel's size of client sockets' buffers (--socket-send-buffer, --socket-receive-buffer; twice the value asked, capped by net.core.wmem_max / rmem_max), 0 when left to autotuning.",
 	"floodgate_memory_limit_bytes":                   "The request memory budget (--request-memory-bytes).",
 	"floodgate_memory_limit_process_bytes":           "The process memory limit in force (lower of --max-process-memory-bytes and --max-process-memory-percent; 0 = off).",
 	"floodgate_offsets_log_bytes":                    "Bytes of the committed offsets log on disk.",

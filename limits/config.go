@@ -122,6 +122,10 @@ type Config struct {
 	// Fetch answers without copying them; 0 turns the relay off (unlike
 	// gateway.Config.SplicePipes, whose 0 is the default).
 	GatewaySplicePipes int
+	// SocketSendBuffer and SocketReceiveBuffer are SO_SNDBUF and
+	// SO_RCVBUF of client sockets, set on the listeners (accepted sockets
+	// inherit them); -1 leaves them to the kernel's autotuning.
+	SocketSendBuffer, SocketReceiveBuffer int64
 }
 
 // MaxFrameSize is the absolute cap on an announced Kafka frame: a frame

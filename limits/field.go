@@ -108,6 +108,10 @@ func (l *Limit) parse(text string) (int64, float64, error) {
 	)
 	switch l.Kind {
 	case Size:
+		if l.OffValue != nil && strings.TrimSpace(text) == strconv.FormatInt(*l.OffValue, 10) {
+			n = *l.OffValue // a size whose off value is negative (-1)
+			break
+		}
 		n, err = ParseSize(text)
 	case Duration:
 		n, err = ParseDuration(text, l.Field.unit)

@@ -42,19 +42,30 @@ const (
 // that vanished without a FIN is found as before.
 var acceptKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: 9}
 
-// listenTCP binds a listener whose accepted sockets cost no setsockopt for
-// keepalive. Go's default listener sets it on every accepted socket (four
-// setsockopt(2) calls, 16 % of the acceptor's CPU under a connection
-// flood); Linux copies these options from the listening socket to the
-// sockets it accepts, so they are set once here and Go's per-accept
-// configuration is off.
-func listenTCP(addr string) (net.Listener, error) {
-	return listenConfig(acceptKeepAlive).Listen(context.Background(), "tcp", addr)
+// socketBuffers are the SO_SNDBUF and SO_RCVBUF given to a listener, which
+// Linux copies to the sockets it accepts (--socket-send-buffer,
+// --socket-receive-buffer); a value of 0 or less leaves the kernel's
+// autotuning.
+type socketBuffers struct{ send, receive int64 }
+
+// socketBuffersOf returns the socket buffer sizes lim asks for.
+func socketBuffersOf(lim *limits.Config) socketBuffers {
+	return socketBuffers{send: lim.SocketSendBuffer, receive: lim.SocketReceiveBuffer}
 }
 
-// listenConfig returns a ListenConfig that sets ka on the listening socket
-// and none on accepted sockets.
-func listenConfig(ka net.KeepAliveConfig) *net.ListenConfig {
+// listenTCP binds a listener whose accepted sockets cost no setsockopt for
+// keepalive or buffer sizes. Go's default listener sets keepalive on every
+// accepted socket (four setsockopt(2) calls, 16 % of the acceptor's CPU
+// under a connection flood); Linux copies these options from the listening
+// socket to the sockets it accepts, so they are set once here and Go's
+// per-accept configuration is off.
+func listenTCP(addr string, bufs socketBuffers) (net.Listener, error) {
+	return listenConfig(acceptKeepAlive, bufs).Listen(context.Background(), "tcp", addr)
+}
+
+// listenConfig returns a ListenConfig that sets ka and bufs on the
+// listening socket and nothing on accepted sockets.
+func listenConfig(ka net.KeepAliveConfig, bufs socketBuffers) *net.ListenConfig {
 	return &net.ListenConfig{
 		KeepAlive: -1, // accepted sockets inherit the listener's options
 		Control: func(_, _ string, rc syscall.RawConn) error {
@@ -72,6 +83,7 @@ func listenConfig(ka net.KeepAliveConfig) *net.ListenConfig {
 						return
 					}
 				}
+				serr = setSocketBuffers(int(fd), bufs)
 			})
 			if err != nil {
 				return err
@@ -79,6 +91,51 @@ func listenConfig(ka net.KeepAliveConfig) *net.ListenConfig {
 			return serr
 		},
 	}
+}
+
+// setSocketBuffers sets the buffer sizes of bufs that are above 0 on fd.
+// The receive buffer must be set before listen(2) to size the TCP window
+// of the connections it accepts; on a listener already listening it
+// applies to the connections accepted from then on.
+func setSocketBuffers(fd int, bufs socketBuffers) error {
+	for _, o := range []struct {
+		name string
+		opt  int
+		v    int64
+	}{{"SO_SNDBUF", unix.SO_SNDBUF, bufs.send}, {"SO_RCVBUF", unix.SO_RCVBUF, bufs.receive}} {
+		if o.v <= 0 {
+			continue
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, o.opt, int(o.v)); err != nil {
+			return fmt.Errorf("listener %s %d: %w", o.name, o.v, err)
+		}
+	}
+	return nil
+}
+
+// effectiveSocketBuffers is what the kernel made of bufs on ln (it doubles
+// a value and caps it at net.core.wmem_max / rmem_max): 0 for a size left
+// to autotuning.
+func effectiveSocketBuffers(ln net.Listener, bufs socketBuffers) (send, receive int64) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return 0, 0
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return 0, 0
+	}
+	_ = rc.Control(func(fd uintptr) {
+		if bufs.send > 0 {
+			v, _ := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
+			send = int64(v)
+		}
+		if bufs.receive > 0 {
+			v, _ := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+			receive = int64(v)
+		}
+	})
+	return send, receive
 }
 
 // probeMarker marks the connections used to discover the event loops.

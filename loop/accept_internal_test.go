@@ -24,7 +24,7 @@ func TestAcceptedSocketsInheritKeepaliveFromTheListener(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := listenConfig(tc.ka).Listen(context.Background(), "tcp", "127.0.0.1:0")
+			ln, err := listenConfig(tc.ka, socketBuffers{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,7 +71,7 @@ func TestAcceptedSocketsInheritKeepaliveFromTheListener(t *testing.T) {
 // further SYNs, so their connects time out), and restoring it queues as
 // many as before.
 func TestSetBacklogCutsAndRestoresTheListenQueue(t *testing.T) {
-	ln, err := listenTCP("127.0.0.1:0")
+	ln, err := listenTCP("127.0.0.1:0", socketBuffers{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,5 +109,67 @@ func TestSetBacklogCutsAndRestoresTheListenQueue(t *testing.T) {
 	setBacklog(tl, fullBacklog)
 	if got := dial(n); got != n {
 		t.Fatalf("backlog restored: %d of %d connects completed", got, n)
+	}
+}
+
+// TestAcceptedSocketsInheritBufferSizesFromTheListener: the buffer sizes
+// (--socket-send-buffer, --socket-receive-buffer) are set
+// once on the listener and the sockets it accepts carry them (Linux
+// reports twice the value asked); left at -1, an accepted socket keeps the
+// kernel's default, and the gauge's value is 0.
+func TestAcceptedSocketsInheritBufferSizesFromTheListener(t *testing.T) {
+	tests := []struct {
+		name                  string
+		bufs                  socketBuffers
+		wantSend, wantReceive int // 0: the kernel's default, not the value set
+		gaugeSend, gaugeRecv  bool
+	}{
+		{name: "autotuning", bufs: socketBuffers{send: -1, receive: -1}},
+		{name: "both set", bufs: socketBuffers{send: 40000, receive: 24000}, wantSend: 80000, wantReceive: 48000, gaugeSend: true, gaugeRecv: true},
+		{name: "send only", bufs: socketBuffers{send: 56000, receive: -1}, wantSend: 112000, gaugeSend: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := listenTCP("127.0.0.1:0", tc.bufs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			client, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			nc, err := ln.(*net.TCPListener).AcceptTCP()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			rc, err := nc.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var send, receive int
+			if err := rc.Control(func(fd uintptr) {
+				send, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
+				receive, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			check := func(what string, got, want int, set int64) {
+				switch {
+				case want != 0 && got != want:
+					t.Errorf("accepted socket's %s = %d, want %d (the listener's %d, doubled)", what, got, want, set)
+				case want == 0 && (got == 80000 || got == 48000 || got == 112000):
+					t.Errorf("accepted socket's %s = %d, a size this test sets elsewhere: want the kernel's default", what, got)
+				}
+			}
+			check("SO_SNDBUF", send, tc.wantSend, tc.bufs.send)
+			check("SO_RCVBUF", receive, tc.wantReceive, tc.bufs.receive)
+			gs, gr := effectiveSocketBuffers(ln, tc.bufs)
+			if (gs != 0) != tc.gaugeSend || (gr != 0) != tc.gaugeRecv || (tc.gaugeSend && gs != int64(tc.wantSend)) || (tc.gaugeRecv && gr != int64(tc.wantReceive)) {
+				t.Errorf("effective sizes %d / %d, want %d / %d (0: autotuning)", gs, gr, tc.wantSend, tc.wantReceive)
+			}
+		})
 	}
 }

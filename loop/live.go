@@ -100,7 +100,11 @@ func (s *Server) SetLimits(lim limits.Config, hl HTTPLimits) error {
 		return fmt.Errorf("set limits: %w", err)
 	}
 	s.budget.SetLimit(lim.MemoryLimitBytes, lim.MemoryPerIP())
-	s.cur.Store(newLiveLimits(lim, hl, s.cur.Load()))
+	prev := s.cur.Load()
+	s.cur.Store(newLiveLimits(lim, hl, prev))
+	if prev != nil {
+		s.setListenerSocketBuffers(socketBuffersOf(&prev.lim), socketBuffersOf(&lim))
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,5 +123,41 @@ func TestSetLimitsChangesHTTPLimitsLive(t *testing.T) {
 	withRoute.Routes = []limits.Route{{Name: "new", Prefix: "/new"}}
 	if err := srv.API.SetLimits(&withRoute); err == nil {
 		t.Fatal("SetLimits took a new --route")
+	}
+}
+
+// TestSetLimitsSizesTheSocketBuffersOfNewConnections: the socket buffer
+// sizes start at the kernel's autotuning (gauges 0) and a reload sets them
+// on the listeners, which the kernel reports doubled; serving goes on.
+func TestSetLimitsSizesTheSocketBuffersOfNewConnections(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	gauge := func(direction string) string {
+		var b strings.Builder
+		srv.Metrics.WritePrometheus(&b)
+		prefix := `floodgate_socket_buffer_bytes{direction="` + direction + `"} `
+		for _, line := range strings.Split(b.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				return v
+			}
+		}
+		return "(absent)"
+	}
+	if s, r := gauge("send"), gauge("receive"); s != "0" || r != "0" {
+		t.Fatalf("at the defaults the gauges are %s / %s, want 0 / 0 (autotuning)", s, r)
+	}
+	lim := srv.Limits()
+	lim.SocketSendBuffer, lim.SocketReceiveBuffer = 40000, 24000
+	hc := limits.HTTPDefaults()
+	if err := srv.SetLimits(lim, loop.HTTPLimitsFrom(&hc)); err != nil {
+		t.Fatal(err)
+	}
+	if s, r := gauge("send"), gauge("receive"); s != "80000" || r != "48000" {
+		t.Fatalf("after the reload the gauges are %s / %s, want 80000 / 48000", s, r)
+	}
+	expectServed(t, dialFrom(t, "127.0.0.6", srv.KafkaAddr()))
+	lim.SocketSendBuffer = 1000
+	if err := srv.SetLimits(lim, loop.HTTPLimitsFrom(&hc)); err == nil {
+		t.Fatal("SetLimits took a socket send buffer of 1000 bytes (below 4096)")
 	}
 }

@@ -110,6 +110,8 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	set.NewGauge("floodgate_request_queue_depth", func() float64 { return float64(s.pool.depth()) })
 	set.NewGauge("floodgate_requests_in_flight", func() float64 { return float64(s.inflight.Load()) })
 	set.NewGauge("floodgate_max_connections", func() float64 { return float64(s.lim().MaxConnections) })
+	set.NewGauge(`floodgate_socket_buffer_bytes{direction="send"}`, func() float64 { return float64(s.sockSend.Load()) })
+	set.NewGauge(`floodgate_socket_buffer_bytes{direction="receive"}`, func() float64 { return float64(s.sockReceive.Load()) })
 	set.NewGauge("floodgate_process_resident_bytes", func() float64 { return float64(ResidentBytes()) })
 	return m
 }

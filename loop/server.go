@@ -134,6 +134,11 @@ type Server struct {
 	active      atomic.Int64 // open connections (Kafka and HTTP), parked included
 	parked      atomic.Int64
 	inflight    atomic.Int64
+	// sockSend and sockReceive are the kernel's sizes of the listeners'
+	// socket buffers (0: autotuning); listenersBound is set once Listen
+	// bound them, after which a reload may change the sizes.
+	sockSend, sockReceive atomic.Int64
+	listenersBound        atomic.Bool
 
 	// listened: Listen bound the listeners. The TLS listeners (nil:
 	// none), the running handshakes' slots (--max-tls-handshakes), the
@@ -249,15 +254,66 @@ func (s *Server) Listen() error {
 		if l.addr == "" {
 			continue
 		}
-		ln, err := listenTCP(l.addr)
+		bufs := socketBuffersOf(s.lim())
+		ln, err := listenTCP(l.addr, bufs)
 		if err != nil {
 			s.closeListeners()
 			return fmt.Errorf("listen %s %s: %w", l.name, l.addr, err)
 		}
 		*l.ln = ln
+		s.noteSocketBuffers(ln, bufs)
 	}
 	s.listened = true
+	s.listenersBound.Store(true)
 	return nil
+}
+
+// noteSocketBuffers records for floodgate_socket_buffer_bytes what the
+// kernel made of bufs on ln, and logs a size the kernel capped.
+func (s *Server) noteSocketBuffers(ln net.Listener, bufs socketBuffers) {
+	send, receive := effectiveSocketBuffers(ln, bufs)
+	s.sockSend.Store(send)
+	s.sockReceive.Store(receive)
+	for _, b := range []struct {
+		flag, sysctl  string
+		asked, actual int64
+	}{{"socket-send-buffer", "net.core.wmem_max", bufs.send, send}, {"socket-receive-buffer", "net.core.rmem_max", bufs.receive, receive}} {
+		if b.asked > 0 && b.actual < 2*b.asked {
+			s.log.Warn("socket buffer capped by the kernel", "limit", b.flag, "configured", b.asked, "actual", b.actual/2, "raise", b.sysctl)
+		}
+	}
+}
+
+// setListenerSocketBuffers applies changed socket buffer sizes to every
+// listener, for the connections accepted from then on. A size returned to
+// autotuning (-1) cannot be unset on a listening socket: it keeps its last
+// size until a restart.
+func (s *Server) setListenerSocketBuffers(prev, next socketBuffers) {
+	if prev == next || !s.listenersBound.Load() {
+		return
+	}
+	if (prev.send > 0 && next.send <= 0) || (prev.receive > 0 && next.receive <= 0) {
+		s.log.Warn("socket buffer sizes return to the kernel's autotuning only at a restart; listeners keep their last sizes",
+			"socket_send_buffer", next.send, "socket_receive_buffer", next.receive)
+	}
+	s.extraMu.Lock()
+	lns := append([]net.Listener{s.kafkaLn, s.httpLn, s.kafkaTLSLn, s.httpsLn}, s.extraLns...)
+	s.extraMu.Unlock()
+	for _, ln := range lns {
+		tl, ok := ln.(*net.TCPListener)
+		if !ok {
+			continue
+		}
+		rc, err := tl.SyscallConn()
+		if err != nil {
+			continue
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = setSocketBuffers(int(fd), next) }); err == nil && serr != nil {
+			s.log.Warn("socket buffer sizes not set", "addr", ln.Addr().String(), "err", serr)
+		}
+		s.noteSocketBuffers(ln, next)
+	}
 }
 
 // closeListeners closes the listeners bound by Listen.
