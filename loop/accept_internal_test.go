@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,20 +30,7 @@ func TestAcceptedSocketsInheritKeepaliveFromTheListener(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			client, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
-			nc, err := ln.(*net.TCPListener).AcceptTCP()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			rc, err := nc.SyscallConn()
-			if err != nil {
-				t.Fatal(err)
-			}
+			rc := acceptOne(t, ln)
 			want := map[string]struct{ level, opt, v int }{
 				"SO_KEEPALIVE":  {unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
 				"TCP_KEEPIDLE":  {unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(tc.ka.Idle / time.Second)},
@@ -135,20 +123,7 @@ func TestAcceptedSocketsInheritBufferSizesFromTheListener(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			client, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
-			nc, err := ln.(*net.TCPListener).AcceptTCP()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			rc, err := nc.SyscallConn()
-			if err != nil {
-				t.Fatal(err)
-			}
+			rc := acceptOne(t, ln)
 			var send, receive int
 			if err := rc.Control(func(fd uintptr) {
 				send, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
@@ -172,4 +147,25 @@ func TestAcceptedSocketsInheritBufferSizesFromTheListener(t *testing.T) {
 			}
 		})
 	}
+}
+
+// acceptOne dials ln, accepts the connection and returns the accepted
+// socket's raw connection; both ends close when the test ends.
+func acceptOne(t *testing.T, ln net.Listener) syscall.RawConn {
+	t.Helper()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	nc, err := ln.(*net.TCPListener).AcceptTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	rc, err := nc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
 }
