@@ -115,8 +115,9 @@ type connBusy struct {
 	framePooled *[]byte // frameBuf's pool buffer (framepool.go); nil: allocated
 	// frameChunks holds the full pieces before frameBuf of a Produce
 	// frame kept in the pieces it arrived in (a ChunkedRawKafkaHandler
-	// forwards them as they are: no copy when the frame grows); nil
-	// otherwise.
+	// forwards them as they are: no copy when the frame grows), or of
+	// another request that did not arrive whole (assembled into one
+	// buffer once complete, assembleFrame); nil otherwise.
 	frameChunks *frameChunks
 	frameCharge limits.Charge
 	xfer        transfer // the time bound of that frame or of an HTTP body

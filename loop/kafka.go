@@ -170,14 +170,21 @@ func (c *conn) startFrame(in input, h *kafka.Header) (gnet.Action, bool) {
 	// waiting in the socket), never to the length the frame announces: a
 	// frame that arrived whole is received into one buffer, where growing
 	// it from frameStep by doubling copied it about once more.
-	first := frameBufSize(h.APIKey, min(int(h.Length), max(frameStep, in.avail()-kafka.LengthSize+c.queuedInSocket(in.gc))))
+	arrived := min(int(h.Length), max(frameStep, in.avail()-kafka.LengthSize+c.queuedInSocket(in.gc)))
+	key := h.APIKey
+	if key != 0 && arrived < int(h.Length) {
+		// A request other than Produce that has not arrived whole is
+		// received in pooled pieces and assembled once (assembleFrame).
+		key = 0
+	}
+	first := frameBufSize(key, arrived)
 	if err := c.frameCharge.Grow(int64(first)); err != nil {
 		c.refuseForMemory(in, h, err)
 		return gnet.None, true
 	}
 	c.frameHdr = *h
 	c.frameHdr.ClientID = nil // it points into bytes that move: re-read at dispatch
-	c.frameBuf, c.framePooled = c.loop.s.newFrameBuf(h.APIKey, first)
+	c.frameBuf, c.framePooled = c.loop.s.newFrameBuf(key, first)
 	in.discard(kafka.LengthSize)
 	c.inFrame = true
 	c.beginTransfer(time.Now().UnixNano())
@@ -195,7 +202,7 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 		have += fc.len
 	}
 	n := min(in.avail(), int(h.Length)-have)
-	if n > 0 && c.chunkable(h) {
+	if n > 0 && (c.chunkable(h) || c.assembling(h)) {
 		// In pieces: a full piece is kept as it is and the next one is
 		// as large as all before it, so what is held still at most
 		// doubles what arrived, and nothing is copied twice.
@@ -243,6 +250,9 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 	}
 	if have < int(h.Length) {
 		return gnet.None, false
+	}
+	if c.assembling(h) {
+		c.assembleFrame(h)
 	}
 	c.inFrame = false
 	c.xfer.end()
@@ -302,7 +312,7 @@ func (c *conn) readFrameDirect(gc gnet.Conn, h *kafka.Header, have int) (int, bo
 	got := 0
 	for got < directReadMax && have+got < int(h.Length) {
 		if len(c.frameBuf) == cap(c.frameBuf) {
-			if !c.chunkable(h) {
+			if !c.chunkable(h) && !c.assembling(h) {
 				break // grows, with a copy, as the next bytes arrive
 			}
 			if !c.nextFramePiece(h, have+got) {
@@ -331,13 +341,17 @@ func (c *conn) nextFramePiece(h *kafka.Header, have int) bool {
 	if fc == nil {
 		fc = &frameChunks{}
 	}
+	key := h.APIKey
+	if c.assembling(h) {
+		key = 0 // pieces from the pools, as Produce's
+	}
 	held := fc.cap + cap(c.frameBuf)
-	size := frameBufSize(h.APIKey, min(max(held, frameStep), int(h.Length)-have))
+	size := frameBufSize(key, min(max(held, frameStep), int(h.Length)-have))
 	if room := c.frameCharge.Room() - int64(held); int64(size) > room {
 		// As in frameArriving: a piece as large as all before it would
 		// pass the budget, so it is what is left of the budget (at least
 		// a step); only bytes that do not fit refuse the frame.
-		size = max(frameBufFloor(h.APIKey, int(max(room, 0))), frameBufSize(h.APIKey, min(frameStep, int(h.Length)-have)))
+		size = max(frameBufFloor(key, int(max(room, 0))), frameBufSize(key, min(frameStep, int(h.Length)-have)))
 	}
 	if err := c.frameCharge.Set(int64(held + size)); err != nil {
 		c.refuseArriving(err)
@@ -348,8 +362,37 @@ func (c *conn) nextFramePiece(h *kafka.Header, have int) bool {
 	fc.len += len(c.frameBuf)
 	fc.cap += cap(c.frameBuf)
 	c.frameChunks = fc
-	c.frameBuf, c.framePooled = c.loop.s.newFrameBuf(h.APIKey, size)
+	c.frameBuf, c.framePooled = c.loop.s.newFrameBuf(key, size)
 	return true
+}
+
+// assembling reports whether the frame being received is a request other
+// than Produce received in pooled pieces: only Produce frames are pooled
+// when they are dispatched (decoded requests' strings alias their frame),
+// so such a frame is copied whole into its own buffer when it is
+// complete. Growing one buffer by doubling instead allocated (and
+// zeroed, and faulted in) about twice the frame, copying it once more
+// (BenchmarkLargeFrameReceive).
+func (c *conn) assembling(h *kafka.Header) bool {
+	return h.APIKey != 0 && (c.frameChunks != nil || c.framePooled != nil)
+}
+
+// assembleFrame copies the complete frame's pieces into one buffer of its
+// length, returns the pieces to the pools, and charges the buffer in
+// their place (less than or as much as they held).
+func (c *conn) assembleFrame(h *kafka.Header) {
+	whole := make([]byte, 0, h.Length)
+	if fc := c.frameChunks; fc != nil {
+		for i, b := range fc.bufs {
+			whole = append(whole, b...)
+			c.loop.s.frames.put(fc.pooled[i])
+		}
+		c.frameChunks = nil
+	}
+	whole = append(whole, c.frameBuf...)
+	c.loop.s.frames.put(c.framePooled)
+	c.frameBuf, c.framePooled = whole, nil
+	_ = c.frameCharge.Set(int64(cap(whole))) // no more than the pieces held
 }
 
 // refuseArriving refuses the frame being received, part of which is
