@@ -330,7 +330,9 @@ func TestSessionTimeoutRemovesMember(t *testing.T) {
 	t.Parallel()
 	b := newTestBroker(t)
 	const g = "g"
-	o := joinOpt{session: 300, rebalance: 5000}
+	// 1 s: the live member heartbeats every 50 ms, and in a CI run under
+	// load a 300 ms session expired it too (UNKNOWN_MEMBER_ID).
+	o := joinOpt{session: 1000, rebalance: 5000}
 	ids, gen := stableGroup(t, b, g, 2, o)
 	a, dead := ids[0], ids[1]
 	// A heartbeats, the other member goes silent.
