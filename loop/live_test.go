@@ -128,7 +128,8 @@ func TestSetLimitsChangesHTTPLimitsLive(t *testing.T) {
 
 // TestSetLimitsSizesTheSocketBuffersOfNewConnections: the socket buffer
 // sizes start at the kernel's autotuning (gauges 0) and a reload sets them
-// on the listeners, which the kernel reports doubled; serving goes on.
+// on the listeners, which the kernel reports doubled; serving goes on. A
+// reload back to -1 leaves the listeners' sizes, and the gauges show them.
 func TestSetLimitsSizesTheSocketBuffersOfNewConnections(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t)
@@ -156,6 +157,15 @@ func TestSetLimitsSizesTheSocketBuffersOfNewConnections(t *testing.T) {
 		t.Fatalf("after the reload the gauges are %s / %s, want 80000 / 48000", s, r)
 	}
 	expectServed(t, dialFrom(t, "127.0.0.6", srv.KafkaAddr()))
+	// Back to autotuning: a listening socket cannot unset its sizes, so
+	// they stay (a WARN says a restart is needed) and the gauges say so.
+	lim.SocketSendBuffer, lim.SocketReceiveBuffer = -1, -1
+	if err := srv.SetLimits(lim, loop.HTTPLimitsFrom(&hc)); err != nil {
+		t.Fatal(err)
+	}
+	if s, r := gauge("send"), gauge("receive"); s != "80000" || r != "48000" {
+		t.Fatalf("after a reload back to -1 the gauges are %s / %s, want the sizes the listeners keep, 80000 / 48000", s, r)
+	}
 	lim.SocketSendBuffer = 1000
 	if err := srv.SetLimits(lim, loop.HTTPLimitsFrom(&hc)); err == nil {
 		t.Fatal("SetLimits took a socket send buffer of 1000 bytes (below 4096)")

@@ -139,6 +139,7 @@ type Server struct {
 	// bound them, after which a reload may change the sizes.
 	sockSend, sockReceive atomic.Int64
 	listenersBound        atomic.Bool
+	setBufs               socketBuffers // the sizes the listeners hold; guarded by extraMu after Listen
 
 	// listened: Listen bound the listeners. The TLS listeners (nil:
 	// none), the running handshakes' slots (--max-tls-handshakes), the
@@ -250,26 +251,32 @@ func (s *Server) Listen() error {
 		{"kafka-tls", s.cfg.KafkaTLSListen, &s.kafkaTLSLn},
 		{"https", s.cfg.HTTPSListen, &s.httpsLn},
 	}
+	bufs := socketBuffersOf(s.lim())
+	var first net.Listener
 	for _, l := range lns {
 		if l.addr == "" {
 			continue
 		}
-		bufs := socketBuffersOf(s.lim())
 		ln, err := listenTCP(l.addr, bufs)
 		if err != nil {
 			s.closeListeners()
 			return fmt.Errorf("listen %s %s: %w", l.name, l.addr, err)
 		}
 		*l.ln = ln
-		s.noteSocketBuffers(ln, bufs)
+		if first == nil {
+			first = ln
+		}
 	}
+	s.setBufs = bufs
+	s.noteSocketBuffers(first, bufs)
 	s.listened = true
 	s.listenersBound.Store(true)
 	return nil
 }
 
 // noteSocketBuffers records for floodgate_socket_buffer_bytes what the
-// kernel made of bufs on ln, and logs a size the kernel capped.
+// kernel made of bufs on ln (every listener has the same), and logs a size
+// the kernel capped.
 func (s *Server) noteSocketBuffers(ln net.Listener, bufs socketBuffers) {
 	send, receive := effectiveSocketBuffers(ln, bufs)
 	s.sockSend.Store(send)
@@ -297,9 +304,17 @@ func (s *Server) setListenerSocketBuffers(prev, next socketBuffers) {
 			"socket_send_buffer", next.send, "socket_receive_buffer", next.receive)
 	}
 	s.extraMu.Lock()
-	lns := append([]net.Listener{s.kafkaLn, s.httpLn, s.kafkaTLSLn, s.httpsLn}, s.extraLns...)
-	s.extraMu.Unlock()
-	for _, ln := range lns {
+	defer s.extraMu.Unlock()
+	// What the listeners hold now: a size left to autotuning keeps the
+	// last one set.
+	if next.send > 0 {
+		s.setBufs.send = next.send
+	}
+	if next.receive > 0 {
+		s.setBufs.receive = next.receive
+	}
+	var first net.Listener
+	for _, ln := range append([]net.Listener{s.kafkaLn, s.httpLn, s.kafkaTLSLn, s.httpsLn}, s.extraLns...) {
 		tl, ok := ln.(*net.TCPListener)
 		if !ok {
 			continue
@@ -312,7 +327,12 @@ func (s *Server) setListenerSocketBuffers(prev, next socketBuffers) {
 		if err := rc.Control(func(fd uintptr) { serr = setSocketBuffers(int(fd), next) }); err == nil && serr != nil {
 			s.log.Warn("socket buffer sizes not set", "addr", ln.Addr().String(), "err", serr)
 		}
-		s.noteSocketBuffers(ln, next)
+		if first == nil {
+			first = ln
+		}
+	}
+	if first != nil {
+		s.noteSocketBuffers(first, s.setBufs)
 	}
 }
 
