@@ -292,15 +292,7 @@ func TestStopClosesConnectionsWaitingForTheirHeader(t *testing.T) {
 
 // pendingGauge reads floodgate_proxy_protocol_pending.
 func pendingGauge(srv *testserver.Server) float64 {
-	var b strings.Builder
-	srv.Metrics.WritePrometheus(&b)
-	var v float64
-	for _, line := range strings.Split(b.String(), "\n") {
-		if rest, ok := strings.CutPrefix(line, "floodgate_proxy_protocol_pending "); ok {
-			_, _ = fmt.Sscan(rest, &v)
-		}
-	}
-	return v
+	return counter(srv, "floodgate_proxy_protocol_pending")
 }
 
 // httpStatus sends a GET of path on c with the extra header lines and

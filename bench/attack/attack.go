@@ -77,7 +77,8 @@ type Attack struct {
 	// own address, as a balancer in front of them would.
 	KafkaProxyHeader bool
 	// Gateway runs floodgate in gateway mode (catalogue_gateway.go): the
-	// Runner starts an upstream cluster (a 3-broker kfake in this process)
+	// Runner starts an upstream cluster (a 3-broker kfake, in a process of
+	// its own: `floodgate bench upstream`)
 	// and floodgate with --upstream-brokers naming it, per-broker
 	// listeners on free ports and 127.0.0.1 advertised. The good clients
 	// and the attacker reach the cluster only through floodgate.

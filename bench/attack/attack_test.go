@@ -20,7 +20,7 @@ var shortForm = Config{Baseline: 500 * time.Millisecond, Duration: 2500 * time.M
 // default flags, each in its own temporary directory.
 func startFloodgate(t *testing.T) Starter {
 	bin := testproc.Binary(t)
-	return func(extra ...string) (*Server, error) { return StartFloodgate(bin, t.TempDir(), extra...) }
+	return Starter{Floodgate: bin, Server: func(extra ...string) (*Server, error) { return StartFloodgate(bin, t.TempDir(), extra...) }}
 }
 
 // TestAttacks runs every attack class of the catalogue against the real

@@ -95,9 +95,9 @@ func fillSpliceTopic(ctx context.Context, t *Target) error {
 // share of the pool) until the connection closes, and the rest are read
 // into memory. Measured: all 32 pipes in use, 82 answers read into
 // memory for want of one, 6 for the client's share. The data is kept
-// small (54 MiB of answers in all): kfake, in the test process under the
-// race detector, serves every answer from one goroutine, and at 720 KiB
-// answers (100 MiB) it made every good client wait 200 ms. The good
+// small (54 MiB of answers in all): kfake serves every answer from one
+// goroutine, and at 720 KiB answers (100 MiB), when it still ran in the
+// race-built test process, it made every good client wait 200 ms. The good
 // clients' answers, small, never need a pipe; what the attack tests is
 // that pipes and their charge are released when it leaves, and that
 // holding every pipe costs the others nothing.
@@ -180,8 +180,8 @@ func produceFrame(topic string, n int) []byte {
 
 // unreadTopic is a topic no one creates: the upstream answers each of
 // gateway-pipeline-unread-produce's frames UNKNOWN_TOPIC_OR_PARTITION
-// after reading it, and keeps nothing (kfake, in this process, would keep
-// every record of a real topic).
+// after reading it, and keeps nothing (kfake would keep every record of a
+// real topic in memory).
 const unreadTopic = "attack-unread-produce"
 
 // gatewayPipelineProduce holds its connection's upstream connection with
@@ -191,8 +191,8 @@ const unreadTopic = "attack-unread-produce"
 // none of them, so floodgate must stop reading the client once the
 // frames it holds reach the IP's share of the budget, rather than read on
 // and queue them for the upstream. Without the long poll the upstream
-// (kfake in this process, under the race detector) drains them at a pace
-// that measures the machine's two cores, not floodgate.
+// (kfake) drains them at a pace that measures the machine's two cores,
+// not floodgate.
 // producePace is the pause after each frame of gateway-pipeline-unread-produce:
 // 4 connections then send about 290 MB/s, 700 MiB in an attack, more than
 // the RSS bound allows were they all held. Once its IP's share is full,

@@ -119,8 +119,16 @@ func (r *Result) marginal() bool {
 	return len(r.Failures) > 0 && r.hardFailures == 0 && r.worstRatio < marginalRatio
 }
 
-// Starter starts a fresh server with extra flags (an attack's ServerArgs).
-type Starter func(extra ...string) (*Server, error)
+// Starter starts the processes of one attack.
+type Starter struct {
+	// Server starts a fresh server with extra flags (an attack's
+	// ServerArgs).
+	Server func(extra ...string) (*Server, error)
+	// Floodgate is the floodgate binary that runs a gateway attack's
+	// upstream cluster in a process of its own (`floodgate bench
+	// upstream`); "" runs the cluster in this process.
+	Floodgate string
+}
 
 // Run runs attack a against the server start returns (a fresh one, stopped
 // afterwards). An error means the measurement could not be made; bounds

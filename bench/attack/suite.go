@@ -82,9 +82,9 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) ([]*Result, error) {
 				return results, fmt.Errorf("bench attack: %w", err)
 			}
 			_ = os.Chmod(dir, 0o755)
-			start := func(extra ...string) (*Server, error) { return StartFloodgate(cfg.Floodgate, dir, extra...) }
+			start := Starter{Floodgate: cfg.Floodgate, Server: func(extra ...string) (*Server, error) { return StartFloodgate(cfg.Floodgate, dir, extra...) }}
 			if name == "nginx" {
-				start = func(...string) (*Server, error) { return StartNginx(dir) }
+				start = Starter{Server: func(...string) (*Server, error) { return StartNginx(dir) }}
 			}
 			r, err := Measure(ctx, cfg.Config, a, start, cfg.Scale)
 			if err != nil {

@@ -29,6 +29,7 @@ func benchCommand() *cli.Command {
 			benchOverloadCommand(),
 			benchConnsChildCommand(),
 			benchAttackCommand(),
+			benchUpstreamCommand(),
 		},
 	}
 }
@@ -415,6 +416,27 @@ func benchOverloadCommand() *cli.Command {
 				}
 			}
 			return out.Emit(r, r.Table())
+		},
+	}
+}
+
+// benchUpstreamCommand is `floodgate bench upstream`: the in-memory Kafka
+// cluster the attack suite's gateway attacks stand floodgate in front of,
+// in a process of its own.
+func benchUpstreamCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "upstream",
+		Usage: "run an in-memory Kafka cluster (franz-go's kfake) on 127.0.0.1 until SIGINT or SIGTERM, printing its brokers' addresses (the gateway attacks' upstream)",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "brokers", Value: 3, Usage: "brokers in the cluster"},
+		},
+		Action: func(c *cli.Context) error {
+			if n := c.Int("brokers"); n < 1 || n > 64 {
+				return fmt.Errorf("bench upstream: --brokers %d: want 1 to 64", n)
+			}
+			ctx, cancel := benchContext()
+			defer cancel()
+			return attack.ServeUpstream(ctx, c.App.Writer, c.Int("brokers"))
 		},
 	}
 }
