@@ -647,11 +647,6 @@ func TestSplicedAnswerThatFillsItsPipeFallsBackToMemoryIntact(t *testing.T) {
 	})
 	tg := testserver.StartGateway(t, []string{up}, func(l *limits.Config) {
 		l.MemoryLimitBytes, l.MemoryPerIPPercent = 1<<30, 100
-		// A stuck client's answer stays in its pipe only if the socket's
-		// send queue cannot take it whole: loopback's autotuning sizes it
-		// past 1 MiB at the first write (64 KiB segments), more than a
-		// 900 KiB answer.
-		l.SocketSendBuffer = 64 << 10
 	}, func(c *gateway.Config) { c.SplicePipeBytes = 64 << 10 })
 	g := &gw{srv: tg.Server, gw: tg.Gateway, set: tg.Metrics}
 	c, err := net.Dial("tcp", g.srv.KafkaAddr())
