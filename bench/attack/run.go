@@ -126,7 +126,7 @@ type Starter struct {
 	Server func(extra ...string) (*Server, error)
 	// Floodgate is the floodgate binary that runs a gateway attack's
 	// upstream cluster in a process of its own (`floodgate bench
-	// upstream`); "" runs the cluster in this process.
+	// upstream`); a gateway attack needs it.
 	Floodgate string
 }
 

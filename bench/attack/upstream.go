@@ -2,6 +2,7 @@ package attack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,15 +30,14 @@ const gatewayPorts = 8
 // a kfake cluster on 127.0.0.1, auto-creating topics of one partition as a
 // default Kafka does (the good client fetches its records back from
 // partition 0). It runs in a process of its own (`floodgate bench
-// upstream`) when a floodgate binary is given: in this process, under a
-// race-built test binary, kfake shared two cores' worth of the test's
-// scheduler with the attacker's goroutines and the good clients, and its
-// pace entered every good client's latency.
+// upstream`): in the attacker's process, a race-built test binary, kfake
+// shared two cores' worth of the test's scheduler with the attacker's
+// goroutines and the good clients, and its pace entered every good
+// client's latency.
 type upstream struct {
-	cluster *kfake.Cluster // in this process; nil when proc runs it
-	proc    *bench.Proc
-	dir     string // proc's log
-	addrs   []string
+	proc  *bench.Proc
+	dir   string // proc's log
+	addrs []string
 	// args are the flags that put floodgate in front of it.
 	args []string
 }
@@ -50,9 +50,9 @@ const upstreamLine = "upstream brokers="
 // ends, after writing upstreamLine and the brokers' addresses to w
 // (`floodgate bench upstream`).
 func ServeUpstream(ctx context.Context, w io.Writer, n int) error {
-	c, err := newUpstreamCluster(n)
+	c, err := kfake.NewCluster(kfake.NumBrokers(n), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1))
 	if err != nil {
-		return err
+		return fmt.Errorf("upstream kfake cluster: %w", err)
 	}
 	defer c.Close()
 	if _, err := fmt.Fprintf(w, "%s%s\n", upstreamLine, strings.Join(c.ListenAddrs(), ",")); err != nil {
@@ -62,26 +62,14 @@ func ServeUpstream(ctx context.Context, w io.Writer, n int) error {
 	return nil
 }
 
-// newUpstreamCluster starts the kfake cluster of n brokers.
-func newUpstreamCluster(n int) (*kfake.Cluster, error) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(n), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1))
-	if err != nil {
-		return nil, fmt.Errorf("upstream kfake cluster: %w", err)
-	}
-	return c, nil
-}
-
-// startUpstream starts the cluster (with bin in a process of its own, else
-// in this one) and picks free ports for floodgate's per-broker listeners.
+// startUpstream starts the cluster as `bin bench upstream` and picks free
+// ports for floodgate's per-broker listeners.
 func startUpstream(bin string) (*upstream, error) {
-	u := &upstream{}
 	if bin == "" {
-		c, err := newUpstreamCluster(upstreamBrokers)
-		if err != nil {
-			return nil, err
-		}
-		u.cluster, u.addrs = c, c.ListenAddrs()
-	} else if err := u.startProc(bin); err != nil {
+		return nil, errors.New("a gateway attack needs the floodgate binary to run its upstream cluster")
+	}
+	u := &upstream{}
+	if err := u.startProc(bin); err != nil {
 		return nil, err
 	}
 	first, err := loopback.FreePortRange(gatewayPorts)
@@ -129,9 +117,6 @@ func (u *upstream) startProc(bin string) error {
 
 // close stops the cluster.
 func (u *upstream) close() {
-	if u.cluster != nil {
-		u.cluster.Close()
-	}
 	u.proc.Stop()
 	if u.dir != "" {
 		os.RemoveAll(u.dir)
