@@ -251,12 +251,10 @@ func (c *conn) frameArriving(in input) (gnet.Action, bool) {
 	if have < int(h.Length) {
 		return gnet.None, false
 	}
-	if c.assembling(h) {
-		c.assembleFrame(h)
-	}
+	assemble := c.assembling(h)
 	c.inFrame = false
 	c.xfer.end()
-	r := &kafkaRequest{c: c, frame: c.frameBuf, hdr: *h}
+	r := &kafkaRequest{c: c, frame: c.frameBuf, hdr: *h, assemble: assemble}
 	if fc := c.frameChunks; fc != nil {
 		r.holdPieces(fc, c.frameBuf, c.framePooled)
 		c.frameChunks = nil
@@ -368,31 +366,13 @@ func (c *conn) nextFramePiece(h *kafka.Header, have int) bool {
 
 // assembling reports whether the frame being received is a request other
 // than Produce received in pooled pieces: only Produce frames are pooled
-// when they are dispatched (decoded requests' strings alias their frame),
-// so such a frame is copied whole into its own buffer when it is
-// complete. Growing one buffer by doubling instead allocated (and
-// zeroed, and faulted in) about twice the frame, copying it once more
-// (BenchmarkLargeFrameReceive).
+// when they are decoded (decoded requests' strings alias their frame), so
+// such a frame is copied whole into its own buffer by the worker that
+// serves it (kafkaRequest.assembleFrame). Growing one buffer by doubling
+// instead allocated (and zeroed, and faulted in) about twice the frame,
+// copying it once more (BenchmarkLargeFrameReceive).
 func (c *conn) assembling(h *kafka.Header) bool {
 	return h.APIKey != 0 && (c.frameChunks != nil || c.framePooled != nil)
-}
-
-// assembleFrame copies the complete frame's pieces into one buffer of its
-// length, returns the pieces to the pools, and charges the buffer in
-// their place (less than or as much as they held).
-func (c *conn) assembleFrame(h *kafka.Header) {
-	whole := make([]byte, 0, h.Length)
-	if fc := c.frameChunks; fc != nil {
-		for i, b := range fc.bufs {
-			whole = append(whole, b...)
-			c.loop.s.frames.put(fc.pooled[i])
-		}
-		c.frameChunks = nil
-	}
-	whole = append(whole, c.frameBuf...)
-	c.loop.s.frames.put(c.framePooled)
-	c.frameBuf, c.framePooled = whole, nil
-	_ = c.frameCharge.Set(int64(cap(whole))) // no more than the pieces held
 }
 
 // refuseArriving refuses the frame being received, part of which is

@@ -52,6 +52,10 @@ type kafkaRequest struct {
 	// returned with pooled.
 	rest       [][]byte
 	restPooled []*[]byte
+	// assemble: the frame is a request other than Produce kept in pooled
+	// pieces (frame, then rest), which run copies into one buffer of its
+	// own before anything reads past its header.
+	assemble bool
 }
 
 // holdPooled records that the request's frame lives in pool buffer p (nil:
@@ -105,10 +109,40 @@ func (r *kafkaRequest) keepFrame() {
 	r.frameMu.Unlock()
 }
 
+// assembleFrame copies a frame kept in pooled pieces into one buffer of its
+// length and returns the pieces to the pools. It runs on the worker, not
+// the event loop: the new buffer is fresh memory, and its page faults
+// (about 11 ms for 900 KiB in this project's VMs, where a fault is
+// costly) stalled every connection of the loop, which then only reads
+// into pool buffers already faulted in. The charge shrinks to the buffer.
+func (r *kafkaRequest) assembleFrame() {
+	whole := make([]byte, 0, r.hdr.Length)
+	whole = append(whole, r.frame...)
+	for _, b := range r.rest {
+		whole = append(whole, b...)
+	}
+	r.frameMu.Lock()
+	pooled, rest := r.pooled, r.restPooled
+	r.frame, r.pooled, r.rest, r.restPooled = whole, nil, nil, nil
+	r.frameMu.Unlock()
+	r.refs.Store(0) // the frame is the GC's: nothing to return any more
+	frames := &r.c.loop.s.frames
+	frames.put(pooled)
+	for _, p := range rest {
+		frames.put(p)
+	}
+	r.assemble = false
+	r.hdr.ClientID = clientID(whole) // it pointed into the first piece
+	_ = r.charge.Set(int64(cap(whole))) // no more than the pieces held
+}
+
 // run serves the request on a pool worker: decode, handle, encode.
 func (r *kafkaRequest) run() {
 	c, s, h := r.c, r.c.loop.s, &r.hdr
 	r.start = time.Now()
+	if r.assemble {
+		r.assembleFrame()
+	}
 	defer r.unref() // the handler's call is over (after the recovery below)
 	defer func() {
 		if p := recover(); p != nil {
