@@ -133,7 +133,7 @@ func (r *kafkaRequest) assembleFrame() {
 		frames.put(p)
 	}
 	r.assemble = false
-	r.hdr.ClientID = clientID(whole) // it pointed into the first piece
+	r.hdr.ClientID = clientID(whole)    // it pointed into the first piece
 	_ = r.charge.Set(int64(cap(whole))) // no more than the pieces held
 }
 
