@@ -1,11 +1,13 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -183,7 +185,24 @@ func TestTwoGatewaysProducerSurvivesGatewayRestartWithoutLoss(t *testing.T) {
 	close(stop)
 	<-produced
 	if err := prod.Flush(ctx); err != nil {
-		t.Fatal(err)
+		// Name what was left: records still buffered in the producer,
+		// and what each gateway saw (failed once in CI, not reproduced).
+		mu.Lock()
+		defer mu.Unlock()
+		var st []string
+		for _, n := range []*gatewayNode{a, b} {
+			var m bytes.Buffer
+			if n.set != nil {
+				n.set.WritePrometheus(&m)
+			}
+			for _, line := range strings.Split(m.String(), "\n") {
+				if strings.Contains(line, "gateway_") && !strings.HasPrefix(line, "#") && !strings.HasSuffix(line, " 0") {
+					st = append(st, n.kafka+" "+line)
+				}
+			}
+		}
+		t.Fatalf("flush: %v; %d records still buffered, acknowledged %v, failed %d; gateway metrics:\n%s",
+			err, prod.BufferedProduceRecords(), byPhase, len(failed), strings.Join(st, "\n"))
 	}
 	mu.Lock()
 	t.Logf("acknowledged: %v, failed: %d", byPhase, len(failed))
