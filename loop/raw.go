@@ -95,7 +95,7 @@ type ChunkedRawKafkaHandler interface {
 // tag (the gateway gives each upstream broker one). It returns the bound
 // address.
 func (s *Server) AddKafkaListener(addr string, tag int32) (net.Addr, error) {
-	ln, err := listenTCP(addr, socketBuffersOf(s.lim()))
+	ln, err := listenTCP(addr, s.listenerBuffers())
 	if err != nil {
 		return nil, fmt.Errorf("listen kafka %s (tag %d): %w", addr, tag, err)
 	}

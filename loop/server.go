@@ -135,16 +135,16 @@ type Server struct {
 	parked      atomic.Int64
 	inflight    atomic.Int64
 	// sockSend and sockReceive are the kernel's sizes of the listeners'
-	// socket buffers (0: autotuning); listenersBound is set once Listen
-	// bound them, after which a reload may change the sizes.
+	// socket buffers (0: autotuning); setBufs the sizes the listeners
+	// hold, guarded by extraMu.
 	sockSend, sockReceive atomic.Int64
-	listenersBound        atomic.Bool
-	setBufs               socketBuffers // the sizes the listeners hold; guarded by extraMu after Listen
+	setBufs               socketBuffers
 
-	// listened: Listen bound the listeners. The TLS listeners (nil:
-	// none), the running handshakes' slots (--max-tls-handshakes), the
-	// TLS connections open.
-	listened   bool
+	// listened: Listen bound the listeners (from then on a reload may
+	// change their socket buffer sizes). The TLS listeners (nil: none),
+	// the running handshakes' slots (--max-tls-handshakes), the TLS
+	// connections open.
+	listened   atomic.Bool
 	kafkaTLSLn net.Listener
 	httpsLn    net.Listener
 	tlsSlots   handshakeTable
@@ -228,7 +228,7 @@ func New(cfg Config) (*Server, error) {
 // Start listens (unless Listen was called) and runs the engine and the
 // acceptors in the background.
 func (s *Server) Start() error {
-	if !s.listened {
+	if !s.listened.Load() {
 		if err := s.Listen(); err != nil {
 			return err
 		}
@@ -267,10 +267,11 @@ func (s *Server) Listen() error {
 			first = ln
 		}
 	}
+	s.extraMu.Lock()
 	s.setBufs = bufs
+	s.extraMu.Unlock()
 	s.noteSocketBuffers(first, bufs)
-	s.listened = true
-	s.listenersBound.Store(true)
+	s.listened.Store(true)
 	return nil
 }
 
@@ -296,7 +297,7 @@ func (s *Server) noteSocketBuffers(ln net.Listener, bufs socketBuffers) {
 // autotuning (-1) cannot be unset on a listening socket: it keeps its last
 // size until a restart.
 func (s *Server) setListenerSocketBuffers(prev, next socketBuffers) {
-	if prev == next || !s.listenersBound.Load() {
+	if prev == next || !s.listened.Load() {
 		return
 	}
 	if (prev.send > 0 && next.send <= 0) || (prev.receive > 0 && next.receive <= 0) {
@@ -334,6 +335,18 @@ func (s *Server) setListenerSocketBuffers(prev, next socketBuffers) {
 	if first != nil {
 		s.noteSocketBuffers(first, s.setBufs)
 	}
+}
+
+// listenerBuffers are the socket buffer sizes for a listener bound now:
+// those the others hold (a reload back to -1 leaves them their last
+// sizes), or the configured ones before Listen.
+func (s *Server) listenerBuffers() socketBuffers {
+	if !s.listened.Load() {
+		return socketBuffersOf(s.lim())
+	}
+	s.extraMu.Lock()
+	defer s.extraMu.Unlock()
+	return s.setBufs
 }
 
 // closeListeners closes the listeners bound by Listen.
