@@ -1,7 +1,10 @@
 package attack
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,28 +35,60 @@ func startFloodgate(t *testing.T) Starter {
 // A run that breaks only latency bounds, by less than 2x, is the median of
 // three (Measure): this machine's noise, not the server, makes such
 // margins.
+//
+// Each attack runs in `floodgate bench attack`, a child process built
+// without the race detector, as the server under attack is: attacker and
+// good clients together, as an operator runs the suite. In this race-built
+// process the attacker's own cost was part of what the good clients
+// measured: during gateway-trickled-produce-pieces it took 1.37 CPU-s to
+// the server's 0.65, during kafka-joingroup-huge-metadata 3.04 CPU-s (and
+// 144 ms of GC pauses) to the server's 1.68, on a machine of 2 cores.
+// The harness itself runs under the race detector in the tests below.
 func TestAttacks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the floodgate binary under attack")
 	}
-	start := startFloodgate(t)
+	bin := testproc.Binary(t)
 	var table []*Result
 	for _, a := range Catalogue() {
 		t.Run(a.Name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			r, err := Measure(ctx, shortForm, a, start, 1)
-			if err != nil {
-				t.Fatalf("could not measure: %v", err)
-			}
+			r := runAttackProcess(t, bin, a.Name, shortForm)
 			table = append(table, r)
 			t.Log(Row(r))
 			for _, f := range r.Failures {
 				t.Errorf("%s: %s", a.Name, f)
 			}
+			if len(r.Failures) > 0 {
+				t.Logf("%s: %s; good requests over half the bound (start from the attack's): %s", a.Name, r.Machine, r.Slow)
+			}
 		})
 	}
 	t.Logf("attack suite, short form:\n%s", Markdown(table))
+}
+
+// runAttackProcess runs the attack named name with cfg's timings in
+// `bin bench attack` and returns its result (a run that broke a bound
+// still has one: only a run that could not be measured fails here).
+func runAttackProcess(t *testing.T, bin, name string, cfg Config) *Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "bench", "attack", "--only", name, "--json",
+		"--baseline", cfg.Baseline.String(), "--duration", cfg.Duration.String(), "--watch", cfg.Watch.String())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var rs []*Result
+	if err := json.Unmarshal(stdout.Bytes(), &rs); err != nil || len(rs) != 1 {
+		t.Fatalf("%s bench attack --only %s: %v (%d results, JSON: %v)\nstderr:\n%s", bin, name, runErr, len(rs), err, lastLines(stderr.String(), 20))
+	}
+	return rs[0]
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // TestSIGTERMDuringAttackExitsWithinGrace sends SIGTERM to floodgate after

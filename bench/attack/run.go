@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,6 +89,11 @@ type Result struct {
 	// Runs is how many times the attack was run (Measure); the result is
 	// the median one.
 	Runs int `json:"runs"`
+	// Machine says what the machine, the server and the harness did
+	// during the attack (machineWatch), and Slow when the slowest good
+	// requests began: a broken latency bound reports both.
+	Machine string `json:"machine,omitempty"`
+	Slow    string `json:"slow,omitempty"`
 
 	hardFailures int     // failures other than latency
 	worstRatio   float64 // the worst latency over its bound
@@ -183,11 +189,23 @@ func Run(ctx context.Context, cfg Config, a Attack, start Starter, scale float64
 	attackStart := time.Now()
 	r.Baseline = worst(good.kafka.window(t0, attackStart), good.kgo.window(t0, attackStart))
 	mon := startMonitor(ctx, srv, a.Held)
+	watch := watchMachine(ctx, srv)
 	actx, stopAttack := context.WithTimeout(ctx, cfg.Duration)
 	runErr := runAttack(actx, a, t, cfg.Duration)
 	stopAttack()
 	leave := time.Now()
 	r.PeakRSS, r.BudgetPeak, r.BudgetUnread, r.HeldPeak = mon.stop()
+	r.Machine = watch.stop(ctx, srv)
+	var slow []string
+	for _, c := range []struct {
+		name string
+		r    *recorder
+	}{{"kafka", &good.kafka}, {"kgo", &good.kgo}, {"health", &good.health}} {
+		if s := slowSamples(c.r, attackStart, b.GoodP99/2); s != "" {
+			slow = append(slow, c.name+": "+s)
+		}
+	}
+	r.Slow = strings.Join(slow, "; ")
 	if runErr != nil {
 		return nil, fmt.Errorf("%s: %w", a.Name, runErr)
 	}

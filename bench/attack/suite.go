@@ -17,7 +17,8 @@ type SuiteConfig struct {
 	// Scale multiplies the attackers' connection counts.
 	Scale float64
 	// Only keeps the attacks whose name contains one of these (all when
-	// empty).
+	// empty); an entry that is an attack's whole name keeps that attack
+	// alone (Select).
 	Only []string
 	// Attacks replaces the Catalogue when set.
 	Attacks []Attack
@@ -26,15 +27,21 @@ type SuiteConfig struct {
 }
 
 // Select returns the attacks of attacks whose name contains one of only
-// (all of them when only is empty).
+// (all of them when only is empty). An entry that is the whole name of an
+// attack selects that attack alone: "http-abandoned-body" is not also
+// http-abandoned-body-closed.
 func Select(attacks []Attack, only []string) []Attack {
 	if len(only) == 0 {
 		return attacks
 	}
+	whole := map[string]bool{}
+	for _, a := range attacks {
+		whole[a.Name] = true
+	}
 	var out []Attack
 	for _, a := range attacks {
 		for _, o := range only {
-			if o != "" && strings.Contains(a.Name, o) {
+			if o != "" && (o == a.Name || !whole[o] && strings.Contains(a.Name, o)) {
 				out = append(out, a)
 				break
 			}

@@ -451,7 +451,7 @@ func benchAttackCommand() *cli.Command {
 			&cli.DurationFlag{Name: "baseline", Value: 2 * time.Second, Usage: "good clients alone before each attack"},
 			&cli.DurationFlag{Name: "watch", Value: 10 * time.Second, Usage: "how long recovery is watched after the attacker leaves"},
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiplies every attack's connection count (1 = the go test short form)"},
-			&cli.StringFlag{Name: "only", Usage: "comma-separated substrings: run only the attacks whose name contains one"},
+			&cli.StringFlag{Name: "only", Usage: "comma-separated substrings: run only the attacks whose name contains one (a whole attack name: that attack alone)"},
 			&cli.BoolFlag{Name: "nginx", Usage: "also run each HTTP attack against nginx (started on loopback with a generated config)"},
 			&cli.BoolFlag{Name: "sigterm", Usage: "end each attack with SIGTERM during a second round of it: the exit must come within 10 s"},
 			&cli.BoolFlag{Name: "list", Usage: "list the attacks and exit"},
