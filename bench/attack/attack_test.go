@@ -59,7 +59,7 @@ func TestAttacks(t *testing.T) {
 				t.Errorf("%s: %s", a.Name, f)
 			}
 			if len(r.Failures) > 0 {
-				t.Logf("%s: %s; good requests over half the bound (start from the attack's): %s", a.Name, r.Machine, r.Slow)
+				t.Logf("%s: %s", a.Name, r.Diagnosis())
 			}
 		})
 	}

@@ -61,8 +61,21 @@ func Markdown(rs []*Result) string {
 		for _, f := range r.Failures {
 			fmt.Fprintf(&b, "- %s on %s: %s\n", r.Attack, r.Server, f)
 		}
+		if len(r.Failures) > 0 {
+			fmt.Fprintf(&b, "  - %s\n", r.Diagnosis())
+		}
 	}
 	return b.String()
+}
+
+// Diagnosis says what the machine, the server and the harness did during
+// the attack, and when its slowest good requests began.
+func (r *Result) Diagnosis() string {
+	slow := r.Slow
+	if slow == "" {
+		slow = "none"
+	}
+	return r.Machine + "; good requests slower than half the bound (taken, and begun when after the attack's start): " + slow
 }
 
 // Row is one result on one line.
