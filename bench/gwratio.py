@@ -5,13 +5,17 @@ CPU per GB for each cell.
 
 Each round, for each build (the order alternates), a fresh three-broker
 kfake (its own process) and floodgate in gateway mode in front of it;
-then each cell runs once straight to kfake and once through floodgate
-(which goes first alternates by round): produce (`floodgate bench kafka
-produce --clients 4 --acks 1`, a new topic per run) and consume (records
-preloaded straight into kfake once, then read back with `bench kafka
-consume --preloaded` by each path in turn). Ratio = through / direct
-MB/s of the same round; CPU-s/GB = floodgate's utime+stime (/proc) over
-the run through it, per GB of record values. Medians over rounds.
+then each cell runs once untimed straight to kfake (a warm-up: a fresh
+kfake's first run of a cell was up to 4x slower than its second, whichever
+path it took), then twice each way in the order direct, gateway, gateway,
+direct (the reverse in odd rounds), which cancels a drift that is linear
+in time (kfake keeps every record, and grows slower as it holds more):
+produce (`floodgate bench kafka produce --clients 4 --acks 1`, a new topic
+per run) and consume (records preloaded straight into kfake once, then
+read back with `bench kafka consume --preloaded` by each run in turn).
+Ratio = through / direct mean MB/s of the same round; CPU-s/GB =
+floodgate's utime+stime (/proc) over the runs through it, per GB of
+record values. Medians over rounds.
 
 usage: bench/gwratio.py --bench BIN --suite BIN --build NAME=BIN ... [--rounds 5]
        [--case OP:SIZE:RECORDS ...]
@@ -59,20 +63,28 @@ def main():
                         topic = f"gr-{rnd}-{op}-{size}"
                         if op == "consume":
                             run(o.bench, "produce", sv.direct, size, n, topic)
-                        res = {}
+                        run(o.bench, op, sv.direct, size, n, topic if op == "consume" else f"{topic}-warm",
+                            preloaded=op == "consume")
+                        res = {"direct": {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "each": []},
+                               "gateway": {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "each": []}}
                         paths = [("direct", sv.direct), ("gateway", sv.addr)]
                         if rnd % 2:
                             paths.reverse()
-                        for path, addr in paths:
-                            t = topic if op == "consume" else f"{topic}-{path}"
+                        for i, (path, addr) in enumerate(paths + paths[::-1]):
+                            t = topic if op == "consume" else f"{topic}-{path}-{i}"
                             c0 = cpu_s(sv.pid)
                             r = run(o.bench, op, addr, size, n, t, preloaded=op == "consume")
-                            res[path] = {"mbps": r["mb_per_s"], "errors": r["errors"], "cpu_s": cpu_s(sv.pid) - c0}
+                            p = res[path]
+                            p["each"].append(r["mb_per_s"])
+                            p["mbps"] = statistics.mean(p["each"])
+                            p["errors"] += r["errors"]
+                            p["cpu_s"] += cpu_s(sv.pid) - c0
                         ratio = res["gateway"]["mbps"] / res["direct"]["mbps"]
-                        cpugb = res["gateway"]["cpu_s"] / (n * size / 1e9)
+                        cpugb = res["gateway"]["cpu_s"] / (2 * n * size / 1e9)
                         runs.setdefault((name, op, size), []).append({"ratio": ratio, "cpu_per_gb": cpugb, **{k: v for k, v in res.items()}})
-                        print(f"round {rnd + 1} {name:8s} {op} {size:6d} B x {n}: direct {res['direct']['mbps']:7.1f} MB/s, "
-                              f"gateway {res['gateway']['mbps']:7.1f} MB/s = {ratio:.2f}x, floodgate {cpugb:.2f} CPU-s/GB, "
+                        print(f"round {rnd + 1} {name:8s} {op} {size:6d} B x {n}: direct {res['direct']['mbps']:7.1f} MB/s "
+                              f"({'/'.join(f'{x:.0f}' for x in res['direct']['each'])}), "
+                              f"gateway {res['gateway']['mbps']:7.1f} MB/s ({'/'.join(f'{x:.0f}' for x in res['gateway']['each'])}) = {ratio:.2f}x, floodgate {cpugb:.2f} CPU-s/GB, "
                               f"errors {res['direct']['errors']}/{res['gateway']['errors']}, load {os.getloadavg()[0]:.1f}",
                               file=sys.stderr, flush=True)
                 finally:

@@ -75,6 +75,10 @@ func runAttackProcess(t *testing.T, bin, name string, cfg Config) *Result {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "bench", "attack", "--only", name, "--json",
 		"--baseline", cfg.Baseline.String(), "--duration", cfg.Duration.String(), "--watch", cfg.Watch.String())
+	// Past the time, SIGTERM: `bench attack` then stops the servers it
+	// started (each in a process group of its own) before it exits.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 20 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
