@@ -9,31 +9,37 @@ then each cell runs once untimed straight to kfake (a warm-up: a fresh
 kfake's first run of a cell was up to 4x slower than its second, whichever
 path it took), then twice each way in the order direct, gateway, gateway,
 direct (the reverse in odd rounds), which cancels a drift that is linear
-in time (kfake keeps every record, and grows slower as it holds more):
+in time (kfake keeps every record, and grows slower as it holds more; so
+each produce run, and the last consume run of a cell, deletes its topic
+with --delete-topic, which keeps kfake's heap from growing run to run):
 produce (`floodgate bench kafka produce --clients 4 --acks 1`, a new topic
 per run) and consume (records preloaded straight into kfake once, then
 read back with `bench kafka consume --preloaded` by each run in turn).
 Ratio = through / direct mean MB/s of the same round; CPU-s/GB =
 floodgate's utime+stime (/proc) over the runs through it, per GB of
-record values. Medians over rounds.
+record values; machine busy = cores busy (/proc/stat) during each path's
+runs, and machine CPU-s/GB the whole machine's (clients, kfake and
+floodgate) per GB. Medians over rounds.
 
 usage: bench/gwratio.py --bench BIN --suite BIN --build NAME=BIN ... [--rounds 5]
        [--case OP:SIZE:RECORDS ...]
 """
-import argparse, json, os, shutil, statistics, subprocess, sys, tempfile
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from framecpu import Server  # noqa: E402
-from procstat import cpu_s, write_runs  # noqa: E402
+from procstat import cpu_s, machine_busy_s, write_runs  # noqa: E402
 
 
-def run(bench, op, addr, size, n, topic, preloaded=False):
-    cmd = [bench, "bench", "kafka", op, "--brokers", addr, "--clients", "4", "--record-size", str(size),
+def run(bench, op, addr, size, n, topic, preloaded=False, delete=False, pin=None):
+    cmd = (["taskset", "-c", pin] if pin else []) + [bench, "bench", "kafka", op, "--brokers", addr, "--clients", "4", "--record-size", str(size),
            "--records", str(n), "--topic", topic, "--json", "--quiet"]
     if op == "produce":
         cmd += ["--acks", "1"]
     if preloaded:
         cmd.append("--preloaded")
+    if delete:
+        cmd.append("--delete-topic")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     r = json.loads(out)
     return r[0] if isinstance(r, list) else r
@@ -47,6 +53,8 @@ def main():
     ap.add_argument("--case", action="append", help="OP:SIZE:RECORDS")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", help="write every run here")
+    ap.add_argument("--pin-gateway", help="CPUs for floodgate (taskset list), as if it had a host of its own")
+    ap.add_argument("--pin-rest", help="CPUs for kfake and the load clients, the same on both paths")
     o = ap.parse_args()
     cases = [(c.split(":")[0], int(c.split(":")[1]), int(c.split(":")[2])) for c in
              (o.case or ["produce:100:2000000", "produce:10000:60000", "consume:100:2000000", "consume:10000:60000"])]
@@ -58,33 +66,48 @@ def main():
             order = builds if rnd % 2 == 0 else builds[::-1]
             for name, binary in order:
                 sv = Server("gateway", binary, o.suite, tmp)
+                if o.pin_gateway:
+                    subprocess.run(["taskset", "-a", "-p", "-c", o.pin_gateway, str(sv.pid)], check=True, capture_output=True)
+                if o.pin_rest:
+                    for pr in sv.procs[:-1]:  # kfake (floodgate is the last)
+                        subprocess.run(["taskset", "-a", "-p", "-c", o.pin_rest, str(pr.pid)], check=True, capture_output=True)
                 try:
                     for op, size, n in cases:
                         topic = f"gr-{rnd}-{op}-{size}"
                         if op == "consume":
-                            run(o.bench, "produce", sv.direct, size, n, topic)
+                            run(o.bench, "produce", sv.direct, size, n, topic, pin=o.pin_rest)
                         run(o.bench, op, sv.direct, size, n, topic if op == "consume" else f"{topic}-warm",
-                            preloaded=op == "consume")
-                        res = {"direct": {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "each": []},
-                               "gateway": {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "each": []}}
+                            preloaded=op == "consume", delete=op == "produce", pin=o.pin_rest)
+                        res = {"direct": {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "busy_s": 0.0, "secs": 0.0, "each": []},
+                               "gateway": {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "busy_s": 0.0, "secs": 0.0, "each": []}}
                         paths = [("direct", sv.direct), ("gateway", sv.addr)]
                         if rnd % 2:
                             paths.reverse()
                         for i, (path, addr) in enumerate(paths + paths[::-1]):
                             t = topic if op == "consume" else f"{topic}-{path}-{i}"
-                            c0 = cpu_s(sv.pid)
-                            r = run(o.bench, op, addr, size, n, t, preloaded=op == "consume")
+                            c0, b0, t0 = cpu_s(sv.pid), machine_busy_s(), time.monotonic()
+                            r = run(o.bench, op, addr, size, n, t, preloaded=op == "consume",
+                                    delete=op == "produce" or i == 3, pin=o.pin_rest)
                             p = res[path]
                             p["each"].append(r["mb_per_s"])
                             p["mbps"] = statistics.mean(p["each"])
                             p["errors"] += r["errors"]
                             p["cpu_s"] += cpu_s(sv.pid) - c0
+                            p["busy_s"] += machine_busy_s() - b0
+                            p["secs"] += time.monotonic() - t0
                         ratio = res["gateway"]["mbps"] / res["direct"]["mbps"]
+
+                        def busy(path):
+                            return f"{res[path]['busy_s'] / res[path]['secs']:.2f}"
+
+                        def mgb(path):
+                            return f"{res[path]['busy_s'] / (2 * n * size / 1e9):.2f}"
                         cpugb = res["gateway"]["cpu_s"] / (2 * n * size / 1e9)
                         runs.setdefault((name, op, size), []).append({"ratio": ratio, "cpu_per_gb": cpugb, **{k: v for k, v in res.items()}})
                         print(f"round {rnd + 1} {name:8s} {op} {size:6d} B x {n}: direct {res['direct']['mbps']:7.1f} MB/s "
                               f"({'/'.join(f'{x:.0f}' for x in res['direct']['each'])}), "
                               f"gateway {res['gateway']['mbps']:7.1f} MB/s ({'/'.join(f'{x:.0f}' for x in res['gateway']['each'])}) = {ratio:.2f}x, floodgate {cpugb:.2f} CPU-s/GB, "
+                              f"machine busy {busy('direct')}/{busy('gateway')} cores, machine CPU-s/GB {mgb('direct')}/{mgb('gateway')}, "
                               f"errors {res['direct']['errors']}/{res['gateway']['errors']}, load {os.getloadavg()[0]:.1f}",
                               file=sys.stderr, flush=True)
                 finally:

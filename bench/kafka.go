@@ -48,6 +48,10 @@ type KafkaConfig struct {
 	// instead of producing them first, so the server's CPU can be measured
 	// over the reads alone.
 	Preloaded bool
+	// DeleteTopic deletes Topic once the run is done (a benchmark cluster
+	// such as kfake keeps every record in memory otherwise, and later runs
+	// slow down as it holds more).
+	DeleteTopic bool
 	// Progress, when set, receives a status line while the run goes on.
 	Progress *Progress
 	// TLSCAFile, when set, connects over TLS, verifying the brokers with
@@ -253,6 +257,25 @@ func (c *KafkaConfig) createTopic(ctx context.Context) error {
 	return nil
 }
 
+// deleteTopic deletes the run's topic.
+func (c *KafkaConfig) deleteTopic(ctx context.Context) error {
+	cl, err := kgo.NewClient(c.dialOpt(), kgo.SeedBrokers(c.Brokers...))
+	if err != nil {
+		return fmt.Errorf("kafka client for %v: %w", c.Brokers, err)
+	}
+	defer cl.Close()
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).DeleteTopic(cctx, c.Topic)
+	if err != nil {
+		return fmt.Errorf("delete topic %s on %v: %w", c.Topic, c.Brokers, err)
+	}
+	if resp.Err != nil {
+		return fmt.Errorf("delete topic %s: %w", c.Topic, resp.Err)
+	}
+	return nil
+}
+
 // RunKafka runs cfg.Mode against cfg.Brokers.
 func RunKafka(ctx context.Context, cfg KafkaConfig) (*KafkaResult, error) {
 	if err := cfg.Validate(); err != nil {
@@ -301,6 +324,11 @@ func RunKafka(ctx context.Context, cfg KafkaConfig) (*KafkaResult, error) {
 	cfg.Progress.Done()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.DeleteTopic {
+		if err := cfg.deleteTopic(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if res.DurationS > 0 {
 		res.RecordsPerSec = float64(res.Records) / res.DurationS

@@ -33,6 +33,15 @@ def free_range(n):
             return first
 
 
+def machine_busy_s():
+    """CPU seconds the whole machine spent busy (user, nice, system, irq,
+    softirq, steal) since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
 def cpu_s(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()

@@ -3,9 +3,13 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floodgate/floodgate/bench"
 	"github.com/floodgate/floodgate/internal/testserver"
@@ -46,6 +50,34 @@ func TestSmokeKafka(t *testing.T) {
 				t.Errorf("no latency recorded: %+v", r.Latency)
 			}
 		})
+	}
+}
+
+// TestSmokeKafkaDeleteTopic checks --delete-topic: the run's topic exists
+// after a run without it and is gone after a run with it.
+func TestSmokeKafkaDeleteTopic(t *testing.T) {
+	srv := testserver.Start(t)
+	for _, del := range []bool{false, true} {
+		topic := fmt.Sprintf("smoke-delete-%t", del)
+		_, err := bench.RunKafka(context.Background(), bench.KafkaConfig{Mode: "produce", Brokers: []string{srv.KafkaAddr()},
+			Clients: 2, RecordSize: 64, Records: 100, Acks: 1, Topic: topic, DeleteTopic: del})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(srv.KafkaAddr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		details, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+		cancel()
+		cl.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exists := details.Has(topic); exists == del {
+			t.Errorf("delete-topic %t: topic %s exists afterwards: %t", del, topic, exists)
+		}
 	}
 }
 

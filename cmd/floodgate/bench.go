@@ -133,6 +133,7 @@ func benchKafkaCommand() *cli.Command {
 		&cli.DurationFlag{Name: "linger", Usage: "producer batch linger"},
 		&cli.StringFlag{Name: "tls-ca-file", Usage: "connect over TLS, verifying the brokers with these PEM CAs (default: plaintext)"},
 		&cli.BoolFlag{Name: "preloaded", Usage: "consume: read --records already in --topic (one partition per client) instead of producing them first"},
+		&cli.BoolFlag{Name: "delete-topic", Usage: "delete --topic once the run is done (a benchmark cluster that keeps every record slows down as it holds more)"},
 	}, outputFlags()...)
 	mode := func(name, usage string) *cli.Command {
 		return &cli.Command{Name: name, Usage: usage, Flags: flags, Action: func(c *cli.Context) error { return runBenchKafka(c, name) }}
@@ -165,7 +166,7 @@ func runBenchKafka(c *cli.Context, mode string) error {
 			Mode: mode, Brokers: strings.Split(c.String("brokers"), ","), Clients: n,
 			RecordSize: c.Int("record-size"), Records: c.Int64("records"), Duration: c.Duration("duration"),
 			Acks: acks, Compression: c.String("compression"), Rate: c.Float64("rate"), Topic: c.String("topic"),
-			Linger: c.Duration("linger"), Preloaded: c.Bool("preloaded"), Progress: benchProgress(c), TLSCAFile: c.String("tls-ca-file"),
+			Linger: c.Duration("linger"), Preloaded: c.Bool("preloaded"), DeleteTopic: c.Bool("delete-topic"), Progress: benchProgress(c), TLSCAFile: c.String("tls-ca-file"),
 		}
 		if err := cfg.Validate(); err != nil {
 			return err
