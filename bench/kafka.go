@@ -237,43 +237,45 @@ func (c *KafkaConfig) consumePartitions(ctx context.Context, maxWait time.Durati
 	return nil
 }
 
-// createTopic creates the run's topic with one partition per client.
-func (c *KafkaConfig) createTopic(ctx context.Context) error {
+// admin runs fn with an admin client of the run's brokers, under a 15 s
+// deadline.
+func (c *KafkaConfig) admin(ctx context.Context, fn func(context.Context, *kadm.Client) error) error {
 	cl, err := kgo.NewClient(c.dialOpt(), kgo.SeedBrokers(c.Brokers...))
 	if err != nil {
 		return fmt.Errorf("kafka client for %v: %w", c.Brokers, err)
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	resp, err := adm.CreateTopic(cctx, int32(c.Clients), 1, nil, c.Topic)
-	if err != nil {
-		return fmt.Errorf("create topic %s on %v: %w", c.Topic, c.Brokers, err)
-	}
-	if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("create topic %s: %w", c.Topic, resp.Err)
-	}
-	return nil
+	return fn(cctx, kadm.NewClient(cl))
+}
+
+// createTopic creates the run's topic with one partition per client.
+func (c *KafkaConfig) createTopic(ctx context.Context) error {
+	return c.admin(ctx, func(ctx context.Context, adm *kadm.Client) error {
+		resp, err := adm.CreateTopic(ctx, int32(c.Clients), 1, nil, c.Topic)
+		if err != nil {
+			return fmt.Errorf("create topic %s on %v: %w", c.Topic, c.Brokers, err)
+		}
+		if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", c.Topic, resp.Err)
+		}
+		return nil
+	})
 }
 
 // deleteTopic deletes the run's topic.
 func (c *KafkaConfig) deleteTopic(ctx context.Context) error {
-	cl, err := kgo.NewClient(c.dialOpt(), kgo.SeedBrokers(c.Brokers...))
-	if err != nil {
-		return fmt.Errorf("kafka client for %v: %w", c.Brokers, err)
-	}
-	defer cl.Close()
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(cl).DeleteTopic(cctx, c.Topic)
-	if err != nil {
-		return fmt.Errorf("delete topic %s on %v: %w", c.Topic, c.Brokers, err)
-	}
-	if resp.Err != nil {
-		return fmt.Errorf("delete topic %s: %w", c.Topic, resp.Err)
-	}
-	return nil
+	return c.admin(ctx, func(ctx context.Context, adm *kadm.Client) error {
+		resp, err := adm.DeleteTopic(ctx, c.Topic)
+		if err != nil {
+			return fmt.Errorf("delete topic %s on %v: %w", c.Topic, c.Brokers, err)
+		}
+		if resp.Err != nil {
+			return fmt.Errorf("delete topic %s: %w", c.Topic, resp.Err)
+		}
+		return nil
+	})
 }
 
 // RunKafka runs cfg.Mode against cfg.Brokers.
@@ -312,23 +314,26 @@ func RunKafka(ctx context.Context, cfg KafkaConfig) (*KafkaResult, error) {
 		pre.Rate = 0
 		var ignored KafkaResult
 		cfg.Progress.Update("kafka consume: preloading %d records", cfg.Records)
-		if err = runProduce(ctx, pre, &ignored, false); err == nil {
-			if ignored.Errors > 0 {
-				return nil, fmt.Errorf("preload of %d records: %d produce errors", cfg.Records, ignored.Errors)
-			}
+		err = runProduce(ctx, pre, &ignored, false)
+		switch {
+		case err != nil:
+		case ignored.Errors > 0:
+			err = fmt.Errorf("preload of %d records: %d produce errors", cfg.Records, ignored.Errors)
+		default:
 			err = runConsume(ctx, cfg, res, nil)
 		}
 	case "roundtrip":
 		err = runRoundtrip(ctx, cfg, res)
 	}
 	cfg.Progress.Done()
+	if cfg.DeleteTopic {
+		// Also after a failed run: the topic would otherwise stay behind.
+		if derr := cfg.deleteTopic(context.WithoutCancel(ctx)); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}
 	if err != nil {
 		return nil, err
-	}
-	if cfg.DeleteTopic {
-		if err := cfg.deleteTopic(ctx); err != nil {
-			return nil, err
-		}
 	}
 	if res.DurationS > 0 {
 		res.RecordsPerSec = float64(res.Records) / res.DurationS
