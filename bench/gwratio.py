@@ -18,8 +18,9 @@ read back with `bench kafka consume --preloaded` by each run in turn).
 Ratio = through / direct mean MB/s of the same round; CPU-s/GB =
 floodgate's utime+stime (/proc) over the runs through it, per GB of
 record values; machine busy = cores busy (/proc/stat) during each path's
-runs, and machine CPU-s/GB the whole machine's (clients, kfake and
-floodgate) per GB. Medians over rounds.
+runs (and, pinned, how busy the rest's CPUs were), and machine CPU-s/GB
+the whole machine's (clients, kfake and floodgate) per GB. Medians over
+rounds.
 
 usage: bench/gwratio.py --bench BIN --suite BIN --build NAME=BIN ... [--rounds 5]
        [--case OP:SIZE:RECORDS ...]
@@ -59,6 +60,8 @@ def main():
     cases = [(c.split(":")[0], int(c.split(":")[1]), int(c.split(":")[2])) for c in
              (o.case or ["produce:100:2000000", "produce:10000:60000", "consume:100:2000000", "consume:10000:60000"])]
     builds = [b.split("=", 1) for b in o.build]
+    rest = [int(c) for part in o.pin_rest.split(",") for c in
+            (range(int(part.split("-")[0]), int(part.split("-")[-1]) + 1))] if o.pin_rest else None
     runs = {}
     tmp = tempfile.mkdtemp(prefix="gwratio-")
     try:
@@ -78,14 +81,14 @@ def main():
                             run(o.bench, "produce", sv.direct, size, n, topic, pin=o.pin_rest)
                         run(o.bench, op, sv.direct, size, n, topic if op == "consume" else f"{topic}-warm",
                             preloaded=op == "consume", delete=op == "produce", pin=o.pin_rest)
-                        res = {"direct": {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "busy_s": 0.0, "secs": 0.0, "each": []},
-                               "gateway": {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "busy_s": 0.0, "secs": 0.0, "each": []}}
+                        res = {"direct": {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "busy_s": 0.0, "rest_s": 0.0, "secs": 0.0, "each": []},
+                               "gateway": {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "busy_s": 0.0, "rest_s": 0.0, "secs": 0.0, "each": []}}
                         paths = [("direct", sv.direct), ("gateway", sv.addr)]
                         if rnd % 2:
                             paths.reverse()
                         for i, (path, addr) in enumerate(paths + paths[::-1]):
                             t = topic if op == "consume" else f"{topic}-{path}-{i}"
-                            c0, b0, t0 = cpu_s(sv.pid), machine_busy_s(), time.monotonic()
+                            c0, b0, r0, t0 = cpu_s(sv.pid), machine_busy_s(), machine_busy_s(rest), time.monotonic()
                             r = run(o.bench, op, addr, size, n, t, preloaded=op == "consume",
                                     delete=op == "produce" or i == 3, pin=o.pin_rest)
                             p = res[path]
@@ -94,11 +97,18 @@ def main():
                             p["errors"] += r["errors"]
                             p["cpu_s"] += cpu_s(sv.pid) - c0
                             p["busy_s"] += machine_busy_s() - b0
+                            p["rest_s"] += machine_busy_s(rest) - r0
                             p["secs"] += time.monotonic() - t0
                         ratio = res["gateway"]["mbps"] / res["direct"]["mbps"]
 
                         def busy(path):
                             return f"{res[path]['busy_s'] / res[path]['secs']:.2f}"
+
+                        def rest_busy():
+                            if not rest:
+                                return ""
+                            return ", the rest's CPUs busy " + "/".join(
+                                f"{res[p]['rest_s'] / res[p]['secs']:.2f}" for p in ("direct", "gateway"))
 
                         def mgb(path):
                             return f"{res[path]['busy_s'] / (2 * n * size / 1e9):.2f}"
@@ -107,7 +117,8 @@ def main():
                         print(f"round {rnd + 1} {name:8s} {op} {size:6d} B x {n}: direct {res['direct']['mbps']:7.1f} MB/s "
                               f"({'/'.join(f'{x:.0f}' for x in res['direct']['each'])}), "
                               f"gateway {res['gateway']['mbps']:7.1f} MB/s ({'/'.join(f'{x:.0f}' for x in res['gateway']['each'])}) = {ratio:.2f}x, floodgate {cpugb:.2f} CPU-s/GB, "
-                              f"machine busy {busy('direct')}/{busy('gateway')} cores, machine CPU-s/GB {mgb('direct')}/{mgb('gateway')}, "
+                              f"machine busy {busy('direct')}/{busy('gateway')} cores{rest_busy()}, "
+                              f"machine CPU-s/GB {mgb('direct')}/{mgb('gateway')}, "
                               f"errors {res['direct']['errors']}/{res['gateway']['errors']}, load {os.getloadavg()[0]:.1f}",
                               file=sys.stderr, flush=True)
                 finally:

@@ -33,11 +33,19 @@ def free_range(n):
             return first
 
 
-def machine_busy_s():
-    """CPU seconds the whole machine spent busy (user, nice, system, irq,
-    softirq, steal) since boot, from /proc/stat."""
+def machine_busy_s(cpus=None):
+    """CPU seconds the whole machine (or only CPUs, a list of numbers) spent
+    busy (user, nice, system, irq, softirq, steal) since boot, from
+    /proc/stat."""
     with open("/proc/stat") as f:
-        fields = f.readline().split()[1:]
+        lines = f.read().splitlines()
+    if cpus is None:
+        return _busy(lines[0].split()[1:])
+    want = {f"cpu{c}" for c in cpus}
+    return sum(_busy(ln.split()[1:]) for ln in lines if ln.split()[0] in want)
+
+
+def _busy(fields):
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / TICK
 
