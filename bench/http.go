@@ -75,9 +75,12 @@ type HTTPResult struct {
 	Sent int64 `json:"sent"`
 	// Completed is the number of responses of any status.
 	Completed int64 `json:"completed"`
-	// AchievedRPS is Completed per second of the run.
+	// AchievedRPS is the responses that arrived within the run's Duration,
+	// per second of it. Answers that arrive while the run drains after it
+	// are in Completed and in the latency, not in the rate (else a backlog
+	// an overloaded server clears late would be credited to the interval).
 	AchievedRPS float64 `json:"achieved_rps"`
-	// GoodputRPS is 2xx responses per second.
+	// GoodputRPS is AchievedRPS counting only 2xx responses.
 	GoodputRPS float64 `json:"goodput_rps"`
 	// Latency is over every response; OK over 2xx responses only.
 	// Latency runs from the request's intended start (open loop: queueing
@@ -151,6 +154,8 @@ func (r *HTTPResult) errorText() string {
 type httpWorker struct {
 	mu         sync.Mutex // status and errs: the reader and writer both count
 	all, ok    Hist
+	inTime     int64 // responses that arrived before the run's end
+	okInTime   int64 // of those, 2xx
 	status     map[int]int64
 	errs       map[string]int64
 	reconnects int64
@@ -190,6 +195,8 @@ func RunHTTP(ctx context.Context, cfg HTTPConfig) (*HTTPResult, error) {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	start := time.Now()
+	end := start.Add(cfg.Duration)
 	workers := make([]*httpWorker, cfg.Connections)
 	var wg sync.WaitGroup
 	for i := range workers {
@@ -198,12 +205,10 @@ func RunHTTP(ctx context.Context, cfg HTTPConfig) (*HTTPResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			runHTTPConn(ctx, u.Host, req, cfg, arrivals, w, &sent, &done)
+			runHTTPConn(ctx, u.Host, req, cfg, end, arrivals, w, &sent, &done)
 		}()
 	}
 
-	start := time.Now()
-	end := start.Add(cfg.Duration)
 	var issued int64
 	tick := time.NewTicker(time.Millisecond)
 	for now := start; now.Before(end); now = <-tick.C {
@@ -232,18 +237,17 @@ func RunHTTP(ctx context.Context, cfg HTTPConfig) (*HTTPResult, error) {
 		cancel()
 		<-waitCh
 	}
-	cfg.Progress.Done()
-	elapsed := time.Since(start).Seconds()
-	if elapsed > cfg.Duration.Seconds() {
-		// Count rates over the offered interval; late answers are in
-		// the latency, not in a longer denominator.
-		elapsed = cfg.Duration.Seconds()
+	// Arrivals still queued when the drain timed out were never sent.
+	for range arrivals {
+		unsent.Add(1)
 	}
+	cfg.Progress.Done()
 
 	res := &HTTPResult{URL: cfg.URL, Connections: cfg.Connections, Pipeline: cfg.Pipeline,
 		OfferedRPS: cfg.Rate, DurationS: cfg.Duration.Seconds(), Status: map[int]int64{},
 		Errors: map[string]int64{}, Sent: sent.Load(), Unsent: unsent.Load()}
 	var all, ok Hist
+	var inTime, okInTime int64
 	for _, w := range workers {
 		all.Merge(&w.all)
 		ok.Merge(&w.ok)
@@ -254,10 +258,12 @@ func RunHTTP(ctx context.Context, cfg HTTPConfig) (*HTTPResult, error) {
 			res.Errors[k] += v
 		}
 		res.Reconnects += w.reconnects
+		inTime += w.inTime
+		okInTime += w.okInTime
 	}
 	res.Completed = int64(all.Count())
-	res.AchievedRPS = float64(res.Completed) / elapsed
-	res.GoodputRPS = float64(ok.Count()) / elapsed
+	res.AchievedRPS = float64(inTime) / cfg.Duration.Seconds()
+	res.GoodputRPS = float64(okInTime) / cfg.Duration.Seconds()
 	res.Latency = all.Summary()
 	res.OK = ok.Summary()
 	return res, nil
@@ -265,7 +271,7 @@ func RunHTTP(ctx context.Context, cfg HTTPConfig) (*HTTPResult, error) {
 
 // runHTTPConn serves arrivals on one connection, reconnecting when the
 // server closes it.
-func runHTTPConn(ctx context.Context, addr string, req []byte, cfg HTTPConfig, arrivals <-chan time.Time, w *httpWorker, sent, done *atomic.Int64) {
+func runHTTPConn(ctx context.Context, addr string, req []byte, cfg HTTPConfig, end time.Time, arrivals <-chan time.Time, w *httpWorker, sent, done *atomic.Int64) {
 	var d net.Dialer
 	first := true
 	var pending *time.Time // an arrival taken but not sent (connection broke)
@@ -304,7 +310,7 @@ func runHTTPConn(ctx context.Context, addr string, req []byte, cfg HTTPConfig, a
 			}
 			continue
 		}
-		more := serveConn(ctx, c, req, cfg, arrivals, w, sent, done, &pending)
+		more := serveConn(ctx, c, req, cfg, end, arrivals, w, sent, done, &pending)
 		c.Close()
 		if !more {
 			return
@@ -314,47 +320,66 @@ func runHTTPConn(ctx context.Context, addr string, req []byte, cfg HTTPConfig, a
 
 // serveConn runs one connection until the arrivals end (false) or the
 // connection breaks (true).
-func serveConn(ctx context.Context, c net.Conn, req []byte, cfg HTTPConfig, arrivals <-chan time.Time, w *httpWorker, sent, done *atomic.Int64, pending **time.Time) bool {
+func serveConn(ctx context.Context, c net.Conn, req []byte, cfg HTTPConfig, end time.Time, arrivals <-chan time.Time, w *httpWorker, sent, done *atomic.Int64, pending **time.Time) bool {
+	// slots holds one token per request on the wire: the writer takes one
+	// before it writes, the reader gives it back once the response is read
+	// (or the request failed), so at most Pipeline requests are
+	// outstanding. (A channel of the requests alone let one more out: the
+	// reader takes a request off it before reading its response.)
+	slots := make(chan struct{}, cfg.Pipeline)
 	inflight := make(chan time.Time, cfg.Pipeline)
 	readerDone := make(chan struct{})
 	var closed atomic.Bool
+	head := strings.EqualFold(cfg.Method, "HEAD")
+	readOne := func(br *bufio.Reader, at time.Time) {
+		if closed.Load() {
+			w.fail("conn_closed")
+			return
+		}
+		_ = c.SetReadDeadline(at.Add(cfg.Timeout))
+		code, keep, err := readResponseTo(br, head)
+		if err != nil {
+			closed.Store(true)
+			_ = c.Close()
+			var ne net.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				w.fail("timeout")
+			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+				w.fail("conn_closed")
+			default:
+				w.fail("read")
+			}
+			return
+		}
+		now := time.Now()
+		lat := now.Sub(at)
+		ok := code >= 200 && code <= 299
+		w.all.Record(lat)
+		if ok {
+			w.ok.Record(lat)
+		}
+		if now.Before(end) {
+			w.inTime++
+			if ok {
+				w.okInTime++
+			}
+		}
+		w.mu.Lock()
+		w.status[code]++
+		w.mu.Unlock()
+		done.Add(1)
+		if !keep {
+			closed.Store(true)
+			_ = c.Close()
+		}
+	}
 	go func() {
 		defer close(readerDone)
 		br := bufio.NewReaderSize(c, 16<<10)
 		for at := range inflight {
-			if closed.Load() {
-				w.fail("conn_closed")
-				continue
-			}
-			_ = c.SetReadDeadline(at.Add(cfg.Timeout))
-			code, keep, err := readResponse(br)
-			if err != nil {
-				closed.Store(true)
-				_ = c.Close()
-				var ne net.Error
-				switch {
-				case errors.As(err, &ne) && ne.Timeout():
-					w.fail("timeout")
-				case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-					w.fail("conn_closed")
-				default:
-					w.fail("read")
-				}
-				continue
-			}
-			lat := time.Since(at)
-			w.all.Record(lat)
-			if code >= 200 && code <= 299 {
-				w.ok.Record(lat)
-			}
-			w.mu.Lock()
-			w.status[code]++
-			w.mu.Unlock()
-			done.Add(1)
-			if !keep {
-				closed.Store(true)
-				_ = c.Close()
-			}
+			readOne(br, at)
+			<-slots
 		}
 	}()
 	finish := func(more bool) bool {
@@ -387,10 +412,11 @@ func serveConn(ctx context.Context, c net.Conn, req []byte, cfg HTTPConfig, arri
 		}
 		// Blocks while Pipeline requests are outstanding.
 		select {
-		case inflight <- at:
+		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return finish(false)
 		}
+		inflight <- at // never blocks: a slot bounds what it holds
 		_ = c.SetWriteDeadline(at.Add(cfg.Timeout))
 		if _, err := c.Write(req); err != nil {
 			closed.Store(true)
@@ -404,6 +430,13 @@ func serveConn(ctx context.Context, c net.Conn, req []byte, cfg HTTPConfig, arri
 // readResponse reads one HTTP/1.1 response and discards its body. It
 // returns the status code and whether the connection stays open.
 func readResponse(br *bufio.Reader) (code int, keepAlive bool, err error) {
+	return readResponseTo(br, false)
+}
+
+// readResponseTo is readResponse for a response to a HEAD request when
+// head is set: such a response has no body, whatever its Content-Length
+// or Transfer-Encoding say.
+func readResponseTo(br *bufio.Reader, head bool) (code int, keepAlive bool, err error) {
 	line, err := br.ReadSlice('\n')
 	if err != nil {
 		return 0, false, err
@@ -451,6 +484,8 @@ func readResponse(br *bufio.Reader) (code int, keepAlive bool, err error) {
 		}
 	}
 	switch {
+	case head:
+		return code, keepAlive, nil
 	case chunked:
 		for {
 			line, err = br.ReadSlice('\n')

@@ -253,12 +253,16 @@ func (c *KafkaConfig) admin(ctx context.Context, fn func(context.Context, *kadm.
 // createTopic creates the run's topic with one partition per client.
 func (c *KafkaConfig) createTopic(ctx context.Context) error {
 	return c.admin(ctx, func(ctx context.Context, adm *kadm.Client) error {
-		resp, err := adm.CreateTopic(ctx, int32(c.Clients), 1, nil, c.Topic)
-		if err != nil {
+		_, err := adm.CreateTopic(ctx, int32(c.Clients), 1, nil, c.Topic)
+		switch {
+		case errors.Is(err, kerr.TopicAlreadyExists) && c.Mode == "produce":
+			return nil // producing into a topic that exists measures the same
+		case errors.Is(err, kerr.TopicAlreadyExists):
+			// Its records would be read from the start and counted (and
+			// their stale stamps would enter the latency).
+			return fmt.Errorf("topic %s exists: %s needs a new topic (consume reads an existing one with --preloaded)", c.Topic, c.Mode)
+		case err != nil:
 			return fmt.Errorf("create topic %s on %v: %w", c.Topic, c.Brokers, err)
-		}
-		if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", c.Topic, resp.Err)
 		}
 		return nil
 	})
@@ -398,19 +402,24 @@ func runProduce(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stamp bo
 			next := time.Now()
 			h := &hists[i]
 			for ctx.Err() == nil && b.take() {
+				// Paced, a record's latency runs from when it was due, not
+				// from when it went out: records held back by a stall (the
+				// broker, or MaxBuffered) then count the stall, as an open
+				// loop must (no coordinated omission).
+				t0 := time.Now()
 				if interval > 0 {
 					if d := time.Until(next); d > 0 {
 						time.Sleep(d)
 					}
+					t0 = next
 					next = next.Add(interval)
 				}
 				v := value
 				if stamp {
 					v = make([]byte, cfg.RecordSize)
 					copy(v, value)
-					binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
+					binary.BigEndian.PutUint64(v, uint64(t0.UnixNano()))
 				}
-				t0 := time.Now()
 				cl.Produce(ctx, &kgo.Record{Value: v, Partition: int32(i)}, func(_ *kgo.Record, err error) {
 					if err != nil {
 						errs.Add(1)
@@ -447,23 +456,39 @@ func runProduce(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stamp bo
 	return nil
 }
 
+// consumeIdle is how long a consume run waits for records that do not
+// come before it gives up with an error.
+const consumeIdle = 15 * time.Second
+
 // runConsume reads cfg.Records records from the start of every partition.
 // With stampHist set it records the end-to-end latency stamped in values.
 func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stampHist *lockedHist) error {
 	want := cfg.Records
+	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if cfg.Duration > 0 {
+		// A poll returns only with records, so the deadline must cancel
+		// it: checked only when records arrive, a run with fewer records
+		// than --records waited 30 s more and counted them.
 		var c2 context.CancelFunc
-		ctx, c2 = context.WithTimeout(ctx, cfg.Duration+30*time.Second)
+		ctx, c2 = context.WithDeadline(ctx, start.Add(cfg.Duration))
 		defer c2()
 	}
 	var got, errs atomic.Int64
-	start := time.Now()
-	deadline := time.Time{}
-	if cfg.Duration > 0 && stampHist == nil {
-		deadline = start.Add(cfg.Duration)
-	}
+	var stalled atomic.Bool
+	lastAt := atomic.Int64{} // when records last arrived (UnixNano)
+	lastAt.Store(start.UnixNano())
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go every(stopWatch, 200*time.Millisecond, func() {
+		// Without a deadline, records that never come (a topic shorter
+		// than --records) would leave the run waiting forever.
+		if time.Since(time.Unix(0, lastAt.Load())) > consumeIdle {
+			stalled.Store(true)
+			cancel()
+		}
+	})
 	err := cfg.consumePartitions(ctx, 500*time.Millisecond, func(fs kgo.Fetches) {
 		fs.EachError(func(_ string, _ int32, err error) {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
@@ -479,9 +504,12 @@ func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stampHis
 				stampHist.Record(time.Duration(now.UnixNano() - sent))
 			}
 		})
+		if n > 0 {
+			lastAt.Store(now.UnixNano())
+		}
 		total := got.Add(n)
 		cfg.Progress.Update("kafka %s: %.1fs consumed %d/%d", cfg.Mode, time.Since(start).Seconds(), total, want)
-		if (want > 0 && total >= want) || (!deadline.IsZero() && now.After(deadline)) {
+		if want > 0 && total >= want {
 			cancel()
 		}
 	})
@@ -489,11 +517,19 @@ func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stampHis
 		return err
 	}
 	if stampHist == nil {
-		res.DurationS = time.Since(start).Seconds()
+		// Until the last record (a run bounded by --duration: until the
+		// deadline), not until the stop was noticed.
+		res.DurationS = time.Duration(lastAt.Load() - start.UnixNano()).Seconds()
+		if cfg.Duration > 0 && (want == 0 || got.Load() < want) {
+			res.DurationS = min(time.Since(start), cfg.Duration).Seconds()
+		}
 		res.Records = got.Load()
 	}
 	res.Errors += errs.Load()
-	if want > 0 && got.Load() < want && (cfg.Duration == 0 || stampHist != nil) {
+	switch {
+	case stalled.Load():
+		return fmt.Errorf("consumed %d of %d records; none arrived for %v", got.Load(), want, consumeIdle)
+	case want > 0 && got.Load() < want && (cfg.Duration == 0 || stampHist != nil):
 		return fmt.Errorf("consumed %d of %d records before the deadline", got.Load(), want)
 	}
 	return nil
@@ -557,7 +593,13 @@ func runRoundtrip(ctx context.Context, cfg KafkaConfig, res *KafkaResult) error 
 func runConsumeUntil(ctx context.Context, cfg KafkaConfig, res *KafkaResult, h *lockedHist, want, got *atomic.Int64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var errs atomic.Int64
 	err := cfg.consumePartitions(ctx, 100*time.Millisecond, func(fs kgo.Fetches) {
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				errs.Add(1)
+			}
+		})
 		now := time.Now()
 		var n int64
 		fs.EachRecord(func(r *kgo.Record) {
@@ -576,6 +618,7 @@ func runConsumeUntil(ctx context.Context, cfg KafkaConfig, res *KafkaResult, h *
 		return err
 	}
 	res.Records = got.Load()
+	res.Errors = errs.Load()
 	if w := want.Load(); w > 0 && res.Records < w {
 		return fmt.Errorf("roundtrip: %d of %d acknowledged records delivered", res.Records, w)
 	}
