@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -52,6 +53,9 @@ type KafkaConfig struct {
 	// such as kfake keeps every record in memory otherwise, and later runs
 	// slow down as it holds more).
 	DeleteTopic bool
+	// IdleTimeout is how long a consume run without a Duration waits for
+	// records that do not come before it fails (0: 15 s).
+	IdleTimeout time.Duration
 	// Progress, when set, receives a status line while the run goes on.
 	Progress *Progress
 	// TLSCAFile, when set, connects over TLS, verifying the brokers with
@@ -456,9 +460,8 @@ func runProduce(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stamp bo
 	return nil
 }
 
-// consumeIdle is how long a consume run waits for records that do not
-// come before it gives up with an error.
-const consumeIdle = 15 * time.Second
+// defaultConsumeIdle is KafkaConfig.IdleTimeout's default.
+const defaultConsumeIdle = 15 * time.Second
 
 // runConsume reads cfg.Records records from the start of every partition.
 // With stampHist set it records the end-to-end latency stamped in values.
@@ -479,16 +482,19 @@ func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stampHis
 	var stalled atomic.Bool
 	lastAt := atomic.Int64{} // when records last arrived (UnixNano)
 	lastAt.Store(start.UnixNano())
-	stopWatch := make(chan struct{})
-	defer close(stopWatch)
-	go every(stopWatch, 200*time.Millisecond, func() {
+	idle := cmp.Or(cfg.IdleTimeout, defaultConsumeIdle)
+	if cfg.Duration == 0 {
 		// Without a deadline, records that never come (a topic shorter
 		// than --records) would leave the run waiting forever.
-		if time.Since(time.Unix(0, lastAt.Load())) > consumeIdle {
-			stalled.Store(true)
-			cancel()
-		}
-	})
+		stopWatch := make(chan struct{})
+		defer close(stopWatch)
+		go every(stopWatch, 200*time.Millisecond, func() {
+			if time.Since(time.Unix(0, lastAt.Load())) > idle {
+				stalled.Store(true)
+				cancel()
+			}
+		})
+	}
 	err := cfg.consumePartitions(ctx, 500*time.Millisecond, func(fs kgo.Fetches) {
 		fs.EachError(func(_ string, _ int32, err error) {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
@@ -528,7 +534,7 @@ func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stampHis
 	res.Errors += errs.Load()
 	switch {
 	case stalled.Load():
-		return fmt.Errorf("consumed %d of %d records; none arrived for %v", got.Load(), want, consumeIdle)
+		return fmt.Errorf("consumed %d of %d records; none arrived for %v", got.Load(), want, idle)
 	case want > 0 && got.Load() < want && (cfg.Duration == 0 || stampHist != nil):
 		return fmt.Errorf("consumed %d of %d records before the deadline", got.Load(), want)
 	}

@@ -184,6 +184,25 @@ func TestKafkaConsumeOfAShortTopicStopsAtItsDeadline(t *testing.T) {
 	}
 }
 
+// TestKafkaConsumeOfAShortTopicFailsWhenRecordsStop: without --duration,
+// records that never come fail the run once none arrived for the idle
+// timeout (it waited forever).
+func TestKafkaConsumeOfAShortTopicFailsWhenRecordsStop(t *testing.T) {
+	srv := testserver.Start(t)
+	brokers := []string{srv.KafkaAddr()}
+	if _, err := bench.RunKafka(context.Background(), bench.KafkaConfig{Mode: "produce", Brokers: brokers, Clients: 2,
+		RecordSize: 64, Records: 100, Acks: 1, Topic: "short"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := bench.RunKafka(ctx, bench.KafkaConfig{Mode: "consume", Brokers: brokers, Clients: 2,
+		RecordSize: 64, Records: 200, Topic: "short", Preloaded: true, IdleTimeout: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "consumed 100 of 200 records; none arrived for 1s") {
+		t.Fatalf("error %v, want one saying 100 of 200 records came, then none for 1 s", err)
+	}
+}
+
 // TestKafkaRunsOnAnExistingTopic: produce may reuse a topic; consume and
 // roundtrip may not (they would read and count its old records).
 func TestKafkaRunsOnAnExistingTopic(t *testing.T) {
