@@ -3,6 +3,7 @@ package attack
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,8 +20,8 @@ import (
 // it counts as a failure with this latency.
 const goodTimeout = 2 * time.Second
 
-// goodPause is the pause between two requests of one good client (each
-// client offers about 40 requests/s).
+// goodPause is the interval between two requests of one good client (each
+// client offers about 40 requests/s, on a fixed schedule).
 const goodPause = 25 * time.Millisecond
 
 // sample is one good request.
@@ -34,14 +35,42 @@ type sample struct {
 // request at a time; the one in flight counts in a window with the time it
 // has taken so far, so a request stuck across a window's end is not
 // missing from it.
+//
+// Requests are due on a fixed schedule, one every goodPause, and each
+// counts from when it was due (open loop): a request that stalls delays
+// the ones due after it, and they count the delay. A client that waited
+// for each answer and then paused would record one sample per stall
+// however long it lasted, and a p99 over a few hundred samples would not
+// see it (coordinated omission).
 type recorder struct {
 	mu      sync.Mutex
 	s       []sample
 	pending time.Time // start of the request in flight, or zero
+	due     time.Time // when the next request is due (zero: now)
 }
 
-// begin returns the start of a request.
-func (r *recorder) begin() time.Time {
+// begin waits until the client's next request is due and returns when it
+// was due: its start, behind which the request is late from the moment
+// the schedule says so. ctx ending cuts the wait short.
+func (r *recorder) begin(ctx context.Context) time.Time {
+	now := time.Now()
+	due := r.due
+	if due.IsZero() {
+		due = now
+	}
+	if wait := due.Sub(now); wait > 0 {
+		sleep(ctx, wait)
+	}
+	r.due = due.Add(goodPause)
+	r.mu.Lock()
+	r.pending = due
+	r.mu.Unlock()
+	return due
+}
+
+// beginNow returns the start of a request that follows another at once
+// (the good franz-go client's Fetch after its Produce), off the schedule.
+func (r *recorder) beginNow() time.Time {
 	now := time.Now()
 	r.mu.Lock()
 	r.pending = now
@@ -49,9 +78,13 @@ func (r *recorder) begin() time.Time {
 	return now
 }
 
-// add records the request begun at start.
+// add records the request begun at start. A failed request counts as one
+// that timed out: an error answered fast is no better for the client.
 func (r *recorder) add(start time.Time, ok bool) {
 	lat := min(time.Since(start), goodTimeout)
+	if !ok {
+		lat = goodTimeout
+	}
 	r.mu.Lock()
 	r.s = append(r.s, sample{start: start, lat: lat, ok: ok})
 	r.pending = time.Time{}
@@ -209,7 +242,7 @@ func within(ctx context.Context, f func() error) (ok bool, late <-chan error) {
 func (g *goodClients) loopKgo(ctx context.Context, cl *kgo.Client, leader *goodLeader) {
 	for i := 0; ctx.Err() == nil; i++ {
 		var off int64 = -1
-		start := g.kgo.begin()
+		start := g.kgo.begin(ctx)
 		ok, late := within(ctx, func() error {
 			r, err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "good %d", i)}).First()
 			if err == nil {
@@ -225,14 +258,13 @@ func (g *goodClients) loopKgo(ctx context.Context, cl *kgo.Client, leader *goodL
 			continue
 		}
 		if ok {
-			start = g.kgo.begin()
+			start = g.kgo.beginNow()
 			ok, late = within(ctx, func() error { return fetchOne(ctx, leader, off) })
 			g.kgo.add(start, ok)
 			if late != nil && !waitLate(ctx, late) {
 				return
 			}
 		}
-		sleep(ctx, goodPause)
 	}
 }
 
@@ -288,12 +320,11 @@ func (g *goodClients) loopKafka(ctx context.Context, t *Target) {
 		}
 	}()
 	for i := int32(0); ctx.Err() == nil; i++ {
-		start := g.kafka.begin()
+		start := g.kafka.begin(ctx)
 		if kc == nil {
 			c, err := t.dialKafka(ctx, goodIP(1), t.KafkaAddr)
 			if err != nil {
 				g.kafka.add(start, false)
-				sleep(ctx, goodPause)
 				continue
 			}
 			kc = &kafkaConn{Conn: c}
@@ -313,7 +344,6 @@ func (g *goodClients) loopKafka(ctx context.Context, t *Target) {
 			kc.Close()
 			kc = nil
 		}
-		sleep(ctx, goodPause)
 	}
 }
 
@@ -323,9 +353,8 @@ func (g *goodClients) loopHealth(ctx context.Context, addr string) {
 	cl := httpClientFrom(goodIP(2), goodTimeout)
 	defer cl.CloseIdleConnections()
 	for ctx.Err() == nil {
-		start := g.health.begin()
+		start := g.health.begin(ctx)
 		g.health.add(start, getHealth(ctx, cl, addr) == nil)
-		sleep(ctx, goodPause)
 	}
 }
 
@@ -381,6 +410,34 @@ func (kc *kafkaConn) roundTrip(req kmsg.Request, corr int32, timeout time.Durati
 	}
 	if got := int32(binary.BigEndian.Uint32(kc.buf)); got != corr {
 		return fmt.Errorf("correlation id %d, want %d", got, corr)
+	}
+	// An answer is a success only without an error code in it.
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	if err := resp.ReadFrom(kc.buf[4:]); err != nil {
+		return fmt.Errorf("decode %s response: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	return answerError(resp)
+}
+
+// answerError returns the error an ApiVersions or Metadata answer carries
+// (for Metadata: its brokers must be named and each topic answered without
+// an error), or nil.
+func answerError(resp kmsg.Response) error {
+	switch r := resp.(type) {
+	case *kmsg.ApiVersionsResponse:
+		if r.ErrorCode != 0 {
+			return fmt.Errorf("ApiVersions: error %d", r.ErrorCode)
+		}
+	case *kmsg.MetadataResponse:
+		if len(r.Brokers) == 0 {
+			return errors.New("Metadata: no broker")
+		}
+		for _, t := range r.Topics {
+			if t.ErrorCode != 0 {
+				return fmt.Errorf("Metadata: topic error %d", t.ErrorCode)
+			}
+		}
 	}
 	return nil
 }

@@ -167,11 +167,17 @@ func Run(ctx context.Context, cfg Config, a Attack, start Starter, scale float64
 	defer func() { stopGood(); waitGood() }()
 	t0 := time.Now()
 	sleep(ctx, cfg.Baseline)
+	// nginx has no /metrics (errNoMetrics); for floodgate a failed read
+	// would silently drop the RSS bound and the budget's recovery check.
 	if v, err := srv.Metric(ctx, "floodgate_memory_used_bytes"); err == nil {
 		r.BudgetBase = int64(v)
+	} else if !errors.Is(err, errNoMetrics) {
+		return nil, fmt.Errorf("%s: before the attack: %w", a.Name, err)
 	}
 	if v, err := srv.Metric(ctx, "floodgate_memory_limit_bytes"); err == nil {
 		r.RSSBound = int64(v) + b.RSSOverLimit
+	} else if !errors.Is(err, errNoMetrics) {
+		return nil, fmt.Errorf("%s: before the attack: %w", a.Name, err)
 	}
 	heldBase, err := readMetrics(ctx, srv, a.Held)
 	if err != nil {
@@ -308,7 +314,14 @@ func terminateDuring(ctx context.Context, a Attack, srv *Server, warm, grace tim
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Run(actx, &srv.Target) }()
-	defer func() { stop(); <-done; waitGood() }()
+	defer func() {
+		stop()
+		select { // as runAttack: an attack that ignores its end does not hang the run
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+		waitGood()
+	}()
 	sleep(ctx, warm)
 	exit, err := srv.Terminate(grace + 2*time.Second)
 	if err == nil && exit > grace {
