@@ -427,15 +427,15 @@ func answerError(resp kmsg.Response) error {
 	switch r := resp.(type) {
 	case *kmsg.ApiVersionsResponse:
 		if r.ErrorCode != 0 {
-			return fmt.Errorf("ApiVersions: error %d", r.ErrorCode)
+			return fmt.Errorf("api versions answer: error %d", r.ErrorCode)
 		}
 	case *kmsg.MetadataResponse:
 		if len(r.Brokers) == 0 {
-			return errors.New("Metadata: no broker")
+			return errors.New("metadata answer: no broker")
 		}
 		for _, t := range r.Topics {
 			if t.ErrorCode != 0 {
-				return fmt.Errorf("Metadata: topic error %d", t.ErrorCode)
+				return fmt.Errorf("metadata answer: topic error %d", t.ErrorCode)
 			}
 		}
 	}
