@@ -243,6 +243,9 @@ func (g *goodClients) loopKgo(ctx context.Context, cl *kgo.Client, leader *goodL
 	for i := 0; ctx.Err() == nil; i++ {
 		var off int64 = -1
 		start := g.kgo.begin(ctx)
+		if ctx.Err() != nil {
+			return // ended while waiting for the slot: no request to count
+		}
 		ok, late := within(ctx, func() error {
 			r, err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "good %d", i)}).First()
 			if err == nil {
@@ -321,6 +324,9 @@ func (g *goodClients) loopKafka(ctx context.Context, t *Target) {
 	}()
 	for i := int32(0); ctx.Err() == nil; i++ {
 		start := g.kafka.begin(ctx)
+		if ctx.Err() != nil {
+			return
+		}
 		if kc == nil {
 			c, err := t.dialKafka(ctx, goodIP(1), t.KafkaAddr)
 			if err != nil {
@@ -354,6 +360,9 @@ func (g *goodClients) loopHealth(ctx context.Context, addr string) {
 	defer cl.CloseIdleConnections()
 	for ctx.Err() == nil {
 		start := g.health.begin(ctx)
+		if ctx.Err() != nil {
+			return
+		}
 		g.health.add(start, getHealth(ctx, cl, addr) == nil)
 	}
 }
