@@ -137,7 +137,7 @@ type versionRange struct {
 // upstreamBroker is one broker of the upstream cluster and its pool.
 type upstreamBroker struct {
 	id        int32
-	addr      string
+	addr      string // guarded by mu: move changes it
 	localPort int32
 
 	mu    sync.Mutex
@@ -457,11 +457,20 @@ func (g *Gateway) refreshOnce() error {
 // knownAddrs lists upstream broker addresses, seeds last.
 func (g *Gateway) knownAddrs() []string {
 	g.mu.RLock()
-	out := make([]string, 0, len(g.brokers)+len(g.cfg.Seeds))
+	brokers := make([]*upstreamBroker, 0, len(g.brokers))
 	for _, b := range g.brokers {
-		out = append(out, b.addr)
+		brokers = append(brokers, b)
 	}
 	g.mu.RUnlock()
+	out := make([]string, 0, len(brokers)+len(g.cfg.Seeds))
+	for _, b := range brokers {
+		// b.mu guards addr: a rewritten answer moves a broker (move)
+		// while the refresh loop lists the addresses. Taken after g.mu
+		// is let go, so no lock order between the two is assumed.
+		b.mu.Lock()
+		out = append(out, b.addr)
+		b.mu.Unlock()
+	}
 	return append(out, g.cfg.Seeds...)
 }
 

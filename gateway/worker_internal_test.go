@@ -304,3 +304,27 @@ func TestGatewayUpstreamErrorWarningsAreRateLimited(t *testing.T) {
 		t.Fatalf("%d WARN lines for %d failed requests in under a second, want 1 or 2", got, n)
 	}
 }
+
+// TestKnownAddrsWhileABrokerMoves: the refresh loop lists the brokers'
+// addresses while rewritten answers move a broker to a new address (a
+// restarted node); under the race detector this test fails if addr is
+// read without the broker's lock (it was, and CI caught it once).
+func TestKnownAddrsWhileABrokerMoves(t *testing.T) {
+	b := &upstreamBroker{id: 1, addr: "127.0.0.1:1"}
+	g := &Gateway{brokers: map[int32]*upstreamBroker{1: b}, cfg: Config{Seeds: []string{"127.0.0.1:9"}},
+		retired: metrics.NewSet().NewCounter("moves_total")}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			b.move(g, fmt.Sprintf("127.0.0.1:%d", 2+i%2))
+		}
+	}()
+	for i := 0; i < 200; i++ {
+		addrs := g.knownAddrs()
+		if len(addrs) != 2 || addrs[1] != "127.0.0.1:9" {
+			t.Fatalf("known addresses %v, want the broker's then the seed", addrs)
+		}
+	}
+	<-done
+}
