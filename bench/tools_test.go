@@ -72,7 +72,9 @@ func (s *slowHTTP) serve(c net.Conn) {
 	defer s.wg.Done()
 	var pending atomic.Int64
 	heads := make(chan bool, 1024) // true: HEAD
+	s.wg.Add(1)
 	go func() {
+		defer s.wg.Done()
 		for head := range heads {
 			time.Sleep(s.delay)
 			body := "hello"
@@ -102,8 +104,8 @@ func (s *slowHTTP) serve(c net.Conn) {
 				break
 			}
 		}
-		if n := pending.Add(1); n > s.maxPending.Load() {
-			s.maxPending.Store(n)
+		n := pending.Add(1)
+		for m := s.maxPending.Load(); n > m && !s.maxPending.CompareAndSwap(m, n); m = s.maxPending.Load() {
 		}
 		heads <- head
 	}
