@@ -29,7 +29,7 @@ import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from framecpu import Server  # noqa: E402
-from procstat import cpu_s, machine_busy_s, write_runs  # noqa: E402
+from procstat import cpu_s, machine_busy_s, pin, write_runs  # noqa: E402
 
 
 def run(bench, op, addr, size, n, topic, preloaded=False, delete=False, pin=None):
@@ -60,8 +60,9 @@ def main():
     cases = [(c.split(":")[0], int(c.split(":")[1]), int(c.split(":")[2])) for c in
              (o.case or ["produce:100:2000000", "produce:10000:60000", "consume:100:2000000", "consume:10000:60000"])]
     builds = [b.split("=", 1) for b in o.build]
-    rest = [int(c) for part in o.pin_rest.split(",") for c in
-            (range(int(part.split("-")[0]), int(part.split("-")[-1]) + 1))] if o.pin_rest else None
+
+    def rest_s():  # busy seconds of the CPUs of kfake and the clients, when pinned
+        return machine_busy_s(o.pin_rest) if o.pin_rest else 0.0
     runs = {}
     tmp = tempfile.mkdtemp(prefix="gwratio-")
     try:
@@ -70,10 +71,10 @@ def main():
             for name, binary in order:
                 sv = Server("gateway", binary, o.suite, tmp)
                 if o.pin_gateway:
-                    subprocess.run(["taskset", "-a", "-p", "-c", o.pin_gateway, str(sv.pid)], check=True, capture_output=True)
+                    pin(sv.pid, o.pin_gateway)
                 if o.pin_rest:
                     for pr in sv.procs[:-1]:  # kfake (floodgate is the last)
-                        subprocess.run(["taskset", "-a", "-p", "-c", o.pin_rest, str(pr.pid)], check=True, capture_output=True)
+                        pin(pr.pid, o.pin_rest)
                 try:
                     for op, size, n in cases:
                         topic = f"gr-{rnd}-{op}-{size}"
@@ -81,14 +82,14 @@ def main():
                             run(o.bench, "produce", sv.direct, size, n, topic, pin=o.pin_rest)
                         run(o.bench, op, sv.direct, size, n, topic if op == "consume" else f"{topic}-warm",
                             preloaded=op == "consume", delete=op == "produce", pin=o.pin_rest)
-                        res = {"direct": {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "busy_s": 0.0, "rest_s": 0.0, "secs": 0.0, "each": []},
-                               "gateway": {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "busy_s": 0.0, "rest_s": 0.0, "secs": 0.0, "each": []}}
+                        res = {path: {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "busy_s": 0.0, "rest_s": 0.0, "secs": 0.0, "each": []}
+                               for path in ("direct", "gateway")}
                         paths = [("direct", sv.direct), ("gateway", sv.addr)]
                         if rnd % 2:
                             paths.reverse()
                         for i, (path, addr) in enumerate(paths + paths[::-1]):
                             t = topic if op == "consume" else f"{topic}-{path}-{i}"
-                            c0, b0, r0, t0 = cpu_s(sv.pid), machine_busy_s(), machine_busy_s(rest), time.monotonic()
+                            c0, b0, r0, t0 = cpu_s(sv.pid), machine_busy_s(), rest_s(), time.monotonic()
                             r = run(o.bench, op, addr, size, n, t, preloaded=op == "consume",
                                     delete=op == "produce" or i == 3, pin=o.pin_rest)
                             p = res[path]
@@ -97,7 +98,7 @@ def main():
                             p["errors"] += r["errors"]
                             p["cpu_s"] += cpu_s(sv.pid) - c0
                             p["busy_s"] += machine_busy_s() - b0
-                            p["rest_s"] += machine_busy_s(rest) - r0
+                            p["rest_s"] += rest_s() - r0
                             p["secs"] += time.monotonic() - t0
                         ratio = res["gateway"]["mbps"] / res["direct"]["mbps"]
 
@@ -105,7 +106,7 @@ def main():
                             return f"{res[path]['busy_s'] / res[path]['secs']:.2f}"
 
                         def rest_busy():
-                            if not rest:
+                            if not o.pin_rest:
                                 return ""
                             return ", the rest's CPUs busy " + "/".join(
                                 f"{res[p]['rest_s'] / res[p]['secs']:.2f}" for p in ("direct", "gateway"))

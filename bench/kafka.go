@@ -313,7 +313,7 @@ func RunKafka(ctx context.Context, cfg KafkaConfig) (*KafkaResult, error) {
 		err = runProduce(ctx, cfg, res, false)
 	case "consume":
 		if cfg.Preloaded {
-			err = runConsume(ctx, cfg, res, nil)
+			err = runConsume(ctx, cfg, res)
 			break
 		}
 		pre := cfg
@@ -328,7 +328,7 @@ func RunKafka(ctx context.Context, cfg KafkaConfig) (*KafkaResult, error) {
 		case ignored.Errors > 0:
 			err = fmt.Errorf("preload of %d records: %d produce errors", cfg.Records, ignored.Errors)
 		default:
-			err = runConsume(ctx, cfg, res, nil)
+			err = runConsume(ctx, cfg, res)
 		}
 	case "roundtrip":
 		err = runRoundtrip(ctx, cfg, res)
@@ -460,12 +460,21 @@ func runProduce(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stamp bo
 	return nil
 }
 
+// countFetchErrors adds the fetch errors in fs to errs, leaving out the
+// cancellation that ends a run.
+func countFetchErrors(fs kgo.Fetches, errs *atomic.Int64) {
+	fs.EachError(func(_ string, _ int32, err error) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			errs.Add(1)
+		}
+	})
+}
+
 // defaultConsumeIdle is KafkaConfig.IdleTimeout's default.
 const defaultConsumeIdle = 15 * time.Second
 
 // runConsume reads cfg.Records records from the start of every partition.
-// With stampHist set it records the end-to-end latency stamped in values.
-func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stampHist *lockedHist) error {
+func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult) error {
 	want := cfg.Records
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
@@ -496,20 +505,9 @@ func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stampHis
 		})
 	}
 	err := cfg.consumePartitions(ctx, 500*time.Millisecond, func(fs kgo.Fetches) {
-		fs.EachError(func(_ string, _ int32, err error) {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-				errs.Add(1)
-			}
-		})
+		countFetchErrors(fs, &errs)
 		now := time.Now()
-		n := int64(0)
-		fs.EachRecord(func(r *kgo.Record) {
-			n++
-			if stampHist != nil && len(r.Value) >= 8 {
-				sent := int64(binary.BigEndian.Uint64(r.Value))
-				stampHist.Record(time.Duration(now.UnixNano() - sent))
-			}
-		})
+		n := int64(fs.NumRecords())
 		if n > 0 {
 			lastAt.Store(now.UnixNano())
 		}
@@ -522,21 +520,23 @@ func runConsume(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stampHis
 	if err != nil {
 		return err
 	}
-	if stampHist == nil {
-		// Until the last record (a run bounded by --duration: until the
-		// deadline), not until the stop was noticed.
-		res.DurationS = time.Duration(lastAt.Load() - start.UnixNano()).Seconds()
-		if cfg.Duration > 0 && (want == 0 || got.Load() < want) {
-			res.DurationS = min(time.Since(start), cfg.Duration).Seconds()
-		}
-		res.Records = got.Load()
-	}
+	res.Records = got.Load()
 	res.Errors += errs.Load()
+	// Until the last record when every record wanted came, else until the
+	// deadline: not until the stop was noticed.
+	elapsed := time.Since(start)
+	if cfg.Duration > 0 {
+		elapsed = min(elapsed, cfg.Duration)
+	}
+	if want > 0 && res.Records >= want {
+		elapsed = time.Duration(lastAt.Load() - start.UnixNano())
+	}
+	res.DurationS = elapsed.Seconds()
 	switch {
 	case stalled.Load():
-		return fmt.Errorf("consumed %d of %d records; none arrived for %v", got.Load(), want, idle)
-	case want > 0 && got.Load() < want && (cfg.Duration == 0 || stampHist != nil):
-		return fmt.Errorf("consumed %d of %d records before the deadline", got.Load(), want)
+		return fmt.Errorf("consumed %d of %d records; none arrived for %v", res.Records, want, idle)
+	case want > 0 && res.Records < want && cfg.Duration == 0:
+		return fmt.Errorf("consumed %d of %d records before the deadline", res.Records, want)
 	}
 	return nil
 }
@@ -601,11 +601,7 @@ func runConsumeUntil(ctx context.Context, cfg KafkaConfig, res *KafkaResult, h *
 	defer cancel()
 	var errs atomic.Int64
 	err := cfg.consumePartitions(ctx, 100*time.Millisecond, func(fs kgo.Fetches) {
-		fs.EachError(func(_ string, _ int32, err error) {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-				errs.Add(1)
-			}
-		})
+		countFetchErrors(fs, &errs)
 		now := time.Now()
 		var n int64
 		fs.EachRecord(func(r *kgo.Record) {

@@ -33,15 +33,29 @@ def free_range(n):
             return first
 
 
+def parse_cpus(spec):
+    """The CPU numbers of a taskset-style list such as "0", "1,3" or "0-1"."""
+    cpus = []
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        cpus += range(int(lo), int(hi or lo) + 1)
+    return cpus
+
+
+def pin(pid, spec):
+    """Confines every thread of process pid to the CPUs of spec (taskset)."""
+    subprocess.run(["taskset", "-a", "-p", "-c", spec, str(pid)], check=True, capture_output=True)
+
+
 def machine_busy_s(cpus=None):
-    """CPU seconds the whole machine (or only CPUs, a list of numbers) spent
-    busy (user, nice, system, irq, softirq, steal) since boot, from
-    /proc/stat."""
+    """CPU seconds the whole machine (or only the CPUs of cpus, a taskset
+    list) spent busy (user, nice, system, irq, softirq, steal) since boot,
+    from /proc/stat."""
     with open("/proc/stat") as f:
         lines = f.read().splitlines()
     if cpus is None:
         return _busy(lines[0].split()[1:])
-    want = {f"cpu{c}" for c in cpus}
+    want = {f"cpu{c}" for c in parse_cpus(cpus)}
     return sum(_busy(ln.split()[1:]) for ln in lines if ln.split()[0] in want)
 
 

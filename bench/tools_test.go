@@ -165,16 +165,23 @@ func TestHTTPHeadResponsesHaveNoBody(t *testing.T) {
 	}
 }
 
-// TestKafkaConsumeOfAShortTopicStopsAtItsDeadline: --records more than the
-// topic holds, with --duration: the run ends at the deadline with what it
-// read (it waited 30 s more, and counted them).
-func TestKafkaConsumeOfAShortTopicStopsAtItsDeadline(t *testing.T) {
-	srv := testserver.Start(t)
-	brokers := []string{srv.KafkaAddr()}
+// shortTopic starts a floodgate whose topic "short" holds 100 records
+// over 2 partitions and returns its brokers.
+func shortTopic(t *testing.T) []string {
+	t.Helper()
+	brokers := []string{testserver.Start(t).KafkaAddr()}
 	if _, err := bench.RunKafka(context.Background(), bench.KafkaConfig{Mode: "produce", Brokers: brokers, Clients: 2,
 		RecordSize: 64, Records: 100, Acks: 1, Topic: "short"}); err != nil {
 		t.Fatal(err)
 	}
+	return brokers
+}
+
+// TestKafkaConsumeOfAShortTopicStopsAtItsDeadline: --records more than the
+// topic holds, with --duration: the run ends at the deadline with what it
+// read (it waited 30 s more, and counted them).
+func TestKafkaConsumeOfAShortTopicStopsAtItsDeadline(t *testing.T) {
+	brokers := shortTopic(t)
 	start := time.Now()
 	r, err := bench.RunKafka(context.Background(), bench.KafkaConfig{Mode: "consume", Brokers: brokers, Clients: 2,
 		RecordSize: 64, Records: 200, Duration: time.Second, Topic: "short", Preloaded: true})
@@ -190,12 +197,7 @@ func TestKafkaConsumeOfAShortTopicStopsAtItsDeadline(t *testing.T) {
 // records that never come fail the run once none arrived for the idle
 // timeout (it waited forever).
 func TestKafkaConsumeOfAShortTopicFailsWhenRecordsStop(t *testing.T) {
-	srv := testserver.Start(t)
-	brokers := []string{srv.KafkaAddr()}
-	if _, err := bench.RunKafka(context.Background(), bench.KafkaConfig{Mode: "produce", Brokers: brokers, Clients: 2,
-		RecordSize: 64, Records: 100, Acks: 1, Topic: "short"}); err != nil {
-		t.Fatal(err)
-	}
+	brokers := shortTopic(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err := bench.RunKafka(ctx, bench.KafkaConfig{Mode: "consume", Brokers: brokers, Clients: 2,
