@@ -148,24 +148,59 @@ func (p ServerProbe) Alive() bool {
 	return true
 }
 
-func procRSS(pid int) (int64, error) {
+// ResetRSSPeak resets the kernel's high-water mark of the server's resident
+// set (VmHWM) to its current RSS, for the process and each of its direct
+// children, by writing 5 to /proc/PID/clear_refs: RSSPeak then reports the
+// peak since this moment, a spike between two RSS samples included. It
+// needs a PID and the right to write the processes' clear_refs (their
+// owner, or root); an error means RSSPeak would report older peaks too.
+func (p ServerProbe) ResetRSSPeak() error {
+	if p.PID <= 0 {
+		return errors.New("resetting the RSS high-water mark needs --pid")
+	}
+	for _, pid := range append([]int{p.PID}, children(p.PID)...) {
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+			return fmt.Errorf("reset the RSS high-water mark of pid %d: %w", pid, err)
+		}
+	}
+	return nil
+}
+
+// RSSPeak returns the server's resident set high-water mark (VmHWM) since
+// it started or since ResetRSSPeak, added over the process and its direct
+// children: for a server with workers (nginx) each peaked on its own, so the
+// sum is an upper bound of their peak together.
+func (p ServerProbe) RSSPeak() (int64, error) {
+	if p.PID <= 0 {
+		return 0, errors.New("the RSS high-water mark needs --pid")
+	}
+	return sumTree(p.PID, procHWM)
+}
+
+func procRSS(pid int) (int64, error) { return procStatusBytes(pid, "VmRSS") }
+
+func procHWM(pid int) (int64, error) { return procStatusBytes(pid, "VmHWM") }
+
+// procStatusBytes reads a field given in kB (VmRSS, VmHWM) from
+// /proc/PID/status, in bytes.
+func procStatusBytes(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read RSS of pid %d: %w", pid, err)
+		return 0, fmt.Errorf("read %s of pid %d: %w", field, pid, err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) >= 1 {
 				kb, err := strconv.ParseInt(f[0], 10, 64)
 				if err != nil {
-					return 0, fmt.Errorf("parse VmRSS of pid %d: %w", pid, err)
+					return 0, fmt.Errorf("parse %s of pid %d: %w", field, pid, err)
 				}
 				return kb * 1024, nil
 			}
 		}
 	}
-	return 0, fmt.Errorf("pid %d: no VmRSS in /proc status", pid)
+	return 0, fmt.Errorf("pid %d: no %s in /proc status", pid, field)
 }
 
 func procFDs(pid int) (int, error) {

@@ -8,10 +8,11 @@
 // above. A run has three phases: a baseline (good clients alone), the attack,
 // and the recovery after the attacker has closed every connection. Per
 // attack the Runner asserts the Bounds: good clients' p99 during the attack,
-// /health answering, the server's peak RSS (VmRSS from /proc) against the
-// memory limit plus a constant, and the time until the server is back to
-// its baseline (floodgate_memory_used_bytes and fresh requests answered in
-// time).
+// /health answering, the server's peak RSS (VmRSS sampled from /proc, and
+// the kernel's high-water mark VmHWM from the attack's start until the
+// recovery) against the memory limit plus a constant, and the time until
+// the server is back to its baseline (floodgate_memory_used_bytes and
+// fresh requests answered in time).
 //
 // Adding a case: write a func(ctx, *Target) error that attacks until ctx
 // ends and returns only once every connection it opened is closed (the

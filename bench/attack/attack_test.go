@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -13,7 +14,12 @@ import (
 	"github.com/floodgate/floodgate/internal/testproc"
 )
 
-func TestMain(m *testing.M) { testproc.Main(m) }
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == fakeServerArg {
+		os.Exit(serveFake(os.Args[2:]))
+	}
+	testproc.Main(m)
+}
 
 // shortForm is `go test`'s run of each attack: half a second of baseline,
 // 2.5 s of attack, up to 3 s of watching the recovery.

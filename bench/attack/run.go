@@ -54,10 +54,17 @@ type Result struct {
 	Kafka  Latency `json:"kafka"`
 	Kgo    Latency `json:"kgo"`
 	Health Latency `json:"health"`
-	// PeakRSS is the server's largest VmRSS during the attack; RSSBound
-	// is what it may reach (0: no memory limit known, nginx).
+	// PeakRSS is the server's largest resident set from the attack's start
+	// until recovery was seen: the larger of VmRSS sampled every 20 ms
+	// during the attack and RSSHighWater. RSSBound is what it may reach
+	// (0: no memory limit known, nginx).
 	PeakRSS  int64 `json:"peak_rss_bytes"`
 	RSSBound int64 `json:"rss_bound_bytes"`
+	// RSSHighWater is the kernel's high-water mark of the server's
+	// resident set (VmHWM), reset as the attack began and read once
+	// recovery was seen: it holds a spike between two samples, or one
+	// during the recovery, that sampling misses (0: not read).
+	RSSHighWater int64 `json:"rss_high_water_bytes,omitempty"`
 	// BudgetBase and BudgetPeak are floodgate_memory_used_bytes before
 	// and at most during the attack (-1: not read).
 	BudgetBase int64 `json:"budget_base_bytes"`
@@ -192,6 +199,11 @@ func Run(ctx context.Context, cfg Config, a Attack, start Starter, scale float64
 		return nil, fmt.Errorf("%s: before the attack: %w", a.Name, err)
 	}
 
+	// The server is this harness's child: the kernel's high-water mark
+	// of its RSS, reset here and read after the recovery, sees the peaks
+	// the monitor's samples miss. Where it cannot be reset the samples
+	// alone count.
+	highWater := srv.ResetRSSPeak() == nil
 	attackStart := time.Now()
 	r.Baseline = worst(good.kafka.window(t0, attackStart), good.kgo.window(t0, attackStart))
 	mon := startMonitor(ctx, srv, a.Held)
@@ -220,6 +232,12 @@ func Run(ctx context.Context, cfg Config, a Attack, start Starter, scale float64
 	r.Kgo = good.kgo.window(attackStart, leave)
 	r.Health = good.health.window(attackStart, leave)
 	r.Recovery, r.Recovered, r.RecoveryState = watchRecovery(ctx, srv, r.BudgetBase, heldBase, b, leave, cfg.Watch)
+	if highWater {
+		if v, err := srv.RSSPeak(); err == nil {
+			r.RSSHighWater = v
+			r.PeakRSS = max(r.PeakRSS, v)
+		}
+	}
 	if counts, err := readMetrics(ctx, srv, counted); err == nil {
 		for name, v := range counts {
 			counts[name] = v - countBase[name]

@@ -159,6 +159,16 @@ func (s *Server) Alive() bool { return bench.ServerProbe{PID: s.PID}.Alive() }
 // RSS returns the server's resident set size (with nginx's workers).
 func (s *Server) RSS() (int64, error) { return bench.ServerProbe{PID: s.PID}.RSS() }
 
+// ResetRSSPeak resets the kernel's high-water mark of the server's
+// resident set (bench.ServerProbe.ResetRSSPeak): the server is this
+// harness's own child, so RSSPeak then sees every peak since, one between
+// two samples of RSS or after the sampling stopped included.
+func (s *Server) ResetRSSPeak() error { return bench.ServerProbe{PID: s.PID}.ResetRSSPeak() }
+
+// RSSPeak returns the server's resident set high-water mark (VmHWM, with
+// nginx's workers) since ResetRSSPeak.
+func (s *Server) RSSPeak() (int64, error) { return bench.ServerProbe{PID: s.PID}.RSSPeak() }
+
 // Terminate sends SIGTERM and returns how long the process took to exit,
 // or an error when it had not exited after wait.
 func (s *Server) Terminate(wait time.Duration) (time.Duration, error) {
