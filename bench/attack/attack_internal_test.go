@@ -62,7 +62,7 @@ func TestMachineWatchCountsThisProcessesCPU(t *testing.T) {
 	for time.Now().Before(deadline) {
 		x++
 	}
-	got := w.stop(t.Context(), &Server{})
+	got := w.stop(t.Context(), &Server{})()
 	if !strings.Contains(got, "machine over") || !strings.Contains(got, "this process") || strings.Contains(got, "CPU 0.00 s, GC") {
 		t.Fatalf("watch = %q after 200 ms of computing (%d loops), want the machine's line and a CPU time", got, x)
 	}

@@ -56,26 +56,41 @@ func watchMachine(ctx context.Context, srv *Server) *machineWatch {
 	return w
 }
 
-// stop ends the watch and says what it saw, in one line.
-func (w *machineWatch) stop(ctx context.Context, srv *Server) string {
+// stop ends the watch and returns a function that says what it saw, in
+// one line. What the machine and this process did is taken at once; the
+// server's counters are read in the background, and the returned function
+// waits for that read: a read of /metrics takes time, which the recovery
+// watched meanwhile must not wait for.
+func (w *machineWatch) stop(ctx context.Context, srv *Server) (summary func() string) {
 	w.cancel()
 	w.wg.Wait()
 	took := time.Since(w.start)
 	cpu := readCPUTimes().sub(w.cpu0)
-	var b strings.Builder
-	if total := cpu.total(); total > 0 {
-		fmt.Fprintf(&b, "machine over %v: busy %.0f%%, steal %.0f%%, iowait %.0f%%", took.Round(time.Millisecond),
-			100*float64(total-cpu.idle-cpu.iowait-cpu.steal)/float64(total), 100*float64(cpu.steal)/float64(total), 100*float64(cpu.iowait)/float64(total))
+	self, gc := selfCPU()-w.self0, gcPauseTotal()-w.gc0
+	var srv1 map[string]float64
+	var srvErr error
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		srv1, srvErr = readMetrics(ctx, srv, serverDiagMetrics)
+	}()
+	return func() string {
+		<-read
+		var b strings.Builder
+		if total := cpu.total(); total > 0 {
+			fmt.Fprintf(&b, "machine over %v: busy %.0f%%, steal %.0f%%, iowait %.0f%%", took.Round(time.Millisecond),
+				100*float64(total-cpu.idle-cpu.iowait-cpu.steal)/float64(total), 100*float64(cpu.steal)/float64(total), 100*float64(cpu.iowait)/float64(total))
+		}
+		if srvErr == nil && w.srv0 != nil {
+			fmt.Fprintf(&b, "; server CPU %.2f s (GC %.2f s), %.0f minor page faults", srv1["process_cpu_seconds_total"]-w.srv0["process_cpu_seconds_total"],
+				srv1["go_gc_cpu_seconds_total"]-w.srv0["go_gc_cpu_seconds_total"], srv1["process_minor_pagefaults_total"]-w.srv0["process_minor_pagefaults_total"])
+		}
+		w.mu.Lock()
+		fmt.Fprintf(&b, "; this process (attacker, good clients): CPU %.2f s, GC pauses %v, a 1 ms sleep woke %v late at most (at +%v)",
+			self.Seconds(), gc.Round(10*time.Microsecond), w.late.Round(10*time.Microsecond), w.lateAt.Round(time.Millisecond))
+		w.mu.Unlock()
+		return b.String()
 	}
-	if srv1, err := readMetrics(ctx, srv, serverDiagMetrics); err == nil && w.srv0 != nil {
-		fmt.Fprintf(&b, "; server CPU %.2f s (GC %.2f s), %.0f minor page faults", srv1["process_cpu_seconds_total"]-w.srv0["process_cpu_seconds_total"],
-			srv1["go_gc_cpu_seconds_total"]-w.srv0["go_gc_cpu_seconds_total"], srv1["process_minor_pagefaults_total"]-w.srv0["process_minor_pagefaults_total"])
-	}
-	w.mu.Lock()
-	fmt.Fprintf(&b, "; this process (attacker, good clients): CPU %.2f s, GC pauses %v, a 1 ms sleep woke %v late at most (at +%v)",
-		(selfCPU() - w.self0).Seconds(), (gcPauseTotal() - w.gc0).Round(10*time.Microsecond), w.late.Round(10*time.Microsecond), w.lateAt.Round(time.Millisecond))
-	w.mu.Unlock()
-	return b.String()
 }
 
 // slowSamples lists when (from start) each request of r slower than bound

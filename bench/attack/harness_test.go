@@ -169,3 +169,25 @@ func TestPeakRSSSeesASpikeAfterTheAttackerLeft(t *testing.T) {
 			mib(r.PeakRSS), mib(r.RSSHighWater), r.Failures, spikeMiB, mib(r.RSSBound))
 	}
 }
+
+// TestRecoveryDoesNotCountTheHarnessesOwnReads: a server idle throughout
+// whose /metrics takes 300 ms to answer is back to normal at once. The
+// harness's own reads (its diagnosis's last read, then each probe's)
+// counted in the recovery time: three diagnosis reads and the probe's
+// own made 1.2 s, over the 1 s bound.
+func TestRecoveryDoesNotCountTheHarnessesOwnReads(t *testing.T) {
+	const metricsDelay = 300 * time.Millisecond
+	idle := Attack{Name: "idle", Listener: HTTP, Run: func(ctx context.Context, _ *Target) error { <-ctx.Done(); return nil }}
+	r, err := Run(context.Background(), Config{Baseline: 200 * time.Millisecond, Duration: 300 * time.Millisecond, Watch: 3 * time.Second},
+		idle, startFake(t, "-metrics-delay", metricsDelay.String()), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(Row(r))
+	if !r.Recovered || r.Recovery >= metricsDelay {
+		t.Errorf("recovery %v (recovered %t: %s), want less than one read of /metrics (%v)", r.Recovery, r.Recovered, r.RecoveryState, metricsDelay)
+	}
+	if !r.Passed() {
+		t.Errorf("an idle server fails: %q", r.Failures)
+	}
+}

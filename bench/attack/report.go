@@ -57,7 +57,8 @@ func Markdown(rs []*Result) string {
 	b.WriteString("\nGood p50 / p99: the worse of the two Kafka clients (raw ApiVersions/Metadata; franz-go Produce acks=all + Fetch) " +
 		"during the attack; 2,000 ms is the 2 s request timeout (no answer). Budget: floodgate_memory_used_bytes. " +
 		"Peak RSS: the larger of VmRSS sampled every 20 ms during the attack and VmHWM from the attack's start until recovery. " +
-		"Recovery: from the attacker's last close until the budget is back to its baseline and fresh Kafka and /health requests answer in time.\n\n")
+		"Recovery: from the attacker's last close until the start of the first probe that finds the budget back to its baseline " +
+		"(the probe's own read of /metrics not counted) and fresh Kafka and /health requests answered in time.\n\n")
 	for _, r := range rs {
 		for _, f := range r.Failures {
 			fmt.Fprintf(&b, "- %s on %s: %s\n", r.Attack, r.Server, f)

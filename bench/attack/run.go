@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -73,9 +75,10 @@ type Result struct {
 	// failed (a wedged server does not answer them): the peak is then
 	// only a lower bound.
 	BudgetUnread int `json:"budget_unread,omitempty"`
-	// Recovery is the time from the attacker leaving until the server was
-	// back to its baseline; Recovered is false when it was not within
-	// Config.Watch.
+	// Recovery is the time from the attacker leaving until the start of
+	// the first probe that found the server back to its baseline (the
+	// probe's own reads not counted: watchRecovery); Recovered is false
+	// when it was not within Config.Watch.
 	Recovery  time.Duration `json:"recovery_ns"`
 	Recovered bool          `json:"recovered"`
 	// After is the worst good client connected since before the attack,
@@ -213,7 +216,9 @@ func Run(ctx context.Context, cfg Config, a Attack, start Starter, scale float64
 	stopAttack()
 	leave := time.Now()
 	r.PeakRSS, r.BudgetPeak, r.BudgetUnread, r.HeldPeak = mon.stop()
-	r.Machine = watch.stop(ctx, srv)
+	// The watch's last read of the server runs alongside the recovery
+	// watch: the harness's own reads do not delay the first probe.
+	machine := watch.stop(ctx, srv)
 	var slow []string
 	for _, c := range []struct {
 		name string
@@ -238,6 +243,7 @@ func Run(ctx context.Context, cfg Config, a Attack, start Starter, scale float64
 			r.PeakRSS = max(r.PeakRSS, v)
 		}
 	}
+	r.Machine = machine()
 	if counts, err := readMetrics(ctx, srv, counted); err == nil {
 		for name, v := range counts {
 			counts[name] = v - countBase[name]
@@ -508,7 +514,9 @@ func startMonitor(ctx context.Context, srv *Server, held []string) *monitor {
 			m.mu.Lock()
 			if err == nil {
 				m.peakUsed = max(m.peakUsed, int64(v))
-			} else if !errors.Is(err, errNoMetrics) {
+			} else if !errors.Is(err, errNoMetrics) && ctx.Err() == nil {
+				// (A read cut short by the monitor's own stop is not
+				// one the server failed to answer.)
 				m.unread++
 			}
 			m.mu.Unlock()
@@ -524,33 +532,30 @@ func (m *monitor) stop() (peakRSS, peakUsed int64, unread int, peakHeld map[stri
 	return m.peakRSS, m.peakUsed, m.unread, m.peakHeld
 }
 
-// readMetrics reads each of names from srv's /metrics (nil for none).
+// readMetrics reads each of names from one read of srv's /metrics (nil
+// for none).
 func readMetrics(ctx context.Context, srv *Server, names []string) (map[string]float64, error) {
 	if len(names) == 0 {
 		return nil, nil
 	}
-	vs := make(map[string]float64, len(names))
-	for _, name := range names {
-		v, err := srv.Metric(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		vs[name] = v
-	}
-	return vs, nil
+	return srv.Metrics(ctx, names...)
 }
 
 // watchRecovery probes the server from fresh good connections until it is
 // back to normal or watch has passed since leave: the memory budget back to
 // its baseline, each gauge of heldBase back to at most its value there, an
 // ApiVersions round trip and a GET /health each answered within their
-// bounds.
+// bounds. The recovery time runs until the start of the probe that found
+// all that: the probe's read of /metrics is the harness's own work (and
+// the fresh requests after it have bounds of their own), so its duration
+// does not count against the recovery bound.
 func watchRecovery(ctx context.Context, srv *Server, budgetBase int64, heldBase map[string]float64, b Bounds, leave time.Time, watch time.Duration) (time.Duration, bool, string) {
 	state := ""
 	for {
+		at := time.Now()
 		ok, why := probe(ctx, srv, budgetBase, heldBase, b)
 		if ok {
-			return time.Since(leave), true, ""
+			return at.Sub(leave), true, ""
 		}
 		state = why
 		if time.Since(leave) >= watch || ctx.Err() != nil {
@@ -565,27 +570,8 @@ func probe(ctx context.Context, srv *Server, budgetBase int64, heldBase map[stri
 	if !srv.Alive() {
 		return false, "the server exited"
 	}
-	for name, base := range heldBase {
-		mctx, cancel := context.WithTimeout(ctx, time.Second)
-		v, err := srv.Metric(mctx, name)
-		cancel()
-		if err != nil {
-			return false, err.Error()
-		}
-		if v > base {
-			return false, fmt.Sprintf("%s %v (before the attack %v)", name, v, base)
-		}
-	}
-	if budgetBase >= 0 {
-		mctx, cancel := context.WithTimeout(ctx, time.Second)
-		v, err := srv.Metric(mctx, "floodgate_memory_used_bytes")
-		cancel()
-		if err != nil {
-			return false, err.Error()
-		}
-		if int64(v) > budgetBase+budgetSlack {
-			return false, fmt.Sprintf("floodgate_memory_used_bytes %s (baseline %s)", mib(int64(v)), mib(budgetBase))
-		}
+	if ok, why := probeMetrics(ctx, srv, budgetBase, heldBase); !ok {
+		return false, why
 	}
 	if srv.KafkaAddr != "" {
 		start := time.Now()
@@ -612,6 +598,34 @@ func probe(ctx context.Context, srv *Server, budgetBase int64, heldBase map[stri
 	}
 	if d := time.Since(start); d > b.HealthP99 {
 		return false, fmt.Sprintf("GET /health on a new connection took %v", ms(d))
+	}
+	return true, ""
+}
+
+// probeMetrics checks, in one read of /metrics, that each gauge of
+// heldBase is back to at most its value there and the memory budget to
+// budgetBase (-1: not checked).
+func probeMetrics(ctx context.Context, srv *Server, budgetBase int64, heldBase map[string]float64) (bool, string) {
+	names := slices.Sorted(maps.Keys(heldBase))
+	if budgetBase >= 0 {
+		names = append(names, "floodgate_memory_used_bytes")
+	}
+	if len(names) == 0 {
+		return true, ""
+	}
+	mctx, cancel := context.WithTimeout(ctx, time.Second)
+	vs, err := srv.Metrics(mctx, names...)
+	cancel()
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, name := range names {
+		if base, held := heldBase[name]; held && vs[name] > base {
+			return false, fmt.Sprintf("%s %v (before the attack %v)", name, vs[name], base)
+		}
+	}
+	if v := int64(vs["floodgate_memory_used_bytes"]); budgetBase >= 0 && v > budgetBase+budgetSlack {
+		return false, fmt.Sprintf("floodgate_memory_used_bytes %s (baseline %s)", mib(v), mib(budgetBase))
 	}
 	return true, ""
 }

@@ -192,45 +192,58 @@ var errNoMetrics = errors.New("no /metrics")
 // Metric returns the sum of the series of a metric (name, optionally with
 // labels) from /metrics.
 func (s *Server) Metric(ctx context.Context, name string) (float64, error) {
-	if s.metrics == nil {
-		return 0, errNoMetrics
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HTTPAddr+"/metrics", nil)
+	vs, err := s.Metrics(ctx, name)
 	if err != nil {
 		return 0, err
 	}
+	return vs[name], nil
+}
+
+// Metrics reads /metrics once and returns the sum of the series of each of
+// names (a name, optionally with labels): one read gives values of one
+// moment, and costs the server one answer however many are wanted.
+func (s *Server) Metrics(ctx context.Context, names ...string) (map[string]float64, error) {
+	if s.metrics == nil {
+		return nil, errNoMetrics
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HTTPAddr+"/metrics", nil)
+	if err != nil {
+		return nil, fmt.Errorf("read /metrics: %w", err)
+	}
 	resp, err := s.metrics.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("read /metrics: %w", err)
+		return nil, fmt.Errorf("read /metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("read /metrics: status %d", resp.StatusCode)
+		return nil, fmt.Errorf("read /metrics: status %d", resp.StatusCode)
 	}
-	var sum float64
-	found := false
+	sums := make(map[string]float64, len(names))
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, name) || len(line) == len(name) || (line[len(name)] != ' ' && line[len(name)] != '{') {
-			continue
+		for _, name := range names {
+			if !strings.HasPrefix(line, name) || len(line) == len(name) || (line[len(name)] != ' ' && line[len(name)] != '{') {
+				continue
+			}
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				return nil, fmt.Errorf("metric %s: %q: %w", name, line, err)
+			}
+			sums[name] += v
 		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			return 0, fmt.Errorf("metric %s: %q: %w", name, line, err)
-		}
-		sum += v
-		found = true
 	}
 	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("read /metrics: %w", err)
+		return nil, fmt.Errorf("read /metrics: %w", err)
 	}
-	if !found {
-		return 0, fmt.Errorf("metric %s not in /metrics", name)
+	for _, name := range names {
+		if _, found := sums[name]; !found {
+			return nil, fmt.Errorf("metric %s not in /metrics", name)
+		}
 	}
-	return sum, nil
+	return sums, nil
 }
 
 // httpClientFrom returns an HTTP client whose connections come from ip,
