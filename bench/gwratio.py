@@ -22,6 +22,13 @@ runs (and, pinned, how busy the rest's CPUs were), and machine CPU-s/GB
 the whole machine's (clients, kfake and floodgate) per GB. Medians over
 rounds.
 
+With --relay splice|copy a third path runs beside them: a second fresh
+three-broker kfake that names a bare TCP relay's ports as its brokers
+(`bench-suite peer relay`: bytes moved unread and unlimited, by splice(2)
+or through a buffer), so every request goes through the relay. It is the
+floor of what any proxy's hop costs on the machine: its ratio and its
+CPU-s/GB (the relay process's) stand beside the gateway's.
+
 usage: bench/gwratio.py --bench BIN --suite BIN --build NAME=BIN ... [--rounds 5]
        [--case OP:SIZE:RECORDS ...]
 """
@@ -29,7 +36,35 @@ import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from framecpu import Server  # noqa: E402
-from procstat import cpu_s, machine_busy_s, pin, write_runs  # noqa: E402
+from procstat import cpu_s, free_ports, machine_busy_s, pin, stop, wait_port, write_runs  # noqa: E402
+
+
+class Relayed:
+    """A three-broker kfake whose Metadata names a bare relay's ports,
+    and the relay in front of it (its own process, measured)."""
+
+    def __init__(self, suite, mode, tmp):
+        log = open(os.path.join(tmp, "relay.log"), "a")
+        ports = free_ports(6)
+        real, front = ports[:3], ports[3:]
+        self.kfake = subprocess.Popen([suite, "peer", "kfake-cluster", ",".join(f"{p}@{a}" for p, a in zip(real, front))],
+                                      stdout=subprocess.DEVNULL, stderr=log)
+        self.procs = [self.kfake]
+        try:
+            for p in real:
+                wait_port(p, self.kfake)
+            self.relay = subprocess.Popen([suite, "peer", "relay", mode + ":" + ",".join(
+                f"127.0.0.1:{a}>127.0.0.1:{p}" for p, a in zip(real, front))], stdout=subprocess.DEVNULL, stderr=log)
+            self.procs.append(self.relay)
+            for a in front:
+                wait_port(a, self.relay)
+        except BaseException:
+            self.stop()
+            raise
+        self.pid, self.addr = self.relay.pid, f"127.0.0.1:{front[0]}"
+
+    def stop(self):
+        stop(self.procs)
 
 
 def run(bench, op, addr, size, n, topic, preloaded=False, delete=False, pin=None):
@@ -56,6 +91,7 @@ def main():
     ap.add_argument("--json", help="write every run here")
     ap.add_argument("--pin-gateway", help="CPUs for floodgate (taskset list), as if it had a host of its own")
     ap.add_argument("--pin-rest", help="CPUs for kfake and the load clients, the same on both paths")
+    ap.add_argument("--relay", choices=["splice", "copy"], help="also run each cell through a bare TCP relay (a second kfake)")
     o = ap.parse_args()
     cases = [(c.split(":")[0], int(c.split(":")[1]), int(c.split(":")[2])) for c in
              (o.case or ["produce:100:2000000", "produce:10000:60000", "consume:100:2000000", "consume:10000:60000"])]
@@ -70,37 +106,53 @@ def main():
             order = builds if rnd % 2 == 0 else builds[::-1]
             for name, binary in order:
                 sv = Server("gateway", binary, o.suite, tmp)
+                rl = None
                 if o.pin_gateway:
                     pin(sv.pid, o.pin_gateway)
                 if o.pin_rest:
                     for pr in sv.procs[:-1]:  # kfake (floodgate is the last)
                         pin(pr.pid, o.pin_rest)
                 try:
+                    if o.relay:
+                        rl = Relayed(o.suite, o.relay, tmp)
+                        if o.pin_gateway:
+                            pin(rl.relay.pid, o.pin_gateway)
+                        if o.pin_rest:
+                            pin(rl.kfake.pid, o.pin_rest)
                     for op, size, n in cases:
                         topic = f"gr-{rnd}-{op}-{size}"
-                        if op == "consume":
-                            run(o.bench, "produce", sv.direct, size, n, topic, pin=o.pin_rest)
-                        run(o.bench, op, sv.direct, size, n, topic if op == "consume" else f"{topic}-warm",
-                            preloaded=op == "consume", delete=op == "produce", pin=o.pin_rest)
+                        starts = [sv.direct] + ([rl.addr] if rl else [])
+                        for addr in starts:
+                            if op == "consume":
+                                run(o.bench, "produce", addr, size, n, topic, pin=o.pin_rest)
+                            run(o.bench, op, addr, size, n, topic if op == "consume" else f"{topic}-warm",
+                                preloaded=op == "consume", delete=op == "produce", pin=o.pin_rest)
+                        paths = [("direct", sv.direct, sv.pid), ("gateway", sv.addr, sv.pid)]
+                        if rl:
+                            paths.append(("relay", rl.addr, rl.pid))
                         res = {path: {"mbps": 0.0, "errors": 0, "cpu_s": 0.0, "busy_s": 0.0, "rest_s": 0.0, "secs": 0.0, "each": []}
-                               for path in ("direct", "gateway")}
-                        paths = [("direct", sv.direct), ("gateway", sv.addr)]
+                               for path, _, _ in paths}
                         if rnd % 2:
                             paths.reverse()
-                        for i, (path, addr) in enumerate(paths + paths[::-1]):
+                        seq = paths + paths[::-1]
+                        for i, (path, addr, pid) in enumerate(seq):
                             t = topic if op == "consume" else f"{topic}-{path}-{i}"
-                            c0, b0, r0, t0 = cpu_s(sv.pid), machine_busy_s(), rest_s(), time.monotonic()
+                            # A consume topic goes with its cluster's last run
+                            # (the relay has a cluster of its own).
+                            last = op == "produce" or all((q == "relay") != (path == "relay") for q, _, _ in seq[i + 1:])
+                            c0, b0, r0, t0 = cpu_s(pid), machine_busy_s(), rest_s(), time.monotonic()
                             r = run(o.bench, op, addr, size, n, t, preloaded=op == "consume",
-                                    delete=op == "produce" or i == 3, pin=o.pin_rest)
+                                    delete=last, pin=o.pin_rest)
                             p = res[path]
                             p["each"].append(r["mb_per_s"])
                             p["mbps"] = statistics.mean(p["each"])
                             p["errors"] += r["errors"]
-                            p["cpu_s"] += cpu_s(sv.pid) - c0
+                            p["cpu_s"] += cpu_s(pid) - c0
                             p["busy_s"] += machine_busy_s() - b0
                             p["rest_s"] += rest_s() - r0
                             p["secs"] += time.monotonic() - t0
                         ratio = res["gateway"]["mbps"] / res["direct"]["mbps"]
+                        names = [q for q in ("direct", "gateway", "relay") if q in res]
 
                         def busy(path):
                             return f"{res[path]['busy_s'] / res[path]['secs']:.2f}"
@@ -109,33 +161,46 @@ def main():
                             if not o.pin_rest:
                                 return ""
                             return ", the rest's CPUs busy " + "/".join(
-                                f"{res[p]['rest_s'] / res[p]['secs']:.2f}" for p in ("direct", "gateway"))
+                                f"{res[p]['rest_s'] / res[p]['secs']:.2f}" for p in names)
 
                         def mgb(path):
                             return f"{res[path]['busy_s'] / (2 * n * size / 1e9):.2f}"
                         cpugb = res["gateway"]["cpu_s"] / (2 * n * size / 1e9)
-                        runs.setdefault((name, op, size), []).append({"ratio": ratio, "cpu_per_gb": cpugb, **{k: v for k, v in res.items()}})
+                        extra = {}
+                        relay = ""
+                        if "relay" in res:
+                            extra = {"relay_ratio": res["relay"]["mbps"] / res["direct"]["mbps"],
+                                     "relay_cpu_per_gb": res["relay"]["cpu_s"] / (2 * n * size / 1e9)}
+                            relay = (f"relay {res['relay']['mbps']:7.1f} MB/s ({'/'.join(f'{x:.0f}' for x in res['relay']['each'])}) = "
+                                     f"{extra['relay_ratio']:.2f}x, relay {extra['relay_cpu_per_gb']:.2f} CPU-s/GB, ")
+                        runs.setdefault((name, op, size), []).append({"ratio": ratio, "cpu_per_gb": cpugb, **extra, **{k: v for k, v in res.items()}})
                         print(f"round {rnd + 1} {name:8s} {op} {size:6d} B x {n}: direct {res['direct']['mbps']:7.1f} MB/s "
                               f"({'/'.join(f'{x:.0f}' for x in res['direct']['each'])}), "
                               f"gateway {res['gateway']['mbps']:7.1f} MB/s ({'/'.join(f'{x:.0f}' for x in res['gateway']['each'])}) = {ratio:.2f}x, floodgate {cpugb:.2f} CPU-s/GB, "
-                              f"machine busy {busy('direct')}/{busy('gateway')} cores{rest_busy()}, "
-                              f"machine CPU-s/GB {mgb('direct')}/{mgb('gateway')}, "
-                              f"errors {res['direct']['errors']}/{res['gateway']['errors']}, load {os.getloadavg()[0]:.1f}",
+                              f"{relay}machine busy {'/'.join(busy(q) for q in names)} cores{rest_busy()}, "
+                              f"machine CPU-s/GB {'/'.join(mgb(q) for q in names)}, "
+                              f"errors {'/'.join(str(res[q]['errors']) for q in names)}, load {os.getloadavg()[0]:.1f}",
                               file=sys.stderr, flush=True)
                 finally:
+                    if rl:
+                        rl.stop()
                     sv.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     write_runs(o.json, runs)
-    print("| cell | " + " | ".join(f"{name}: gateway/direct (each round), floodgate CPU-s/GB" for name, _ in builds) + " |")
-    print("|---|" + "---|" * len(builds))
+    heads = [f"{name}: gateway/direct (each round), floodgate CPU-s/GB" for name, _ in builds]
+    if o.relay:
+        heads += [f"{name}: {o.relay} relay/direct (each round), relay CPU-s/GB" for name, _ in builds]
+    print("| cell | " + " | ".join(heads) + " |")
+    print("|---|" + "---|" * len(heads))
+
+    def cell(rs, ratio, cpu):
+        each = ", ".join(f"{r[ratio]:.2f}" for r in rs)
+        return f"**{statistics.median(r[ratio] for r in rs):.2f}x** ({each}), {statistics.median(r[cpu] for r in rs):.2f}"
     for op, size, n in cases:
-        cells = []
-        for name, _ in builds:
-            rs = runs[(name, op, size)]
-            each = ", ".join(f"{r['ratio']:.2f}" for r in rs)
-            cells.append(f"**{statistics.median(r['ratio'] for r in rs):.2f}x** ({each}), "
-                         f"{statistics.median(r['cpu_per_gb'] for r in rs):.2f}")
+        cells = [cell(runs[(name, op, size)], "ratio", "cpu_per_gb") for name, _ in builds]
+        if o.relay:
+            cells += [cell(runs[(name, op, size)], "relay_ratio", "relay_cpu_per_gb") for name, _ in builds]
         print(f"| {op} {size} B x {n:,} | " + " | ".join(cells) + " |")
 
 

@@ -15,6 +15,21 @@ def free_port():
     return p
 
 
+def free_ports(n):
+    """n distinct loopback ports free a moment ago (held open together
+    while chosen, so no two are the same)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_range(n):
     while True:
         first = free_port()

@@ -10,7 +10,9 @@
 //
 // The hidden "peer" mode runs a peer server in a child process:
 // `suite peer kfake PORT`, `suite peer kfake-cluster PORT,PORT,PORT` (one
-// broker per port) or `suite peer nethttp ADDR`; `suite peer holder FLAGS`
+// broker per port; PORT@ADVERTISED names another port in Metadata),
+// `suite peer relay splice|copy:LISTEN>TARGET,...` (a bare TCP proxy) or
+// `suite peer nethttp ADDR`; `suite peer holder FLAGS`
 // is a connection-holder child of the gateway section (bench.HoldSpec
 // flags).
 //
@@ -115,26 +117,46 @@ func runPeer(kind, arg string) error {
 		<-ctx.Done()
 		return nil
 	case "kfake-cluster":
+		// PORT or PORT@ADVERTISED: a broker listening on PORT that names
+		// ADVERTISED as its address (a relay there forwards to PORT).
 		var ports []int
+		advertise := map[int]int{}
 		for _, f := range strings.Split(arg, ",") {
-			p, err := strconv.Atoi(f)
+			ps, as, relayed := strings.Cut(f, "@")
+			p, err := strconv.Atoi(ps)
 			if err != nil {
 				return fmt.Errorf("kfake-cluster port %q: %w", f, err)
+			}
+			if relayed {
+				a, err := strconv.Atoi(as)
+				if err != nil {
+					return fmt.Errorf("kfake-cluster advertised port %q: %w", f, err)
+				}
+				advertise[p] = a
 			}
 			ports = append(ports, p)
 		}
 		if _, err := bench.RaiseNoFile(); err != nil {
 			return err
 		}
-		c, err := kfake.NewCluster(kfake.Ports(ports...), kfake.NumBrokers(len(ports)), kfake.AllowAutoTopicCreation())
+		c, err := kfake.NewCluster(kfake.Ports(ports...), kfake.NumBrokers(len(ports)), kfake.AllowAutoTopicCreation(),
+			kfake.ListenFn(bench.AdvertisedListen(advertise)))
 		if err != nil {
 			return fmt.Errorf("kfake cluster on ports %v: %w", ports, err)
 		}
 		defer c.Close()
 		<-ctx.Done()
 		return nil
+	case "relay":
+		// MODE:LISTEN>TARGET,...: the least a TCP proxy does (bench.ServeRelay).
+		mode, spec, _ := strings.Cut(arg, ":")
+		routes, err := bench.ParseRelayRoutes(spec)
+		if err != nil {
+			return err
+		}
+		return bench.ServeRelay(ctx, bench.RelayMode(mode), routes)
 	}
-	return fmt.Errorf("unknown peer %q: want kfake, kfake-cluster, nethttp or gnet", kind)
+	return fmt.Errorf("unknown peer %q: want kfake, kfake-cluster, relay, nethttp or gnet", kind)
 }
 
 // runHolder is a connection-holder child (bench.RunHoldChild) that also
