@@ -32,7 +32,10 @@ type FloodConfig struct {
 	Progress       *Progress
 }
 
-// FloodResult is the outcome of a flood run.
+// FloodResult is the outcome of a flood run. Before and During are the
+// established client's latencies, each request timed from when its
+// schedule said it was due; a failed request counts in them as one that
+// timed out (probeTimeout), and in BeforeErrors or DuringErrors.
 type FloodResult struct {
 	Target        string  `json:"target"`
 	FloodOffered  int     `json:"flood_offered"`
@@ -106,24 +109,48 @@ func (p *prober) reset() {
 	p.c, p.br = nil, nil
 }
 
-// probeFor runs the established client at rate for d, recording latency
-// from each request's intended start.
-func (p *prober) probeFor(ctx context.Context, rate float64, d time.Duration, h *Hist, errs *int64, status func()) {
-	interval := time.Duration(float64(time.Second) / rate)
-	start := time.Now()
-	for i := 0; ctx.Err() == nil; i++ {
-		at := start.Add(time.Duration(i) * interval)
-		if at.Sub(start) >= d {
+// probeTimeout bounds one request of the established client. A failed
+// request counts in the latency as one that timed out: an error answered
+// fast is no better for the client than no answer.
+const probeTimeout = 2 * time.Second
+
+// schedule is the established client's open-loop schedule: request i is
+// due at start + i×interval, however long the ones before it took.
+type schedule struct {
+	start    time.Time
+	interval time.Duration
+	next     int // the next request's number
+}
+
+func newSchedule(rate float64) *schedule {
+	return &schedule{start: time.Now(), interval: time.Duration(float64(time.Second) / rate)}
+}
+
+// due returns when the next request is due.
+func (s *schedule) due() time.Time { return s.start.Add(time.Duration(s.next) * s.interval) }
+
+// probeUntil makes the requests of sched due before end, each recorded in
+// h from when it was due: a request held up by a slow one before it counts
+// the wait (no coordinated omission). A failed request counts in errs, and
+// in h as one that timed out (at least probeTimeout). The schedule goes on
+// from where it stopped in the next call.
+func (p *prober) probeUntil(ctx context.Context, sched *schedule, end time.Time, h *Hist, errs *int64, status func()) {
+	for ctx.Err() == nil {
+		at := sched.due()
+		if !at.Before(end) {
 			return
 		}
 		if w := time.Until(at); w > 0 {
 			time.Sleep(w)
 		}
-		if p.do(2 * time.Second) {
-			h.Record(time.Since(at))
-		} else {
+		sched.next++
+		ok := p.do(probeTimeout)
+		lat := time.Since(at)
+		if !ok {
 			*errs++
+			lat = max(lat, probeTimeout)
 		}
+		h.Record(lat)
 		if status != nil {
 			status()
 		}
@@ -168,7 +195,8 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (*FloodResult, error) {
 	}
 	res := &FloodResult{Target: cfg.Flood.Target, FloodOffered: cfg.Flood.Count}
 	var before, during Hist
-	p.probeFor(ctx, cfg.ProbeRate, cfg.Before, &before, &res.BeforeErrors, func() {
+	beforeSched := newSchedule(cfg.ProbeRate)
+	p.probeUntil(ctx, beforeSched, beforeSched.start.Add(cfg.Before), &before, &res.BeforeErrors, func() {
 		cfg.Progress.Update("flood: established client before the flood, %d requests", before.Count())
 	})
 	start := time.Now()
@@ -183,10 +211,12 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (*FloodResult, error) {
 		}
 	}()
 	// The established client keeps going while the flood opens and for
-	// During after it is open.
+	// During after it is open, on one schedule: the requests due while
+	// one was stalled are made (late) when it returns, not skipped.
 	openDone := time.Time{}
+	duringSched := newSchedule(cfg.ProbeRate)
 	for ctx.Err() == nil {
-		p.probeFor(ctx, cfg.ProbeRate, 100*time.Millisecond, &during, &res.DuringErrors, nil)
+		p.probeUntil(ctx, duringSched, time.Now().Add(100*time.Millisecond), &during, &res.DuringErrors, nil)
 		o, fl := fleet.Counts()
 		cfg.Progress.Update("flood %s: %.1fs opened %d failed %d; established p99 %.2f ms, errors %d",
 			cfg.Flood.Target, time.Since(start).Seconds(), o, fl, ms(during.Quantile(0.99)), res.DuringErrors)
