@@ -36,32 +36,38 @@ type FloodConfig struct {
 // established client's latencies, each request timed from when its
 // schedule said it was due; a failed request counts in them as one that
 // timed out (probeTimeout), and in BeforeErrors or DuringErrors.
+// PeakRSSBytes is the server's peak resident set from the flood's start
+// until a new client was served after it (PeakRSSWatch; 0: not read).
 type FloodResult struct {
-	Target        string  `json:"target"`
-	FloodOffered  int     `json:"flood_offered"`
-	FloodOpened   int64   `json:"flood_opened"`
-	FloodFailed   int64   `json:"flood_failed"`
-	FloodOpenS    float64 `json:"flood_open_s"`
-	Before        Latency `json:"established_before"`
-	During        Latency `json:"established_during"`
-	BeforeErrors  int64   `json:"established_errors_before"`
-	DuringErrors  int64   `json:"established_errors_during"`
-	P99Ratio      float64 `json:"p99_during_over_before"`
-	RecoveryMS    float64 `json:"new_client_served_after_ms"`
-	Recovered     bool    `json:"recovered"`
-	ServerAlive   bool    `json:"server_alive"`
-	RSSDuringByte int64   `json:"rss_during_bytes"`
+	Target       string  `json:"target"`
+	FloodOffered int     `json:"flood_offered"`
+	FloodOpened  int64   `json:"flood_opened"`
+	FloodFailed  int64   `json:"flood_failed"`
+	FloodOpenS   float64 `json:"flood_open_s"`
+	Before       Latency `json:"established_before"`
+	During       Latency `json:"established_during"`
+	BeforeErrors int64   `json:"established_errors_before"`
+	DuringErrors int64   `json:"established_errors_during"`
+	P99Ratio     float64 `json:"p99_during_over_before"`
+	RecoveryMS   float64 `json:"new_client_served_after_ms"`
+	Recovered    bool    `json:"recovered"`
+	ServerAlive  bool    `json:"server_alive"`
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`
 }
 
 // Table returns the summary table.
 func (r *FloodResult) Table() *Table {
-	t := &Table{Header: []string{"target", "flood", "opened", "failed", "p99 before", "p99 during", "ratio", "errors during", "new client served after", "alive"}}
+	t := &Table{Header: []string{"target", "flood", "opened", "failed", "p99 before", "p99 during", "ratio", "errors during", "new client served after", "peak RSS", "alive"}}
 	rec := "never"
 	if r.Recovered {
 		rec = fmt.Sprintf("%.1f ms", r.RecoveryMS)
 	}
+	rss := "-"
+	if r.PeakRSSBytes > 0 {
+		rss = MiB(r.PeakRSSBytes)
+	}
 	t.Add(r.Target, r.FloodOffered, r.FloodOpened, r.FloodFailed, fmt.Sprintf("%.3f ms", r.Before.P99MS),
-		fmt.Sprintf("%.3f ms", r.During.P99MS), fmt.Sprintf("%.2fx", r.P99Ratio), r.DuringErrors, rec, r.ServerAlive)
+		fmt.Sprintf("%.3f ms", r.During.P99MS), fmt.Sprintf("%.2fx", r.P99Ratio), r.DuringErrors, rec, rss, r.ServerAlive)
 	return t
 }
 
@@ -199,6 +205,8 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (*FloodResult, error) {
 	p.probeUntil(ctx, beforeSched, beforeSched.start.Add(cfg.Before), &before, &res.BeforeErrors, func() {
 		cfg.Progress.Update("flood: established client before the flood, %d requests", before.Count())
 	})
+	rss := WatchPeakRSS(cfg.Server)
+	defer rss.Stop()
 	start := time.Now()
 	fleet, err := StartFleet(ctx, cfg.Flood, cfg.PerProcess, cfg.ChildCommand)
 	if err != nil {
@@ -233,11 +241,6 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (*FloodResult, error) {
 	}
 	res.FloodOpened, res.FloodFailed = fleet.Counts()
 	res.ServerAlive = cfg.Server.Alive()
-	if cfg.Server.Enabled() {
-		if rss, err := cfg.Server.RSS(); err == nil {
-			res.RSSDuringByte = rss
-		}
-	}
 	fleet.Close()
 	closed = true
 	p.reset()
@@ -257,6 +260,7 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (*FloodResult, error) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	res.ServerAlive = res.ServerAlive && cfg.Server.Alive()
+	res.PeakRSSBytes = rss.Stop()
 	res.Before, res.During = before.Summary(), during.Summary()
 	if res.Before.P99MS > 0 {
 		res.P99Ratio = round3(res.During.P99MS / res.Before.P99MS)

@@ -65,8 +65,10 @@ type OverloadStep struct {
 	// AdmittedP99MS is the p99 latency of 2xx answers.
 	AdmittedP50MS float64 `json:"admitted_p50_ms"`
 	AdmittedP99MS float64 `json:"admitted_p99_ms"`
-	RSSBytes      int64   `json:"rss_bytes"`
-	Errors        string  `json:"errors"`
+	// PeakRSSBytes is the server's peak resident set while the step ran
+	// (PeakRSSWatch; 0: not read).
+	PeakRSSBytes int64  `json:"peak_rss_bytes"`
+	Errors       string `json:"errors"`
 }
 
 // OverloadResult is the outcome of a sweep.
@@ -79,11 +81,11 @@ type OverloadResult struct {
 
 // Table returns the summary table.
 func (r *OverloadResult) Table() *Table {
-	t := &Table{Header: []string{"offered", "conns", "offered/s", "goodput/s", "rejected/s", "not served", "admitted p50", "admitted p99", "RSS", "errors"}}
+	t := &Table{Header: []string{"offered", "conns", "offered/s", "goodput/s", "rejected/s", "not served", "admitted p50", "admitted p99", "peak RSS", "errors"}}
 	for _, s := range r.Steps {
 		t.Add(fmt.Sprintf("%gx", s.Multiple), s.Connections, s.OfferedRPS, s.GoodputRPS, s.RejectedRPS,
 			fmt.Sprintf("%.1f%%", 100*s.RejectRate), fmt.Sprintf("%.3f ms", s.AdmittedP50MS),
-			fmt.Sprintf("%.3f ms", s.AdmittedP99MS), MiB(s.RSSBytes), s.Errors)
+			fmt.Sprintf("%.3f ms", s.AdmittedP99MS), MiB(s.PeakRSSBytes), s.Errors)
 	}
 	return t
 }
@@ -126,21 +128,18 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (*OverloadResult, erro
 			hc.Connections = max(1, int(m*cfg.Limit))
 			hc.Rate = float64(hc.Connections) * cfg.PerConnRate
 		}
+		rss := WatchPeakRSS(cfg.Server)
 		r, err := RunHTTP(ctx, hc)
+		peakRSS := rss.Stop()
 		if err != nil {
 			return nil, fmt.Errorf("overload %gx: %w", m, err)
 		}
 		st := OverloadStep{Multiple: m, Connections: hc.Connections, OfferedRPS: hc.Rate, GoodputRPS: r.GoodputRPS,
-			AdmittedP50MS: r.OK.P50MS, AdmittedP99MS: r.OK.P99MS, Errors: r.errorText()}
+			AdmittedP50MS: r.OK.P50MS, AdmittedP99MS: r.OK.P99MS, PeakRSSBytes: peakRSS, Errors: r.errorText()}
 		st.RejectedRPS = r.AchievedRPS - r.GoodputRPS
 		offered := hc.Rate * cfg.Step.Seconds()
 		if offered > 0 {
 			st.RejectRate = round3(max(0, 1-float64(r.OK.Count)/offered))
-		}
-		if cfg.Server.Enabled() {
-			if rss, err := cfg.Server.RSS(); err == nil {
-				st.RSSBytes = rss
-			}
 		}
 		res.Steps = append(res.Steps, st)
 	}

@@ -130,7 +130,7 @@ func TestSmokeOverload(t *testing.T) {
 	if len(r.Steps) != 2 || r.Steps[1].RejectedRPS <= 0 || !strings.Contains(r.Steps[1].Errors, "429") {
 		t.Fatalf("no rejection at 50x: %+v", r.Steps)
 	}
-	if r.Steps[0].RSSBytes <= 0 {
+	if r.Steps[0].PeakRSSBytes <= 0 {
 		t.Errorf("no RSS: %+v", r.Steps[0])
 	}
 }

@@ -571,7 +571,7 @@ func (s *suite) overload(ctx context.Context) (string, error) {
 		burst float64 // seconds of the limit the server lets through at once
 	}
 	targets := []target{{fg, fg.url, 10}, {ng, strings.TrimSuffix(ng.url, "/health") + "/limited", 0.1}}
-	t := &bench.Table{Header: []string{"server", "offered", "offered/s", "goodput/s", "rejected/s", "not served", "admitted p50", "admitted p99", "RSS", "errors"}}
+	t := &bench.Table{Header: []string{"server", "offered", "offered/s", "goodput/s", "rejected/s", "not served", "admitted p50", "admitted p99", "peak RSS", "errors"}}
 	p99c := bench.Chart{Title: fmt.Sprintf("Admitted p99 vs offered load (limit %d req/s)", limit), XLabel: "offered load (multiple of the limit)", YLabel: "p99 of 2xx answers (ms)"}
 	goodc := bench.Chart{Title: fmt.Sprintf("Goodput vs offered load (limit %d req/s)", limit), XLabel: "offered load (multiple of the limit)", YLabel: "2xx answers/s"}
 	for _, tg := range targets {
@@ -592,7 +592,7 @@ func (s *suite) overload(ctx context.Context) (string, error) {
 			}
 			st := r.Steps[0]
 			t.Add(tg.sv.name, fmt.Sprintf("%gx", m), st.OfferedRPS, st.GoodputRPS, st.RejectedRPS, fmt.Sprintf("%.1f%%", 100*st.RejectRate),
-				fmt.Sprintf("%.2f ms", st.AdmittedP50MS), fmt.Sprintf("%.2f ms", st.AdmittedP99MS), bench.MiB(st.RSSBytes), st.Errors)
+				fmt.Sprintf("%.2f ms", st.AdmittedP50MS), fmt.Sprintf("%.2f ms", st.AdmittedP99MS), bench.MiB(st.PeakRSSBytes), st.Errors)
 			ps.X, ps.Y = append(ps.X, m), append(ps.Y, st.AdmittedP99MS)
 			gs.X, gs.Y = append(gs.X, m), append(gs.Y, st.GoodputRPS)
 		}

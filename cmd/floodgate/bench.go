@@ -265,7 +265,7 @@ func benchConnsCommand() *cli.Command {
 		Flags: append(append(holdFlags(),
 			&cli.StringFlag{Name: "count", Value: "1000", Usage: "connections to hold; a list (1000,10000) runs a sweep"},
 			&cli.IntFlag{Name: "per-process", Value: 15000, Usage: "most connections one client process holds (children are started beyond it)"},
-			&cli.IntFlag{Name: "pid", Usage: "server process id: RSS, descriptors and CPU from /proc"},
+			&cli.IntFlag{Name: "pid", Usage: "server process id: RSS, descriptors and CPU from /proc (--flood: the peak RSS also from the kernel's high-water mark, VmHWM)"},
 			&cli.StringFlag{Name: "stats-url", Usage: "floodgate's /admin/stats URL: RSS (process_resident_bytes) and connections"},
 			&cli.DurationFlag{Name: "hold", Value: 5 * time.Second, Usage: "how long to hold the connections (idle CPU is measured over it)"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "bound on opening and accepting all connections"},
@@ -383,7 +383,7 @@ func benchConnsChildCommand() *cli.Command {
 func benchOverloadCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "overload",
-		Usage: "offer 1x, 2x, 5x, 10x a server's rate or connection limit: goodput, rejection rate, admitted p99, RSS",
+		Usage: "offer 1x, 2x, 5x, 10x a server's rate or connection limit: goodput, rejection rate, admitted p99, peak RSS",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:9094/health", Usage: "target URL (http://)"},
 			&cli.StringFlag{Name: "kind", Value: "rate", Usage: "rate (--limit is requests/s) or connections (--limit is connections)"},
@@ -392,8 +392,8 @@ func benchOverloadCommand() *cli.Command {
 			&cli.IntFlag{Name: "connections", Value: 50, Usage: "rate mode: keep-alive connections"},
 			&cli.Float64Flag{Name: "per-conn-rate", Value: 10, Usage: "connections mode: requests/s per connection"},
 			&cli.DurationFlag{Name: "step", Value: 3 * time.Second, Usage: "how long each multiple is offered"},
-			&cli.IntFlag{Name: "pid", Usage: "server process id (RSS from /proc)"},
-			&cli.StringFlag{Name: "stats-url", Usage: "floodgate's /admin/stats URL (RSS)"},
+			&cli.IntFlag{Name: "pid", Usage: "server process id: each step's peak RSS, sampled from /proc every 20 ms and the kernel's high-water mark (VmHWM)"},
+			&cli.StringFlag{Name: "stats-url", Usage: "floodgate's /admin/stats URL: each step's peak RSS, sampled every 200 ms (without --pid)"},
 		}, outputFlags()...),
 		Action: func(c *cli.Context) error {
 			ms, err := bench.ParseMultipliers(c.String("multipliers"))
