@@ -153,22 +153,31 @@ type KafkaResult struct {
 	RecordsPerSec float64 `json:"records_per_s"`
 	MBPerSec      float64 `json:"mb_per_s"`
 	// Latency: produce is enqueue to acknowledgement; roundtrip is
-	// enqueue to delivery to a consumer; consume has none.
+	// enqueue to a record's first delivery to a consumer; consume has
+	// none.
 	Latency Latency `json:"latency"`
 	Errors  int64   `json:"errors"`
+	// Duplicates counts a roundtrip's deliveries of a record delivered
+	// already (a producer that retried a batch whose acknowledgement was
+	// lost wrote it twice); they are not in Records or Latency.
+	Duplicates int64 `json:"duplicates"`
 }
 
 // Table returns the summary table.
 func (r *KafkaResult) Table() *Table {
-	t := &Table{Header: []string{"mode", "clients", "size", "acks", "records", "records/s", "MB/s", "p50", "p99", "p999", "errors"}}
+	t := &Table{Header: []string{"mode", "clients", "size", "acks", "records", "records/s", "MB/s", "p50", "p99", "p999", "errors", "duplicates"}}
 	lat := func(v float64) string {
 		if r.Mode == "consume" {
 			return "-"
 		}
 		return fmt.Sprintf("%.3f ms", v)
 	}
+	dups := "-"
+	if r.Mode == "roundtrip" {
+		dups = fmt.Sprint(r.Duplicates)
+	}
 	t.Add(r.Mode, r.Clients, r.RecordSize, r.Acks, r.Records, r.RecordsPerSec, r.MBPerSec,
-		lat(r.Latency.P50MS), lat(r.Latency.P99MS), lat(r.Latency.P999MS), r.Errors)
+		lat(r.Latency.P50MS), lat(r.Latency.P99MS), lat(r.Latency.P999MS), r.Errors, dups)
 	return t
 }
 
@@ -368,6 +377,10 @@ func (b *budget) take() bool {
 	return true
 }
 
+// runProduce produces cfg's records. With stamp (a roundtrip), each
+// record's value starts with the time it was due (UnixNano, 8 bytes) and
+// its key is its sequence number in its partition (8 bytes), by which the
+// consumer tells a duplicate from a new record.
 func runProduce(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stamp bool) error {
 	clients := make([]*kgo.Client, cfg.Clients)
 	for i := range clients {
@@ -405,6 +418,7 @@ func runProduce(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stamp bo
 			}
 			next := time.Now()
 			h := &hists[i]
+			var seq uint64
 			for ctx.Err() == nil && b.take() {
 				// Paced, a record's latency runs from when it was due, not
 				// from when it went out: records held back by a stall (the
@@ -418,13 +432,15 @@ func runProduce(ctx context.Context, cfg KafkaConfig, res *KafkaResult, stamp bo
 					t0 = next
 					next = next.Add(interval)
 				}
-				v := value
+				rec := &kgo.Record{Value: value, Partition: int32(i)}
 				if stamp {
-					v = make([]byte, cfg.RecordSize)
-					copy(v, value)
-					binary.BigEndian.PutUint64(v, uint64(t0.UnixNano()))
+					rec.Value = make([]byte, cfg.RecordSize)
+					copy(rec.Value, value)
+					binary.BigEndian.PutUint64(rec.Value, uint64(t0.UnixNano()))
+					rec.Key = binary.BigEndian.AppendUint64(nil, seq)
+					seq++
 				}
-				cl.Produce(ctx, &kgo.Record{Value: v, Partition: int32(i)}, func(_ *kgo.Record, err error) {
+				cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 					if err != nil {
 						errs.Add(1)
 						firstErr.CompareAndSwap(nil, err)
@@ -590,28 +606,33 @@ func runRoundtrip(ctx context.Context, cfg KafkaConfig, res *KafkaResult) error 
 	// Records/s of a roundtrip count until the last delivery.
 	res.DurationS = time.Since(start).Seconds()
 	res.Errors = pres.Errors + cres.Errors
+	res.Duplicates = cres.Duplicates
 	res.Latency = h.snapshot().Summary()
 	return nil
 }
 
 // runConsumeUntil consumes until want (set later, 0 = not yet known)
-// records have arrived or ctx ends, counting them in got.
+// distinct records have arrived or ctx ends, counting them in got and the
+// deliveries of a record that had arrived already in res.Duplicates: a
+// duplicate counted as a new record would end the run before every
+// record produced had arrived.
 func runConsumeUntil(ctx context.Context, cfg KafkaConfig, res *KafkaResult, h *lockedHist, want, got *atomic.Int64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var errs atomic.Int64
+	var errs, dups atomic.Int64
+	var seen deliveries
 	err := cfg.consumePartitions(ctx, 100*time.Millisecond, func(fs kgo.Fetches) {
 		countFetchErrors(fs, &errs)
 		now := time.Now()
 		var n int64
-		fs.EachRecord(func(r *kgo.Record) {
+		dups.Add(seen.firsts(fs, func(r *kgo.Record) {
 			n++
 			if len(r.Value) >= 8 {
 				h.Record(time.Duration(now.UnixNano() - int64(binary.BigEndian.Uint64(r.Value))))
 			}
-		})
+		}))
 		total := got.Add(n)
-		cfg.Progress.Update("kafka roundtrip: delivered %d", total)
+		cfg.Progress.Update("kafka roundtrip: delivered %d (and %d duplicates)", total, dups.Load())
 		if w := want.Load(); w > 0 && total >= w {
 			cancel()
 		}
@@ -621,8 +642,55 @@ func runConsumeUntil(ctx context.Context, cfg KafkaConfig, res *KafkaResult, h *
 	}
 	res.Records = got.Load()
 	res.Errors = errs.Load()
+	res.Duplicates = dups.Load()
 	if w := want.Load(); w > 0 && res.Records < w {
-		return fmt.Errorf("roundtrip: %d of %d acknowledged records delivered", res.Records, w)
+		return fmt.Errorf("roundtrip: %d of %d acknowledged records delivered (and %d duplicates)", res.Records, w, res.Duplicates)
 	}
 	return nil
+}
+
+// deliveries remembers which of a roundtrip's records have been delivered,
+// by partition and the sequence number runProduce put in each key: a bit
+// per record.
+type deliveries struct {
+	mu   sync.Mutex
+	seen map[int32][]uint64
+}
+
+// maxDeliveryWords bounds a partition's bits in deliveries (2^30 records,
+// 128 MiB): a key beyond is not one of the run's.
+const maxDeliveryWords = 1 << 24
+
+// firsts calls first for each record of fs delivered for the first time
+// and returns how many were delivered before (duplicates). A record
+// without a sequence number counts as a first delivery.
+func (d *deliveries) firsts(fs kgo.Fetches, first func(*kgo.Record)) (dups int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen == nil {
+		d.seen = map[int32][]uint64{}
+	}
+	fs.EachRecord(func(r *kgo.Record) {
+		var seq uint64
+		if len(r.Key) == 8 {
+			seq = binary.BigEndian.Uint64(r.Key)
+		}
+		word, bit := seq/64, uint64(1)<<(seq%64)
+		if len(r.Key) != 8 || word >= maxDeliveryWords {
+			first(r)
+			return
+		}
+		bits := d.seen[r.Partition]
+		if word >= uint64(len(bits)) {
+			bits = append(bits, make([]uint64, word+1-uint64(len(bits)))...)
+			d.seen[r.Partition] = bits
+		}
+		if bits[word]&bit != 0 {
+			dups++
+			return
+		}
+		bits[word] |= bit
+		first(r)
+	})
+	return dups
 }
