@@ -47,8 +47,9 @@ func ParseRelayRoutes(spec string) ([]RelayRoute, error) {
 // ServeRelay runs the least a TCP proxy can do, as a floor for what any
 // gateway's hop costs: each connection accepted on a route's listener is
 // joined to a new connection to its target, and bytes are moved both ways
-// with mode, unread and unlimited, until either side closes. It serves
-// until ctx ends.
+// with mode, unread and unlimited, until either side closes. It accepts
+// until ctx ends; connections still open then are left to the process's
+// exit (it runs as a bench-suite peer, which exits on return).
 func ServeRelay(ctx context.Context, mode RelayMode, routes []RelayRoute) error {
 	if mode != RelaySplice && mode != RelayCopy {
 		return fmt.Errorf("relay mode %q: want %s or %s", mode, RelaySplice, RelayCopy)
