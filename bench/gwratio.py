@@ -29,7 +29,7 @@ or through a buffer), so every request goes through the relay. It is the
 floor of what any proxy's hop costs on the machine: its ratio and its
 CPU-s/GB (the relay process's) stand beside the gateway's.
 
-usage: bench/gwratio.py --bench BIN --suite BIN --build NAME=BIN ... [--rounds 5]
+usage: bench/gwratio.py --bench BIN --suite BIN --build NAME=BIN ... [--rounds 5] [--clients 4]
        [--case OP:SIZE:RECORDS ...]
 """
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
@@ -67,8 +67,8 @@ class Relayed:
         stop(self.procs)
 
 
-def run(bench, op, addr, size, n, topic, preloaded=False, delete=False, pin=None):
-    cmd = (["taskset", "-c", pin] if pin else []) + [bench, "bench", "kafka", op, "--brokers", addr, "--clients", "4", "--record-size", str(size),
+def run(bench, op, addr, size, n, topic, preloaded=False, delete=False, pin=None, clients=4):
+    cmd = (["taskset", "-c", pin] if pin else []) + [bench, "bench", "kafka", op, "--brokers", addr, "--clients", str(clients), "--record-size", str(size),
            "--records", str(n), "--topic", topic, "--json", "--quiet"]
     if op == "produce":
         cmd += ["--acks", "1"]
@@ -91,6 +91,7 @@ def main():
     ap.add_argument("--json", help="write every run here")
     ap.add_argument("--pin-gateway", help="CPUs for floodgate (taskset list), as if it had a host of its own")
     ap.add_argument("--pin-rest", help="CPUs for kfake and the load clients, the same on both paths")
+    ap.add_argument("--clients", type=int, default=4, help="load clients per run (one partition each)")
     ap.add_argument("--relay", choices=["splice", "copy"], help="also run each cell through a bare TCP relay (a second kfake)")
     o = ap.parse_args()
     cases = [(c.split(":")[0], int(c.split(":")[1]), int(c.split(":")[2])) for c in
@@ -124,9 +125,9 @@ def main():
                         starts = [sv.direct] + ([rl.addr] if rl else [])
                         for addr in starts:
                             if op == "consume":
-                                run(o.bench, "produce", addr, size, n, topic, pin=o.pin_rest)
+                                run(o.bench, "produce", addr, size, n, topic, pin=o.pin_rest, clients=o.clients)
                             run(o.bench, op, addr, size, n, topic if op == "consume" else f"{topic}-warm",
-                                preloaded=op == "consume", delete=op == "produce", pin=o.pin_rest)
+                                preloaded=op == "consume", delete=op == "produce", pin=o.pin_rest, clients=o.clients)
                         paths = [("direct", sv.direct, sv.pid), ("gateway", sv.addr, sv.pid)]
                         if rl:
                             paths.append(("relay", rl.addr, rl.pid))
@@ -142,7 +143,7 @@ def main():
                             last = op == "produce" or all((q == "relay") != (path == "relay") for q, _, _ in seq[i + 1:])
                             c0, b0, r0, t0 = cpu_s(pid), machine_busy_s(), rest_s(), time.monotonic()
                             r = run(o.bench, op, addr, size, n, t, preloaded=op == "consume",
-                                    delete=last, pin=o.pin_rest)
+                                    delete=last, pin=o.pin_rest, clients=o.clients)
                             p = res[path]
                             p["each"].append(r["mb_per_s"])
                             p["mbps"] = statistics.mean(p["each"])
