@@ -9,9 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/testproc"
 )
 
 // spikyServerArg, as the test binary's first argument, makes it run
@@ -29,19 +30,9 @@ func TestMain(m *testing.M) {
 // spikeMiB is how much a spike of the spiky server takes, for 30 ms.
 const spikeMiB = 160
 
-// spike maps and touches spikeMiB MiB, holds them for 30 ms and unmaps
-// them: the RSS is back where it was once it returns.
-func spike() error {
-	mem, err := syscall.Mmap(-1, 0, spikeMiB<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-	if err != nil {
-		return fmt.Errorf("spike: %w", err)
-	}
-	for i := 0; i < len(mem); i += 4096 {
-		mem[i] = 1
-	}
-	time.Sleep(30 * time.Millisecond)
-	return syscall.Munmap(mem)
-}
+// spike takes spikeMiB MiB for 30 ms: the RSS is back where it was once
+// it returns.
+func spike() error { return testproc.TouchMemory(spikeMiB, 30*time.Millisecond) }
 
 // serveSpiky runs the spiky server: on its HTTP listener GET /spike
 // spikes before it answers, any other path answers at once; its hold

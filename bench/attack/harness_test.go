@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/floodgate/floodgate/bench"
+	"github.com/floodgate/floodgate/internal/testproc"
 )
 
 // fakeServerArg, as the test binary's first argument, makes it run
@@ -72,16 +72,9 @@ func serveFake(args []string) int {
 		go func() {
 			defer spike.Store(0)
 			time.Sleep(after)
-			mem, err := syscall.Mmap(-1, 0, mb<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-			if err != nil {
+			if err := testproc.TouchMemory(mb, hold); err != nil {
 				fmt.Fprintln(os.Stderr, "spike:", err)
-				return
 			}
-			for i := 0; i < len(mem); i += 4096 {
-				mem[i] = 1
-			}
-			time.Sleep(hold)
-			_ = syscall.Munmap(mem)
 		}()
 		w.WriteHeader(http.StatusAccepted)
 	})
